@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The test command: `sudo scripts/test.sh` (or `scripts/test.sh` as root).
+#
+# Installs the real peers the tests drive (scripts/test-env.sh), starts a
+# private dockerd, then runs the format check, clippy and every test. The
+# dockerd is stopped on exit if this run started it. Works unattended
+# (CI=true, no stdin). Extra arguments go to the test runner, e.g.
+# `scripts/test.sh docker_` runs the tests whose names contain docker_.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "test.sh: error: the tests need root (apt-get, dockerd, podman); run: sudo scripts/test.sh" >&2
+    exit 1
+fi
+
+# Under sudo, root's PATH usually lacks the invoking user's rustup toolchain.
+if ! command -v cargo >/dev/null 2>&1 && [ -n "${SUDO_USER:-}" ]; then
+    user_home=$(getent passwd "$SUDO_USER" | cut -d: -f6)
+    export CARGO_HOME=${CARGO_HOME:-$user_home/.cargo}
+    export RUSTUP_HOME=${RUSTUP_HOME:-$user_home/.rustup}
+    export PATH="$CARGO_HOME/bin:$PATH"
+fi
+command -v cargo >/dev/null 2>&1 || {
+    echo "test.sh: error: cargo not found on PATH" >&2
+    exit 1
+}
+
+export STOWAGE_TEST_DIR=${STOWAGE_TEST_DIR:-/tmp/stowage-test}
+
+# Stop dockerd at exit only if it was not already running: a developer who
+# started it by hand keeps it.
+if bash scripts/test-env.sh status >/dev/null 2>&1; then
+    started_dockerd=0
+else
+    started_dockerd=1
+fi
+stop_env() {
+    if [ "$started_dockerd" -eq 1 ]; then
+        bash scripts/test-env.sh stop || true
+    fi
+}
+trap stop_env EXIT
+
+bash scripts/test-env.sh start </dev/null
+# shellcheck source=/dev/null
+source "$STOWAGE_TEST_DIR/env"
+
+started=$(date +%s)
+echo "test.sh: cargo fmt --check" >&2
+cargo fmt --all --check
+echo "test.sh: cargo clippy" >&2
+cargo clippy --all-targets -- -D warnings
+if cargo nextest --version >/dev/null 2>&1; then
+    echo "test.sh: cargo nextest run" >&2
+    # The end-to-end tests mostly wait on dockerd and podman, so more threads
+    # than the 2 cores keep the machine busy.
+    cargo nextest run --no-fail-fast --test-threads "${STOWAGE_TEST_THREADS:-4}" "$@"
+    # nextest does not run doctests.
+    cargo test --doc
+else
+    echo "test.sh: cargo test" >&2
+    cargo test --no-fail-fast -- --test-threads "${STOWAGE_TEST_THREADS:-4}" "$@"
+fi
+echo "test.sh: done in $(($(date +%s) - started))s" >&2

@@ -1,0 +1,604 @@
+//! `stowage build`: plan the app's layers, lay them over the base, and write the image to its sinks.
+//!
+//! The base is never changed in place: its config is edited as raw JSON
+//! (so fields stowage does not model survive) and a new manifest is
+//! assembled from the base's layers plus the new ones.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+use crate::archive::Artifact;
+use crate::copy::{self, SinkOptions};
+use crate::digest::Digest;
+use crate::error::Error;
+use crate::image::{self, Descriptor, Format, Image, Layer, Platform, canonical_json, media};
+use crate::layer::{self, BuiltLayer, Compression, Excludes, LayerPlan, LayerRoot};
+use crate::reference::{self, ImageRef, Transport};
+use crate::spec::Spec;
+use crate::store::Store;
+
+/// Annotation naming the base image.
+pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
+/// Annotation holding the base manifest's digest.
+pub const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+
+/// Everything a build needs besides the store.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    pub spec: Spec,
+    /// Where to write; empty means the spec's `image`.
+    pub destinations: Vec<String>,
+    pub no_workspace: bool,
+    pub platform: Option<String>,
+    pub format: Option<Format>,
+    pub compression: Compression,
+    /// `SOURCE_DATE_EPOCH`, when set.
+    pub source_date_epoch: Option<u64>,
+}
+
+/// The layers a build would write, before anything is read or written.
+#[derive(Debug)]
+pub struct BuildPlan {
+    pub base: Transport,
+    pub platform: Platform,
+    pub layers: Vec<LayerPlan>,
+    pub destinations: Vec<Transport>,
+}
+
+/// What a finished build produced.
+#[derive(Debug)]
+pub struct BuildOutcome {
+    pub image: Image,
+    /// The name to print with the digest (`NAME@sha256:…`), when there is one.
+    pub name: Option<ImageRef>,
+    pub layers: Vec<BuiltLayer>,
+    pub destinations: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+impl BuildOutcome {
+    /// The line for stdout: `NAME@sha256:…`, or the bare digest when the image has no name.
+    pub fn reference_line(&self) -> String {
+        match &self.name {
+            Some(name) => name.with_digest(self.image.digest().as_str()),
+            None => self.image.digest().to_string(),
+        }
+    }
+}
+
+/// Validates the request and walks the sources (I/O: stats only).
+pub fn plan_build(request: &BuildRequest) -> Result<BuildPlan, Error> {
+    let spec = &request.spec;
+    let base = reference::parse_transport(&spec.base)?;
+    let destinations = destinations(request)?;
+    let platform_text = request.platform.as_deref().or(spec.platform.as_deref());
+    let platform = match platform_text {
+        Some(text) => Platform::parse(text)?,
+        None => Platform::host(),
+    };
+    let excludes = Excludes::new(&spec.exclude)?;
+    let mut layers = vec![layer::plan_layer(
+        "library",
+        &[LayerRoot {
+            source: spec.library.source.clone(),
+            target: spec.library.target.clone(),
+            owner: spec.library.owner,
+            mode: None,
+        }],
+        &excludes,
+    )?];
+    if !spec.files.is_empty() {
+        let roots: Vec<LayerRoot> = spec
+            .files
+            .iter()
+            .map(|f| LayerRoot {
+                source: f.source.clone(),
+                target: f.target.clone(),
+                owner: f.owner,
+                mode: f.mode,
+            })
+            .collect();
+        layers.push(layer::plan_layer("files", &roots, &Excludes::default())?);
+    }
+    if let (Some(workspace), false) = (&spec.workspace, request.no_workspace) {
+        layers.push(layer::plan_layer(
+            "workspace",
+            &[LayerRoot {
+                source: workspace.source.clone(),
+                target: workspace.target.clone(),
+                owner: workspace.owner,
+                mode: None,
+            }],
+            &excludes,
+        )?);
+    }
+    Ok(BuildPlan {
+        base,
+        platform,
+        layers,
+        destinations,
+    })
+}
+
+fn destinations(request: &BuildRequest) -> Result<Vec<Transport>, Error> {
+    let texts: Vec<&str> = if request.destinations.is_empty() {
+        request.spec.image.as_deref().into_iter().collect()
+    } else {
+        request.destinations.iter().map(String::as_str).collect()
+    };
+    if texts.is_empty() {
+        return Err(Error::usage(
+            format!(
+                "{}: no destination: the spec has no `image` and no -o was given",
+                request.spec.path.display()
+            ),
+            "pass -o oci:DIR, -o docker-archive:FILE.tar[.gz] or -o oci-archive:FILE, or set `image` in the spec",
+        ));
+    }
+    texts
+        .into_iter()
+        .map(|t| reference::parse_transport(t).map_err(Error::from))
+        .collect()
+}
+
+/// Runs the whole build (I/O): base into the store, layers written, config and manifest assembled, every sink written.
+pub fn run_build(
+    request: &BuildRequest,
+    plan: &BuildPlan,
+    store: &Store,
+) -> Result<BuildOutcome, Error> {
+    let spec = &request.spec;
+    let explicit_platform = request.platform.is_some() || spec.platform.is_some();
+    let (base_image, base_config) =
+        read_base(&plan.base, &plan.platform, explicit_platform, store)?;
+    let format = request.format.unwrap_or_else(|| {
+        base_image
+            .as_ref()
+            .map(Image::format)
+            .unwrap_or(Format::Oci)
+    });
+    if request.compression == Compression::Zstd && format == Format::Docker {
+        return Err(Error::usage(
+            "zstd layers cannot be described in a Docker schema 2 manifest",
+            "add --format oci, or use gzip compression",
+        ));
+    }
+    let mtime = request.source_date_epoch.unwrap_or(1);
+    let mut layers = match &base_image {
+        Some(base) => base_layers_in(format, base, store)?,
+        None => Vec::new(),
+    };
+    let mut built = Vec::new();
+    let mut warnings = Vec::new();
+    for layer_plan in &plan.layers {
+        warnings.extend(layer_plan.warnings.iter().cloned());
+        let layer = layer::write_layer(layer_plan, store, request.compression, mtime)?;
+        let oci_type = match request.compression {
+            Compression::Gzip => media::OCI_LAYER_GZIP,
+            Compression::Zstd => media::OCI_LAYER_ZSTD,
+        };
+        layers.push(Layer {
+            descriptor: Descriptor::new(
+                format.layer_media_type(oci_type)?,
+                layer.digest.clone(),
+                layer.size,
+            ),
+            diff_id: layer.diff_id.clone(),
+        });
+        built.push(layer);
+    }
+    let created = created_timestamp(request.source_date_epoch);
+    let config = edit_config(base_config, spec, &plan.platform, &built, &created, plan)?;
+    let raw_config = canonical_json(&config);
+    let mut annotations = BTreeMap::new();
+    if let Some(base) = &base_image {
+        annotations.insert(BASE_DIGEST.to_string(), base.digest().to_string());
+        if let Some(name) = base_name(&plan.base) {
+            annotations.insert(BASE_NAME.to_string(), name);
+        }
+    }
+    let image = Image::assemble(format, raw_config, layers, annotations)?;
+    store.write_bytes(image.raw_config())?;
+    store.write_bytes(image.raw_manifest())?;
+
+    let name = output_name(spec, &plan.destinations);
+    let options = SinkOptions {
+        platform: plan.platform.clone(),
+        mtime,
+        default_tag: spec_image(spec)
+            .map(|r| r.tag_or_latest().to_string())
+            .unwrap_or_else(|| "latest".into()),
+        default_reference: spec_image(spec),
+    };
+    let artifact = Artifact::Image(image.clone());
+    for dest in &plan.destinations {
+        copy::write_artifact(dest, &artifact, store, &options)?;
+    }
+    Ok(BuildOutcome {
+        image,
+        name,
+        layers: built,
+        destinations: plan.destinations.iter().map(ToString::to_string).collect(),
+        warnings,
+    })
+}
+
+fn spec_image(spec: &Spec) -> Option<ImageRef> {
+    match reference::parse_transport(spec.image.as_deref()?) {
+        Ok(Transport::Registry(reference)) => Some(reference),
+        _ => None,
+    }
+}
+
+/// The name printed with the digest: the first named destination, else the spec's `image`.
+fn output_name(spec: &Spec, destinations: &[Transport]) -> Option<ImageRef> {
+    destinations
+        .iter()
+        .find_map(|d| match d {
+            Transport::Registry(reference) => Some(reference.clone()),
+            Transport::DockerArchive {
+                reference: Some(reference),
+                ..
+            } => Some(reference.clone()),
+            _ => None,
+        })
+        .or_else(|| spec_image(spec))
+}
+
+/// The base image (None for scratch) and the config JSON to start from.
+fn read_base(
+    base: &Transport,
+    platform: &Platform,
+    explicit_platform: bool,
+    store: &Store,
+) -> Result<(Option<Image>, Value), Error> {
+    if matches!(base, Transport::Scratch) {
+        let mut config = json!({
+            "architecture": platform.architecture,
+            "os": platform.os,
+            "config": {},
+            "rootfs": {"type": "layers", "diff_ids": []},
+        });
+        if let Some(variant) = &platform.variant {
+            config["variant"] = json!(variant);
+        }
+        return Ok((None, config));
+    }
+    let artifact = copy::read_artifact(base, store, true)?;
+    let image = artifact.into_image(platform)?;
+    if explicit_platform
+        && let Some(actual) = image.platform()
+        && !actual.satisfies(platform)
+    {
+        return Err(Error::Image(image::ImageError::NoPlatform {
+            wanted: platform.to_string(),
+            available: actual.to_string(),
+        }));
+    }
+    let config = image.config_json()?;
+    Ok((Some(image), config))
+}
+
+/// The base's layers, described in `format`, with uncompressed ones gzipped (registries and
+/// docker load both prefer it, and it keeps pushes small).
+fn base_layers_in(format: Format, base: &Image, store: &Store) -> Result<Vec<Layer>, Error> {
+    base.layers()
+        .iter()
+        .map(|layer| {
+            let mut descriptor = layer.descriptor.clone();
+            if image::is_uncompressed_layer(&descriptor.media_type) {
+                let (digest, size) = gzip_stored_layer(store, &descriptor.digest)?;
+                descriptor = Descriptor::new(media::OCI_LAYER_GZIP, digest, size);
+            }
+            descriptor.media_type = format.layer_media_type(&descriptor.media_type)?.to_string();
+            Ok(Layer {
+                descriptor,
+                diff_id: layer.diff_id.clone(),
+            })
+        })
+        .collect()
+}
+
+/// gzips an uncompressed layer already in the store, once: the result is remembered by diff-id.
+fn gzip_stored_layer(store: &Store, diff_id: &Digest) -> Result<(Digest, u64), Error> {
+    if let Some(digest) = store.read_compressed_alias(diff_id, "gzip") {
+        let size = store.blob_size(&digest)?;
+        return Ok((digest, size));
+    }
+    let mut source = std::io::BufReader::with_capacity(256 * 1024, store.open_blob(diff_id)?);
+    let blob = store.writer()?;
+    let mut gz = flate2::GzBuilder::new().write(blob, flate2::Compression::new(layer::GZIP_LEVEL));
+    let io_err = |source| Error::Write {
+        path: store.root().join("tmp"),
+        source,
+    };
+    std::io::copy(&mut source, &mut gz).map_err(io_err)?;
+    let (digest, size) = gz.finish().map_err(io_err)?.commit()?;
+    store.write_compressed_alias(diff_id, "gzip", &digest)?;
+    Ok((digest, size))
+}
+
+/// RFC 3339 time of `SOURCE_DATE_EPOCH`, or the epoch.
+pub fn created_timestamp(source_date_epoch: Option<u64>) -> String {
+    let secs = source_date_epoch.unwrap_or(0);
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil algorithm: a date without a date crate.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// Expands `${NAME}` against `env`; an unknown name expands to nothing, as in a Dockerfile.
+pub fn expand_env(value: &str, env: &[(String, String)]) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find('}') {
+            Some(end) => {
+                let name = &after[..end];
+                if let Some((_, v)) = env.iter().rev().find(|(k, _)| k == name) {
+                    out.push_str(v);
+                }
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn env_pairs(list: Option<&Value>) -> Vec<(String, String)> {
+    list.and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, v)) => (k.to_string(), v.to_string()),
+                    None => (kv.to_string(), String::new()),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Applies the spec to the base config: env, entrypoint/cmd, ports, workdir, user, labels, rootfs, history, created.
+fn edit_config(
+    mut config: Value,
+    spec: &Spec,
+    platform: &Platform,
+    built: &[BuiltLayer],
+    created: &str,
+    plan: &BuildPlan,
+) -> Result<Value, Error> {
+    let root = config
+        .as_object_mut()
+        .ok_or_else(|| image::ImageError::Invalid {
+            what: "base image config".into(),
+            problem: "it is not a JSON object".into(),
+        })?;
+    if !root.get("config").is_some_and(Value::is_object) {
+        root.insert("config".into(), json!({}));
+    }
+    if !root.contains_key("os") {
+        root.insert("os".into(), json!(platform.os));
+        root.insert("architecture".into(), json!(platform.architecture));
+    }
+    let run = root
+        .get_mut("config")
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| image::ImageError::Invalid {
+            what: "base image config".into(),
+            problem: "`config` is not an object".into(),
+        })?;
+
+    let mut env = env_pairs(run.get("Env"));
+    for (name, raw) in &spec.env {
+        let value = expand_env(raw, &env);
+        match env.iter_mut().find(|(k, _)| k == name) {
+            Some(slot) => slot.1 = value,
+            None => env.push((name.clone(), value)),
+        }
+    }
+    if !env.is_empty() {
+        run.insert(
+            "Env".into(),
+            Value::Array(
+                env.into_iter()
+                    .map(|(k, v)| Value::String(format!("{k}={v}")))
+                    .collect(),
+            ),
+        );
+    }
+    if let Some(entrypoint) = &spec.entrypoint {
+        run.insert("Entrypoint".into(), json!(entrypoint));
+        // Docker semantics: a new entrypoint without a command drops the base's Cmd.
+        if spec.command.is_none() {
+            run.remove("Cmd");
+        }
+    }
+    if let Some(command) = &spec.command {
+        run.insert("Cmd".into(), json!(command));
+    }
+    if !spec.ports.is_empty() {
+        let ports = object_entry(run, "ExposedPorts");
+        for port in &spec.ports {
+            ports.insert(port.clone(), json!({}));
+        }
+    }
+    if let Some(workdir) = &spec.workdir {
+        run.insert("WorkingDir".into(), json!(workdir));
+    }
+    if let Some(user) = &spec.user {
+        run.insert("User".into(), json!(user));
+    }
+    if !spec.labels.is_empty() {
+        let labels = object_entry(run, "Labels");
+        for (k, v) in &spec.labels {
+            labels.insert(k.clone(), json!(v));
+        }
+    }
+
+    let rootfs = object_entry(root, "rootfs");
+    rootfs.insert("type".into(), json!("layers"));
+    let diff_ids = match rootfs.get_mut("diff_ids") {
+        Some(Value::Array(ids)) => ids,
+        _ => {
+            rootfs.insert("diff_ids".into(), json!([]));
+            rootfs
+                .get_mut("diff_ids")
+                .and_then(Value::as_array_mut)
+                .ok_or_else(|| Error::Unsupported {
+                    message: "internal: diff_ids list vanished".into(),
+                    hint: None,
+                })?
+        }
+    };
+    for layer in built {
+        diff_ids.push(json!(layer.diff_id));
+    }
+    let history = match root.get_mut("history") {
+        Some(Value::Array(h)) => h,
+        _ => {
+            root.insert("history".into(), json!([]));
+            root.get_mut("history")
+                .and_then(Value::as_array_mut)
+                .ok_or_else(|| Error::Unsupported {
+                    message: "internal: history list vanished".into(),
+                    hint: None,
+                })?
+        }
+    };
+    for (layer, layer_plan) in built.iter().zip(&plan.layers) {
+        let targets = history_targets(spec, &layer_plan.name);
+        history.push(json!({
+            "created": created,
+            "created_by": format!("stowage build: {} {}", layer.name, targets),
+            "comment": "stowage",
+        }));
+    }
+    root.insert("created".into(), json!(created));
+    Ok(config)
+}
+
+fn history_targets(spec: &Spec, layer: &str) -> String {
+    match layer {
+        "library" => spec.library.target.clone(),
+        "workspace" => spec
+            .workspace
+            .as_ref()
+            .map(|w| w.target.clone())
+            .unwrap_or_default(),
+        _ => spec
+            .files
+            .iter()
+            .map(|f| f.target.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
+
+fn object_entry<'a>(map: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
+    if !map.get(key).is_some_and(Value::is_object) {
+        map.insert(key.to_string(), json!({}));
+    }
+    match map.get_mut(key) {
+        Some(Value::Object(inner)) => inner,
+        // Just made sure it is an object.
+        _ => unreachable!("object_entry inserted an object"),
+    }
+}
+
+/// The base's name for the annotation: a registry reference, or the name recorded in a local archive; never a local path (it would make digests depend on the machine).
+fn base_name(base: &Transport) -> Option<String> {
+    match base {
+        Transport::Registry(reference) => Some(reference.to_string()),
+        Transport::DockerArchive {
+            reference: Some(reference),
+            ..
+        } => Some(reference.to_string()),
+        _ => None,
+    }
+}
+
+/// Metadata written by `--metadata-file`.
+pub fn metadata_json(outcome: &BuildOutcome, plan: &BuildPlan) -> Value {
+    let layers: Vec<Value> = outcome
+        .layers
+        .iter()
+        .zip(&plan.layers)
+        .map(|(layer, layer_plan)| {
+            json!({
+                "name": layer.name,
+                "digest": layer.digest,
+                "diff_id": layer.diff_id,
+                "size": layer.size,
+                "files": layer.file_count,
+                "entries": layer.entry_count,
+                "source": layer_plan.sources.iter().map(|s| s.display().to_string()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "digest": outcome.image.digest(),
+        "reference": outcome.reference_line(),
+        "media_type": outcome.image.media_type(),
+        "config_digest": outcome.image.config_descriptor().digest,
+        "references": outcome.destinations,
+        "layers": layers,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        assert_eq!(created_timestamp(None), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            created_timestamp(Some(1_700_000_000)),
+            "2023-11-14T22:13:20Z"
+        );
+        assert_eq!(created_timestamp(Some(951_782_400)), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn env_expansion_uses_earlier_values() {
+        let env = vec![("PATH".to_string(), "/usr/bin".to_string())];
+        assert_eq!(
+            expand_env("/opt/app/bin:${PATH}", &env),
+            "/opt/app/bin:/usr/bin"
+        );
+        assert_eq!(expand_env("${MISSING}x", &env), "x");
+        assert_eq!(
+            expand_env("$PATH ${unterminated", &env),
+            "$PATH ${unterminated"
+        );
+    }
+}

@@ -1,0 +1,519 @@
+//! The command line: parses arguments, calls the library, prints results and errors. No image logic lives here.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::{Value, json};
+
+use crate::archive::Artifact;
+use crate::build::{self, BuildRequest};
+use crate::copy::{self, SinkOptions};
+use crate::error::Error;
+use crate::image::{Format, Platform};
+use crate::layer::Compression;
+use crate::reference;
+use crate::spec;
+use crate::store::{self, Store};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "stowage",
+    version,
+    about = "Export an application to an OCI image, without a container daemon"
+)]
+struct Cli {
+    /// Print only the result.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// Say more about what happens (repeatable).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Print machine-readable JSON where the output is data.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Allow plain HTTP or unverified TLS for this registry host only (repeatable).
+    #[arg(long = "insecure-registry", global = true, value_name = "HOST")]
+    insecure_registry: Vec<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Build the image described by a stowage.toml and write it to each destination.
+    Build(BuildArgs),
+    /// Copy an image between transports, keeping its digest.
+    Copy {
+        /// Source: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF].
+        source: String,
+        /// Destination, in the same forms.
+        dest: String,
+        /// Platform to keep when the destination cannot hold an index.
+        #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+        platform: Option<String>,
+    },
+    /// Show an image's summary, or its exact manifest or config bytes.
+    Inspect {
+        /// The image: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF].
+        source: String,
+        /// Print the exact bytes of the manifest (or index) or of the config.
+        #[arg(long, value_enum)]
+        raw: Option<RawPart>,
+        /// Platform to show when the source is an index.
+        #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+        platform: Option<String>,
+    },
+    /// Write a commented starter stowage.toml.
+    Init {
+        /// Folder to write it in (default: the current one).
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct BuildArgs {
+    /// The spec file.
+    #[arg(short = 'f', long = "file", default_value = spec::SPEC_FILE_NAME)]
+    file: PathBuf,
+    /// Destination (repeatable): oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE.tar[.gz][:REF].
+    #[arg(short = 'o', long = "output", value_name = "DEST")]
+    outputs: Vec<String>,
+    /// Leave the workspace out of the image.
+    #[arg(long)]
+    no_workspace: bool,
+    /// Platform to pick from a multi-platform base (and to record for scratch).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<String>,
+    /// Manifest family (default: the base's; OCI for scratch).
+    #[arg(long, value_enum)]
+    format: Option<FormatArg>,
+    /// Layer compression.
+    #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
+    compression: CompressionArg,
+    /// Write the image digest to this file.
+    #[arg(long, value_name = "FILE")]
+    digest_file: Option<PathBuf>,
+    /// Write build metadata (digest, layers) as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    metadata_file: Option<PathBuf>,
+    /// Print the plan (layers, sources, sizes) and write nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum FormatArg {
+    Oci,
+    Docker,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum CompressionArg {
+    Gzip,
+    Zstd,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum RawPart {
+    Manifest,
+    Config,
+}
+
+/// How chatty stderr is.
+struct Output {
+    quiet: bool,
+    verbose: u8,
+    json: bool,
+}
+
+impl Output {
+    fn info(&self, message: &str) {
+        if !self.quiet {
+            eprintln!("{message}");
+        }
+    }
+
+    fn detail(&self, message: &str) {
+        if self.verbose > 0 && !self.quiet {
+            eprintln!("{message}");
+        }
+    }
+
+    fn warn(&self, message: &str) {
+        eprintln!("warning: {message}");
+    }
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return match err.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+                _ => 2,
+            };
+        }
+    };
+    let out = Output {
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+        json: cli.json,
+    };
+    match dispatch(cli.command, &out) {
+        Ok(()) => 0,
+        Err(err) => report_error(&err),
+    }
+}
+
+fn report_error(err: &anyhow::Error) -> i32 {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "error: {err}");
+    for cause in err.chain().skip(1) {
+        let _ = writeln!(stderr, "  Caused by: {cause}");
+    }
+    let library_error = err.chain().find_map(|e| e.downcast_ref::<Error>());
+    if let Some(hint) = library_error.and_then(Error::hint) {
+        let _ = writeln!(stderr, "hint: {hint}");
+    }
+    library_error.map(Error::exit_code).unwrap_or(1)
+}
+
+fn dispatch(command: Command, out: &Output) -> anyhow::Result<()> {
+    match command {
+        Command::Build(args) => run_build(args, out),
+        Command::Copy {
+            source,
+            dest,
+            platform,
+        } => run_copy(&source, &dest, platform.as_deref(), out),
+        Command::Inspect {
+            source,
+            raw,
+            platform,
+        } => run_inspect(&source, raw, platform.as_deref(), out),
+        Command::Init { dir } => run_init(dir.as_deref().unwrap_or(Path::new(".")), out),
+    }
+}
+
+fn open_store() -> anyhow::Result<Store> {
+    Ok(Store::open(store::default_store_root()).map_err(Error::from)?)
+}
+
+fn source_date_epoch() -> anyhow::Result<Option<u64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(text) if !text.trim().is_empty() => Ok(Some(text.trim().parse().map_err(|_| {
+            Error::usage(
+                format!("SOURCE_DATE_EPOCH=`{text}` is not a whole number of seconds"),
+                "set it to seconds since 1970, e.g. $(git log -1 --format=%ct), or unset it",
+            )
+        })?)),
+        _ => Ok(None),
+    }
+}
+
+fn run_build(args: BuildArgs, out: &Output) -> anyhow::Result<()> {
+    let spec = spec::read_spec(&args.file).map_err(Error::from)?;
+    let request = BuildRequest {
+        spec,
+        destinations: args.outputs,
+        no_workspace: args.no_workspace,
+        platform: args.platform,
+        format: args.format.map(|f| match f {
+            FormatArg::Oci => Format::Oci,
+            FormatArg::Docker => Format::Docker,
+        }),
+        compression: match args.compression {
+            CompressionArg::Gzip => Compression::Gzip,
+            CompressionArg::Zstd => Compression::Zstd,
+        },
+        source_date_epoch: source_date_epoch()?,
+    };
+    let plan = build::plan_build(&request)?;
+    for warning in plan.layers.iter().flat_map(|l| &l.warnings) {
+        out.warn(warning);
+    }
+    if args.dry_run {
+        print_plan(&plan, out);
+        return Ok(());
+    }
+    let store = open_store()?;
+    let outcome = build::run_build(&request, &plan, &store).with_context(|| {
+        format!(
+            "cannot build the image described by {}",
+            args.file.display()
+        )
+    })?;
+    for layer in &outcome.layers {
+        out.info(&format!(
+            "layer {:<9} {} files, {} → {}",
+            layer.name,
+            layer.file_count,
+            human_bytes(layer.size),
+            layer.digest
+        ));
+    }
+    for dest in &outcome.destinations {
+        out.info(&format!("wrote {dest}"));
+    }
+    let metadata = build::metadata_json(&outcome, &plan);
+    if let Some(path) = &args.digest_file {
+        crate::archive::write_atomic(path, outcome.image.digest().as_str().as_bytes())
+            .map_err(Error::from)?;
+    }
+    if let Some(path) = &args.metadata_file {
+        let mut text = serde_json::to_vec_pretty(&metadata)?;
+        text.push(b'\n');
+        crate::archive::write_atomic(path, &text).map_err(Error::from)?;
+    }
+    if out.json {
+        println!("{}", serde_json::to_string_pretty(&metadata)?);
+    } else {
+        println!("{}", outcome.reference_line());
+    }
+    Ok(())
+}
+
+fn print_plan(plan: &build::BuildPlan, out: &Output) {
+    if out.json {
+        let layers: Vec<Value> = plan
+            .layers
+            .iter()
+            .map(|l| {
+                json!({
+                    "name": l.name,
+                    "sources": l.sources.iter().map(|s| s.display().to_string()).collect::<Vec<_>>(),
+                    "entries": l.entry_count,
+                    "files": l.file_count,
+                    "bytes": l.content_bytes,
+                })
+            })
+            .collect();
+        let doc = json!({
+            "base": plan.base.to_string(),
+            "platform": plan.platform.to_string(),
+            "layers": layers,
+            "destinations": plan.destinations.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        return;
+    }
+    println!("base       {}", plan.base);
+    println!("platform   {}", plan.platform);
+    for (i, layer) in plan.layers.iter().enumerate() {
+        let sources: Vec<String> = layer
+            .sources
+            .iter()
+            .map(|s| s.display().to_string())
+            .collect();
+        println!(
+            "layer {}    {:<9} {} files, {} entries, {}  from {}",
+            i + 1,
+            layer.name,
+            layer.file_count,
+            layer.entry_count,
+            human_bytes(layer.content_bytes),
+            sources.join(", ")
+        );
+    }
+    for dest in &plan.destinations {
+        println!("dest       {dest}");
+    }
+}
+
+fn parse_platform(text: Option<&str>) -> anyhow::Result<Platform> {
+    Ok(match text {
+        Some(text) => Platform::parse(text).map_err(Error::from)?,
+        None => Platform::host(),
+    })
+}
+
+fn run_copy(source: &str, dest: &str, platform: Option<&str>, out: &Output) -> anyhow::Result<()> {
+    let source_t = reference::parse_transport(source).map_err(Error::from)?;
+    let dest_t = reference::parse_transport(dest).map_err(Error::from)?;
+    let platform = parse_platform(platform)?;
+    let store = open_store()?;
+    let artifact = copy::read_artifact(&source_t, &store, true)
+        .with_context(|| format!("cannot read {source}"))?;
+    let options = SinkOptions {
+        platform,
+        mtime: source_date_epoch()?.unwrap_or(1),
+        default_tag: "latest".into(),
+        default_reference: None,
+    };
+    copy::write_artifact(&dest_t, &artifact, &store, &options)
+        .with_context(|| format!("cannot write {dest}"))?;
+    out.info(&format!("copied {source} to {dest}"));
+    println!("{}", artifact.digest());
+    Ok(())
+}
+
+fn run_inspect(
+    source: &str,
+    raw: Option<RawPart>,
+    platform: Option<&str>,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let source_t = reference::parse_transport(source).map_err(Error::from)?;
+    let store = open_store()?;
+    let artifact = copy::read_artifact(&source_t, &store, false)
+        .with_context(|| format!("cannot read {source}"))?;
+    let mut stdout = std::io::stdout().lock();
+    match (raw, &artifact) {
+        (Some(RawPart::Manifest), Artifact::Index(index)) if platform.is_none() => {
+            stdout.write_all(&index.raw)?;
+            return Ok(());
+        }
+        (Some(part), _) => {
+            let image = artifact
+                .into_image(&parse_platform(platform)?)
+                .map_err(Error::from)?;
+            let bytes = match part {
+                RawPart::Manifest => image.raw_manifest(),
+                RawPart::Config => image.raw_config(),
+            };
+            stdout.write_all(bytes)?;
+            return Ok(());
+        }
+        (None, _) => {}
+    }
+    let summary = summarize(&artifact, platform)?;
+    out.detail(&format!("read {source}"));
+    if out.json {
+        writeln!(stdout, "{}", serde_json::to_string_pretty(&summary)?)?;
+    } else {
+        write_summary_text(&mut stdout, source, &summary)?;
+    }
+    Ok(())
+}
+
+fn summarize(artifact: &Artifact, platform: Option<&str>) -> anyhow::Result<Value> {
+    if let (Artifact::Index(index), None) = (artifact, platform) {
+        let manifests: Vec<Value> = index
+            .images
+            .iter()
+            .map(|i| {
+                json!({
+                    "digest": i.digest(),
+                    "platform": i.platform().map(|p| p.to_string()),
+                    "media_type": i.media_type(),
+                })
+            })
+            .collect();
+        return Ok(json!({
+            "digest": index.digest,
+            "media_type": index.media_type,
+            "manifests": manifests,
+        }));
+    }
+    let image = artifact
+        .clone()
+        .into_image(&parse_platform(platform)?)
+        .map_err(Error::from)?;
+    let config = image.config_json().map_err(Error::from)?;
+    let layers: Vec<Value> = image
+        .layers()
+        .iter()
+        .map(|l| json!({"digest": l.descriptor.digest, "diff_id": l.diff_id, "size": l.descriptor.size, "media_type": l.descriptor.media_type}))
+        .collect();
+    Ok(json!({
+        "digest": image.digest(),
+        "media_type": image.media_type(),
+        "platform": image.platform().map(|p| p.to_string()),
+        "created": config.get("created"),
+        "config": config.get("config"),
+        "annotations": image.annotations(),
+        "layers": layers,
+    }))
+}
+
+fn write_summary_text(out: &mut dyn Write, source: &str, summary: &Value) -> std::io::Result<()> {
+    let text = |v: Option<&Value>| match v {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => "-".into(),
+        Some(other) => other.to_string(),
+    };
+    writeln!(out, "Image       {source}")?;
+    writeln!(out, "Digest      {}", text(summary.get("digest")))?;
+    writeln!(out, "MediaType   {}", text(summary.get("media_type")))?;
+    if let Some(Value::Array(manifests)) = summary.get("manifests") {
+        writeln!(out, "Platforms")?;
+        for m in manifests {
+            writeln!(
+                out,
+                "  {:<16} {}",
+                text(m.get("platform")),
+                text(m.get("digest"))
+            )?;
+        }
+        return Ok(());
+    }
+    writeln!(out, "Platform    {}", text(summary.get("platform")))?;
+    writeln!(out, "Created     {}", text(summary.get("created")))?;
+    let config = summary.get("config").cloned().unwrap_or(Value::Null);
+    if let Some(Value::Array(env)) = config.get("Env") {
+        writeln!(out, "Env")?;
+        for kv in env {
+            writeln!(out, "  {}", text(Some(kv)))?;
+        }
+    }
+    writeln!(out, "Entrypoint  {}", text(config.get("Entrypoint")))?;
+    writeln!(out, "Cmd         {}", text(config.get("Cmd")))?;
+    writeln!(out, "WorkingDir  {}", text(config.get("WorkingDir")))?;
+    writeln!(out, "User        {}", text(config.get("User")))?;
+    if let Some(Value::Object(ports)) = config.get("ExposedPorts") {
+        writeln!(
+            out,
+            "Ports       {}",
+            ports.keys().cloned().collect::<Vec<_>>().join(" ")
+        )?;
+    }
+    if let Some(Value::Object(labels)) = config.get("Labels") {
+        writeln!(out, "Labels")?;
+        for (k, v) in labels {
+            writeln!(out, "  {k}={}", text(Some(v)))?;
+        }
+    }
+    if let Some(Value::Array(layers)) = summary.get("layers") {
+        writeln!(out, "Layers      {}", layers.len())?;
+        for l in layers {
+            let size = l.get("size").and_then(Value::as_u64).unwrap_or(0);
+            writeln!(
+                out,
+                "  {}  {:>10}  {}",
+                text(l.get("digest")),
+                human_bytes(size),
+                text(l.get("media_type"))
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn run_init(dir: &Path, out: &Output) -> anyhow::Result<()> {
+    let path = spec::write_starter_spec(dir).map_err(Error::from)?;
+    out.info(&format!(
+        "wrote {}; edit it, then run `stowage build`",
+        path.display()
+    ));
+    println!("{}", path.display());
+    Ok(())
+}
+
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

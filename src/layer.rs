@@ -1,0 +1,747 @@
+//! Layers from folders: walk (sorted), filter, write tar, compress and hash in one streaming pass into the store.
+//!
+//! Planning (`plan_layer`) only stats the tree, so `--dry-run` and the
+//! checks that must fail before anything is written (FIFOs, devices,
+//! whiteout names) cost no reads. Writing (`write_layer`) streams each file
+//! through tar → diff-id hash → compressor → digest hash → store file, so no
+//! layer is ever held in memory.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use globset::{GlobBuilder, GlobMatcher};
+
+use crate::digest::{Digest, HashingWriter};
+use crate::spec::Owner;
+use crate::store::{Store, StoreError};
+
+/// gzip level for layers: part of the layer format, since it decides the digest.
+pub const GZIP_LEVEL: u32 = 6;
+/// zstd level for layers: likewise part of the format.
+pub const ZSTD_LEVEL: i32 = 3;
+
+/// What went wrong while planning or writing a layer.
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path} is a {kind}; stowage cannot put one in an image")]
+    Special { path: PathBuf, kind: &'static str },
+    #[error("{path} is named like a whiteout (.wh.*), which would delete files in the image")]
+    Whiteout { path: PathBuf },
+    #[error("{path} changed size while it was being read")]
+    Changed { path: PathBuf },
+    #[error("{first} and {second} both go to /{target} in the {layer} layer")]
+    Collision {
+        layer: String,
+        target: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
+    #[error("exclude pattern `{pattern}` is not a valid pattern")]
+    Pattern {
+        pattern: String,
+        #[source]
+        source: globset::Error,
+    },
+    #[error("cannot write the {layer} layer")]
+    Write {
+        layer: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl LayerError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            LayerError::Special { .. } => {
+                Some("remove it from the source folder, or add it to `exclude`".into())
+            }
+            LayerError::Whiteout { .. } => {
+                Some("rename or remove the file, or add it to `exclude`".into())
+            }
+            LayerError::Read { .. } => {
+                Some("make it readable by this user, or add it to `exclude`".into())
+            }
+            LayerError::Changed { .. } => {
+                Some("stop whatever writes to the source tree while building".into())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// How layer blobs are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    /// The name used in media types and the store's alias records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+/// `.dockerignore`-style exclude patterns, relative to a source folder.
+///
+/// Docker's rules: `*` and `?` stop at `/`, `**` spans folders, a leading
+/// `!` re-includes, the last matching pattern wins, and a pattern that
+/// matches a folder excludes everything below it.
+#[derive(Debug, Default)]
+pub struct Excludes {
+    patterns: Vec<(GlobMatcher, bool)>,
+    has_negation: bool,
+}
+
+impl Excludes {
+    /// Compiles the patterns.
+    pub fn new(patterns: &[String]) -> Result<Excludes, LayerError> {
+        let mut compiled = Vec::new();
+        let mut has_negation = false;
+        for raw in patterns {
+            let (negated, body) = match raw.trim().strip_prefix('!') {
+                Some(rest) => (true, rest.trim()),
+                None => (false, raw.trim()),
+            };
+            let cleaned = clean_pattern(body);
+            if cleaned.is_empty() {
+                continue;
+            }
+            let glob = GlobBuilder::new(&cleaned)
+                .literal_separator(true)
+                .backslash_escape(true)
+                .build()
+                .map_err(|source| LayerError::Pattern {
+                    pattern: raw.clone(),
+                    source,
+                })?;
+            has_negation |= negated;
+            compiled.push((glob.compile_matcher(), negated));
+        }
+        Ok(Excludes {
+            patterns: compiled,
+            has_negation,
+        })
+    }
+
+    /// Whether `rel` (relative to the source folder) is excluded.
+    pub fn is_excluded(&self, rel: &Path) -> bool {
+        let mut excluded = false;
+        for (glob, negated) in &self.patterns {
+            let hit = rel
+                .ancestors()
+                .filter(|p| !p.as_os_str().is_empty())
+                .any(|p| glob.is_match(p));
+            if hit {
+                excluded = !negated;
+            }
+        }
+        excluded
+    }
+
+    /// Whether an excluded folder may still hold re-included entries, so it must be walked.
+    fn may_reinclude(&self) -> bool {
+        self.has_negation
+    }
+}
+
+fn clean_pattern(pattern: &str) -> String {
+    let parts: Vec<&str> = pattern
+        .split('/')
+        .filter(|part| !part.is_empty() && *part != ".")
+        .collect();
+    parts.join("/")
+}
+
+/// One thing that goes into a layer: a folder (walked) or a single file.
+#[derive(Debug)]
+pub struct LayerRoot {
+    pub source: PathBuf,
+    pub target: String,
+    pub owner: Owner,
+    /// For a single file: the mode to give it instead of the one on disk.
+    pub mode: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+enum EntryKind {
+    Dir,
+    File { size: u64 },
+    Symlink { target: Vec<u8> },
+    HardLink { to: Vec<u8> },
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    path: Vec<u8>,
+    disk: PathBuf,
+    kind: EntryKind,
+    mode: u32,
+    owner: Owner,
+    inode: Option<(u64, u64)>,
+}
+
+/// The entries of one layer, sorted, checked and counted, before any byte is read.
+#[derive(Debug)]
+pub struct LayerPlan {
+    pub name: String,
+    pub sources: Vec<PathBuf>,
+    entries: Vec<Entry>,
+    /// Entries of every kind (folders, files, links).
+    pub entry_count: u64,
+    /// Regular files (hard links not counted twice).
+    pub file_count: u64,
+    /// Bytes of file content.
+    pub content_bytes: u64,
+    /// Things skipped that the user should hear about (sockets).
+    pub warnings: Vec<String>,
+}
+
+/// A layer written into the store.
+#[derive(Debug, Clone)]
+pub struct BuiltLayer {
+    pub name: String,
+    pub digest: Digest,
+    pub diff_id: Digest,
+    pub size: u64,
+    pub compression: Compression,
+    pub entry_count: u64,
+    pub file_count: u64,
+}
+
+/// Plans a layer from its roots (I/O: stats the trees, reads no file content).
+pub fn plan_layer(
+    name: &str,
+    roots: &[LayerRoot],
+    excludes: &Excludes,
+) -> Result<LayerPlan, LayerError> {
+    let mut entries = Vec::new();
+    let mut warnings = Vec::new();
+    for root in roots {
+        let target = root.target.trim_start_matches('/').as_bytes().to_vec();
+        let meta = fs::symlink_metadata(&root.source).map_err(|source| LayerError::Read {
+            path: root.source.clone(),
+            source,
+        })?;
+        if meta.is_dir() {
+            walk_folder(root, &target, excludes, &mut entries, &mut warnings)?;
+        } else if let Some(entry) =
+            entry_for(&root.source, target, &meta, root.owner, &mut warnings)?
+        {
+            let mode = root.mode.unwrap_or(entry.mode);
+            entries.push(Entry { mode, ..entry });
+        }
+    }
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    for pair in entries.windows(2) {
+        if pair[0].path == pair[1].path {
+            return Err(LayerError::Collision {
+                layer: name.to_string(),
+                target: String::from_utf8_lossy(&pair[0].path).into_owned(),
+                first: pair[0].disk.clone(),
+                second: pair[1].disk.clone(),
+            });
+        }
+    }
+    link_hard_links(&mut entries);
+    let file_count = entries
+        .iter()
+        .filter(|e| matches!(e.kind, EntryKind::File { .. }))
+        .count() as u64;
+    let content_bytes = entries
+        .iter()
+        .map(|e| match e.kind {
+            EntryKind::File { size } => size,
+            _ => 0,
+        })
+        .sum();
+    Ok(LayerPlan {
+        name: name.to_string(),
+        sources: roots.iter().map(|r| r.source.clone()).collect(),
+        entry_count: entries.len() as u64,
+        file_count,
+        content_bytes,
+        entries,
+        warnings,
+    })
+}
+
+fn walk_folder(
+    root: &LayerRoot,
+    target: &[u8],
+    excludes: &Excludes,
+    entries: &mut Vec<Entry>,
+    warnings: &mut Vec<String>,
+) -> Result<(), LayerError> {
+    let meta = fs::symlink_metadata(&root.source).map_err(|source| LayerError::Read {
+        path: root.source.clone(),
+        source,
+    })?;
+    if let Some(entry) = entry_for(&root.source, target.to_vec(), &meta, root.owner, warnings)? {
+        entries.push(entry);
+    }
+    let mut pending = vec![PathBuf::new()];
+    while let Some(rel_dir) = pending.pop() {
+        let dir = root.source.join(&rel_dir);
+        let listing = fs::read_dir(&dir).map_err(|source| LayerError::Read {
+            path: dir.clone(),
+            source,
+        })?;
+        for item in listing {
+            let item = item.map_err(|source| LayerError::Read {
+                path: dir.clone(),
+                source,
+            })?;
+            let rel = rel_dir.join(item.file_name());
+            let disk = root.source.join(&rel);
+            let meta = fs::symlink_metadata(&disk).map_err(|source| LayerError::Read {
+                path: disk.clone(),
+                source,
+            })?;
+            let excluded = excludes.is_excluded(&rel);
+            if meta.is_dir() && (!excluded || excludes.may_reinclude()) {
+                pending.push(rel.clone());
+            }
+            if excluded {
+                continue;
+            }
+            if item.file_name().as_bytes().starts_with(b".wh.") {
+                return Err(LayerError::Whiteout { path: disk });
+            }
+            let mut path = target.to_vec();
+            path.push(b'/');
+            path.extend_from_slice(rel.as_os_str().as_bytes());
+            if let Some(entry) = entry_for(&disk, path, &meta, root.owner, warnings)? {
+                entries.push(entry);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn entry_for(
+    disk: &Path,
+    path: Vec<u8>,
+    meta: &fs::Metadata,
+    owner: Owner,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Entry>, LayerError> {
+    let file_type = meta.file_type();
+    let kind = if file_type.is_dir() {
+        EntryKind::Dir
+    } else if file_type.is_file() {
+        EntryKind::File { size: meta.len() }
+    } else if file_type.is_symlink() {
+        let target = fs::read_link(disk).map_err(|source| LayerError::Read {
+            path: disk.to_path_buf(),
+            source,
+        })?;
+        EntryKind::Symlink {
+            target: target.as_os_str().as_bytes().to_vec(),
+        }
+    } else if file_type.is_socket() {
+        warnings.push(format!("skipped socket {}", disk.display()));
+        return Ok(None);
+    } else {
+        let kind = if file_type.is_fifo() {
+            "FIFO (named pipe)"
+        } else if file_type.is_char_device() {
+            "character device"
+        } else {
+            "block device"
+        };
+        return Err(LayerError::Special {
+            path: disk.to_path_buf(),
+            kind,
+        });
+    };
+    let inode = (meta.is_file() && meta.nlink() > 1).then(|| (meta.dev(), meta.ino()));
+    Ok(Some(Entry {
+        path,
+        disk: disk.to_path_buf(),
+        kind,
+        mode: meta.mode() & 0o7777,
+        owner,
+        inode,
+    }))
+}
+
+/// The first path of a (dev, inode) pair in sorted order keeps the content; later ones become tar hard links to it.
+fn link_hard_links(entries: &mut [Entry]) {
+    let mut first_seen: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
+    for entry in entries.iter_mut() {
+        let Some(inode) = entry.inode else { continue };
+        match first_seen.get(&inode) {
+            Some(first) => entry.kind = EntryKind::HardLink { to: first.clone() },
+            None => {
+                first_seen.insert(inode, entry.path.clone());
+            }
+        }
+    }
+}
+
+/// Writes the planned layer into the store (I/O) and returns its digests.
+pub fn write_layer(
+    plan: &LayerPlan,
+    store: &Store,
+    compression: Compression,
+    mtime: u64,
+) -> Result<BuiltLayer, LayerError> {
+    let write_err = |source: io::Error| LayerError::Write {
+        layer: plan.name.clone(),
+        source,
+    };
+    let blob = store.writer()?;
+    let (blob, diff_id) = match compression {
+        Compression::Gzip => {
+            let gz = flate2::GzBuilder::new().write(blob, flate2::Compression::new(GZIP_LEVEL));
+            let (gz, diff_id) = write_tar(plan, gz, mtime)?;
+            (gz.finish().map_err(write_err)?, diff_id)
+        }
+        Compression::Zstd => {
+            let zst = zstd::stream::Encoder::new(blob, ZSTD_LEVEL).map_err(write_err)?;
+            let (zst, diff_id) = write_tar(plan, zst, mtime)?;
+            (zst.finish().map_err(write_err)?, diff_id)
+        }
+    };
+    let (digest, size) = blob.commit()?;
+    Ok(BuiltLayer {
+        name: plan.name.clone(),
+        digest,
+        diff_id,
+        size,
+        compression,
+        entry_count: plan.entry_count,
+        file_count: plan.file_count,
+    })
+}
+
+/// Writes the tar stream of `plan` into `out` and returns `out` with the diff-id.
+fn write_tar<W: Write>(plan: &LayerPlan, out: W, mtime: u64) -> Result<(W, Digest), LayerError> {
+    let write_err = |source: io::Error| LayerError::Write {
+        layer: plan.name.clone(),
+        source,
+    };
+    // Large buffer: the tar crate issues many small writes (headers, padding)
+    // that would otherwise each go through the hasher and compressor.
+    let hashed = HashingWriter::new(out);
+    let mut builder = tar::Builder::new(BufWriter::with_capacity(256 * 1024, hashed));
+    for entry in &plan.entries {
+        append_entry(&mut builder, entry, mtime).map_err(|e| match e {
+            AppendError::Source(err) => err,
+            AppendError::Io(source) => write_err(source),
+        })?;
+    }
+    let buffered = builder.into_inner().map_err(write_err)?;
+    let hashed = buffered
+        .into_inner()
+        .map_err(|e| write_err(e.into_error()))?;
+    let (out, diff_id, _) = hashed.finish();
+    Ok((out, diff_id))
+}
+
+enum AppendError {
+    Source(LayerError),
+    Io(io::Error),
+}
+
+fn append_entry<W: Write>(
+    builder: &mut tar::Builder<W>,
+    entry: &Entry,
+    mtime: u64,
+) -> Result<(), AppendError> {
+    let mut header = tar::Header::new_gnu();
+    header.set_mode(entry.mode);
+    header.set_uid(entry.owner.uid);
+    header.set_gid(entry.owner.gid);
+    header.set_mtime(mtime);
+    header.set_size(0);
+    let path = OsStr::from_bytes(&entry.path);
+    let appended = match &entry.kind {
+        EntryKind::Dir => {
+            header.set_entry_type(tar::EntryType::Directory);
+            let mut dir_path = entry.path.clone();
+            dir_path.push(b'/');
+            builder.append_data(&mut header, OsStr::from_bytes(&dir_path), io::empty())
+        }
+        EntryKind::Symlink { target } => {
+            header.set_entry_type(tar::EntryType::Symlink);
+            builder.append_link(&mut header, path, OsStr::from_bytes(target))
+        }
+        EntryKind::HardLink { to } => {
+            header.set_entry_type(tar::EntryType::Link);
+            builder.append_link(&mut header, path, OsStr::from_bytes(to))
+        }
+        EntryKind::File { size } => {
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_size(*size);
+            let file = File::open(&entry.disk).map_err(|source| {
+                AppendError::Source(LayerError::Read {
+                    path: entry.disk.clone(),
+                    source,
+                })
+            })?;
+            let mut reader = ExactReader {
+                inner: file,
+                remaining: *size,
+                path: &entry.disk,
+                changed: false,
+            };
+            let result = builder.append_data(&mut header, path, &mut reader);
+            if reader.changed {
+                return Err(AppendError::Source(LayerError::Changed {
+                    path: entry.disk.clone(),
+                }));
+            }
+            result.map_err(|source| match source.kind() {
+                io::ErrorKind::Other if source.get_ref().is_some_and(|e| e.is::<ReadFailure>()) => {
+                    AppendError::Source(LayerError::Read {
+                        path: entry.disk.clone(),
+                        source,
+                    })
+                }
+                _ => AppendError::Io(source),
+            })?;
+            return Ok(());
+        }
+    };
+    appended.map_err(AppendError::Io)
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct ReadFailure(String);
+
+/// Reads exactly the size the header announced; a file that grew or shrank since it was planned is an error, not a corrupt tar.
+struct ExactReader<'a> {
+    inner: File,
+    remaining: u64,
+    path: &'a Path,
+    changed: bool,
+}
+
+impl Read for ExactReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 {
+            let mut probe = [0u8; 1];
+            if self
+                .inner
+                .read(&mut probe)
+                .map_err(|e| wrap_read(self.path, e))?
+                > 0
+            {
+                self.changed = true;
+                return Err(io::Error::other(ReadFailure(format!(
+                    "{} grew",
+                    self.path.display()
+                ))));
+            }
+            return Ok(0);
+        }
+        let limit = buf
+            .len()
+            .min(self.remaining.min(usize::MAX as u64) as usize);
+        let n = self
+            .inner
+            .read(&mut buf[..limit])
+            .map_err(|e| wrap_read(self.path, e))?;
+        if n == 0 {
+            self.changed = true;
+            return Err(io::Error::other(ReadFailure(format!(
+                "{} shrank",
+                self.path.display()
+            ))));
+        }
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+}
+
+fn wrap_read(path: &Path, err: io::Error) -> io::Error {
+    io::Error::other(ReadFailure(format!("{}: {err}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    const ROOT: Owner = Owner { uid: 0, gid: 0 };
+
+    fn root(source: &Path, target: &str) -> LayerRoot {
+        LayerRoot {
+            source: source.to_path_buf(),
+            target: target.to_string(),
+            owner: Owner {
+                uid: 1000,
+                gid: 100,
+            },
+            mode: None,
+        }
+    }
+
+    fn tar_names(store: &Store, layer: &BuiltLayer) -> Vec<(String, u64, u32, tar::EntryType)> {
+        let file = store.open_blob(&layer.digest).unwrap();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                (
+                    String::from_utf8_lossy(&e.path_bytes()).into_owned(),
+                    h.uid().unwrap(),
+                    h.mode().unwrap(),
+                    h.entry_type(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn dockerignore_rules() {
+        let ex = Excludes::new(&[
+            "**/__pycache__".into(),
+            "*.pyc".into(),
+            "build/".into(),
+            "!build/keep".into(),
+        ])
+        .unwrap();
+        assert!(ex.is_excluded(Path::new("a/b/__pycache__")));
+        assert!(ex.is_excluded(Path::new("a/__pycache__/x.py")));
+        assert!(ex.is_excluded(Path::new("top.pyc")));
+        assert!(
+            !ex.is_excluded(Path::new("sub/deep.pyc")),
+            "`*` stops at `/` as in .dockerignore"
+        );
+        assert!(ex.is_excluded(Path::new("build/out.o")));
+        assert!(!ex.is_excluded(Path::new("build/keep")));
+        assert!(!ex.is_excluded(Path::new("src/main.py")));
+    }
+
+    #[test]
+    fn layer_is_sorted_owned_and_has_no_ancestors() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("lib");
+        fs::create_dir_all(src.join("b")).unwrap();
+        fs::write(src.join("b/z.txt"), "z").unwrap();
+        fs::write(src.join("a-c"), "ac").unwrap();
+        fs::write(src.join("skip.pyc"), "x").unwrap();
+        symlink("b/z.txt", src.join("link")).unwrap();
+        fs::hard_link(src.join("a-c"), src.join("zz-hard")).unwrap();
+        fs::set_permissions(src.join("a-c"), fs::Permissions::from_mode(0o640)).unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let ex = Excludes::new(&["*.pyc".into()]).unwrap();
+        let plan = plan_layer("library", &[root(&src, "/opt/app")], &ex).unwrap();
+        assert_eq!(plan.file_count, 2);
+        let layer = write_layer(&plan, &store, Compression::Gzip, 1).unwrap();
+        let names = tar_names(&store, &layer);
+        let paths: Vec<&str> = names.iter().map(|n| n.0.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "opt/app/",
+                "opt/app/a-c",
+                "opt/app/b/",
+                "opt/app/b/z.txt",
+                "opt/app/link",
+                "opt/app/zz-hard"
+            ]
+        );
+        assert!(names.iter().all(|n| n.1 == 1000));
+        assert_eq!(names[1].2, 0o640);
+        assert_eq!(names[4].3, tar::EntryType::Symlink);
+        assert_eq!(names[5].3, tar::EntryType::Link);
+    }
+
+    #[test]
+    fn same_tree_elsewhere_with_other_mtimes_gives_same_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let mut digests = Vec::new();
+        for name in ["one", "two/deeper"] {
+            let src = dir.path().join(name);
+            fs::create_dir_all(src.join("pkg")).unwrap();
+            fs::write(src.join("pkg/mod.py"), "print(1)\n").unwrap();
+            let long = "x".repeat(150);
+            fs::write(src.join(&long), "long name").unwrap();
+            let plan =
+                plan_layer("library", &[root(&src, "/opt/app")], &Excludes::default()).unwrap();
+            let layer = write_layer(&plan, &store, Compression::Gzip, 1).unwrap();
+            digests.push((layer.digest, layer.diff_id));
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(digests[0], digests[1]);
+    }
+
+    #[test]
+    fn fifo_and_whiteout_are_refused_sockets_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("w");
+        fs::create_dir_all(&src).unwrap();
+        fs::write(src.join(".wh.oops"), "").unwrap();
+        let err = plan_layer("workspace", &[root(&src, "/w")], &Excludes::default()).unwrap_err();
+        assert!(matches!(err, LayerError::Whiteout { .. }), "{err}");
+        fs::remove_file(src.join(".wh.oops")).unwrap();
+        let fifo = src.join("pipe");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let err = plan_layer("workspace", &[root(&src, "/w")], &Excludes::default()).unwrap_err();
+        assert!(err.to_string().contains("pipe"), "{err}");
+        fs::remove_file(&fifo).unwrap();
+        let _listener = std::os::unix::net::UnixListener::bind(src.join("sock")).unwrap();
+        let plan = plan_layer("workspace", &[root(&src, "/w")], &Excludes::default()).unwrap();
+        assert_eq!(plan.warnings.len(), 1);
+        assert_eq!(plan.entry_count, 1);
+    }
+
+    #[test]
+    fn single_file_root_takes_mode_and_zstd_works() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("start.sh");
+        fs::write(&file, "#!/bin/sh\n").unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let roots = [LayerRoot {
+            source: file,
+            target: "/opt/app/start.sh".into(),
+            owner: ROOT,
+            mode: Some(0o755),
+        }];
+        let plan = plan_layer("files", &roots, &Excludes::default()).unwrap();
+        let layer = write_layer(&plan, &store, Compression::Zstd, 1).unwrap();
+        let blob = store.open_blob(&layer.digest).unwrap();
+        let mut archive = tar::Archive::new(zstd::stream::read::Decoder::new(blob).unwrap());
+        let entries: Vec<_> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.path_bytes().into_owned(), e.header().mode().unwrap())
+            })
+            .collect();
+        assert_eq!(entries, vec![(b"opt/app/start.sh".to_vec(), 0o755)]);
+    }
+}

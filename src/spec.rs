@@ -1,0 +1,1887 @@
+//! Reads and validates `stowage.toml`, the spec that says what goes into an exported image, with file positions in every error.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Write;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde::de::{MapAccess, Visitor};
+use toml::Spanned;
+
+use crate::reference::{self, Transport};
+
+/// The spec file's name in a project folder.
+pub const SPEC_FILE_NAME: &str = "stowage.toml";
+
+/// Environment names ending in these (compared case-insensitively) are deploy-time secrets.
+pub const DENIED_SECRET_SUFFIXES: &[&str] = &[
+    "_SECRET",
+    "_PASSWORD",
+    "_PASSWD",
+    "_TOKEN",
+    "_API_KEY",
+    "_ACCESS_KEY",
+    "_PRIVATE_KEY",
+];
+
+/// Environment names (compared case-insensitively) that are deploy-time secrets whatever their suffix.
+pub const DENIED_SECRET_NAMES: &[&str] =
+    &["AWS_SECRET_ACCESS_KEY", "NUVLA_API_KEY", "NUVLA_API_SECRET"];
+
+/// Commented starter file for `stowage init`; it parses once its `library` folder exists.
+pub const STARTER_SPEC: &str = r#"# stowage.toml: what goes into the exported image.
+# Relative sources are resolved against this file's folder.
+
+# The image to build on: a registry reference, docker-archive:PATH,
+# oci:PATH[:TAG], oci-archive:PATH[:TAG], or "scratch" for an empty image.
+base = "docker.io/library/python:3.12-slim"
+# base = "scratch"
+
+# Where `stowage build` sends the image when no -o is given.
+# image = "docker.io/acme/public:my-notebook"
+
+# Which image to pick from a multi-arch base (OS/ARCH[/VARIANT]).
+# platform = "linux/amd64"
+
+[app]
+# The app library (installed packages and extensions): always included.
+library = { source = "library", target = "/opt/app" }
+
+# The user's files. `stowage build --no-workspace` leaves them out.
+# workspace = { source = "workspace", target = "/home/user/work" }
+
+# .dockerignore semantics, relative to each source's root: a pattern without
+# a leading `**/` matches from the root only; `!pattern` re-includes.
+exclude = ["**/__pycache__", "**/*.pyc", "**/.git"]
+
+# entrypoint = ["/opt/app/start.sh"]
+command = ["python3", "-m", "http.server", "8888"]
+ports = ["8888/tcp"]
+workdir = "/opt/app"
+
+# Runs as this user; a numeric "UID:GID" also owns the added files.
+# A name (e.g. "jovyan") needs `owner = "UID:GID"` on each entry instead.
+# user = "1000:100"
+
+# Extra files, e.g. a start script; repeat the [[files]] table for more.
+# [[files]]
+# source = "scripts/start.sh"
+# target = "/opt/app/start.sh"
+# mode = "0755"
+# owner = "1000:100"
+
+[env]
+# Baked into the image config, in this order. ${VAR} expands against the
+# base image's environment and the [env] entries above it.
+PATH = "/opt/app/bin:${PATH}"
+PYTHONUNBUFFERED = "1"
+
+[secrets]
+# Names that must never be baked into the image, on top of the built-in
+# deny-list (…_SECRET, …_TOKEN, …_PASSWORD, …_API_KEY, NUVLA_API_KEY, …).
+# Pass them when the container starts: docker run -e NAME=… IMAGE
+names = []
+
+[labels]
+# Quote dotted keys, or TOML reads them as nested tables.
+"org.opencontainers.image.description" = "Exported with stowage"
+"#;
+
+/// A spec error: which file, where in it, what is wrong and what to do.
+#[derive(Debug, thiserror::Error)]
+pub struct SpecError {
+    path: PathBuf,
+    position: Option<(usize, usize)>,
+    message: String,
+    hint: Option<String>,
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.position {
+            Some((line, col)) => {
+                write!(f, "{}:{line}:{col}: {}", self.path.display(), self.message)
+            }
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+impl SpecError {
+    /// What to do about it.
+    pub fn hint(&self) -> Option<&str> {
+        self.hint.as_deref()
+    }
+
+    /// 1-based line and column in the spec file, when the error has a place in it.
+    pub fn line_col(&self) -> Option<(usize, usize)> {
+        self.position
+    }
+
+    /// The spec file as given.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What is wrong, without the position prefix.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn without_position(path: &Path, message: String, hint: Option<String>) -> SpecError {
+        SpecError {
+            path: path.to_path_buf(),
+            position: None,
+            message,
+            hint,
+        }
+    }
+}
+
+/// The owner (uid and gid) of the files a layer adds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: u64,
+    pub gid: u64,
+}
+
+impl Owner {
+    const ROOT: Owner = Owner { uid: 0, gid: 0 };
+}
+
+/// A folder copied into the image (`library` or `workspace`).
+#[derive(Debug, Clone)]
+pub struct Mount {
+    /// Absolute path of the folder on this machine.
+    pub source: PathBuf,
+    /// Normalised absolute path in the image.
+    pub target: String,
+    pub owner: Owner,
+}
+
+/// A single extra file copied into the image.
+#[derive(Debug, Clone)]
+pub struct ExtraFile {
+    /// Absolute path of the file on this machine.
+    pub source: PathBuf,
+    /// Normalised absolute path in the image.
+    pub target: String,
+    /// Permission bits to set instead of the file's own.
+    pub mode: Option<u32>,
+    pub owner: Owner,
+}
+
+/// A validated spec file.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// The spec file as given.
+    pub path: PathBuf,
+    /// As written; "scratch" when absent.
+    pub base: String,
+    pub image: Option<String>,
+    pub platform: Option<String>,
+    pub library: Mount,
+    pub workspace: Option<Mount>,
+    /// `.dockerignore`-style patterns, as written, in order.
+    pub exclude: Vec<String>,
+    pub entrypoint: Option<Vec<String>>,
+    pub command: Option<Vec<String>>,
+    /// Normalised `PORT/PROTO`, e.g. "8888/tcp".
+    pub ports: Vec<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub files: Vec<ExtraFile>,
+    /// In file order, values unexpanded.
+    pub env: Vec<(String, String)>,
+    pub secret_names: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Reads and validates the spec file (I/O: reads it and checks that sources exist).
+pub fn read_spec(path: &Path) -> Result<Spec, SpecError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let (message, hint) = match e.kind() {
+            std::io::ErrorKind::NotFound => (
+                "spec file not found".to_string(),
+                format!(
+                    "run `stowage init` to write a starter {SPEC_FILE_NAME}, or point at yours with `-f PATH`"
+                ),
+            ),
+            std::io::ErrorKind::IsADirectory => (
+                "this is a folder, not a spec file".to_string(),
+                format!(
+                    "pass the file itself, e.g. `-f {}`",
+                    path.join(SPEC_FILE_NAME).display()
+                ),
+            ),
+            std::io::ErrorKind::InvalidData => (
+                "the spec file is not valid UTF-8".to_string(),
+                "save it as UTF-8 text".to_string(),
+            ),
+            _ => (
+                format!("cannot read the spec file: {e}"),
+                "check that the file is readable, or pass another with `-f PATH`".to_string(),
+            ),
+        };
+        SpecError::without_position(path, message, Some(hint))
+    })?;
+    parse_spec(&text, path)
+}
+
+/// Parses and validates spec text; `path` is used for messages and to resolve relative sources (against its parent folder); checks that sources exist.
+pub fn parse_spec(text: &str, path: &Path) -> Result<Spec, SpecError> {
+    let cx = Cx { text, path };
+    let raw: RawSpec = toml::from_str(text).map_err(|e| cx.toml_error(&e))?;
+    cx.validate(raw)
+}
+
+/// True when `name` must never be baked into an image: the built-in deny-list (case-insensitive) or one of `extra` (exact).
+pub fn is_secret_name(name: &str, extra: &[String]) -> bool {
+    builtin_secret(name) || extra.iter().any(|e| e == name)
+}
+
+fn builtin_secret(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    DENIED_SECRET_NAMES.contains(&upper.as_str())
+        || DENIED_SECRET_SUFFIXES.iter().any(|s| upper.ends_with(s))
+}
+
+/// Writes STARTER_SPEC as DIR/stowage.toml, creating DIR if missing; never overwrites an existing file.
+pub fn write_starter_spec(dir: &Path) -> Result<PathBuf, SpecError> {
+    let path = dir.join(SPEC_FILE_NAME);
+    let exists = |path: &Path| {
+        SpecError::without_position(
+            path,
+            "a spec file already exists here".to_string(),
+            Some(
+                "edit it, remove it to start over, or run `stowage init` in another folder"
+                    .to_string(),
+            ),
+        )
+    };
+    let io_error = |what: &str, e: std::io::Error| {
+        SpecError::without_position(
+            &path,
+            format!("cannot write the starter spec: {what}: {e}"),
+            Some(format!(
+                "check that {} is a folder you can write to",
+                dir.display()
+            )),
+        )
+    };
+    if path.symlink_metadata().is_ok() {
+        return Err(exists(&path));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| io_error("creating the folder", e))?;
+    // A temp file renamed into place means an interrupted init never leaves half a spec behind.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".stowage.toml.")
+        .tempfile_in(dir)
+        .map_err(|e| io_error("creating a temporary file", e))?;
+    tmp.write_all(STARTER_SPEC.as_bytes())
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| io_error("writing a temporary file", e))?;
+    // Temp files are created 0600; a spec is ordinary project source.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| io_error("setting permissions", e))?;
+    }
+    // No-clobber, so a file created since the check above still wins.
+    tmp.persist_noclobber(&path).map_err(|e| {
+        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+            exists(&path)
+        } else {
+            io_error("renaming the temporary file", e.error)
+        }
+    })?;
+    Ok(path)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+struct RawSpec {
+    base: Option<Spanned<String>>,
+    image: Option<Spanned<String>>,
+    platform: Option<Spanned<String>>,
+    app: Option<Spanned<RawApp>>,
+    files: Option<Vec<Spanned<RawFile>>>,
+    env: Option<OrderedTable>,
+    secrets: Option<RawSecrets>,
+    labels: Option<OrderedTable>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+struct RawApp {
+    library: Option<Spanned<RawMount>>,
+    workspace: Option<Spanned<RawMount>>,
+    exclude: Option<Vec<Spanned<String>>>,
+    entrypoint: Option<Spanned<Vec<Spanned<String>>>>,
+    command: Option<Spanned<Vec<Spanned<String>>>>,
+    ports: Option<Vec<Spanned<toml::Value>>>,
+    workdir: Option<Spanned<String>>,
+    user: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+struct RawMount {
+    source: Option<Spanned<String>>,
+    target: Option<Spanned<String>>,
+    owner: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+struct RawFile {
+    source: Option<Spanned<String>>,
+    target: Option<Spanned<String>>,
+    mode: Option<Spanned<toml::Value>>,
+    owner: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+struct RawSecrets {
+    names: Option<Vec<Spanned<String>>>,
+}
+
+/// A free-form table kept in file order, with the position of every key and value.
+struct OrderedTable(Vec<(Spanned<String>, Spanned<toml::Value>)>);
+
+impl<'de> Deserialize<'de> for OrderedTable {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct OrderedVisitor;
+        impl<'de> Visitor<'de> for OrderedVisitor {
+            type Value = OrderedTable;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OrderedTable, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(key) = map.next_key::<Spanned<String>>()? {
+                    entries.push((key, map.next_value()?));
+                }
+                Ok(OrderedTable(entries))
+            }
+        }
+        d.deserialize_map(OrderedVisitor)
+    }
+}
+
+/// The text being validated, for turning spans into positions.
+struct Cx<'a> {
+    text: &'a str,
+    path: &'a Path,
+}
+
+/// The owner of entries that give no `owner` of their own, from `[app] user`.
+enum DefaultOwner<'a> {
+    Id(Owner),
+    /// `user` names a user, whose ids only the image's /etc/passwd knows.
+    NamedUser(&'a Spanned<String>),
+}
+
+/// Which folder entry a mount is, for messages.
+#[derive(Clone, Copy)]
+enum MountKind {
+    Library,
+    Workspace,
+}
+
+impl MountKind {
+    fn name(self) -> &'static str {
+        match self {
+            MountKind::Library => "library",
+            MountKind::Workspace => "workspace",
+        }
+    }
+}
+
+impl Cx<'_> {
+    fn error(&self, span: Range<usize>, message: String, hint: impl Into<String>) -> SpecError {
+        SpecError {
+            path: self.path.to_path_buf(),
+            position: Some(line_col(self.text, span.start)),
+            message,
+            hint: Some(hint.into()),
+        }
+    }
+
+    fn toml_error(&self, e: &toml::de::Error) -> SpecError {
+        let mut message = e.message().trim().to_string();
+        let hint = if let Some(rest) = message.strip_prefix("unknown field ") {
+            // serde lists the valid keys in the message; they belong in the hint.
+            let (key, valid) = match rest.split_once(", expected ") {
+                Some((key, valid)) => (key, valid.strip_prefix("one of ").unwrap_or(valid)),
+                None => (rest.split(',').next().unwrap_or(rest), ""),
+            };
+            let hint = if valid.is_empty() {
+                "this table takes no keys; remove it".to_string()
+            } else {
+                format!("valid keys here: {valid}")
+            };
+            message = format!("unknown key {key}");
+            hint
+        } else if message.starts_with("invalid type") {
+            if message.ends_with("expected a string") {
+                "write a string in double quotes, e.g. \"value\"".to_string()
+            } else if message.ends_with("expected a sequence") {
+                "write a list in brackets, e.g. [\"a\", \"b\"]; extra files are `[[files]]` tables"
+                    .to_string()
+            } else if message.ends_with("expected a table") {
+                "write a table: `key = { source = \"…\", target = \"…\" }` or a `[section]`"
+                    .to_string()
+            } else {
+                "compare with the commented starter written by `stowage init`".to_string()
+            }
+        } else if message.starts_with("duplicate key") {
+            "each key may appear only once in a table; remove one".to_string()
+        } else {
+            "fix the TOML syntax here (see https://toml.io)".to_string()
+        };
+        SpecError {
+            path: self.path.to_path_buf(),
+            position: e.span().map(|s| line_col(self.text, s.start)),
+            message,
+            hint: Some(hint),
+        }
+    }
+
+    fn validate(&self, raw: RawSpec) -> Result<Spec, SpecError> {
+        let base = match raw.base {
+            Some(b) => {
+                self.check_location(&b, "base")?;
+                b.into_inner()
+            }
+            None => "scratch".to_string(),
+        };
+        let image = match raw.image {
+            Some(i) => {
+                self.check_location(&i, "image")?;
+                Some(i.into_inner())
+            }
+            None => None,
+        };
+        let platform = match raw.platform {
+            Some(p) => {
+                self.check_platform(&p)?;
+                Some(p.into_inner())
+            }
+            None => None,
+        };
+
+        let Some(app) = raw.app else {
+            return Err(self.error(
+                0..0,
+                "missing [app] table".to_string(),
+                "add `[app]` with `library = { source = \"library\", target = \"/opt/app\" }`",
+            ));
+        };
+        let app_span = app.span();
+        let app = app.into_inner();
+
+        let default_owner = match &app.user {
+            Some(u) => match self.check_user(u)? {
+                Some(owner) => DefaultOwner::Id(owner),
+                None => DefaultOwner::NamedUser(u),
+            },
+            None => DefaultOwner::Id(Owner::ROOT),
+        };
+
+        let Some(library) = app.library.as_ref() else {
+            return Err(self.error(
+                app_span,
+                "[app] has no `library`".to_string(),
+                "add `library = { source = \"library\", target = \"/opt/app\" }` under [app]",
+            ));
+        };
+        let library = self.mount(library, MountKind::Library, &default_owner)?;
+        let workspace = match &app.workspace {
+            Some(w) => Some(self.mount(w, MountKind::Workspace, &default_owner)?),
+            None => None,
+        };
+
+        let mut exclude = Vec::new();
+        for pattern in app.exclude.iter().flatten() {
+            self.check_exclude(pattern)?;
+            exclude.push(pattern.get_ref().clone());
+        }
+
+        let entrypoint = match &app.entrypoint {
+            Some(e) => Some(self.check_argv(e, "entrypoint")?),
+            None => None,
+        };
+        let command = match &app.command {
+            Some(c) => Some(self.check_argv(c, "command")?),
+            None => None,
+        };
+
+        let mut ports: Vec<String> = Vec::new();
+        for port in app.ports.iter().flatten() {
+            let normal = self.check_port(port)?;
+            if ports.contains(&normal) {
+                return Err(self.error(
+                    port.span(),
+                    format!("port {normal} is listed twice"),
+                    "remove the duplicate",
+                ));
+            }
+            ports.push(normal);
+        }
+
+        let workdir = match &app.workdir {
+            Some(w) => Some(normalise_path(w.get_ref(), true).map_err(|why| {
+                self.error(
+                    w.span(),
+                    format!("workdir `{}` {why}", w.get_ref()),
+                    absolute_hint(w.get_ref()),
+                )
+            })?),
+            None => None,
+        };
+
+        let mut files = Vec::new();
+        for file in raw.files.iter().flatten() {
+            files.push(self.extra_file(file, &default_owner)?);
+        }
+
+        let mut secret_names = Vec::new();
+        for name in raw.secrets.iter().flat_map(|s| s.names.iter().flatten()) {
+            if !is_env_name(name.get_ref()) {
+                return Err(self.error(
+                    name.span(),
+                    format!("`{}` is not an environment variable name", name.get_ref()),
+                    "names are letters, digits and `_`, not starting with a digit",
+                ));
+            }
+            secret_names.push(name.get_ref().clone());
+        }
+
+        let mut env = Vec::new();
+        for (key, value) in raw.env.iter().flat_map(|t| t.0.iter()) {
+            env.push(self.env_entry(key, value, &secret_names)?);
+        }
+
+        let mut labels = BTreeMap::new();
+        for (key, value) in raw.labels.iter().flat_map(|t| t.0.iter()) {
+            if key.get_ref().trim().is_empty() {
+                return Err(self.error(
+                    key.span(),
+                    "label key is empty".to_string(),
+                    "name the label, e.g. \"org.opencontainers.image.source\"",
+                ));
+            }
+            let value = self.string_value(key, value, "label")?;
+            labels.insert(key.get_ref().clone(), value);
+        }
+
+        Ok(Spec {
+            path: self.path.to_path_buf(),
+            base,
+            image,
+            platform,
+            library,
+            workspace,
+            exclude,
+            entrypoint,
+            command,
+            ports,
+            workdir,
+            user: app.user.map(Spanned::into_inner),
+            files,
+            env,
+            secret_names,
+            labels,
+        })
+    }
+
+    fn check_location(&self, value: &Spanned<String>, key: &str) -> Result<(), SpecError> {
+        let s = value.get_ref();
+        if s.trim().is_empty() {
+            let hint = if key == "base" {
+                "name an image such as \"docker.io/library/python:3.12-slim\", write \"scratch\", or remove the line"
+            } else {
+                "name a destination such as \"docker.io/acme/app:1\", or remove the line"
+            };
+            return Err(self.error(value.span(), format!("`{key}` is empty"), hint));
+        }
+        match reference::parse_transport(s) {
+            Ok(Transport::Scratch) if key == "image" => Err(self.error(
+                value.span(),
+                "`image` cannot be \"scratch\": it is where the image is written".to_string(),
+                "name a destination such as \"docker.io/acme/app:1\" or \"docker-archive:app.tar\"",
+            )),
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.error(
+                value.span(),
+                format!("`{key}`: {e}"),
+                e.hint()
+                    .unwrap_or_else(|| "see the transports in the documentation".to_string()),
+            )),
+        }
+    }
+
+    fn check_platform(&self, value: &Spanned<String>) -> Result<(), SpecError> {
+        let p = value.get_ref();
+        let parts: Vec<&str> = p.split('/').collect();
+        let ok = (2..=3).contains(&parts.len())
+            && parts.iter().all(|part| {
+                !part.is_empty()
+                    && part.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b)
+                    })
+            });
+        if ok {
+            Ok(())
+        } else {
+            Err(self.error(
+                value.span(),
+                format!("platform `{p}` is not OS/ARCH[/VARIANT]"),
+                "write it in lowercase, e.g. \"linux/amd64\" or \"linux/arm64/v8\"",
+            ))
+        }
+    }
+
+    /// Checks `user`'s shape; returns the owner it implies, or None when it names a user by name.
+    fn check_user(&self, value: &Spanned<String>) -> Result<Option<Owner>, SpecError> {
+        let u = value.get_ref();
+        let (user, group) = match u.split_once(':') {
+            Some((user, group)) => (user, Some(group)),
+            None => (u.as_str(), None),
+        };
+        let part_ok = |p: &str| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| !c.is_whitespace() && !c.is_control() && c != ':')
+        };
+        if !part_ok(user) || !group.is_none_or(part_ok) {
+            return Err(self.error(
+                value.span(),
+                format!("user `{u}` is not USER, UID, USER:GROUP or UID:GID"),
+                "write e.g. \"1000:100\", \"1000\" or \"root\", or remove the line to keep the base's user",
+            ));
+        }
+        let id = |p: &str| -> Option<u64> { if p == "root" { Some(0) } else { parse_id(p) } };
+        Ok(match (id(user), group.map(id)) {
+            (Some(uid), None) => Some(Owner { uid, gid: 0 }),
+            (Some(uid), Some(Some(gid))) => Some(Owner { uid, gid }),
+            _ => None,
+        })
+    }
+
+    fn entry_owner(
+        &self,
+        given: Option<&Spanned<String>>,
+        default: &DefaultOwner<'_>,
+    ) -> Result<Owner, SpecError> {
+        match (given, default) {
+            (Some(o), _) => self.parse_owner(o),
+            (None, DefaultOwner::Id(owner)) => Ok(*owner),
+            (None, DefaultOwner::NamedUser(user)) => Err(self.error(
+                user.span(),
+                format!(
+                    "user `{}` is a name, so stowage cannot tell which uid and gid should own the added files",
+                    user.get_ref()
+                ),
+                "give numeric owner = \"UID:GID\" on the entry, or a numeric user",
+            )),
+        }
+    }
+
+    fn parse_owner(&self, value: &Spanned<String>) -> Result<Owner, SpecError> {
+        let o = value.get_ref();
+        let owner = match o.split_once(':') {
+            Some((uid, gid)) => parse_id(uid).zip(parse_id(gid)),
+            None => parse_id(o).map(|uid| (uid, 0)),
+        };
+        match owner {
+            Some((uid, gid)) => Ok(Owner { uid, gid }),
+            None => Err(self.error(
+                value.span(),
+                format!("owner `{o}` is not a numeric UID:GID"),
+                "write numbers, e.g. owner = \"1000:100\"",
+            )),
+        }
+    }
+
+    fn mount(
+        &self,
+        value: &Spanned<RawMount>,
+        kind: MountKind,
+        default_owner: &DefaultOwner<'_>,
+    ) -> Result<Mount, SpecError> {
+        let name = kind.name();
+        let example = match kind {
+            MountKind::Library => "library = { source = \"library\", target = \"/opt/app\" }",
+            MountKind::Workspace => {
+                "workspace = { source = \"workspace\", target = \"/home/user/work\" }"
+            }
+        };
+        let raw = value.get_ref();
+        let Some(source) = &raw.source else {
+            return Err(self.error(
+                value.span(),
+                format!("`{name}` has no `source`"),
+                format!("give the folder to copy, e.g. {example}"),
+            ));
+        };
+        let Some(target) = &raw.target else {
+            return Err(self.error(
+                value.span(),
+                format!("`{name}` has no `target`"),
+                format!("give the absolute path in the image, e.g. {example}"),
+            ));
+        };
+        let source = self.source(source, name, true)?;
+        let target = self.target(target, name)?;
+        let owner = self.entry_owner(raw.owner.as_ref(), default_owner)?;
+        Ok(Mount {
+            source,
+            target,
+            owner,
+        })
+    }
+
+    fn extra_file(
+        &self,
+        value: &Spanned<RawFile>,
+        default_owner: &DefaultOwner<'_>,
+    ) -> Result<ExtraFile, SpecError> {
+        let raw = value.get_ref();
+        let Some(source) = &raw.source else {
+            return Err(self.error(
+                value.span(),
+                "[[files]] entry has no `source`".to_string(),
+                "give the file to copy, e.g. source = \"scripts/start.sh\"",
+            ));
+        };
+        let Some(target) = &raw.target else {
+            return Err(self.error(
+                value.span(),
+                "[[files]] entry has no `target`".to_string(),
+                "give the absolute path in the image, e.g. target = \"/opt/app/start.sh\"",
+            ));
+        };
+        let source = self.source(source, "[[files]]", false)?;
+        let target = self.target(target, "[[files]]")?;
+        let mode = match &raw.mode {
+            Some(m) => Some(self.mode(m)?),
+            None => None,
+        };
+        let owner = self.entry_owner(raw.owner.as_ref(), default_owner)?;
+        Ok(ExtraFile {
+            source,
+            target,
+            mode,
+            owner,
+        })
+    }
+
+    /// Resolves a source against the spec's folder and checks it is a folder (or a file).
+    fn source(
+        &self,
+        value: &Spanned<String>,
+        entry: &str,
+        folder: bool,
+    ) -> Result<PathBuf, SpecError> {
+        let written = value.get_ref();
+        let what = if folder { "folder" } else { "file" };
+        if written.is_empty() {
+            return Err(self.error(
+                value.span(),
+                format!("{entry} `source` is empty"),
+                format!("give the {what} to copy, relative to the spec file's folder"),
+            ));
+        }
+        let base = match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let joined = base.join(written);
+        let resolved = std::path::absolute(&joined).unwrap_or(joined);
+        let shown = resolved.display();
+        match std::fs::metadata(&resolved) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(self.error(
+                value.span(),
+                format!("{entry} source {what} {shown} does not exist"),
+                "create it, or fix `source` (a relative source is resolved against the spec file's folder)",
+            )),
+            Err(e) => Err(self.error(
+                value.span(),
+                format!("cannot read {entry} source {shown}: {e}"),
+                "check that it exists and that you may read it",
+            )),
+            Ok(meta) if folder && !meta.is_dir() => Err(self.error(
+                value.span(),
+                format!("{entry} source {shown} is not a folder"),
+                "point `source` at a folder; single files go in a [[files]] entry",
+            )),
+            Ok(meta) if !folder && !meta.is_file() => Err(self.error(
+                value.span(),
+                format!("{entry} source {shown} is not a regular file"),
+                "point `source` at a file; whole folders go in [app] library or workspace",
+            )),
+            Ok(_) => Ok(resolved),
+        }
+    }
+
+    fn target(&self, value: &Spanned<String>, entry: &str) -> Result<String, SpecError> {
+        let t = value.get_ref();
+        normalise_path(t, false).map_err(|why| {
+            self.error(
+                value.span(),
+                format!("{entry} target `{t}` {why}"),
+                absolute_hint(t),
+            )
+        })
+    }
+
+    fn mode(&self, value: &Spanned<toml::Value>) -> Result<u32, SpecError> {
+        let octal = match value.get_ref() {
+            toml::Value::String(s) => Some(s.strip_prefix("0o").unwrap_or(s).to_string()),
+            // TOML's own octal integers (`0o755`) say what the user meant; decimal ones do not.
+            toml::Value::Integer(_) => self
+                .text
+                .get(value.span())
+                .and_then(|t| t.strip_prefix("0o"))
+                .map(|t| t.replace('_', "")),
+            _ => None,
+        };
+        let mode = octal.and_then(|s| {
+            if s.is_empty() || !s.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+                return None;
+            }
+            u32::from_str_radix(&s, 8).ok().filter(|m| *m <= 0o7777)
+        });
+        mode.ok_or_else(|| {
+            let shown = self.text.get(value.span()).unwrap_or("?");
+            self.error(
+                value.span(),
+                format!("mode {shown} is not an octal permission string up to 7777"),
+                "write it as a quoted octal string, e.g. mode = \"0755\"",
+            )
+        })
+    }
+
+    fn check_exclude(&self, pattern: &Spanned<String>) -> Result<(), SpecError> {
+        let p = pattern.get_ref();
+        let body = p.strip_prefix('!').unwrap_or(p);
+        if body.trim().is_empty() {
+            return Err(self.error(
+                pattern.span(),
+                "exclude pattern is empty".to_string(),
+                "remove it, or write a pattern such as \"**/__pycache__\"",
+            ));
+        }
+        match globset::Glob::new(body) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.error(
+                pattern.span(),
+                format!("exclude pattern `{p}` is not a valid glob: {}", e.kind()),
+                "patterns use .dockerignore syntax: `*`, `?`, `**`, `[abc]` and a leading `!` to re-include",
+            )),
+        }
+    }
+
+    fn check_argv(
+        &self,
+        value: &Spanned<Vec<Spanned<String>>>,
+        key: &str,
+    ) -> Result<Vec<String>, SpecError> {
+        let args = value.get_ref();
+        match args.first() {
+            None => Err(self.error(
+                value.span(),
+                format!("`{key}` is an empty list"),
+                format!("name the program to run, e.g. {key} = [\"python3\", \"app.py\"], or remove the line"),
+            )),
+            Some(program) if program.get_ref().trim().is_empty() => Err(self.error(
+                program.span(),
+                format!("`{key}` starts with an empty program name"),
+                "make the first element the program to run",
+            )),
+            Some(_) => Ok(args.iter().map(|a| a.get_ref().clone()).collect()),
+        }
+    }
+
+    fn check_port(&self, value: &Spanned<toml::Value>) -> Result<String, SpecError> {
+        let written = match value.get_ref() {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(i) => i.to_string(),
+            _ => String::new(),
+        };
+        let (number, proto) = match written.split_once('/') {
+            Some((n, p)) => (n, p.to_ascii_lowercase()),
+            None => (written.as_str(), "tcp".to_string()),
+        };
+        let number = if !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) {
+            number
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=65535).contains(n))
+        } else {
+            None
+        };
+        match number {
+            Some(n) if matches!(proto.as_str(), "tcp" | "udp" | "sctp") => {
+                Ok(format!("{n}/{proto}"))
+            }
+            _ => {
+                let shown = self.text.get(value.span()).unwrap_or("?");
+                Err(self.error(
+                    value.span(),
+                    format!("port {shown} is not PORT or PORT/PROTOCOL"),
+                    "write a port from 1 to 65535, optionally with /tcp, /udp or /sctp, e.g. \"8888/tcp\"",
+                ))
+            }
+        }
+    }
+
+    fn env_entry(
+        &self,
+        key: &Spanned<String>,
+        value: &Spanned<toml::Value>,
+        secret_names: &[String],
+    ) -> Result<(String, String), SpecError> {
+        let name = key.get_ref();
+        if !is_env_name(name) {
+            return Err(self.error(
+                key.span(),
+                format!("`{name}` is not an environment variable name"),
+                "names are letters, digits and `_`, not starting with a digit",
+            ));
+        }
+        let listed = secret_names.iter().any(|s| s == name);
+        if listed || builtin_secret(name) {
+            let why = if listed {
+                "it is listed in [secrets] names"
+            } else {
+                "it matches the built-in secret deny-list"
+            };
+            return Err(self.error(
+                key.span(),
+                format!("[env] sets `{name}`, but {why}; secrets are never baked into an image"),
+                format!(
+                    "remove it from [env] and pass it when the container starts: `docker run -e {name}=… IMAGE`"
+                ),
+            ));
+        }
+        let value = self.string_value(key, value, "[env]")?;
+        Ok((name.clone(), value))
+    }
+
+    fn string_value(
+        &self,
+        key: &Spanned<String>,
+        value: &Spanned<toml::Value>,
+        table: &str,
+    ) -> Result<String, SpecError> {
+        match value.get_ref() {
+            toml::Value::String(s) => Ok(s.clone()),
+            toml::Value::Table(_) => Err(self.error(
+                key.span(),
+                format!("{table} `{}` is a table, not a string", key.get_ref()),
+                "quote keys that hold dots, e.g. \"org.opencontainers.image.source\" = \"…\"",
+            )),
+            _ => {
+                let shown = self.text.get(value.span()).unwrap_or("?");
+                Err(self.error(
+                    value.span(),
+                    format!("{table} `{}` must be a string, not {shown}", key.get_ref()),
+                    format!("quote it: {} = \"{shown}\"", key.get_ref()),
+                ))
+            }
+        }
+    }
+}
+
+fn absolute_hint(path: &str) -> String {
+    let suggestion = format!("/{}", path.trim_start_matches('/'));
+    format!("write an absolute path in the image without `..`, e.g. \"{suggestion}\"")
+}
+
+/// Collapses `//` and `.` and drops a trailing `/`; refuses relative paths, `..`, and (unless allowed) `/`.
+fn normalise_path(path: &str, allow_root: bool) -> Result<String, &'static str> {
+    if !path.starts_with('/') {
+        return Err("is not an absolute path");
+    }
+    if path.contains('\0') {
+        return Err("contains a NUL character");
+    }
+    let mut parts = Vec::new();
+    for component in path.split('/') {
+        match component {
+            "" | "." => {}
+            ".." => return Err("contains `..`"),
+            c => parts.push(c),
+        }
+    }
+    if parts.is_empty() && !allow_root {
+        return Err("is the image root `/`");
+    }
+    Ok(format!("/{}", parts.join("/")))
+}
+
+/// `[A-Za-z_][A-Za-z0-9_]*`
+fn is_env_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// A uid or gid: decimal, within Linux's 32-bit id range.
+fn parse_id(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse::<u32>().ok().map(u64::from)
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let col = before[line_start..].chars().count() + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A project folder with a library, a workspace and a start script.
+    struct Project {
+        dir: tempfile::TempDir,
+    }
+
+    impl Project {
+        fn new() -> Project {
+            let dir = match tempfile::tempdir() {
+                Ok(d) => d,
+                Err(e) => panic!("tempdir: {e}"),
+            };
+            for folder in ["library", "workspace", "scripts"] {
+                if let Err(e) = std::fs::create_dir(dir.path().join(folder)) {
+                    panic!("{folder}: {e}");
+                }
+            }
+            if let Err(e) = std::fs::write(dir.path().join("scripts/start.sh"), "#!/bin/sh\n") {
+                panic!("start.sh: {e}");
+            }
+            Project { dir }
+        }
+
+        fn spec_path(&self) -> PathBuf {
+            self.dir.path().join(SPEC_FILE_NAME)
+        }
+
+        fn parse(&self, text: &str) -> Result<Spec, SpecError> {
+            parse_spec(text, &self.spec_path())
+        }
+
+        fn ok(&self, text: &str) -> Spec {
+            match self.parse(text) {
+                Ok(s) => s,
+                Err(e) => panic!("{e} (hint: {:?})", e.hint()),
+            }
+        }
+
+        fn err(&self, text: &str) -> SpecError {
+            match self.parse(text) {
+                Ok(s) => panic!("parsed: {s:?}"),
+                Err(e) => e,
+            }
+        }
+    }
+
+    const MINIMAL: &str = "[app]\nlibrary = { source = \"library\", target = \"/opt/app\" }\n";
+
+    /// 1-based line and column of the first `needle` in `text`.
+    fn at(text: &str, needle: &str) -> (usize, usize) {
+        match text.find(needle) {
+            Some(i) => line_col(text, i),
+            None => panic!("{needle:?} not in {text:?}"),
+        }
+    }
+
+    /// Asserts the error's position, that its Display carries the file and position, and that it has a hint.
+    fn check(e: &SpecError, text: &str, needle: &str, says: &str) {
+        let (line, col) = at(text, needle);
+        assert_eq!(e.line_col(), Some((line, col)), "{e}");
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with(&format!("{}:{line}:{col}: ", e.path().display())),
+            "{shown}"
+        );
+        assert!(shown.contains(says), "{shown:?} should say {says:?}");
+        assert!(e.hint().is_some_and(|h| !h.is_empty()), "{e} has no hint");
+        assert!(
+            !shown.contains(e.hint().unwrap_or("\u{0}")),
+            "hint leaked into Display"
+        );
+    }
+
+    #[test]
+    fn design_example_parses() {
+        let p = Project::new();
+        let text = r#"
+base = "docker.io/library/python:3.12-slim"
+image = "docker.io/acme/public:my-notebook"
+platform = "linux/amd64"
+
+[app]
+library   = { source = "library",   target = "/opt/app" }
+workspace = { source = "workspace", target = "/home/user/work" }
+exclude   = ["**/__pycache__", "*.pyc"]
+entrypoint = ["/opt/app/start.sh"]
+command   = ["jupyter", "lab", "--ip=0.0.0.0", "--port=8888"]
+ports     = ["8888/tcp"]
+workdir   = "/home/user/work"
+user      = "1000:100"
+
+[[files]]
+source = "scripts/start.sh"
+target = "/opt/app/start.sh"
+mode   = "0755"
+
+[env]
+PATH = "/opt/app/bin:${PATH}"
+
+[secrets]
+names = ["API_TOKEN"]
+
+[labels]
+"org.opencontainers.image.source" = "https://example.org/repo"
+"#;
+        let s = p.ok(text);
+        let root = match std::path::absolute(p.dir.path()) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(s.path, p.spec_path());
+        assert_eq!(s.base, "docker.io/library/python:3.12-slim");
+        assert_eq!(
+            s.image.as_deref(),
+            Some("docker.io/acme/public:my-notebook")
+        );
+        assert_eq!(s.platform.as_deref(), Some("linux/amd64"));
+        assert_eq!(s.library.source, root.join("library"));
+        assert_eq!(s.library.target, "/opt/app");
+        assert_eq!(
+            s.library.owner,
+            Owner {
+                uid: 1000,
+                gid: 100
+            }
+        );
+        let ws = s
+            .workspace
+            .as_ref()
+            .map(|w| (w.source.clone(), w.target.clone(), w.owner));
+        assert_eq!(
+            ws,
+            Some((
+                root.join("workspace"),
+                "/home/user/work".to_string(),
+                Owner {
+                    uid: 1000,
+                    gid: 100
+                }
+            ))
+        );
+        assert_eq!(s.exclude, ["**/__pycache__", "*.pyc"]);
+        assert_eq!(s.entrypoint, Some(vec!["/opt/app/start.sh".to_string()]));
+        assert_eq!(s.command.as_ref().map(Vec::len), Some(4));
+        assert_eq!(s.ports, ["8888/tcp"]);
+        assert_eq!(s.workdir.as_deref(), Some("/home/user/work"));
+        assert_eq!(s.user.as_deref(), Some("1000:100"));
+        assert_eq!(s.files.len(), 1);
+        assert_eq!(s.files[0].source, root.join("scripts/start.sh"));
+        assert_eq!(s.files[0].target, "/opt/app/start.sh");
+        assert_eq!(s.files[0].mode, Some(0o755));
+        assert_eq!(
+            s.files[0].owner,
+            Owner {
+                uid: 1000,
+                gid: 100
+            }
+        );
+        assert_eq!(
+            s.env,
+            [("PATH".to_string(), "/opt/app/bin:${PATH}".to_string())]
+        );
+        assert_eq!(s.secret_names, ["API_TOKEN"]);
+        assert_eq!(
+            s.labels
+                .get("org.opencontainers.image.source")
+                .map(String::as_str),
+            Some("https://example.org/repo")
+        );
+    }
+
+    #[test]
+    fn minimal_spec_defaults() {
+        let p = Project::new();
+        let s = p.ok(MINIMAL);
+        assert_eq!(s.base, "scratch");
+        assert_eq!(s.library.owner, Owner { uid: 0, gid: 0 });
+        assert!(s.workspace.is_none() && s.image.is_none() && s.entrypoint.is_none());
+        assert!(s.command.is_none() && s.ports.is_empty() && s.files.is_empty());
+        assert!(s.env.is_empty() && s.labels.is_empty() && s.exclude.is_empty());
+    }
+
+    #[test]
+    fn library_as_a_table_section() {
+        let p = Project::new();
+        let s = p
+            .ok("[app.library]\nsource = \"./library/\"\ntarget = \"/opt/app\"\nowner = \"5:6\"\n");
+        assert_eq!(s.library.owner, Owner { uid: 5, gid: 6 });
+        assert!(s.library.source.ends_with("library"));
+    }
+
+    #[test]
+    fn relative_sources_resolve_against_the_spec_folder() {
+        let p = Project::new();
+        let sub = p.dir.path().join("sub");
+        if let Err(e) = std::fs::create_dir(&sub) {
+            panic!("{e}");
+        }
+        let text = "[app]\nlibrary = { source = \"../library\", target = \"/opt/app\" }\n";
+        let s = match parse_spec(text, &sub.join(SPEC_FILE_NAME)) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(s.library.source.is_absolute());
+        assert!(s.library.source.is_dir());
+        let abs = p.dir.path().join("library");
+        let text = format!(
+            "[app]\nlibrary = {{ source = \"{}\", target = \"/opt/app\" }}\n",
+            abs.display()
+        );
+        let s = match parse_spec(&text, Path::new("/nonexistent/stowage.toml")) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(s.library.source, abs);
+    }
+
+    #[test]
+    fn env_keeps_file_order() {
+        let p = Project::new();
+        let s = p.ok(&format!(
+            "{MINIMAL}[env]\nZED = \"1\"\nALPHA = \"${{ZED}}\"\nMID = \"\"\n_x9 = \"y\"\n"
+        ));
+        let names: Vec<&str> = s.env.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["ZED", "ALPHA", "MID", "_x9"]);
+        assert_eq!(s.env[1].1, "${ZED}");
+    }
+
+    #[test]
+    fn targets_are_normalised() {
+        let p = Project::new();
+        let text = "[app]\nlibrary = { source = \"library\", target = \"//opt//app/./\" }\nworkdir = \"/work/\"\n\n[[files]]\nsource = \"scripts/start.sh\"\ntarget = \"/opt/app//start.sh\"\n";
+        let s = p.ok(text);
+        assert_eq!(s.library.target, "/opt/app");
+        assert_eq!(s.files[0].target, "/opt/app/start.sh");
+        assert_eq!(s.files[0].mode, None);
+        assert_eq!(s.workdir.as_deref(), Some("/work"));
+        assert_eq!(
+            p.ok(&format!("{MINIMAL}workdir = \"/\"\n"))
+                .workdir
+                .as_deref(),
+            Some("/")
+        );
+    }
+
+    #[test]
+    fn ports_are_normalised() {
+        let p = Project::new();
+        let s = p.ok(&format!(
+            "{MINIMAL}ports = [\"8888\", \"53/UDP\", \"9/sctp\", 80, \"065535\", \"1/tcp\"]\n"
+        ));
+        assert_eq!(
+            s.ports,
+            [
+                "8888/tcp",
+                "53/udp",
+                "9/sctp",
+                "80/tcp",
+                "65535/tcp",
+                "1/tcp"
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_ports() {
+        let p = Project::new();
+        for bad in [
+            "\"0\"",
+            "\"65536\"",
+            "\"80/icmp\"",
+            "\"\"",
+            "\"http\"",
+            "\"8000-8010\"",
+            "\"+80\"",
+            "-1",
+            "true",
+            "\"80/\"",
+        ] {
+            let text = format!("{MINIMAL}ports = [\"22\", {bad}]\n");
+            let e = p.err(&text);
+            check(&e, &text, bad, "port");
+        }
+        let text = format!("{MINIMAL}ports = [\"22\", \"22/tcp\"]\n");
+        check(&p.err(&text), &text, "\"22/tcp\"", "listed twice");
+    }
+
+    #[test]
+    fn modes() {
+        let p = Project::new();
+        let file = |mode: &str| {
+            format!(
+                "{MINIMAL}[[files]]\nsource = \"scripts/start.sh\"\ntarget = \"/s\"\nmode = {mode}\n"
+            )
+        };
+        for (mode, want) in [
+            ("\"0755\"", 0o755),
+            ("\"755\"", 0o755),
+            ("\"4755\"", 0o4755),
+            ("\"0o644\"", 0o644),
+            ("0o7777", 0o7777),
+            ("\"0\"", 0),
+        ] {
+            assert_eq!(p.ok(&file(mode)).files[0].mode, Some(want), "{mode}");
+        }
+        for bad in [
+            "\"0788\"",
+            "\"17777\"",
+            "\"rwx\"",
+            "\"\"",
+            "755",
+            "0o17777",
+            "\"-1\"",
+            "1.5",
+        ] {
+            let text = file(bad);
+            check(&p.err(&text), &text, &format!("= {bad}")[2..], "mode");
+        }
+    }
+
+    #[test]
+    fn spec_file_missing() {
+        let p = Project::new();
+        let path = p.dir.path().join("nope.toml");
+        let e = match read_spec(&path) {
+            Ok(s) => panic!("{s:?}"),
+            Err(e) => e,
+        };
+        assert_eq!(e.line_col(), None);
+        assert_eq!(
+            e.to_string(),
+            format!("{}: spec file not found", path.display())
+        );
+        assert!(
+            e.hint()
+                .is_some_and(|h| h.contains("stowage init") && h.contains("-f"))
+        );
+        let e = match read_spec(p.dir.path()) {
+            Ok(s) => panic!("{s:?}"),
+            Err(e) => e,
+        };
+        assert_eq!(e.line_col(), None);
+        assert!(e.hint().is_some_and(|h| h.contains(SPEC_FILE_NAME)));
+    }
+
+    #[test]
+    fn read_spec_reads_the_file() {
+        let p = Project::new();
+        if let Err(e) = std::fs::write(p.spec_path(), MINIMAL) {
+            panic!("{e}");
+        }
+        match read_spec(&p.spec_path()) {
+            Ok(s) => assert_eq!(s.library.target, "/opt/app"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn toml_syntax_error() {
+        let p = Project::new();
+        let text = "base = \"alpine\"\n[app\nlibrary = 1\n";
+        let e = p.err(text);
+        assert_eq!(e.line_col(), Some((2, 5)), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("{}:2:5: ", p.spec_path().display()))
+        );
+        assert!(e.hint().is_some());
+        let text = "base = \"alpine\nx = 1\n";
+        assert_eq!(p.err(text).line_col().map(|(l, _)| l), Some(1));
+        let text = format!("{MINIMAL}[env]\nA = \"1\"\nA = \"2\"\n");
+        let e = p.err(&text);
+        assert_eq!(e.line_col(), Some((5, 1)), "{e}");
+        assert!(e.hint().is_some_and(|h| h.contains("once")));
+    }
+
+    #[test]
+    fn unknown_keys_at_every_level() {
+        let p = Project::new();
+        let cases = [
+            (format!("bsae = \"alpine\"\n{MINIMAL}"), "bsae", "`base`"),
+            (format!("{MINIMAL}[extra]\nx = 1\n"), "extra", "`labels`"),
+            (format!("{MINIMAL}comand = [\"x\"]\n"), "comand", "`command`"),
+            ("[app]\nlibrary = { source = \"library\", target = \"/opt/app\", mode = \"0755\" }\n".to_string(), "mode", "`owner`"),
+            (format!("{MINIMAL}[[files]]\nsource = \"scripts/start.sh\"\ntarget = \"/s\"\nmod = \"0755\"\n"), "mod =", "`mode`"),
+            (format!("{MINIMAL}[secrets]\nname = [\"X\"]\n"), "name =", "`names`"),
+        ];
+        for (text, needle, valid) in &cases {
+            let e = p.err(text);
+            check(&e, text, needle, "unknown key `");
+            assert!(
+                e.hint()
+                    .is_some_and(|h| h.starts_with("valid keys here") && h.contains(valid)),
+                "{:?}",
+                e.hint()
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_types() {
+        let p = Project::new();
+        let cases = [
+            (format!("base = 3\n{MINIMAL}"), "3", "expected a string"),
+            ("app = \"x\"\n".to_string(), "\"x\"", "expected a table"),
+            (
+                "[app]\nlibrary = \"library\"\n".to_string(),
+                "\"library\"",
+                "expected a table",
+            ),
+            (
+                format!("{MINIMAL}command = \"jupyter lab\"\n"),
+                "\"jupyter lab\"",
+                "expected a sequence",
+            ),
+            (
+                format!("{MINIMAL}command = [\"a\", 2]\n"),
+                "2]",
+                "expected a string",
+            ),
+            (
+                format!("{MINIMAL}[files]\nsource = \"x\"\n"),
+                "[files]",
+                "expected a sequence",
+            ),
+        ];
+        for (text, needle, says) in &cases {
+            check(&p.err(text), text, needle, says);
+        }
+        let text = format!("{MINIMAL}[env]\nPORT = 8888\n");
+        let e = p.err(&text);
+        check(&e, &text, "8888", "must be a string");
+        assert_eq!(e.hint(), Some("quote it: PORT = \"8888\""));
+        let text = format!("{MINIMAL}[labels]\norg.opencontainers.image.source = \"x\"\n");
+        let e = p.err(&text);
+        check(&e, &text, "org.", "is a table");
+        assert!(e.hint().is_some_and(|h| h.contains("quote")));
+    }
+
+    #[test]
+    fn missing_app_or_library() {
+        let p = Project::new();
+        let text = "base = \"alpine\"\n";
+        let e = p.err(text);
+        assert_eq!(e.line_col(), Some((1, 1)));
+        assert!(e.to_string().contains("missing [app]"));
+        assert!(e.hint().is_some_and(|h| h.contains("library")));
+        let text = "base = \"alpine\"\n\n[app]\ncommand = [\"x\"]\n";
+        check(&p.err(text), text, "[app]", "no `library`");
+        let text = "[app]\nlibrary = { target = \"/opt/app\" }\n";
+        check(&p.err(text), text, "{ target", "no `source`");
+        let text = "[app]\nlibrary = { source = \"library\" }\n";
+        check(&p.err(text), text, "{ source", "no `target`");
+        let text = format!("{MINIMAL}[[files]]\ntarget = \"/s\"\n");
+        check(&p.err(&text), &text, "[[files]]", "no `source`");
+    }
+
+    #[test]
+    fn missing_or_wrong_kind_of_source() {
+        let p = Project::new();
+        let text = "[app]\nlibrary = { source = \"libary\", target = \"/opt/app\" }\n";
+        let e = p.err(text);
+        check(&e, text, "\"libary\"", "does not exist");
+        let resolved = match std::path::absolute(p.dir.path().join("libary")) {
+            Ok(r) => r,
+            Err(err) => panic!("{err}"),
+        };
+        assert!(e.message().contains(&resolved.display().to_string()), "{e}");
+
+        let text =
+            format!("{MINIMAL}workspace = {{ source = \"scripts/start.sh\", target = \"/w\" }}\n");
+        check(&p.err(&text), &text, "\"scripts/start.sh\"", "not a folder");
+
+        let text = format!("{MINIMAL}[[files]]\nsource = \"scripts\"\ntarget = \"/s\"\n");
+        check(&p.err(&text), &text, "\"scripts\"", "not a regular file");
+
+        let text = format!("{MINIMAL}[[files]]\nsource = \"scripts/stop.sh\"\ntarget = \"/s\"\n");
+        check(
+            &p.err(&text),
+            &text,
+            "\"scripts/stop.sh\"",
+            "does not exist",
+        );
+
+        let text = "[app]\nlibrary = { source = \"\", target = \"/opt/app\" }\n";
+        check(&p.err(text), text, "\"\"", "empty");
+    }
+
+    #[test]
+    fn bad_targets() {
+        let p = Project::new();
+        for (target, says) in [
+            ("opt/app", "not an absolute path"),
+            ("", "not an absolute path"),
+            ("/opt/../etc", "`..`"),
+            ("/", "root"),
+            ("//./", "root"),
+        ] {
+            let text =
+                format!("[app]\nlibrary = {{ source = \"library\", target = \"{target}\" }}\n");
+            let e = p.err(&text);
+            check(&e, &text, &format!("\"{target}\" }}"), says);
+        }
+        let text = "[app]\nlibrary = { source = \"library\", target = \"opt/app\" }\n";
+        assert!(
+            p.err(text)
+                .hint()
+                .is_some_and(|h| h.contains("\"/opt/app\""))
+        );
+        let text =
+            format!("{MINIMAL}[[files]]\nsource = \"scripts/start.sh\"\ntarget = \"start.sh\"\n");
+        check(&p.err(&text), &text, "\"start.sh\"", "not an absolute path");
+        let text = format!("{MINIMAL}workdir = \"work\"\n");
+        check(&p.err(&text), &text, "\"work\"", "workdir");
+    }
+
+    #[test]
+    fn secrets_in_env_are_refused() {
+        let p = Project::new();
+        for name in [
+            "NUVLA_API_KEY",
+            "NUVLA_API_SECRET",
+            "AWS_SECRET_ACCESS_KEY",
+            "GITHUB_TOKEN",
+            "db_password",
+            "Some_Api_Key",
+        ] {
+            let text = format!("{MINIMAL}[env]\nOK = \"1\"\n{name} = \"x\"\n");
+            let e = p.err(&text);
+            check(&e, &text, &format!("{name} ="), "deny-list");
+            assert!(
+                e.hint()
+                    .is_some_and(|h| h.contains(&format!("docker run -e {name}="))),
+                "{:?}",
+                e.hint()
+            );
+        }
+        let text = format!("{MINIMAL}[env]\nDB_URL = \"x\"\n[secrets]\nnames = [\"DB_URL\"]\n");
+        check(&p.err(&text), &text, "DB_URL =", "[secrets] names");
+        let text = format!("{MINIMAL}[env]\ndb_url = \"x\"\n[secrets]\nnames = [\"DB_URL\"]\n");
+        assert_eq!(p.ok(&text).env.len(), 1, "extra names are case-sensitive");
+        let text = format!("{MINIMAL}[secrets]\nnames = [\"OK\", \"1BAD\"]\n");
+        check(
+            &p.err(&text),
+            &text,
+            "\"1BAD\"",
+            "not an environment variable name",
+        );
+    }
+
+    #[test]
+    fn bad_env_names() {
+        let p = Project::new();
+        for name in ["\"1X\"", "\"A-B\"", "\"\"", "\"A B\"", "\"É\""] {
+            let text = format!("{MINIMAL}[env]\n{name} = \"x\"\n");
+            check(
+                &p.err(&text),
+                &text,
+                &format!("{name} ="),
+                "not an environment variable name",
+            );
+        }
+    }
+
+    #[test]
+    fn empty_command_or_entrypoint() {
+        let p = Project::new();
+        for key in ["command", "entrypoint"] {
+            let text = format!("{MINIMAL}{key} = []\n");
+            check(&p.err(&text), &text, "[]", "empty list");
+            let text = format!("{MINIMAL}{key} = [\"\", \"x\"]\n");
+            check(&p.err(&text), &text, "\"\",", "empty program");
+        }
+        assert_eq!(
+            p.ok(&format!("{MINIMAL}command = [\"a\", \"\"]\n")).command,
+            Some(vec!["a".to_string(), String::new()])
+        );
+    }
+
+    #[test]
+    fn owners_follow_user() {
+        let p = Project::new();
+        let with_user = |user: &str| {
+            format!(
+                "[app]\nlibrary = {{ source = \"library\", target = \"/opt/app\" }}\nuser = \"{user}\"\n"
+            )
+        };
+        for (user, owner) in [
+            ("1000:100", (1000, 100)),
+            ("1000", (1000, 0)),
+            ("root", (0, 0)),
+            ("root:root", (0, 0)),
+            ("0:5", (0, 5)),
+            ("4294967295:1", (4294967295, 1)),
+        ] {
+            assert_eq!(
+                p.ok(&with_user(user)).library.owner,
+                Owner {
+                    uid: owner.0,
+                    gid: owner.1
+                },
+                "{user}"
+            );
+        }
+        for user in ["jovyan", "1000:users", "www-data:33"] {
+            let text = with_user(user);
+            let e = p.err(&text);
+            check(&e, &text, &format!("\"{user}\""), "is a name");
+            assert_eq!(
+                e.hint(),
+                Some("give numeric owner = \"UID:GID\" on the entry, or a numeric user")
+            );
+        }
+        for user in ["", "a:b:c", "1000:", ":100", "a b"] {
+            let text = with_user(user);
+            check(&p.err(&text), &text, &format!("\"{user}\""), "is not USER");
+        }
+        let text = "[app]\nlibrary = { source = \"library\", target = \"/opt/app\", owner = \"1:2\" }\nuser = \"jovyan\"\n[[files]]\nsource = \"scripts/start.sh\"\ntarget = \"/s\"\nowner = \"3\"\n";
+        let s = p.ok(text);
+        assert_eq!(
+            (s.library.owner, s.files[0].owner),
+            (Owner { uid: 1, gid: 2 }, Owner { uid: 3, gid: 0 })
+        );
+        assert_eq!(s.user.as_deref(), Some("jovyan"));
+        let text = "[app]\nlibrary = { source = \"library\", target = \"/opt/app\", owner = \"1:2\" }\nuser = \"jovyan\"\n[[files]]\nsource = \"scripts/start.sh\"\ntarget = \"/s\"\n";
+        check(&p.err(text), text, "\"jovyan\"", "is a name");
+        for owner in ["x", "1:", "-1:0", "4294967296:0", "1:2:3"] {
+            let text = format!(
+                "[app]\nlibrary = {{ source = \"library\", target = \"/opt/app\", owner = \"{owner}\" }}\n"
+            );
+            check(
+                &p.err(&text),
+                &text,
+                &format!("\"{owner}\""),
+                "not a numeric UID:GID",
+            );
+        }
+    }
+
+    #[test]
+    fn base_and_image() {
+        let p = Project::new();
+        for base in [
+            "scratch",
+            "alpine",
+            "docker-archive:/tmp/x.tar",
+            "oci:./layout:1",
+        ] {
+            assert_eq!(p.ok(&format!("base = \"{base}\"\n{MINIMAL}")).base, base);
+        }
+        for (key, value, says) in [
+            ("base", "", "`base` is empty"),
+            ("base", "  ", "`base` is empty"),
+            ("image", "", "`image` is empty"),
+            ("base", "Alpine", "lowercase"),
+            ("image", "scratch", "cannot be \"scratch\""),
+            ("image", "docker:acme/app", "docker://"),
+        ] {
+            let text = format!("{key} = \"{value}\"\n{MINIMAL}");
+            let e = p.err(&text);
+            check(&e, &text, &format!("\"{value}\""), says);
+        }
+        let text = format!("base = \"Alpine\"\n{MINIMAL}");
+        assert_eq!(
+            p.err(&text).hint(),
+            Some("names must be lowercase: try `alpine`")
+        );
+    }
+
+    #[test]
+    fn platforms() {
+        let p = Project::new();
+        for ok in ["linux/amd64", "linux/arm64/v8", "windows/amd64"] {
+            assert_eq!(
+                p.ok(&format!("platform = \"{ok}\"\n{MINIMAL}"))
+                    .platform
+                    .as_deref(),
+                Some(ok)
+            );
+        }
+        for bad in ["linux", "linux/", "Linux/AMD64", "a/b/c/d", ""] {
+            let text = format!("platform = \"{bad}\"\n{MINIMAL}");
+            check(&p.err(&text), &text, &format!("\"{bad}\""), "OS/ARCH");
+        }
+    }
+
+    #[test]
+    fn exclude_patterns() {
+        let p = Project::new();
+        let s = p.ok(&format!(
+            "{MINIMAL}exclude = [\"*.pyc\", \"!keep.pyc\", \"**/node_modules\", \"a/[bc]\"]\n"
+        ));
+        assert_eq!(
+            s.exclude,
+            ["*.pyc", "!keep.pyc", "**/node_modules", "a/[bc]"]
+        );
+        for bad in ["\"\"", "\"!\"", "\"a/[bc\""] {
+            let text = format!("{MINIMAL}exclude = [\"ok\", {bad}]\n");
+            check(&p.err(&text), &text, &format!("{bad}]"), "exclude pattern");
+        }
+    }
+
+    #[test]
+    fn labels() {
+        let p = Project::new();
+        let s = p.ok(&format!("{MINIMAL}[labels]\n\"b.x\" = \"2\"\na = \"1\"\n"));
+        assert_eq!(
+            s.labels.into_iter().collect::<Vec<_>>(),
+            [
+                ("a".to_string(), "1".to_string()),
+                ("b.x".to_string(), "2".to_string())
+            ]
+        );
+        let text = format!("{MINIMAL}[labels]\n\"\" = \"x\"\n");
+        check(&p.err(&text), &text, "\"\" =", "empty");
+    }
+
+    #[test]
+    fn columns_count_characters_not_bytes() {
+        assert_eq!(line_col("é = 1", "é = ".len()), (1, 5));
+        assert_eq!(line_col("a\nbc", 3), (2, 2));
+        assert_eq!(line_col("a\n", 2), (2, 1));
+        assert_eq!(line_col("", 0), (1, 1));
+        assert_eq!(line_col("ab", 99), (1, 3));
+    }
+
+    #[test]
+    fn secret_names() {
+        let none: &[String] = &[];
+        for name in [
+            "X_SECRET",
+            "x_secret",
+            "DB_PASSWORD",
+            "FTP_PASSWD",
+            "GH_TOKEN",
+            "OPENAI_API_KEY",
+            "S3_ACCESS_KEY",
+            "SSH_PRIVATE_KEY",
+            "AWS_SECRET_ACCESS_KEY",
+            "nuvla_api_key",
+            "NUVLA_API_SECRET",
+        ] {
+            assert!(is_secret_name(name, none), "{name}");
+        }
+        for name in [
+            "PATH",
+            "TOKEN",
+            "SECRET",
+            "API_KEY_FILE",
+            "NUVLA_ENDPOINT",
+            "TOKENIZER",
+            "MY_SECRETS",
+        ] {
+            assert!(!is_secret_name(name, none), "{name}");
+        }
+        let extra = vec!["DB_URL".to_string()];
+        assert!(is_secret_name("DB_URL", &extra));
+        assert!(!is_secret_name("db_url", &extra));
+    }
+
+    #[test]
+    fn starter_spec_parses_once_library_exists() {
+        let dir = match tempfile::tempdir() {
+            Ok(d) => d,
+            Err(e) => panic!("{e}"),
+        };
+        let target = dir.path().join("new/project");
+        let path = match write_starter_spec(&target) {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(path, target.join(SPEC_FILE_NAME));
+        assert_eq!(
+            std::fs::read_to_string(&path).ok().as_deref(),
+            Some(STARTER_SPEC)
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path)
+                .map(|m| m.permissions().mode() & 0o777)
+                .ok();
+            assert_eq!(mode, Some(0o644));
+        }
+        let e = match read_spec(&path) {
+            Ok(s) => panic!("{s:?}"),
+            Err(e) => e,
+        };
+        assert!(e.message().contains("does not exist"), "{e}");
+        if let Err(e) = std::fs::create_dir(target.join("library")) {
+            panic!("{e}");
+        }
+        let s = match read_spec(&path) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(s.library.target, "/opt/app");
+        assert!(s.workspace.is_none());
+        assert!(
+            s.env
+                .iter()
+                .any(|(k, v)| k == "PATH" && v.contains("${PATH}"))
+        );
+        assert!(!s.ports.is_empty() && s.command.is_some() && !s.labels.is_empty());
+        let leftovers = std::fs::read_dir(&target).map(|d| d.count()).ok();
+        assert_eq!(leftovers, Some(2), "only stowage.toml and library");
+    }
+
+    #[test]
+    fn starter_spec_never_overwrites() {
+        let dir = match tempfile::tempdir() {
+            Ok(d) => d,
+            Err(e) => panic!("{e}"),
+        };
+        let path = dir.path().join(SPEC_FILE_NAME);
+        if let Err(e) = std::fs::write(&path, "mine") {
+            panic!("{e}");
+        }
+        let e = match write_starter_spec(dir.path()) {
+            Ok(p) => panic!("overwrote {}", p.display()),
+            Err(e) => e,
+        };
+        assert!(e.to_string().contains("already exists"), "{e}");
+        assert!(e.hint().is_some());
+        assert_eq!(std::fs::read_to_string(&path).ok().as_deref(), Some("mine"));
+    }
+}
