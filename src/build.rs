@@ -13,7 +13,7 @@ use crate::copy::{self, SinkOptions};
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::image::{self, Descriptor, Format, Image, Layer, Platform, canonical_json, media};
-use crate::layer::{self, BuiltLayer, Compression, Excludes, LayerPlan, LayerRoot};
+use crate::layer::{self, BuiltLayer, Compression, Excludes, KnownDirs, LayerPlan, LayerRoot};
 use crate::reference::{self, ImageRef, Transport};
 use crate::spec::Spec;
 use crate::store::Store;
@@ -78,6 +78,7 @@ pub fn plan_build(request: &BuildRequest) -> Result<BuildPlan, Error> {
         None => Platform::host(),
     };
     let excludes = Excludes::new(&spec.exclude)?;
+    let mut known_dirs = KnownDirs::new();
     let mut layers = vec![layer::plan_layer(
         "library",
         &[LayerRoot {
@@ -87,6 +88,7 @@ pub fn plan_build(request: &BuildRequest) -> Result<BuildPlan, Error> {
             mode: None,
         }],
         &excludes,
+        &mut known_dirs,
     )?];
     if !spec.files.is_empty() {
         let roots: Vec<LayerRoot> = spec
@@ -99,7 +101,12 @@ pub fn plan_build(request: &BuildRequest) -> Result<BuildPlan, Error> {
                 mode: f.mode,
             })
             .collect();
-        layers.push(layer::plan_layer("files", &roots, &Excludes::default())?);
+        layers.push(layer::plan_layer(
+            "files",
+            &roots,
+            &Excludes::default(),
+            &mut known_dirs,
+        )?);
     }
     if let (Some(workspace), false) = (&spec.workspace, request.no_workspace) {
         layers.push(layer::plan_layer(
@@ -111,6 +118,7 @@ pub fn plan_build(request: &BuildRequest) -> Result<BuildPlan, Error> {
                 mode: None,
             }],
             &excludes,
+            &mut known_dirs,
         )?);
     }
     Ok(BuildPlan {

@@ -6,7 +6,7 @@
 //! through tar → diff-id hash → compressor → digest hash → store file, so no
 //! layer is ever held in memory.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
@@ -228,11 +228,32 @@ pub struct BuiltLayer {
     pub file_count: u64,
 }
 
+/// Folders written by earlier layers of the same build: path → (mode, owner).
+pub type KnownDirs = BTreeMap<Vec<u8>, (u32, Owner)>;
+
+/// Mode of an ancestor folder nobody described: what every distribution uses.
+fn default_ancestor_mode(path: &[u8]) -> u32 {
+    match path {
+        b"tmp" | b"var/tmp" => 0o1777,
+        _ => 0o755,
+    }
+}
+
 /// Plans a layer from its roots (I/O: stats the trees, reads no file content).
+///
+/// Every ancestor folder of a target gets an explicit entry. Leaving them
+/// implied does not keep the base's folders: unpackers create the missing
+/// parents themselves, with modes that differ by runtime (0600 in Docker 20.10
+/// and older containers/storage, which locks out non-root users) and that
+/// shadow the base's folder anyway. An ancestor takes the mode and owner an
+/// earlier layer of this build gave it (`known_dirs`), else root-owned 0755
+/// (1777 for /tmp and /var/tmp). The layer's own folders are added to
+/// `known_dirs` for the layers after it.
 pub fn plan_layer(
     name: &str,
     roots: &[LayerRoot],
     excludes: &Excludes,
+    known_dirs: &mut KnownDirs,
 ) -> Result<LayerPlan, LayerError> {
     let mut entries = Vec::new();
     let mut warnings = Vec::new();
@@ -251,6 +272,7 @@ pub fn plan_layer(
             entries.push(Entry { mode, ..entry });
         }
     }
+    add_ancestors(roots, known_dirs, &mut entries);
     entries.sort_by(|a, b| a.path.cmp(&b.path));
     for pair in entries.windows(2) {
         if pair[0].path == pair[1].path {
@@ -263,6 +285,11 @@ pub fn plan_layer(
         }
     }
     link_hard_links(&mut entries);
+    for entry in &entries {
+        if matches!(entry.kind, EntryKind::Dir) {
+            known_dirs.insert(entry.path.clone(), (entry.mode, entry.owner));
+        }
+    }
     let file_count = entries
         .iter()
         .filter(|e| matches!(e.kind, EntryKind::File { .. }))
@@ -283,6 +310,39 @@ pub fn plan_layer(
         entries,
         warnings,
     })
+}
+
+fn add_ancestors(roots: &[LayerRoot], known_dirs: &KnownDirs, entries: &mut Vec<Entry>) {
+    let mut ancestors: BTreeMap<Vec<u8>, ()> = BTreeMap::new();
+    for root in roots {
+        let target = root.target.trim_start_matches('/').as_bytes();
+        for (i, byte) in target.iter().enumerate() {
+            if *byte == b'/' && i > 0 {
+                ancestors.insert(target[..i].to_vec(), ());
+            }
+        }
+    }
+    for path in ancestors.into_keys() {
+        // A root may itself be the ancestor of another root; its own entry wins.
+        if roots
+            .iter()
+            .any(|r| r.target.trim_start_matches('/').as_bytes() == path.as_slice())
+        {
+            continue;
+        }
+        let (mode, owner) = known_dirs
+            .get(&path)
+            .copied()
+            .unwrap_or((default_ancestor_mode(&path), Owner { uid: 0, gid: 0 }));
+        entries.push(Entry {
+            disk: PathBuf::from("(ancestor folder)"),
+            path,
+            kind: EntryKind::Dir,
+            mode,
+            owner,
+            inode: None,
+        });
+    }
 }
 
 fn walk_folder(
@@ -640,7 +700,7 @@ mod tests {
     }
 
     #[test]
-    fn layer_is_sorted_owned_and_has_no_ancestors() {
+    fn layer_is_sorted_owned_and_spells_out_ancestors() {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("lib");
         fs::create_dir_all(src.join("b")).unwrap();
@@ -652,7 +712,13 @@ mod tests {
         fs::set_permissions(src.join("a-c"), fs::Permissions::from_mode(0o640)).unwrap();
         let store = Store::open(dir.path().join("store")).unwrap();
         let ex = Excludes::new(&["*.pyc".into()]).unwrap();
-        let plan = plan_layer("library", &[root(&src, "/opt/app")], &ex).unwrap();
+        let plan = plan_layer(
+            "library",
+            &[root(&src, "/opt/app")],
+            &ex,
+            &mut KnownDirs::new(),
+        )
+        .unwrap();
         assert_eq!(plan.file_count, 2);
         let layer = write_layer(&plan, &store, Compression::Gzip, 1).unwrap();
         let names = tar_names(&store, &layer);
@@ -660,6 +726,7 @@ mod tests {
         assert_eq!(
             paths,
             [
+                "opt/",
                 "opt/app/",
                 "opt/app/a-c",
                 "opt/app/b/",
@@ -668,10 +735,15 @@ mod tests {
                 "opt/app/zz-hard"
             ]
         );
-        assert!(names.iter().all(|n| n.1 == 1000));
-        assert_eq!(names[1].2, 0o640);
-        assert_eq!(names[4].3, tar::EntryType::Symlink);
-        assert_eq!(names[5].3, tar::EntryType::Link);
+        assert_eq!(
+            (names[0].1, names[0].2),
+            (0, 0o755),
+            "ancestor is root-owned 0755"
+        );
+        assert!(names[1..].iter().all(|n| n.1 == 1000));
+        assert_eq!(names[2].2, 0o640);
+        assert_eq!(names[5].3, tar::EntryType::Symlink);
+        assert_eq!(names[6].3, tar::EntryType::Link);
     }
 
     #[test]
@@ -685,8 +757,13 @@ mod tests {
             fs::write(src.join("pkg/mod.py"), "print(1)\n").unwrap();
             let long = "x".repeat(150);
             fs::write(src.join(&long), "long name").unwrap();
-            let plan =
-                plan_layer("library", &[root(&src, "/opt/app")], &Excludes::default()).unwrap();
+            let plan = plan_layer(
+                "library",
+                &[root(&src, "/opt/app")],
+                &Excludes::default(),
+                &mut KnownDirs::new(),
+            )
+            .unwrap();
             let layer = write_layer(&plan, &store, Compression::Gzip, 1).unwrap();
             digests.push((layer.digest, layer.diff_id));
             std::thread::sleep(std::time::Duration::from_millis(20));
@@ -700,7 +777,13 @@ mod tests {
         let src = dir.path().join("w");
         fs::create_dir_all(&src).unwrap();
         fs::write(src.join(".wh.oops"), "").unwrap();
-        let err = plan_layer("workspace", &[root(&src, "/w")], &Excludes::default()).unwrap_err();
+        let err = plan_layer(
+            "workspace",
+            &[root(&src, "/w")],
+            &Excludes::default(),
+            &mut KnownDirs::new(),
+        )
+        .unwrap_err();
         assert!(matches!(err, LayerError::Whiteout { .. }), "{err}");
         fs::remove_file(src.join(".wh.oops")).unwrap();
         let fifo = src.join("pipe");
@@ -709,11 +792,23 @@ mod tests {
             .status()
             .unwrap();
         assert!(status.success());
-        let err = plan_layer("workspace", &[root(&src, "/w")], &Excludes::default()).unwrap_err();
+        let err = plan_layer(
+            "workspace",
+            &[root(&src, "/w")],
+            &Excludes::default(),
+            &mut KnownDirs::new(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("pipe"), "{err}");
         fs::remove_file(&fifo).unwrap();
         let _listener = std::os::unix::net::UnixListener::bind(src.join("sock")).unwrap();
-        let plan = plan_layer("workspace", &[root(&src, "/w")], &Excludes::default()).unwrap();
+        let plan = plan_layer(
+            "workspace",
+            &[root(&src, "/w")],
+            &Excludes::default(),
+            &mut KnownDirs::new(),
+        )
+        .unwrap();
         assert_eq!(plan.warnings.len(), 1);
         assert_eq!(plan.entry_count, 1);
     }
@@ -730,7 +825,18 @@ mod tests {
             owner: ROOT,
             mode: Some(0o755),
         }];
-        let plan = plan_layer("files", &roots, &Excludes::default()).unwrap();
+        let mut known = KnownDirs::new();
+        known.insert(
+            b"opt/app".to_vec(),
+            (
+                0o750,
+                Owner {
+                    uid: 1000,
+                    gid: 100,
+                },
+            ),
+        );
+        let plan = plan_layer("files", &roots, &Excludes::default(), &mut known).unwrap();
         let layer = write_layer(&plan, &store, Compression::Zstd, 1).unwrap();
         let blob = store.open_blob(&layer.digest).unwrap();
         let mut archive = tar::Archive::new(zstd::stream::read::Decoder::new(blob).unwrap());
@@ -739,9 +845,22 @@ mod tests {
             .unwrap()
             .map(|e| {
                 let e = e.unwrap();
-                (e.path_bytes().into_owned(), e.header().mode().unwrap())
+                let h = e.header();
+                (
+                    String::from_utf8(e.path_bytes().into_owned()).unwrap(),
+                    h.mode().unwrap(),
+                    h.uid().unwrap(),
+                )
             })
             .collect();
-        assert_eq!(entries, vec![(b"opt/app/start.sh".to_vec(), 0o755)]);
+        assert_eq!(
+            entries,
+            vec![
+                ("opt/".to_string(), 0o755, 0),
+                ("opt/app/".to_string(), 0o750, 1000),
+                ("opt/app/start.sh".to_string(), 0o755, 0)
+            ],
+            "ancestors keep what the earlier layer gave them"
+        );
     }
 }
