@@ -248,6 +248,17 @@ pub fn read_oci_layout(
     resolve_layout(&raw_index, tag, None, &blobs, store, with_layers)
 }
 
+/// Imports the layers of `image`, read earlier from the layout folder `dir` without them (I/O).
+pub fn import_layout_layers(dir: &Path, image: &Image, store: &Store) -> Result<(), ArchiveError> {
+    let blobs = LayoutFolder {
+        dir: dir.to_path_buf(),
+    };
+    image
+        .layers()
+        .iter()
+        .try_for_each(|layer| blobs.import(store, &layer.descriptor))
+}
+
 /// Reads `oci-archive:PATH[:TAG]` into the store (I/O).
 pub fn read_oci_archive(
     path: &Path,

@@ -273,8 +273,7 @@ fn read_base(
         }
         return Ok((None, config));
     }
-    let artifact = copy::read_artifact(base, store, true)?;
-    let image = artifact.into_image(platform)?;
+    let image = copy::read_image(base, platform, store)?;
     if explicit_platform
         && let Some(actual) = image.platform()
         && !actual.satisfies(platform)

@@ -5,7 +5,7 @@
 
 use crate::archive::{self, Artifact};
 use crate::error::Error;
-use crate::image::Platform;
+use crate::image::{Image, Platform};
 use crate::reference::{ImageRef, Transport};
 use crate::store::Store;
 
@@ -42,6 +42,19 @@ pub fn read_artifact(
             "use scratch as `base` in stowage.toml",
         )),
         Transport::Registry(reference) => Err(registry_unsupported(reference)),
+    }
+}
+
+/// Reads the one image for `platform` from `source` into the store (I/O), importing only that image's layers.
+pub fn read_image(source: &Transport, platform: &Platform, store: &Store) -> Result<Image, Error> {
+    match source {
+        Transport::Oci { path, tag } => {
+            let artifact = archive::read_oci_layout(path, tag.as_deref(), store, false)?;
+            let image = artifact.into_image(platform)?;
+            archive::import_layout_layers(path, &image, store)?;
+            Ok(image)
+        }
+        other => Ok(read_artifact(other, store, true)?.into_image(platform)?),
     }
 }
 

@@ -505,6 +505,8 @@ fn write_tar<W: Write>(plan: &LayerPlan, out: W, mtime: u64) -> Result<(W, Diges
     // that would otherwise each go through the hasher and compressor.
     let hashed = HashingWriter::new(out);
     let mut builder = tar::Builder::new(BufWriter::with_capacity(256 * 1024, hashed));
+    // Holes would become GNU sparse entries, which not every unpacker reads.
+    builder.sparse(false);
     for entry in &plan.entries {
         append_entry(&mut builder, entry, mtime).map_err(|e| match e {
             AppendError::Source(err) => err,
