@@ -38,6 +38,8 @@
 #   `validate --type image --ref name=TAG DIR` validates a layout.
 # * `docker build` needs DOCKER_BUILDKIT=0 (no buildx here); FROM scratch
 #   builds need no network.
+# * dockerd leaves $STATE/exec/netns/default mounted when it exits; `stop`
+#   unmounts what is left under $STATE.
 # * seccomp and AppArmor: the default profiles work; nothing to turn off.
 set -euo pipefail
 
@@ -61,7 +63,6 @@ PACKAGES=(
     busybox-static
     iptables
     util-linux
-    ca-certificates
 )
 
 log() { printf 'test-env: %s\n' "$*" >&2; }
@@ -104,8 +105,21 @@ install_packages() {
     fi
     log "installing: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update
-    apt-get install -y --no-install-recommends "${PACKAGES[@]}"
+    # Installing docker.io must not start the system's dockerd (it would
+    # take /run/containerd and /var/lib/docker): where the machine has no
+    # policy-rc.d, one that forbids service starts is in place meanwhile.
+    local policy=/usr/sbin/policy-rc.d added_policy=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+        added_policy=1
+    fi
+    local rc=0
+    { apt-get update && apt-get install -y --no-install-recommends "${PACKAGES[@]}"; } || rc=$?
+    if [ "$added_policy" -eq 1 ]; then
+        rm -f "$policy"
+    fi
+    [ "$rc" -eq 0 ] || die "apt-get failed (exit $rc)"
 }
 
 dockerd_pid() {
@@ -167,14 +181,15 @@ start_dockerd() {
 }
 
 stop_dockerd() {
-    local pid i
+    local pid
     if ! pid=$(dockerd_pid); then
         log "dockerd not running"
+        unmount_leftovers
         return
     fi
     log "stopping dockerd (pid $pid)"
     kill -TERM "$pid"
-    for i in $(seq 1 30); do
+    for _ in $(seq 1 30); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 1
     done
@@ -183,6 +198,20 @@ stop_dockerd() {
         kill -KILL "$pid" || true
     fi
     rm -f "$PIDFILE"
+    unmount_leftovers
+}
+
+# dockerd leaves its default network namespace mounted (nsfs on
+# $STATE/exec/netns/default) after it exits, which makes the state folder
+# impossible to delete; unmount whatever is still mounted under $STATE.
+unmount_leftovers() {
+    local mnt
+    # Deepest first; /proc/mounts escapes spaces, which STATE never has.
+    awk -v prefix="$STATE/" 'index($2, prefix) == 1 { print $2 }' /proc/mounts |
+        sort -r |
+        while read -r mnt; do
+            umount "$mnt" 2>/dev/null || umount -l "$mnt" || log "could not unmount $mnt"
+        done
 }
 
 write_podman_config() {

@@ -290,6 +290,13 @@ impl Default for Sandbox {
 /// unset; runs in `cache`'s parent folder.
 pub fn stowage_with_cache(cache: &Path) -> Command {
     let mut cmd = Command::cargo_bin("stowage").expect("the stowage binary is built by cargo");
+    stowage_env(&mut cmd, cache);
+    cmd
+}
+
+/// Gives `cmd` stowage's environment for a test: cache, state, XDG and
+/// credential files under `cache`'s parent, no SOURCE_DATE_EPOCH.
+pub fn stowage_env(cmd: &mut Command, cache: &Path) {
     let home = cache.parent().expect("cache has a parent");
     cmd.env("STOWAGE_CACHE_DIR", cache)
         .env("STOWAGE_STATE_DIR", home.join("state"))
@@ -300,7 +307,11 @@ pub fn stowage_with_cache(cache: &Path) -> Command {
         .env_remove("SOURCE_DATE_EPOCH")
         .current_dir(home)
         .timeout(TOOL_TIMEOUT);
-    cmd
+}
+
+/// The path of the stowage binary cargo built for these tests.
+pub fn stowage_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_stowage"))
 }
 
 /// Runs a command that must succeed; returns its stdout as text.
@@ -557,7 +568,8 @@ pub fn read_tree(root: &Path, skip: &dyn Fn(&[u8]) -> bool) -> BTreeMap<Vec<u8>,
     map
 }
 
-/// `walk` that also yields paths under skipped folders; callers filter.
+/// The (uid, gid) of `root` (key: empty) and of every entry under it,
+/// keyed by the path bytes relative to `root`.
 pub fn owners_under(root: &Path) -> BTreeMap<Vec<u8>, (u32, u32)> {
     let mut map = BTreeMap::new();
     let mut paths = vec![root.to_path_buf()];
@@ -958,4 +970,27 @@ pub fn docker_save_tar(repo_tag: &str) -> Vec<u8> {
         b.append_data(&mut h, name, content.as_slice()).unwrap();
     }
     b.into_inner().unwrap()
+}
+
+/// A two-platform (linux/amd64, linux/arm64) OCI layout at `dir`, each
+/// image one small layer. `nested`: index.json holds one descriptor, tagged
+/// `multi`, of an image index listing both (what skopeo and buildx write);
+/// else index.json lists both manifests itself, untagged. Returns the base
+/// reference and the amd64 and arm64 layer tars.
+pub fn write_multi_platform_base(dir: &Path, nested: bool) -> (String, Vec<u8>, Vec<u8>) {
+    let amd = make_layer(&["etc"], &[("etc/arch", b"amd64\n", 0o644)]);
+    let arm = make_layer(&["etc"], &[("etc/arch", b"arm64\n", 0o644)]);
+    let amd_desc = write_oci_image(dir, "amd64", &amd);
+    let arm_desc = write_oci_image(dir, "arm64", &arm);
+    if nested {
+        let index =
+            json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [amd_desc, arm_desc]});
+        let mut desc = write_blob(dir, OCI_INDEX, &serde_json::to_vec(&index).unwrap());
+        desc["annotations"] = json!({"org.opencontainers.image.ref.name": "multi"});
+        write_oci_index(dir, &[desc]);
+        (format!("oci:{}:multi", dir.display()), amd, arm)
+    } else {
+        write_oci_index(dir, &[amd_desc, arm_desc]);
+        (format!("oci:{}", dir.display()), amd, arm)
+    }
 }
