@@ -850,9 +850,19 @@ fn classic_docker_image(
                 "layer `{member}` has diff-id {actual}, but the config says {expected}"
             )));
         }
+        // Uncompressed layers are gzipped, as crane and skopeo do: the manifest is
+        // new anyway, and registries and pushes want compressed blobs.
+        let (digest, size) = match file.compression {
+            BlobCompression::None => {
+                gzip_stored_layer(store, &file.digest).map_err(|source| ArchiveError::Store {
+                    path: path.to_path_buf(),
+                    source,
+                })?
+            }
+            _ => (file.digest.clone(), file.size),
+        };
         let media_type = match file.compression {
-            BlobCompression::Gzip => media::DOCKER_LAYER_GZIP,
-            BlobCompression::None => media::DOCKER_LAYER,
+            BlobCompression::Gzip | BlobCompression::None => media::DOCKER_LAYER_GZIP,
             BlobCompression::Zstd => {
                 format = Format::Oci;
                 media::OCI_LAYER_ZSTD
@@ -862,7 +872,7 @@ fn classic_docker_image(
             }
         };
         layers.push(Layer {
-            descriptor: Descriptor::new(media_type, file.digest.clone(), file.size),
+            descriptor: Descriptor::new(media_type, digest, size),
             diff_id: actual,
         });
     }
@@ -888,6 +898,26 @@ fn classic_docker_image(
             source,
         }
     })
+}
+
+/// gzips an uncompressed layer already in the store, once: the result is remembered by diff-id (I/O).
+pub fn gzip_stored_layer(store: &Store, diff_id: &Digest) -> Result<(Digest, u64), StoreError> {
+    if let Some(digest) = store.read_compressed_alias(diff_id, "gzip") {
+        let size = store.blob_size(&digest)?;
+        return Ok((digest, size));
+    }
+    let mut source = BufReader::with_capacity(256 * 1024, store.open_blob(diff_id)?);
+    let blob = store.writer()?;
+    let mut gz =
+        flate2::GzBuilder::new().write(blob, flate2::Compression::new(crate::layer::GZIP_LEVEL));
+    let write_err = |source| StoreError::Write {
+        path: store.root().join("tmp"),
+        source,
+    };
+    io::copy(&mut source, &mut gz).map_err(write_err)?;
+    let (digest, size) = gz.finish().map_err(write_err)?.commit()?;
+    store.write_compressed_alias(diff_id, "gzip", &digest)?;
+    Ok((digest, size))
 }
 
 fn read_small_file(path: &Path) -> Result<Vec<u8>, ArchiveError> {
@@ -1377,10 +1407,14 @@ mod tests {
         );
         assert_eq!(image.layers().len(), 2);
         assert!(
-            image
-                .layers()
-                .iter()
-                .all(|l| l.diff_id == diff_id && l.descriptor.media_type == media::DOCKER_LAYER)
+            image.layers().iter().all(
+                |l| l.diff_id == diff_id && l.descriptor.media_type == media::DOCKER_LAYER_GZIP
+            )
+        );
+        assert_ne!(
+            image.layers()[0].descriptor.digest,
+            diff_id,
+            "classic layers are gzipped on read"
         );
     }
 

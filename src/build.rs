@@ -9,14 +9,13 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use crate::archive::Artifact;
-use crate::copy::{self, SinkOptions};
-use crate::digest::Digest;
+use crate::copy::{self, SinkOptions, Source, Transfer, Written};
 use crate::error::Error;
 use crate::image::{self, Descriptor, Format, Image, Layer, Platform, canonical_json, media};
 use crate::layer::{self, BuiltLayer, Compression, Excludes, KnownDirs, LayerPlan, LayerRoot};
 use crate::reference::{self, ImageRef, Transport};
+use crate::registry::Origin;
 use crate::spec::Spec;
-use crate::store::Store;
 
 /// Annotation naming the base image.
 pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
@@ -53,7 +52,7 @@ pub struct BuildOutcome {
     /// The name to print with the digest (`NAME@sha256:…`), when there is one.
     pub name: Option<ImageRef>,
     pub layers: Vec<BuiltLayer>,
-    pub destinations: Vec<String>,
+    pub written: Vec<Written>,
     pub warnings: Vec<String>,
 }
 
@@ -154,12 +153,13 @@ fn destinations(request: &BuildRequest) -> Result<Vec<Transport>, Error> {
 pub fn run_build(
     request: &BuildRequest,
     plan: &BuildPlan,
-    store: &Store,
+    context: &Transfer<'_>,
 ) -> Result<BuildOutcome, Error> {
     let spec = &request.spec;
+    let store = context.store;
     let explicit_platform = request.platform.is_some() || spec.platform.is_some();
-    let (base_image, base_config) =
-        read_base(&plan.base, &plan.platform, explicit_platform, store)?;
+    let (base_image, base_origin, base_config) =
+        read_base(&plan.base, &plan.platform, explicit_platform, context)?;
     let format = request.format.unwrap_or_else(|| {
         base_image
             .as_ref()
@@ -174,7 +174,7 @@ pub fn run_build(
     }
     let mtime = request.source_date_epoch.unwrap_or(1);
     let mut layers = match &base_image {
-        Some(base) => base_layers_in(format, base, store)?,
+        Some(base) => base_layers_in(format, base, base_origin.as_ref(), context)?,
         None => Vec::new(),
     };
     let mut built = Vec::new();
@@ -219,15 +219,16 @@ pub fn run_build(
             .unwrap_or_else(|| "latest".into()),
         default_reference: spec_image(spec),
     };
-    let artifact = Artifact::Image(image.clone());
-    for dest in &plan.destinations {
-        copy::write_artifact(dest, &artifact, store, &options)?;
-    }
+    let source = Source {
+        artifact: Artifact::Image(image.clone()),
+        origin: base_origin,
+    };
+    let written = copy::write_all(&plan.destinations, &source, context, &options)?;
     Ok(BuildOutcome {
         image,
         name,
         layers: built,
-        destinations: plan.destinations.iter().map(ToString::to_string).collect(),
+        written,
         warnings,
     })
 }
@@ -259,8 +260,8 @@ fn read_base(
     base: &Transport,
     platform: &Platform,
     explicit_platform: bool,
-    store: &Store,
-) -> Result<(Option<Image>, Value), Error> {
+    context: &Transfer<'_>,
+) -> Result<(Option<Image>, Option<Origin>, Value), Error> {
     if matches!(base, Transport::Scratch) {
         let mut config = json!({
             "architecture": platform.architecture,
@@ -271,9 +272,9 @@ fn read_base(
         if let Some(variant) = &platform.variant {
             config["variant"] = json!(variant);
         }
-        return Ok((None, config));
+        return Ok((None, None, config));
     }
-    let image = copy::read_image(base, platform, store)?;
+    let (image, origin) = copy::read_image(base, platform, context)?;
     if explicit_platform
         && let Some(actual) = image.platform()
         && !actual.satisfies(platform)
@@ -284,18 +285,29 @@ fn read_base(
         }));
     }
     let config = image.config_json()?;
-    Ok((Some(image), config))
+    Ok((Some(image), origin, config))
 }
 
 /// The base's layers, described in `format`, with uncompressed ones gzipped (registries and
 /// docker load both prefer it, and it keeps pushes small).
-fn base_layers_in(format: Format, base: &Image, store: &Store) -> Result<Vec<Layer>, Error> {
+fn base_layers_in(
+    format: Format,
+    base: &Image,
+    origin: Option<&Origin>,
+    context: &Transfer<'_>,
+) -> Result<Vec<Layer>, Error> {
     base.layers()
         .iter()
         .map(|layer| {
             let mut descriptor = layer.descriptor.clone();
             if image::is_uncompressed_layer(&descriptor.media_type) {
-                let (digest, size) = gzip_stored_layer(store, &descriptor.digest)?;
+                if let Some(origin) = origin {
+                    context
+                        .registry
+                        .fetch_blob(origin, &descriptor, context.store)?;
+                }
+                let (digest, size) =
+                    crate::archive::gzip_stored_layer(context.store, &descriptor.digest)?;
                 descriptor = Descriptor::new(media::OCI_LAYER_GZIP, digest, size);
             }
             descriptor.media_type = format.layer_media_type(&descriptor.media_type)?.to_string();
@@ -305,25 +317,6 @@ fn base_layers_in(format: Format, base: &Image, store: &Store) -> Result<Vec<Lay
             })
         })
         .collect()
-}
-
-/// gzips an uncompressed layer already in the store, once: the result is remembered by diff-id.
-fn gzip_stored_layer(store: &Store, diff_id: &Digest) -> Result<(Digest, u64), Error> {
-    if let Some(digest) = store.read_compressed_alias(diff_id, "gzip") {
-        let size = store.blob_size(&digest)?;
-        return Ok((digest, size));
-    }
-    let mut source = std::io::BufReader::with_capacity(256 * 1024, store.open_blob(diff_id)?);
-    let blob = store.writer()?;
-    let mut gz = flate2::GzBuilder::new().write(blob, flate2::Compression::new(layer::GZIP_LEVEL));
-    let io_err = |source| Error::Write {
-        path: store.root().join("tmp"),
-        source,
-    };
-    std::io::copy(&mut source, &mut gz).map_err(io_err)?;
-    let (digest, size) = gz.finish().map_err(io_err)?.commit()?;
-    store.write_compressed_alias(diff_id, "gzip", &digest)?;
-    Ok((digest, size))
 }
 
 /// RFC 3339 time of `SOURCE_DATE_EPOCH`, or the epoch.
@@ -576,7 +569,7 @@ pub fn metadata_json(outcome: &BuildOutcome, plan: &BuildPlan) -> Value {
         "reference": outcome.reference_line(),
         "media_type": outcome.image.media_type(),
         "config_digest": outcome.image.config_descriptor().digest,
-        "references": outcome.destinations,
+        "references": outcome.written.iter().map(|w| w.destination.clone()).collect::<Vec<_>>(),
         "layers": layers,
     })
 }

@@ -9,11 +9,13 @@ use serde_json::{Value, json};
 
 use crate::archive::Artifact;
 use crate::build::{self, BuildRequest};
-use crate::copy::{self, SinkOptions};
+use crate::copy::{self, SinkOptions, Transfer};
 use crate::error::Error;
 use crate::image::{Format, Platform};
 use crate::layer::Compression;
-use crate::reference;
+use crate::reference::{self, Transport};
+use crate::registry::credentials::{self, Credential};
+use crate::registry::{LogSink, PushReport, Registry, RegistryOptions};
 use crate::spec;
 use crate::store::{self, Store};
 
@@ -44,19 +46,63 @@ struct Cli {
 enum Command {
     /// Build the image described by a stowage.toml and write it to each destination.
     Build(BuildArgs),
-    /// Copy an image between transports, keeping its digest.
+    /// Copy an image between any two transports, keeping its digest (an index keeps all platforms).
     Copy {
-        /// Source: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF].
+        /// Source: REF or docker://REF, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF].
         source: String,
         /// Destination, in the same forms.
         dest: String,
-        /// Platform to keep when the destination cannot hold an index.
+        /// Copy only this platform of an index (and pick it for a docker-archive).
+        #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+        platform: Option<String>,
+        #[command(flatten)]
+        push: PushArgs,
+    },
+    /// Push an image to a registry: `copy` whose destination is a registry.
+    Push {
+        /// Source, any transport: oci:DIR[:TAG], docker-archive:FILE[:REF], REF…
+        source: String,
+        /// Registry destination: REF or docker://REF.
+        dest: String,
+        /// Also tag the pushed image with this tag (repeatable).
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+        /// Push only this platform of an index.
+        #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+        platform: Option<String>,
+        #[command(flatten)]
+        push: PushArgs,
+    },
+    /// Pull an image from a registry and write a docker-save tarball (.tar or .tar.gz).
+    Archive {
+        /// The image: REF or docker://REF.
+        reference: String,
+        /// The tarball to write; a name ending in .gz is gzipped.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: PathBuf,
+        /// Platform to pick from a multi-platform image (default: this machine's).
         #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
         platform: Option<String>,
     },
+    /// Check credentials against a registry and store them in Docker's config.json.
+    Login {
+        /// The registry (default: Docker Hub).
+        registry: Option<String>,
+        /// The username.
+        #[arg(short = 'u', long = "username")]
+        username: String,
+        /// Read the password or token from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Forget the stored credentials for a registry.
+    Logout {
+        /// The registry (default: Docker Hub).
+        registry: Option<String>,
+    },
     /// Show an image's summary, or its exact manifest or config bytes.
     Inspect {
-        /// The image: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF].
+        /// The image: REF or docker://REF, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF].
         source: String,
         /// Print the exact bytes of the manifest (or index) or of the config.
         #[arg(long, value_enum)]
@@ -70,6 +116,17 @@ enum Command {
         /// Folder to write it in (default: the current one).
         dir: Option<PathBuf>,
     },
+}
+
+/// How blobs are pushed.
+#[derive(clap::Args, Debug, Clone)]
+struct PushArgs {
+    /// Upload blobs in chunks of this size (e.g. 16MiB) instead of one streamed request.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    chunk_size: Option<u64>,
+    /// Blobs pushed at once.
+    #[arg(long, default_value_t = 4)]
+    jobs: usize,
 }
 
 #[derive(clap::Args, Debug)]
@@ -101,6 +158,8 @@ struct BuildArgs {
     /// Print the plan (layers, sources, sizes) and write nothing.
     #[arg(long)]
     dry_run: bool,
+    #[command(flatten)]
+    push: PushArgs,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -121,11 +180,12 @@ enum RawPart {
     Config,
 }
 
-/// How chatty stderr is.
+/// How chatty stderr is, and the settings every command shares.
 struct Output {
     quiet: bool,
     verbose: u8,
     json: bool,
+    insecure: Vec<String>,
 }
 
 impl Output {
@@ -162,6 +222,7 @@ pub fn run() -> i32 {
         quiet: cli.quiet,
         verbose: cli.verbose,
         json: cli.json,
+        insecure: cli.insecure_registry,
     };
     match dispatch(cli.command, &out) {
         Ok(()) => 0,
@@ -189,7 +250,38 @@ fn dispatch(command: Command, out: &Output) -> anyhow::Result<()> {
             source,
             dest,
             platform,
-        } => run_copy(&source, &dest, platform.as_deref(), out),
+            push,
+        } => run_copy(&source, &dest, platform.as_deref(), &[], &push, out),
+        Command::Push {
+            source,
+            dest,
+            tags,
+            platform,
+            push,
+        } => {
+            if !matches!(
+                reference::parse_transport(&dest).map_err(Error::from)?,
+                Transport::Registry(_)
+            ) {
+                return Err(Error::usage(
+                    format!("`{dest}` is not a registry destination"),
+                    "push to REF or docker://REF; use `stowage copy` for local destinations",
+                )
+                .into());
+            }
+            run_copy(&source, &dest, platform.as_deref(), &tags, &push, out)
+        }
+        Command::Archive {
+            reference,
+            output,
+            platform,
+        } => run_archive(&reference, &output, platform.as_deref(), out),
+        Command::Login {
+            registry,
+            username,
+            password_stdin,
+        } => run_login(registry.as_deref(), &username, password_stdin, out),
+        Command::Logout { registry } => run_logout(registry.as_deref(), out),
         Command::Inspect {
             source,
             raw,
@@ -201,6 +293,33 @@ fn dispatch(command: Command, out: &Output) -> anyhow::Result<()> {
 
 fn open_store() -> anyhow::Result<Store> {
     Ok(Store::open(store::default_store_root()).map_err(Error::from)?)
+}
+
+fn open_registry(out: &Output, push: Option<&PushArgs>) -> anyhow::Result<Registry> {
+    let log: Option<LogSink> = if out.verbose > 0 && !out.quiet {
+        Some(std::sync::Arc::new(|line: &str| eprintln!("{line}")))
+    } else {
+        None
+    };
+    let options = RegistryOptions {
+        insecure: out.insecure.clone(),
+        chunk_size: push.and_then(|p| p.chunk_size),
+        jobs: push.map(|p| p.jobs).unwrap_or(4),
+        retries: 5,
+        connect_timeout: None,
+        log,
+    };
+    Ok(Registry::new(options).map_err(Error::from)?)
+}
+
+fn report_push(out: &Output, destination: &str, report: &PushReport) {
+    out.info(&format!(
+        "pushed {destination}: {} uploaded ({}), {} mounted, {} already there",
+        report.uploaded,
+        human_bytes(report.uploaded_bytes),
+        report.mounted,
+        report.skipped
+    ));
 }
 
 fn source_date_epoch() -> anyhow::Result<Option<u64>> {
@@ -241,7 +360,12 @@ fn run_build(args: BuildArgs, out: &Output) -> anyhow::Result<()> {
         return Ok(());
     }
     let store = open_store()?;
-    let outcome = build::run_build(&request, &plan, &store).with_context(|| {
+    let registry = open_registry(out, Some(&args.push))?;
+    let context = Transfer {
+        store: &store,
+        registry: &registry,
+    };
+    let outcome = build::run_build(&request, &plan, &context).with_context(|| {
         format!(
             "cannot build the image described by {}",
             args.file.display()
@@ -256,8 +380,11 @@ fn run_build(args: BuildArgs, out: &Output) -> anyhow::Result<()> {
             layer.digest
         ));
     }
-    for dest in &outcome.destinations {
-        out.info(&format!("wrote {dest}"));
+    for written in &outcome.written {
+        match &written.push {
+            Some(report) => report_push(out, &written.destination, report),
+            None => out.info(&format!("wrote {}", written.destination)),
+        }
     }
     let metadata = build::metadata_json(&outcome, &plan);
     if let Some(path) = &args.digest_file {
@@ -331,23 +458,181 @@ fn parse_platform(text: Option<&str>) -> anyhow::Result<Platform> {
     })
 }
 
-fn run_copy(source: &str, dest: &str, platform: Option<&str>, out: &Output) -> anyhow::Result<()> {
+fn run_copy(
+    source: &str,
+    dest: &str,
+    platform: Option<&str>,
+    extra_tags: &[String],
+    push: &PushArgs,
+    out: &Output,
+) -> anyhow::Result<()> {
     let source_t = reference::parse_transport(source).map_err(Error::from)?;
     let dest_t = reference::parse_transport(dest).map_err(Error::from)?;
+    let chosen = platform
+        .map(|p| Platform::parse(p).map_err(Error::from))
+        .transpose()?;
+    let store = open_store()?;
+    let registry = open_registry(out, Some(push))?;
+    let context = Transfer {
+        store: &store,
+        registry: &registry,
+    };
+    let read = copy::read_source(&source_t, &context, chosen.as_ref(), true)
+        .with_context(|| format!("cannot read {source}"))?;
+    let mut destinations = vec![dest_t.clone()];
+    for tag in extra_tags {
+        let Transport::Registry(reference) = &dest_t else {
+            break;
+        };
+        let mut tagged = reference.clone();
+        tagged.tag = Some(tag.clone());
+        tagged.digest = None;
+        let text = tagged.to_string();
+        // Parsing validates the tag the way every other reference is validated.
+        destinations.push(reference::parse_transport(&text).map_err(Error::from)?);
+    }
+    let options = SinkOptions {
+        platform: chosen.unwrap_or_else(Platform::host),
+        mtime: source_date_epoch()?.unwrap_or(1),
+        default_tag: "latest".into(),
+        default_reference: None,
+    };
+    let written = copy::write_all(&destinations, &read, &context, &options)
+        .with_context(|| format!("cannot write {dest}"))?;
+    for w in &written {
+        match &w.push {
+            Some(report) => report_push(out, &w.destination, report),
+            None => out.info(&format!("copied {source} to {}", w.destination)),
+        }
+    }
+    match &dest_t {
+        Transport::Registry(reference) => {
+            println!("{}", reference.with_digest(read.artifact.digest().as_str()))
+        }
+        _ => println!("{}", read.artifact.digest()),
+    }
+    Ok(())
+}
+
+fn run_archive(
+    reference_text: &str,
+    output: &Path,
+    platform: Option<&str>,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let Transport::Registry(reference) =
+        reference::parse_transport(reference_text).map_err(Error::from)?
+    else {
+        return Err(Error::usage(
+            format!("`{reference_text}` is not a registry image"),
+            "give REF or docker://REF; to convert a local image use `stowage copy SRC docker-archive:FILE`",
+        )
+        .into());
+    };
     let platform = parse_platform(platform)?;
     let store = open_store()?;
-    let artifact = copy::read_artifact(&source_t, &store, true)
-        .with_context(|| format!("cannot read {source}"))?;
+    let registry = open_registry(out, None)?;
+    let context = Transfer {
+        store: &store,
+        registry: &registry,
+    };
+    let read = copy::read_source(
+        &Transport::Registry(reference.clone()),
+        &context,
+        Some(&platform),
+        true,
+    )
+    .with_context(|| format!("cannot pull {reference}"))?;
+    let mut named = reference.clone();
+    if named.tag.is_none() {
+        named.tag = Some("latest".into());
+    }
+    named.digest = None;
+    let dest = Transport::DockerArchive {
+        path: output.to_path_buf(),
+        reference: Some(named),
+    };
     let options = SinkOptions {
         platform,
         mtime: source_date_epoch()?.unwrap_or(1),
         default_tag: "latest".into(),
         default_reference: None,
     };
-    copy::write_artifact(&dest_t, &artifact, &store, &options)
-        .with_context(|| format!("cannot write {dest}"))?;
-    out.info(&format!("copied {source} to {dest}"));
-    println!("{}", artifact.digest());
+    copy::write_all(&[dest], &read, &context, &options)
+        .with_context(|| format!("cannot write {}", output.display()))?;
+    out.info(&format!("wrote {}", output.display()));
+    println!("{}", reference.with_digest(read.artifact.digest().as_str()));
+    Ok(())
+}
+
+/// The registry a login names: Docker Hub by default, in any of its spellings.
+fn login_registry(registry: Option<&str>) -> String {
+    let raw = registry.unwrap_or("docker.io");
+    let host = raw
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or(raw);
+    match host {
+        "index.docker.io" | "registry-1.docker.io" | "docker.io" | "" => "docker.io".into(),
+        other => other.to_string(),
+    }
+}
+
+fn run_login(
+    registry: Option<&str>,
+    username: &str,
+    password_stdin: bool,
+    out: &Output,
+) -> anyhow::Result<()> {
+    if !password_stdin {
+        return Err(Error::usage(
+            "stowage reads the password only from standard input, so it never lands in shell history",
+            "echo \"$TOKEN\" | stowage login REGISTRY -u USER --password-stdin",
+        )
+        .into());
+    }
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("cannot read the password from standard input")?;
+    let password = password.trim_end_matches(['\n', '\r']).to_string();
+    if password.is_empty() {
+        return Err(Error::usage(
+            "the password on standard input is empty",
+            "pipe the password or token in",
+        )
+        .into());
+    }
+    let registry_name = login_registry(registry);
+    let credential = Credential {
+        username: username.to_string(),
+        secret: password,
+    };
+    let client = open_registry(out, None)?.with_credential(&registry_name, credential.clone());
+    client
+        .check_login(&registry_name)
+        .map_err(Error::from)
+        .with_context(|| format!("cannot log in to {registry_name}"))?;
+    let path = credentials::write_login(&registry_name, &credential)
+        .map_err(|e| Error::from(crate::registry::RegistryError::from(e)))?;
+    out.info(&format!(
+        "logged in to {registry_name} as {username}; credentials saved in {}",
+        path.display()
+    ));
+    Ok(())
+}
+
+fn run_logout(registry: Option<&str>, out: &Output) -> anyhow::Result<()> {
+    let registry_name = login_registry(registry);
+    let removed = credentials::remove_login(&registry_name)
+        .map_err(|e| Error::from(crate::registry::RegistryError::from(e)))?;
+    if removed {
+        out.info(&format!("removed the credentials for {registry_name}"));
+    } else {
+        out.info(&format!("no stored credentials for {registry_name}"));
+    }
     Ok(())
 }
 
@@ -359,8 +644,14 @@ fn run_inspect(
 ) -> anyhow::Result<()> {
     let source_t = reference::parse_transport(source).map_err(Error::from)?;
     let store = open_store()?;
-    let artifact = copy::read_artifact(&source_t, &store, false)
-        .with_context(|| format!("cannot read {source}"))?;
+    let registry = open_registry(out, None)?;
+    let context = Transfer {
+        store: &store,
+        registry: &registry,
+    };
+    let artifact = copy::read_source(&source_t, &context, None, false)
+        .with_context(|| format!("cannot read {source}"))?
+        .artifact;
     let mut stdout = std::io::stdout().lock();
     match (raw, &artifact) {
         (Some(RawPart::Manifest), Artifact::Index(index)) if platform.is_none() => {
@@ -515,5 +806,56 @@ fn human_bytes(bytes: u64) -> String {
         format!("{bytes} B")
     } else {
         format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Parses a byte size: `1048576`, `512KiB`, `16MiB`, `1GiB` (K/M/G are binary too).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size like 16MiB"))?;
+    let factor = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "`{text}` has an unknown unit (use KiB, MiB or GiB)"
+            ));
+        }
+    };
+    number
+        .checked_mul(factor)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("`{text}` is not a usable size"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("12 parsecs").is_err());
+    }
+
+    #[test]
+    fn login_names_normalise() {
+        assert_eq!(login_registry(None), "docker.io");
+        assert_eq!(
+            login_registry(Some("https://index.docker.io/v1/")),
+            "docker.io"
+        );
+        assert_eq!(login_registry(Some("localhost:5000")), "localhost:5000");
     }
 }

@@ -1,61 +1,128 @@
 //! Moving images between transports: read any source into the store, write any sink from it.
 //!
-//! `build`, `copy` and `inspect` all go through here, so every transport
-//! pair is one code path and digests survive a copy unchanged.
+//! `build`, `copy`, `push`, `archive` and `inspect` all go through here, so
+//! every transport pair is one code path and digests survive a copy
+//! unchanged. An image read from a registry keeps its `Origin`: its layers
+//! are fetched only when a sink needs their bytes, and a push to another
+//! repository of the same registry mounts them instead.
+
+use std::collections::BTreeMap;
 
 use crate::archive::{self, Artifact};
+use crate::digest::Digest;
 use crate::error::Error;
 use crate::image::{Image, Platform};
 use crate::reference::{ImageRef, Transport};
+use crate::registry::{Origin, PushReport, Registry};
 use crate::store::Store;
 
-/// Reads the image or index named by `source` into the store (I/O).
-///
-/// With `with_layers` false, an OCI layout folder imports only manifests and
-/// configs (enough to inspect); archives are always read whole, since a tar
-/// cannot be read out of order.
-pub fn read_artifact(
-    source: &Transport,
-    store: &Store,
-    with_layers: bool,
-) -> Result<Artifact, Error> {
-    match source {
-        Transport::Oci { path, tag } => Ok(archive::read_oci_layout(
-            path,
-            tag.as_deref(),
-            store,
-            with_layers,
-        )?),
-        Transport::OciArchive { path, tag } => Ok(archive::read_oci_archive(
-            path,
-            tag.as_deref(),
-            store,
-            with_layers,
-        )?),
-        Transport::DockerArchive { path, reference } => Ok(archive::read_docker_archive(
-            path,
-            reference.as_ref(),
-            store,
-        )?),
-        Transport::Scratch => Err(Error::usage(
-            "`scratch` is the empty image: it can be a base, but there is nothing to read from it",
-            "use scratch as `base` in stowage.toml",
-        )),
-        Transport::Registry(reference) => Err(registry_unsupported(reference)),
-    }
+/// What reading and writing need: the blob store and a registry client.
+pub struct Transfer<'a> {
+    pub store: &'a Store,
+    pub registry: &'a Registry,
 }
 
-/// Reads the one image for `platform` from `source` into the store (I/O), importing only that image's layers.
-pub fn read_image(source: &Transport, platform: &Platform, store: &Store) -> Result<Image, Error> {
-    match source {
+/// An artifact and, when it came from a registry, where its blobs live.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub artifact: Artifact,
+    pub origin: Option<Origin>,
+}
+
+/// Reads the image or index named by `source` (I/O).
+///
+/// Registry sources bring manifests and configs only; `platform` narrows an
+/// index to one image. With `with_layers` false, an OCI layout folder too
+/// imports only manifests and configs (enough to inspect); archives are
+/// always read whole, since a tar cannot be read out of order.
+pub fn read_source(
+    source: &Transport,
+    context: &Transfer<'_>,
+    platform: Option<&Platform>,
+    with_layers: bool,
+) -> Result<Source, Error> {
+    let store = context.store;
+    let artifact = match source {
         Transport::Oci { path, tag } => {
-            let artifact = archive::read_oci_layout(path, tag.as_deref(), store, false)?;
-            let image = artifact.into_image(platform)?;
-            archive::import_layout_layers(path, &image, store)?;
-            Ok(image)
+            archive::read_oci_layout(path, tag.as_deref(), store, with_layers)?
         }
-        other => Ok(read_artifact(other, store, true)?.into_image(platform)?),
+        Transport::OciArchive { path, tag } => {
+            archive::read_oci_archive(path, tag.as_deref(), store, with_layers)?
+        }
+        Transport::DockerArchive { path, reference } => {
+            archive::read_docker_archive(path, reference.as_ref(), store)?
+        }
+        Transport::Scratch => {
+            return Err(Error::usage(
+                "`scratch` is the empty image: it can be a base, but there is nothing to read from it",
+                "use scratch as `base` in stowage.toml",
+            ));
+        }
+        Transport::Registry(reference) => {
+            let artifact = context.registry.read_artifact(reference, platform, store)?;
+            return Ok(Source {
+                artifact,
+                origin: Some(Origin::of(reference)),
+            });
+        }
+    };
+    let artifact = match platform {
+        Some(platform) => Artifact::Image(artifact.into_image(platform)?),
+        None => artifact,
+    };
+    Ok(Source {
+        artifact,
+        origin: None,
+    })
+}
+
+/// Reads the one image for `platform` from `source` (I/O), importing only that image's layers from a layout folder.
+pub fn read_image(
+    source: &Transport,
+    platform: &Platform,
+    context: &Transfer<'_>,
+) -> Result<(Image, Option<Origin>), Error> {
+    if let Transport::Oci { path, tag } = source {
+        let artifact = archive::read_oci_layout(path, tag.as_deref(), context.store, false)?;
+        let image = artifact.into_image(platform)?;
+        archive::import_layout_layers(path, &image, context.store)?;
+        return Ok((image, None));
     }
+    let source = read_source(source, context, Some(platform), true)?;
+    Ok((source.artifact.into_image(platform)?, source.origin))
+}
+
+/// Fetches every blob of the artifact that is not in the store yet from its origin (I/O).
+pub fn ensure_local(
+    artifact: &Artifact,
+    origin: Option<&Origin>,
+    context: &Transfer<'_>,
+) -> Result<(), Error> {
+    let images: Vec<&Image> = match artifact {
+        Artifact::Image(image) => vec![image],
+        Artifact::Index(index) => index.images.iter().collect(),
+    };
+    for image in images {
+        for layer in image.layers() {
+            if context.store.contains(&layer.descriptor.digest) {
+                continue;
+            }
+            match origin {
+                Some(origin) => {
+                    context
+                        .registry
+                        .fetch_blob(origin, &layer.descriptor, context.store)?
+                }
+                None => {
+                    return Err(crate::store::StoreError::Missing {
+                        digest: layer.descriptor.digest.clone(),
+                    }
+                    .into());
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What a sink needs besides the artifact.
@@ -71,8 +138,83 @@ pub struct SinkOptions {
     pub default_reference: Option<ImageRef>,
 }
 
-/// Writes the artifact to `dest` (I/O).
-pub fn write_artifact(
+/// What writing to one destination did.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub destination: String,
+    pub push: Option<PushReport>,
+}
+
+/// Writes the artifact to every destination (I/O). Registry destinations in
+/// one repository are pushed together: blobs once, then one manifest per tag.
+pub fn write_all(
+    destinations: &[Transport],
+    source: &Source,
+    context: &Transfer<'_>,
+    options: &SinkOptions,
+) -> Result<Vec<Written>, Error> {
+    let mut written = Vec::new();
+    let mut pushes: BTreeMap<(String, String), (ImageRef, Vec<String>)> = BTreeMap::new();
+    for dest in destinations {
+        match dest {
+            Transport::Registry(reference) => {
+                let tag = push_tag(reference, source.artifact.digest())?;
+                let entry = pushes
+                    .entry((reference.registry.clone(), reference.repository.clone()))
+                    .or_insert_with(|| (reference.clone(), Vec::new()));
+                if !entry.1.contains(&tag) {
+                    entry.1.push(tag);
+                }
+            }
+            local => {
+                ensure_local(&source.artifact, source.origin.as_ref(), context)?;
+                write_local(local, &source.artifact, context.store, options)?;
+                written.push(Written {
+                    destination: local.to_string(),
+                    push: None,
+                });
+            }
+        }
+    }
+    for (reference, tags) in pushes.into_values() {
+        let report = context.registry.push(
+            &source.artifact,
+            source.origin.as_ref(),
+            &reference,
+            &tags,
+            context.store,
+        )?;
+        for tag in &tags {
+            let mut named = reference.clone();
+            named.tag = (tag.parse::<Digest>().is_err()).then(|| tag.clone());
+            named.digest = None;
+            written.push(Written {
+                destination: named.to_string(),
+                push: Some(report.clone()),
+            });
+        }
+    }
+    Ok(written)
+}
+
+/// The tag a manifest is put under; a destination named by digest must match the image.
+fn push_tag(reference: &ImageRef, digest: &Digest) -> Result<String, Error> {
+    if let Some(wanted) = &reference.digest
+        && wanted != digest.as_str()
+    {
+        return Err(Error::usage(
+            format!("{reference} names digest {wanted}, but the image is {digest}"),
+            "push to a tag, or to the image's own digest",
+        ));
+    }
+    Ok(match (&reference.tag, &reference.digest) {
+        (Some(tag), _) => tag.clone(),
+        (None, Some(digest)) => digest.clone(),
+        (None, None) => "latest".into(),
+    })
+}
+
+fn write_local(
     dest: &Transport,
     artifact: &Artifact,
     store: &Store,
@@ -106,20 +248,11 @@ pub fn write_artifact(
         }
         Transport::Scratch => Err(Error::usage(
             "`scratch` cannot be a destination",
-            "write to oci:DIR, oci-archive:FILE or docker-archive:FILE",
+            "write to a registry, oci:DIR, oci-archive:FILE or docker-archive:FILE",
         )),
-        Transport::Registry(reference) => Err(registry_unsupported(reference)),
-    }
-}
-
-fn registry_unsupported(reference: &ImageRef) -> Error {
-    Error::Unsupported {
-        message: format!(
-            "{reference} is a registry image, and this build of stowage reads and writes local transports only"
-        ),
-        hint: Some(
-            "use oci:DIR, oci-archive:FILE or docker-archive:FILE, or copy through skopeo for now"
-                .into(),
-        ),
+        Transport::Registry(_) => Err(Error::usage(
+            "internal: registry destinations are pushed by write_all",
+            "report this as a bug",
+        )),
     }
 }

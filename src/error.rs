@@ -4,6 +4,7 @@ use crate::archive::ArchiveError;
 use crate::image::ImageError;
 use crate::layer::LayerError;
 use crate::reference::ReferenceError;
+use crate::registry::RegistryError;
 use crate::spec::SpecError;
 use crate::store::StoreError;
 
@@ -22,6 +23,8 @@ pub enum Error {
     Image(#[from] ImageError),
     #[error(transparent)]
     Archive(#[from] ArchiveError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
     /// The command line asks for something that cannot work.
     #[error("{message}")]
     Usage {
@@ -59,6 +62,7 @@ impl Error {
             Error::Reference(e) => e.hint(),
             Error::Layer(e) => e.hint(),
             Error::Archive(e) => e.hint(),
+            Error::Registry(e) => e.hint(),
             Error::Image(ImageError::NoPlatform { .. }) => Some(
                 "pick one of the available platforms with --platform or `platform` in the spec"
                     .into(),

@@ -1,0 +1,1434 @@
+//! The registry HTTP API client: authentication, pulls into the store, pushes from it, and retries.
+//!
+//! Why not oci-client for the whole of it: its push buffers whole blobs in
+//! memory, has no retries, and mounts with a token scoped to one repository,
+//! which Docker Hub refuses; and a pull path of its own would keep a second
+//! token cache beside the one a push needs. So the registry API is spoken
+//! here directly, on reqwest's blocking client: uploads stream from store
+//! files with a Content-Length, every request shares one auth state and one
+//! retry policy, and blobs are pushed by a bounded pool of threads.
+
+pub mod auth;
+pub mod credentials;
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use reqwest::StatusCode;
+use reqwest::blocking::{Body, Client, RequestBuilder, Response};
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RETRY_AFTER,
+    WWW_AUTHENTICATE,
+};
+
+use crate::archive::{Artifact, ImageIndex};
+use crate::digest::Digest;
+use crate::image::{self, Descriptor, Image, Index, MAX_JSON_BYTES, Platform, media};
+use crate::reference::ImageRef;
+use crate::store::{Store, StoreError};
+use auth::{Challenge, ChallengeError, Scope, Token, TokenResponse};
+use credentials::{Credential, CredentialError};
+
+/// Manifest media types stowage asks for.
+const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+
+/// Chunk size for chunked uploads when the monolithic PUT is refused.
+const FALLBACK_CHUNK: u64 = 16 * 1024 * 1024;
+
+/// What went wrong talking to a registry.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("cannot reach {registry} ({what})")]
+    Connect {
+        registry: String,
+        what: String,
+        plain_http: bool,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{registry} refused the credentials for {what}")]
+    Unauthorized {
+        registry: String,
+        what: String,
+        had_credentials: bool,
+    },
+    #[error("{what} was not found on {registry}")]
+    NotFound { registry: String, what: String },
+    #[error("{registry} answered {status} to {what}{detail}")]
+    Status {
+        registry: String,
+        what: String,
+        status: u16,
+        detail: String,
+    },
+    #[error("{registry} sent {what} with digest {actual}, not {expected}")]
+    DigestMismatch {
+        registry: String,
+        what: String,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("{registry} sent {what} of {size} bytes, more than the {limit} stowage accepts")]
+    TooLarge {
+        registry: String,
+        what: String,
+        size: u64,
+        limit: u64,
+    },
+    #[error("{registry}: {problem}")]
+    Protocol { registry: String, problem: String },
+    #[error(transparent)]
+    Challenge(#[from] ChallengeError),
+    #[error(transparent)]
+    Credentials(#[from] CredentialError),
+    #[error("{what}: {source}")]
+    Store {
+        what: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error("cannot push blob {digest} to {registry}")]
+    Blob {
+        registry: String,
+        digest: Digest,
+        #[source]
+        source: Box<RegistryError>,
+    },
+    #[error("{registry} ({what}): the connection failed while sending")]
+    Send {
+        registry: String,
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl RegistryError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            RegistryError::Connect {
+                registry, plain_http: true, ..
+            } => Some(format!(
+                "{registry} seems to speak plain HTTP; if you trust it, pass --insecure-registry {registry}"
+            )),
+            RegistryError::Connect { registry, .. } => Some(format!(
+                "check that {registry} is up and reachable (HTTPS_PROXY/NO_PROXY are honoured); for a plain-HTTP registry pass --insecure-registry {registry}"
+            )),
+            RegistryError::Unauthorized {
+                registry,
+                had_credentials: true,
+                ..
+            } => Some(format!("check the username and password: `stowage login {registry} -u USER --password-stdin`")),
+            RegistryError::Unauthorized { registry, .. } => {
+                Some(format!("log in first: `stowage login {registry} -u USER --password-stdin`"))
+            }
+            RegistryError::NotFound { .. } => {
+                Some("check the repository and tag; a private repository also answers this way without access".into())
+            }
+            RegistryError::Blob { source, .. } => source.hint(),
+            _ => None,
+        }
+    }
+}
+
+/// Where the blobs of a remote image can be fetched (or mounted) from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub registry: String,
+    pub repository: String,
+}
+
+impl Origin {
+    /// The repository `reference` lives in.
+    pub fn of(reference: &ImageRef) -> Origin {
+        Origin {
+            registry: reference.registry.clone(),
+            repository: reference.repository.clone(),
+        }
+    }
+}
+
+/// Where verbose log lines go; never handed a secret.
+pub type LogSink = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Settings for the client.
+#[derive(Clone, Default)]
+pub struct RegistryOptions {
+    /// Hosts reached over plain HTTP or unverified TLS.
+    pub insecure: Vec<String>,
+    /// Upload in chunks of this size instead of one streamed PUT.
+    pub chunk_size: Option<u64>,
+    /// Blobs pushed at once.
+    pub jobs: usize,
+    /// Retries after the first attempt.
+    pub retries: u32,
+    /// Longest wait for a connection.
+    pub connect_timeout: Option<Duration>,
+    /// Verbose log sink; never given secrets.
+    pub log: Option<LogSink>,
+}
+
+/// What a push did with each blob.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PushReport {
+    pub skipped: usize,
+    pub mounted: usize,
+    pub uploaded: usize,
+    pub uploaded_bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+enum HostAuth {
+    Basic,
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
+}
+
+#[derive(Default)]
+struct AuthState {
+    schemes: HashMap<String, &'static str>,
+    hosts: HashMap<String, HostAuth>,
+    tokens: HashMap<String, Token>,
+    credentials: HashMap<String, Option<Credential>>,
+}
+
+/// A client for any number of registries, sharing auth state across threads.
+pub struct Registry {
+    http: Client,
+    http_insecure: Client,
+    options: RegistryOptions,
+    state: Mutex<AuthState>,
+    /// Credentials given on the command line (`login`), used instead of stored ones.
+    override_credential: Option<(String, Credential)>,
+}
+
+/// The API host for a registry: Docker Hub's is registry-1.docker.io.
+///
+/// `STOWAGE_DOCKER_HUB_HOST` points Docker Hub at a stand-in (tests run one
+/// locally, since the real one cannot be reached from CI).
+pub fn api_host(registry: &str) -> String {
+    if registry == "docker.io" {
+        return std::env::var("STOWAGE_DOCKER_HUB_HOST")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "registry-1.docker.io".into());
+    }
+    registry.to_string()
+}
+
+fn http_client(insecure: bool, options: &RegistryOptions) -> Result<Client, reqwest::Error> {
+    let mut builder = Client::builder()
+        .user_agent(concat!("stowage/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(options.connect_timeout.unwrap_or(Duration::from_secs(30)))
+        // No overall limit: a multi-gigabyte upload legitimately takes long.
+        .timeout(None::<Duration>)
+        .pool_max_idle_per_host(16);
+    if insecure {
+        builder = builder.danger_accept_invalid_certs(true);
+    }
+    builder.build()
+}
+
+impl Registry {
+    /// A client with these options.
+    pub fn new(options: RegistryOptions) -> Result<Registry, RegistryError> {
+        // reqwest is built without a default crypto provider; ring is the one linked in.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let build_err = |source| RegistryError::Connect {
+            registry: "(client)".into(),
+            what: "setting up HTTP".into(),
+            plain_http: false,
+            source,
+        };
+        Ok(Registry {
+            http: http_client(false, &options).map_err(build_err)?,
+            http_insecure: http_client(true, &options).map_err(build_err)?,
+            options,
+            state: Mutex::new(AuthState::default()),
+            override_credential: None,
+        })
+    }
+
+    /// Uses `credential` for `registry` instead of stored credentials.
+    pub fn with_credential(mut self, registry: &str, credential: Credential) -> Registry {
+        self.override_credential = Some((registry.to_string(), credential));
+        self
+    }
+
+    fn log(&self, message: &str) {
+        if let Some(log) = &self.options.log {
+            log(message);
+        }
+    }
+
+    fn is_insecure(&self, registry: &str) -> bool {
+        let host = api_host(registry);
+        self.options
+            .insecure
+            .iter()
+            .any(|h| *h == registry || *h == host)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, AuthState> {
+        // A thread that panicked while holding the lock left only caches behind.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn base_url(&self, registry: &str) -> String {
+        let scheme = self
+            .lock()
+            .schemes
+            .get(registry)
+            .copied()
+            .unwrap_or("https");
+        format!("{scheme}://{}", api_host(registry))
+    }
+
+    fn credential(
+        &self,
+        registry: &str,
+        repository: &str,
+    ) -> Result<Option<Credential>, RegistryError> {
+        if let Some((r, c)) = &self.override_credential
+            && r == registry
+        {
+            return Ok(Some(c.clone()));
+        }
+        if let Some(found) = self.lock().credentials.get(registry) {
+            return Ok(found.clone());
+        }
+        let found = credentials::find_credential(registry, repository)?;
+        self.lock()
+            .credentials
+            .insert(registry.to_string(), found.clone());
+        Ok(found)
+    }
+
+    fn token_key(registry: &str, scopes: &[Scope]) -> String {
+        let set: BTreeSet<String> = scopes.iter().map(ToString::to_string).collect();
+        format!(
+            "{registry} {}",
+            set.into_iter().collect::<Vec<_>>().join(" ")
+        )
+    }
+
+    /// The Authorization header for a request needing `scopes`, fetching a token if needed (I/O).
+    fn authorization(
+        &self,
+        registry: &str,
+        scopes: &[Scope],
+    ) -> Result<Option<String>, RegistryError> {
+        let host_auth = self.lock().hosts.get(registry).cloned();
+        let repository = scopes.first().map(|s| s.repository.as_str()).unwrap_or("");
+        match host_auth {
+            None => Ok(None),
+            Some(HostAuth::Basic) => Ok(self
+                .credential(registry, repository)?
+                .map(|c| basic_header(&c))),
+            Some(HostAuth::Bearer { realm, service }) => {
+                let key = Self::token_key(registry, scopes);
+                if let Some(token) = self.lock().tokens.get(&key)
+                    && token.expires > Instant::now()
+                {
+                    return Ok(Some(format!("Bearer {}", token.value)));
+                }
+                let token = self.fetch_token(registry, &realm, service.as_deref(), scopes)?;
+                let header = format!("Bearer {}", token.value);
+                self.lock().tokens.insert(key, token);
+                Ok(Some(header))
+            }
+        }
+    }
+
+    fn fetch_token(
+        &self,
+        registry: &str,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &[Scope],
+    ) -> Result<Token, RegistryError> {
+        let repository = scopes.first().map(|s| s.repository.as_str()).unwrap_or("");
+        let credential = self.credential(registry, repository)?;
+        let mut query: Vec<(&str, String)> = Vec::new();
+        if let Some(service) = service {
+            query.push(("service", service.to_string()));
+        }
+        for scope in scopes {
+            query.push(("scope", scope.to_string()));
+        }
+        let realm_insecure = self.is_insecure(registry);
+        let client = if realm_insecure {
+            &self.http_insecure
+        } else {
+            &self.http
+        };
+        let what = "a token".to_string();
+        let mut attempt = 0;
+        loop {
+            let mut request = client.get(realm).query(&query);
+            if let Some(c) = &credential {
+                request = request.header(AUTHORIZATION, basic_header(c));
+            }
+            self.log(&format!(
+                "GET token from {} for {}",
+                realm_host(realm),
+                scope_list(scopes)
+            ));
+            match request.send() {
+                Ok(response) if response.status().is_success() => {
+                    let body = read_limited(response, MAX_JSON_BYTES, registry, &what)?;
+                    let parsed: TokenResponse =
+                        serde_json::from_slice(&body).map_err(|_| RegistryError::Protocol {
+                            registry: registry.to_string(),
+                            problem:
+                                "the token service answered with something that is not a token"
+                                    .into(),
+                        })?;
+                    return parsed.into_token(Instant::now()).ok_or_else(|| {
+                        RegistryError::Protocol {
+                            registry: registry.to_string(),
+                            problem: "the token service answered without a token".into(),
+                        }
+                    });
+                }
+                Ok(response) if matches!(response.status().as_u16(), 401 | 403) => {
+                    return Err(RegistryError::Unauthorized {
+                        registry: registry.to_string(),
+                        what: scope_list(scopes),
+                        had_credentials: credential.is_some(),
+                    });
+                }
+                Ok(response)
+                    if is_retryable(response.status()) && attempt < self.options.retries =>
+                {
+                    let wait = retry_wait(&response, attempt);
+                    self.log(&format!(
+                        "token service answered {}; retrying in {wait:?}",
+                        response.status()
+                    ));
+                    std::thread::sleep(wait);
+                }
+                Ok(response) => return Err(status_error(registry, &what, response)),
+                Err(source) if attempt < self.options.retries => {
+                    let wait = backoff(attempt);
+                    self.log(&format!(
+                        "token service unreachable ({source}); retrying in {wait:?}"
+                    ));
+                    std::thread::sleep(wait);
+                }
+                Err(source) => {
+                    return Err(RegistryError::Connect {
+                        registry: realm_host(realm),
+                        what,
+                        plain_http: false,
+                        source,
+                    });
+                }
+            }
+            attempt += 1;
+        }
+    }
+
+    /// Sends a request built by `make` (called again for each attempt), handling auth challenges and retries (I/O).
+    ///
+    /// The Authorization header goes only to the registry's own host: an
+    /// upload URL or redirect pointing elsewhere never sees a credential.
+    fn send(
+        &self,
+        registry: &str,
+        scopes: &[Scope],
+        what: &str,
+        make: &dyn Fn(&Client, &str) -> RequestBuilder,
+    ) -> Result<Response, RegistryError> {
+        let insecure = self.is_insecure(registry);
+        let client = if insecure {
+            &self.http_insecure
+        } else {
+            &self.http
+        };
+        let mut attempt = 0;
+        let mut reauthenticated = false;
+        loop {
+            let base = self.base_url(registry);
+            let mut request =
+                make(client, &base)
+                    .build()
+                    .map_err(|source| RegistryError::Connect {
+                        registry: registry.to_string(),
+                        what: what.to_string(),
+                        plain_http: false,
+                        source,
+                    })?;
+            let same_host = request.url().host_str().map(|h| {
+                let with_port = match request.url().port() {
+                    Some(p) => format!("{h}:{p}"),
+                    None => h.to_string(),
+                };
+                with_port == api_host(registry) || h == api_host(registry)
+            });
+            if same_host == Some(true)
+                && let Some(header) = self.authorization(registry, scopes)?
+                && let Ok(value) = header.parse()
+            {
+                request.headers_mut().insert(AUTHORIZATION, value);
+            }
+            self.log(&format!(
+                "{} {} ({what})",
+                request.method(),
+                redact_url(request.url())
+            ));
+            match client.execute(request) {
+                Err(source) => {
+                    let plain_http = looks_like_plain_http(&source);
+                    if insecure && base.starts_with("https://") {
+                        self.log(&format!("{registry}: HTTPS failed ({source}); using plain HTTP as --insecure-registry allows"));
+                        self.lock().schemes.insert(registry.to_string(), "http");
+                        continue;
+                    }
+                    if attempt < self.options.retries && !plain_http && !is_permanent(&source) {
+                        let wait = backoff(attempt);
+                        self.log(&format!("{registry}: {source}; retrying in {wait:?}"));
+                        std::thread::sleep(wait);
+                        attempt += 1;
+                        continue;
+                    }
+                    return Err(RegistryError::Connect {
+                        registry: registry.to_string(),
+                        what: what.to_string(),
+                        plain_http,
+                        source,
+                    });
+                }
+                Ok(response) if response.status() == StatusCode::UNAUTHORIZED => {
+                    if reauthenticated {
+                        let had_credentials = self
+                            .credential(
+                                registry,
+                                scopes.first().map(|s| s.repository.as_str()).unwrap_or(""),
+                            )?
+                            .is_some();
+                        return Err(RegistryError::Unauthorized {
+                            registry: registry.to_string(),
+                            what: what.to_string(),
+                            had_credentials,
+                        });
+                    }
+                    let header = response
+                        .headers()
+                        .get(WWW_AUTHENTICATE)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
+                    let learned = match auth::parse_challenge(&header)? {
+                        Challenge::Basic => HostAuth::Basic,
+                        Challenge::Bearer { realm, service } => HostAuth::Bearer { realm, service },
+                    };
+                    let key = Self::token_key(registry, scopes);
+                    let mut state = self.lock();
+                    state.hosts.insert(registry.to_string(), learned);
+                    // A 401 with a token in hand means it expired or lacks a scope: fetch a new one.
+                    state.tokens.remove(&key);
+                    drop(state);
+                    reauthenticated = true;
+                }
+                Ok(response)
+                    if is_retryable(response.status()) && attempt < self.options.retries =>
+                {
+                    let wait = retry_wait(&response, attempt);
+                    self.log(&format!(
+                        "{registry} answered {} to {what}; retrying in {wait:?}",
+                        response.status()
+                    ));
+                    std::thread::sleep(wait);
+                    attempt += 1;
+                }
+                Ok(response) => return Ok(response),
+            }
+        }
+    }
+
+    /// Checks that `credential` is accepted by `registry` (I/O), as `stowage login` does before saving it.
+    pub fn check_login(&self, registry: &str) -> Result<(), RegistryError> {
+        let response = self.send(registry, &[], "logging in", &|c, base| {
+            c.get(format!("{base}/v2/"))
+        })?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        let needs_token_check = matches!(
+            self.lock().hosts.get(registry),
+            Some(HostAuth::Bearer { .. })
+        );
+        if needs_token_check && response.status() == StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        Err(status_error(registry, "logging in", response))
+    }
+
+    /// Fetches a manifest or index by tag or digest (I/O), checking a requested digest.
+    pub fn fetch_manifest(
+        &self,
+        reference: &ImageRef,
+        by: &str,
+    ) -> Result<(Vec<u8>, String), RegistryError> {
+        let registry = &reference.registry;
+        let repo = &reference.repository;
+        let what = format!("manifest {repo}:{by}");
+        let response = self.send(registry, &[Scope::pull(repo)], &what, &|c, base| {
+            c.get(format!("{base}/v2/{repo}/manifests/{by}"))
+                .header(ACCEPT, MANIFEST_ACCEPT)
+        })?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Err(RegistryError::NotFound {
+                registry: registry.clone(),
+                what: format!("{repo}:{by}"),
+            });
+        }
+        if !response.status().is_success() {
+            return Err(status_error(registry, &what, response));
+        }
+        let header_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
+        let bytes = read_limited(response, MAX_JSON_BYTES, registry, &what)?;
+        if let Ok(expected) = by.parse::<Digest>() {
+            let actual = Digest::of(&bytes);
+            if actual != expected {
+                return Err(RegistryError::DigestMismatch {
+                    registry: registry.clone(),
+                    what,
+                    expected,
+                    actual,
+                });
+            }
+        }
+        let declared = declared_media_type(&bytes);
+        let media_type = declared
+            .or(header_type)
+            .unwrap_or_else(|| media::DOCKER_MANIFEST.to_string());
+        Ok((bytes, media_type))
+    }
+
+    /// Streams a blob into the store (I/O), verified against its digest and size; nothing when it is there already.
+    pub fn fetch_blob(
+        &self,
+        origin: &Origin,
+        desc: &Descriptor,
+        store: &Store,
+    ) -> Result<(), RegistryError> {
+        if store.contains(&desc.digest) {
+            return Ok(());
+        }
+        let repo = &origin.repository;
+        let digest = &desc.digest;
+        let what = format!("blob {digest}");
+        let mut attempt = 0;
+        loop {
+            let response =
+                self.send(&origin.registry, &[Scope::pull(repo)], &what, &|c, base| {
+                    c.get(format!("{base}/v2/{repo}/blobs/{digest}"))
+                })?;
+            if response.status() == StatusCode::NOT_FOUND {
+                return Err(RegistryError::NotFound {
+                    registry: origin.registry.clone(),
+                    what: format!("blob {digest} in {repo}"),
+                });
+            }
+            if !response.status().is_success() {
+                return Err(status_error(&origin.registry, &what, response));
+            }
+            let mut reader = BufReader::with_capacity(256 * 1024, response);
+            match store.write_from(&what, &mut reader, Some((digest, desc.size))) {
+                Ok(_) => return Ok(()),
+                // A connection dropped mid-body shows up as a short write: fetch again.
+                Err(StoreError::Write { .. } | StoreError::SizeMismatch { .. })
+                    if attempt < self.options.retries =>
+                {
+                    let wait = backoff(attempt);
+                    self.log(&format!(
+                        "{what}: the download broke off; retrying in {wait:?}"
+                    ));
+                    std::thread::sleep(wait);
+                    attempt += 1;
+                }
+                Err(source) => return Err(RegistryError::Store { what, source }),
+            }
+        }
+    }
+
+    /// Reads an image or index (manifests and configs only; layers stay remote until needed) (I/O).
+    ///
+    /// With `platform`, an index is narrowed to that one image, fetching only its manifest.
+    pub fn read_artifact(
+        &self,
+        reference: &ImageRef,
+        platform: Option<&Platform>,
+        store: &Store,
+    ) -> Result<Artifact, RegistryError> {
+        let by = reference
+            .digest
+            .clone()
+            .unwrap_or_else(|| reference.tag_or_latest().to_string());
+        let (raw, media_type) = self.fetch_manifest(reference, &by)?;
+        let origin = Origin::of(reference);
+        if !image::is_index(&media_type) {
+            return self
+                .read_image(&origin, raw, &media_type, store)
+                .map(Artifact::Image);
+        }
+        let registry = &reference.registry;
+        let index: Index =
+            image::parse_json("image index", &raw).map_err(|e| RegistryError::Protocol {
+                registry: registry.clone(),
+                problem: e.to_string(),
+            })?;
+        let children: Vec<&Descriptor> =
+            match platform {
+                Some(platform) => vec![
+                    image::select_platform(&index.manifests, platform).map_err(|e| {
+                        RegistryError::NotFound {
+                            registry: registry.clone(),
+                            what: format!("{reference}: {e}"),
+                        }
+                    })?,
+                ],
+                None => index
+                    .manifests
+                    .iter()
+                    .filter(|d| image::is_manifest(&d.media_type))
+                    .collect(),
+            };
+        let mut images = Vec::new();
+        for child in children {
+            let (child_raw, child_type) = self.fetch_manifest(reference, child.digest.as_str())?;
+            images.push(self.read_image(&origin, child_raw, &child_type, store)?);
+        }
+        if platform.is_some() {
+            return images
+                .pop()
+                .map(Artifact::Image)
+                .ok_or_else(|| RegistryError::Protocol {
+                    registry: registry.clone(),
+                    problem: "the chosen platform's manifest vanished".into(),
+                });
+        }
+        Ok(Artifact::Index(ImageIndex {
+            digest: Digest::of(&raw),
+            raw,
+            media_type,
+            images,
+        }))
+    }
+
+    fn read_image(
+        &self,
+        origin: &Origin,
+        raw: Vec<u8>,
+        media_type: &str,
+        store: &Store,
+    ) -> Result<Image, RegistryError> {
+        let protocol = |problem: String| RegistryError::Protocol {
+            registry: origin.registry.clone(),
+            problem,
+        };
+        let manifest: image::Manifest =
+            image::parse_json("image manifest", &raw).map_err(|e| protocol(e.to_string()))?;
+        if manifest.config.size > MAX_JSON_BYTES {
+            return Err(RegistryError::TooLarge {
+                registry: origin.registry.clone(),
+                what: format!("config {}", manifest.config.digest),
+                size: manifest.config.size,
+                limit: MAX_JSON_BYTES,
+            });
+        }
+        self.fetch_blob(origin, &manifest.config, store)?;
+        let config = store
+            .read_small(&manifest.config.digest, MAX_JSON_BYTES)
+            .map_err(|source| RegistryError::Store {
+                what: format!("config {}", manifest.config.digest),
+                source,
+            })?;
+        let image =
+            Image::from_raw(raw, media_type, config).map_err(|e| protocol(e.to_string()))?;
+        let _ = store.write_bytes(image.raw_manifest());
+        Ok(image)
+    }
+
+    /// Pushes the artifact to `dest`'s repository under each tag (I/O); blobs missing from the store come from `origin`.
+    pub fn push(
+        &self,
+        artifact: &Artifact,
+        origin: Option<&Origin>,
+        dest: &ImageRef,
+        tags: &[String],
+        store: &Store,
+    ) -> Result<PushReport, RegistryError> {
+        let images: Vec<&Image> = match artifact {
+            Artifact::Image(image) => vec![image],
+            Artifact::Index(index) => index.images.iter().collect(),
+        };
+        let mut report = PushReport::default();
+        for image in &images {
+            self.push_blobs(image, origin, dest, store, &mut report)?;
+        }
+        match artifact {
+            Artifact::Image(image) => {
+                for tag in tags {
+                    self.put_manifest(dest, tag, image.raw_manifest(), image.media_type())?;
+                }
+            }
+            Artifact::Index(index) => {
+                for image in &images {
+                    self.put_manifest(
+                        dest,
+                        image.digest().as_str(),
+                        image.raw_manifest(),
+                        image.media_type(),
+                    )?;
+                }
+                for tag in tags {
+                    self.put_manifest(dest, tag, &index.raw, &index.media_type)?;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    fn push_blobs(
+        &self,
+        image: &Image,
+        origin: Option<&Origin>,
+        dest: &ImageRef,
+        store: &Store,
+        report: &mut PushReport,
+    ) -> Result<(), RegistryError> {
+        let mut work: Vec<(Descriptor, Option<&[u8]>)> =
+            vec![(image.config_descriptor().clone(), Some(image.raw_config()))];
+        let mut seen = BTreeSet::new();
+        seen.insert(image.config_descriptor().digest.clone());
+        for layer in image.layers() {
+            if seen.insert(layer.descriptor.digest.clone()) {
+                work.push((layer.descriptor.clone(), None));
+            }
+        }
+        let queue = Mutex::new(work.into_iter());
+        let results = Mutex::new(Vec::new());
+        let jobs = self.options.jobs.max(1);
+        std::thread::scope(|scope| {
+            for _ in 0..jobs {
+                scope.spawn(|| {
+                    loop {
+                        let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+                        let Some((desc, inline)) = next else { break };
+                        let outcome =
+                            self.push_blob(&desc, inline, origin, dest, store)
+                                .map_err(|source| RegistryError::Blob {
+                                    registry: dest.registry.clone(),
+                                    digest: desc.digest.clone(),
+                                    source: Box::new(source),
+                                });
+                        let failed = outcome.is_err();
+                        results
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push((desc.size, outcome));
+                        if failed {
+                            // Stop handing out work; the other threads finish what they hold.
+                            queue
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .by_ref()
+                                .for_each(drop);
+                        }
+                    }
+                });
+            }
+        });
+        for (size, outcome) in results.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            match outcome? {
+                BlobOutcome::Skipped => report.skipped += 1,
+                BlobOutcome::Mounted => report.mounted += 1,
+                BlobOutcome::Uploaded => {
+                    report.uploaded += 1;
+                    report.uploaded_bytes += size;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn push_blob(
+        &self,
+        desc: &Descriptor,
+        inline: Option<&[u8]>,
+        origin: Option<&Origin>,
+        dest: &ImageRef,
+        store: &Store,
+    ) -> Result<BlobOutcome, RegistryError> {
+        let registry = &dest.registry;
+        let repo = &dest.repository;
+        let digest = &desc.digest;
+        let push_scope = [Scope::push(repo)];
+        let head = self.send(
+            registry,
+            &push_scope,
+            &format!("checking blob {digest}"),
+            &|c, base| c.head(format!("{base}/v2/{repo}/blobs/{digest}")),
+        )?;
+        if head.status().is_success() {
+            self.log(&format!("blob {digest} already in {repo}"));
+            return Ok(BlobOutcome::Skipped);
+        }
+        let mut session = None;
+        if let Some(origin) = origin.filter(|o| o.registry == *registry && o.repository != *repo) {
+            // Docker Hub only mounts with one token scoped for both repositories.
+            let scopes = [Scope::push(repo), Scope::pull(&origin.repository)];
+            let from = &origin.repository;
+            let response = self.send(
+                registry,
+                &scopes,
+                &format!("mounting blob {digest} from {from}"),
+                &|c, base| {
+                    c.post(format!("{base}/v2/{repo}/blobs/uploads/"))
+                        .query(&[("mount", digest.as_str()), ("from", from.as_str())])
+                        .header(CONTENT_LENGTH, 0)
+                },
+            )?;
+            match response.status() {
+                StatusCode::CREATED => {
+                    self.log(&format!("mounted blob {digest} from {from}"));
+                    return Ok(BlobOutcome::Mounted);
+                }
+                StatusCode::ACCEPTED => session = location(&response),
+                _ => {}
+            }
+            self.log(&format!("mount of {digest} declined; uploading"));
+        }
+        let data = match inline {
+            Some(bytes) => BlobData::Bytes(bytes),
+            None => {
+                if !store.contains(digest) {
+                    let origin = origin.ok_or_else(|| RegistryError::Store {
+                        what: format!("blob {digest}"),
+                        source: StoreError::Missing {
+                            digest: digest.clone(),
+                        },
+                    })?;
+                    self.fetch_blob(origin, desc, store)?;
+                }
+                BlobData::Stored(store.blob_path(digest))
+            }
+        };
+        self.upload(dest, desc, &data, session)?;
+        Ok(BlobOutcome::Uploaded)
+    }
+
+    fn start_upload(&self, dest: &ImageRef) -> Result<String, RegistryError> {
+        let repo = &dest.repository;
+        let response = self.send(
+            &dest.registry,
+            &[Scope::push(repo)],
+            "starting an upload",
+            &|c, base| {
+                c.post(format!("{base}/v2/{repo}/blobs/uploads/"))
+                    .header(CONTENT_LENGTH, 0)
+            },
+        )?;
+        if response.status() != StatusCode::ACCEPTED {
+            return Err(status_error(&dest.registry, "starting an upload", response));
+        }
+        location(&response).ok_or_else(|| RegistryError::Protocol {
+            registry: dest.registry.clone(),
+            problem: "an upload was accepted without a Location".into(),
+        })
+    }
+
+    fn upload(
+        &self,
+        dest: &ImageRef,
+        desc: &Descriptor,
+        data: &BlobData<'_>,
+        session: Option<String>,
+    ) -> Result<(), RegistryError> {
+        let mut session = session;
+        let mut chunk = self.options.chunk_size;
+        let mut restarts = 0;
+        loop {
+            let location = match session.take() {
+                Some(location) => location,
+                None => self.start_upload(dest)?,
+            };
+            let result = match chunk {
+                Some(size) => self.upload_chunked(dest, desc, data, &location, size.max(1)),
+                None => self.upload_monolithic(dest, desc, data, &location),
+            };
+            match result {
+                Ok(()) => return Ok(()),
+                Err(UploadFailure::Refused(status)) if chunk.is_none() => {
+                    self.log(&format!(
+                        "streamed upload of {} refused ({status}); uploading in chunks",
+                        desc.digest
+                    ));
+                    chunk = Some(FALLBACK_CHUNK);
+                }
+                Err(UploadFailure::SessionLost(_)) if restarts < self.options.retries => {
+                    restarts += 1;
+                    std::thread::sleep(backoff(restarts));
+                }
+                Err(UploadFailure::Refused(_)) | Err(UploadFailure::SessionLost(_)) if false => {}
+                Err(UploadFailure::Refused(e) | UploadFailure::SessionLost(e)) => {
+                    return Err(RegistryError::Protocol {
+                        registry: dest.registry.clone(),
+                        problem: e,
+                    });
+                }
+                Err(UploadFailure::Error(e)) => return Err(e),
+            }
+        }
+    }
+
+    fn upload_monolithic(
+        &self,
+        dest: &ImageRef,
+        desc: &Descriptor,
+        data: &BlobData<'_>,
+        location: &str,
+    ) -> Result<(), UploadFailure> {
+        let repo = &dest.repository;
+        let url = with_digest(&self.absolute(&dest.registry, location), &desc.digest);
+        let size = desc.size;
+        let what = format!("uploading blob {}", desc.digest);
+        let response = self
+            .send(&dest.registry, &[Scope::push(repo)], &what, &|c, _| {
+                let body = match data.open(0, size) {
+                    Ok(body) => body,
+                    Err(_) => Body::from(Vec::new()),
+                };
+                c.put(&url)
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .header(CONTENT_LENGTH, size)
+                    .body(body)
+            })
+            .map_err(UploadFailure::Error)?;
+        finish_status(&dest.registry, &what, response)
+    }
+
+    fn upload_chunked(
+        &self,
+        dest: &ImageRef,
+        desc: &Descriptor,
+        data: &BlobData<'_>,
+        location: &str,
+        chunk: u64,
+    ) -> Result<(), UploadFailure> {
+        let repo = &dest.repository;
+        let mut location = self.absolute(&dest.registry, location);
+        let mut offset = 0;
+        while offset < desc.size {
+            let len = chunk.min(desc.size - offset);
+            let what = format!(
+                "uploading bytes {offset}-{} of blob {}",
+                offset + len - 1,
+                desc.digest
+            );
+            let url = location.clone();
+            let response = self
+                .send(&dest.registry, &[Scope::push(repo)], &what, &|c, _| {
+                    let body = data
+                        .open(offset, len)
+                        .unwrap_or_else(|_| Body::from(Vec::new()));
+                    c.patch(&url)
+                        .header(CONTENT_TYPE, "application/octet-stream")
+                        .header(CONTENT_RANGE, format!("{offset}-{}", offset + len - 1))
+                        .header(CONTENT_LENGTH, len)
+                        .body(body)
+                })
+                .map_err(UploadFailure::Error)?;
+            match response.status() {
+                StatusCode::ACCEPTED | StatusCode::NO_CONTENT | StatusCode::CREATED => {}
+                StatusCode::NOT_FOUND | StatusCode::RANGE_NOT_SATISFIABLE => {
+                    return Err(UploadFailure::SessionLost(format!(
+                        "{what}: {}",
+                        response.status()
+                    )));
+                }
+                _ => {
+                    return Err(UploadFailure::Error(status_error(
+                        &dest.registry,
+                        &what,
+                        response,
+                    )));
+                }
+            }
+            if let Some(next) = location_header(&response) {
+                location = self.absolute(&dest.registry, &next);
+            }
+            offset += len;
+        }
+        let url = with_digest(&location, &desc.digest);
+        let what = format!("finishing upload of blob {}", desc.digest);
+        let response = self
+            .send(&dest.registry, &[Scope::push(repo)], &what, &|c, _| {
+                c.put(&url).header(CONTENT_LENGTH, 0)
+            })
+            .map_err(UploadFailure::Error)?;
+        finish_status(&dest.registry, &what, response)
+    }
+
+    fn absolute(&self, registry: &str, location: &str) -> String {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            location.to_string()
+        } else {
+            format!("{}{}", self.base_url(registry), location)
+        }
+    }
+
+    fn put_manifest(
+        &self,
+        dest: &ImageRef,
+        by: &str,
+        bytes: &[u8],
+        media_type: &str,
+    ) -> Result<(), RegistryError> {
+        let repo = &dest.repository;
+        let what = format!("manifest {repo}:{by}");
+        let response = self.send(&dest.registry, &[Scope::push(repo)], &what, &|c, base| {
+            c.put(format!("{base}/v2/{repo}/manifests/{by}"))
+                .header(CONTENT_TYPE, media_type)
+                .body(bytes.to_vec())
+        })?;
+        if !response.status().is_success() {
+            return Err(status_error(&dest.registry, &what, response));
+        }
+        let sent = Digest::of(bytes);
+        if let Some(echoed) = response
+            .headers()
+            .get("Docker-Content-Digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<Digest>().ok())
+            && echoed != sent
+        {
+            return Err(RegistryError::DigestMismatch {
+                registry: dest.registry.clone(),
+                what: format!("{what} (as stored)"),
+                expected: sent,
+                actual: echoed,
+            });
+        }
+        self.log(&format!("pushed {what}"));
+        Ok(())
+    }
+
+    /// Deletes a manifest by digest (I/O).
+    pub fn delete_manifest(
+        &self,
+        reference: &ImageRef,
+        digest: &Digest,
+    ) -> Result<(), RegistryError> {
+        let repo = &reference.repository;
+        let what = format!("deleting manifest {repo}@{digest}");
+        let response = self.send(
+            &reference.registry,
+            &[Scope::push(repo)],
+            &what,
+            &|c, base| c.delete(format!("{base}/v2/{repo}/manifests/{digest}")),
+        )?;
+        match response.status() {
+            s if s.is_success() => Ok(()),
+            StatusCode::NOT_FOUND => Err(RegistryError::NotFound {
+                registry: reference.registry.clone(),
+                what: format!("{repo}@{digest}"),
+            }),
+            _ => Err(status_error(&reference.registry, &what, response)),
+        }
+    }
+}
+
+enum BlobOutcome {
+    Skipped,
+    Mounted,
+    Uploaded,
+}
+
+enum UploadFailure {
+    /// The registry will not take a streamed upload (e.g. 413): try chunks.
+    Refused(String),
+    /// The upload session is gone: start another.
+    SessionLost(String),
+    Error(RegistryError),
+}
+
+fn finish_status(registry: &str, what: &str, response: Response) -> Result<(), UploadFailure> {
+    match response.status() {
+        StatusCode::CREATED | StatusCode::NO_CONTENT | StatusCode::OK => Ok(()),
+        StatusCode::PAYLOAD_TOO_LARGE
+        | StatusCode::LENGTH_REQUIRED
+        | StatusCode::NOT_IMPLEMENTED => Err(UploadFailure::Refused(format!(
+            "{what}: {}",
+            response.status()
+        ))),
+        StatusCode::NOT_FOUND | StatusCode::RANGE_NOT_SATISFIABLE => Err(
+            UploadFailure::SessionLost(format!("{what}: {}", response.status())),
+        ),
+        _ => Err(UploadFailure::Error(status_error(registry, what, response))),
+    }
+}
+
+/// A blob's bytes for an upload: small JSON in memory, layers from their store file.
+enum BlobData<'a> {
+    Bytes(&'a [u8]),
+    Stored(std::path::PathBuf),
+}
+
+impl BlobData<'_> {
+    /// A body of `len` bytes from `offset`, streamed from disk for stored blobs.
+    fn open(&self, offset: u64, len: u64) -> std::io::Result<Body> {
+        match self {
+            BlobData::Bytes(bytes) => {
+                let start = offset as usize;
+                let end = (offset + len) as usize;
+                Ok(Body::from(
+                    bytes.get(start..end).unwrap_or_default().to_vec(),
+                ))
+            }
+            BlobData::Stored(path) => {
+                let mut file = std::fs::File::open(path)?;
+                file.seek(SeekFrom::Start(offset))?;
+                let reader = BufReader::with_capacity(256 * 1024, file).take(len);
+                Ok(Body::sized(reader, len))
+            }
+        }
+    }
+}
+
+fn basic_header(credential: &Credential) -> String {
+    let raw = format!("{}:{}", credential.username, credential.secret);
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
+}
+
+fn scope_list(scopes: &[Scope]) -> String {
+    if scopes.is_empty() {
+        return "the registry".into();
+    }
+    scopes
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn realm_host(realm: &str) -> String {
+    reqwest::Url::parse(realm)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_else(|| "the token service".into())
+}
+
+/// A URL without its query: upload URLs carry session state some registries sign.
+fn redact_url(url: &reqwest::Url) -> String {
+    let mut shown = url.clone();
+    shown.set_query(None);
+    shown.to_string()
+}
+
+fn location_header(response: &Response) -> Option<String> {
+    response
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+fn location(response: &Response) -> Option<String> {
+    location_header(response)
+}
+
+fn with_digest(location: &str, digest: &Digest) -> String {
+    let separator = if location.contains('?') { '&' } else { '?' };
+    format!("{location}{separator}digest={digest}")
+}
+
+fn declared_media_type(bytes: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct MediaTypeOnly {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+    }
+    serde_json::from_slice::<MediaTypeOnly>(bytes)
+        .ok()?
+        .media_type
+}
+
+fn read_limited(
+    response: Response,
+    limit: u64,
+    registry: &str,
+    what: &str,
+) -> Result<Vec<u8>, RegistryError> {
+    if let Some(length) = response.content_length()
+        && length > limit
+    {
+        return Err(RegistryError::TooLarge {
+            registry: registry.to_string(),
+            what: what.to_string(),
+            size: length,
+            limit,
+        });
+    }
+    let mut bytes = Vec::new();
+    response
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| RegistryError::Send {
+            registry: registry.to_string(),
+            what: what.to_string(),
+            source,
+        })?;
+    if bytes.len() as u64 > limit {
+        return Err(RegistryError::TooLarge {
+            registry: registry.to_string(),
+            what: what.to_string(),
+            size: bytes.len() as u64,
+            limit,
+        });
+    }
+    Ok(bytes)
+}
+
+fn status_error(registry: &str, what: &str, response: Response) -> RegistryError {
+    let status = response.status().as_u16();
+    let detail = read_limited(response, 4096, registry, what)
+        .ok()
+        .and_then(|body| registry_error_text(&body))
+        .map(|text| format!(": {text}"))
+        .unwrap_or_default();
+    RegistryError::Status {
+        registry: registry.to_string(),
+        what: what.to_string(),
+        status,
+        detail,
+    }
+}
+
+/// The `errors[].message` of a registry error body, if it has one.
+fn registry_error_text(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let errors = value.get("errors")?.as_array()?;
+    let texts: Vec<String> = errors
+        .iter()
+        .filter_map(|e| {
+            let code = e.get("code").and_then(|c| c.as_str()).unwrap_or("");
+            let message = e.get("message").and_then(|m| m.as_str()).unwrap_or("");
+            let text = format!("{code} {message}").trim().to_string();
+            (!text.is_empty()).then(|| text.chars().take(200).collect())
+        })
+        .collect();
+    (!texts.is_empty()).then(|| texts.join("; "))
+}
+
+fn is_retryable(status: StatusCode) -> bool {
+    status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status.is_server_error()
+}
+
+fn is_permanent(error: &reqwest::Error) -> bool {
+    error.is_builder() || error.is_redirect()
+}
+
+fn looks_like_plain_http(error: &reqwest::Error) -> bool {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push(' ');
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    let text = text.to_lowercase();
+    text.contains("invalidcontenttype")
+        || text.contains("corrupt message")
+        || text.contains("wrong version number")
+}
+
+/// Exponential backoff from 0.5 s, capped at 30 s, with ±25% jitter so retrying clients spread out.
+fn backoff(attempt: u32) -> Duration {
+    let base = 500u64.saturating_mul(1 << attempt.min(6)).min(30_000);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0) as u64;
+    let jitter = (nanos % (base / 2 + 1)) as i64 - (base / 4) as i64;
+    Duration::from_millis((base as i64 + jitter).max(50) as u64)
+}
+
+/// `Retry-After` in seconds when given (capped at 5 minutes), else the backoff.
+fn retry_wait(response: &Response, attempt: u32) -> Duration {
+    response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|secs| Duration::from_secs(secs.min(300)))
+        .unwrap_or_else(|| backoff(attempt))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_stays_bounded() {
+        for attempt in 0..10 {
+            let wait = backoff(attempt);
+            assert!(
+                wait >= Duration::from_millis(50) && wait <= Duration::from_millis(37_500),
+                "{wait:?}"
+            );
+        }
+        assert!(backoff(4) > backoff(0));
+    }
+
+    #[test]
+    fn upload_urls_get_the_digest_appended() {
+        let d = Digest::of(b"x");
+        assert_eq!(
+            with_digest("/v2/a/blobs/uploads/1", &d),
+            format!("/v2/a/blobs/uploads/1?digest={d}")
+        );
+        assert_eq!(
+            with_digest("/u?_state=abc", &d),
+            format!("/u?_state=abc&digest={d}")
+        );
+    }
+
+    #[test]
+    fn registry_error_bodies_are_summarised() {
+        let body = br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#;
+        assert_eq!(
+            registry_error_text(body).unwrap(),
+            "MANIFEST_UNKNOWN manifest unknown"
+        );
+        assert_eq!(registry_error_text(b"<html>"), None);
+    }
+
+    #[test]
+    fn docker_hub_api_host() {
+        if std::env::var_os("STOWAGE_DOCKER_HUB_HOST").is_none() {
+            assert_eq!(api_host("docker.io"), "registry-1.docker.io");
+        }
+        assert_eq!(api_host("localhost:5000"), "localhost:5000");
+    }
+}
