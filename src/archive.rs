@@ -245,7 +245,7 @@ pub fn read_oci_layout(
     let blobs = LayoutFolder {
         dir: dir.to_path_buf(),
     };
-    resolve_layout(&raw_index, tag, None, &blobs, store, with_layers)
+    resolve_layout(&raw_index, tag, None, &blobs, store, with_layers).map(|(artifact, _)| artifact)
 }
 
 /// Imports the layers of `image`, read earlier from the layout folder `dir` without them (I/O).
@@ -278,7 +278,7 @@ pub fn read_oci_archive(
     let blobs = ImportedTar {
         path: path.to_path_buf(),
     };
-    resolve_layout(raw_index, tag, None, &blobs, store, with_layers)
+    resolve_layout(raw_index, tag, None, &blobs, store, with_layers).map(|(artifact, _)| artifact)
 }
 
 /// Reads `docker-archive:PATH[:REF]` into the store (I/O): Docker 25+ archives through their OCI index, classic ones through manifest.json.
@@ -287,6 +287,15 @@ pub fn read_docker_archive(
     reference: Option<&ImageRef>,
     store: &Store,
 ) -> Result<Artifact, ArchiveError> {
+    read_docker_archive_named(path, reference, store).map(|(artifact, _)| artifact)
+}
+
+/// Like `read_docker_archive`, also giving the image's full name as the archive records it (a RepoTag or containerd name).
+pub fn read_docker_archive_named(
+    path: &Path,
+    reference: Option<&ImageRef>,
+    store: &Store,
+) -> Result<(Artifact, Option<String>), ArchiveError> {
     let scanned = scan_tar(path, store)?;
     if let Some(raw_index) = scanned.metadata.get("index.json") {
         let blobs = ImportedTar {
@@ -297,13 +306,14 @@ pub fn read_docker_archive(
         // An index whose blobs are not in the tar (older tools write only manifest.json
         // beside a stub) falls back to the classic description.
         match resolved {
-            Ok(artifact) => return Ok(artifact),
+            Ok(found) => return Ok(found),
             Err(err) if !scanned.metadata.contains_key("manifest.json") => return Err(err),
             Err(ArchiveError::MissingBlob { .. }) => {}
             Err(err) => return Err(err),
         }
     }
-    classic_docker_image(path, &scanned, reference, store).map(Artifact::Image)
+    classic_docker_image(path, &scanned, reference, store)
+        .map(|(image, name)| (Artifact::Image(image), name))
 }
 
 fn resolve_layout(
@@ -313,20 +323,44 @@ fn resolve_layout(
     blobs: &dyn LayoutBlobs,
     store: &Store,
     with_layers: bool,
-) -> Result<Artifact, ArchiveError> {
+) -> Result<(Artifact, Option<String>), ArchiveError> {
     let origin = blobs.origin().to_path_buf();
     let index: Index =
         image::parse_json("index.json", raw_index).map_err(|source| ArchiveError::Image {
             path: origin.clone(),
             source,
         })?;
+    // index.json may itself be the multi-platform index: untagged manifests, one per platform.
+    let per_platform = tag.is_none()
+        && reference.is_none()
+        && index.manifests.len() > 1
+        && index
+            .manifests
+            .iter()
+            .all(|d| image::is_manifest(&d.media_type) && d.platform.is_some());
+    if per_platform {
+        let mut images = Vec::new();
+        for child in &index.manifests {
+            if let Artifact::Image(image) = resolve_descriptor(child, blobs, store, with_layers)? {
+                images.push(image);
+            }
+        }
+        let artifact = Artifact::Index(ImageIndex {
+            raw: raw_index.to_vec(),
+            digest: Digest::of(raw_index),
+            media_type: media::OCI_INDEX.to_string(),
+            images,
+        });
+        return Ok((artifact, None));
+    }
     let chosen = choose_descriptor(&index.manifests, tag, reference).map_err(|problem| {
         ArchiveError::NotFound {
             path: origin.clone(),
             problem,
         }
     })?;
-    resolve_descriptor(chosen, blobs, store, with_layers)
+    let name = chosen.annotations.get(CONTAINERD_NAME).cloned();
+    resolve_descriptor(chosen, blobs, store, with_layers).map(|artifact| (artifact, name))
 }
 
 fn choose_descriptor<'a>(
@@ -757,7 +791,7 @@ fn classic_docker_image(
     scanned: &ScannedTar,
     reference: Option<&ImageRef>,
     store: &Store,
-) -> Result<Image, ArchiveError> {
+) -> Result<(Image, Option<String>), ArchiveError> {
     let invalid = |problem: String| ArchiveError::Invalid {
         path: path.to_path_buf(),
         kind: "docker-archive",
@@ -892,12 +926,19 @@ fn classic_docker_image(
                 source,
             })?,
     };
-    Image::assemble(format, raw_config, layers, BTreeMap::new()).map_err(|source| {
+    let name = entry
+        .repo_tags
+        .iter()
+        .flatten()
+        .find_map(|t| ImageRef::parse(t).ok())
+        .map(|r| r.to_string());
+    let image = Image::assemble(format, raw_config, layers, BTreeMap::new()).map_err(|source| {
         ArchiveError::Image {
             path: path.to_path_buf(),
             source,
         }
-    })
+    })?;
+    Ok((image, name))
 }
 
 /// gzips an uncompressed layer already in the store, once: the result is remembered by diff-id (I/O).

@@ -4,15 +4,19 @@
 //! (so fields stowage does not model survive) and a new manifest is
 //! assembled from the base's layers plus the new ones.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
 use crate::archive::Artifact;
 use crate::copy::{self, SinkOptions, Source, Transfer, Written};
+use crate::digest::Digest;
 use crate::error::Error;
 use crate::image::{self, Descriptor, Format, Image, Layer, Platform, canonical_json, media};
-use crate::layer::{self, BuiltLayer, Compression, Excludes, KnownDirs, LayerPlan, LayerRoot};
+use crate::layer::{
+    self, BaseFolder, BaseFolders, BuiltLayer, Compression, Excludes, KnownDirs, LayerPlan,
+    LayerRoot,
+};
 use crate::reference::{self, ImageRef, Transport};
 use crate::registry::Origin;
 use crate::spec::Spec;
@@ -69,7 +73,8 @@ impl BuildOutcome {
 /// Validates the request and walks the sources (I/O: stats only).
 pub fn plan_build(request: &BuildRequest) -> Result<BuildPlan, Error> {
     let spec = &request.spec;
-    let base = reference::parse_transport(&spec.base)?;
+    let spec_dir = spec.path.parent().unwrap_or(std::path::Path::new(""));
+    let base = relative_to(reference::parse_transport(&spec.base)?, spec_dir);
     let destinations = destinations(request)?;
     let platform_text = request.platform.as_deref().or(spec.platform.as_deref());
     let platform = match platform_text {
@@ -128,6 +133,32 @@ pub fn plan_build(request: &BuildRequest) -> Result<BuildPlan, Error> {
     })
 }
 
+/// A local base path written in the spec is relative to the spec's folder, like its sources.
+fn relative_to(transport: Transport, dir: &std::path::Path) -> Transport {
+    let join = |path: std::path::PathBuf| {
+        if path.is_absolute() {
+            path
+        } else {
+            dir.join(path)
+        }
+    };
+    match transport {
+        Transport::Oci { path, tag } => Transport::Oci {
+            path: join(path),
+            tag,
+        },
+        Transport::OciArchive { path, tag } => Transport::OciArchive {
+            path: join(path),
+            tag,
+        },
+        Transport::DockerArchive { path, reference } => Transport::DockerArchive {
+            path: join(path),
+            reference,
+        },
+        other => other,
+    }
+}
+
 fn destinations(request: &BuildRequest) -> Result<Vec<Transport>, Error> {
     let texts: Vec<&str> = if request.destinations.is_empty() {
         request.spec.image.as_deref().into_iter().collect()
@@ -152,14 +183,18 @@ fn destinations(request: &BuildRequest) -> Result<Vec<Transport>, Error> {
 /// Runs the whole build (I/O): base into the store, layers written, config and manifest assembled, every sink written.
 pub fn run_build(
     request: &BuildRequest,
-    plan: &BuildPlan,
+    plan: &mut BuildPlan,
     context: &Transfer<'_>,
 ) -> Result<BuildOutcome, Error> {
     let spec = &request.spec;
     let store = context.store;
     let explicit_platform = request.platform.is_some() || spec.platform.is_some();
-    let (base_image, base_origin, base_config) =
-        read_base(&plan.base, &plan.platform, explicit_platform, context)?;
+    let Base {
+        image: base_image,
+        origin: base_origin,
+        name: base_name,
+        config: base_config,
+    } = read_base(&plan.base, &plan.platform, explicit_platform, context)?;
     let format = request.format.unwrap_or_else(|| {
         base_image
             .as_ref()
@@ -171,6 +206,20 @@ pub fn run_build(
             "zstd layers cannot be described in a Docker schema 2 manifest",
             "add --format oci, or use gzip compression",
         ));
+    }
+    if let Some(base) = &base_image {
+        let wanted: BTreeSet<String> = plan
+            .layers
+            .iter()
+            .flat_map(|l| l.defaulted_ancestors())
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect();
+        if !wanted.is_empty() {
+            let folders = base_folders(base, base_origin.as_ref(), &wanted, context)?;
+            for layer_plan in &mut plan.layers {
+                layer_plan.apply_base_folders(&folders);
+            }
+        }
     }
     let mtime = request.source_date_epoch.unwrap_or(1);
     let mut layers = match &base_image {
@@ -202,7 +251,7 @@ pub fn run_build(
     let mut annotations = BTreeMap::new();
     if let Some(base) = &base_image {
         annotations.insert(BASE_DIGEST.to_string(), base.digest().to_string());
-        if let Some(name) = base_name(&plan.base) {
+        if let Some(name) = base_name {
             annotations.insert(BASE_NAME.to_string(), name);
         }
     }
@@ -222,6 +271,7 @@ pub fn run_build(
     let source = Source {
         artifact: Artifact::Image(image.clone()),
         origin: base_origin,
+        name: None,
     };
     let written = copy::write_all(&plan.destinations, &source, context, &options)?;
     Ok(BuildOutcome {
@@ -255,13 +305,25 @@ fn output_name(spec: &Spec, destinations: &[Transport]) -> Option<ImageRef> {
         .or_else(|| spec_image(spec))
 }
 
-/// The base image (None for scratch) and the config JSON to start from.
+/// What the build starts from.
+struct Base {
+    /// None for scratch.
+    image: Option<Image>,
+    /// Where a registry base's blobs live.
+    origin: Option<Origin>,
+    /// The base's full name, when it has one that is not a local path.
+    name: Option<String>,
+    /// The config JSON to edit.
+    config: Value,
+}
+
+/// Reads the base image (I/O), or makes the empty config for scratch.
 fn read_base(
     base: &Transport,
     platform: &Platform,
     explicit_platform: bool,
     context: &Transfer<'_>,
-) -> Result<(Option<Image>, Option<Origin>, Value), Error> {
+) -> Result<Base, Error> {
     if matches!(base, Transport::Scratch) {
         let mut config = json!({
             "architecture": platform.architecture,
@@ -272,9 +334,14 @@ fn read_base(
         if let Some(variant) = &platform.variant {
             config["variant"] = json!(variant);
         }
-        return Ok((None, None, config));
+        return Ok(Base {
+            image: None,
+            origin: None,
+            name: None,
+            config,
+        });
     }
-    let (image, origin) = copy::read_image(base, platform, context)?;
+    let (image, read) = copy::read_image(base, platform, context)?;
     if explicit_platform
         && let Some(actual) = image.platform()
         && !actual.satisfies(platform)
@@ -285,7 +352,83 @@ fn read_base(
         }));
     }
     let config = image.config_json()?;
-    Ok((Some(image), origin, config))
+    Ok(Base {
+        image: Some(image),
+        origin: read.origin,
+        name: read.name,
+        config,
+    })
+}
+
+/// What the base has at the ancestor folders the new layers describe (I/O:
+/// reads the base layers' tar headers, fetching them first for a registry base).
+/// Remembered in the store by base digest and path set, so a rebuild reads no
+/// base layer.
+fn base_folders(
+    base: &Image,
+    origin: Option<&Origin>,
+    wanted: &BTreeSet<String>,
+    context: &Transfer<'_>,
+) -> Result<BaseFolders, Error> {
+    let key = format!(
+        "{}\n{}",
+        base.digest(),
+        wanted.iter().cloned().collect::<Vec<_>>().join("\n")
+    );
+    let cache_dir = context.store.root().join("meta").join("base-folders");
+    let cache = cache_dir.join(format!("{}.json", Digest::of(key.as_bytes()).hex()));
+    if let Some(cached) = std::fs::read(&cache)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .and_then(|v| folders_from_json(&v))
+    {
+        return Ok(cached);
+    }
+    copy::ensure_local(&Artifact::Image(base.clone()), origin, context)?;
+    let paths = wanted.iter().map(|p| p.as_bytes().to_vec()).collect();
+    let folders = layer::scan_base_folders(context.store, base.layers(), &paths)?;
+    // The cache only saves time; failing to write it must not fail the build.
+    if std::fs::create_dir_all(&cache_dir).is_ok() {
+        let _ = crate::archive::write_atomic(&cache, &canonical_json(&folders_to_json(&folders)));
+    }
+    Ok(folders)
+}
+
+fn folders_to_json(folders: &BaseFolders) -> Value {
+    let map: Map<String, Value> = folders
+        .iter()
+        .map(|(path, folder)| {
+            let value = match folder {
+                BaseFolder::Dir { mode, owner } => {
+                    json!({"mode": mode, "uid": owner.uid, "gid": owner.gid})
+                }
+                BaseFolder::NotDir => json!("not-dir"),
+            };
+            (String::from_utf8_lossy(path).into_owned(), value)
+        })
+        .collect();
+    Value::Object(map)
+}
+
+fn folders_from_json(value: &Value) -> Option<BaseFolders> {
+    value
+        .as_object()?
+        .iter()
+        .map(|(path, v)| {
+            let folder = match v {
+                Value::String(s) if s == "not-dir" => BaseFolder::NotDir,
+                Value::Object(_) => BaseFolder::Dir {
+                    mode: u32::try_from(v.get("mode")?.as_u64()?).ok()?,
+                    owner: crate::spec::Owner {
+                        uid: v.get("uid")?.as_u64()?,
+                        gid: v.get("gid")?.as_u64()?,
+                    },
+                },
+                _ => return None,
+            };
+            Some((path.as_bytes().to_vec(), folder))
+        })
+        .collect()
 }
 
 /// The base's layers, described in `format`, with uncompressed ones gzipped (registries and
@@ -531,18 +674,6 @@ fn object_entry<'a>(map: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<S
         Some(Value::Object(inner)) => inner,
         // Just made sure it is an object.
         _ => unreachable!("object_entry inserted an object"),
-    }
-}
-
-/// The base's name for the annotation: a registry reference, or the name recorded in a local archive; never a local path (it would make digests depend on the machine).
-fn base_name(base: &Transport) -> Option<String> {
-    match base {
-        Transport::Registry(reference) => Some(reference.to_string()),
-        Transport::DockerArchive {
-            reference: Some(reference),
-            ..
-        } => Some(reference.to_string()),
-        _ => None,
     }
 }
 

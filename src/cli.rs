@@ -351,7 +351,7 @@ fn run_build(args: BuildArgs, out: &Output) -> anyhow::Result<()> {
         },
         source_date_epoch: source_date_epoch()?,
     };
-    let plan = build::plan_build(&request)?;
+    let mut plan = build::plan_build(&request)?;
     for warning in plan.layers.iter().flat_map(|l| &l.warnings) {
         out.warn(warning);
     }
@@ -365,7 +365,7 @@ fn run_build(args: BuildArgs, out: &Output) -> anyhow::Result<()> {
         store: &store,
         registry: &registry,
     };
-    let outcome = build::run_build(&request, &plan, &context).with_context(|| {
+    let outcome = build::run_build(&request, &mut plan, &context).with_context(|| {
         format!(
             "cannot build the image described by {}",
             args.file.display()

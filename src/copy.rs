@@ -27,6 +27,8 @@ pub struct Transfer<'a> {
 pub struct Source {
     pub artifact: Artifact,
     pub origin: Option<Origin>,
+    /// The image's full name where the source records one (a registry reference, a RepoTag).
+    pub name: Option<String>,
 }
 
 /// Reads the image or index named by `source` (I/O).
@@ -50,7 +52,17 @@ pub fn read_source(
             archive::read_oci_archive(path, tag.as_deref(), store, with_layers)?
         }
         Transport::DockerArchive { path, reference } => {
-            archive::read_docker_archive(path, reference.as_ref(), store)?
+            let (artifact, name) =
+                archive::read_docker_archive_named(path, reference.as_ref(), store)?;
+            let artifact = match platform {
+                Some(platform) => Artifact::Image(artifact.into_image(platform)?),
+                None => artifact,
+            };
+            return Ok(Source {
+                artifact,
+                origin: None,
+                name,
+            });
         }
         Transport::Scratch => {
             return Err(Error::usage(
@@ -63,6 +75,7 @@ pub fn read_source(
             return Ok(Source {
                 artifact,
                 origin: Some(Origin::of(reference)),
+                name: Some(reference.to_string()),
             });
         }
     };
@@ -73,6 +86,7 @@ pub fn read_source(
     Ok(Source {
         artifact,
         origin: None,
+        name: None,
     })
 }
 
@@ -81,15 +95,20 @@ pub fn read_image(
     source: &Transport,
     platform: &Platform,
     context: &Transfer<'_>,
-) -> Result<(Image, Option<Origin>), Error> {
+) -> Result<(Image, Source), Error> {
     if let Transport::Oci { path, tag } = source {
         let artifact = archive::read_oci_layout(path, tag.as_deref(), context.store, false)?;
         let image = artifact.into_image(platform)?;
         archive::import_layout_layers(path, &image, context.store)?;
-        return Ok((image, None));
+        let read = Source {
+            artifact: Artifact::Image(image.clone()),
+            origin: None,
+            name: None,
+        };
+        return Ok((image, read));
     }
-    let source = read_source(source, context, Some(platform), true)?;
-    Ok((source.artifact.into_image(platform)?, source.origin))
+    let read = read_source(source, context, Some(platform), true)?;
+    Ok((read.artifact.clone().into_image(platform)?, read))
 }
 
 /// Fetches every blob of the artifact that is not in the store yet from its origin (I/O).

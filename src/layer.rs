@@ -198,6 +198,9 @@ struct Entry {
     mode: u32,
     owner: Owner,
     inode: Option<(u64, u64)>,
+    /// An ancestor folder whose mode and owner are only the default guess,
+    /// to be replaced by the base's own when the base has the folder.
+    defaulted: bool,
 }
 
 /// The entries of one layer, sorted, checked and counted, before any byte is read.
@@ -228,8 +231,31 @@ pub struct BuiltLayer {
     pub file_count: u64,
 }
 
-/// Folders written by earlier layers of the same build: path → (mode, owner).
-pub type KnownDirs = BTreeMap<Vec<u8>, (u32, Owner)>;
+/// A folder an earlier layer of the same build wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KnownDir {
+    pub mode: u32,
+    pub owner: Owner,
+    /// Its mode and owner were the default guess for an ancestor.
+    pub defaulted: bool,
+}
+
+/// Folders written by earlier layers of the same build, by path.
+pub type KnownDirs = BTreeMap<Vec<u8>, KnownDir>;
+
+/// What the base image has at a path an ancestor entry would describe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BaseFolder {
+    Dir {
+        mode: u32,
+        owner: Owner,
+    },
+    /// A symlink or file: the layer must not replace it with a folder.
+    NotDir,
+}
+
+/// The base's entries at the paths asked about; a path absent here is absent from the base.
+pub type BaseFolders = BTreeMap<Vec<u8>, BaseFolder>;
 
 /// Mode of an ancestor folder nobody described: what every distribution uses.
 fn default_ancestor_mode(path: &[u8]) -> u32 {
@@ -247,8 +273,9 @@ fn default_ancestor_mode(path: &[u8]) -> u32 {
 /// and older containers/storage, which locks out non-root users) and that
 /// shadow the base's folder anyway. An ancestor takes the mode and owner an
 /// earlier layer of this build gave it (`known_dirs`), else root-owned 0755
-/// (1777 for /tmp and /var/tmp). The layer's own folders are added to
-/// `known_dirs` for the layers after it.
+/// (1777 for /tmp and /var/tmp) marked as defaulted, for `apply_base_folders`
+/// to replace with the base's own once the base is read. The layer's own
+/// folders are added to `known_dirs` for the layers after it.
 pub fn plan_layer(
     name: &str,
     roots: &[LayerRoot],
@@ -287,7 +314,14 @@ pub fn plan_layer(
     link_hard_links(&mut entries);
     for entry in &entries {
         if matches!(entry.kind, EntryKind::Dir) {
-            known_dirs.insert(entry.path.clone(), (entry.mode, entry.owner));
+            known_dirs.insert(
+                entry.path.clone(),
+                KnownDir {
+                    mode: entry.mode,
+                    owner: entry.owner,
+                    defaulted: entry.defaulted,
+                },
+            );
         }
     }
     let file_count = entries
@@ -330,17 +364,19 @@ fn add_ancestors(roots: &[LayerRoot], known_dirs: &KnownDirs, entries: &mut Vec<
         {
             continue;
         }
-        let (mode, owner) = known_dirs
-            .get(&path)
-            .copied()
-            .unwrap_or((default_ancestor_mode(&path), Owner { uid: 0, gid: 0 }));
+        let known = known_dirs.get(&path).copied().unwrap_or(KnownDir {
+            mode: default_ancestor_mode(&path),
+            owner: Owner { uid: 0, gid: 0 },
+            defaulted: true,
+        });
         entries.push(Entry {
             disk: PathBuf::from("(ancestor folder)"),
             path,
             kind: EntryKind::Dir,
-            mode,
-            owner,
+            mode: known.mode,
+            owner: known.owner,
             inode: None,
+            defaulted: known.defaulted,
         });
     }
 }
@@ -442,6 +478,7 @@ fn entry_for(
         mode: meta.mode() & 0o7777,
         owner,
         inode,
+        defaulted: false,
     }))
 }
 
@@ -456,6 +493,132 @@ fn link_hard_links(entries: &mut [Entry]) {
                 first_seen.insert(inode, entry.path.clone());
             }
         }
+    }
+}
+
+impl LayerPlan {
+    /// Ancestor folders whose metadata is still the default guess.
+    pub fn defaulted_ancestors(&self) -> impl Iterator<Item = &[u8]> {
+        self.entries
+            .iter()
+            .filter(|e| e.defaulted)
+            .map(|e| e.path.as_slice())
+    }
+
+    /// Gives defaulted ancestors the base's mode and owner, and drops those
+    /// the base has as something other than a folder.
+    pub fn apply_base_folders(&mut self, base: &BaseFolders) {
+        self.entries.retain_mut(|entry| {
+            if !entry.defaulted {
+                return true;
+            }
+            match base.get(&entry.path) {
+                Some(BaseFolder::Dir { mode, owner }) => {
+                    entry.mode = *mode;
+                    entry.owner = *owner;
+                    true
+                }
+                Some(BaseFolder::NotDir) => false,
+                None => true,
+            }
+        });
+        self.entry_count = self.entries.len() as u64;
+    }
+}
+
+/// Reads the base layers' tar headers (I/O) and reports what the finished
+/// base has at each `wanted` path, honouring whiteouts.
+pub fn scan_base_folders(
+    store: &Store,
+    layers: &[crate::image::Layer],
+    wanted: &std::collections::BTreeSet<Vec<u8>>,
+) -> Result<BaseFolders, LayerError> {
+    let mut found = BaseFolders::new();
+    if wanted.is_empty() {
+        return Ok(found);
+    }
+    for layer in layers {
+        let digest = &layer.descriptor.digest;
+        let read_err = |source: io::Error| LayerError::Read {
+            path: store.blob_path(digest),
+            source,
+        };
+        let file = io::BufReader::with_capacity(256 * 1024, store.open_blob(digest)?);
+        let media_type = &layer.descriptor.media_type;
+        let reader: Box<dyn Read> = if media_type.ends_with("gzip") {
+            Box::new(flate2::read::MultiGzDecoder::new(file))
+        } else if media_type.ends_with("zstd") {
+            Box::new(zstd::stream::read::Decoder::with_buffer(file).map_err(read_err)?)
+        } else {
+            Box::new(file)
+        };
+        let mut archive = tar::Archive::new(reader);
+        let mut this_layer = BaseFolders::new();
+        let mut removed: Vec<(Vec<u8>, bool)> = Vec::new();
+        for entry in archive.entries().map_err(read_err)? {
+            let entry = entry.map_err(read_err)?;
+            let raw = entry.path_bytes();
+            let path = normalize_member(&raw);
+            let (parent, name) = match path.iter().rposition(|b| *b == b'/') {
+                Some(i) => (&path[..i], &path[i + 1..]),
+                None => (&path[..0], &path[..]),
+            };
+            if name == b".wh..wh..opq" {
+                removed.push((parent.to_vec(), true));
+                continue;
+            }
+            if let Some(hidden) = name.strip_prefix(b".wh.") {
+                let mut target = parent.to_vec();
+                if !target.is_empty() {
+                    target.push(b'/');
+                }
+                target.extend_from_slice(hidden);
+                removed.push((target, false));
+                continue;
+            }
+            if !wanted.contains(&path) {
+                continue;
+            }
+            let header = entry.header();
+            let folder = if header.entry_type().is_dir() {
+                BaseFolder::Dir {
+                    mode: header.mode().map_err(read_err)? & 0o7777,
+                    owner: Owner {
+                        uid: header.uid().map_err(read_err)?,
+                        gid: header.gid().map_err(read_err)?,
+                    },
+                }
+            } else {
+                BaseFolder::NotDir
+            };
+            this_layer.insert(path, folder);
+        }
+        // A layer's whiteouts hide what the layers below it made, not what it makes itself.
+        for (target, opaque) in removed {
+            found.retain(|path, _| {
+                let beneath = path.len() > target.len()
+                    && path.starts_with(&target)
+                    && (target.is_empty() || path[target.len()] == b'/');
+                !(beneath || (!opaque && *path == target))
+            });
+        }
+        found.extend(this_layer);
+    }
+    Ok(found)
+}
+
+fn normalize_member(raw: &[u8]) -> Vec<u8> {
+    let mut path = raw;
+    while let Some(rest) = path.strip_prefix(b"./").or_else(|| path.strip_prefix(b"/")) {
+        path = rest;
+    }
+    while let Some(rest) = path.strip_suffix(b"/") {
+        path = rest;
+    }
+    if path == b"." {
+        Vec::new()
+    } else {
+        path.to_vec()
     }
 }
 
@@ -830,13 +993,14 @@ mod tests {
         let mut known = KnownDirs::new();
         known.insert(
             b"opt/app".to_vec(),
-            (
-                0o750,
-                Owner {
+            KnownDir {
+                mode: 0o750,
+                owner: Owner {
                     uid: 1000,
                     gid: 100,
                 },
-            ),
+                defaulted: false,
+            },
         );
         let plan = plan_layer("files", &roots, &Excludes::default(), &mut known).unwrap();
         let layer = write_layer(&plan, &store, Compression::Zstd, 1).unwrap();
@@ -863,6 +1027,97 @@ mod tests {
                 ("opt/app/start.sh".to_string(), 0o755, 0)
             ],
             "ancestors keep what the earlier layer gave them"
+        );
+    }
+
+    #[test]
+    fn base_folders_replace_defaults_and_whiteouts_hide_them() {
+        use crate::image::{Descriptor, Layer, media};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let layer_of = |members: &[(&str, tar::EntryType, u32, u64)]| {
+            let mut builder = tar::Builder::new(Vec::new());
+            for (name, kind, mode, uid) in members {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(*kind);
+                h.set_mode(*mode);
+                h.set_uid(*uid);
+                h.set_gid(*uid);
+                h.set_size(0);
+                if kind.is_symlink() {
+                    builder.append_link(&mut h, name, "elsewhere").unwrap();
+                } else {
+                    builder.append_data(&mut h, name, io::empty()).unwrap();
+                }
+            }
+            let tar = builder.into_inner().unwrap();
+            let digest = store.write_bytes(&tar).unwrap();
+            Layer {
+                descriptor: Descriptor::new(media::OCI_LAYER, digest.clone(), tar.len() as u64),
+                diff_id: digest,
+            }
+        };
+        use tar::EntryType::{Directory, Regular, Symlink};
+        let lower = layer_of(&[
+            ("./opt/", Directory, 0o711, 0),
+            ("./home/", Directory, 0o755, 0),
+            ("./home/user/", Directory, 0o750, 1000),
+            ("./srv/", Directory, 0o755, 0),
+            ("./data", Symlink, 0o777, 0),
+        ]);
+        let upper = layer_of(&[
+            ("srv/.wh..wh..opq", Regular, 0o644, 0),
+            ("./.wh.opt", Regular, 0o644, 0),
+        ]);
+        let wanted = [
+            &b"opt"[..],
+            b"home",
+            b"home/user",
+            b"data",
+            b"srv",
+            b"missing",
+        ]
+        .iter()
+        .map(|p| p.to_vec())
+        .collect();
+        let found = scan_base_folders(&store, &[lower, upper], &wanted).unwrap();
+        assert_eq!(found.get(&b"opt"[..]), None, "whited out");
+        assert_eq!(
+            found.get(&b"home/user"[..]),
+            Some(&BaseFolder::Dir {
+                mode: 0o750,
+                owner: Owner {
+                    uid: 1000,
+                    gid: 1000
+                }
+            })
+        );
+        assert_eq!(found.get(&b"data"[..]), Some(&BaseFolder::NotDir));
+        assert!(
+            found.contains_key(&b"srv"[..]),
+            "an opaque folder keeps itself"
+        );
+
+        let ws = dir.path().join("ws");
+        fs::create_dir_all(&ws).unwrap();
+        let roots = [root(&ws, "/home/user/work")];
+        let mut plan = plan_layer(
+            "workspace",
+            &roots,
+            &Excludes::default(),
+            &mut KnownDirs::new(),
+        )
+        .unwrap();
+        let defaulted: Vec<&[u8]> = plan.defaulted_ancestors().collect();
+        assert_eq!(defaulted, [&b"home"[..], b"home/user"]);
+        plan.apply_base_folders(&found);
+        let layer = write_layer(&plan, &store, Compression::Gzip, 1).unwrap();
+        let names = tar_names(&store, &layer);
+        assert_eq!(names[1].0, "home/user/");
+        assert_eq!(
+            (names[1].1, names[1].2),
+            (1000, 0o750),
+            "the base's owner and mode are kept"
         );
     }
 }
