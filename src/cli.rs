@@ -10,12 +10,13 @@ use serde_json::{Value, json};
 use crate::archive::Artifact;
 use crate::build::{self, BuildRequest};
 use crate::copy::{self, SinkOptions, Transfer};
+use crate::digest::Digest;
 use crate::error::Error;
 use crate::image::{Format, Platform};
 use crate::layer::Compression;
 use crate::reference::{self, Transport};
 use crate::registry::credentials::{self, Credential};
-use crate::registry::{LogSink, PushReport, Registry, RegistryOptions};
+use crate::registry::{LogSink, PushReport, Registry, RegistryOptions, TransferProgress};
 use crate::spec;
 use crate::store::{self, Store};
 
@@ -308,8 +309,90 @@ fn open_registry(out: &Output, push: Option<&PushArgs>) -> anyhow::Result<Regist
         retries: 5,
         connect_timeout: None,
         log,
+        progress: (!out.quiet).then(|| {
+            std::sync::Arc::new(ProgressDisplay::new()) as std::sync::Arc<dyn TransferProgress>
+        }),
     };
     Ok(Registry::new(options).map_err(Error::from)?)
+}
+
+/// Blob transfer progress on stderr: a redrawn line with bytes and rate on a
+/// terminal, one plain line per finished blob otherwise.
+struct ProgressDisplay {
+    tty: bool,
+    started: std::time::Instant,
+    total: std::sync::atomic::AtomicU64,
+    done: std::sync::atomic::AtomicU64,
+    last_draw_ms: std::sync::atomic::AtomicU64,
+    verb: std::sync::Mutex<String>,
+}
+
+impl ProgressDisplay {
+    fn new() -> ProgressDisplay {
+        use std::io::IsTerminal;
+        ProgressDisplay {
+            tty: std::io::stderr().is_terminal(),
+            started: std::time::Instant::now(),
+            total: 0.into(),
+            done: 0.into(),
+            last_draw_ms: 0.into(),
+            verb: std::sync::Mutex::new(String::new()),
+        }
+    }
+
+    fn draw(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let done = self.done.load(Relaxed);
+        let total = self.total.load(Relaxed).max(done);
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let verb = self.verb.lock().map(|v| v.clone()).unwrap_or_default();
+        eprint!(
+            "\r\x1b[K{verb} {} / {} ({}/s)",
+            human_bytes(done),
+            human_bytes(total),
+            human_bytes((done as f64 / secs) as u64)
+        );
+    }
+}
+
+impl TransferProgress for ProgressDisplay {
+    fn begin(&self, verb: &str, _digest: &Digest, bytes: u64) {
+        self.total
+            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut current) = self.verb.lock() {
+            *current = verb.to_string();
+        }
+    }
+
+    fn advance(&self, bytes: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.done.fetch_add(bytes, Relaxed);
+        if !self.tty {
+            return;
+        }
+        // Redraw at most ten times a second: a terminal is slower than a fast upload.
+        let now = self.started.elapsed().as_millis() as u64;
+        let last = self.last_draw_ms.load(Relaxed);
+        if now.saturating_sub(last) >= 100
+            && self
+                .last_draw_ms
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_ok()
+        {
+            self.draw();
+        }
+    }
+
+    fn end(&self, outcome: &str, digest: &Digest, bytes: u64) {
+        let short = &digest.hex()[..12];
+        if self.tty {
+            eprint!("\r\x1b[K");
+        }
+        eprintln!("{outcome} {short} ({})", human_bytes(bytes));
+        if self.tty {
+            self.draw();
+        }
+    }
 }
 
 fn report_push(out: &Output, destination: &str, report: &PushReport) {

@@ -155,6 +155,32 @@ impl Origin {
 /// Where verbose log lines go; never handed a secret.
 pub type LogSink = Arc<dyn Fn(&str) + Send + Sync>;
 
+/// Receives byte counts of blob transfers, for progress displays.
+pub trait TransferProgress: Send + Sync {
+    /// A transfer of `bytes` begins (`verb` is "pushing" or "pulling").
+    fn begin(&self, verb: &str, digest: &Digest, bytes: u64);
+    /// `bytes` more went over the wire.
+    fn advance(&self, bytes: u64);
+    /// The blob is done: `outcome` says how ("uploaded", "mounted", "present", "downloaded").
+    fn end(&self, outcome: &str, digest: &Digest, bytes: u64);
+}
+
+/// Counts bytes read through it into a progress display.
+struct CountingReader<R> {
+    inner: R,
+    progress: Option<Arc<dyn TransferProgress>>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(progress) = &self.progress {
+            progress.advance(n as u64);
+        }
+        Ok(n)
+    }
+}
+
 /// Settings for the client.
 #[derive(Clone, Default)]
 pub struct RegistryOptions {
@@ -170,6 +196,8 @@ pub struct RegistryOptions {
     pub connect_timeout: Option<Duration>,
     /// Verbose log sink; never given secrets.
     pub log: Option<LogSink>,
+    /// Progress display for blob transfers.
+    pub progress: Option<Arc<dyn TransferProgress>>,
 }
 
 /// What a push did with each blob.
@@ -647,9 +675,21 @@ impl Registry {
             if !response.status().is_success() {
                 return Err(status_error(&origin.registry, &what, response));
             }
-            let mut reader = BufReader::with_capacity(256 * 1024, response);
+            if let Some(progress) = &self.options.progress {
+                progress.begin("pulling", digest, desc.size);
+            }
+            let counted = CountingReader {
+                inner: response,
+                progress: self.options.progress.clone(),
+            };
+            let mut reader = BufReader::with_capacity(256 * 1024, counted);
             match store.write_from(&what, &mut reader, Some((digest, desc.size))) {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    if let Some(progress) = &self.options.progress {
+                        progress.end("downloaded", digest, desc.size);
+                    }
+                    return Ok(());
+                }
                 // A connection dropped mid-body shows up as a short write: fetch again.
                 Err(StoreError::Write { .. } | StoreError::SizeMismatch { .. })
                     if attempt < self.options.retries =>
@@ -887,6 +927,7 @@ impl Registry {
         )?;
         if head.status().is_success() {
             self.log(&format!("blob {digest} already in {repo}"));
+            self.report_end("present", desc);
             return Ok(BlobOutcome::Skipped);
         }
         let mut session = None;
@@ -907,6 +948,7 @@ impl Registry {
             match response.status() {
                 StatusCode::CREATED => {
                     self.log(&format!("mounted blob {digest} from {from}"));
+                    self.report_end("mounted", desc);
                     return Ok(BlobOutcome::Mounted);
                 }
                 StatusCode::ACCEPTED => session = location(&response),
@@ -929,8 +971,18 @@ impl Registry {
                 BlobData::Stored(store.blob_path(digest))
             }
         };
+        if let Some(progress) = &self.options.progress {
+            progress.begin("pushing", digest, desc.size);
+        }
         self.upload(dest, desc, &data, session)?;
+        self.report_end("uploaded", desc);
         Ok(BlobOutcome::Uploaded)
+    }
+
+    fn report_end(&self, outcome: &str, desc: &Descriptor) {
+        if let Some(progress) = &self.options.progress {
+            progress.end(outcome, &desc.digest, desc.size);
+        }
     }
 
     fn start_upload(&self, dest: &ImageRef) -> Result<String, RegistryError> {
@@ -1010,7 +1062,7 @@ impl Registry {
         let what = format!("uploading blob {}", desc.digest);
         let response = self
             .send(&dest.registry, &[Scope::push(repo)], &what, &|c, _| {
-                let body = match data.open(0, size) {
+                let body = match data.open(0, size, self.options.progress.clone()) {
                     Ok(body) => body,
                     Err(_) => Body::from(Vec::new()),
                 };
@@ -1045,7 +1097,7 @@ impl Registry {
             let response = self
                 .send(&dest.registry, &[Scope::push(repo)], &what, &|c, _| {
                     let body = data
-                        .open(offset, len)
+                        .open(offset, len, self.options.progress.clone())
                         .unwrap_or_else(|_| Body::from(Vec::new()));
                     c.patch(&url)
                         .header(CONTENT_TYPE, "application/octet-stream")
@@ -1192,7 +1244,12 @@ enum BlobData<'a> {
 
 impl BlobData<'_> {
     /// A body of `len` bytes from `offset`, streamed from disk for stored blobs.
-    fn open(&self, offset: u64, len: u64) -> std::io::Result<Body> {
+    fn open(
+        &self,
+        offset: u64,
+        len: u64,
+        progress: Option<Arc<dyn TransferProgress>>,
+    ) -> std::io::Result<Body> {
         match self {
             BlobData::Bytes(bytes) => {
                 let start = offset as usize;
@@ -1204,7 +1261,10 @@ impl BlobData<'_> {
             BlobData::Stored(path) => {
                 let mut file = std::fs::File::open(path)?;
                 file.seek(SeekFrom::Start(offset))?;
-                let reader = BufReader::with_capacity(256 * 1024, file).take(len);
+                let reader = CountingReader {
+                    inner: BufReader::with_capacity(256 * 1024, file).take(len),
+                    progress,
+                };
                 Ok(Body::sized(reader, len))
             }
         }
