@@ -12,6 +12,7 @@ use crate::archive::Artifact;
 use crate::copy::{self, SinkOptions, Source, Transfer, Written};
 use crate::digest::Digest;
 use crate::error::Error;
+use crate::gzip::CompressPool;
 use crate::image::{self, Descriptor, Format, Image, Layer, Platform, canonical_json, media};
 use crate::layer::{
     self, BaseFolder, BaseFolders, BuiltLayer, Compression, Excludes, KnownDirs, LayerPlan,
@@ -20,6 +21,7 @@ use crate::layer::{
 use crate::reference::{self, ImageRef, Transport};
 use crate::registry::Origin;
 use crate::spec::Spec;
+use crate::store::Store;
 
 /// Annotation naming the base image.
 pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
@@ -36,6 +38,14 @@ pub struct BuildRequest {
     pub platform: Option<String>,
     pub format: Option<Format>,
     pub compression: Compression,
+    /// Compression threads (default: one per core); the output is the same for any count.
+    pub threads: Option<usize>,
+    /// How many layers the library is split into by package (1: one layer).
+    pub library_layers: usize,
+    /// Never read the base's layers: ancestor folders of targets then get
+    /// root-owned 0755 instead of the base's own owner and mode, and a build
+    /// that pushes to the base's registry downloads nothing.
+    pub keep_base_remote: bool,
     /// `SOURCE_DATE_EPOCH`, when set.
     pub source_date_epoch: Option<u64>,
 }
@@ -83,7 +93,7 @@ pub fn plan_build(request: &BuildRequest) -> Result<BuildPlan, Error> {
     };
     let excludes = Excludes::new(&spec.exclude)?;
     let mut known_dirs = KnownDirs::new();
-    let mut layers = vec![layer::plan_layer(
+    let library = layer::plan_layer(
         "library",
         &[LayerRoot {
             source: spec.library.source.clone(),
@@ -93,7 +103,8 @@ pub fn plan_build(request: &BuildRequest) -> Result<BuildPlan, Error> {
         }],
         &excludes,
         &mut known_dirs,
-    )?];
+    )?;
+    let mut layers = library.split_by_package(&spec.library.target, request.library_layers);
     if !spec.files.is_empty() {
         let roots: Vec<LayerRoot> = spec
             .files
@@ -207,7 +218,7 @@ pub fn run_build(
             "add --format oci, or use gzip compression",
         ));
     }
-    if let Some(base) = &base_image {
+    if let (Some(base), false) = (&base_image, request.keep_base_remote) {
         let wanted: BTreeSet<String> = plan
             .layers
             .iter()
@@ -226,11 +237,17 @@ pub fn run_build(
         Some(base) => base_layers_in(format, base, base_origin.as_ref(), context)?,
         None => Vec::new(),
     };
-    let mut built = Vec::new();
-    let mut warnings = Vec::new();
-    for layer_plan in &plan.layers {
-        warnings.extend(layer_plan.warnings.iter().cloned());
-        let layer = layer::write_layer(layer_plan, store, request.compression, mtime)?;
+    let warnings: Vec<String> = plan
+        .layers
+        .iter()
+        .flat_map(|l| l.warnings.iter().cloned())
+        .collect();
+    let pool = match request.threads {
+        Some(threads) => CompressPool::new(threads),
+        None => CompressPool::for_this_machine(),
+    };
+    let built = write_layers(&plan.layers, store, request.compression, mtime, &pool)?;
+    for layer in &built {
         let oci_type = match request.compression {
             Compression::Gzip => media::OCI_LAYER_GZIP,
             Compression::Zstd => media::OCI_LAYER_ZSTD,
@@ -243,7 +260,6 @@ pub fn run_build(
             ),
             diff_id: layer.diff_id.clone(),
         });
-        built.push(layer);
     }
     let created = created_timestamp(request.source_date_epoch);
     let config = edit_config(base_config, spec, &plan.platform, &built, &created, plan)?;
@@ -357,6 +373,97 @@ fn read_base(
         origin: read.origin,
         name: read.name,
         config,
+    })
+}
+
+/// Writes the layers (I/O), several at once, each skipped when the layer cache
+/// knows its fingerprint and the store still has its blob. Results keep plan order.
+fn write_layers(
+    plans: &[LayerPlan],
+    store: &Store,
+    compression: Compression,
+    mtime: u64,
+    pool: &CompressPool,
+) -> Result<Vec<BuiltLayer>, Error> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<Result<BuiltLayer, Error>>>> =
+        plans.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    // Walking and hashing run on these threads, compression on the pool's: one more
+    // walker than compressors keeps the pool fed without thrashing the disk.
+    let walkers = (pool.threads() + 1).min(plans.len()).max(1);
+    std::thread::scope(|scope| {
+        for _ in 0..walkers {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(layer_plan) = plans.get(i) else {
+                        break;
+                    };
+                    let outcome = cached_or_written(layer_plan, store, compression, mtime, pool);
+                    if let Ok(mut slot) = results[i].lock() {
+                        *slot = Some(outcome);
+                    }
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|slot| {
+            slot.into_inner().ok().flatten().unwrap_or_else(|| {
+                Err(Error::Unsupported {
+                    message: "internal: a layer thread stopped without a result".into(),
+                    hint: None,
+                })
+            })
+        })
+        .collect()
+}
+
+fn cached_or_written(
+    plan: &LayerPlan,
+    store: &Store,
+    compression: Compression,
+    mtime: u64,
+    pool: &CompressPool,
+) -> Result<BuiltLayer, Error> {
+    let fingerprint = plan.fingerprint(compression, mtime);
+    let record_path = store
+        .root()
+        .join("meta")
+        .join("layers")
+        .join(format!("{}.json", fingerprint.hex()));
+    if let Some(cached) = read_layer_record(&record_path, plan, compression)
+        && store.blob_size(&cached.digest).ok() == Some(cached.size)
+    {
+        return Ok(cached);
+    }
+    let built = layer::write_layer(plan, store, compression, mtime, pool)?;
+    let record = json!({"digest": built.digest, "diff_id": built.diff_id, "size": built.size});
+    // The cache only saves time; failing to write a record must not fail the build.
+    if let Some(dir) = record_path.parent()
+        && std::fs::create_dir_all(dir).is_ok()
+    {
+        let _ = crate::archive::write_atomic(&record_path, &canonical_json(&record));
+    }
+    Ok(built)
+}
+
+fn read_layer_record(
+    path: &std::path::Path,
+    plan: &LayerPlan,
+    compression: Compression,
+) -> Option<BuiltLayer> {
+    let value: Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    Some(BuiltLayer {
+        name: plan.name.clone(),
+        digest: value.get("digest")?.as_str()?.parse().ok()?,
+        diff_id: value.get("diff_id")?.as_str()?.parse().ok()?,
+        size: value.get("size")?.as_u64()?,
+        compression,
+        entry_count: plan.entry_count,
+        file_count: plan.file_count,
+        cached: true,
     })
 }
 
@@ -651,7 +758,7 @@ fn edit_config(
 
 fn history_targets(spec: &Spec, layer: &str) -> String {
     match layer {
-        "library" => spec.library.target.clone(),
+        name if name.starts_with("library") => spec.library.target.clone(),
         "workspace" => spec
             .workspace
             .as_ref()
@@ -691,6 +798,7 @@ pub fn metadata_json(outcome: &BuildOutcome, plan: &BuildPlan) -> Value {
                 "size": layer.size,
                 "files": layer.file_count,
                 "entries": layer.entry_count,
+                "cached": layer.cached,
                 "source": layer_plan.sources.iter().map(|s| s.display().to_string()).collect::<Vec<_>>(),
             })
         })

@@ -159,6 +159,16 @@ struct BuildArgs {
     /// Print the plan (layers, sources, sizes) and write nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Split the library into at most this many layers by package (1: one layer).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    library_layers: u16,
+    /// Never download the base's layers: parent folders of targets get root-owned 0755
+    /// instead of the base's own owner and mode (read once per base and cached otherwise).
+    #[arg(long)]
+    keep_base_remote: bool,
+    /// Compression threads (default: one per core); the image is the same for any count.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: Option<u16>,
     #[command(flatten)]
     push: PushArgs,
 }
@@ -420,6 +430,9 @@ fn source_date_epoch() -> anyhow::Result<Option<u64>> {
 fn run_build(args: BuildArgs, out: &Output) -> anyhow::Result<()> {
     let spec = spec::read_spec(&args.file).map_err(Error::from)?;
     let request = BuildRequest {
+        threads: args.threads.map(usize::from),
+        library_layers: usize::from(args.library_layers),
+        keep_base_remote: args.keep_base_remote,
         spec,
         destinations: args.outputs,
         no_workspace: args.no_workspace,
@@ -456,11 +469,12 @@ fn run_build(args: BuildArgs, out: &Output) -> anyhow::Result<()> {
     })?;
     for layer in &outcome.layers {
         out.info(&format!(
-            "layer {:<9} {} files, {} → {}",
+            "layer {:<16} {} files, {} → {}{}",
             layer.name,
             layer.file_count,
             human_bytes(layer.size),
-            layer.digest
+            layer.digest,
+            if layer.cached { " (cached)" } else { "" }
         ));
     }
     for written in &outcome.written {

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use globset::{GlobBuilder, GlobMatcher};
 
 use crate::digest::{Digest, HashingWriter};
+use crate::gzip::{CompressPool, GzipWriter};
 use crate::spec::Owner;
 use crate::store::{Store, StoreError};
 
@@ -198,6 +199,8 @@ struct Entry {
     mode: u32,
     owner: Owner,
     inode: Option<(u64, u64)>,
+    /// What stat said, for the layer cache's fingerprint.
+    stamp: Stamp,
     /// An ancestor folder whose mode and owner are only the default guess,
     /// to be replaced by the base's own when the base has the folder.
     defaulted: bool,
@@ -229,6 +232,8 @@ pub struct BuiltLayer {
     pub compression: Compression,
     pub entry_count: u64,
     pub file_count: u64,
+    /// Taken from the layer cache: nothing was read or compressed.
+    pub cached: bool,
 }
 
 /// A folder an earlier layer of the same build wrote.
@@ -376,6 +381,7 @@ fn add_ancestors(roots: &[LayerRoot], known_dirs: &KnownDirs, entries: &mut Vec<
             mode: known.mode,
             owner: known.owner,
             inode: None,
+            stamp: Stamp::default(),
             defaulted: known.defaulted,
         });
     }
@@ -478,6 +484,7 @@ fn entry_for(
         mode: meta.mode() & 0o7777,
         owner,
         inode,
+        stamp: Stamp::of(meta),
         defaulted: false,
     }))
 }
@@ -622,12 +629,168 @@ fn normalize_member(raw: &[u8]) -> Vec<u8> {
     }
 }
 
-/// Writes the planned layer into the store (I/O) and returns its digests.
+/// The stat fields that change when a file's content or metadata may have changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+struct Stamp {
+    size: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+    ctime: i64,
+    ctime_nsec: i64,
+    inode: u64,
+    device: u64,
+}
+
+impl Stamp {
+    fn of(meta: &fs::Metadata) -> Stamp {
+        Stamp {
+            size: meta.len(),
+            mtime: meta.mtime(),
+            mtime_nsec: meta.mtime_nsec(),
+            ctime: meta.ctime(),
+            ctime_nsec: meta.ctime_nsec(),
+            inode: meta.ino(),
+            device: meta.dev(),
+        }
+    }
+}
+
+/// Bumped whenever the bytes stowage writes for the same inputs change, so old cache entries stop matching.
+pub const LAYER_FORMAT_VERSION: u32 = 2;
+
+impl LayerPlan {
+    /// A digest of everything that decides this layer's bytes, short of the bytes themselves:
+    /// paths, kinds, link targets, modes, owners, and each file's size, times and inode.
+    /// Equal fingerprints mean the layer need not be read or compressed again.
+    pub fn fingerprint(&self, compression: Compression, mtime: u64) -> Digest {
+        let mut hasher = crate::digest::hash_sink();
+        let mut put = |bytes: &[u8]| {
+            let _ = hasher.write_all(&(bytes.len() as u64).to_le_bytes());
+            let _ = hasher.write_all(bytes);
+        };
+        put(format!("stowage layer v{LAYER_FORMAT_VERSION}").as_bytes());
+        put(compression.name().as_bytes());
+        put(&match compression {
+            Compression::Gzip => GZIP_LEVEL as i64,
+            Compression::Zstd => ZSTD_LEVEL as i64,
+        }
+        .to_le_bytes());
+        put(&mtime.to_le_bytes());
+        for entry in &self.entries {
+            put(&entry.path);
+            let (tag, extra): (&[u8], &[u8]) = match &entry.kind {
+                EntryKind::Dir => (b"d", b""),
+                EntryKind::File { .. } => (b"f", b""),
+                EntryKind::Symlink { target } => (b"s", target),
+                EntryKind::HardLink { to } => (b"h", to),
+            };
+            put(tag);
+            put(extra);
+            put(&entry.mode.to_le_bytes());
+            put(&entry.owner.uid.to_le_bytes());
+            put(&entry.owner.gid.to_le_bytes());
+            let st = entry.stamp;
+            for field in [st.mtime, st.mtime_nsec, st.ctime, st.ctime_nsec] {
+                put(&field.to_le_bytes());
+            }
+            for field in [st.size, st.inode, st.device] {
+                put(&field.to_le_bytes());
+            }
+        }
+        hasher.finish().1
+    }
+
+    /// Splits a folder layer into at most `parts` layers by top-level entry (package,
+    /// extension) under `target`, each entry's part chosen by a hash of its name alone:
+    /// changing a file changes one part, and adding a package leaves the others as they were.
+    /// Every part carries the folders above its entries, so each unpacks on its own.
+    pub fn split_by_package(self, target: &str, parts: usize) -> Vec<LayerPlan> {
+        if parts <= 1 {
+            return vec![self];
+        }
+        let root = target.trim_start_matches('/').as_bytes().to_vec();
+        let part_of = |path: &[u8]| -> Option<usize> {
+            let rest = path.strip_prefix(root.as_slice())?.strip_prefix(b"/")?;
+            let top = rest.split(|b| *b == b'/').next()?;
+            let hash = Digest::of(top);
+            let mut first = [0u8; 8];
+            first.copy_from_slice(&hash.hex().as_bytes()[..8]);
+            let value = u64::from_str_radix(std::str::from_utf8(&first).ok()?, 16).ok()?;
+            Some((value % parts as u64) as usize)
+        };
+        let dirs: BTreeMap<Vec<u8>, Entry> = self
+            .entries
+            .iter()
+            .filter(|e| matches!(e.kind, EntryKind::Dir))
+            .map(|e| (e.path.clone(), e.clone()))
+            .collect();
+        let mut buckets: Vec<BTreeMap<Vec<u8>, Entry>> = vec![BTreeMap::new(); parts];
+        for entry in &self.entries {
+            // A hard link must sit in the same layer as the file it links to.
+            let anchor = match &entry.kind {
+                EntryKind::HardLink { to } => to.as_slice(),
+                _ => entry.path.as_slice(),
+            };
+            let Some(part) = part_of(anchor) else {
+                continue; // the root folder and its ancestors go wherever they are needed
+            };
+            let bucket = &mut buckets[part];
+            for (i, byte) in entry.path.iter().enumerate() {
+                if *byte == b'/'
+                    && let Some(dir) = dirs.get(&entry.path[..i])
+                {
+                    bucket
+                        .entry(dir.path.clone())
+                        .or_insert_with(|| dir.clone());
+                }
+            }
+            bucket.insert(entry.path.clone(), entry.clone());
+        }
+        let total = buckets.iter().filter(|b| !b.is_empty()).count();
+        if total == 0 {
+            return vec![self];
+        }
+        let mut index = 0;
+        buckets
+            .into_iter()
+            .filter(|b| !b.is_empty())
+            .map(|bucket| {
+                index += 1;
+                let entries: Vec<Entry> = bucket.into_values().collect();
+                LayerPlan {
+                    name: format!("{}-{index}of{total}", self.name),
+                    sources: self.sources.clone(),
+                    entry_count: entries.len() as u64,
+                    file_count: entries
+                        .iter()
+                        .filter(|e| matches!(e.kind, EntryKind::File { .. }))
+                        .count() as u64,
+                    content_bytes: entries
+                        .iter()
+                        .map(|e| match e.kind {
+                            EntryKind::File { size } => size,
+                            _ => 0,
+                        })
+                        .sum(),
+                    entries,
+                    warnings: if index == 1 {
+                        self.warnings.clone()
+                    } else {
+                        Vec::new()
+                    },
+                }
+            })
+            .collect()
+    }
+}
+
+/// Writes the planned layer into the store (I/O) and returns its digests; gzip runs on `pool`.
 pub fn write_layer(
     plan: &LayerPlan,
     store: &Store,
     compression: Compression,
     mtime: u64,
+    pool: &CompressPool,
 ) -> Result<BuiltLayer, LayerError> {
     let write_err = |source: io::Error| LayerError::Write {
         layer: plan.name.clone(),
@@ -636,7 +799,7 @@ pub fn write_layer(
     let blob = store.writer()?;
     let (blob, diff_id) = match compression {
         Compression::Gzip => {
-            let gz = flate2::GzBuilder::new().write(blob, flate2::Compression::new(GZIP_LEVEL));
+            let gz = GzipWriter::new(blob, pool, GZIP_LEVEL);
             let (gz, diff_id) = write_tar(plan, gz, mtime)?;
             (gz.finish().map_err(write_err)?, diff_id)
         }
@@ -655,6 +818,7 @@ pub fn write_layer(
         compression,
         entry_count: plan.entry_count,
         file_count: plan.file_count,
+        cached: false,
     })
 }
 
@@ -885,7 +1049,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(plan.file_count, 2);
-        let layer = write_layer(&plan, &store, Compression::Gzip, 1).unwrap();
+        let layer =
+            write_layer(&plan, &store, Compression::Gzip, 1, &CompressPool::new(2)).unwrap();
         let names = tar_names(&store, &layer);
         let paths: Vec<&str> = names.iter().map(|n| n.0.as_str()).collect();
         assert_eq!(
@@ -929,7 +1094,8 @@ mod tests {
                 &mut KnownDirs::new(),
             )
             .unwrap();
-            let layer = write_layer(&plan, &store, Compression::Gzip, 1).unwrap();
+            let layer =
+                write_layer(&plan, &store, Compression::Gzip, 1, &CompressPool::new(2)).unwrap();
             digests.push((layer.digest, layer.diff_id));
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
@@ -1003,7 +1169,8 @@ mod tests {
             },
         );
         let plan = plan_layer("files", &roots, &Excludes::default(), &mut known).unwrap();
-        let layer = write_layer(&plan, &store, Compression::Zstd, 1).unwrap();
+        let layer =
+            write_layer(&plan, &store, Compression::Zstd, 1, &CompressPool::new(2)).unwrap();
         let blob = store.open_blob(&layer.digest).unwrap();
         let mut archive = tar::Archive::new(zstd::stream::read::Decoder::new(blob).unwrap());
         let entries: Vec<_> = archive
@@ -1111,7 +1278,8 @@ mod tests {
         let defaulted: Vec<&[u8]> = plan.defaulted_ancestors().collect();
         assert_eq!(defaulted, [&b"home"[..], b"home/user"]);
         plan.apply_base_folders(&found);
-        let layer = write_layer(&plan, &store, Compression::Gzip, 1).unwrap();
+        let layer =
+            write_layer(&plan, &store, Compression::Gzip, 1, &CompressPool::new(2)).unwrap();
         let names = tar_names(&store, &layer);
         assert_eq!(names[1].0, "home/user/");
         assert_eq!(

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod copy;
 pub mod digest;
 pub mod error;
+pub mod gzip;
 pub mod image;
 pub mod layer;
 pub mod reference;

@@ -214,7 +214,7 @@ fn docker_save_base_keeps_layers_and_config_and_runs() {
     let archive = out.join("app.tar");
     let stdout = run_ok(
         sb.stowage()
-            .args(["build", "-f"])
+            .args(["build", "--library-layers", "1", "-f"])
             .arg(&spec)
             .arg("-o")
             .arg(format!("oci:{}:built", out.join("layout").display()))
@@ -283,7 +283,7 @@ fn docker_save_base_keeps_layers_and_config_and_runs() {
     .unwrap();
     run_ok(
         sb.stowage()
-            .args(["build", "-f"])
+            .args(["build", "--library-layers", "1", "-f"])
             .arg(&gz_spec)
             .arg("-o")
             .arg(format!("oci:{}:from-gz", out.join("layout").display())),
@@ -334,7 +334,7 @@ fn skopeo_oci_base_keeps_layers_and_config() {
         let out = sb.join(format!("out-{format}"));
         run_ok(
             sb.stowage()
-                .args(["build", "-f"])
+                .args(["build", "--library-layers", "1", "-f"])
                 .arg(&spec)
                 .arg("-o")
                 .arg(format!("oci:{}:built", out.display())),
@@ -459,7 +459,7 @@ fn docker25_archive_base_keeps_layers_and_config() {
         let out = sb.join(format!("out-{flavour}"));
         run_ok(
             sb.stowage()
-                .args(["build", "-f"])
+                .args(["build", "--library-layers", "1", "-f"])
                 .arg(&spec)
                 .arg("-o")
                 .arg(format!("oci:{}:built", out.display())),
@@ -537,7 +537,7 @@ fn relative_base_path_resolves_against_the_spec_folder() {
     run_ok(
         sb.stowage()
             .current_dir(&elsewhere)
-            .args(["build", "-f"])
+            .args(["build", "--library-layers", "1", "-f"])
             .arg(&spec)
             .arg("-o")
             .arg(format!("oci:{}:built", out.display())),
@@ -594,7 +594,7 @@ fn base_folders_keep_their_owner_and_mode() {
     let archive = out.join("owned.tar");
     run_ok(
         sb.stowage()
-            .args(["build", "-f"])
+            .args(["build", "--library-layers", "1", "-f"])
             .arg(&spec)
             .arg("-o")
             .arg(format!("oci:{}:built", out.join("layout").display()))

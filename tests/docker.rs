@@ -13,7 +13,7 @@ fn build_archive(sb: &Sandbox, file: &str, image: &str) -> (std::path::PathBuf, 
     let out = sb.mkdir("out").join(file);
     let stdout = run_ok(
         sb.stowage()
-            .args(["build", "-f"])
+            .args(["build", "--library-layers", "1", "-f"])
             .arg(&spec)
             .arg("-o")
             .arg(format!("docker-archive:{}:{image}", out.display())),

@@ -101,7 +101,8 @@ fn build_layout(sb: &Sandbox, spec: &Path, tag: &str, extra: &[&str]) -> (Layout
     fs::create_dir_all(sb.join("out")).unwrap();
     let stdout = run_ok(
         sb.stowage()
-            .args(["build", "-f"])
+            // These tests are about the layer rules, so the library stays one layer.
+            .args(["build", "--library-layers", "1", "-f"])
             .arg(spec)
             .arg("-o")
             .arg(format!("oci:{}:{tag}", dir.display()))
