@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use tempfile::NamedTempFile;
 
 use crate::digest::{Digest, HashingWriter, hash_sink};
+use crate::gzip::{CompressPool, GzipWriter};
 use crate::image::{
     self, Descriptor, Format, Image, ImageError, Index, Layer, MAX_JSON_BYTES, Platform,
     canonical_json, media,
@@ -943,21 +944,24 @@ fn classic_docker_image(
 
 /// gzips an uncompressed layer already in the store, once: the result is remembered by diff-id (I/O).
 pub fn gzip_stored_layer(store: &Store, diff_id: &Digest) -> Result<(Digest, u64), StoreError> {
-    if let Some(digest) = store.read_compressed_alias(diff_id, "gzip") {
+    // The alias names the format version: a store filled by an older stowage
+    // must not hand back bytes this one would not write.
+    let alias = format!("gzip-v{}", crate::layer::LAYER_FORMAT_VERSION);
+    if let Some(digest) = store.read_compressed_alias(diff_id, &alias) {
         let size = store.blob_size(&digest)?;
         return Ok((digest, size));
     }
     let mut source = BufReader::with_capacity(256 * 1024, store.open_blob(diff_id)?);
     let blob = store.writer()?;
-    let mut gz =
-        flate2::GzBuilder::new().write(blob, flate2::Compression::new(crate::layer::GZIP_LEVEL));
+    let pool = CompressPool::for_this_machine();
+    let mut gz = GzipWriter::new(blob, &pool, crate::layer::GZIP_LEVEL);
     let write_err = |source| StoreError::Write {
         path: store.root().join("tmp"),
         source,
     };
     io::copy(&mut source, &mut gz).map_err(write_err)?;
     let (digest, size) = gz.finish().map_err(write_err)?.commit()?;
-    store.write_compressed_alias(diff_id, "gzip", &digest)?;
+    store.write_compressed_alias(diff_id, &alias, &digest)?;
     Ok((digest, size))
 }
 
@@ -1186,11 +1190,9 @@ fn write_tar_atomic(
     };
     let tmp = NamedTempFile::new_in(parent_dir(path)).map_err(write_err)?;
     let buffered = BufWriter::with_capacity(256 * 1024, tmp);
+    let pool = CompressPool::for_this_machine();
     let out = if gzip {
-        TarOut::Gzip(
-            flate2::GzBuilder::new()
-                .write(buffered, flate2::Compression::new(crate::layer::GZIP_LEVEL)),
-        )
+        TarOut::Gzip(GzipWriter::new(buffered, &pool, crate::layer::GZIP_LEVEL))
     } else {
         TarOut::Plain(buffered)
     };
@@ -1244,12 +1246,12 @@ fn open_out_blob<'a>(blob: &OutBlob<'a>, store: &Store) -> io::Result<Box<dyn Re
 }
 
 /// The temp file a tar output goes to, plain or gzip-wrapped.
-enum TarOut {
+enum TarOut<'p> {
     Plain(BufWriter<NamedTempFile>),
-    Gzip(flate2::write::GzEncoder<BufWriter<NamedTempFile>>),
+    Gzip(GzipWriter<'p, BufWriter<NamedTempFile>>),
 }
 
-impl TarOut {
+impl TarOut<'_> {
     fn finish(self) -> io::Result<NamedTempFile> {
         let buffered = match self {
             TarOut::Plain(buffered) => buffered,
@@ -1259,7 +1261,7 @@ impl TarOut {
     }
 }
 
-impl Write for TarOut {
+impl Write for TarOut<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             TarOut::Plain(out) => out.write(buf),
