@@ -104,7 +104,36 @@ impl Drop for CompressPool {
     }
 }
 
+/// Bytes per sample when judging whether a chunk can shrink at all.
+const SAMPLE: usize = 8 * 1024;
+
+/// Whether deflate would gain nothing on `data`: four samples spread over it
+/// all fail to shrink by 2% at the fastest level. Random and already
+/// compressed bytes (wheels, images, archives) then go out as stored blocks,
+/// which deflate would fall back to anyway after a full, slow match search.
+/// The verdict depends only on the chunk's bytes, so output stays deterministic.
+fn looks_incompressible(data: &[u8]) -> bool {
+    if data.len() < 4 * SAMPLE {
+        return false;
+    }
+    (0..4).all(|i| {
+        let start = i * (data.len() - SAMPLE) / 3;
+        let sample = &data[start..start + SAMPLE];
+        let mut probe = DeflateEncoder::new(Vec::with_capacity(SAMPLE + 64), Compression::fast());
+        probe.write_all(sample).is_ok()
+            && probe
+                .finish()
+                .map(|out| out.len() * 100 >= sample.len() * 98)
+                .unwrap_or(false)
+    })
+}
+
 fn deflate_chunk(data: &[u8], last: bool, level: u32) -> io::Result<Vec<u8>> {
+    let level = if level > 0 && looks_incompressible(data) {
+        0
+    } else {
+        level
+    };
     let mut encoder = DeflateEncoder::new(
         Vec::with_capacity(data.len() / 2 + 64),
         Compression::new(level),
@@ -283,6 +312,25 @@ mod tests {
             .read_to_end(&mut decoded)
             .unwrap();
         assert_eq!(decoded, data, "a standard gzip reader gets the input back");
+    }
+
+    #[test]
+    fn random_chunks_are_stored_text_chunks_compressed() {
+        let mut state = 7u64;
+        let noise: Vec<u8> = (0..CHUNK)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
+                (state >> 33) as u8
+            })
+            .collect();
+        assert!(looks_incompressible(&noise));
+        let stored = deflate_chunk(&noise, true, 6).unwrap();
+        assert!(stored.len() > noise.len() && stored.len() < noise.len() + noise.len() / 100);
+        let text: Vec<u8> = b"an ordinary line of python source\n".repeat(CHUNK / 34);
+        assert!(!looks_incompressible(&text));
+        assert!(deflate_chunk(&text, true, 6).unwrap().len() < text.len() / 10);
     }
 
     #[test]

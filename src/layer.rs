@@ -656,7 +656,7 @@ impl Stamp {
 }
 
 /// Bumped whenever the bytes stowage writes for the same inputs change, so old cache entries stop matching.
-pub const LAYER_FORMAT_VERSION: u32 = 2;
+pub const LAYER_FORMAT_VERSION: u32 = 3;
 
 impl LayerPlan {
     /// A digest of everything that decides this layer's bytes, short of the bytes themselves:
