@@ -19,6 +19,7 @@ use crate::layer::{
 };
 use crate::reference::{self, ImageRef, Transport};
 use crate::registry::Origin;
+use crate::scan::{Finding, ScanRules, SecretsFound};
 use crate::spec::Spec;
 
 /// Annotation naming the base image.
@@ -38,6 +39,10 @@ pub struct BuildRequest {
     pub compression: Compression,
     /// `SOURCE_DATE_EPOCH`, when set.
     pub source_date_epoch: Option<u64>,
+    /// Scan the added layers for secrets (`--no-secret-scan` turns it off).
+    pub secret_scan: bool,
+    /// `--allow-secret`: paths in the image the scan lets through, as given.
+    pub allow_secrets: Vec<String>,
 }
 
 /// The layers a build would write, before anything is read or written.
@@ -58,6 +63,8 @@ pub struct BuildOutcome {
     pub layers: Vec<BuiltLayer>,
     pub written: Vec<Written>,
     pub warnings: Vec<String>,
+    /// Secret-scan findings that `--allow-secret` or `[secrets] allow` let through.
+    pub allowed_findings: Vec<Finding>,
 }
 
 impl BuildOutcome {
@@ -125,12 +132,58 @@ pub fn plan_build(request: &BuildRequest) -> Result<BuildPlan, Error> {
             &mut known_dirs,
         )?);
     }
+    if request.secret_scan {
+        let rules = ScanRules {
+            secret_names: spec.secret_names.clone(),
+        };
+        for layer in &mut layers {
+            layer.secret_scan = Some(rules.clone());
+        }
+    }
+    allowed_secret_paths(request)?;
     Ok(BuildPlan {
         base,
         platform,
         layers,
         destinations,
     })
+}
+
+/// `--allow-secret` paths and `[secrets] allow`, normalised; a relative path is a usage error.
+fn allowed_secret_paths(request: &BuildRequest) -> Result<Vec<String>, Error> {
+    let mut allowed = request.spec.secret_allow.clone();
+    for path in &request.allow_secrets {
+        if !path.starts_with('/') {
+            return Err(Error::usage(
+                format!("--allow-secret `{path}` is not a path in the image"),
+                "give the absolute path in the image, as the secret scan printed it, e.g. --allow-secret /home/user/work/.ssh/id_ed25519",
+            ));
+        }
+        let parts: Vec<&str> = path
+            .split('/')
+            .filter(|p| !p.is_empty() && *p != ".")
+            .collect();
+        allowed.push(format!("/{}", parts.join("/")));
+    }
+    Ok(allowed)
+}
+
+/// Stops the build when a layer holds a finding no allow-list covers;
+/// returns the allowed ones. Runs after the layers are in the store and
+/// before any sink sees a byte.
+fn check_findings(request: &BuildRequest, built: &[BuiltLayer]) -> Result<Vec<Finding>, Error> {
+    let allowed = allowed_secret_paths(request)?;
+    let (let_through, refused): (Vec<&Finding>, Vec<&Finding>) = built
+        .iter()
+        .flat_map(|l| &l.findings)
+        .partition(|f| f.is_allowed(&allowed));
+    if !refused.is_empty() {
+        return Err(SecretsFound {
+            findings: refused.into_iter().cloned().collect(),
+        }
+        .into());
+    }
+    Ok(let_through.into_iter().cloned().collect())
 }
 
 /// A local base path written in the spec is relative to the spec's folder, like its sources.
@@ -245,6 +298,7 @@ pub fn run_build(
         });
         built.push(layer);
     }
+    let allowed_findings = check_findings(request, &built)?;
     let created = created_timestamp(request.source_date_epoch);
     let config = edit_config(base_config, spec, &plan.platform, &built, &created, plan)?;
     let raw_config = canonical_json(&config);
@@ -280,6 +334,7 @@ pub fn run_build(
         layers: built,
         written,
         warnings,
+        allowed_findings,
     })
 }
 

@@ -159,6 +159,12 @@ struct BuildArgs {
     /// Print the plan (layers, sources, sizes) and write nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Let the secret scan pass this path in the image (a file, or a folder and all in it; repeatable).
+    #[arg(long = "allow-secret", value_name = "PATH")]
+    allow_secrets: Vec<String>,
+    /// Do not scan the added files for keys, tokens and credential files.
+    #[arg(long)]
+    no_secret_scan: bool,
     #[command(flatten)]
     push: PushArgs,
 }
@@ -433,8 +439,13 @@ fn run_build(args: BuildArgs, out: &Output) -> anyhow::Result<()> {
             CompressionArg::Zstd => Compression::Zstd,
         },
         source_date_epoch: source_date_epoch()?,
+        secret_scan: !args.no_secret_scan,
+        allow_secrets: args.allow_secrets.clone(),
     };
     let mut plan = build::plan_build(&request)?;
+    if args.no_secret_scan {
+        out.warn("the secret scan is off (--no-secret-scan): keys, tokens and credential files in the sources go into the image unchecked");
+    }
     for warning in plan.layers.iter().flat_map(|l| &l.warnings) {
         out.warn(warning);
     }
@@ -454,6 +465,9 @@ fn run_build(args: BuildArgs, out: &Output) -> anyhow::Result<()> {
             args.file.display()
         )
     })?;
+    for finding in &outcome.allowed_findings {
+        out.info(&format!("secret scan: {finding} (allowed)"));
+    }
     for layer in &outcome.layers {
         out.info(&format!(
             "layer {:<9} {} files, {} → {}",

@@ -13,6 +13,7 @@ pub mod image;
 pub mod layer;
 pub mod reference;
 pub mod registry;
+pub mod scan;
 pub mod spec;
 pub mod store;
 
