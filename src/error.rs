@@ -1,6 +1,7 @@
 //! The library's error type: one variant per module, with exit codes and hints for the CLI.
 
 use crate::archive::ArchiveError;
+use crate::exports::ExportsError;
 use crate::image::ImageError;
 use crate::layer::LayerError;
 use crate::reference::ReferenceError;
@@ -26,6 +27,8 @@ pub enum Error {
     Archive(#[from] ArchiveError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Exports(#[from] ExportsError),
     /// The secret scan found something the allow-lists do not cover.
     #[error(transparent)]
     Secrets(#[from] SecretsFound),
@@ -68,6 +71,7 @@ impl Error {
             Error::Archive(e) => e.hint(),
             Error::Registry(e) => e.hint(),
             Error::Secrets(e) => Some(e.hint()),
+            Error::Exports(e) => e.hint(),
             Error::Image(ImageError::NoPlatform { .. }) => Some(
                 "pick one of the available platforms with --platform or `platform` in the spec"
                     .into(),

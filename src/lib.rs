@@ -9,6 +9,8 @@ pub mod cli;
 pub mod copy;
 pub mod digest;
 pub mod error;
+pub mod exports;
+pub mod hub;
 pub mod image;
 pub mod layer;
 pub mod reference;

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# What the secret scan costs: times `stowage build` of a generated ~200 MB
+# app with the scan on and with --no-secret-scan, and prints both medians
+# and their ratio. The scan must cost at most 10% of build time.
+#
+#   benches/scan.sh [SIZE_MB]        (default 200; needs hyperfine and python3)
+#
+# The tree is a notebook-style app: a library of source-like text files
+# (short lines, as in site-packages) and a workspace of notebooks, CSV data
+# and incompressible binary files, about 60% text and 40% binary by bytes,
+# generated from a fixed seed so every run times the same bytes. Each timed
+# run starts from an empty blob store and output folder, so neither a cached
+# blob nor a layer cache can skip the work being measured.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+SIZE_MB=${1:-200}
+RUNS=${STOWAGE_BENCH_RUNS:-7}
+WORK=${STOWAGE_BENCH_DIR:-/tmp/stowage-bench-scan}
+
+command -v hyperfine >/dev/null || {
+    echo "scan.sh: hyperfine is missing: apt-get install hyperfine" >&2
+    exit 1
+}
+
+cargo build --release --quiet
+BIN=$PWD/target/release/stowage
+
+APP=$WORK/app-$SIZE_MB
+if [ ! -f "$APP/stowage.toml" ]; then
+    rm -rf "$APP"
+    mkdir -p "$APP"
+    python3 - "$APP" "$SIZE_MB" <<'EOF'
+import json, os, random, sys
+
+root, size_mb = sys.argv[1], int(sys.argv[2])
+rng = random.Random(4)
+words = [
+    "import", "def", "return", "self", "value", "data", "frame", "numpy",
+    "plot", "result", "for", "in", "range", "if", "else", "None", "True",
+    "config", "path", "open", "read", "write", "model", "train", "loss",
+]
+budget = size_mb * 1024 * 1024
+
+def text_file(path, size):
+    lines, n = [], 0
+    while n < size:
+        line = " ".join(rng.choice(words) for _ in range(rng.randint(3, 12)))
+        lines.append(line)
+        n += len(line) + 1
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return n
+
+def notebook(path, size):
+    cells, n = [], 0
+    while n < size:
+        src = [" ".join(rng.choice(words) for _ in range(8)) + "\n" for _ in range(10)]
+        cells.append({"cell_type": "code", "source": src, "outputs": [], "metadata": {}})
+        n += sum(len(s) for s in src) + 60
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump({"cells": cells, "nbformat": 4}, f, indent=1)
+    return n
+
+def binary_file(path, size):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(rng.randbytes(size))
+    return size
+
+written, i = 0, 0
+while written < budget:
+    kind = i % 5
+    if kind in (0, 1):
+        written += text_file(f"{root}/library/pkg{i % 40}/mod{i}.py", rng.randint(4_000, 120_000))
+    elif kind == 2:
+        written += notebook(f"{root}/workspace/nb/analysis{i}.ipynb", rng.randint(20_000, 300_000))
+    else:
+        written += binary_file(f"{root}/workspace/data/blob{i}.bin", rng.randint(50_000, 400_000))
+    i += 1
+
+with open(f"{root}/stowage.toml", "w") as f:
+    f.write('base = "scratch"\nimage = "docker.io/acme/bench:scan"\n[app]\n'
+            'library = { source = "library", target = "/opt/app" }\n'
+            'workspace = { source = "workspace", target = "/home/user/work" }\n')
+print(f"generated {written / 1048576:.0f} MiB in {i} files under {root}", file=sys.stderr)
+EOF
+fi
+
+CACHE=$WORK/cache
+OUT=$WORK/out
+export STOWAGE_STATE_DIR=$WORK/state
+build="STOWAGE_CACHE_DIR=$CACHE $BIN -q build -f $APP/stowage.toml -o oci:$OUT"
+hyperfine --style basic --warmup 1 --runs "$RUNS" \
+    --prepare "rm -rf $CACHE $OUT" \
+    --export-json "$WORK/result.json" \
+    -n scan "$build" \
+    -n no-scan "$build --no-secret-scan"
+
+python3 - "$WORK/result.json" <<'EOF'
+import json, sys
+runs = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
+scan, plain = runs["scan"]["median"], runs["no-scan"]["median"]
+overhead = (scan / plain - 1) * 100
+print(f"median with scan {scan:.3f} s, without {plain:.3f} s: "
+      f"ratio {scan / plain:.3f} (scan costs {overhead:+.1f}% of build time)")
+sys.exit(0 if overhead <= 10 else 1)
+EOF
