@@ -917,3 +917,48 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod throughput {
+    use super::*;
+
+    /// `cargo test --release --lib scan_throughput -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn scan_throughput() {
+        let mut seed = 7u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let words = [
+            "import", "def", "return", "self", "value", "data", "frame", "numpy",
+        ];
+        let mut text = Vec::new();
+        while text.len() < 64 << 20 {
+            for _ in 0..(next() % 10 + 3) {
+                text.extend_from_slice(words[(next() % 8) as usize].as_bytes());
+                text.push(b' ');
+            }
+            text.push(b'\n');
+        }
+        let random: Vec<u8> = (0..64 << 20).map(|_| next() as u8).collect();
+        for (name, data) in [("text", &text), ("random", &random)] {
+            let started = std::time::Instant::now();
+            let mut scanner = Scanner::new(&ScanRules::default());
+            let mut file = scanner.file(b"w/data");
+            for chunk in data.chunks(8192) {
+                file.feed(chunk);
+            }
+            file.finish();
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "{name}: {:.0} MB/s, {} findings",
+                data.len() as f64 / secs / 1e6,
+                scanner.into_findings().len()
+            );
+        }
+    }
+}
