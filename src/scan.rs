@@ -919,6 +919,68 @@ mod tests {
 }
 
 #[cfg(test)]
+mod in_the_layer_pass {
+    use crate::layer::{self, Compression, Excludes, KnownDirs, LayerRoot};
+    use crate::scan::ScanRules;
+    use crate::spec::Owner;
+    use crate::store::Store;
+
+    #[test]
+    fn write_layer_reports_findings_and_writes_the_same_bytes() {
+        let dir = match tempfile::tempdir() {
+            Ok(d) => d,
+            Err(e) => panic!("{e}"),
+        };
+        let src = dir.path().join("ws");
+        let key = format!("AKIA{}", "Q3ZT7WX2Q3ZT7WX2");
+        let big = format!("{}\nkey = {key}\n", "x = 1\n".repeat(20_000));
+        for (path, content) in [
+            ("notes.txt", "nothing here\n".to_string()),
+            ("deep/config.py", big),
+            (".ssh/id_rsa", "not even a key".to_string()),
+        ] {
+            let path = src.join(path);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
+            }
+            std::fs::write(path, content).unwrap_or_else(|e| panic!("{e}"));
+        }
+        std::fs::hard_link(src.join(".ssh/id_rsa"), src.join("linked"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(dir.path().join("store")).unwrap_or_else(|e| panic!("{e}"));
+        let roots = [LayerRoot {
+            source: src.clone(),
+            target: "/w".into(),
+            owner: Owner { uid: 0, gid: 0 },
+            mode: None,
+        }];
+        let mut plan = layer::plan_layer(
+            "workspace",
+            &roots,
+            &Excludes::default(),
+            &mut KnownDirs::new(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let plain = layer::write_layer(&plan, &store, Compression::Gzip, 1)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(plain.findings.is_empty(), "no scan, no findings");
+        plan.secret_scan = Some(ScanRules::default());
+        let scanned = layer::write_layer(&plan, &store, Compression::Gzip, 1)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(scanned.digest, plain.digest, "the scan only looks");
+        let found: Vec<String> = scanned.findings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            found,
+            [
+                "/w/.ssh/id_rsa: ssh-key-file",
+                "/w/deep/config.py:20002: aws-access-key-id",
+            ],
+            "the hard link `linked` sorts after its target and is not a credential name"
+        );
+    }
+}
+
+#[cfg(test)]
 mod throughput {
     use super::*;
 
