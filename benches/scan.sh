@@ -3,10 +3,11 @@
 # app with the scan on and with --no-secret-scan, and prints both medians
 # and their ratio. The scan must cost at most 10% of build time.
 #
-#   benches/scan.sh [SIZE_MB]        (default 200; needs hyperfine and python3)
+#   benches/scan.sh [SIZE_MB]        (default 200; needs python3, and hyperfine,
+#                                     which it installs with apt-get when run as root)
 #
 # The tree is a notebook-style app: a library of source-like text files
-# (short lines, as in site-packages) and a workspace of notebooks, CSV data
+# (short lines, as in site-packages) and a workspace of notebooks
 # and incompressible binary files, about 60% text and 40% binary by bytes,
 # generated from a fixed seed so every run times the same bytes. Each timed
 # run starts from an empty blob store and output folder, so neither a cached
@@ -20,10 +21,17 @@ SIZE_MB=${1:-200}
 RUNS=${STOWAGE_BENCH_RUNS:-7}
 WORK=${STOWAGE_BENCH_DIR:-/tmp/stowage-bench-scan}
 
-command -v hyperfine >/dev/null || {
-    echo "scan.sh: hyperfine is missing: apt-get install hyperfine" >&2
-    exit 1
-}
+if ! command -v hyperfine >/dev/null; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        echo "scan.sh: installing hyperfine (Debian package)" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends hyperfine >/dev/null ||
+            { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends hyperfine >/dev/null; }
+    fi
+    command -v hyperfine >/dev/null || {
+        echo "scan.sh: hyperfine is missing: sudo apt-get install hyperfine" >&2
+        exit 1
+    }
+fi
 
 cargo build --release --quiet
 BIN=$PWD/target/release/stowage

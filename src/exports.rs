@@ -84,7 +84,7 @@ pub enum ExportsError {
         hints: Vec<String>,
     },
     #[error("export {id} has no run command: {why}")]
-    NoRunCommand { id: i64, why: String },
+    NoRunCommand { id: i64, why: String, failed: bool },
 }
 
 impl ExportsError {
@@ -109,6 +109,9 @@ impl ExportsError {
                 Some("`stowage exports --status deleted` lists deleted exports".into())
             }
             ExportsError::DeleteIncomplete { hints, .. } => Some(hints.join("; ")),
+            ExportsError::NoRunCommand { failed: true, .. } => Some(
+                "`stowage exports --status failed` shows why; export again once it is fixed".into(),
+            ),
             ExportsError::NoRunCommand { .. } => Some(
                 "load it first (`docker load -i FILE`) or push it to a registry, then `stowage run-command REF`".into(),
             ),
@@ -792,6 +795,10 @@ pub struct Deleted {
 /// file is removed. A destination that no longer has the image counts as
 /// done. When any destination cannot be cleared, the record stays as it is
 /// and the error says exactly what is left to do.
+///
+/// A failed export has no image of its own: what its tag or file path holds
+/// now came from another export, so nothing is touched and the record is
+/// only marked deleted.
 pub fn delete_export(
     exports: &mut Exports,
     id: i64,
@@ -802,6 +809,14 @@ pub fn delete_export(
         return Err(ExportsError::AlreadyDeleted { id }.into());
     }
     let mut done = Vec::new();
+    if record.status == Status::Failed && record.digest.is_none() {
+        exports.mark_deleted(id)?;
+        done.extend(record.destinations.iter().map(|d| Deleted {
+            destination: d.destination.clone(),
+            what: "left alone: this export failed, so nothing there is its own".into(),
+        }));
+        return Ok(done);
+    }
     let mut failed = Vec::new();
     let mut hints = Vec::new();
     for dest in &record.destinations {
@@ -984,7 +999,12 @@ pub fn run_command_for(
                         .join(", ")
                 ),
             };
-            ExportsError::NoRunCommand { id, why }.into()
+            ExportsError::NoRunCommand {
+                id,
+                why,
+                failed: record.status == Status::Failed,
+            }
+            .into()
         });
     }
     let transport = reference::parse_transport(target)?;

@@ -145,6 +145,13 @@ fn records_of_ok_failed_and_deleted_exports_filter_and_delete_from_the_registry(
     assert_eq!(ids(&exports(&sb, &["list", "--status", "failed"])), [2]);
     assert!(exports(&sb, &["--status", "deleted"]).is_empty());
 
+    // The failed build pushed nothing: deleting its record must not touch
+    // the tag it aimed at, which holds export 1's image.
+    let (_, log) = stderr(sb.stowage().args(insecure).args(["exports", "delete", "2"]));
+    assert!(log.contains("left alone"), "{log}");
+    assert_eq!(registry.manifest_status("e2e/records", "v1"), 200);
+    assert!(archive.exists());
+
     let (_, log) = stderr(sb.stowage().args(insecure).args(["exports", "delete", "1"]));
     assert!(
         log.contains(&format!("deleted manifest {}", printed.digest)),
@@ -155,8 +162,9 @@ fn records_of_ok_failed_and_deleted_exports_filter_and_delete_from_the_registry(
     assert_eq!(registry.manifest_status("e2e/records", "v1"), 404);
 
     let deleted = exports(&sb, &["--status", "deleted"]);
-    assert_eq!(ids(&deleted), [1]);
+    assert_eq!(ids(&deleted), [1, 2]);
     assert!(deleted[0]["deleted_time"].is_string());
+    assert!(deleted[1]["error"].is_string(), "the error is kept");
     assert_eq!(
         deleted[0]["digest"],
         printed.digest.as_str(),
