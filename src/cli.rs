@@ -395,7 +395,10 @@ fn run_exports_list(status: Option<StatusArg>, out: &Output) -> anyhow::Result<(
         return Ok(());
     }
     if records.is_empty() {
-        out.info("no exports recorded yet");
+        match status {
+            Some(status) => out.info(&format!("no exports with status {}", status.as_str())),
+            None => out.info("no exports recorded yet"),
+        }
         return Ok(());
     }
     writeln!(
