@@ -20,6 +20,7 @@ use crate::layer::{
 };
 use crate::reference::{self, ImageRef, Transport};
 use crate::registry::Origin;
+use crate::scan::{Finding, ScanRules, SecretsFound};
 use crate::spec::Spec;
 use crate::store::Store;
 
@@ -48,6 +49,10 @@ pub struct BuildRequest {
     pub keep_base_remote: bool,
     /// `SOURCE_DATE_EPOCH`, when set.
     pub source_date_epoch: Option<u64>,
+    /// Scan the added layers for secrets (`--no-secret-scan` turns it off).
+    pub secret_scan: bool,
+    /// `--allow-secret`: paths in the image the scan lets through, as given.
+    pub allow_secrets: Vec<String>,
 }
 
 /// The layers a build would write, before anything is read or written.
@@ -68,6 +73,8 @@ pub struct BuildOutcome {
     pub layers: Vec<BuiltLayer>,
     pub written: Vec<Written>,
     pub warnings: Vec<String>,
+    /// Secret-scan findings that `--allow-secret` or `[secrets] allow` let through.
+    pub allowed_findings: Vec<Finding>,
 }
 
 impl BuildOutcome {
@@ -136,12 +143,58 @@ pub fn plan_build(request: &BuildRequest) -> Result<BuildPlan, Error> {
             &mut known_dirs,
         )?);
     }
+    if request.secret_scan {
+        let rules = ScanRules {
+            secret_names: spec.secret_names.clone(),
+        };
+        for layer in &mut layers {
+            layer.secret_scan = Some(rules.clone());
+        }
+    }
+    allowed_secret_paths(request)?;
     Ok(BuildPlan {
         base,
         platform,
         layers,
         destinations,
     })
+}
+
+/// `--allow-secret` paths and `[secrets] allow`, normalised; a relative path is a usage error.
+fn allowed_secret_paths(request: &BuildRequest) -> Result<Vec<String>, Error> {
+    let mut allowed = request.spec.secret_allow.clone();
+    for path in &request.allow_secrets {
+        if !path.starts_with('/') {
+            return Err(Error::usage(
+                format!("--allow-secret `{path}` is not a path in the image"),
+                "give the absolute path in the image, as the secret scan printed it, e.g. --allow-secret /home/user/work/.ssh/id_ed25519",
+            ));
+        }
+        let parts: Vec<&str> = path
+            .split('/')
+            .filter(|p| !p.is_empty() && *p != ".")
+            .collect();
+        allowed.push(format!("/{}", parts.join("/")));
+    }
+    Ok(allowed)
+}
+
+/// Stops the build when a layer holds a finding no allow-list covers;
+/// returns the allowed ones. Runs after the layers are in the store and
+/// before any sink sees a byte.
+fn check_findings(request: &BuildRequest, built: &[BuiltLayer]) -> Result<Vec<Finding>, Error> {
+    let allowed = allowed_secret_paths(request)?;
+    let (let_through, refused): (Vec<&Finding>, Vec<&Finding>) = built
+        .iter()
+        .flat_map(|l| &l.findings)
+        .partition(|f| f.is_allowed(&allowed));
+    if !refused.is_empty() {
+        return Err(SecretsFound {
+            findings: refused.into_iter().cloned().collect(),
+        }
+        .into());
+    }
+    Ok(let_through.into_iter().cloned().collect())
 }
 
 /// A local base path written in the spec is relative to the spec's folder, like its sources.
@@ -261,6 +314,7 @@ pub fn run_build(
             diff_id: layer.diff_id.clone(),
         });
     }
+    let allowed_findings = check_findings(request, &built)?;
     let created = created_timestamp(request.source_date_epoch);
     let config = edit_config(base_config, spec, &plan.platform, &built, &created, plan)?;
     let raw_config = canonical_json(&config);
@@ -296,6 +350,7 @@ pub fn run_build(
         layers: built,
         written,
         warnings,
+        allowed_findings,
     })
 }
 
@@ -439,7 +494,17 @@ fn cached_or_written(
         return Ok(cached);
     }
     let built = layer::write_layer(plan, store, compression, mtime, pool)?;
-    let record = json!({"digest": built.digest, "diff_id": built.diff_id, "size": built.size});
+    let findings: Vec<Value> = built
+        .findings
+        .iter()
+        .map(|f| json!({"path": f.path, "line": f.line, "rule": f.rule}))
+        .collect();
+    let record = json!({
+        "digest": built.digest,
+        "diff_id": built.diff_id,
+        "size": built.size,
+        "findings": findings,
+    });
     // The cache only saves time; failing to write a record must not fail the build.
     if let Some(dir) = record_path.parent()
         && std::fs::create_dir_all(dir).is_ok()
@@ -461,6 +526,18 @@ fn read_layer_record(
         diff_id: value.get("diff_id")?.as_str()?.parse().ok()?,
         size: value.get("size")?.as_u64()?,
         compression,
+        findings: value
+            .get("findings")?
+            .as_array()?
+            .iter()
+            .map(|f| {
+                Some(crate::scan::Finding {
+                    path: f.get("path")?.as_str()?.to_string(),
+                    line: f.get("line").and_then(Value::as_u64),
+                    rule: crate::scan::rule_named(f.get("rule")?.as_str()?)?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?,
         entry_count: plan.entry_count,
         file_count: plan.file_count,
         cached: true,

@@ -12,6 +12,7 @@ use crate::build::{self, BuildRequest};
 use crate::copy::{self, SinkOptions, Transfer};
 use crate::digest::Digest;
 use crate::error::Error;
+use crate::exports::{self, Exports, Kind, NewExport, Status};
 use crate::image::{Format, Platform};
 use crate::layer::Compression;
 use crate::reference::{self, Transport};
@@ -117,6 +118,46 @@ enum Command {
         /// Folder to write it in (default: the current one).
         dir: Option<PathBuf>,
     },
+    /// List past exports (builds, pushes, copies, archives), or delete one from where it went.
+    Exports(ExportsArgs),
+    /// Print the `docker run` line that starts an export: REF (read now) or an export ID.
+    #[command(name = "run-command")]
+    StartLine {
+        /// A registry reference, docker-archive:FILE, or an id from `stowage exports`.
+        target: String,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+struct ExportsArgs {
+    #[command(subcommand)]
+    action: Option<ExportsAction>,
+    /// Show only exports with this status.
+    #[arg(long, value_enum)]
+    status: Option<StatusArg>,
+}
+
+#[derive(Subcommand, Debug)]
+enum ExportsAction {
+    /// List exports, oldest first (the default).
+    List {
+        /// Show only exports with this status.
+        #[arg(long, value_enum)]
+        status: Option<StatusArg>,
+    },
+    /// Delete an export's image from its registry (or its archive file) and mark the record deleted.
+    Delete {
+        /// The id from `stowage exports`.
+        id: i64,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum StatusArg {
+    Ok,
+    Failed,
+    Deleted,
 }
 
 /// How blobs are pushed.
@@ -169,6 +210,12 @@ struct BuildArgs {
     /// Compression threads (default: one per core); the image is the same for any count.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     threads: Option<u16>,
+    /// Let the secret scan pass this path in the image (a file, or a folder and all in it; repeatable).
+    #[arg(long = "allow-secret", value_name = "PATH")]
+    allow_secrets: Vec<String>,
+    /// Do not scan the added files for keys, tokens and credential files.
+    #[arg(long)]
+    no_secret_scan: bool,
     #[command(flatten)]
     push: PushArgs,
 }
@@ -262,7 +309,15 @@ fn dispatch(command: Command, out: &Output) -> anyhow::Result<()> {
             dest,
             platform,
             push,
-        } => run_copy(&source, &dest, platform.as_deref(), &[], &push, out),
+        } => run_copy(
+            Kind::Copy,
+            &source,
+            &dest,
+            platform.as_deref(),
+            &[],
+            &push,
+            out,
+        ),
         Command::Push {
             source,
             dest,
@@ -280,7 +335,15 @@ fn dispatch(command: Command, out: &Output) -> anyhow::Result<()> {
                 )
                 .into());
             }
-            run_copy(&source, &dest, platform.as_deref(), &tags, &push, out)
+            run_copy(
+                Kind::Push,
+                &source,
+                &dest,
+                platform.as_deref(),
+                &tags,
+                &push,
+                out,
+            )
         }
         Command::Archive {
             reference,
@@ -299,7 +362,123 @@ fn dispatch(command: Command, out: &Output) -> anyhow::Result<()> {
             platform,
         } => run_inspect(&source, raw, platform.as_deref(), out),
         Command::Init { dir } => run_init(dir.as_deref().unwrap_or(Path::new(".")), out),
+        Command::Exports(args) => match args.action {
+            None => run_exports_list(args.status, out),
+            Some(ExportsAction::List { status }) => run_exports_list(status.or(args.status), out),
+            Some(ExportsAction::Delete { id }) => run_exports_delete(id, out),
+        },
+        Command::StartLine { target } => run_run_command(&target, out),
     }
+}
+
+/// Adds the export record; a record that cannot be written is a warning, never a failed export.
+fn record_export(out: &Output, new: &NewExport) {
+    match Exports::open_default().and_then(|mut e| e.record(new)) {
+        Ok(id) => out.info(&format!("recorded as export {id} (`stowage exports`)")),
+        Err(e) => out.warn(&format!("could not record this export: {e}")),
+    }
+}
+
+/// The error and its causes in one line, as a record keeps it.
+fn error_text(err: &anyhow::Error) -> String {
+    format!("{err:#}")
+}
+
+/// Secret names of the build that made `digest`, for a later push's run line.
+fn recorded_secret_names(digest: &str) -> Vec<String> {
+    Exports::open_default()
+        .and_then(|e| e.secret_names_for(digest))
+        .unwrap_or_default()
+}
+
+fn run_exports_list(status: Option<StatusArg>, out: &Output) -> anyhow::Result<()> {
+    let status = status.map(|s| match s {
+        StatusArg::Ok => Status::Ok,
+        StatusArg::Failed => Status::Failed,
+        StatusArg::Deleted => Status::Deleted,
+    });
+    let exports = Exports::open_default().map_err(Error::from)?;
+    let records = exports.list(status).map_err(Error::from)?;
+    let mut stdout = std::io::stdout().lock();
+    if out.json {
+        writeln!(stdout, "{}", serde_json::to_string_pretty(&records)?)?;
+        return Ok(());
+    }
+    if records.is_empty() {
+        match status {
+            Some(status) => out.info(&format!("no exports with status {}", status.as_str())),
+            None => out.info("no exports recorded yet"),
+        }
+        return Ok(());
+    }
+    writeln!(
+        stdout,
+        "{:<5} {:<20} {:<7} {:<7} {:<19} {:>10}  DESTINATIONS",
+        "ID", "TIME", "KIND", "STATUS", "DIGEST", "SIZE"
+    )?;
+    for r in &records {
+        let digest = r
+            .digest
+            .as_deref()
+            .map(|d| d.chars().take(19).collect::<String>())
+            .unwrap_or_else(|| "-".into());
+        let size = r.size.map(human_bytes).unwrap_or_else(|| "-".into());
+        let destinations: Vec<String> = r
+            .destinations
+            .iter()
+            .map(|d| match d.size {
+                Some(bytes) => format!("{} ({})", d.destination, human_bytes(bytes)),
+                None => d.destination.clone(),
+            })
+            .collect();
+        writeln!(
+            stdout,
+            "{:<5} {:<20} {:<7} {:<7} {:<19} {:>10}  {}",
+            r.id,
+            r.time,
+            r.kind.as_str(),
+            r.status.as_str(),
+            digest,
+            size,
+            destinations.join(", ")
+        )?;
+        if let Some(error) = &r.error {
+            let first = error.lines().next().unwrap_or_default();
+            writeln!(stdout, "      error: {first}")?;
+        }
+    }
+    Ok(())
+}
+
+fn run_exports_delete(id: i64, out: &Output) -> anyhow::Result<()> {
+    let mut exports = Exports::open_default().map_err(Error::from)?;
+    let store = open_store()?;
+    let registry = open_registry(out, None)?;
+    let context = Transfer {
+        store: &store,
+        registry: &registry,
+    };
+    let done = exports::delete_export(&mut exports, id, &context)
+        .with_context(|| format!("cannot delete export {id}"))?;
+    for d in &done {
+        out.info(&format!("{}: {}", d.destination, d.what));
+    }
+    out.info(&format!("export {id} is marked deleted"));
+    Ok(())
+}
+
+fn run_run_command(target: &str, out: &Output) -> anyhow::Result<()> {
+    let exports = Exports::open_default().map_err(Error::from)?;
+    let store = open_store()?;
+    let registry = open_registry(out, None)?;
+    let context = Transfer {
+        store: &store,
+        registry: &registry,
+    };
+    let line = exports::run_command_for(target, &exports, &context)
+        .with_context(|| format!("cannot make the run command for {target}"))?;
+    println!("{line}");
+    Ok(())
 }
 
 fn open_store() -> anyhow::Result<Store> {
@@ -428,15 +607,53 @@ fn source_date_epoch() -> anyhow::Result<Option<u64>> {
 }
 
 fn run_build(args: BuildArgs, out: &Output) -> anyhow::Result<()> {
+    let mut request = None;
+    let mut plan = None;
+    let result = build_and_report(&args, out, &mut request, &mut plan);
+    if args.dry_run {
+        return result.map(|_| ());
+    }
+    match result {
+        Ok(Some(new)) => {
+            record_export(out, &new);
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(err) => {
+            let requested = match (&args.outputs[..], &request) {
+                ([], Some(r)) => r.spec.image.iter().cloned().collect(),
+                (outputs, _) => outputs.to_vec(),
+            };
+            let new = NewExport::build_failed(
+                &args.file,
+                request.as_ref(),
+                plan.as_ref(),
+                &requested,
+                error_text(&err),
+            );
+            record_export(out, &new);
+            Err(err)
+        }
+    }
+}
+
+/// Builds and prints; returns the record to keep (None for --dry-run). The
+/// request and plan are left in the slots so a failure can be recorded with them.
+fn build_and_report(
+    args: &BuildArgs,
+    out: &Output,
+    request_slot: &mut Option<BuildRequest>,
+    plan_slot: &mut Option<build::BuildPlan>,
+) -> anyhow::Result<Option<NewExport>> {
     let spec = spec::read_spec(&args.file).map_err(Error::from)?;
     let request = BuildRequest {
         threads: args.threads.map(usize::from),
         library_layers: usize::from(args.library_layers),
         keep_base_remote: args.keep_base_remote,
         spec,
-        destinations: args.outputs,
+        destinations: args.outputs.clone(),
         no_workspace: args.no_workspace,
-        platform: args.platform,
+        platform: args.platform.clone(),
         format: args.format.map(|f| match f {
             FormatArg::Oci => Format::Oci,
             FormatArg::Docker => Format::Docker,
@@ -446,14 +663,20 @@ fn run_build(args: BuildArgs, out: &Output) -> anyhow::Result<()> {
             CompressionArg::Zstd => Compression::Zstd,
         },
         source_date_epoch: source_date_epoch()?,
+        secret_scan: !args.no_secret_scan,
+        allow_secrets: args.allow_secrets.clone(),
     };
-    let mut plan = build::plan_build(&request)?;
+    let request = request_slot.insert(request);
+    let plan = plan_slot.insert(build::plan_build(request)?);
+    if args.no_secret_scan {
+        out.warn("the secret scan is off (--no-secret-scan): keys, tokens and credential files in the sources go into the image unchecked");
+    }
     for warning in plan.layers.iter().flat_map(|l| &l.warnings) {
         out.warn(warning);
     }
     if args.dry_run {
-        print_plan(&plan, out);
-        return Ok(());
+        print_plan(plan, out);
+        return Ok(None);
     }
     let store = open_store()?;
     let registry = open_registry(out, Some(&args.push))?;
@@ -461,12 +684,15 @@ fn run_build(args: BuildArgs, out: &Output) -> anyhow::Result<()> {
         store: &store,
         registry: &registry,
     };
-    let outcome = build::run_build(&request, &mut plan, &context).with_context(|| {
+    let outcome = build::run_build(request, plan, &context).with_context(|| {
         format!(
             "cannot build the image described by {}",
             args.file.display()
         )
     })?;
+    for finding in &outcome.allowed_findings {
+        out.info(&format!("secret scan: {finding} (allowed)"));
+    }
     for layer in &outcome.layers {
         out.info(&format!(
             "layer {:<16} {} files, {} → {}{}",
@@ -483,7 +709,13 @@ fn run_build(args: BuildArgs, out: &Output) -> anyhow::Result<()> {
             None => out.info(&format!("wrote {}", written.destination)),
         }
     }
-    let metadata = build::metadata_json(&outcome, &plan);
+    let new = NewExport::build_ok(request, plan, &outcome);
+    if outcome.written.iter().any(|w| w.push.is_some())
+        && let Some(line) = &new.run_command
+    {
+        out.info(&format!("run it with: {line}"));
+    }
+    let metadata = build::metadata_json(&outcome, plan);
     if let Some(path) = &args.digest_file {
         crate::archive::write_atomic(path, outcome.image.digest().as_str().as_bytes())
             .map_err(Error::from)?;
@@ -498,7 +730,7 @@ fn run_build(args: BuildArgs, out: &Output) -> anyhow::Result<()> {
     } else {
         println!("{}", outcome.reference_line());
     }
-    Ok(())
+    Ok(Some(new))
 }
 
 fn print_plan(plan: &build::BuildPlan, out: &Output) {
@@ -556,6 +788,7 @@ fn parse_platform(text: Option<&str>) -> anyhow::Result<Platform> {
 }
 
 fn run_copy(
+    kind: Kind,
     source: &str,
     dest: &str,
     platform: Option<&str>,
@@ -565,6 +798,56 @@ fn run_copy(
 ) -> anyhow::Result<()> {
     let source_t = reference::parse_transport(source).map_err(Error::from)?;
     let dest_t = reference::parse_transport(dest).map_err(Error::from)?;
+    let mut destinations = vec![dest_t.clone()];
+    let mut artifact = None;
+    let result = copy_and_report(
+        source,
+        &source_t,
+        &dest_t,
+        platform,
+        extra_tags,
+        push,
+        out,
+        &mut destinations,
+        &mut artifact,
+    );
+    let secret_names = artifact
+        .as_ref()
+        .map(|a: &Artifact| recorded_secret_names(a.digest().as_str()))
+        .unwrap_or_default();
+    let error = result.as_ref().err().map(error_text);
+    let new = NewExport::transfer(
+        kind,
+        source,
+        &destinations,
+        artifact.as_ref(),
+        &secret_names,
+        error,
+    );
+    if result.is_ok()
+        && matches!(dest_t, Transport::Registry(_))
+        && let Some(line) = &new.run_command
+    {
+        out.info(&format!("run it with: {line}"));
+    }
+    record_export(out, &new);
+    result
+}
+
+/// Copies and prints; leaves the destinations (with extra tags) and the
+/// artifact read in the slots, so the caller can record what happened.
+#[allow(clippy::too_many_arguments)]
+fn copy_and_report(
+    source: &str,
+    source_t: &Transport,
+    dest_t: &Transport,
+    platform: Option<&str>,
+    extra_tags: &[String],
+    push: &PushArgs,
+    out: &Output,
+    destinations: &mut Vec<Transport>,
+    artifact_slot: &mut Option<Artifact>,
+) -> anyhow::Result<()> {
     let chosen = platform
         .map(|p| Platform::parse(p).map_err(Error::from))
         .transpose()?;
@@ -574,11 +857,8 @@ fn run_copy(
         store: &store,
         registry: &registry,
     };
-    let read = copy::read_source(&source_t, &context, chosen.as_ref(), true)
-        .with_context(|| format!("cannot read {source}"))?;
-    let mut destinations = vec![dest_t.clone()];
     for tag in extra_tags {
-        let Transport::Registry(reference) = &dest_t else {
+        let Transport::Registry(reference) = dest_t else {
             break;
         };
         let mut tagged = reference.clone();
@@ -588,21 +868,24 @@ fn run_copy(
         // Parsing validates the tag the way every other reference is validated.
         destinations.push(reference::parse_transport(&text).map_err(Error::from)?);
     }
+    let read = copy::read_source(source_t, &context, chosen.as_ref(), true)
+        .with_context(|| format!("cannot read {source}"))?;
+    *artifact_slot = Some(read.artifact.clone());
     let options = SinkOptions {
         platform: chosen.unwrap_or_else(Platform::host),
         mtime: source_date_epoch()?.unwrap_or(1),
         default_tag: "latest".into(),
         default_reference: None,
     };
-    let written = copy::write_all(&destinations, &read, &context, &options)
-        .with_context(|| format!("cannot write {dest}"))?;
+    let written = copy::write_all(destinations, &read, &context, &options)
+        .with_context(|| format!("cannot write {dest_t}"))?;
     for w in &written {
         match &w.push {
             Some(report) => report_push(out, &w.destination, report),
             None => out.info(&format!("copied {source} to {}", w.destination)),
         }
     }
-    match &dest_t {
+    match dest_t {
         Transport::Registry(reference) => {
             println!("{}", reference.with_digest(read.artifact.digest().as_str()))
         }
@@ -627,6 +910,36 @@ fn run_archive(
         .into());
     };
     let platform = parse_platform(platform)?;
+    let mut named = reference.clone();
+    if named.tag.is_none() {
+        named.tag = Some("latest".into());
+    }
+    named.digest = None;
+    let dest = Transport::DockerArchive {
+        path: output.to_path_buf(),
+        reference: Some(named),
+    };
+    let mut artifact = None;
+    let result = archive_and_report(&reference, &dest, platform, out, &mut artifact);
+    let new = NewExport::transfer(
+        Kind::Archive,
+        &format!("docker://{reference}"),
+        std::slice::from_ref(&dest),
+        artifact.as_ref(),
+        &[],
+        result.as_ref().err().map(error_text),
+    );
+    record_export(out, &new);
+    result
+}
+
+fn archive_and_report(
+    reference: &crate::reference::ImageRef,
+    dest: &Transport,
+    platform: Platform,
+    out: &Output,
+    artifact_slot: &mut Option<Artifact>,
+) -> anyhow::Result<()> {
     let store = open_store()?;
     let registry = open_registry(out, None)?;
     let context = Transfer {
@@ -640,24 +953,16 @@ fn run_archive(
         true,
     )
     .with_context(|| format!("cannot pull {reference}"))?;
-    let mut named = reference.clone();
-    if named.tag.is_none() {
-        named.tag = Some("latest".into());
-    }
-    named.digest = None;
-    let dest = Transport::DockerArchive {
-        path: output.to_path_buf(),
-        reference: Some(named),
-    };
+    *artifact_slot = Some(read.artifact.clone());
     let options = SinkOptions {
         platform,
         mtime: source_date_epoch()?.unwrap_or(1),
         default_tag: "latest".into(),
         default_reference: None,
     };
-    copy::write_all(&[dest], &read, &context, &options)
-        .with_context(|| format!("cannot write {}", output.display()))?;
-    out.info(&format!("wrote {}", output.display()));
+    copy::write_all(std::slice::from_ref(dest), &read, &context, &options)
+        .with_context(|| format!("cannot write {dest}"))?;
+    out.info(&format!("wrote {dest}"));
     println!("{}", reference.with_digest(read.artifact.digest().as_str()));
     Ok(())
 }

@@ -1,10 +1,12 @@
 //! The library's error type: one variant per module, with exit codes and hints for the CLI.
 
 use crate::archive::ArchiveError;
+use crate::exports::ExportsError;
 use crate::image::ImageError;
 use crate::layer::LayerError;
 use crate::reference::ReferenceError;
 use crate::registry::RegistryError;
+use crate::scan::SecretsFound;
 use crate::spec::SpecError;
 use crate::store::StoreError;
 
@@ -25,6 +27,11 @@ pub enum Error {
     Archive(#[from] ArchiveError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Exports(#[from] ExportsError),
+    /// The secret scan found something the allow-lists do not cover.
+    #[error(transparent)]
+    Secrets(#[from] SecretsFound),
     /// The command line asks for something that cannot work.
     #[error("{message}")]
     Usage {
@@ -63,6 +70,8 @@ impl Error {
             Error::Layer(e) => e.hint(),
             Error::Archive(e) => e.hint(),
             Error::Registry(e) => e.hint(),
+            Error::Secrets(e) => Some(e.hint()),
+            Error::Exports(e) => e.hint(),
             Error::Image(ImageError::NoPlatform { .. }) => Some(
                 "pick one of the available platforms with --platform or `platform` in the spec"
                     .into(),

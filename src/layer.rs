@@ -18,6 +18,7 @@ use globset::{GlobBuilder, GlobMatcher};
 
 use crate::digest::{Digest, HashingWriter};
 use crate::gzip::{CompressPool, GzipWriter};
+use crate::scan::{Finding, ScanRules, Scanner, Tee};
 use crate::spec::Owner;
 use crate::store::{Store, StoreError};
 
@@ -220,6 +221,8 @@ pub struct LayerPlan {
     pub content_bytes: u64,
     /// Things skipped that the user should hear about (sockets).
     pub warnings: Vec<String>,
+    /// Scan each file for secrets while writing; None writes without looking.
+    pub secret_scan: Option<ScanRules>,
 }
 
 /// A layer written into the store.
@@ -234,6 +237,8 @@ pub struct BuiltLayer {
     pub file_count: u64,
     /// Taken from the layer cache: nothing was read or compressed.
     pub cached: bool,
+    /// What the secret scan found while the layer was written (empty when it did not run).
+    pub findings: Vec<Finding>,
 }
 
 /// A folder an earlier layer of the same build wrote.
@@ -348,6 +353,7 @@ pub fn plan_layer(
         content_bytes,
         entries,
         warnings,
+        secret_scan: None,
     })
 }
 
@@ -676,6 +682,16 @@ impl LayerPlan {
         }
         .to_le_bytes());
         put(&mtime.to_le_bytes());
+        // A cached layer carries the scan's findings, so the scan's settings are inputs too.
+        match &self.secret_scan {
+            Some(rules) => {
+                put(b"scan");
+                for name in &rules.secret_names {
+                    put(name.as_bytes());
+                }
+            }
+            None => put(b"no scan"),
+        }
         for entry in &self.entries {
             put(&entry.path);
             let (tag, extra): (&[u8], &[u8]) = match &entry.kind {
@@ -778,6 +794,7 @@ impl LayerPlan {
                     } else {
                         Vec::new()
                     },
+                    secret_scan: self.secret_scan.clone(),
                 }
             })
             .collect()
@@ -797,15 +814,16 @@ pub fn write_layer(
         source,
     };
     let blob = store.writer()?;
+    let mut scanner = plan.secret_scan.as_ref().map(Scanner::new);
     let (blob, diff_id) = match compression {
         Compression::Gzip => {
             let gz = GzipWriter::new(blob, pool, GZIP_LEVEL);
-            let (gz, diff_id) = write_tar(plan, gz, mtime)?;
+            let (gz, diff_id) = write_tar(plan, gz, mtime, scanner.as_mut())?;
             (gz.finish().map_err(write_err)?, diff_id)
         }
         Compression::Zstd => {
             let zst = zstd::stream::Encoder::new(blob, ZSTD_LEVEL).map_err(write_err)?;
-            let (zst, diff_id) = write_tar(plan, zst, mtime)?;
+            let (zst, diff_id) = write_tar(plan, zst, mtime, scanner.as_mut())?;
             (zst.finish().map_err(write_err)?, diff_id)
         }
     };
@@ -819,11 +837,18 @@ pub fn write_layer(
         entry_count: plan.entry_count,
         file_count: plan.file_count,
         cached: false,
+        findings: scanner.map(Scanner::into_findings).unwrap_or_default(),
     })
 }
 
-/// Writes the tar stream of `plan` into `out` and returns `out` with the diff-id.
-fn write_tar<W: Write>(plan: &LayerPlan, out: W, mtime: u64) -> Result<(W, Digest), LayerError> {
+/// Writes the tar stream of `plan` into `out` and returns `out` with the diff-id;
+/// every file's bytes also pass through `scanner` on their way into the tar.
+fn write_tar<W: Write>(
+    plan: &LayerPlan,
+    out: W,
+    mtime: u64,
+    mut scanner: Option<&mut Scanner>,
+) -> Result<(W, Digest), LayerError> {
     let write_err = |source: io::Error| LayerError::Write {
         layer: plan.name.clone(),
         source,
@@ -835,7 +860,7 @@ fn write_tar<W: Write>(plan: &LayerPlan, out: W, mtime: u64) -> Result<(W, Diges
     // Holes would become GNU sparse entries, which not every unpacker reads.
     builder.sparse(false);
     for entry in &plan.entries {
-        append_entry(&mut builder, entry, mtime).map_err(|e| match e {
+        append_entry(&mut builder, entry, mtime, scanner.as_deref_mut()).map_err(|e| match e {
             AppendError::Source(err) => err,
             AppendError::Io(source) => write_err(source),
         })?;
@@ -857,6 +882,7 @@ fn append_entry<W: Write>(
     builder: &mut tar::Builder<W>,
     entry: &Entry,
     mtime: u64,
+    scanner: Option<&mut Scanner>,
 ) -> Result<(), AppendError> {
     let mut header = tar::Header::new_gnu();
     header.set_mode(entry.mode);
@@ -877,6 +903,9 @@ fn append_entry<W: Write>(
             builder.append_link(&mut header, path, OsStr::from_bytes(target))
         }
         EntryKind::HardLink { to } => {
+            if let Some(scanner) = scanner {
+                scanner.link(&entry.path);
+            }
             header.set_entry_type(tar::EntryType::Link);
             builder.append_link(&mut header, path, OsStr::from_bytes(to))
         }
@@ -895,7 +924,19 @@ fn append_entry<W: Write>(
                 path: &entry.disk,
                 changed: false,
             };
-            let result = builder.append_data(&mut header, path, &mut reader);
+            let result = match scanner {
+                Some(scanner) => {
+                    let mut scan = scanner.file(&entry.path);
+                    let mut tee = Tee {
+                        inner: &mut reader,
+                        scan: &mut scan,
+                    };
+                    let result = builder.append_data(&mut header, path, &mut tee);
+                    scan.finish();
+                    result
+                }
+                None => builder.append_data(&mut header, path, &mut reader),
+            };
             if reader.changed {
                 return Err(AppendError::Source(LayerError::Changed {
                     path: entry.disk.clone(),

@@ -9,11 +9,14 @@ pub mod cli;
 pub mod copy;
 pub mod digest;
 pub mod error;
+pub mod exports;
 pub mod gzip;
+pub mod hub;
 pub mod image;
 pub mod layer;
 pub mod reference;
 pub mod registry;
+pub mod scan;
 pub mod spec;
 pub mod store;
 

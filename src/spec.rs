@@ -16,19 +16,30 @@ use crate::reference::{self, Transport};
 pub const SPEC_FILE_NAME: &str = "stowage.toml";
 
 /// Environment names ending in these (compared case-insensitively) are deploy-time secrets.
+///
+/// A bare `_KEY` is not here on purpose: base images set names such as
+/// `GPG_KEY` to public key fingerprints, and those must keep working.
 pub const DENIED_SECRET_SUFFIXES: &[&str] = &[
     "_SECRET",
     "_PASSWORD",
     "_PASSWD",
+    "_PASSPHRASE",
     "_TOKEN",
     "_API_KEY",
     "_ACCESS_KEY",
+    "_SECRET_KEY",
     "_PRIVATE_KEY",
 ];
 
 /// Environment names (compared case-insensitively) that are deploy-time secrets whatever their suffix.
-pub const DENIED_SECRET_NAMES: &[&str] =
-    &["AWS_SECRET_ACCESS_KEY", "NUVLA_API_KEY", "NUVLA_API_SECRET"];
+pub const DENIED_SECRET_NAMES: &[&str] = &[
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "NUVLA_API_KEY",
+    "NUVLA_API_SECRET",
+    "SECRET_KEY",
+    "DOCKER_AUTH_CONFIG",
+];
 
 /// Commented starter file for `stowage init`; it parses once its `library` folder exists.
 pub const STARTER_SPEC: &str = r#"# stowage.toml: what goes into the exported image.
@@ -83,6 +94,9 @@ PYTHONUNBUFFERED = "1"
 # deny-list (…_SECRET, …_TOKEN, …_PASSWORD, …_API_KEY, NUVLA_API_KEY, …).
 # Pass them when the container starts: docker run -e NAME=… IMAGE
 names = []
+# Paths in the image the secret scan may let through (a folder covers
+# everything in it), e.g. test fixtures that only look like keys.
+# allow = ["/opt/app/tests/fixtures"]
 
 [labels]
 # Quote dotted keys, or TOML reads them as nested tables.
@@ -196,6 +210,8 @@ pub struct Spec {
     /// In file order, values unexpanded.
     pub env: Vec<(String, String)>,
     pub secret_names: Vec<String>,
+    /// `[secrets] allow`: normalised paths in the image the secret scan lets through.
+    pub secret_allow: Vec<String>,
     pub labels: BTreeMap<String, String>,
 }
 
@@ -349,6 +365,7 @@ struct RawFile {
 #[serde(deny_unknown_fields, expecting = "a table")]
 struct RawSecrets {
     names: Option<Vec<Spanned<String>>>,
+    allow: Option<Vec<Spanned<String>>>,
 }
 
 /// A free-form table kept in file order, with the position of every key and value.
@@ -562,6 +579,17 @@ impl Cx<'_> {
             }
             secret_names.push(name.get_ref().clone());
         }
+        let mut secret_allow = Vec::new();
+        for path in raw.secrets.iter().flat_map(|s| s.allow.iter().flatten()) {
+            let normal = normalise_path(path.get_ref(), false).map_err(|why| {
+                self.error(
+                    path.span(),
+                    format!("[secrets] allow path `{}` {why}", path.get_ref()),
+                    "write the path in the image that the scan reported, e.g. \"/opt/app/tests/fixtures/key.pem\"",
+                )
+            })?;
+            secret_allow.push(normal);
+        }
 
         let mut env = Vec::new();
         for (key, value) in raw.env.iter().flat_map(|t| t.0.iter()) {
@@ -597,6 +625,7 @@ impl Cx<'_> {
             files,
             env,
             secret_names,
+            secret_allow,
             labels,
         })
     }
@@ -827,6 +856,15 @@ impl Cx<'_> {
                 format!("{entry} source {shown} is not a regular file"),
                 "point `source` at a file; whole folders go in [app] library or workspace",
             )),
+            Ok(_) if folder && holds_home(&resolved, std::env::var_os("HOME").as_deref()) => {
+                Err(self.error(
+                    value.span(),
+                    format!(
+                        "{entry} source {shown} is your home folder or holds it; a home folder holds credentials (.ssh, .docker, .aws, shell history) and never goes into an image"
+                    ),
+                    "point `source` at the app's own folder inside your home, e.g. \"~/projects/app/workspace\"",
+                ))
+            }
             Ok(_) => Ok(resolved),
         }
     }
@@ -1026,6 +1064,21 @@ fn normalise_path(path: &str, allow_root: bool) -> Result<String, &'static str> 
         return Err("is the image root `/`");
     }
     Ok(format!("/{}", parts.join("/")))
+}
+
+/// True when `folder` is the home folder `home` or one of its ancestors (both
+/// resolved through symlinks, so `/home` → `/usr/home` setups are caught too).
+/// An unset, empty or root home holds nothing worth guarding.
+fn holds_home(folder: &Path, home: Option<&std::ffi::OsStr>) -> bool {
+    let Some(home) = home.filter(|h| !h.is_empty()) else {
+        return false;
+    };
+    let resolve = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let home = resolve(Path::new(home));
+    if home.parent().is_none() {
+        return false;
+    }
+    home.starts_with(resolve(folder))
 }
 
 /// `[A-Za-z_][A-Za-z0-9_]*`
@@ -1787,35 +1840,107 @@ names = ["API_TOKEN"]
     #[test]
     fn secret_names() {
         let none: &[String] = &[];
-        for name in [
-            "X_SECRET",
-            "x_secret",
-            "DB_PASSWORD",
-            "FTP_PASSWD",
-            "GH_TOKEN",
-            "OPENAI_API_KEY",
-            "S3_ACCESS_KEY",
-            "SSH_PRIVATE_KEY",
-            "AWS_SECRET_ACCESS_KEY",
-            "nuvla_api_key",
-            "NUVLA_API_SECRET",
-        ] {
-            assert!(is_secret_name(name, none), "{name}");
+        // One positive per suffix and per listed name, each with its near miss.
+        let cases = [
+            ("X_SECRET", "X_SECRETS"),
+            ("x_secret", "SECRET"),
+            ("DB_PASSWORD", "DB_PASSWORD_FILE"),
+            ("FTP_PASSWD", "PASSWD"),
+            ("GPG_PASSPHRASE", "PASSPHRASE_HINT"),
+            ("GH_TOKEN", "TOKENIZER"),
+            ("OPENAI_API_KEY", "API_KEY_FILE"),
+            ("S3_ACCESS_KEY", "ACCESS_KEY_ID"),
+            ("DJANGO_SECRET_KEY", "SECRET_KEY_BASE_PATH"),
+            ("SSH_PRIVATE_KEY", "PRIVATE_KEY_PATH"),
+            ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID"),
+            ("AWS_SESSION_TOKEN", "AWS_SESSION_NAME"),
+            ("nuvla_api_key", "NUVLA_ENDPOINT"),
+            ("NUVLA_API_SECRET", "NUVLA_API"),
+            ("SECRET_KEY", "KEY"),
+            ("DOCKER_AUTH_CONFIG", "DOCKER_CONFIG"),
+        ];
+        for (secret, harmless) in cases {
+            assert!(is_secret_name(secret, none), "{secret}");
+            assert!(!is_secret_name(harmless, none), "{harmless}");
         }
+        // A base image's ordinary env: python, node and debian images set these.
         for name in [
             "PATH",
             "TOKEN",
-            "SECRET",
-            "API_KEY_FILE",
-            "NUVLA_ENDPOINT",
-            "TOKENIZER",
+            "GPG_KEY",
+            "PYTHON_VERSION",
+            "PYTHON_SHA256",
+            "NODE_VERSION",
+            "YARN_VERSION",
+            "LANG",
+            "HOME",
             "MY_SECRETS",
         ] {
             assert!(!is_secret_name(name, none), "{name}");
         }
+        for suffix in DENIED_SECRET_SUFFIXES {
+            assert!(is_secret_name(&format!("APP{suffix}"), none), "{suffix}");
+            assert!(
+                !is_secret_name(&format!("APP{suffix}_PATH"), none),
+                "{suffix}"
+            );
+        }
+        for name in DENIED_SECRET_NAMES {
+            assert!(is_secret_name(name, none), "{name}");
+            assert!(!is_secret_name(&format!("{name}_FILE"), none), "{name}");
+        }
         let extra = vec!["DB_URL".to_string()];
         assert!(is_secret_name("DB_URL", &extra));
         assert!(!is_secret_name("db_url", &extra));
+    }
+
+    #[test]
+    fn secret_allow_paths_are_normalised_image_paths() {
+        let p = Project::new();
+        let text = format!(
+            "{MINIMAL}[secrets]\nallow = [\"/opt/app//tests/\", \"/home/user/work/.ssh/id_ed25519\"]\n"
+        );
+        assert_eq!(
+            p.ok(&text).secret_allow,
+            ["/opt/app/tests", "/home/user/work/.ssh/id_ed25519"]
+        );
+        let text = format!("{MINIMAL}[secrets]\nallow = [\"tests/key.pem\"]\n");
+        check(
+            &p.err(&text),
+            &text,
+            "\"tests/key.pem\"",
+            "not an absolute path",
+        );
+    }
+
+    #[test]
+    fn home_or_a_folder_holding_it_is_not_a_source() {
+        let p = Project::new();
+        let root = std::fs::canonicalize(p.dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let home = root.join("workspace");
+        let as_home = Some(home.as_os_str());
+        assert!(holds_home(&home, as_home), "home itself");
+        assert!(holds_home(&root, as_home), "a folder that holds home");
+        assert!(holds_home(Path::new("/"), as_home), "the root holds home");
+        assert!(
+            !holds_home(&root.join("library"), as_home),
+            "a sibling of home"
+        );
+        if let Err(e) = std::fs::create_dir(home.join("project")) {
+            panic!("{e}");
+        }
+        assert!(
+            !holds_home(&home.join("project"), as_home),
+            "a folder inside home is fine"
+        );
+        let link = root.join("link-to-home");
+        if let Err(e) = std::os::unix::fs::symlink(&home, &link) {
+            panic!("{e}");
+        }
+        assert!(holds_home(&link, as_home), "through a symlink");
+        assert!(!holds_home(&root, None));
+        assert!(!holds_home(&root, Some(std::ffi::OsStr::new(""))));
+        assert!(!holds_home(Path::new("/"), Some(std::ffi::OsStr::new("/"))));
     }
 
     #[test]

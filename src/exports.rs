@@ -1,0 +1,1159 @@
+//! Export records: every build, push, copy and archive, kept in SQLite under the state folder, so users can list, filter, start and delete what they exported.
+//!
+//! Why SQLite: two stowage processes (a CI matrix, a user with two
+//! terminals) record at the same time, and a record must never be lost or
+//! half-written. WAL mode lets readers go on while one writer commits, the
+//! busy timeout makes a second writer wait its turn instead of failing, and
+//! each record is one short `BEGIN IMMEDIATE` transaction. Records are only
+//! ever added or marked deleted; nothing is erased.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::archive::Artifact;
+use crate::build::{BuildOutcome, BuildPlan, BuildRequest};
+use crate::copy::Transfer;
+use crate::digest::Digest;
+use crate::error::Error;
+use crate::hub;
+use crate::image::{Image, Platform};
+use crate::reference::{self, ImageRef, Transport};
+use crate::registry::RegistryError;
+
+/// The database file in the state folder.
+pub const DB_FILE: &str = "exports.sqlite3";
+
+/// How long a writer waits for another process's transaction before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The schema, version 1. `status` is ok, failed or deleted; list-valued
+/// columns hold JSON arrays.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS exports (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    time         TEXT    NOT NULL,
+    kind         TEXT    NOT NULL CHECK (kind IN ('build', 'push', 'copy', 'archive')),
+    spec         TEXT,
+    sources      TEXT    NOT NULL,
+    destinations TEXT    NOT NULL,
+    digest       TEXT,
+    size         INTEGER,
+    status       TEXT    NOT NULL CHECK (status IN ('ok', 'failed', 'deleted')),
+    error        TEXT,
+    run_command  TEXT,
+    secret_names TEXT    NOT NULL DEFAULT '[]',
+    deleted_time TEXT
+);
+CREATE INDEX IF NOT EXISTS exports_status ON exports (status);
+CREATE INDEX IF NOT EXISTS exports_digest ON exports (digest);
+";
+
+/// What went wrong with the export records.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportsError {
+    #[error("cannot create the state folder {path}")]
+    Folder {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the export records in {path} cannot be read or written")]
+    Database {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("the export record {id} in {path} is damaged: {problem}")]
+    Damaged {
+        path: PathBuf,
+        id: i64,
+        problem: String,
+    },
+    #[error("there is no export {id}")]
+    NoSuchExport { id: i64 },
+    #[error("export {id} is already deleted")]
+    AlreadyDeleted { id: i64 },
+    #[error("export {id} was not deleted everywhere:{report}")]
+    DeleteIncomplete {
+        id: i64,
+        report: String,
+        hints: Vec<String>,
+    },
+    #[error("export {id} has no run command: {why}")]
+    NoRunCommand { id: i64, why: String, failed: bool },
+}
+
+impl ExportsError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ExportsError::Folder { .. } => Some(
+                "set STOWAGE_STATE_DIR to a folder you can write to".into(),
+            ),
+            ExportsError::Database { path, .. } => Some(format!(
+                "check that {} is writable; another stowage waits at most {}s for its turn",
+                path.display(),
+                BUSY_TIMEOUT.as_secs()
+            )),
+            ExportsError::Damaged { .. } => {
+                Some("the record was changed outside stowage; `stowage exports --json` shows it".into())
+            }
+            ExportsError::NoSuchExport { .. } => {
+                Some("`stowage exports` lists the ids".into())
+            }
+            ExportsError::AlreadyDeleted { .. } => {
+                Some("`stowage exports --status deleted` lists deleted exports".into())
+            }
+            ExportsError::DeleteIncomplete { hints, .. } => Some(hints.join("; ")),
+            ExportsError::NoRunCommand { failed: true, .. } => Some(
+                "`stowage exports --status failed` shows why; export again once it is fixed".into(),
+            ),
+            ExportsError::NoRunCommand { .. } => Some(
+                "load it first (`docker load -i FILE`) or push it to a registry, then `stowage run-command REF`".into(),
+            ),
+        }
+    }
+}
+
+/// What an export did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Build,
+    Push,
+    Copy,
+    Archive,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Build => "build",
+            Kind::Push => "push",
+            Kind::Copy => "copy",
+            Kind::Archive => "archive",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Kind> {
+        Some(match s {
+            "build" => Kind::Build,
+            "push" => Kind::Push,
+            "copy" => Kind::Copy,
+            "archive" => Kind::Archive,
+            _ => return None,
+        })
+    }
+}
+
+/// How an export ended, or that it was deleted since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Failed,
+    Deleted,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Failed => "failed",
+            Status::Deleted => "deleted",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Status> {
+        Some(match s {
+            "ok" => Status::Ok,
+            "failed" => Status::Failed,
+            "deleted" => Status::Deleted,
+            _ => return None,
+        })
+    }
+}
+
+/// Where an export went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Destination {
+    /// In transport syntax: `docker://REF`, `docker-archive:/abs/app.tar.gz`, `oci:/abs/dir`…
+    pub destination: String,
+    /// `registry`, `docker-archive`, `oci-archive` or `oci`.
+    pub kind: String,
+    /// The absolute path of a local destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The size in bytes of an archive file as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+}
+
+impl Destination {
+    /// Describes `transport`; local paths are made absolute and archive files measured (I/O: stats).
+    pub fn of(transport: &Transport) -> Destination {
+        let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        let local = |kind: &str, path: &Path, shown: Transport, measure: bool| {
+            let path = absolute(path);
+            Destination {
+                destination: shown.to_string(),
+                kind: kind.to_string(),
+                size: measure
+                    .then(|| std::fs::metadata(&path).ok().map(|m| m.len()))
+                    .flatten(),
+                path: Some(path.display().to_string()),
+            }
+        };
+        match transport {
+            Transport::Registry(reference) => Destination {
+                destination: format!("docker://{reference}"),
+                kind: "registry".into(),
+                path: None,
+                size: None,
+            },
+            Transport::DockerArchive { path, reference } => local(
+                "docker-archive",
+                path,
+                Transport::DockerArchive {
+                    path: absolute(path),
+                    reference: reference.clone(),
+                },
+                true,
+            ),
+            Transport::OciArchive { path, tag } => local(
+                "oci-archive",
+                path,
+                Transport::OciArchive {
+                    path: absolute(path),
+                    tag: tag.clone(),
+                },
+                true,
+            ),
+            Transport::Oci { path, tag } => local(
+                "oci",
+                path,
+                Transport::Oci {
+                    path: absolute(path),
+                    tag: tag.clone(),
+                },
+                false,
+            ),
+            Transport::Scratch => Destination {
+                destination: "scratch".into(),
+                kind: "scratch".into(),
+                path: None,
+                size: None,
+            },
+        }
+    }
+}
+
+/// A record about to be written.
+#[derive(Debug, Clone)]
+pub struct NewExport {
+    pub kind: Kind,
+    /// The spec file (absolute), for builds.
+    pub spec: Option<String>,
+    /// What was read: the base and the app's folders and files, or the copied image.
+    pub sources: Vec<String>,
+    pub destinations: Vec<Destination>,
+    pub digest: Option<String>,
+    /// Bytes: the image as a registry stores it (manifest, config and layers), or the archive file.
+    pub size: Option<u64>,
+    /// The error with its causes, for a failed export; None when it went through.
+    pub error: Option<String>,
+    pub run_command: Option<String>,
+    /// `[secrets] names` of the spec, for `-e NAME=…` placeholders.
+    pub secret_names: Vec<String>,
+}
+
+impl NewExport {
+    /// A record of a finished build (I/O: stats archive files).
+    pub fn build_ok(request: &BuildRequest, plan: &BuildPlan, outcome: &BuildOutcome) -> NewExport {
+        let destinations: Vec<Destination> =
+            plan.destinations.iter().map(Destination::of).collect();
+        let digest = outcome.image.digest().to_string();
+        let config = outcome.image.config_json().unwrap_or(Value::Null);
+        let run_command = run_command_for_destinations(
+            &plan.destinations,
+            &digest,
+            &config,
+            &request.spec.secret_names,
+            outcome.name.as_ref(),
+        );
+        NewExport {
+            kind: Kind::Build,
+            spec: Some(absolute_text(&request.spec.path)),
+            sources: build_sources(request, plan),
+            destinations,
+            digest: Some(digest),
+            size: Some(image_size(&outcome.image)),
+            error: None,
+            run_command,
+            secret_names: request.spec.secret_names.clone(),
+        }
+    }
+
+    /// A record of a build that failed: `destinations` as requested, `error` with its causes.
+    pub fn build_failed(
+        spec_path: &Path,
+        request: Option<&BuildRequest>,
+        plan: Option<&BuildPlan>,
+        destinations: &[String],
+        error: String,
+    ) -> NewExport {
+        let destinations = match plan {
+            Some(plan) => plan.destinations.iter().map(Destination::of).collect(),
+            None => destinations
+                .iter()
+                .map(|d| match reference::parse_transport(d) {
+                    Ok(t) => Destination::of(&t),
+                    Err(_) => Destination {
+                        destination: d.clone(),
+                        kind: "unknown".into(),
+                        path: None,
+                        size: None,
+                    },
+                })
+                .collect(),
+        };
+        NewExport {
+            kind: Kind::Build,
+            spec: Some(absolute_text(spec_path)),
+            sources: match (request, plan) {
+                (Some(request), Some(plan)) => build_sources(request, plan),
+                _ => Vec::new(),
+            },
+            destinations,
+            digest: None,
+            size: None,
+            error: Some(error),
+            run_command: None,
+            secret_names: request
+                .map(|r| r.spec.secret_names.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// A record of a push, copy or archive (I/O: stats archive files).
+    pub fn transfer(
+        kind: Kind,
+        source: &str,
+        destinations: &[Transport],
+        artifact: Option<&Artifact>,
+        secret_names: &[String],
+        error: Option<String>,
+    ) -> NewExport {
+        let digest = artifact.map(|a| a.digest().to_string());
+        let run_command = match (artifact, &error, &digest) {
+            (Some(artifact), None, Some(digest)) => {
+                let config = first_image(artifact)
+                    .and_then(|i| i.config_json().ok())
+                    .unwrap_or(Value::Null);
+                run_command_for_destinations(destinations, digest, &config, secret_names, None)
+            }
+            _ => None,
+        };
+        let destinations: Vec<Destination> = destinations.iter().map(Destination::of).collect();
+        let size = match kind {
+            Kind::Archive => destinations.iter().find_map(|d| d.size),
+            _ => artifact.map(artifact_size),
+        };
+        NewExport {
+            kind,
+            spec: None,
+            sources: vec![source.to_string()],
+            destinations,
+            digest: if error.is_none() { digest } else { None },
+            size: if error.is_none() { size } else { None },
+            error,
+            run_command,
+            secret_names: secret_names.to_vec(),
+        }
+    }
+}
+
+fn absolute_text(path: &Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+fn build_sources(request: &BuildRequest, plan: &BuildPlan) -> Vec<String> {
+    let mut sources = vec![request.spec.base.clone()];
+    sources.extend(
+        plan.layers
+            .iter()
+            .flat_map(|l| &l.sources)
+            .map(|s| s.display().to_string()),
+    );
+    sources
+}
+
+fn first_image(artifact: &Artifact) -> Option<&Image> {
+    match artifact {
+        Artifact::Image(image) => Some(image),
+        Artifact::Index(index) => {
+            let host = Platform::host();
+            index
+                .images
+                .iter()
+                .find(|i| i.platform().is_some_and(|p| p.satisfies(&host)))
+                .or_else(|| index.images.first())
+        }
+    }
+}
+
+/// Bytes a registry stores for the image: manifest, config and layers.
+fn image_size(image: &Image) -> u64 {
+    image.raw_manifest().len() as u64
+        + image.config_descriptor().size
+        + image
+            .layers()
+            .iter()
+            .map(|l| l.descriptor.size)
+            .sum::<u64>()
+}
+
+fn artifact_size(artifact: &Artifact) -> u64 {
+    match artifact {
+        Artifact::Image(image) => image_size(image),
+        Artifact::Index(index) => {
+            index.raw.len() as u64 + index.images.iter().map(image_size).sum::<u64>()
+        }
+    }
+}
+
+/// The `docker run` line for the first destination docker can start from:
+/// a registry (`REPO@sha256:…`, pinned), else a docker-archive's name after `docker load`.
+fn run_command_for_destinations(
+    destinations: &[Transport],
+    digest: &str,
+    config: &Value,
+    secret_names: &[String],
+    name: Option<&ImageRef>,
+) -> Option<String> {
+    let registry = destinations.iter().find_map(|d| match d {
+        Transport::Registry(reference) => Some(reference.with_digest(digest)),
+        _ => None,
+    });
+    let loaded = || {
+        destinations.iter().find_map(|d| match d {
+            Transport::DockerArchive { reference, .. } => {
+                reference.as_ref().or(name).map(|r| r.familiar())
+            }
+            _ => None,
+        })
+    };
+    let image = registry.or_else(loaded)?;
+    Some(run_command(&image, config, secret_names))
+}
+
+/// `docker run -p P:P … -e NAME="$NAME" … IMAGE`: one `-p` per exposed port of
+/// the image `config`, and one `-e` per secret name, which the shell fills
+/// from the caller's environment so the value never sits in the line itself.
+pub fn run_command(image: &str, config: &Value, secret_names: &[String]) -> String {
+    let mut ports: Vec<(u32, String, String)> = config
+        .pointer("/config/ExposedPorts")
+        .and_then(Value::as_object)
+        .map(|ports| {
+            ports
+                .keys()
+                .filter_map(|key| {
+                    let (number, proto) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
+                    let n: u32 = number.parse().ok()?;
+                    Some((n, number.to_string(), proto.to_ascii_lowercase()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ports.sort();
+    let mut line = String::from("docker run");
+    for (_, number, proto) in &ports {
+        line.push_str(&format!(" -p {number}:{number}"));
+        if proto != "tcp" {
+            line.push_str(&format!("/{proto}"));
+        }
+    }
+    for name in secret_names {
+        line.push_str(&format!(" -e {name}=\"${name}\""));
+    }
+    line.push(' ');
+    line.push_str(image);
+    line
+}
+
+/// A stored record.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportRecord {
+    pub id: i64,
+    /// When it was recorded (RFC 3339, UTC).
+    pub time: String,
+    pub kind: Kind,
+    pub spec: Option<String>,
+    pub sources: Vec<String>,
+    pub destinations: Vec<Destination>,
+    pub digest: Option<String>,
+    pub size: Option<u64>,
+    pub status: Status,
+    pub error: Option<String>,
+    pub run_command: Option<String>,
+    pub secret_names: Vec<String>,
+    pub deleted_time: Option<String>,
+}
+
+/// The state folder: `$STOWAGE_STATE_DIR`, else `$XDG_STATE_HOME/stowage`, else `~/.local/state/stowage`.
+pub fn default_state_dir() -> PathBuf {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dir) = var("STOWAGE_STATE_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = var("XDG_STATE_HOME") {
+        return PathBuf::from(dir).join("stowage");
+    }
+    match var("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/state/stowage"),
+        None => PathBuf::from(".stowage-state"),
+    }
+}
+
+/// The export records database, open.
+pub struct Exports {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Exports {
+    /// Opens (creating if needed) the records in the default state folder (I/O).
+    pub fn open_default() -> Result<Exports, ExportsError> {
+        Exports::open(&default_state_dir())
+    }
+
+    /// Opens (creating if needed) the records in `dir` (I/O).
+    pub fn open(dir: &Path) -> Result<Exports, ExportsError> {
+        std::fs::create_dir_all(dir).map_err(|source| ExportsError::Folder {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join(DB_FILE);
+        let db_err = |source| ExportsError::Database {
+            path: path.clone(),
+            source,
+        };
+        let mut conn = Connection::open(&path).map_err(db_err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
+        // Switching to WAL takes a lock SQLite does not wait on through the
+        // busy handler, so two first runs at once retry here.
+        let mut attempt = 0;
+        loop {
+            match conn
+                .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
+            {
+                Ok(_) => break,
+                Err(e) if is_busy(&e) && attempt < 100 => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(20 + 10 * attempt));
+                }
+                Err(e) => return Err(db_err(e)),
+            }
+        }
+        // WAL with synchronous=NORMAL is durable across process crashes, which is what records need.
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(db_err)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db_err)?;
+        tx.execute_batch(SCHEMA).map_err(db_err)?;
+        tx.pragma_update(None, "user_version", 1).map_err(db_err)?;
+        tx.commit().map_err(db_err)?;
+        Ok(Exports { conn, path })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn db_err(&self, source: rusqlite::Error) -> ExportsError {
+        ExportsError::Database {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Adds a record (I/O) and returns its id.
+    pub fn record(&mut self, new: &NewExport) -> Result<i64, ExportsError> {
+        let status = if new.error.is_some() {
+            Status::Failed
+        } else {
+            Status::Ok
+        };
+        let path = self.path.clone();
+        let db_err = |source| ExportsError::Database {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db_err)?;
+        tx.execute(
+            "INSERT INTO exports (time, kind, spec, sources, destinations, digest, size, status, error, run_command, secret_names)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                now(),
+                new.kind.as_str(),
+                new.spec,
+                to_json(&new.sources),
+                to_json(&new.destinations),
+                new.digest,
+                new.size.map(|s| s as i64),
+                status.as_str(),
+                new.error,
+                new.run_command,
+                to_json(&new.secret_names),
+            ],
+        )
+        .map_err(db_err)?;
+        let id = tx.last_insert_rowid();
+        tx.commit().map_err(db_err)?;
+        Ok(id)
+    }
+
+    /// All records, oldest first, or those with `status` (I/O).
+    pub fn list(&self, status: Option<Status>) -> Result<Vec<ExportRecord>, ExportsError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, time, kind, spec, sources, destinations, digest, size, status, error, run_command, secret_names, deleted_time
+                 FROM exports WHERE ?1 IS NULL OR status = ?1 ORDER BY id",
+            )
+            .map_err(|e| self.db_err(e))?;
+        let rows = stmt
+            .query_map(params![status.map(Status::as_str)], Row::read)
+            .map_err(|e| self.db_err(e))?;
+        let mut records = Vec::new();
+        for row in rows {
+            records.push(row.map_err(|e| self.db_err(e))?.into_record(&self.path)?);
+        }
+        Ok(records)
+    }
+
+    /// The record `id` (I/O).
+    pub fn get(&self, id: i64) -> Result<ExportRecord, ExportsError> {
+        self.conn
+            .query_row(
+                "SELECT id, time, kind, spec, sources, destinations, digest, size, status, error, run_command, secret_names, deleted_time
+                 FROM exports WHERE id = ?1",
+                params![id],
+                Row::read,
+            )
+            .optional()
+            .map_err(|e| self.db_err(e))?
+            .ok_or(ExportsError::NoSuchExport { id })?
+            .into_record(&self.path)
+    }
+
+    /// Marks `id` deleted, keeping everything else it says (I/O).
+    pub fn mark_deleted(&mut self, id: i64) -> Result<(), ExportsError> {
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE exports SET status = 'deleted', deleted_time = ?2 WHERE id = ?1 AND status != 'deleted'",
+                params![id, now()],
+            )
+            .map_err(|e| self.db_err(e))?;
+        if changed == 0 {
+            return match self.get(id)?.status {
+                Status::Deleted => Err(ExportsError::AlreadyDeleted { id }),
+                _ => Err(ExportsError::NoSuchExport { id }),
+            };
+        }
+        Ok(())
+    }
+
+    /// The secret names of the newest build of the image `digest`, for the run command of a later push (I/O).
+    pub fn secret_names_for(&self, digest: &str) -> Result<Vec<String>, ExportsError> {
+        let text: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT secret_names FROM exports WHERE digest = ?1 AND kind = 'build' ORDER BY id DESC LIMIT 1",
+                params![digest],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| self.db_err(e))?;
+        Ok(text
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default())
+    }
+}
+
+/// JSON text of a list column; lists of strings and plain structs always serialise.
+fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "[]".into())
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+fn now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    crate::build::created_timestamp(Some(secs))
+}
+
+/// A row as stored, before its JSON columns are parsed.
+struct Row {
+    id: i64,
+    time: String,
+    kind: String,
+    spec: Option<String>,
+    sources: String,
+    destinations: String,
+    digest: Option<String>,
+    size: Option<i64>,
+    status: String,
+    error: Option<String>,
+    run_command: Option<String>,
+    secret_names: String,
+    deleted_time: Option<String>,
+}
+
+impl Row {
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+        Ok(Row {
+            id: row.get(0)?,
+            time: row.get(1)?,
+            kind: row.get(2)?,
+            spec: row.get(3)?,
+            sources: row.get(4)?,
+            destinations: row.get(5)?,
+            digest: row.get(6)?,
+            size: row.get(7)?,
+            status: row.get(8)?,
+            error: row.get(9)?,
+            run_command: row.get(10)?,
+            secret_names: row.get(11)?,
+            deleted_time: row.get(12)?,
+        })
+    }
+
+    fn into_record(self, path: &Path) -> Result<ExportRecord, ExportsError> {
+        let damaged = |problem: String| ExportsError::Damaged {
+            path: path.to_path_buf(),
+            id: self.id,
+            problem,
+        };
+        let list = |column: &str, text: &str| -> Result<Vec<String>, ExportsError> {
+            serde_json::from_str(text).map_err(|e| damaged(format!("{column}: {e}")))
+        };
+        Ok(ExportRecord {
+            id: self.id,
+            kind: Kind::parse(&self.kind)
+                .ok_or_else(|| damaged(format!("kind `{}`", self.kind)))?,
+            status: Status::parse(&self.status)
+                .ok_or_else(|| damaged(format!("status `{}`", self.status)))?,
+            sources: list("sources", &self.sources)?,
+            destinations: serde_json::from_str(&self.destinations)
+                .map_err(|e| damaged(format!("destinations: {e}")))?,
+            secret_names: list("secret_names", &self.secret_names)?,
+            size: self.size.and_then(|s| u64::try_from(s).ok()),
+            time: self.time,
+            spec: self.spec,
+            digest: self.digest,
+            error: self.error,
+            run_command: self.run_command,
+            deleted_time: self.deleted_time,
+        })
+    }
+}
+
+/// What `delete_export` did at one destination.
+#[derive(Debug, Clone)]
+pub struct Deleted {
+    pub destination: String,
+    /// e.g. "deleted manifest sha256:…", "removed the file", "already gone".
+    pub what: String,
+}
+
+/// Removes export `id` from everywhere it went (I/O), then marks the record deleted.
+///
+/// A registry that allows it gets a manifest DELETE by digest; Docker Hub,
+/// which refuses that, has the tag deleted through its own API; an archive
+/// file is removed. A destination that no longer has the image counts as
+/// done. When any destination cannot be cleared, the record stays as it is
+/// and the error says exactly what is left to do.
+///
+/// A failed export has no image of its own: what its tag or file path holds
+/// now came from another export, so nothing is touched and the record is
+/// only marked deleted.
+pub fn delete_export(
+    exports: &mut Exports,
+    id: i64,
+    context: &Transfer<'_>,
+) -> Result<Vec<Deleted>, Error> {
+    let record = exports.get(id)?;
+    if record.status == Status::Deleted {
+        return Err(ExportsError::AlreadyDeleted { id }.into());
+    }
+    let mut done = Vec::new();
+    if record.status == Status::Failed && record.digest.is_none() {
+        exports.mark_deleted(id)?;
+        done.extend(record.destinations.iter().map(|d| Deleted {
+            destination: d.destination.clone(),
+            what: "left alone: this export failed, so nothing there is its own".into(),
+        }));
+        return Ok(done);
+    }
+    let mut failed = Vec::new();
+    let mut hints = Vec::new();
+    for dest in &record.destinations {
+        match delete_destination(dest, record.digest.as_deref(), context) {
+            Ok(what) => done.push(Deleted {
+                destination: dest.destination.clone(),
+                what,
+            }),
+            Err((problem, hint)) => {
+                failed.push(format!("{}: {problem}", dest.destination));
+                hints.push(hint);
+            }
+        }
+    }
+    if !failed.is_empty() {
+        let mut report = String::new();
+        for d in &done {
+            report.push_str(&format!("\n  {}: {}", d.destination, d.what));
+        }
+        for f in &failed {
+            report.push_str(&format!("\n  {f}"));
+        }
+        return Err(ExportsError::DeleteIncomplete { id, report, hints }.into());
+    }
+    exports.mark_deleted(id)?;
+    Ok(done)
+}
+
+/// Clears one destination; Err holds what went wrong and what the user must do.
+fn delete_destination(
+    dest: &Destination,
+    digest: Option<&str>,
+    context: &Transfer<'_>,
+) -> Result<String, (String, String)> {
+    match dest.kind.as_str() {
+        "registry" => {
+            let text = dest
+                .destination
+                .strip_prefix("docker://")
+                .unwrap_or(&dest.destination);
+            let reference = ImageRef::parse(text).map_err(|e| {
+                (
+                    format!("the recorded reference does not parse: {e}"),
+                    "delete the image in the registry's own interface".to_string(),
+                )
+            })?;
+            if reference.registry == "docker.io" {
+                delete_on_docker_hub(&reference)
+            } else {
+                delete_on_registry(&reference, digest, context)
+            }
+        }
+        "docker-archive" | "oci-archive" => {
+            let Some(path) = &dest.path else {
+                return Err((
+                    "the record has no path".into(),
+                    "remove the file yourself".into(),
+                ));
+            };
+            match std::fs::remove_file(path) {
+                Ok(()) => Ok("removed the file".into()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok("already gone".into()),
+                Err(e) => Err((
+                    format!("cannot remove {path}: {e}"),
+                    format!("remove {path} yourself, then run `stowage exports delete` again"),
+                )),
+            }
+        }
+        "oci" => {
+            let path = dest.path.clone().unwrap_or_default();
+            if !Path::new(&path).exists() {
+                return Ok("already gone".into());
+            }
+            Err((
+                "stowage does not delete layout folders, which can hold other images and files"
+                    .into(),
+                format!(
+                    "remove {path} yourself (`rm -r {path}`), then run `stowage exports delete` again"
+                ),
+            ))
+        }
+        other => Err((
+            format!("stowage does not know how to delete a `{other}` destination"),
+            "remove it yourself".into(),
+        )),
+    }
+}
+
+fn delete_on_registry(
+    reference: &ImageRef,
+    digest: Option<&str>,
+    context: &Transfer<'_>,
+) -> Result<String, (String, String)> {
+    let registry = &reference.registry;
+    let digest: Digest = match digest.and_then(|d| d.parse().ok()) {
+        Some(d) => d,
+        // A failed export has no digest of its own: resolve what its tag points at now.
+        None => {
+            let by = reference.tag_or_latest().to_string();
+            match context.registry.fetch_manifest(reference, &by) {
+                Ok((bytes, _)) => Digest::of(&bytes),
+                Err(RegistryError::NotFound { .. }) => return Ok("already gone".into()),
+                Err(e) => return Err(registry_failure(registry, &e)),
+            }
+        }
+    };
+    match context.registry.delete_manifest(reference, &digest) {
+        Ok(()) => Ok(format!("deleted manifest {digest}")),
+        Err(RegistryError::NotFound { .. }) => Ok("already gone".into()),
+        Err(e) => Err(registry_failure(registry, &e)),
+    }
+}
+
+fn registry_failure(registry: &str, e: &RegistryError) -> (String, String) {
+    let hint = match e {
+        RegistryError::Status {
+            status: 405 | 501, ..
+        } => format!(
+            "{registry} does not allow deleting manifests; ask its operator to enable it (distribution: storage.delete.enabled: true) or delete the image in its web interface"
+        ),
+        _ => e
+            .hint()
+            .unwrap_or_else(|| format!("delete the image in {registry}'s own interface")),
+    };
+    (error_chain(e), hint)
+}
+
+fn delete_on_docker_hub(reference: &ImageRef) -> Result<String, (String, String)> {
+    let (namespace, repo) = reference
+        .repository
+        .split_once('/')
+        .unwrap_or(("library", &reference.repository));
+    let page = format!("https://hub.docker.com/repository/docker/{namespace}/{repo}/tags");
+    let Some(tag) = &reference.tag else {
+        return Err((
+            "Docker Hub deletes tags, and this export was pushed by digest only".into(),
+            format!("delete the image at {page}"),
+        ));
+    };
+    match hub::delete_tag(namespace, repo, tag) {
+        Ok(hub::Outcome::Deleted) => Ok(format!("deleted tag {tag} through the Docker Hub API")),
+        Ok(hub::Outcome::AlreadyGone) => Ok("already gone".into()),
+        Err(e) => {
+            let hint = e.hint(&page);
+            Err((error_chain(&e), hint))
+        }
+    }
+}
+
+/// An error and its causes on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+/// The run line for `target`: an export id (its recorded line), or an image
+/// reference read now for its exposed ports (I/O).
+pub fn run_command_for(
+    target: &str,
+    exports: &Exports,
+    context: &Transfer<'_>,
+) -> Result<String, Error> {
+    if let Ok(id) = target.parse::<i64>() {
+        let record = exports.get(id)?;
+        return record.run_command.ok_or_else(|| {
+            let why = match record.status {
+                Status::Failed => "it failed".to_string(),
+                _ => format!(
+                    "it went to {}, which docker cannot start from directly",
+                    record
+                        .destinations
+                        .iter()
+                        .map(|d| d.destination.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            ExportsError::NoRunCommand {
+                id,
+                why,
+                failed: record.status == Status::Failed,
+            }
+            .into()
+        });
+    }
+    let transport = reference::parse_transport(target)?;
+    let host = Platform::host();
+    let read = crate::copy::read_source(&transport, context, Some(&host), false)?;
+    let image = read.artifact.clone().into_image(&host)?;
+    let config = image.config_json()?;
+    let shown = match &transport {
+        Transport::Registry(reference) => reference.with_digest(read.artifact.digest().as_str()),
+        Transport::DockerArchive { .. } => match read.name.as_deref().map(ImageRef::parse) {
+            Some(Ok(name)) => name.familiar(),
+            _ => image.config_descriptor().digest.to_string(),
+        },
+        _ => {
+            return Err(Error::usage(
+                format!("docker cannot start {target} directly"),
+                "give a registry reference or a docker-archive, or an export id from `stowage exports`",
+            ));
+        }
+    };
+    let secret_names = exports.secret_names_for(read.artifact.digest().as_str())?;
+    Ok(run_command(&shown, &config, &secret_names))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_export(kind: Kind, error: Option<&str>) -> NewExport {
+        NewExport {
+            kind,
+            spec: Some("/p/stowage.toml".into()),
+            sources: vec!["scratch".into(), "/p/library".into()],
+            destinations: vec![Destination {
+                destination: "docker://localhost:5000/app:v1".into(),
+                kind: "registry".into(),
+                path: None,
+                size: None,
+            }],
+            digest: error
+                .is_none()
+                .then(|| format!("sha256:{}", "a".repeat(64))),
+            size: Some(1234),
+            error: error.map(str::to_string),
+            run_command: Some("docker run x".into()),
+            secret_names: vec!["API_TOKEN".into()],
+        }
+    }
+
+    #[test]
+    fn records_round_trip_filter_and_are_marked_deleted() {
+        let dir = match tempfile::tempdir() {
+            Ok(d) => d,
+            Err(e) => panic!("{e}"),
+        };
+        let mut exports = match Exports::open(&dir.path().join("state")) {
+            Ok(e) => e,
+            Err(e) => panic!("{e}"),
+        };
+        let ok = exports.record(&new_export(Kind::Build, None)).ok();
+        let failed = exports.record(&new_export(Kind::Push, Some("boom"))).ok();
+        assert_eq!((ok, failed), (Some(1), Some(2)));
+        let all = exports.list(None).unwrap_or_default();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].status, Status::Ok);
+        assert_eq!(all[0].destinations[0].kind, "registry");
+        assert_eq!(all[0].secret_names, ["API_TOKEN"]);
+        assert_eq!(all[1].status, Status::Failed);
+        assert_eq!(all[1].error.as_deref(), Some("boom"));
+        assert!(all[0].time.ends_with('Z'));
+        assert!(exports.mark_deleted(1).is_ok());
+        assert!(matches!(
+            exports.mark_deleted(1),
+            Err(ExportsError::AlreadyDeleted { id: 1 })
+        ));
+        assert!(matches!(
+            exports.mark_deleted(9),
+            Err(ExportsError::NoSuchExport { id: 9 })
+        ));
+        let deleted = exports.list(Some(Status::Deleted)).unwrap_or_default();
+        assert_eq!(deleted.len(), 1);
+        assert_eq!(deleted[0].id, 1);
+        assert!(deleted[0].deleted_time.is_some());
+        assert_eq!(deleted[0].digest, all[0].digest, "nothing else changes");
+        assert_eq!(
+            exports.list(Some(Status::Ok)).map(|l| l.len()).ok(),
+            Some(0)
+        );
+        let names = exports.secret_names_for(&format!("sha256:{}", "a".repeat(64)));
+        assert_eq!(names.ok(), Some(vec!["API_TOKEN".to_string()]));
+        drop(exports);
+        let reopened = match Exports::open(&dir.path().join("state")) {
+            Ok(e) => e,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(reopened.list(None).map(|l| l.len()).ok(), Some(2));
+    }
+
+    #[test]
+    fn threads_with_their_own_connections_all_record() {
+        let dir = match tempfile::tempdir() {
+            Ok(d) => d,
+            Err(e) => panic!("{e}"),
+        };
+        let state = dir.path().join("state");
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let state = state.clone();
+                std::thread::spawn(move || {
+                    let mut exports = Exports::open(&state).map_err(|e| e.to_string())?;
+                    for _ in 0..10 {
+                        exports
+                            .record(&new_export(Kind::Copy, None))
+                            .map_err(|e| e.to_string())?;
+                    }
+                    Ok::<(), String>(())
+                })
+            })
+            .collect();
+        for h in handles {
+            assert_eq!(h.join().ok(), Some(Ok(())));
+        }
+        let exports = match Exports::open(&state) {
+            Ok(e) => e,
+            Err(e) => panic!("{e}"),
+        };
+        let ids: Vec<i64> = exports
+            .list(None)
+            .unwrap_or_default()
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, (1..=40).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn run_command_has_a_port_flag_per_exposed_port_and_secret_placeholders() {
+        let config = serde_json::json!({"config": {"ExposedPorts": {"8888/tcp": {}, "53/udp": {}, "10000/tcp": {}}}});
+        assert_eq!(
+            run_command(
+                "localhost:5000/app@sha256:abc",
+                &config,
+                &["API_TOKEN".to_string()]
+            ),
+            "docker run -p 53:53/udp -p 8888:8888 -p 10000:10000 -e API_TOKEN=\"$API_TOKEN\" localhost:5000/app@sha256:abc"
+        );
+        assert_eq!(
+            run_command("x@sha256:abc", &Value::Null, &[]),
+            "docker run x@sha256:abc"
+        );
+    }
+}
