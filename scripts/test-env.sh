@@ -41,6 +41,13 @@
 # * dockerd leaves $STATE/exec/netns/default mounted when it exits; `stop`
 #   unmounts what is left under $STATE.
 # * seccomp and AppArmor: the default profiles work; nothing to turn off.
+# * the registry tests start their own `docker-registry` processes (one per
+#   test, free loopback port, storage in a temporary folder; see
+#   tests/common/registry.rs). distribution reads every REGISTRY_* variable
+#   as a config override, so the REGISTRY_AUTH_FILE exported here for podman
+#   must be removed from its environment ("cannot unmarshal !!str … into
+#   configuration.Parameters"). It also accepts a token up to 60 s after its
+#   `exp` (clock-skew leeway); the test token server allows for that.
 set -euo pipefail
 
 STATE=${STOWAGE_TEST_DIR:-/tmp/stowage-test}
@@ -63,6 +70,10 @@ PACKAGES=(
     busybox-static
     iptables
     util-linux
+    # The registry tests: bcrypt htpasswd files, and the RSA key, certificate
+    # and RS256 signatures of the test token server.
+    apache2-utils
+    openssl
 )
 
 log() { printf 'test-env: %s\n' "$*" >&2; }

@@ -26,6 +26,10 @@ use assert_cmd::Command;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+/// Real registries (anonymous, htpasswd, token auth), the test token
+/// server and a counting proxy, for the registry tests.
+pub mod registry;
+
 /// How long one call of an outside tool may take before the test fails.
 pub const TOOL_TIMEOUT: Duration = Duration::from_secs(180);
 

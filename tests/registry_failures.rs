@@ -1,0 +1,421 @@
+//! What the user sees when a registry says no: wrong passwords, unknown
+//! repositories and tags, a registry that is down, a plain-HTTP registry
+//! without `--insecure-registry`. Each exits 1 with a message that says
+//! what failed and where. And with `-vvv` no password or token is printed.
+
+mod common;
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use common::registry::*;
+use common::*;
+
+/// Runs `cmd`, which must exit 1; returns its stderr.
+fn fails_with_1(cmd: &mut assert_cmd::Command) -> String {
+    let out = cmd.output().expect("run stowage");
+    let stderr = stderr_of(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "exit code 1 expected; stdout: {:?}; stderr:\n{stderr}",
+        show(&out.stdout)
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "a failed command prints no result on stdout: {:?}",
+        show(&out.stdout)
+    );
+    assert!(
+        stderr.contains("error:"),
+        "stderr has an error line: {stderr}"
+    );
+    stderr
+}
+
+fn assert_mentions(stderr: &str, what: &str, needles: &[&str]) {
+    let lower = stderr.to_lowercase();
+    assert!(
+        needles.iter().any(|n| lower.contains(&n.to_lowercase())),
+        "{what}: stderr should mention one of {needles:?}:\n{stderr}"
+    );
+}
+
+/// The words a refused credential may be described with.
+const REFUSED: [&str; 5] = [
+    "refused the credentials",
+    "unauthorized",
+    "incorrect username or password",
+    "authentication failed",
+    "wrong password",
+];
+
+/// Builds the sample app into an OCI layout; returns the `oci:` source.
+fn app_layout(sb: &Sandbox) -> String {
+    let spec = write_app(&sb.join("app"), "localhost/unused:1");
+    let src = format!("oci:{}:app", sb.join("layout").display());
+    run_ok(
+        sb.stowage()
+            .args(["build", "-f"])
+            .arg(&spec)
+            .args(["-o", &src]),
+    );
+    src
+}
+
+#[test]
+fn login_with_a_wrong_password_fails_clearly() {
+    let creds = Creds::new("erin", &unique_password());
+    let Some(reg) = TestRegistry::htpasswd(creds) else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let wrong = unique_password();
+    let stderr = fails_with_1(
+        stowage_insecure(&sb, &[&reg.host])
+            .args(["login", &reg.host, "-u", "erin", "--password-stdin"])
+            .write_stdin(wrong.clone()),
+    );
+    assert!(stderr.contains(&reg.host), "names the registry: {stderr}");
+    assert_mentions(&stderr, "wrong password at login", &REFUSED);
+    assert!(!stderr.contains(&wrong), "the password is never printed");
+    assert!(
+        !docker_config_path(&sb).exists(),
+        "a refused login stores nothing"
+    );
+}
+
+#[test]
+fn docker_hub_login_with_a_wrong_password_fails_clearly() {
+    let creds = Creds::new("acme", &unique_password());
+    let Some(reg) = TestRegistry::token(creds, Duration::from_secs(60)) else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let wrong = unique_password();
+    let stderr = fails_with_1(
+        stowage_insecure(&sb, &[&reg.host])
+            .env("STOWAGE_DOCKER_HUB_HOST", &reg.host)
+            .args(["login", "-u", "acme", "--password-stdin"])
+            .write_stdin(wrong.clone()),
+    );
+    assert_mentions(&stderr, "wrong Docker Hub password", &REFUSED);
+    assert_mentions(&stderr, "names Docker Hub", &["docker.io"]);
+    assert!(!stderr.contains(&wrong), "the password is never printed");
+    assert!(
+        reg.token_server().refused() >= 1,
+        "the token server saw the wrong password"
+    );
+    assert!(!docker_config_path(&sb).exists());
+}
+
+#[test]
+fn push_with_a_wrong_password_fails_clearly() {
+    let creds = Creds::new("frank", &unique_password());
+    let Some(basic) = TestRegistry::htpasswd(creds) else {
+        return;
+    };
+    let Some(token) = TestRegistry::token(
+        Creds::new("acme", &unique_password()),
+        Duration::from_secs(60),
+    ) else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let src = app_layout(&sb);
+    let wrong = Creds::new("frank", &unique_password());
+    let config = serde_json::json!({"auths": {
+        basic.host.as_str(): {"auth": wrong.basic()},
+        HUB_CONFIG_KEY: {"auth": Creds::new("acme", &wrong.password).basic()},
+    }});
+    fs::write(
+        sb.mkdir("docker-config").join("config.json"),
+        serde_json::to_vec(&config).unwrap(),
+    )
+    .unwrap();
+
+    let stderr = fails_with_1(stowage_insecure(&sb, &[&basic.host]).args([
+        "push",
+        &src,
+        &basic.reference("app/x:1"),
+    ]));
+    assert!(stderr.contains(&basic.host), "names the registry: {stderr}");
+    assert_mentions(&stderr, "wrong password at push (htpasswd)", &REFUSED);
+    assert!(!stderr.contains(&wrong.password));
+
+    let stderr = fails_with_1(
+        stowage_insecure(&sb, &[&token.host])
+            .env("STOWAGE_DOCKER_HUB_HOST", &token.host)
+            .args(["push", &src, "acme/app:1"]),
+    );
+    assert_mentions(&stderr, "wrong password at push (token)", &REFUSED);
+    assert!(!stderr.contains(&wrong.password));
+}
+
+#[test]
+fn push_without_credentials_says_to_log_in() {
+    let Some(reg) = TestRegistry::htpasswd(Creds::new("gina", &unique_password())) else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let src = app_layout(&sb);
+    let stderr = fails_with_1(stowage_insecure(&sb, &[&reg.host]).args([
+        "push",
+        &src,
+        &reg.reference("app/x:1"),
+    ]));
+    assert!(stderr.contains(&reg.host), "names the registry: {stderr}");
+    assert!(
+        stderr.contains("stowage login"),
+        "the hint says how to log in: {stderr}"
+    );
+}
+
+#[test]
+fn unknown_repository_or_tag_fails_clearly() {
+    let Some(reg) = TestRegistry::anonymous() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let src = app_layout(&sb);
+    run_ok(stowage_insecure(&sb, &[&reg.host]).args(["push", &src, &reg.reference("app/known:1")]));
+
+    let missing_repo = reg.reference("nope/missing:1");
+    let stderr = fails_with_1(stowage_insecure(&sb, &[&reg.host]).args(["inspect", &missing_repo]));
+    assert!(
+        stderr.contains("nope/missing"),
+        "names the repository: {stderr}"
+    );
+    assert_mentions(&stderr, "missing repository", &["not found", "unknown"]);
+
+    let missing_tag = reg.reference("app/known:no-such-tag");
+    let stderr = fails_with_1(stowage_insecure(&sb, &[&reg.host]).args(["inspect", &missing_tag]));
+    assert!(stderr.contains("no-such-tag"), "names the tag: {stderr}");
+    assert_mentions(&stderr, "missing tag", &["not found", "unknown"]);
+
+    let stderr = fails_with_1(
+        stowage_insecure(&sb, &[&reg.host])
+            .args(["archive", &missing_repo, "-o"])
+            .arg(sb.join("never.tar")),
+    );
+    assert!(stderr.contains("nope/missing"), "archive: {stderr}");
+    assert!(!sb.join("never.tar").exists(), "no archive is left behind");
+
+    let stderr = fails_with_1(stowage_insecure(&sb, &[&reg.host]).args([
+        "copy",
+        &missing_tag,
+        &format!("oci:{}", sb.join("never").display()),
+    ]));
+    assert!(stderr.contains("no-such-tag"), "copy: {stderr}");
+
+    // A missing base is a failure (1), not a spec error (2).
+    let spec = write_app_on(
+        &sb.join("app-on-missing"),
+        &missing_repo,
+        &reg.reference("app/y:1"),
+    );
+    let stderr = fails_with_1(
+        stowage_insecure(&sb, &[&reg.host])
+            .args(["build", "-f"])
+            .arg(&spec),
+    );
+    assert!(stderr.contains("nope/missing"), "build: {stderr}");
+}
+
+#[test]
+fn registry_down_fails_clearly_and_soon() {
+    let sb = Sandbox::new();
+    let src = app_layout(&sb);
+    // Nothing listens there. (One command only: stowage retries refused
+    // connections with backoff, some 15 s, before it gives up.)
+    let host = format!("127.0.0.1:{}", free_port());
+    let started = Instant::now();
+    let stderr = fails_with_1(stowage_insecure(&sb, &[&host]).args([
+        "push",
+        &src,
+        &format!("{host}/app/x:1"),
+    ]));
+    let took = started.elapsed();
+    assert!(stderr.contains(&host), "names the registry: {stderr}");
+    assert_mentions(
+        &stderr,
+        "registry down",
+        &["cannot reach", "connection refused", "cannot connect"],
+    );
+    assert!(
+        took < Duration::from_secs(60),
+        "gives up within a minute of retries, took {took:?}"
+    );
+}
+
+#[test]
+fn plain_http_registry_without_insecure_flag_names_the_flag() {
+    let Some(reg) = TestRegistry::anonymous() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let src = app_layout(&sb);
+    let flag = format!("--insecure-registry {}", reg.host);
+    let stderr = fails_with_1(sb.stowage().args(["push", &src, &reg.reference("app/x:1")]));
+    assert!(
+        stderr.contains(&flag),
+        "push: the hint names `{flag}`:\n{stderr}"
+    );
+    let stderr = fails_with_1(sb.stowage().args(["inspect", &reg.reference("app/x:1")]));
+    assert!(
+        stderr.contains(&flag),
+        "inspect: the hint names `{flag}`:\n{stderr}"
+    );
+    // Another host's flag does not open this one.
+    let stderr = fails_with_1(
+        sb.stowage()
+            .args(["--insecure-registry", "127.0.0.1:1"])
+            .args(["push", &src, &reg.reference("app/x:1")]),
+    );
+    assert!(stderr.contains(&flag), "{stderr}");
+    assert!(
+        reg.access_log().iter().all(|l| l.method != "PUT"),
+        "nothing was pushed over plain HTTP"
+    );
+}
+
+/// No secret, nor its base64 form, nor an Authorization header in `stderr`.
+fn assert_no_secrets(stderr: &str, creds: &Creds, tokens: &[String], what: &str) {
+    assert!(
+        stderr.lines().count() >= 5,
+        "{what}: -vvv logs the HTTP requests:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains(&creds.password),
+        "{what}: the password appears in stderr"
+    );
+    assert!(
+        !stderr.contains(&creds.basic()),
+        "{what}: base64(user:password) appears in stderr"
+    );
+    assert!(
+        !stderr.to_lowercase().contains("authorization:"),
+        "{what}: a header is logged"
+    );
+    for token in tokens {
+        // Any of a JWT's three parts is a secret's worth; the signature is
+        // what makes it one.
+        let signature = token.rsplit('.').next().unwrap();
+        assert!(
+            !stderr.contains(token) && !stderr.contains(signature),
+            "{what}: a bearer token appears in stderr"
+        );
+    }
+}
+
+#[test]
+fn verbose_logs_never_show_passwords_or_tokens() {
+    let basic_creds = Creds::new("hank", &unique_password());
+    let token_creds = Creds::new("acme", &unique_password());
+    let Some(basic) = TestRegistry::htpasswd(basic_creds.clone()) else {
+        return;
+    };
+    let Some(token) = TestRegistry::token(token_creds.clone(), Duration::from_secs(60)) else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let src = app_layout(&sb);
+
+    // htpasswd: login, push and pull, all at -vvv.
+    let out = stowage_insecure(&sb, &[&basic.host])
+        .args([
+            "-vvv",
+            "login",
+            &basic.host,
+            "-u",
+            &basic_creds.user,
+            "--password-stdin",
+        ])
+        .write_stdin(basic_creds.password.clone())
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let login_err = stderr_of(&out);
+    assert!(
+        !login_err.contains(&basic_creds.password),
+        "login -vvv printed the password"
+    );
+    let out = stowage_insecure(&sb, &[&basic.host])
+        .args(["-vvv", "push", &src, &basic.reference("app/v:1")])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stderr = stderr_of(&out);
+    assert!(
+        stderr.contains("/v2/app/v/"),
+        "-vvv logs request URLs: {stderr}"
+    );
+    assert_no_secrets(&stderr, &basic_creds, &[], "push to htpasswd -vvv");
+    let out = stowage_insecure(&sb, &[&basic.host])
+        .args(["-vvv", "archive", &basic.reference("app/v:1"), "-o"])
+        .arg(sb.join("v.tar"))
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    assert_no_secrets(
+        &stderr_of(&out),
+        &basic_creds,
+        &[],
+        "archive from htpasswd -vvv",
+    );
+
+    // Token auth: login and push; then a wrong password at -vvv.
+    let hub = |args: &[&str]| {
+        let mut cmd = stowage_insecure(&sb, &[&token.host]);
+        cmd.env("STOWAGE_DOCKER_HUB_HOST", &token.host).args(args);
+        cmd
+    };
+    let login = hub(&["-vvv", "login", "-u", "acme", "--password-stdin"])
+        .write_stdin(token_creds.password.clone())
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let push = hub(&["-vvv", "push", &src, "acme/verbose:1"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let tokens: Vec<String> = token
+        .token_server()
+        .issued()
+        .into_iter()
+        .map(|t| t.token)
+        .collect();
+    assert!(tokens.len() >= 2, "tokens were issued: {tokens:?}");
+    let login_err = stderr_of(&login);
+    assert!(!login_err.contains(&token_creds.password));
+    for t in &tokens {
+        assert!(
+            !login_err.contains(t.rsplit('.').next().unwrap()),
+            "login -vvv printed a token"
+        );
+    }
+    assert_no_secrets(
+        &stderr_of(&push),
+        &token_creds,
+        &tokens,
+        "push to Docker Hub -vvv",
+    );
+
+    let wrong = Creds::new("acme", &unique_password());
+    let out = hub(&["-vvv", "login", "-u", "acme", "--password-stdin"])
+        .write_stdin(wrong.password.clone())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = stderr_of(&out);
+    assert!(
+        !stderr.contains(&wrong.password),
+        "a refused password is not echoed"
+    );
+    assert!(!stderr.contains(&wrong.basic()));
+}
