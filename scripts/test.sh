@@ -56,9 +56,10 @@ if cargo nextest --version >/dev/null 2>&1; then
     echo "test.sh: cargo nextest run" >&2
     # The end-to-end tests mostly wait on dockerd and podman, so more threads
     # than the 2 cores keep the machine busy.
-    cargo nextest run --no-fail-fast --test-threads "${STOWAGE_TEST_THREADS:-4}" "$@"
-    # nextest does not run doctests.
+    # nextest does not run doctests; they go first so that the run ends on
+    # nextest's summary of the real suite.
     cargo test --doc
+    cargo nextest run --no-fail-fast --test-threads "${STOWAGE_TEST_THREADS:-4}" "$@"
 else
     echo "test.sh: cargo test" >&2
     cargo test --no-fail-fast -- --test-threads "${STOWAGE_TEST_THREADS:-4}" "$@"

@@ -40,6 +40,12 @@ pub enum LayerError {
     Special { path: PathBuf, kind: &'static str },
     #[error("{path} is named like a whiteout (.wh.*), which would delete files in the image")]
     Whiteout { path: PathBuf },
+    #[error("cannot read the base image's layer {digest}")]
+    BaseLayer {
+        digest: Digest,
+        #[source]
+        source: io::Error,
+    },
     #[error("{path} changed size while it was being read")]
     Changed { path: PathBuf },
     #[error("{first} and {second} both go to /{target} in the {layer} layer")]
@@ -78,6 +84,9 @@ impl LayerError {
             LayerError::Read { .. } => {
                 Some("make it readable by this user, or add it to `exclude`".into())
             }
+            LayerError::BaseLayer { .. } => Some(
+                "the base image's layer is damaged; pull or export the base again, or build with --keep-base-remote to skip reading it".into(),
+            ),
             LayerError::Changed { .. } => {
                 Some("stop whatever writes to the source tree while building".into())
             }
@@ -552,8 +561,8 @@ pub fn scan_base_folders(
     }
     for layer in layers {
         let digest = &layer.descriptor.digest;
-        let read_err = |source: io::Error| LayerError::Read {
-            path: store.blob_path(digest),
+        let read_err = |source: io::Error| LayerError::BaseLayer {
+            digest: digest.clone(),
             source,
         };
         let file = io::BufReader::with_capacity(256 * 1024, store.open_blob(digest)?);
@@ -595,10 +604,14 @@ pub fn scan_base_folders(
             let header = entry.header();
             let folder = if header.entry_type().is_dir() {
                 BaseFolder::Dir {
-                    mode: header.mode().map_err(read_err)? & 0o7777,
+                    mode: lenient_number(&header.as_old().mode, header.mode().map(u64::from))
+                        .map_err(read_err)? as u32
+                        & 0o7777,
                     owner: Owner {
-                        uid: header.uid().map_err(read_err)?,
-                        gid: header.gid().map_err(read_err)?,
+                        uid: lenient_number(&header.as_old().uid, header.uid())
+                            .map_err(read_err)?,
+                        gid: lenient_number(&header.as_old().gid, header.gid())
+                            .map_err(read_err)?,
                     },
                 }
             } else {
@@ -618,6 +631,15 @@ pub fn scan_base_folders(
         found.extend(this_layer);
     }
     Ok(found)
+}
+
+/// A numeric tar header field, read as Go's archive/tar reads it: a field of
+/// only NULs and spaces is 0 (Docker and skopeo accept such layers, so must we).
+fn lenient_number(field: &[u8], parsed: io::Result<u64>) -> io::Result<u64> {
+    if field.iter().all(|b| *b == 0 || *b == b' ') {
+        return Ok(0);
+    }
+    parsed
 }
 
 fn normalize_member(raw: &[u8]) -> Vec<u8> {
@@ -1327,6 +1349,39 @@ mod tests {
             (names[1].1, names[1].2),
             (1000, 0o750),
             "the base's owner and mode are kept"
+        );
+    }
+
+    #[test]
+    fn base_headers_with_empty_numeric_fields_read_as_zero() {
+        use crate::image::{Descriptor, Layer, media};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_mode(0o755);
+        header.set_size(0);
+        header.set_path("opt/").unwrap();
+        // As some layer writers leave them: uid and gid all NUL bytes.
+        header.as_old_mut().uid = [0; 8];
+        header.as_old_mut().gid = [0; 8];
+        header.set_cksum();
+        builder.append(&header, io::empty()).unwrap();
+        let tar = builder.into_inner().unwrap();
+        let digest = store.write_bytes(&tar).unwrap();
+        let layer = Layer {
+            descriptor: Descriptor::new(media::OCI_LAYER, digest.clone(), tar.len() as u64),
+            diff_id: digest,
+        };
+        let wanted = [b"opt".to_vec()].into_iter().collect();
+        let found = scan_base_folders(&store, &[layer], &wanted).unwrap();
+        assert_eq!(
+            found.get(&b"opt"[..]),
+            Some(&BaseFolder::Dir {
+                mode: 0o755,
+                owner: Owner { uid: 0, gid: 0 }
+            })
         );
     }
 }

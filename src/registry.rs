@@ -232,6 +232,9 @@ pub struct Registry {
     http_insecure: Client,
     options: RegistryOptions,
     state: Mutex<AuthState>,
+    /// Held while the scheme of an insecure registry is being found out, so
+    /// concurrent requests wait for one probe instead of each trying HTTPS.
+    scheme_probe: Mutex<()>,
     /// Credentials given on the command line (`login`), used instead of stored ones.
     override_credential: Option<(String, Credential)>,
 }
@@ -279,6 +282,7 @@ impl Registry {
             http_insecure: http_client(true, &options).map_err(build_err)?,
             options,
             state: Mutex::new(AuthState::default()),
+            scheme_probe: Mutex::new(()),
             override_credential: None,
         })
     }
@@ -308,6 +312,29 @@ impl Registry {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// For an `--insecure-registry` host, finds out once whether it speaks HTTPS
+    /// (certificate unchecked) or only plain HTTP (I/O: one GET /v2/).
+    fn probe_scheme(&self, registry: &str) {
+        if self.lock().schemes.contains_key(registry) {
+            return;
+        }
+        let _probing = self.scheme_probe.lock().unwrap_or_else(|p| p.into_inner());
+        if self.lock().schemes.contains_key(registry) {
+            return;
+        }
+        let url = format!("https://{}/v2/", api_host(registry));
+        let scheme = match self.http_insecure.get(&url).send() {
+            Ok(_) => "https",
+            Err(error) => {
+                self.log(&format!(
+                    "{registry}: HTTPS failed ({error}); using plain HTTP as --insecure-registry allows"
+                ));
+                "http"
+            }
+        };
+        self.lock().schemes.insert(registry.to_string(), scheme);
     }
 
     fn base_url(&self, registry: &str) -> String {
@@ -477,6 +504,9 @@ impl Registry {
         make: &dyn Fn(&Client, &str) -> RequestBuilder,
     ) -> Result<Response, RegistryError> {
         let insecure = self.is_insecure(registry);
+        if insecure {
+            self.probe_scheme(registry);
+        }
         let client = if insecure {
             &self.http_insecure
         } else {
