@@ -445,7 +445,7 @@ fn write_layers(
         plans.iter().map(|_| std::sync::Mutex::new(None)).collect();
     // Walking and hashing run on these threads, compression on the pool's: one more
     // walker than compressors keeps the pool fed without thrashing the disk.
-    let walkers = (pool.threads() + 1).min(plans.len()).max(1);
+    let walkers = (pool.threads() + 1).min(plans.len()).clamp(1, 8);
     std::thread::scope(|scope| {
         for _ in 0..walkers {
             scope.spawn(|| {

@@ -11,9 +11,10 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use flate2::Compression;
 use flate2::write::DeflateEncoder;
@@ -34,11 +35,20 @@ struct Job {
     reply: Sender<(u64, io::Result<Vec<u8>>)>,
 }
 
+/// Most chunks in flight across the whole pool (each holds about two chunk
+/// buffers: input and output), whatever the thread count, so memory stays
+/// bounded on a machine with many cores.
+const MAX_IN_FLIGHT: usize = 40;
+
 /// A fixed set of compression threads shared by every layer of a build.
 pub struct CompressPool {
     jobs: Option<Sender<Job>>,
     workers: Vec<JoinHandle<()>>,
     threads: usize,
+    /// Chunks that may still be submitted: taken on submit, returned when the
+    /// compressed chunk has been written out, shared by all writers.
+    permits: Mutex<usize>,
+    returned: Condvar,
 }
 
 impl CompressPool {
@@ -69,15 +79,43 @@ impl CompressPool {
             jobs: Some(jobs),
             workers,
             threads,
+            permits: Mutex::new((2 * threads + 2).min(MAX_IN_FLIGHT)),
+            returned: Condvar::new(),
         }
+    }
+
+    fn try_acquire(&self) -> bool {
+        let mut free = self.permits.lock().unwrap_or_else(|p| p.into_inner());
+        if *free == 0 {
+            return false;
+        }
+        *free -= 1;
+        true
+    }
+
+    /// Waits briefly for another writer to return a permit.
+    fn wait_for_permit(&self) {
+        let free = self.permits.lock().unwrap_or_else(|p| p.into_inner());
+        if *free == 0 {
+            // Timed, so a writer also gets back to draining its own finished chunks.
+            let _ = self.returned.wait_timeout(free, Duration::from_millis(5));
+        }
+    }
+
+    fn release(&self) {
+        let mut free = self.permits.lock().unwrap_or_else(|p| p.into_inner());
+        *free += 1;
+        self.returned.notify_one();
     }
 
     /// As many workers as this machine has cores.
     pub fn for_this_machine() -> CompressPool {
+        // One more thread than cores: the walking and hashing threads wait on
+        // I/O now and then, and an extra compressor keeps the cores busy.
         CompressPool::new(
             std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
+                .map(|n| n.get() + 1)
+                .unwrap_or(2),
         )
     }
 
@@ -148,6 +186,36 @@ fn deflate_chunk(data: &[u8], last: bool, level: u32) -> io::Result<Vec<u8>> {
     Ok(std::mem::take(encoder.get_mut()))
 }
 
+/// The pool permits one writer holds; returned to the pool when dropped, so a
+/// writer abandoned by an error never starves the others.
+struct HeldPermits<'p> {
+    pool: &'p CompressPool,
+    held: u64,
+}
+
+impl HeldPermits<'_> {
+    fn take(&mut self) -> bool {
+        let taken = self.pool.try_acquire();
+        self.held += u64::from(taken);
+        taken
+    }
+
+    fn give_back(&mut self) {
+        if self.held > 0 {
+            self.held -= 1;
+            self.pool.release();
+        }
+    }
+}
+
+impl Drop for HeldPermits<'_> {
+    fn drop(&mut self) {
+        while self.held > 0 {
+            self.give_back();
+        }
+    }
+}
+
 /// A gzip writer that compresses on a `CompressPool` and writes in order to `out`.
 pub struct GzipWriter<'p, W: Write> {
     pool: &'p CompressPool,
@@ -162,6 +230,7 @@ pub struct GzipWriter<'p, W: Write> {
     replies: Receiver<(u64, io::Result<Vec<u8>>)>,
     reply_to: Sender<(u64, io::Result<Vec<u8>>)>,
     header_written: bool,
+    permits: HeldPermits<'p>,
 }
 
 impl<'p, W: Write> GzipWriter<'p, W> {
@@ -181,6 +250,7 @@ impl<'p, W: Write> GzipWriter<'p, W> {
             replies,
             reply_to,
             header_written: false,
+            permits: HeldPermits { pool, held: 0 },
         }
     }
 
@@ -189,6 +259,18 @@ impl<'p, W: Write> GzipWriter<'p, W> {
     }
 
     fn submit(&mut self, last: bool) -> io::Result<()> {
+        // Take a slot in the pool's budget, writing out finished chunks while waiting.
+        loop {
+            self.drain_ready()?;
+            if self.permits.take() {
+                break;
+            }
+            if self.in_flight() > 0 {
+                self.receive_one()?;
+            } else {
+                self.pool.wait_for_permit();
+            }
+        }
         let data = std::mem::replace(
             &mut self.buffer,
             Vec::with_capacity(if last { 0 } else { CHUNK }),
@@ -203,20 +285,33 @@ impl<'p, W: Write> GzipWriter<'p, W> {
             reply: self.reply_to.clone(),
         })?;
         self.submitted += 1;
-        // Bound memory: wait for the oldest chunks once enough are in flight.
-        let limit = 2 * self.pool.threads() as u64 + 1;
-        while self.in_flight() >= limit {
-            self.receive_one()?;
-        }
         Ok(())
     }
 
+    /// Takes every finished chunk without waiting, writing out those now in order.
+    fn drain_ready(&mut self) -> io::Result<()> {
+        loop {
+            match self.replies.try_recv() {
+                Ok((sequence, result)) => self.accept(sequence, result?)?,
+                Err(TryRecvError::Empty) => return Ok(()),
+                Err(TryRecvError::Disconnected) => {
+                    return Err(io::Error::other("compression threads stopped"));
+                }
+            }
+        }
+    }
+
+    /// Waits for one of this writer's chunks to finish.
     fn receive_one(&mut self) -> io::Result<()> {
         let (sequence, result) = self
             .replies
             .recv()
             .map_err(|_| io::Error::other("compression threads stopped"))?;
-        self.done.insert(sequence, result?);
+        self.accept(sequence, result?)
+    }
+
+    fn accept(&mut self, sequence: u64, bytes: Vec<u8>) -> io::Result<()> {
+        self.done.insert(sequence, bytes);
         if !self.header_written {
             self.out.write_all(&HEADER)?;
             self.header_written = true;
@@ -224,6 +319,7 @@ impl<'p, W: Write> GzipWriter<'p, W> {
         while let Some(bytes) = self.done.remove(&self.written) {
             self.out.write_all(&bytes)?;
             self.written += 1;
+            self.permits.give_back();
         }
         Ok(())
     }
