@@ -61,6 +61,7 @@ impl Error {
             Error::Spec(e) => e.hint().map(str::to_string),
             Error::Reference(e) => e.hint(),
             Error::Layer(e) => e.hint(),
+            Error::Store(e) => e.hint(),
             Error::Archive(e) => e.hint(),
             Error::Registry(e) => e.hint(),
             Error::Image(ImageError::NoPlatform { .. }) => Some(
