@@ -38,6 +38,24 @@ const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, applicat
 /// Chunk size for chunked uploads when the monolithic PUT is refused.
 const FALLBACK_CHUNK: u64 = 16 * 1024 * 1024;
 
+/// The default longest wait for a connection.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default longest stall: no answer, or no next bytes of an answer, for this long.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The default number of retries after the first attempt.
+pub const DEFAULT_RETRIES: u32 = 5;
+
+/// The slowest upload rate that is not a stall, in bytes per second.
+///
+/// reqwest's blocking client waits for a streamed request body and its
+/// answer under one deadline, and nothing can extend that deadline while
+/// the body flows, so an upload cannot have a stall watchdog of its own. Its
+/// deadline is the stall timeout plus the time its bytes take at this rate
+/// instead: 1 GiB gets 4.5 hours. Downloads need no such rule: the blocking
+/// client applies the timeout to each read of the body, which is exactly a
+/// stall watchdog.
+const SLOWEST_UPLOAD: u64 = 64 * 1024;
+
 /// What went wrong talking to a registry.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -111,6 +129,11 @@ impl RegistryError {
     pub fn hint(&self) -> Option<String> {
         match self {
             RegistryError::Connect {
+                registry, source, ..
+            } if source.is_timeout() => Some(format!(
+                "{registry} stopped answering; if it is only slow, raise --timeout (or STOWAGE_TIMEOUT), else check the network"
+            )),
+            RegistryError::Connect {
                 registry, plain_http: true, ..
             } => Some(format!(
                 "{registry} seems to speak plain HTTP; if you trust it, pass --insecure-registry {registry}"
@@ -130,6 +153,7 @@ impl RegistryError {
                 Some("check the repository and tag; a private repository also answers this way without access".into())
             }
             RegistryError::Blob { source, .. } => source.hint(),
+            RegistryError::Store { source, .. } => source.hint(),
             _ => None,
         }
     }
@@ -192,8 +216,10 @@ pub struct RegistryOptions {
     pub jobs: usize,
     /// Retries after the first attempt.
     pub retries: u32,
-    /// Longest wait for a connection.
+    /// Longest wait for a connection (default `DEFAULT_CONNECT_TIMEOUT`).
     pub connect_timeout: Option<Duration>,
+    /// Longest stall: no answer, or no next bytes of a download, for this long (default `DEFAULT_TIMEOUT`).
+    pub timeout: Option<Duration>,
     /// Verbose log sink; never given secrets.
     pub log: Option<LogSink>,
     /// Progress display for blob transfers.
@@ -253,8 +279,9 @@ pub fn api_host(registry: &str) -> String {
 fn http_client(insecure: bool, options: &RegistryOptions) -> Result<Client, reqwest::Error> {
     let mut builder = Client::builder()
         .user_agent(concat!("stowage/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(options.connect_timeout.unwrap_or(Duration::from_secs(30)))
-        // No overall limit: a multi-gigabyte upload legitimately takes long.
+        .connect_timeout(options.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT))
+        // Set per request instead (see `request_deadline`): a multi-gigabyte
+        // upload legitimately takes long, a stalled answer does not.
         .timeout(None::<Duration>)
         .pool_max_idle_per_host(16);
     if insecure {
@@ -292,6 +319,30 @@ impl Registry {
     fn log(&self, message: &str) {
         if let Some(log) = &self.options.log {
             log(message);
+        }
+    }
+
+    fn stall_timeout(&self) -> Duration {
+        self.options.timeout.unwrap_or(DEFAULT_TIMEOUT)
+    }
+
+    /// How long a request may take before it counts as stalled: the stall
+    /// timeout, plus for a streamed upload the time its bytes need at `SLOWEST_UPLOAD`.
+    fn request_deadline(&self, request: &reqwest::blocking::Request) -> Duration {
+        let body = request
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        self.stall_timeout() + Duration::from_secs(body / SLOWEST_UPLOAD)
+    }
+
+    /// `what`, saying that retrying did not help when there were retries.
+    fn gave_up(&self, what: &str) -> String {
+        match self.options.retries {
+            0 => what.to_string(),
+            n => format!("{what}; gave up after {} attempts", n + 1),
         }
     }
 
@@ -401,7 +452,10 @@ impl Registry {
         let what = "a token".to_string();
         let mut attempt = 0;
         loop {
-            let mut request = client.get(realm).query(&query);
+            let mut request = client
+                .get(realm)
+                .query(&query)
+                .timeout(self.stall_timeout());
             if let Some(c) = &credential {
                 request = request.header(AUTHORIZATION, basic_header(c));
             }
@@ -455,9 +509,9 @@ impl Registry {
                 Err(source) => {
                     return Err(RegistryError::Connect {
                         registry: realm_host(realm),
-                        what,
+                        what: self.gave_up(&what),
                         plain_http: false,
-                        source,
+                        source: redact_error(source),
                     });
                 }
             }
@@ -493,8 +547,9 @@ impl Registry {
                         registry: registry.to_string(),
                         what: what.to_string(),
                         plain_http: false,
-                        source,
+                        source: redact_error(source),
                     })?;
+            *request.timeout_mut() = Some(self.request_deadline(&request));
             let same_host = request.url().host_str().map(|h| {
                 let with_port = match request.url().port() {
                     Some(p) => format!("{h}:{p}"),
@@ -530,9 +585,13 @@ impl Registry {
                     }
                     return Err(RegistryError::Connect {
                         registry: registry.to_string(),
-                        what: what.to_string(),
+                        what: if plain_http || is_permanent(&source) {
+                            what.to_string()
+                        } else {
+                            self.gave_up(what)
+                        },
                         plain_http,
-                        source,
+                        source: redact_error(source),
                     });
                 }
                 Ok(response) if response.status() == StatusCode::UNAUTHORIZED => {
@@ -690,16 +749,32 @@ impl Registry {
                     }
                     return Ok(());
                 }
-                // A connection dropped mid-body shows up as a short write: fetch again.
-                Err(StoreError::Write { .. } | StoreError::SizeMismatch { .. })
-                    if attempt < self.options.retries =>
-                {
+                // A dropped or stalled connection fails a read, or (with no
+                // Content-Length) ends the body early: fetch again. Wrong bytes
+                // and a full disk are not helped by retrying.
+                Err(StoreError::Source { .. }) if attempt < self.options.retries => {
                     let wait = backoff(attempt);
                     self.log(&format!(
                         "{what}: the download broke off; retrying in {wait:?}"
                     ));
                     std::thread::sleep(wait);
                     attempt += 1;
+                }
+                Err(StoreError::SizeMismatch {
+                    expected, actual, ..
+                }) if actual < expected && attempt < self.options.retries => {
+                    let wait = backoff(attempt);
+                    self.log(&format!(
+                        "{what}: the download ended after {actual} of {expected} bytes; retrying in {wait:?}"
+                    ));
+                    std::thread::sleep(wait);
+                    attempt += 1;
+                }
+                Err(source @ StoreError::Source { .. }) => {
+                    return Err(RegistryError::Store {
+                        what: self.gave_up(&what),
+                        source,
+                    });
                 }
                 Err(source) => return Err(RegistryError::Store { what, source }),
             }
@@ -967,6 +1042,24 @@ impl Registry {
                         },
                     })?;
                     self.fetch_blob(origin, desc, store)?;
+                }
+                // Checked before it goes out: a damaged store blob would only
+                // be refused by the registry after a long upload, with a
+                // message about digests instead of about the store.
+                match (store.verify(digest), origin) {
+                    (Ok(()), _) => {}
+                    (Err(StoreError::Corrupt { .. }), Some(origin)) => {
+                        self.log(&format!(
+                            "blob {digest} in the store was corrupt; fetching it again"
+                        ));
+                        self.fetch_blob(origin, desc, store)?;
+                    }
+                    (Err(source), _) => {
+                        return Err(RegistryError::Store {
+                            what: format!("blob {digest}"),
+                            source,
+                        });
+                    }
                 }
                 BlobData::Stored(store.blob_path(digest))
             }
@@ -1277,6 +1370,15 @@ fn basic_header(credential: &Credential) -> String {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(raw)
     )
+}
+
+/// The error without its URL's query: upload and redirect URLs may carry signed state or credentials.
+fn redact_error(mut error: reqwest::Error) -> reqwest::Error {
+    if let Some(url) = error.url_mut() {
+        url.set_query(None);
+        let _ = url.set_password(None);
+    }
+    error
 }
 
 fn scope_list(scopes: &[Scope]) -> String {
