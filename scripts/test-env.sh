@@ -63,6 +63,9 @@ PACKAGES=(
     busybox-static
     iptables
     util-linux
+    # The fault tests' token server: its RSA key, certificate and RS256
+    # signatures; and the TLS registry's certificate.
+    openssl
 )
 
 log() { printf 'test-env: %s\n' "$*" >&2; }

@@ -59,7 +59,7 @@ const SLOWEST_UPLOAD: u64 = 64 * 1024;
 /// What went wrong talking to a registry.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("cannot reach {registry} ({what})")]
+    #[error("cannot reach {registry} ({what}): {}", network_cause(.source))]
     Connect {
         registry: String,
         what: String,
@@ -1370,6 +1370,19 @@ fn basic_header(credential: &Credential) -> String {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(raw)
     )
+}
+
+/// What a failed request ran into, in words: reqwest's own messages speak of receivers and bodies.
+fn network_cause(error: &reqwest::Error) -> &'static str {
+    if error.is_timeout() {
+        "no answer within the timeout"
+    } else if error.is_connect() {
+        "could not connect"
+    } else if error.is_body() || error.is_request() {
+        "the connection broke off"
+    } else {
+        "the request failed"
+    }
 }
 
 /// The error without its URL's query: upload and redirect URLs may carry signed state or credentials.

@@ -1,0 +1,3 @@
+//! Test support beyond `common`: real registries with injected faults (see `faults`).
+
+pub mod faults;
