@@ -171,8 +171,19 @@ struct LayoutFolder {
 
 impl LayoutBlobs for LayoutFolder {
     fn import(&self, store: &Store, desc: &Descriptor) -> Result<(), ArchiveError> {
-        if store.contains(&desc.digest) {
-            return Ok(());
+        // A blob already in the store still has to be the size the layout declares.
+        if let Ok(size) = store.blob_size(&desc.digest) {
+            if size == desc.size {
+                return Ok(());
+            }
+            return Err(ArchiveError::Store {
+                path: self.dir.clone(),
+                source: StoreError::SizeMismatch {
+                    what: format!("blob {}", desc.digest),
+                    expected: desc.size,
+                    actual: size,
+                },
+            });
         }
         let path = self
             .dir

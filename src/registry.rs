@@ -713,8 +713,19 @@ impl Registry {
         desc: &Descriptor,
         store: &Store,
     ) -> Result<(), RegistryError> {
-        if store.contains(&desc.digest) {
-            return Ok(());
+        // A blob already in the store still has to be the size the manifest declares.
+        if let Ok(size) = store.blob_size(&desc.digest) {
+            if size == desc.size {
+                return Ok(());
+            }
+            return Err(RegistryError::Store {
+                what: format!("blob {}", desc.digest),
+                source: StoreError::SizeMismatch {
+                    what: format!("blob {} from {}", desc.digest, origin.registry),
+                    expected: desc.size,
+                    actual: size,
+                },
+            });
         }
         let repo = &origin.repository;
         let digest = &desc.digest;
