@@ -134,6 +134,11 @@ impl RegistryError {
                 "{registry} stopped answering; if it is only slow, raise --timeout (or STOWAGE_TIMEOUT), else check the network"
             )),
             RegistryError::Connect {
+                registry, source, ..
+            } if chain_text(source).contains("certificate") => Some(format!(
+                "{registry}'s TLS certificate is not trusted; add its CA to the system's trust store, or, only if you trust the network, pass --insecure-registry {registry}"
+            )),
+            RegistryError::Connect {
                 registry, plain_http: true, ..
             } => Some(format!(
                 "{registry} seems to speak plain HTTP; if you trust it, pass --insecure-registry {registry}"
@@ -1531,11 +1536,13 @@ fn is_retryable(status: StatusCode) -> bool {
         || status.is_server_error()
 }
 
+/// Errors a retry cannot fix: a bad request, a redirect loop, an untrusted certificate.
 fn is_permanent(error: &reqwest::Error) -> bool {
-    error.is_builder() || error.is_redirect()
+    error.is_builder() || error.is_redirect() || chain_text(error).contains("certificate")
 }
 
-fn looks_like_plain_http(error: &reqwest::Error) -> bool {
+/// The error and all its causes as one lower-case text, for recognising kinds reqwest does not expose.
+fn chain_text(error: &reqwest::Error) -> String {
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
@@ -1543,7 +1550,11 @@ fn looks_like_plain_http(error: &reqwest::Error) -> bool {
         text.push_str(&cause.to_string());
         source = cause.source();
     }
-    let text = text.to_lowercase();
+    text.to_lowercase()
+}
+
+fn looks_like_plain_http(error: &reqwest::Error) -> bool {
+    let text = chain_text(error);
     text.contains("invalidcontenttype")
         || text.contains("corrupt message")
         || text.contains("wrong version number")

@@ -381,8 +381,8 @@ fn when_retries_run_out_the_error_names_the_blob_and_the_cause() {
     let out = built.push(&proxy.addr, &["--retries", "2"]);
     assert!(!out.status.success());
     let stderr = show(&out.stderr);
-    let layer = &built.layers[0];
-    assert!(stderr.contains(layer.as_str()), "names the blob:\n{stderr}");
+    let names_a_layer = |stderr: &str| built.layers.iter().any(|l| stderr.contains(l.as_str()));
+    assert!(names_a_layer(&stderr), "names the blob:\n{stderr}");
     assert!(stderr.contains("gave up after 3 attempts"), "{stderr}");
     assert!(
         stderr.contains("the connection broke off"),
@@ -419,7 +419,7 @@ fn when_retries_run_out_the_error_names_the_blob_and_the_cause() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = show(&out.stderr);
-    assert!(stderr.contains(layer.as_str()), "names the blob:\n{stderr}");
+    assert!(names_a_layer(&stderr), "names the blob:\n{stderr}");
     assert!(stderr.contains("broke off"), "names the cause:\n{stderr}");
     assert!(!archive.exists());
 }

@@ -464,7 +464,7 @@ impl TokenContext {
         let header = json!({"typ": "JWT", "alg": "RS256", "x5c": [self.x5c]});
         let claims = json!({
             "iss": ISSUER, "sub": self.user, "aud": SERVICE,
-            "exp": exp, "nbf": exp - 5, "iat": exp - 5,
+            "exp": exp, "nbf": now.min(exp) - 5, "iat": now.min(exp) - 5,
             "jti": unique("jti"), "access": access,
         });
         let signing_input = format!(
