@@ -27,9 +27,14 @@ pub const TEMP_PREFIX: &str = ".stowage-tmp-";
 const STALE_AFTER: Duration = Duration::from_secs(30);
 
 /// Creates a temp file in `dir`, locked for as long as it (or its renamed self) is open.
+///
+/// Its mode is 0644 less the umask, as for any file a tool writes (tempfile's
+/// default, 0600, would make archives unreadable to other users).
 pub fn temp_file_in(dir: &Path) -> io::Result<NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt;
     let file = tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
+        .permissions(fs::Permissions::from_mode(0o644))
         .tempfile_in(dir)?;
     file.as_file().lock()?;
     Ok(file)
