@@ -1571,15 +1571,65 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis((base as i64 + jitter).max(50) as u64)
 }
 
-/// `Retry-After` in seconds when given (capped at 5 minutes), else the backoff.
+/// `Retry-After` (seconds or an HTTP date, capped at 5 minutes) when given, else the backoff.
 fn retry_wait(response: &Response, attempt: u32) -> Duration {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     response
         .headers()
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
+        .and_then(|v| retry_after_secs(v, now))
         .map(|secs| Duration::from_secs(secs.min(300)))
         .unwrap_or_else(|| backoff(attempt))
+}
+
+/// A `Retry-After` value in seconds from `now` (Unix seconds): delay-seconds,
+/// or an IMF-fixdate such as `Sun, 06 Nov 1994 08:49:37 GMT` (RFC 9110).
+fn retry_after_secs(value: &str, now: u64) -> Option<u64> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(secs);
+    }
+    let (_, date) = value.split_once(", ")?;
+    let mut parts = date.split(' ');
+    let day: u64 = parts.next()?.parse().ok()?;
+    let month = match parts.next()? {
+        "Jan" => 1,
+        "Feb" => 2,
+        "Mar" => 3,
+        "Apr" => 4,
+        "May" => 5,
+        "Jun" => 6,
+        "Jul" => 7,
+        "Aug" => 8,
+        "Sep" => 9,
+        "Oct" => 10,
+        "Nov" => 11,
+        "Dec" => 12,
+        _ => return None,
+    };
+    let year: u64 = parts.next()?.parse().ok()?;
+    let mut clock = parts.next()?.split(':').map(|p| p.parse::<u64>().ok());
+    let (h, m, sec) = (clock.next()??, clock.next()??, clock.next()??);
+    if parts.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    // Days from 1970-01-01 to the civil date (Howard Hinnant's days_from_civil).
+    let (y, mo) = if month <= 2 {
+        (year.checked_sub(1)?, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y / 400;
+    let yoe = y % 400;
+    let doy = (153 * mo + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = (era * 146_097 + doe).checked_sub(719_468)?;
+    let at = days * 86_400 + h * 3600 + m * 60 + sec;
+    Some(at.saturating_sub(now))
 }
 
 #[cfg(test)]
@@ -1596,6 +1646,31 @@ mod tests {
             );
         }
         assert!(backoff(4) > backoff(0));
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_and_http_dates() {
+        assert_eq!(retry_after_secs(" 7 ", 0), Some(7));
+        // 1994-11-06T08:49:37Z is 784111777.
+        let date = "Sun, 06 Nov 1994 08:49:37 GMT";
+        assert_eq!(retry_after_secs(date, 784_111_777 - 30), Some(30));
+        assert_eq!(
+            retry_after_secs(date, 784_111_777 + 5),
+            Some(0),
+            "a past date: now"
+        );
+        assert_eq!(
+            retry_after_secs("Thu, 29 Feb 2024 00:00:00 GMT", 1_709_164_800 - 1),
+            Some(1)
+        );
+        for bad in [
+            "soon",
+            "Sun, 06 Nov 1994 08:49:37 CET",
+            "Sun, 32 Nov 1994 08:49:37 GMT",
+            "",
+        ] {
+            assert_eq!(retry_after_secs(bad, 0), None, "{bad}");
+        }
     }
 
     #[test]
