@@ -71,7 +71,7 @@ PACKAGES=(
     iptables
     util-linux
     # The registry tests: bcrypt htpasswd files, and the RSA key, certificate
-    # and RS256 signatures of the test token server.
+    # and RS256 signatures of the test token servers; the TLS registry's certificate.
     apache2-utils
     openssl
 )

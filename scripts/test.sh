@@ -52,6 +52,39 @@ echo "test.sh: cargo fmt --check" >&2
 cargo fmt --all --check
 echo "test.sh: cargo clippy" >&2
 cargo clippy --all-targets -- -D warnings
+
+# A short fuzz run of every target (fuzz/README.md): STOWAGE_FUZZ_SECONDS
+# each (default 20; 0 skips). Under CI=true cargo-fuzz is installed when
+# missing (about 2 minutes on 2 cores, plus 3 for the instrumented build);
+# elsewhere a missing cargo-fuzz skips this loudly. The crashers found so far
+# are replayed by tests/fuzz_regressions.rs in every run regardless.
+fuzz_seconds=${STOWAGE_FUZZ_SECONDS:-20}
+if [ "$fuzz_seconds" -gt 0 ]; then
+    if ! cargo fuzz --version >/dev/null 2>&1 && [ "${CI:-}" = "true" ]; then
+        echo "test.sh: installing cargo-fuzz" >&2
+        cargo install cargo-fuzz --locked --version 0.13.2
+    fi
+    if cargo fuzz --version >/dev/null 2>&1; then
+        echo "test.sh: cargo fuzz, ${fuzz_seconds}s per target" >&2
+        # -s none: no AddressSanitizer, which needs nightly flags; stowage's only unsafe
+        # code is one mallopt call at start-up.
+        cargo fuzz build -s none
+        for target in reference spec archive www_authenticate; do
+            mkdir -p "fuzz/corpus/$target" fuzz/artifacts
+            log="fuzz/artifacts/$target.log"
+            if ! cargo fuzz run -s none "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" \
+                "fuzz/regressions/$target" -- -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 \
+                >"$log" 2>&1; then
+                tail -n 40 "$log" >&2
+                echo "test.sh: error: fuzz target $target failed; the input is in fuzz/artifacts/$target" >&2
+                exit 1
+            fi
+            echo "test.sh: fuzz $target: $(grep -E '^Done' "$log" || echo 'no summary')" >&2
+        done
+    else
+        echo "test.sh: SKIPPED the fuzz run: cargo-fuzz is missing (cargo install cargo-fuzz)" >&2
+    fi
+fi
 if cargo nextest --version >/dev/null 2>&1; then
     echo "test.sh: cargo nextest run" >&2
     # The end-to-end tests mostly wait on dockerd and podman, so more threads

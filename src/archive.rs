@@ -5,7 +5,10 @@
 //! there. Tar archives are read in one streaming pass (they may be
 //! gzip-wrapped, so there is no seeking). Writers build their output in a
 //! temporary file or folder beside the destination and rename it into
-//! place, so a destination is either whole or untouched.
+//! place, so a destination is either whole or untouched; blobs leave the
+//! store through verifying readers, so a damaged store blob never reaches
+//! an output. An existing layout folder is locked while it is added to, so
+//! two processes writing the same layout both keep their tags.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
@@ -16,6 +19,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tempfile::NamedTempFile;
 
+use crate::atomic;
 use crate::digest::{Digest, HashingWriter, hash_sink};
 use crate::gzip::{CompressPool, GzipWriter};
 use crate::image::{
@@ -82,6 +86,13 @@ impl ArchiveError {
                 source: StoreError::DigestMismatch { .. } | StoreError::SizeMismatch { .. },
                 ..
             } => Some("the archive is corrupt or was tampered with; do not use it".into()),
+            ArchiveError::Store { source, .. } => source.hint(),
+            ArchiveError::Write { path, source } if source.kind() == io::ErrorKind::StorageFull => {
+                Some(format!(
+                    "the disk holding {} is full (nothing was left half-written): free some space or write elsewhere",
+                    path.display()
+                ))
+            }
             _ => None,
         }
     }
@@ -161,8 +172,19 @@ struct LayoutFolder {
 
 impl LayoutBlobs for LayoutFolder {
     fn import(&self, store: &Store, desc: &Descriptor) -> Result<(), ArchiveError> {
-        if store.contains(&desc.digest) {
-            return Ok(());
+        // A blob already in the store still has to be the size the layout declares.
+        if let Ok(size) = store.blob_size(&desc.digest) {
+            if size == desc.size {
+                return Ok(());
+            }
+            return Err(ArchiveError::Store {
+                path: self.dir.clone(),
+                source: StoreError::SizeMismatch {
+                    what: format!("blob {}", desc.digest),
+                    expected: desc.size,
+                    actual: size,
+                },
+            });
         }
         let path = self
             .dir
@@ -1043,7 +1065,41 @@ fn oci_layout_file() -> Vec<u8> {
 }
 
 /// Adds the artifact to the OCI layout folder `dir` under `tag` (I/O), keeping its other tags; index.json is replaced atomically.
+///
+/// A new layout is built in a temp folder and renamed into place whole; an
+/// existing one is locked (flock on the folder) for the whole update, so
+/// concurrent writers queue instead of losing each other's index entries.
 pub fn write_oci_layout(
+    dir: &Path,
+    tag: &str,
+    artifact: &Artifact,
+    store: &Store,
+) -> Result<(), ArchiveError> {
+    let write_err = |path: &Path, source| ArchiveError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    if fs::symlink_metadata(dir).is_err_and(|e| e.kind() == io::ErrorKind::NotFound) {
+        let parent = parent_dir(dir);
+        fs::create_dir_all(&parent).map_err(|e| write_err(&parent, e))?;
+        atomic::sweep_stale(&parent);
+        let tmp = atomic::temp_dir_in(&parent).map_err(|e| write_err(&parent, e))?;
+        fill_oci_layout(tmp.path(), tag, artifact, store)?;
+        match tmp.persist(dir) {
+            Ok(()) => return Ok(()),
+            // Another process created the layout meanwhile: add to it like to any existing one.
+            Err(_) if dir.is_dir() => {}
+            Err(e) => return Err(write_err(dir, e)),
+        }
+    }
+    let _lock = atomic::lock_folder(dir).map_err(|e| write_err(dir, e))?;
+    atomic::sweep_stale(dir);
+    atomic::sweep_stale(&dir.join("blobs").join("sha256"));
+    fill_oci_layout(dir, tag, artifact, store)
+}
+
+/// Writes the blobs, then the marker, then index.json (I/O); the caller owns `dir` exclusively.
+fn fill_oci_layout(
     dir: &Path,
     tag: &str,
     artifact: &Artifact,
@@ -1060,8 +1116,8 @@ pub fn write_oci_layout(
         if fs::metadata(&target).is_ok_and(|m| m.len() == blob.size()) {
             continue;
         }
-        let mut tmp = NamedTempFile::new_in(&blob_dir).map_err(|e| write_err(&blob_dir, e))?;
-        copy_blob(&blob, store, tmp.as_file_mut()).map_err(|e| write_err(&target, e))?;
+        let mut tmp = atomic::temp_file_in(&blob_dir).map_err(|e| write_err(&blob_dir, e))?;
+        copy_blob(&blob, store, tmp.as_file_mut()).map_err(|e| sink_error(&target, e))?;
         tmp.persist(&target)
             .map_err(|e| write_err(&target, e.error))?;
     }
@@ -1188,8 +1244,11 @@ fn write_tar_atomic(
         path: path.to_path_buf(),
         source,
     };
-    let tmp = NamedTempFile::new_in(parent_dir(path)).map_err(write_err)?;
+    let parent = parent_dir(path);
+    atomic::sweep_stale(&parent);
+    let tmp = atomic::temp_file_in(&parent).map_err(write_err)?;
     let buffered = BufWriter::with_capacity(256 * 1024, tmp);
+    let write_err = |source| sink_error(path, source);
     let pool = CompressPool::for_this_machine();
     let out = if gzip {
         TarOut::Gzip(GzipWriter::new(buffered, &pool, crate::layer::GZIP_LEVEL))
@@ -1228,20 +1287,40 @@ fn write_tar_atomic(
     Ok(())
 }
 
+/// A blob's bytes for an output; stored blobs are checked against their digest as they stream.
 fn open_out_blob<'a>(blob: &OutBlob<'a>, store: &Store) -> io::Result<Box<dyn Read + 'a>> {
     match blob {
         OutBlob::Bytes(bytes) => Ok(Box::new(*bytes)),
         OutBlob::Stored(desc) => {
-            let file = store.open_blob(&desc.digest).map_err(io::Error::other)?;
-            let actual = file.metadata()?.len();
+            let actual = store.blob_size(&desc.digest).map_err(io::Error::other)?;
             if actual != desc.size {
                 return Err(io::Error::other(format!(
                     "stored blob {} is {actual} bytes, expected {}",
                     desc.digest, desc.size
                 )));
             }
-            Ok(Box::new(BufReader::with_capacity(256 * 1024, file)))
+            let reader = store
+                .open_verified(&desc.digest)
+                .map_err(io::Error::other)?;
+            Ok(Box::new(reader))
         }
+    }
+}
+
+/// The error for a failed output write: a corrupt store blob met on the way is named as such.
+fn sink_error(path: &Path, source: io::Error) -> ArchiveError {
+    match StoreError::from_io(&source) {
+        Some(StoreError::Corrupt { digest, actual }) => ArchiveError::Store {
+            path: path.to_path_buf(),
+            source: StoreError::Corrupt {
+                digest: digest.clone(),
+                actual: actual.clone(),
+            },
+        },
+        _ => ArchiveError::Write {
+            path: path.to_path_buf(),
+            source,
+        },
     }
 }
 
@@ -1301,7 +1380,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ArchiveError> {
         path: path.to_path_buf(),
         source,
     };
-    let mut tmp = NamedTempFile::new_in(parent_dir(path)).map_err(write_err)?;
+    let mut tmp = atomic::temp_file_in(&parent_dir(path)).map_err(write_err)?;
     tmp.write_all(bytes).map_err(write_err)?;
     tmp.as_file().sync_all().map_err(write_err)?;
     tmp.persist(path).map_err(|e| write_err(e.error))?;
@@ -1573,6 +1652,65 @@ mod tests {
             .filter(|n| !n.starts_with("fresh") && n != "store")
             .collect();
         assert_eq!(names.len(), 3, "{names:?}");
+    }
+
+    #[test]
+    fn a_corrupt_store_blob_never_reaches_an_output() {
+        let (dir, store) = setup();
+        let image = sample_image(&store, "to be damaged");
+        let layer = image.layers()[0].descriptor.clone();
+        let path = store.blob_path(&layer.digest);
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        fs::write(&path, &bytes).unwrap();
+        let out = dir.path().join("out.tar");
+        let err = write_docker_archive(&out, None, &image, &store, 1).unwrap_err();
+        assert!(err.to_string().contains("corrupt"), "{err}");
+        assert!(err.hint().unwrap().contains("again"), "{err}");
+        assert!(!out.exists() && !store.contains(&layer.digest));
+        let layout = dir.path().join("layout");
+        let err =
+            write_oci_layout(&layout, "t", &Artifact::Image(image.clone()), &store).unwrap_err();
+        assert!(
+            matches!(err, ArchiveError::Write { .. } | ArchiveError::Store { .. }),
+            "{err}"
+        );
+        assert!(!layout.exists(), "a new layout appears whole or not at all");
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "only the store is left: {names:?}");
+    }
+
+    #[test]
+    fn concurrent_writers_to_one_layout_keep_every_tag() {
+        let (dir, store) = setup();
+        let layout = dir.path().join("shared");
+        let images: Vec<Image> = (0..6)
+            .map(|i| sample_image(&store, &format!("image {i}")))
+            .collect();
+        std::thread::scope(|scope| {
+            for (i, image) in images.iter().enumerate() {
+                let (layout, store) = (&layout, &store);
+                scope.spawn(move || {
+                    write_oci_layout(
+                        layout,
+                        &format!("t{i}"),
+                        &Artifact::Image(image.clone()),
+                        store,
+                    )
+                    .unwrap()
+                });
+            }
+        });
+        for (i, image) in images.iter().enumerate() {
+            let read = read_oci_layout(&layout, Some(&format!("t{i}")), &store, true).unwrap();
+            assert_eq!(read.digest(), image.digest());
+        }
+        let names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "no temp folder is left: {names:?}");
     }
 
     #[test]

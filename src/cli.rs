@@ -40,6 +40,15 @@ struct Cli {
     /// Allow plain HTTP or unverified TLS for this registry host only (repeatable).
     #[arg(long = "insecure-registry", global = true, value_name = "HOST")]
     insecure_registry: Vec<String>,
+    /// Give up on a registry that does not answer, or stops sending, for this many seconds [default: 60].
+    #[arg(long, global = true, value_name = "SECS", env = "STOWAGE_TIMEOUT", value_parser = parse_seconds)]
+    timeout: Option<std::time::Duration>,
+    /// Give up connecting to a registry after this many seconds [default: 30].
+    #[arg(long, global = true, value_name = "SECS", env = "STOWAGE_CONNECT_TIMEOUT", value_parser = parse_seconds)]
+    connect_timeout: Option<std::time::Duration>,
+    /// Retries of a failed registry request (connection errors, 408, 429, 5xx) [default: 5].
+    #[arg(long, global = true, value_name = "N", env = "STOWAGE_RETRIES")]
+    retries: Option<u32>,
     #[command(subcommand)]
     command: Command,
 }
@@ -244,6 +253,9 @@ struct Output {
     verbose: u8,
     json: bool,
     insecure: Vec<String>,
+    timeout: Option<std::time::Duration>,
+    connect_timeout: Option<std::time::Duration>,
+    retries: Option<u32>,
 }
 
 impl Output {
@@ -282,6 +294,9 @@ pub fn run() -> i32 {
         verbose: cli.verbose,
         json: cli.json,
         insecure: cli.insecure_registry,
+        timeout: cli.timeout,
+        connect_timeout: cli.connect_timeout,
+        retries: cli.retries,
     };
     match dispatch(cli.command, &out) {
         Ok(()) => 0,
@@ -387,6 +402,10 @@ fn dispatch(command: Command, out: &Output) -> anyhow::Result<()> {
 /// Adds the export record; a record that cannot be written is a warning, never a failed export.
 fn record_export(out: &Output, new: &NewExport) {
     match Exports::open_default().and_then(|mut e| e.record(new)) {
+        // A failed export's record is news only with -v: the error comes first.
+        Ok(id) if new.error.is_some() => {
+            out.detail(&format!("recorded as export {id} (`stowage exports`)"))
+        }
         Ok(id) => out.info(&format!("recorded as export {id} (`stowage exports`)")),
         Err(e) => out.warn(&format!("could not record this export: {e}")),
     }
@@ -508,8 +527,9 @@ fn open_registry(out: &Output, push: Option<&PushArgs>) -> anyhow::Result<Regist
         insecure: out.insecure.clone(),
         chunk_size: push.and_then(|p| p.chunk_size),
         jobs: push.map(|p| p.jobs).unwrap_or(4),
-        retries: 5,
-        connect_timeout: None,
+        retries: out.retries.unwrap_or(crate::registry::DEFAULT_RETRIES),
+        connect_timeout: out.connect_timeout,
+        timeout: out.timeout,
         log,
         progress: (!out.quiet).then(|| {
             std::sync::Arc::new(ProgressDisplay::new()) as std::sync::Arc<dyn TransferProgress>
@@ -1224,6 +1244,16 @@ fn human_bytes(bytes: u64) -> String {
     }
 }
 
+/// Parses a duration in seconds: `30`, `0.5`.
+fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 1e9)
+        .map(std::time::Duration::from_secs_f64)
+        .ok_or_else(|| format!("`{text}` is not a number of seconds above 0"))
+}
+
 /// Parses a byte size: `1048576`, `512KiB`, `16MiB`, `1GiB` (K/M/G are binary too).
 fn parse_size(text: &str) -> Result<u64, String> {
     let trimmed = text.trim();
@@ -1262,6 +1292,17 @@ mod tests {
         assert_eq!(parse_size("100"), Ok(100));
         assert!(parse_size("0").is_err());
         assert!(parse_size("12 parsecs").is_err());
+    }
+
+    #[test]
+    fn seconds_parse() {
+        assert_eq!(
+            parse_seconds("1.5"),
+            Ok(std::time::Duration::from_millis(1500))
+        );
+        for bad in ["0", "-1", "soon", "NaN", "inf"] {
+            assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

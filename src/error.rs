@@ -64,10 +64,19 @@ impl Error {
 
     /// What the user can do about it.
     pub fn hint(&self) -> Option<String> {
+        self.specific_hint().or_else(|| {
+            disk_full(self).then(|| {
+                "a disk is full (nothing was left half-written): free some space, or point STOWAGE_CACHE_DIR (the store) or the destination at a larger disk".into()
+            })
+        })
+    }
+
+    fn specific_hint(&self) -> Option<String> {
         match self {
             Error::Spec(e) => e.hint().map(str::to_string),
             Error::Reference(e) => e.hint(),
             Error::Layer(e) => e.hint(),
+            Error::Store(e) => e.hint(),
             Error::Archive(e) => e.hint(),
             Error::Registry(e) => e.hint(),
             Error::Secrets(e) => Some(e.hint()),
@@ -87,4 +96,18 @@ impl Error {
             hint: Some(hint.into()),
         }
     }
+}
+
+/// Whether an I/O error somewhere in the chain says the disk is full.
+fn disk_full(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull)
+        {
+            return true;
+        }
+        current = e.source();
+    }
+    false
 }

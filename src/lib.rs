@@ -4,6 +4,7 @@
 //! `archive`, with `store` holding every blob and `copy` joining any source
 //! to any sink.
 pub mod archive;
+pub mod atomic;
 pub mod build;
 pub mod cli;
 pub mod copy;

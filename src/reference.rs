@@ -45,7 +45,9 @@ pub enum ReferenceError {
         "invalid reference `{input}`: digest `{digest}` must be `sha256:` and 64 lowercase hex digits (or `sha512:` and 128)"
     )]
     InvalidDigest { input: String, digest: String },
-    #[error("invalid reference `{input}`: the name is {len} characters long, more than {NAME_MAX}")]
+    #[error(
+        "invalid reference `{input}`: the full name is {len} characters long, more than {NAME_MAX}"
+    )]
     NameTooLong { input: String, len: usize },
     #[error("invalid image location `{input}`: the `docker` transport is written `docker://`")]
     DockerWithoutSlashes { input: String, rest: String },
@@ -101,7 +103,7 @@ impl ReferenceError {
                     .to_string(),
             ),
             ReferenceError::NameTooLong { .. } => {
-                Some(format!("shorten the repository name to at most {NAME_MAX} characters"))
+                Some(format!("shorten the repository name: with its registry (docker.io/library/ for a one-part Docker Hub name) it may have at most {NAME_MAX} characters"))
             }
             ReferenceError::DockerWithoutSlashes { rest, .. } => {
                 Some(format!("try `docker://{rest}`, or just `{rest}`"))
@@ -208,6 +210,15 @@ impl ImageRef {
         } else {
             path.to_string()
         };
+        // The limit holds for the normalised name, as in Docker's own parser:
+        // `docker.io/library/` may push a short-looking name over it.
+        let normalised = registry.len() + 1 + repository.len();
+        if normalised > NAME_MAX {
+            return Err(ReferenceError::NameTooLong {
+                input: s.to_string(),
+                len: normalised,
+            });
+        }
         let tag = match (tag, digest) {
             (Some(t), _) => Some(t.to_string()),
             (None, Some(_)) => None,
@@ -822,12 +833,17 @@ mod tests {
             ReferenceError::InvalidHost { .. }
         ));
         assert!(matches!(err("[::1/a"), ReferenceError::InvalidHost { .. }));
-        let long = format!("a/{}", "b".repeat(254));
+        // The limit counts the full, normalised name (registry included).
+        let long = format!("registry.io/{}", "b".repeat(244));
         assert!(matches!(
             err(&long),
             ReferenceError::NameTooLong { len: 256, .. }
         ));
-        assert!(r(&format!("a/{}", "b".repeat(253))).tag.is_some());
+        assert!(r(&format!("registry.io/{}", "b".repeat(243))).tag.is_some());
+        assert!(matches!(
+            err(&format!("a/{}", "b".repeat(253))),
+            ReferenceError::NameTooLong { len: 265, .. }
+        ));
     }
 
     #[test]
@@ -1021,5 +1037,28 @@ mod tests {
             parse_transport("alpine").map(|t| t.to_string()),
             Ok("docker://docker.io/library/alpine:latest".to_string())
         );
+    }
+
+    /// Found by `cargo fuzz run reference`: a 249-character name parsed, but
+    /// its normalised form `docker.io/library/…` is 267 characters, so the
+    /// reference stowage printed (and would push to) did not parse again.
+    #[test]
+    fn fuzz_regression_normalised_name_over_the_limit() {
+        // fuzz/regressions/reference/normalised-name-too-long
+        let input = concat!(
+            "786666666666666666666666666666666666666666666666666666666666666666666666666666666666666666",
+            "666666666666666633333333333333666666666666666666666666666666666666666666666666666666633333",
+            "333333333333333333333333333333333333333333333333336666666666666666662"
+        );
+        assert_eq!(input.len(), 249);
+        assert!(matches!(
+            ImageRef::parse(input),
+            Err(ReferenceError::NameTooLong { len: 267, .. })
+        ));
+        // Just under the limit once normalised is still fine, and prints back to itself.
+        let fits = "a".repeat(NAME_MAX - "docker.io/library/".len());
+        let parsed = ImageRef::parse(&fits).unwrap();
+        assert_eq!(ImageRef::parse(&parsed.to_string()).unwrap(), parsed);
+        assert!(ImageRef::parse(&format!("{fits}a")).is_err());
     }
 }

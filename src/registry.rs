@@ -38,10 +38,28 @@ const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, applicat
 /// Chunk size for chunked uploads when the monolithic PUT is refused.
 const FALLBACK_CHUNK: u64 = 16 * 1024 * 1024;
 
+/// The default longest wait for a connection.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default longest stall: no answer, or no next bytes of an answer, for this long.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The default number of retries after the first attempt.
+pub const DEFAULT_RETRIES: u32 = 5;
+
+/// The slowest upload rate that is not a stall, in bytes per second.
+///
+/// reqwest's blocking client waits for a streamed request body and its
+/// answer under one deadline, and nothing can extend that deadline while
+/// the body flows, so an upload cannot have a stall watchdog of its own. Its
+/// deadline is the stall timeout plus the time its bytes take at this rate
+/// instead: 1 GiB gets 4.5 hours. Downloads need no such rule: the blocking
+/// client applies the timeout to each read of the body, which is exactly a
+/// stall watchdog.
+const SLOWEST_UPLOAD: u64 = 64 * 1024;
+
 /// What went wrong talking to a registry.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("cannot reach {registry} ({what})")]
+    #[error("cannot reach {registry} ({what}): {}", network_cause(.source))]
     Connect {
         registry: String,
         what: String,
@@ -111,6 +129,16 @@ impl RegistryError {
     pub fn hint(&self) -> Option<String> {
         match self {
             RegistryError::Connect {
+                registry, source, ..
+            } if source.is_timeout() => Some(format!(
+                "{registry} stopped answering; if it is only slow, raise --timeout (or STOWAGE_TIMEOUT), else check the network"
+            )),
+            RegistryError::Connect {
+                registry, source, ..
+            } if chain_text(source).contains("certificate") => Some(format!(
+                "{registry}'s TLS certificate is not trusted; add its CA to the system's trust store, or, only if you trust the network, pass --insecure-registry {registry}"
+            )),
+            RegistryError::Connect {
                 registry, plain_http: true, ..
             } => Some(format!(
                 "{registry} seems to speak plain HTTP; if you trust it, pass --insecure-registry {registry}"
@@ -130,6 +158,7 @@ impl RegistryError {
                 Some("check the repository and tag; a private repository also answers this way without access".into())
             }
             RegistryError::Blob { source, .. } => source.hint(),
+            RegistryError::Store { source, .. } => source.hint(),
             _ => None,
         }
     }
@@ -192,8 +221,10 @@ pub struct RegistryOptions {
     pub jobs: usize,
     /// Retries after the first attempt.
     pub retries: u32,
-    /// Longest wait for a connection.
+    /// Longest wait for a connection (default `DEFAULT_CONNECT_TIMEOUT`).
     pub connect_timeout: Option<Duration>,
+    /// Longest stall: no answer, or no next bytes of a download, for this long (default `DEFAULT_TIMEOUT`).
+    pub timeout: Option<Duration>,
     /// Verbose log sink; never given secrets.
     pub log: Option<LogSink>,
     /// Progress display for blob transfers.
@@ -256,8 +287,9 @@ pub fn api_host(registry: &str) -> String {
 fn http_client(insecure: bool, options: &RegistryOptions) -> Result<Client, reqwest::Error> {
     let mut builder = Client::builder()
         .user_agent(concat!("stowage/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(options.connect_timeout.unwrap_or(Duration::from_secs(30)))
-        // No overall limit: a multi-gigabyte upload legitimately takes long.
+        .connect_timeout(options.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT))
+        // Set per request instead (see `request_deadline`): a multi-gigabyte
+        // upload legitimately takes long, a stalled answer does not.
         .timeout(None::<Duration>)
         .pool_max_idle_per_host(16);
     if insecure {
@@ -296,6 +328,30 @@ impl Registry {
     fn log(&self, message: &str) {
         if let Some(log) = &self.options.log {
             log(message);
+        }
+    }
+
+    fn stall_timeout(&self) -> Duration {
+        self.options.timeout.unwrap_or(DEFAULT_TIMEOUT)
+    }
+
+    /// How long a request may take before it counts as stalled: the stall
+    /// timeout, plus for a streamed upload the time its bytes need at `SLOWEST_UPLOAD`.
+    fn request_deadline(&self, request: &reqwest::blocking::Request) -> Duration {
+        let body = request
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        self.stall_timeout() + Duration::from_secs(body / SLOWEST_UPLOAD)
+    }
+
+    /// `what`, saying that retrying did not help when there were retries.
+    fn gave_up(&self, what: &str) -> String {
+        match self.options.retries {
+            0 => what.to_string(),
+            n => format!("{what}; gave up after {} attempts", n + 1),
         }
     }
 
@@ -428,7 +484,10 @@ impl Registry {
         let what = "a token".to_string();
         let mut attempt = 0;
         loop {
-            let mut request = client.get(realm).query(&query);
+            let mut request = client
+                .get(realm)
+                .query(&query)
+                .timeout(self.stall_timeout());
             if let Some(c) = &credential {
                 request = request.header(AUTHORIZATION, basic_header(c));
             }
@@ -482,9 +541,9 @@ impl Registry {
                 Err(source) => {
                     return Err(RegistryError::Connect {
                         registry: realm_host(realm),
-                        what,
+                        what: self.gave_up(&what),
                         plain_http: false,
-                        source,
+                        source: redact_error(source),
                     });
                 }
             }
@@ -523,8 +582,9 @@ impl Registry {
                         registry: registry.to_string(),
                         what: what.to_string(),
                         plain_http: false,
-                        source,
+                        source: redact_error(source),
                     })?;
+            *request.timeout_mut() = Some(self.request_deadline(&request));
             let same_host = request.url().host_str().map(|h| {
                 let with_port = match request.url().port() {
                     Some(p) => format!("{h}:{p}"),
@@ -560,9 +620,13 @@ impl Registry {
                     }
                     return Err(RegistryError::Connect {
                         registry: registry.to_string(),
-                        what: what.to_string(),
+                        what: if plain_http || is_permanent(&source) {
+                            what.to_string()
+                        } else {
+                            self.gave_up(what)
+                        },
                         plain_http,
-                        source,
+                        source: redact_error(source),
                     });
                 }
                 Ok(response) if response.status() == StatusCode::UNAUTHORIZED => {
@@ -684,8 +748,19 @@ impl Registry {
         desc: &Descriptor,
         store: &Store,
     ) -> Result<(), RegistryError> {
-        if store.contains(&desc.digest) {
-            return Ok(());
+        // A blob already in the store still has to be the size the manifest declares.
+        if let Ok(size) = store.blob_size(&desc.digest) {
+            if size == desc.size {
+                return Ok(());
+            }
+            return Err(RegistryError::Store {
+                what: format!("blob {}", desc.digest),
+                source: StoreError::SizeMismatch {
+                    what: format!("blob {} from {}", desc.digest, origin.registry),
+                    expected: desc.size,
+                    actual: size,
+                },
+            });
         }
         let repo = &origin.repository;
         let digest = &desc.digest;
@@ -720,16 +795,32 @@ impl Registry {
                     }
                     return Ok(());
                 }
-                // A connection dropped mid-body shows up as a short write: fetch again.
-                Err(StoreError::Write { .. } | StoreError::SizeMismatch { .. })
-                    if attempt < self.options.retries =>
-                {
+                // A dropped or stalled connection fails a read, or (with no
+                // Content-Length) ends the body early: fetch again. Wrong bytes
+                // and a full disk are not helped by retrying.
+                Err(StoreError::Source { .. }) if attempt < self.options.retries => {
                     let wait = backoff(attempt);
                     self.log(&format!(
                         "{what}: the download broke off; retrying in {wait:?}"
                     ));
                     std::thread::sleep(wait);
                     attempt += 1;
+                }
+                Err(StoreError::SizeMismatch {
+                    expected, actual, ..
+                }) if actual < expected && attempt < self.options.retries => {
+                    let wait = backoff(attempt);
+                    self.log(&format!(
+                        "{what}: the download ended after {actual} of {expected} bytes; retrying in {wait:?}"
+                    ));
+                    std::thread::sleep(wait);
+                    attempt += 1;
+                }
+                Err(source @ StoreError::Source { .. }) => {
+                    return Err(RegistryError::Store {
+                        what: self.gave_up(&what),
+                        source,
+                    });
                 }
                 Err(source) => return Err(RegistryError::Store { what, source }),
             }
@@ -997,6 +1088,24 @@ impl Registry {
                         },
                     })?;
                     self.fetch_blob(origin, desc, store)?;
+                }
+                // Checked before it goes out: a damaged store blob would only
+                // be refused by the registry after a long upload, with a
+                // message about digests instead of about the store.
+                match (store.verify(digest), origin) {
+                    (Ok(()), _) => {}
+                    (Err(StoreError::Corrupt { .. }), Some(origin)) => {
+                        self.log(&format!(
+                            "blob {digest} in the store was corrupt; fetching it again"
+                        ));
+                        self.fetch_blob(origin, desc, store)?;
+                    }
+                    (Err(source), _) => {
+                        return Err(RegistryError::Store {
+                            what: format!("blob {digest}"),
+                            source,
+                        });
+                    }
                 }
                 BlobData::Stored(store.blob_path(digest))
             }
@@ -1309,6 +1418,28 @@ fn basic_header(credential: &Credential) -> String {
     )
 }
 
+/// What a failed request ran into, in words: reqwest's own messages speak of receivers and bodies.
+fn network_cause(error: &reqwest::Error) -> &'static str {
+    if error.is_timeout() {
+        "no answer within the timeout"
+    } else if error.is_connect() {
+        "could not connect"
+    } else if error.is_body() || error.is_request() {
+        "the connection broke off"
+    } else {
+        "the request failed"
+    }
+}
+
+/// The error without its URL's query: upload and redirect URLs may carry signed state or credentials.
+fn redact_error(mut error: reqwest::Error) -> reqwest::Error {
+    if let Some(url) = error.url_mut() {
+        url.set_query(None);
+        let _ = url.set_password(None);
+    }
+    error
+}
+
 fn scope_list(scopes: &[Scope]) -> String {
     if scopes.is_empty() {
         return "the registry".into();
@@ -1435,11 +1566,13 @@ fn is_retryable(status: StatusCode) -> bool {
         || status.is_server_error()
 }
 
+/// Errors a retry cannot fix: a bad request, a redirect loop, an untrusted certificate.
 fn is_permanent(error: &reqwest::Error) -> bool {
-    error.is_builder() || error.is_redirect()
+    error.is_builder() || error.is_redirect() || chain_text(error).contains("certificate")
 }
 
-fn looks_like_plain_http(error: &reqwest::Error) -> bool {
+/// The error and all its causes as one lower-case text, for recognising kinds reqwest does not expose.
+fn chain_text(error: &reqwest::Error) -> String {
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
@@ -1447,7 +1580,11 @@ fn looks_like_plain_http(error: &reqwest::Error) -> bool {
         text.push_str(&cause.to_string());
         source = cause.source();
     }
-    let text = text.to_lowercase();
+    text.to_lowercase()
+}
+
+fn looks_like_plain_http(error: &reqwest::Error) -> bool {
+    let text = chain_text(error);
     text.contains("invalidcontenttype")
         || text.contains("corrupt message")
         || text.contains("wrong version number")
@@ -1464,15 +1601,65 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis((base as i64 + jitter).max(50) as u64)
 }
 
-/// `Retry-After` in seconds when given (capped at 5 minutes), else the backoff.
+/// `Retry-After` (seconds or an HTTP date, capped at 5 minutes) when given, else the backoff.
 fn retry_wait(response: &Response, attempt: u32) -> Duration {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     response
         .headers()
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
+        .and_then(|v| retry_after_secs(v, now))
         .map(|secs| Duration::from_secs(secs.min(300)))
         .unwrap_or_else(|| backoff(attempt))
+}
+
+/// A `Retry-After` value in seconds from `now` (Unix seconds): delay-seconds,
+/// or an IMF-fixdate such as `Sun, 06 Nov 1994 08:49:37 GMT` (RFC 9110).
+fn retry_after_secs(value: &str, now: u64) -> Option<u64> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(secs);
+    }
+    let (_, date) = value.split_once(", ")?;
+    let mut parts = date.split(' ');
+    let day: u64 = parts.next()?.parse().ok()?;
+    let month = match parts.next()? {
+        "Jan" => 1,
+        "Feb" => 2,
+        "Mar" => 3,
+        "Apr" => 4,
+        "May" => 5,
+        "Jun" => 6,
+        "Jul" => 7,
+        "Aug" => 8,
+        "Sep" => 9,
+        "Oct" => 10,
+        "Nov" => 11,
+        "Dec" => 12,
+        _ => return None,
+    };
+    let year: u64 = parts.next()?.parse().ok()?;
+    let mut clock = parts.next()?.split(':').map(|p| p.parse::<u64>().ok());
+    let (h, m, sec) = (clock.next()??, clock.next()??, clock.next()??);
+    if parts.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    // Days from 1970-01-01 to the civil date (Howard Hinnant's days_from_civil).
+    let (y, mo) = if month <= 2 {
+        (year.checked_sub(1)?, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y / 400;
+    let yoe = y % 400;
+    let doy = (153 * mo + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = (era * 146_097 + doe).checked_sub(719_468)?;
+    let at = days * 86_400 + h * 3600 + m * 60 + sec;
+    Some(at.saturating_sub(now))
 }
 
 #[cfg(test)]
@@ -1489,6 +1676,31 @@ mod tests {
             );
         }
         assert!(backoff(4) > backoff(0));
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_and_http_dates() {
+        assert_eq!(retry_after_secs(" 7 ", 0), Some(7));
+        // 1994-11-06T08:49:37Z is 784111777.
+        let date = "Sun, 06 Nov 1994 08:49:37 GMT";
+        assert_eq!(retry_after_secs(date, 784_111_777 - 30), Some(30));
+        assert_eq!(
+            retry_after_secs(date, 784_111_777 + 5),
+            Some(0),
+            "a past date: now"
+        );
+        assert_eq!(
+            retry_after_secs("Thu, 29 Feb 2024 00:00:00 GMT", 1_709_164_800 - 1),
+            Some(1)
+        );
+        for bad in [
+            "soon",
+            "Sun, 06 Nov 1994 08:49:37 CET",
+            "Sun, 32 Nov 1994 08:49:37 GMT",
+            "",
+        ] {
+            assert_eq!(retry_after_secs(bad, 0), None, "{bad}");
+        }
     }
 
     #[test]

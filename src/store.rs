@@ -3,7 +3,12 @@
 //! Every blob stowage handles passes through here: layers it builds, blobs it
 //! imports from a base, configs and manifests. A blob only appears under its
 //! final name after its digest was computed from the bytes written, so a
-//! crash leaves at most a stray file in `tmp/`, never a wrong blob.
+//! crash leaves at most a stray file in `tmp/`, never a wrong blob; the next
+//! `open` sweeps such strays once no live process holds them (see `atomic`).
+//! Blobs are checked again when they leave the store (`open_verified`,
+//! `verify`, `read_small`): a blob whose bytes no longer match its name
+//! (a disk error, a power cut before the data reached the disk, a hand edit)
+//! is deleted and reported, so the next run fetches or rebuilds it.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
@@ -11,7 +16,8 @@ use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
 
-use crate::digest::{Digest, HashingWriter};
+use crate::atomic;
+use crate::digest::{Digest, HashingWriter, hash_sink};
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +56,42 @@ pub enum StoreError {
     },
     #[error("{what} is larger than the {limit} bytes stowage accepts for it")]
     TooLarge { what: String, limit: u64 },
+    #[error(
+        "blob {digest} in the store is corrupt (its bytes hash to {actual}); it was removed from the store"
+    )]
+    Corrupt { digest: Digest, actual: Digest },
+    #[error("reading {what} broke off")]
+    Source {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl StoreError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            StoreError::Corrupt { .. } => Some(
+                "run the command again: stowage fetches or rebuilds a removed blob; if this repeats, check the disk"
+                    .into(),
+            ),
+            StoreError::Write { path, source } | StoreError::Open { path, source }
+                if source.kind() == io::ErrorKind::StorageFull =>
+            {
+                Some(format!(
+                    "the disk holding {} is full: free some space, or point STOWAGE_CACHE_DIR at a larger disk",
+                    path.display()
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    /// The store error an I/O error carries, when a store reader raised it (a corrupt blob met mid-stream).
+    pub fn from_io(error: &io::Error) -> Option<&StoreError> {
+        error.get_ref()?.downcast_ref::<StoreError>()
+    }
 }
 
 /// The blob store rooted at a folder.
@@ -72,6 +114,8 @@ pub fn default_store_root() -> PathBuf {
 
 impl Store {
     /// Opens (creating if needed) the store at `root`.
+    ///
+    /// Temp files that killed processes left in `tmp/` are removed on the way.
     pub fn open(root: impl Into<PathBuf>) -> Result<Store, StoreError> {
         let root = root.into();
         for dir in [root.join("blobs").join("sha256"), root.join("tmp")] {
@@ -80,6 +124,7 @@ impl Store {
                 source,
             })?;
         }
+        atomic::sweep_stale(&root.join("tmp"));
         Ok(Store { root })
     }
 
@@ -110,7 +155,7 @@ impl Store {
     /// Starts writing a new blob; its name is known only when it is committed.
     pub fn writer(&self) -> Result<BlobWriter, StoreError> {
         let tmp_dir = self.root.join("tmp");
-        let file = NamedTempFile::new_in(&tmp_dir).map_err(|source| StoreError::Write {
+        let file = atomic::temp_file_in(&tmp_dir).map_err(|source| StoreError::Write {
             path: tmp_dir.clone(),
             source,
         })?;
@@ -122,10 +167,7 @@ impl Store {
 
     /// Writes `bytes` as a blob (I/O) and returns its digest.
     pub fn write_bytes(&self, bytes: &[u8]) -> Result<Digest, StoreError> {
-        let digest = Digest::of(bytes);
-        if self.contains(&digest) {
-            return Ok(digest);
-        }
+        // Written even when present: small, and it heals a damaged copy.
         let mut writer = self.writer()?;
         writer
             .write_all(bytes)
@@ -147,10 +189,29 @@ impl Store {
         let limit = expected
             .map(|(_, size)| size.saturating_add(1))
             .unwrap_or(u64::MAX);
-        io::copy(&mut reader.take(limit), &mut writer).map_err(|source| StoreError::Write {
-            path: self.root.join("tmp"),
-            source,
-        })?;
+        // Not io::copy: a failing read (a dropped connection) and a failing
+        // write (a full disk) need different errors, retries and hints.
+        let mut reader = reader.take(limit);
+        let mut buf = vec![0; 256 * 1024];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(StoreError::Source {
+                        what: what.to_string(),
+                        source,
+                    });
+                }
+            };
+            writer
+                .write_all(&buf[..n])
+                .map_err(|source| StoreError::Write {
+                    path: self.root.join("tmp"),
+                    source,
+                })?;
+        }
         match expected {
             Some((digest, size)) => writer
                 .commit_expecting(what, digest, size)
@@ -175,11 +236,61 @@ impl Store {
         })
     }
 
+    /// Opens a present blob for reading (I/O), checking its digest as it is read.
+    ///
+    /// At the end of the blob the reader fails with an `InvalidData` error
+    /// carrying `StoreError::Corrupt` (see `StoreError::from_io`) when the
+    /// bytes do not match, after deleting the bad blob.
+    pub fn open_verified(&self, digest: &Digest) -> Result<VerifiedReader, StoreError> {
+        let file = self.open_blob(digest)?;
+        Ok(VerifiedReader {
+            store: self.clone(),
+            digest: digest.clone(),
+            file: io::BufReader::with_capacity(256 * 1024, file),
+            hash: hash_sink(),
+            checked: false,
+        })
+    }
+
+    /// Reads a present blob whole to check its digest (I/O), deleting it when it does not match.
+    pub fn verify(&self, digest: &Digest) -> Result<(), StoreError> {
+        let mut reader = self.open_verified(digest)?;
+        io::copy(&mut reader, &mut io::sink()).map_err(|source| {
+            StoreError::from_io(&source)
+                .map(|e| StoreError::Corrupt {
+                    digest: digest.clone(),
+                    actual: match e {
+                        StoreError::Corrupt { actual, .. } => actual.clone(),
+                        _ => digest.clone(),
+                    },
+                })
+                .unwrap_or(StoreError::Read {
+                    digest: digest.clone(),
+                    source,
+                })
+        })?;
+        Ok(())
+    }
+
+    /// Deletes a blob found corrupt through `file`, unless the name meanwhile holds another (healed) file.
+    fn discard_corrupt(&self, digest: &Digest, file: &File) {
+        use std::os::unix::fs::MetadataExt;
+        let path = self.blob_path(digest);
+        let same = match (file.metadata(), fs::metadata(&path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        };
+        if same {
+            let _ = fs::remove_file(&path);
+        }
+    }
+
     /// Reads a small blob (a manifest or config) whole, refusing one larger than `limit`.
     pub fn read_small(&self, digest: &Digest, limit: u64) -> Result<Vec<u8>, StoreError> {
         let file = self.open_blob(digest)?;
         let mut bytes = Vec::new();
-        file.take(limit + 1)
+        (&file)
+            .take(limit + 1)
             .read_to_end(&mut bytes)
             .map_err(|source| StoreError::Read {
                 digest: digest.clone(),
@@ -191,11 +302,12 @@ impl Store {
                 limit,
             });
         }
-        if Digest::of(&bytes) != *digest {
-            return Err(StoreError::DigestMismatch {
-                what: format!("stored blob {digest}"),
-                expected: digest.clone(),
-                actual: Digest::of(&bytes),
+        let actual = Digest::of(&bytes);
+        if actual != *digest {
+            self.discard_corrupt(digest, &file);
+            return Err(StoreError::Corrupt {
+                digest: digest.clone(),
+                actual,
             });
         }
         Ok(bytes)
@@ -213,7 +325,7 @@ impl Store {
             path: dir.clone(),
             source,
         })?;
-        let mut tmp = NamedTempFile::new_in(&dir).map_err(|source| StoreError::Write {
+        let mut tmp = atomic::temp_file_in(&dir).map_err(|source| StoreError::Write {
             path: dir.clone(),
             source,
         })?;
@@ -293,16 +405,48 @@ impl BlobWriter {
 }
 
 impl Store {
+    /// Renames a verified temp file to its blob name, replacing what is there:
+    /// the new bytes are known good, an older file under the name may not be.
     fn persist(&self, file: NamedTempFile, digest: &Digest) -> Result<(), StoreError> {
         let target = self.blob_path(digest);
-        if target.is_file() {
-            return Ok(());
-        }
         file.persist(&target).map_err(|e| StoreError::Write {
             path: target,
             source: e.error,
         })?;
         Ok(())
+    }
+}
+
+/// A store blob being read, hashed on the way; see `Store::open_verified`.
+pub struct VerifiedReader {
+    store: Store,
+    digest: Digest,
+    file: io::BufReader<File>,
+    hash: HashingWriter<io::Sink>,
+    checked: bool,
+}
+
+impl Read for VerifiedReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf)?;
+        self.hash.write_all(&buf[..n])?;
+        if n == 0 && !buf.is_empty() && !self.checked {
+            self.checked = true;
+            let hash = std::mem::replace(&mut self.hash, hash_sink());
+            let (_, actual, _) = hash.finish();
+            if actual != self.digest {
+                self.store
+                    .discard_corrupt(&self.digest, self.file.get_ref());
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    StoreError::Corrupt {
+                        digest: self.digest.clone(),
+                        actual,
+                    },
+                ));
+            }
+        }
+        Ok(n)
     }
 }
 
@@ -353,6 +497,64 @@ mod tests {
             )
             .unwrap_err();
         assert!(matches!(err, StoreError::SizeMismatch { .. }));
+    }
+
+    #[test]
+    fn a_corrupt_blob_is_found_on_read_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let digest = store.write_bytes(b"good bytes").unwrap();
+        fs::write(store.blob_path(&digest), b"bad bytes!").unwrap();
+        let mut out = Vec::new();
+        let err = store
+            .open_verified(&digest)
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap_err();
+        assert!(
+            matches!(StoreError::from_io(&err), Some(StoreError::Corrupt { .. })),
+            "{err}"
+        );
+        assert!(!store.contains(&digest), "the bad blob is discarded");
+
+        store.write_bytes(b"good bytes").unwrap();
+        store.verify(&digest).unwrap();
+        fs::write(store.blob_path(&digest), b"").unwrap();
+        let err = store.verify(&digest).unwrap_err();
+        assert!(err.to_string().contains("corrupt"), "{err}");
+        assert!(!store.contains(&digest));
+
+        store.write_bytes(b"good bytes").unwrap();
+        fs::write(store.blob_path(&digest), b"good bytez").unwrap();
+        assert!(matches!(
+            store.read_small(&digest, 1024),
+            Err(StoreError::Corrupt { .. })
+        ));
+        assert!(!store.contains(&digest));
+        // Writing the blob again heals it.
+        store.write_bytes(b"good bytes").unwrap();
+        assert_eq!(store.read_small(&digest, 1024).unwrap(), b"good bytes");
+    }
+
+    #[test]
+    fn open_sweeps_what_a_killed_writer_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut live = store.writer().unwrap();
+        live.write_all(b"in progress").unwrap();
+        let left = dir
+            .path()
+            .join("tmp")
+            .join(format!("{}killed", atomic::TEMP_PREFIX));
+        fs::write(&left, b"half a blob").unwrap();
+        atomic::age(&left);
+        for entry in fs::read_dir(dir.path().join("tmp")).unwrap() {
+            atomic::age(&entry.unwrap().path());
+        }
+        Store::open(dir.path()).unwrap();
+        assert!(!left.exists());
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 1);
+        live.commit().unwrap();
     }
 
     #[test]

@@ -179,10 +179,9 @@ fn from_docker_config(
         .get("credsStore")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
+        && let Some(found) = run_helper_get(store, &config_key(registry))?
     {
-        if let Some(found) = run_helper_get(store, &config_key(registry))? {
-            return Ok(Some(found));
-        }
+        return Ok(Some(found));
     }
     from_auths(path, &config, registry, repository)
 }

@@ -231,16 +231,16 @@ impl TestRegistry {
                 .expect("start docker-registry");
             let deadline = Instant::now() + START_TIMEOUT;
             loop {
-                if let Ok(resp) = http_request(&host, "GET", "/v2/", &[], b"") {
-                    if resp.header("docker-distribution-api-version").is_some() {
-                        return TestRegistry {
-                            host,
-                            auth,
-                            child,
-                            log_path,
-                            dir,
-                        };
-                    }
+                if let Ok(resp) = http_request(&host, "GET", "/v2/", &[], b"")
+                    && resp.header("docker-distribution-api-version").is_some()
+                {
+                    return TestRegistry {
+                        host,
+                        auth,
+                        child,
+                        log_path,
+                        dir,
+                    };
                 }
                 if let Ok(Some(_)) = child.try_wait() {
                     break;

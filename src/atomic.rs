@@ -1,0 +1,186 @@
+//! Crash- and concurrency-safe output: locked temp files and folders that a killed process leaves recognisable, the sweep that removes them, and folder locks.
+//!
+//! Every file stowage writes is built under a temporary name and renamed
+//! into place, so a `kill -9` can leave only a temp file behind, never half
+//! an output. Such leftovers start with [`TEMP_PREFIX`], and their writer
+//! holds an exclusive `flock` on them for as long as it lives: the kernel
+//! drops that lock when the process dies, however it dies. So a later run can
+//! tell an abandoned temp file (unlocked) from one another process is still
+//! writing (locked), and [`sweep_stale`] removes only the abandoned ones.
+//!
+//! Locks are `flock(2)` through `std::fs::File::lock` (Rust 1.89): advisory,
+//! released on exit, held per open file, and usable on a folder, so a layout
+//! folder can be locked without putting a lock file into it.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use tempfile::{NamedTempFile, TempDir};
+
+/// The name prefix of every temp file and folder stowage creates.
+pub const TEMP_PREFIX: &str = ".stowage-tmp-";
+
+/// Leftovers younger than this are never swept: a writer locks its temp file
+/// right after creating it, and this margin covers that instant.
+const STALE_AFTER: Duration = Duration::from_secs(30);
+
+/// Creates a temp file in `dir`, locked for as long as it (or its renamed self) is open.
+///
+/// Its mode is 0644 less the umask, as for any file a tool writes (tempfile's
+/// default, 0600, would make archives unreadable to other users).
+pub fn temp_file_in(dir: &Path) -> io::Result<NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt;
+    let file = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .permissions(fs::Permissions::from_mode(0o644))
+        .tempfile_in(dir)?;
+    file.as_file().lock()?;
+    Ok(file)
+}
+
+/// A temp folder and the lock that marks it as in use.
+pub struct LockedTempDir {
+    dir: TempDir,
+    _lock: File,
+}
+
+impl LockedTempDir {
+    /// The folder's path.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Renames the folder to `target` (which must not exist, or be an empty folder).
+    ///
+    /// On failure the temp folder is removed.
+    pub fn persist(self, target: &Path) -> io::Result<()> {
+        let LockedTempDir { dir, _lock } = self;
+        fs::rename(dir.path(), target)?;
+        // The folder is renamed: nothing is left for TempDir to remove.
+        let _ = dir.keep();
+        Ok(())
+    }
+}
+
+/// Creates a temp folder in `parent`, locked like [`temp_file_in`]'s files.
+pub fn temp_dir_in(parent: &Path) -> io::Result<LockedTempDir> {
+    let dir = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .tempdir_in(parent)?;
+    let lock = File::open(dir.path())?;
+    lock.lock()?;
+    Ok(LockedTempDir { dir, _lock: lock })
+}
+
+/// An exclusive lock on a folder, released when dropped (or when the process dies).
+pub struct FolderLock {
+    _file: File,
+}
+
+/// Waits for and takes the exclusive lock on `dir` (I/O).
+pub fn lock_folder(dir: &Path) -> io::Result<FolderLock> {
+    let file = File::open(dir)?;
+    file.lock()?;
+    Ok(FolderLock { _file: file })
+}
+
+/// Removes the temp files and folders in `dir` that a dead process left (I/O, best effort).
+///
+/// Only names starting with [`TEMP_PREFIX`] that are older than a few
+/// seconds and whose lock can be taken are removed; errors are ignored,
+/// since sweeping only reclaims space.
+pub fn sweep_stale(dir: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let now = SystemTime::now();
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(TEMP_PREFIX) {
+            continue;
+        }
+        let path: PathBuf = entry.path();
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let old = meta
+            .modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .is_some_and(|age| age >= STALE_AFTER);
+        if !old || meta.file_type().is_symlink() {
+            continue;
+        }
+        let Ok(handle) = File::open(&path) else {
+            continue;
+        };
+        if handle.try_lock().is_err() {
+            continue;
+        }
+        let gone = if meta.is_dir() {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        if gone.is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// Sets a path's modification time into the past, so tests can make a leftover look stale.
+#[cfg(test)]
+pub(crate) fn age(path: &Path) {
+    let past = SystemTime::now() - STALE_AFTER - Duration::from_secs(5);
+    let file = File::options().read(true).open(path).unwrap();
+    file.set_modified(past).unwrap();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_old_unlocked_leftovers_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        // A leftover of a dead writer: old, and nobody holds its lock.
+        let dead = dir.path().join(format!("{TEMP_PREFIX}dead"));
+        fs::write(&dead, b"half").unwrap();
+        age(&dead);
+        // A live writer's file: old too, but locked.
+        let live = temp_file_in(dir.path()).unwrap();
+        age(live.path());
+        // A fresh leftover and a user's own file stay.
+        let fresh = dir.path().join(format!("{TEMP_PREFIX}fresh"));
+        fs::write(&fresh, b"x").unwrap();
+        let mine = dir.path().join("notes.txt");
+        fs::write(&mine, b"x").unwrap();
+        age(&mine);
+        // A temp folder whose writer died: kept on disk, its lock dropped.
+        let LockedTempDir {
+            dir: dead_dir,
+            _lock,
+        } = temp_dir_in(dir.path()).unwrap();
+        let dead_dir_path = dead_dir.keep();
+        drop(_lock);
+        age(&dead_dir_path);
+
+        assert_eq!(sweep_stale(dir.path()), 2);
+        assert!(!dead.exists() && !dead_dir_path.exists());
+        assert!(live.path().exists() && fresh.exists() && mine.exists());
+    }
+
+    #[test]
+    fn a_folder_lock_excludes_another_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock_folder(dir.path()).unwrap();
+        let other = File::open(dir.path()).unwrap();
+        assert!(other.try_lock().is_err());
+        drop(held);
+        assert!(other.try_lock().is_ok());
+    }
+}
