@@ -1072,7 +1072,7 @@ impl Registry {
                     self.report_end("mounted", desc);
                     return Ok(BlobOutcome::Mounted);
                 }
-                StatusCode::ACCEPTED => session = location(&response),
+                StatusCode::ACCEPTED => session = location_header(&response),
                 _ => {}
             }
             self.log(&format!("mount of {digest} declined; uploading"));
@@ -1138,7 +1138,7 @@ impl Registry {
         if response.status() != StatusCode::ACCEPTED {
             return Err(status_error(&dest.registry, "starting an upload", response));
         }
-        location(&response).ok_or_else(|| RegistryError::Protocol {
+        location_header(&response).ok_or_else(|| RegistryError::Protocol {
             registry: dest.registry.clone(),
             problem: "an upload was accepted without a Location".into(),
         })
@@ -1176,7 +1176,6 @@ impl Registry {
                     restarts += 1;
                     std::thread::sleep(backoff(restarts));
                 }
-                Err(UploadFailure::Refused(_)) | Err(UploadFailure::SessionLost(_)) if false => {}
                 Err(UploadFailure::Refused(e) | UploadFailure::SessionLost(e)) => {
                     return Err(RegistryError::Protocol {
                         registry: dest.registry.clone(),
@@ -1471,10 +1470,6 @@ fn location_header(response: &Response) -> Option<String> {
         .get(LOCATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
-}
-
-fn location(response: &Response) -> Option<String> {
-    location_header(response)
 }
 
 fn with_digest(location: &str, digest: &Digest) -> String {

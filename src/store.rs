@@ -356,11 +356,6 @@ pub struct BlobWriter {
 }
 
 impl BlobWriter {
-    /// Bytes written so far.
-    pub fn written(&self) -> u64 {
-        self.out.count()
-    }
-
     fn finish(self) -> Result<(Store, NamedTempFile, Digest, u64), StoreError> {
         let (buffered, digest, size) = self.out.finish();
         let file = buffered.into_inner().map_err(|e| StoreError::Write {

@@ -3,7 +3,6 @@
 //! Secrets only ever live in `Credential`, whose `Debug` hides them, so no
 //! log line or error message can print one by accident.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -422,20 +421,6 @@ fn write_private(path: &Path, config: &Value) -> Result<(), CredentialError> {
     tmp.as_file().sync_all().map_err(write_err)?;
     tmp.persist(path).map_err(|e| write_err(e.error))?;
     Ok(())
-}
-
-/// Registries and users with stored logins, for messages (never secrets).
-pub fn describe(config: &Value) -> BTreeMap<String, String> {
-    config
-        .get("auths")
-        .and_then(Value::as_object)
-        .map(|auths| {
-            auths
-                .keys()
-                .map(|k| (normalize_key(k).0, k.clone()))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
