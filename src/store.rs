@@ -124,7 +124,19 @@ impl Store {
                 source,
             })?;
         }
-        atomic::sweep_stale(&root.join("tmp"));
+        // Everything the store writes through temp files: blobs, and the
+        // records of the layer cache, base folders and gzip aliases.
+        let mut swept = vec![
+            root.join("tmp"),
+            root.join("meta").join("layers"),
+            root.join("meta").join("base-folders"),
+        ];
+        if let Ok(aliases) = fs::read_dir(root.join("diffs")) {
+            swept.extend(aliases.flatten().map(|entry| entry.path()));
+        }
+        for dir in &swept {
+            atomic::sweep_stale(dir);
+        }
         Ok(Store { root })
     }
 
