@@ -10,6 +10,7 @@ use serde_json::Value;
 /// Builds the sample app into a docker-archive at `file` tagged `image`.
 fn build_archive(sb: &Sandbox, file: &str, image: &str) -> (std::path::PathBuf, Printed) {
     let spec = write_app(&sb.join("app"), image);
+    label_uniquely(&spec, image);
     let out = sb.mkdir("out").join(file);
     let stdout = run_ok(
         sb.stowage()

@@ -9,6 +9,7 @@ use common::*;
 
 fn build(sb: &Sandbox, dest: &str, image: &str) -> String {
     let spec = write_app(&sb.join("app"), image);
+    label_uniquely(&spec, image);
     run_ok(
         sb.stowage()
             .args(["build", "-f"])

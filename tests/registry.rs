@@ -65,6 +65,7 @@ fn assert_skopeo_reads_back(reg: &TestRegistry, repo_tag: &str, printed: &Printe
 fn build_app_to(sb: &Sandbox, reg: &TestRegistry, repo_tag: &str) -> Printed {
     let dest = reg.reference(repo_tag);
     let spec = write_app(&sb.join("app"), &dest);
+    label_uniquely(&spec, &dest);
     let printed = build_to(sb, &[&reg.host], &spec, &[&dest], &[]);
     let repo = repo_tag.split(':').next().unwrap();
     assert_eq!(

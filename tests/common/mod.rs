@@ -451,6 +451,21 @@ PATH = "/opt/app/bin:/bin"
     )
 }
 
+/// Gives the app of `spec` a label of its own, so its image ID is its own.
+///
+/// Tests run at once and share podman's and dockerd's image stores: every
+/// test's sample app would otherwise have one image ID, and one test's
+/// `rmi -f` would remove the image another is about to run.
+pub fn label_uniquely(spec: &Path, label: &str) {
+    let mut text = fs::read_to_string(spec).unwrap();
+    assert!(
+        text.trim_end().ends_with("stowage-e2e\""),
+        "[labels] must end the spec"
+    );
+    text.push_str(&format!("\"org.stowage.test.image\" = \"{label}\"\n"));
+    fs::write(spec, text).unwrap();
+}
+
 pub fn write_file(path: &Path, content: impl AsRef<[u8]>, mode: u32) {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).unwrap();
