@@ -708,7 +708,10 @@ fn import_member(
         source,
     };
     let mut tee: Tee = match compression {
-        BlobCompression::Gzip => Tee::Gzip(blob, flate2::write::MultiGzDecoder::new(hash_sink())),
+        BlobCompression::Gzip => Tee::Gzip(
+            blob,
+            Box::new(flate2::write::MultiGzDecoder::new(hash_sink())),
+        ),
         BlobCompression::Zstd => Tee::Zstd(
             blob,
             zstd::stream::write::Decoder::new(hash_sink()).map_err(write_err)?,
@@ -750,7 +753,7 @@ enum Tee {
     Plain(crate::store::BlobWriter),
     Gzip(
         crate::store::BlobWriter,
-        flate2::write::MultiGzDecoder<HashingWriter<io::Sink>>,
+        Box<flate2::write::MultiGzDecoder<HashingWriter<io::Sink>>>,
     ),
     Zstd(
         crate::store::BlobWriter,
@@ -1251,7 +1254,11 @@ fn write_tar_atomic(
     let write_err = |source| sink_error(path, source);
     let pool = CompressPool::for_this_machine();
     let out = if gzip {
-        TarOut::Gzip(GzipWriter::new(buffered, &pool, crate::layer::GZIP_LEVEL))
+        TarOut::Gzip(Box::new(GzipWriter::new(
+            buffered,
+            &pool,
+            crate::layer::GZIP_LEVEL,
+        )))
     } else {
         TarOut::Plain(buffered)
     };
@@ -1327,7 +1334,7 @@ fn sink_error(path: &Path, source: io::Error) -> ArchiveError {
 /// The temp file a tar output goes to, plain or gzip-wrapped.
 enum TarOut<'p> {
     Plain(BufWriter<NamedTempFile>),
-    Gzip(GzipWriter<'p, BufWriter<NamedTempFile>>),
+    Gzip(Box<GzipWriter<'p, BufWriter<NamedTempFile>>>),
 }
 
 impl TarOut<'_> {

@@ -6,6 +6,7 @@
 //! through tar → diff-id hash → compressor → digest hash → store file, so no
 //! layer is ever held in memory.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::fs::{self, File};
@@ -13,11 +14,12 @@ use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use globset::{GlobBuilder, GlobMatcher};
 
 use crate::digest::{Digest, HashingWriter};
-use crate::gzip::{CompressPool, GzipWriter};
+use crate::gzip::{CompressPool, FileMarks, GzipWriter};
 use crate::scan::{Finding, ScanRules, Scanner, Tee};
 use crate::spec::Owner;
 use crate::store::{Store, StoreError};
@@ -684,7 +686,7 @@ impl Stamp {
 }
 
 /// Bumped whenever the bytes stowage writes for the same inputs change, so old cache entries stop matching.
-pub const LAYER_FORMAT_VERSION: u32 = 3;
+pub const LAYER_FORMAT_VERSION: u32 = 4;
 
 impl LayerPlan {
     /// A digest of everything that decides this layer's bytes, short of the bytes themselves:
@@ -840,12 +842,13 @@ pub fn write_layer(
     let (blob, diff_id) = match compression {
         Compression::Gzip => {
             let gz = GzipWriter::new(blob, pool, GZIP_LEVEL);
-            let (gz, diff_id) = write_tar(plan, gz, mtime, scanner.as_mut())?;
+            let marks = gz.file_marks();
+            let (gz, diff_id) = write_tar(plan, gz, mtime, scanner.as_mut(), Some(marks))?;
             (gz.finish().map_err(write_err)?, diff_id)
         }
         Compression::Zstd => {
             let zst = zstd::stream::Encoder::new(blob, ZSTD_LEVEL).map_err(write_err)?;
-            let (zst, diff_id) = write_tar(plan, zst, mtime, scanner.as_mut())?;
+            let (zst, diff_id) = write_tar(plan, zst, mtime, scanner.as_mut(), None)?;
             (zst.finish().map_err(write_err)?, diff_id)
         }
     };
@@ -864,12 +867,14 @@ pub fn write_layer(
 }
 
 /// Writes the tar stream of `plan` into `out` and returns `out` with the diff-id;
-/// every file's bytes also pass through `scanner` on their way into the tar.
+/// every file's bytes also pass through `scanner` on their way into the tar,
+/// and where each file's contents lie in the stream goes to `marks`.
 fn write_tar<W: Write>(
     plan: &LayerPlan,
     out: W,
     mtime: u64,
     mut scanner: Option<&mut Scanner>,
+    marks: Option<FileMarks>,
 ) -> Result<(W, Digest), LayerError> {
     let write_err = |source: io::Error| LayerError::Write {
         layer: plan.name.clone(),
@@ -878,16 +883,29 @@ fn write_tar<W: Write>(
     // Large buffer: the tar crate issues many small writes (headers, padding)
     // that would otherwise each go through the hasher and compressor.
     let hashed = HashingWriter::new(out);
-    let mut builder = tar::Builder::new(BufWriter::with_capacity(256 * 1024, hashed));
+    let position = Rc::new(Cell::new(0));
+    let counted = Counting {
+        inner: BufWriter::with_capacity(256 * 1024, hashed),
+        position: Rc::clone(&position),
+    };
+    let marker = marks.map(|marks| ContentMarker { marks, position });
+    let mut builder = tar::Builder::new(counted);
     // Holes would become GNU sparse entries, which not every unpacker reads.
     builder.sparse(false);
     for entry in &plan.entries {
-        append_entry(&mut builder, entry, mtime, scanner.as_deref_mut()).map_err(|e| match e {
+        append_entry(
+            &mut builder,
+            entry,
+            mtime,
+            scanner.as_deref_mut(),
+            marker.as_ref(),
+        )
+        .map_err(|e| match e {
             AppendError::Source(err) => err,
             AppendError::Io(source) => write_err(source),
         })?;
     }
-    let buffered = builder.into_inner().map_err(write_err)?;
+    let buffered = builder.into_inner().map_err(write_err)?.inner;
     let hashed = buffered
         .into_inner()
         .map_err(|e| write_err(e.into_error()))?;
@@ -900,11 +918,36 @@ enum AppendError {
     Io(io::Error),
 }
 
+/// Counts the bytes the tar builder has written, so a file's contents can be located in the stream.
+struct Counting<W> {
+    inner: W,
+    position: Rc<Cell<u64>>,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.position.set(self.position.get() + written as u64);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Tells the compressor where each file's contents start and how long they are.
+struct ContentMarker {
+    marks: FileMarks,
+    position: Rc<Cell<u64>>,
+}
+
 fn append_entry<W: Write>(
     builder: &mut tar::Builder<W>,
     entry: &Entry,
     mtime: u64,
     scanner: Option<&mut Scanner>,
+    marker: Option<&ContentMarker>,
 ) -> Result<(), AppendError> {
     let mut header = tar::Header::new_gnu();
     header.set_mode(entry.mode);
@@ -945,6 +988,7 @@ fn append_entry<W: Write>(
                 remaining: *size,
                 path: &entry.disk,
                 changed: false,
+                marker,
             };
             let result = match scanner {
                 Some(scanner) => {
@@ -989,10 +1033,15 @@ struct ExactReader<'a> {
     remaining: u64,
     path: &'a Path,
     changed: bool,
+    /// Taken at the first read: by then the builder has written every header byte and no content byte.
+    marker: Option<&'a ContentMarker>,
 }
 
 impl Read for ExactReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(marker) = self.marker.take() {
+            marker.marks.mark(marker.position.get(), self.remaining);
+        }
         if self.remaining == 0 {
             let mut probe = [0u8; 1];
             if self
