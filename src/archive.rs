@@ -1119,6 +1119,12 @@ fn fill_oci_layout(
         if fs::metadata(&target).is_ok_and(|m| m.len() == blob.size()) {
             continue;
         }
+        if let OutBlob::Stored(desc) = &blob
+            && fs::symlink_metadata(&target).is_err()
+            && store.link_blob(&desc.digest, desc.size, &target)
+        {
+            continue;
+        }
         let mut tmp = atomic::temp_file_in(&blob_dir).map_err(|e| write_err(&blob_dir, e))?;
         copy_blob(&blob, store, tmp.as_file_mut()).map_err(|e| sink_error(&target, e))?;
         tmp.persist(&target)

@@ -10,9 +10,11 @@
 //! (a disk error, a power cut before the data reached the disk, a hand edit)
 //! is deleted and reported, so the next run fetches or rebuilds it.
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use tempfile::NamedTempFile;
 
@@ -98,6 +100,9 @@ impl StoreError {
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// Blobs this process wrote or read whole with a matching digest: known
+    /// good, so they may be linked into outputs without reading them again.
+    known_good: Arc<Mutex<HashSet<Digest>>>,
 }
 
 /// The default store folder: `$STOWAGE_CACHE_DIR`, else `$XDG_CACHE_HOME/stowage`, else `~/.cache/stowage`.
@@ -137,7 +142,10 @@ impl Store {
         for dir in &swept {
             atomic::sweep_stale(dir);
         }
-        Ok(Store { root })
+        Ok(Store {
+            root,
+            known_good: Arc::default(),
+        })
     }
 
     /// The folder the store lives in.
@@ -284,6 +292,34 @@ impl Store {
         Ok(())
     }
 
+    fn mark_good(&self, digest: &Digest) {
+        self.known_good
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(digest.clone());
+    }
+
+    /// Makes `target` (which must not exist) a hard link to the blob, so an
+    /// output on the store's filesystem costs no copy (I/O). The blob is
+    /// checked first unless this process wrote or checked it already; blobs
+    /// are never written in place, so sharing the file is safe. False when it
+    /// could not be done (another filesystem, a bad or missing blob): the
+    /// caller copies instead, which reports any error.
+    pub fn link_blob(&self, digest: &Digest, size: u64, target: &Path) -> bool {
+        if self.blob_size(digest).ok() != Some(size) {
+            return false;
+        }
+        let good = self
+            .known_good
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(digest);
+        if !good && self.verify(digest).is_err() {
+            return false;
+        }
+        fs::hard_link(self.blob_path(digest), target).is_ok()
+    }
+
     /// Deletes a blob found corrupt through `file`, unless the name meanwhile holds another (healed) file.
     fn discard_corrupt(&self, digest: &Digest, file: &File) {
         use std::os::unix::fs::MetadataExt;
@@ -420,6 +456,7 @@ impl Store {
             path: target,
             source: e.error,
         })?;
+        self.mark_good(digest);
         Ok(())
     }
 }
@@ -452,6 +489,7 @@ impl Read for VerifiedReader {
                     },
                 ));
             }
+            self.store.mark_good(&self.digest);
         }
         Ok(n)
     }
