@@ -524,6 +524,32 @@ mod tests {
     }
 
     #[test]
+    fn known_good_blobs_are_linked_and_unchecked_ones_verified_first() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let digest = store.write_bytes(b"layer bytes").unwrap();
+        let linked = out.path().join("linked");
+        assert!(store.link_blob(&digest, 11, &linked));
+        let (blob, link) = (
+            fs::metadata(store.blob_path(&digest)).unwrap(),
+            fs::metadata(&linked).unwrap(),
+        );
+        assert_eq!((blob.dev(), blob.ino()), (link.dev(), link.ino()));
+        assert!(!store.link_blob(&digest, 12, &out.path().join("wrong-size")));
+
+        // Another process: nothing is known good, so the blob is read first,
+        // and a damaged one (same size, other bytes) is neither linked nor kept.
+        fs::remove_file(&linked).unwrap();
+        fs::write(store.blob_path(&digest), b"LAYER BYTES").unwrap();
+        let later = Store::open(dir.path()).unwrap();
+        assert!(!later.link_blob(&digest, 11, &linked));
+        assert!(!linked.exists());
+        assert!(!later.contains(&digest), "the damaged blob is discarded");
+    }
+
+    #[test]
     fn a_wrong_digest_is_refused_and_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
