@@ -279,6 +279,9 @@ fn entropy(sample: &[u8]) -> f64 {
         .sum()
 }
 
+/// Deflate runs shorter than this start unprimed (see `ChunkEncoder::encode`).
+const MIN_PRIMED_RUN: usize = 4096;
+
 /// How a chunk is cut: runs of bytes to deflate or to store, in order, covering it.
 fn plan_runs(data: &[u8], files: &[Range<usize>], level: u32) -> Vec<(Range<usize>, bool)> {
     if level == 0 {
@@ -350,16 +353,24 @@ impl ChunkEncoder {
                     &mut slot.insert((job.level, fresh)).1
                 }
             };
-            // Prime with the bytes a reader has just seen, so matches reach back across the cut.
+            // Prime with the bytes a reader has just seen, so matches reach
+            // back across the cut; but not for a short run (a tar header
+            // between two stored files), which gains too little to pay for
+            // hashing 32 KiB, nor after a stored run that fills the whole
+            // window, which leaves nothing worth matching.
             self.dictionary.clear();
-            let before = &data[..range.start];
-            if before.len() < WINDOW {
-                let from_history = (WINDOW - before.len()).min(job.history.len());
+            let after_long_stored =
+                index > 0 && runs[index - 1].1 && runs[index - 1].0.len() >= WINDOW;
+            if range.len() >= MIN_PRIMED_RUN && !after_long_stored {
+                let before = &data[..range.start];
+                if before.len() < WINDOW {
+                    let from_history = (WINDOW - before.len()).min(job.history.len());
+                    self.dictionary
+                        .extend_from_slice(&job.history[job.history.len() - from_history..]);
+                }
                 self.dictionary
-                    .extend_from_slice(&job.history[job.history.len() - from_history..]);
+                    .extend_from_slice(&before[before.len().saturating_sub(WINDOW)..]);
             }
-            self.dictionary
-                .extend_from_slice(&before[before.len().saturating_sub(WINDOW)..]);
             if !self.dictionary.is_empty() {
                 deflate
                     .set_dictionary(&self.dictionary)

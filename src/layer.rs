@@ -432,7 +432,9 @@ fn walk_folder(
             })?;
             let rel = rel_dir.join(item.file_name());
             let disk = root.source.join(&rel);
-            let meta = fs::symlink_metadata(&disk).map_err(|source| LayerError::Read {
+            // fstatat on the open folder, not a lookup of the whole path; like
+            // symlink_metadata, it does not follow a symlink.
+            let meta = item.metadata().map_err(|source| LayerError::Read {
                 path: disk.clone(),
                 source,
             })?;
@@ -686,7 +688,7 @@ impl Stamp {
 }
 
 /// Bumped whenever the bytes stowage writes for the same inputs change, so old cache entries stop matching.
-pub const LAYER_FORMAT_VERSION: u32 = 4;
+pub const LAYER_FORMAT_VERSION: u32 = 5;
 
 impl LayerPlan {
     /// A digest of everything that decides this layer's bytes, short of the bytes themselves:
