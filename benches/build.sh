@@ -104,6 +104,18 @@ hyperfine --style basic --runs "$RUNS" --warmup 1 --export-json "$WORK/build.jso
     -n umoci "$umoci_cmd" \
     -n buildah "$buildah_cmd"
 
+# The bytes must not depend on the thread count: on this tree, a deflate
+# state reused across chunks once made digests differ run to run.
+digest_default=$(eval "$cold_stowage" && $stowage_cmd)
+digest_one=$(rm -rf "$WORK/cache-1" "$WORK/out-1" &&
+    STOWAGE_CACHE_DIR=$WORK/cache-1 $STOWAGE -q build --threads 1 -f "$APP/stowage.toml" -o "oci:$WORK/out-1:bench")
+rm -rf "$WORK/cache-1" "$WORK/out-1"
+if [ "$digest_default" != "$digest_one" ]; then
+    echo "bench: error: --threads 1 built $digest_one, the default $digest_default" >&2
+    exit 1
+fi
+echo "bench: same digest with 1 thread and the default: $digest_default" >&2
+
 # Warm rebuilds: the cache is filled by the last stowage run above.
 $STOWAGE -q build -f "$APP/stowage.toml" -o "oci:$WORK/out-stowage:bench" >/dev/null
 one_file=$LIB/pkg07/mod3/f00007.py

@@ -45,6 +45,33 @@ fn write_packaged_app(root: &Path) -> PathBuf {
             format!("{i}.0\n"),
             0o644,
         );
+        // Random-only files (shared objects, wheels) between text files, one
+        // spanning chunks: the compressor stores these and deflates the rest,
+        // so runs of both kinds alternate inside chunks.
+        for (n, size) in [3_000usize, 70_000, 1_300_000]
+            .iter()
+            .enumerate()
+            .take(i + 1)
+        {
+            let noise: Vec<u8> = (0..*size)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1);
+                    (state >> 33) as u8
+                })
+                .collect();
+            write_file(
+                &library.join(package).join(format!("lib{n}.so")),
+                &noise,
+                0o755,
+            );
+            write_file(
+                &library.join(package).join(format!("lib{n}.txt")),
+                b"text between the binaries\n".repeat(200 + n * 50),
+                0o644,
+            );
+        }
     }
     write_file(&root.join("workspace/notes.md"), "notes\n", 0o644);
     let spec = root.join("stowage.toml");
