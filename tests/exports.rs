@@ -9,10 +9,10 @@ mod support;
 use std::path::Path;
 
 use base64::Engine;
+use common::registry::TestRegistry;
 use common::*;
 use serde_json::Value;
 use support::hub::HubStandIn;
-use support::registry::LocalRegistry;
 
 fn exports(sb: &Sandbox, args: &[&str]) -> Vec<Value> {
     let text = run_ok(sb.stowage().args(["--json", "exports"]).args(args));
@@ -42,14 +42,14 @@ fn skopeo_inspect_ok(reference: &str) -> bool {
 
 #[test]
 fn records_of_ok_failed_and_deleted_exports_filter_and_delete_from_the_registry() {
-    let Some(registry) = LocalRegistry::start() else {
+    let Some(registry) = TestRegistry::anonymous() else {
         return;
     };
     if !require_tool("skopeo") {
         return;
     }
     let sb = Sandbox::new();
-    let host = registry.host();
+    let host = registry.host.clone();
     let spec = write_app(sb.path(), &format!("{host}/e2e/records:v1"));
     let archive = sb.join("app.tar.gz");
     let insecure = ["--insecure-registry", host.as_str()];
@@ -192,11 +192,11 @@ fn records_of_ok_failed_and_deleted_exports_filter_and_delete_from_the_registry(
 
 #[test]
 fn archive_records_its_path_and_size_and_delete_removes_the_file() {
-    let Some(registry) = LocalRegistry::start() else {
+    let Some(registry) = TestRegistry::anonymous() else {
         return;
     };
     let sb = Sandbox::new();
-    let host = registry.host();
+    let host = registry.host.clone();
     let reference = format!("{host}/e2e/archived:v1");
     let spec = write_app(sb.path(), &reference);
     let insecure = ["--insecure-registry", host.as_str()];
@@ -238,7 +238,7 @@ fn log_in_to_docker_hub(sb: &Sandbox, user: &str, password: &str) {
 
 #[test]
 fn docker_hub_exports_are_deleted_through_the_hub_api() {
-    let Some(registry) = LocalRegistry::start() else {
+    let Some(registry) = TestRegistry::anonymous() else {
         return;
     };
     let sb = Sandbox::new();
@@ -248,9 +248,9 @@ fn docker_hub_exports_are_deleted_through_the_hub_api() {
     let hub = HubStandIn::start("alice", "s3cret", &[&format!("acme/e2e-hub:{tag}")]);
     let stowage = || {
         let mut cmd = sb.stowage();
-        cmd.env("STOWAGE_DOCKER_HUB_HOST", registry.host())
+        cmd.env("STOWAGE_DOCKER_HUB_HOST", &registry.host)
             .env("STOWAGE_DOCKER_HUB_API", hub.url())
-            .args(["--insecure-registry", &registry.host()]);
+            .args(["--insecure-registry", &registry.host]);
         cmd
     };
     let stdout = run_ok(stowage().args(["build", "-f"]).arg(&spec));
@@ -359,14 +359,14 @@ fn on_host_network(line: &str) -> String {
 
 #[test]
 fn run_command_as_printed_starts_the_image() {
-    let Some(registry) = LocalRegistry::start() else {
+    let Some(registry) = TestRegistry::anonymous() else {
         return;
     };
     if !docker_ready() {
         return;
     }
     let sb = Sandbox::new();
-    let host = registry.host();
+    let host = registry.host.clone();
     let reference = format!("{host}/e2e/run:v1");
     let spec = write_app(sb.path(), &reference);
     let mut text = std::fs::read_to_string(&spec).unwrap();

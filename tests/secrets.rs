@@ -4,13 +4,12 @@
 //! env is never mistaken for a secret.
 
 mod common;
-mod support;
 
 use std::path::Path;
 
+use common::registry::TestRegistry;
 use common::*;
 use serde_json::{Value, json};
-use support::registry::LocalRegistry;
 
 /// An OpenSSH private key as `ssh-keygen -t ed25519` writes it (throwaway
 /// bytes); assembled at run time so this file itself holds no key header.
@@ -70,14 +69,14 @@ fn exports_json(sb: &Sandbox, status: &str) -> Vec<Value> {
 
 #[test]
 fn push_with_a_key_and_a_token_is_refused_until_both_are_allowed() {
-    let Some(registry) = LocalRegistry::start() else {
+    let Some(registry) = TestRegistry::anonymous() else {
         return;
     };
     let sb = Sandbox::new();
-    let image = format!("{}/e2e/secrets:v1", registry.host());
+    let image = format!("{}/e2e/secrets:v1", registry.host);
     let spec = write_app(sb.path(), &image);
     let line = plant_secrets(sb.path());
-    let insecure = ["--insecure-registry", &registry.host()];
+    let insecure = ["--insecure-registry", &registry.host];
 
     let refused = sb
         .stowage()
@@ -104,10 +103,7 @@ fn push_with_a_key_and_a_token_is_refused_until_both_are_allowed() {
         registry.catalog()
     );
     assert!(
-        !registry
-            .data_dir()
-            .join("data/docker/registry/v2/blobs")
-            .exists(),
+        !registry.storage().join("docker/registry/v2/blobs").exists(),
         "not even a blob was uploaded"
     );
     let failed = exports_json(&sb, "failed");

@@ -289,6 +289,37 @@ impl TestRegistry {
         self.log().lines().filter_map(parse_access_line).collect()
     }
 
+    /// The repositories an anonymous registry holds, from `/v2/_catalog`.
+    pub fn catalog(&self) -> Vec<String> {
+        let resp =
+            http_request(&self.host, "GET", "/v2/_catalog", &[], b"").expect("GET /v2/_catalog");
+        assert_eq!(resp.status, 200, "catalog: {}", show(&resp.body));
+        let doc: serde_json::Value = serde_json::from_slice(&resp.body).expect("catalog JSON");
+        doc["repositories"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The HTTP status of manifest `reference` (a tag or digest) in `repo`
+    /// of an anonymous registry.
+    pub fn manifest_status(&self, repo: &str, reference: &str) -> u16 {
+        let accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+        http_request(
+            &self.host,
+            "GET",
+            &format!("/v2/{repo}/manifests/{reference}"),
+            &[("Accept", accept)],
+            b"",
+        )
+        .map(|r| r.status)
+        .unwrap_or(0)
+    }
+
     /// The token server, for a token registry.
     pub fn token_server(&self) -> &TokenServer {
         match &self.auth {
