@@ -292,6 +292,14 @@ fn http_client(insecure: bool, options: &RegistryOptions) -> Result<Client, reqw
         // upload legitimately takes long, a stalled answer does not.
         .timeout(None::<Duration>)
         .pool_max_idle_per_host(16);
+    // An upload the registry stops reading would otherwise wait out its
+    // size-scaled deadline (hours for gigabytes): the kernel cuts the
+    // connection once sent bytes have waited unacknowledged, or behind a
+    // zero window, for the stall timeout.
+    #[cfg(target_os = "linux")]
+    {
+        builder = builder.tcp_user_timeout(options.timeout.unwrap_or(DEFAULT_TIMEOUT));
+    }
     if insecure {
         builder = builder.danger_accept_invalid_certs(true);
     }
@@ -562,6 +570,22 @@ impl Registry {
         what: &str,
         make: &dyn Fn(&Client, &str) -> RequestBuilder,
     ) -> Result<Response, RegistryError> {
+        self.send_with(registry, scopes, what, make, true)
+    }
+
+    /// `send`, retrying a request that broke off in transit only when
+    /// `retry_transport` is set. An upload is not retried here: the registry
+    /// may have kept the part it received, and the same session then
+    /// refuses the blob sent again from its start ("upload resumed at wrong
+    /// offset"); `upload` starts a new session instead.
+    fn send_with(
+        &self,
+        registry: &str,
+        scopes: &[Scope],
+        what: &str,
+        make: &dyn Fn(&Client, &str) -> RequestBuilder,
+        retry_transport: bool,
+    ) -> Result<Response, RegistryError> {
         let insecure = self.is_insecure(registry);
         if insecure {
             self.probe_scheme(registry);
@@ -611,7 +635,11 @@ impl Registry {
                         self.lock().schemes.insert(registry.to_string(), "http");
                         continue;
                     }
-                    if attempt < self.options.retries && !plain_http && !is_permanent(&source) {
+                    if retry_transport
+                        && attempt < self.options.retries
+                        && !plain_http
+                        && !is_permanent(&source)
+                    {
                         let wait = backoff(attempt);
                         self.log(&format!("{registry}: {source}; retrying in {wait:?}"));
                         std::thread::sleep(wait);
@@ -620,7 +648,7 @@ impl Registry {
                     }
                     return Err(RegistryError::Connect {
                         registry: registry.to_string(),
-                        what: if plain_http || is_permanent(&source) {
+                        what: if plain_http || is_permanent(&source) || !retry_transport {
                             what.to_string()
                         } else {
                             self.gave_up(what)
@@ -1176,6 +1204,32 @@ impl Registry {
                     restarts += 1;
                     std::thread::sleep(backoff(restarts));
                 }
+                Err(UploadFailure::Interrupted(RegistryError::Connect {
+                    plain_http: false,
+                    what,
+                    ..
+                })) if restarts < self.options.retries => {
+                    restarts += 1;
+                    let wait = backoff(restarts);
+                    self.log(&format!(
+                        "{what} broke off; starting a new upload in {wait:?}"
+                    ));
+                    std::thread::sleep(wait);
+                }
+                Err(UploadFailure::Interrupted(RegistryError::Connect {
+                    registry,
+                    what,
+                    plain_http: false,
+                    source,
+                })) => {
+                    return Err(RegistryError::Connect {
+                        registry,
+                        what: self.gave_up(&what),
+                        plain_http: false,
+                        source,
+                    });
+                }
+                Err(UploadFailure::Interrupted(e)) => return Err(e),
                 Err(UploadFailure::Refused(e) | UploadFailure::SessionLost(e)) => {
                     return Err(RegistryError::Protocol {
                         registry: dest.registry.clone(),
@@ -1199,17 +1253,23 @@ impl Registry {
         let size = desc.size;
         let what = format!("uploading blob {}", desc.digest);
         let response = self
-            .send(&dest.registry, &[Scope::push(repo)], &what, &|c, _| {
-                let body = match data.open(0, size, self.options.progress.clone()) {
-                    Ok(body) => body,
-                    Err(_) => Body::from(Vec::new()),
-                };
-                c.put(&url)
-                    .header(CONTENT_TYPE, "application/octet-stream")
-                    .header(CONTENT_LENGTH, size)
-                    .body(body)
-            })
-            .map_err(UploadFailure::Error)?;
+            .send_with(
+                &dest.registry,
+                &[Scope::push(repo)],
+                &what,
+                &|c, _| {
+                    let body = match data.open(0, size, self.options.progress.clone()) {
+                        Ok(body) => body,
+                        Err(_) => Body::from(Vec::new()),
+                    };
+                    c.put(&url)
+                        .header(CONTENT_TYPE, "application/octet-stream")
+                        .header(CONTENT_LENGTH, size)
+                        .body(body)
+                },
+                false,
+            )
+            .map_err(upload_error)?;
         finish_status(&dest.registry, &what, response)
     }
 
@@ -1233,17 +1293,23 @@ impl Registry {
             );
             let url = location.clone();
             let response = self
-                .send(&dest.registry, &[Scope::push(repo)], &what, &|c, _| {
-                    let body = data
-                        .open(offset, len, self.options.progress.clone())
-                        .unwrap_or_else(|_| Body::from(Vec::new()));
-                    c.patch(&url)
-                        .header(CONTENT_TYPE, "application/octet-stream")
-                        .header(CONTENT_RANGE, format!("{offset}-{}", offset + len - 1))
-                        .header(CONTENT_LENGTH, len)
-                        .body(body)
-                })
-                .map_err(UploadFailure::Error)?;
+                .send_with(
+                    &dest.registry,
+                    &[Scope::push(repo)],
+                    &what,
+                    &|c, _| {
+                        let body = data
+                            .open(offset, len, self.options.progress.clone())
+                            .unwrap_or_else(|_| Body::from(Vec::new()));
+                        c.patch(&url)
+                            .header(CONTENT_TYPE, "application/octet-stream")
+                            .header(CONTENT_RANGE, format!("{offset}-{}", offset + len - 1))
+                            .header(CONTENT_LENGTH, len)
+                            .body(body)
+                    },
+                    false,
+                )
+                .map_err(upload_error)?;
             match response.status() {
                 StatusCode::ACCEPTED | StatusCode::NO_CONTENT | StatusCode::CREATED => {}
                 StatusCode::NOT_FOUND | StatusCode::RANGE_NOT_SATISFIABLE => {
@@ -1355,7 +1421,17 @@ enum UploadFailure {
     Refused(String),
     /// The upload session is gone: start another.
     SessionLost(String),
+    /// The connection broke off mid-upload: start another session.
+    Interrupted(RegistryError),
     Error(RegistryError),
+}
+
+/// A failed upload request: a transport error is an interruption.
+fn upload_error(error: RegistryError) -> UploadFailure {
+    match error {
+        RegistryError::Connect { .. } => UploadFailure::Interrupted(error),
+        other => UploadFailure::Error(other),
+    }
 }
 
 fn finish_status(registry: &str, what: &str, response: Response) -> Result<(), UploadFailure> {

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use common::registry::random_bytes;
 use common::*;
 use serde_json::json;
 use support::faults::{Action, FaultProxy, Forward, Registry, Seen, summary};
@@ -31,6 +32,39 @@ struct Built {
 fn built() -> Built {
     let sb = Sandbox::new();
     let spec = write_app(&sb.mkdir("app"), "localhost/stowage-e2e/faults:1");
+    let layout = sb.join("layout");
+    let out = run_ok(
+        sb.stowage()
+            .args(["-q", "build", "-f"])
+            .arg(&spec)
+            .arg("-o")
+            .arg(format!("oci:{}:v1", layout.display())),
+    );
+    let digest = parse_printed(&out).digest;
+    let image = Layout::open(&layout).image("v1");
+    let layers = image
+        .layers()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_owned())
+        .collect();
+    Built {
+        sb,
+        source: format!("oci:{}:v1", layout.display()),
+        digest,
+        layers,
+    }
+}
+
+/// `built()`, with a file of `size` random bytes in the library, so one
+/// layer is larger than what loopback socket buffers hold.
+fn built_with_big_file(size: usize) -> Built {
+    let sb = Sandbox::new();
+    let spec = write_app(&sb.mkdir("app"), "localhost/stowage-e2e/faults:1");
+    write_file(
+        &sb.join("app/library/data/weights.bin"),
+        random_bytes(0x5eed, size),
+        0o644,
+    );
     let layout = sb.join("layout");
     let out = run_ok(
         sb.stowage()
@@ -277,6 +311,43 @@ fn a_stalled_registry_times_out_and_the_push_retries() {
     assert!(
         took >= Duration::from_secs(2) && took < Duration::from_secs(30),
         "a 2 s timeout, then a retry: took {took:?}"
+    );
+}
+
+#[test]
+fn an_upload_the_registry_stops_reading_is_cut_after_the_timeout() {
+    // 48 MiB: more than the socket buffers of both ends hold, so the upload
+    // stalls with bytes unsent behind a zero window. Its deadline is the
+    // timeout plus the size at 64 KiB/s (over 12 minutes); TCP_USER_TIMEOUT
+    // cuts the connection 3 s into the stall instead (without it, this test
+    // took 33 s: the proxy gives up first). The registry keeps the 1 MiB it
+    // got, so the retry must open a new upload session, not resend to the
+    // old one.
+    let Some(registry) = Registry::anonymous() else {
+        return;
+    };
+    let built = built_with_big_file(48 << 20);
+    let stalls = counter();
+    let s = stalls.clone();
+    let proxy = FaultProxy::start(&registry.host, move |req| {
+        let big = req.content_length.unwrap_or(0) > 40 << 20;
+        if req.is_blob_upload() && big && s.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Action::Forward(Forward {
+                stall_after_request_bytes: Some(1 << 20),
+                ..Forward::default()
+            });
+        }
+        Action::forward()
+    });
+    let started = Instant::now();
+    let out = built.push(&proxy.addr, &["--timeout", "3"]);
+    let took = started.elapsed();
+    let seen = proxy.seen();
+    assert_pushed(&built, &registry, &out, &seen);
+    assert_eq!(stalls.load(Ordering::SeqCst), 2, "{}", summary(&seen));
+    assert!(
+        took < Duration::from_secs(20),
+        "cut about 3 s into the stall and retried on a new session: took {took:?}"
     );
 }
 

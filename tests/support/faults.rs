@@ -711,6 +711,10 @@ impl Action {
 pub struct Forward {
     /// Reset both connections after this many request body bytes went up.
     pub reset_after_request_bytes: Option<u64>,
+    /// Stop reading the request body after this many bytes went up, keeping
+    /// the client's connection open: the client's socket buffers fill and
+    /// its kernel waits on a zero window, forever.
+    pub stall_after_request_bytes: Option<u64>,
     /// Reset the client after this many response body bytes came down.
     pub reset_after_response_bytes: Option<u64>,
     /// Stop sending the response body after this many bytes, forever.
@@ -897,12 +901,20 @@ impl ProxyShared {
                     &mut from_client,
                     up,
                     &request_framing,
-                    forward.reset_after_request_bytes,
+                    forward
+                        .reset_after_request_bytes
+                        .or(forward.stall_after_request_bytes),
                     forward.throttle_request,
                 )
             });
             match sent {
                 Ok(Copied::All) => {}
+                Ok(Copied::Cut) if forward.stall_after_request_bytes.is_some() => {
+                    self.record(&req, None);
+                    reset(up);
+                    self.stall();
+                    return Ok(());
+                }
                 Ok(Copied::Cut) => {
                     self.record(&req, None);
                     reset(up);
