@@ -30,41 +30,21 @@ struct Built {
 }
 
 fn built() -> Built {
-    let sb = Sandbox::new();
-    let spec = write_app(&sb.mkdir("app"), "localhost/stowage-e2e/faults:1");
-    let layout = sb.join("layout");
-    let out = run_ok(
-        sb.stowage()
-            .args(["-q", "build", "-f"])
-            .arg(&spec)
-            .arg("-o")
-            .arg(format!("oci:{}:v1", layout.display())),
-    );
-    let digest = parse_printed(&out).digest;
-    let image = Layout::open(&layout).image("v1");
-    let layers = image
-        .layers()
-        .iter()
-        .map(|l| l["digest"].as_str().unwrap().to_owned())
-        .collect();
-    Built {
-        sb,
-        source: format!("oci:{}:v1", layout.display()),
-        digest,
-        layers,
-    }
+    built_with_big_file(0)
 }
 
-/// `built()`, with a file of `size` random bytes in the library, so one
-/// layer is larger than what loopback socket buffers hold.
+/// `built()`, with a file of `size` random bytes in the library (none for
+/// 0), so one layer can be larger than what loopback socket buffers hold.
 fn built_with_big_file(size: usize) -> Built {
     let sb = Sandbox::new();
     let spec = write_app(&sb.mkdir("app"), "localhost/stowage-e2e/faults:1");
-    write_file(
-        &sb.join("app/library/data/weights.bin"),
-        random_bytes(0x5eed, size),
-        0o644,
-    );
+    if size > 0 {
+        write_file(
+            &sb.join("app/library/data/weights.bin"),
+            random_bytes(0x5eed, size),
+            0o644,
+        );
+    }
     let layout = sb.join("layout");
     let out = run_ok(
         sb.stowage()
