@@ -328,6 +328,32 @@ fn run_helper_get(helper: &str, server: &str) -> Result<Option<Credential>, Cred
 /// Stores credentials for `registry` (I/O): in the credsStore helper when config.json names one, else in its `auths`, written 0600 and atomically.
 pub fn write_login(registry: &str, credential: &Credential) -> Result<PathBuf, CredentialError> {
     let path = docker_config_path();
+    write_login_at(&path, registry, credential)?;
+    Ok(path)
+}
+
+/// Locks the folder of `config` (created if needed) for one read-modify-write
+/// of it, so two stowage logins at once cannot lose each other's entry.
+fn lock_config_folder(config: &Path) -> Result<crate::atomic::FolderLock, CredentialError> {
+    let dir = config
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let write_err = |source| CredentialError::Write {
+        path: dir.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&dir).map_err(write_err)?;
+    crate::atomic::lock_folder(&dir).map_err(write_err)
+}
+
+fn write_login_at(
+    path: &Path,
+    registry: &str,
+    credential: &Credential,
+) -> Result<(), CredentialError> {
+    let path = path.to_path_buf();
+    let _lock = lock_config_folder(&path)?;
     let mut config = read_json(&path)?.unwrap_or_else(|| json!({}));
     let key = config_key(registry);
     if let Some(store) = config
@@ -346,7 +372,7 @@ pub fn write_login(registry: &str, credential: &Credential) -> Result<PathBuf, C
                 problem: stderr,
             });
         }
-        return Ok(path);
+        return Ok(());
     }
     let auth = base64::engine::general_purpose::STANDARD
         .encode(format!("{}:{}", credential.username, credential.secret));
@@ -363,13 +389,13 @@ pub fn write_login(registry: &str, credential: &Credential) -> Result<PathBuf, C
     if let Some(map) = auths.as_object_mut() {
         map.insert(key, json!({ "auth": auth }));
     }
-    write_private(&path, &config)?;
-    Ok(path)
+    write_private(&path, &config)
 }
 
 /// Forgets credentials for `registry` (I/O); says whether there were any.
 pub fn remove_login(registry: &str) -> Result<bool, CredentialError> {
     let path = docker_config_path();
+    let _lock = lock_config_folder(&path)?;
     let Some(mut config) = read_json(&path)? else {
         return Ok(false);
     };
@@ -426,6 +452,27 @@ fn write_private(path: &Path, config: &Value) -> Result<(), CredentialError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logins_at_once_keep_every_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("docker/config.json");
+        std::thread::scope(|scope| {
+            for i in 0..16 {
+                let path = &path;
+                scope.spawn(move || {
+                    let credential = Credential {
+                        username: format!("user{i}"),
+                        secret: "secret".into(),
+                    };
+                    write_login_at(path, &format!("registry{i}.example:5000"), &credential)
+                        .unwrap();
+                });
+            }
+        });
+        let config = read_json(&path).unwrap().unwrap();
+        assert_eq!(config["auths"].as_object().unwrap().len(), 16, "{config}");
+    }
 
     #[test]
     fn keys_normalise_to_registries() {
