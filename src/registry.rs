@@ -1395,7 +1395,7 @@ impl Registry {
         let what = format!("deleting manifest {repo}@{digest}");
         let response = self.send(
             &reference.registry,
-            &[Scope::push(repo)],
+            &[Scope::delete(repo)],
             &what,
             &|c, base| c.delete(format!("{base}/v2/{repo}/manifests/{digest}")),
         )?;

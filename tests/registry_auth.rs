@@ -460,3 +460,46 @@ fn docker_hub_mount_uses_a_token_for_both_repositories() {
         "one token request names both repositories: {tokens:?}"
     );
 }
+
+/// `exports delete` on a token registry other than Docker Hub: distribution
+/// answers a manifest DELETE only with a token that grants `delete`.
+#[test]
+fn deleting_an_export_from_a_token_registry_asks_for_delete() {
+    if !require_tool("skopeo") {
+        return;
+    }
+    let creds = Creds::new("deleter", &unique_password());
+    let Some(reg) = TestRegistry::token(creds.clone(), Duration::from_secs(60)) else {
+        return;
+    };
+    let sb = Sandbox::new();
+    write_docker_config(&sb, &reg.host, &creds);
+    let spec = write_app(&sb.join("app"), &reg.reference("team/app:1"));
+    let insecure = ["--insecure-registry", reg.host.as_str()];
+    let printed = parse_printed(&run_ok(
+        sb.stowage().args(insecure).args(["build", "-f"]).arg(&spec),
+    ));
+    assert_eq!(reg.skopeo_digest("team/app:1"), printed.digest);
+
+    run_ok(sb.stowage().args(insecure).args(["exports", "delete", "1"]));
+    let manifest = format!("/v2/team/app/manifests/{}", printed.digest);
+    let log = reg.access_log();
+    assert!(
+        log.iter()
+            .any(|l| l.method == "DELETE" && l.uri == manifest && l.status == 202),
+        "the manifest DELETE was accepted: {:?}",
+        summarize_access(&log)
+    );
+    assert!(
+        reg.token_server().issued().iter().any(|t| t
+            .scopes
+            .iter()
+            .any(|s| s == "repository:team/app:pull,push,delete")),
+        "a token with delete was asked for: {:?}",
+        reg.token_server()
+            .issued()
+            .iter()
+            .map(|t| &t.scopes)
+            .collect::<Vec<_>>()
+    );
+}

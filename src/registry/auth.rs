@@ -145,7 +145,8 @@ fn parse_params(input: &str) -> Result<BTreeMap<String, String>, String> {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Scope {
     pub repository: String,
-    pub push: bool,
+    /// The token actions, as the scope string spells them.
+    pub actions: &'static str,
 }
 
 impl Scope {
@@ -153,7 +154,7 @@ impl Scope {
     pub fn pull(repository: &str) -> Scope {
         Scope {
             repository: repository.to_string(),
-            push: false,
+            actions: "pull",
         }
     }
 
@@ -161,15 +162,23 @@ impl Scope {
     pub fn push(repository: &str) -> Scope {
         Scope {
             repository: repository.to_string(),
-            push: true,
+            actions: "pull,push",
+        }
+    }
+
+    /// Read, write and delete access to `repository`: distribution's token
+    /// auth asks for `delete` on a manifest DELETE.
+    pub fn delete(repository: &str) -> Scope {
+        Scope {
+            repository: repository.to_string(),
+            actions: "pull,push,delete",
         }
     }
 }
 
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let actions = if self.push { "pull,push" } else { "pull" };
-        write!(f, "repository:{}:{actions}", self.repository)
+        write!(f, "repository:{}:{}", self.repository, self.actions)
     }
 }
 
