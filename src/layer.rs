@@ -15,6 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::{Condvar, Mutex};
 
 use globset::{GlobBuilder, GlobMatcher};
 
@@ -418,45 +419,146 @@ fn walk_folder(
     if let Some(entry) = entry_for(&root.source, target.to_vec(), &meta, root.owner, warnings)? {
         entries.push(entry);
     }
-    let mut pending = vec![PathBuf::new()];
-    while let Some(rel_dir) = pending.pop() {
-        let dir = root.source.join(&rel_dir);
-        let listing = fs::read_dir(&dir).map_err(|source| LayerError::Read {
+    // Folders are listed by a few threads at once: a stat is a syscall, and
+    // on a cold disk cache it waits on the disk. The plan is sorted
+    // afterwards, so the order they finish in does not matter.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4);
+    let queue = WalkQueue {
+        state: Mutex::new(WalkState {
+            pending: vec![PathBuf::new()],
+            busy: 0,
+            error: None,
+        }),
+        changed: Condvar::new(),
+    };
+    let first_warning = warnings.len();
+    std::thread::scope(|scope| {
+        let walkers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let (mut found, mut notes) = (Vec::new(), Vec::new());
+                    while let Some(rel_dir) = queue.next() {
+                        match list_folder(root, target, excludes, &rel_dir, &mut found, &mut notes)
+                        {
+                            Ok(folders) => queue.done(folders),
+                            Err(err) => queue.fail(err),
+                        }
+                    }
+                    (found, notes)
+                })
+            })
+            .collect();
+        for walker in walkers {
+            match walker.join() {
+                Ok((found, notes)) => {
+                    entries.extend(found);
+                    warnings.extend(notes);
+                }
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+    });
+    // Sorted, so warnings come in the same order whichever thread met them.
+    warnings[first_warning..].sort();
+    let state = queue.state.into_inner().unwrap_or_else(|p| p.into_inner());
+    state.error.map_or(Ok(()), Err)
+}
+
+/// The folders still to list, shared by the walking threads.
+struct WalkQueue {
+    state: Mutex<WalkState>,
+    changed: Condvar,
+}
+
+struct WalkState {
+    pending: Vec<PathBuf>,
+    /// Folders being listed now: their subfolders may still arrive.
+    busy: usize,
+    error: Option<LayerError>,
+}
+
+impl WalkQueue {
+    /// The next folder to list; None once all are listed or one failed.
+    fn next(&self) -> Option<PathBuf> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if state.error.is_some() {
+                return None;
+            }
+            if let Some(folder) = state.pending.pop() {
+                state.busy += 1;
+                return Some(folder);
+            }
+            if state.busy == 0 {
+                return None;
+            }
+            state = self.changed.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn done(&self, folders: Vec<PathBuf>) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.pending.extend(folders);
+        state.busy -= 1;
+        self.changed.notify_all();
+    }
+
+    fn fail(&self, error: LayerError) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.error.get_or_insert(error);
+        state.busy -= 1;
+        self.changed.notify_all();
+    }
+}
+
+/// Lists one folder of the walk into `entries`; returns the subfolders to list next.
+fn list_folder(
+    root: &LayerRoot,
+    target: &[u8],
+    excludes: &Excludes,
+    rel_dir: &Path,
+    entries: &mut Vec<Entry>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<PathBuf>, LayerError> {
+    let dir = root.source.join(rel_dir);
+    let listing = fs::read_dir(&dir).map_err(|source| LayerError::Read {
+        path: dir.clone(),
+        source,
+    })?;
+    let mut folders = Vec::new();
+    for item in listing {
+        let item = item.map_err(|source| LayerError::Read {
             path: dir.clone(),
             source,
         })?;
-        for item in listing {
-            let item = item.map_err(|source| LayerError::Read {
-                path: dir.clone(),
-                source,
-            })?;
-            let rel = rel_dir.join(item.file_name());
-            let disk = root.source.join(&rel);
-            // fstatat on the open folder, not a lookup of the whole path; like
-            // symlink_metadata, it does not follow a symlink.
-            let meta = item.metadata().map_err(|source| LayerError::Read {
-                path: disk.clone(),
-                source,
-            })?;
-            let excluded = excludes.is_excluded(&rel);
-            if meta.is_dir() && (!excluded || excludes.may_reinclude()) {
-                pending.push(rel.clone());
-            }
-            if excluded {
-                continue;
-            }
-            if item.file_name().as_bytes().starts_with(b".wh.") {
-                return Err(LayerError::Whiteout { path: disk });
-            }
-            let mut path = target.to_vec();
-            path.push(b'/');
-            path.extend_from_slice(rel.as_os_str().as_bytes());
-            if let Some(entry) = entry_for(&disk, path, &meta, root.owner, warnings)? {
-                entries.push(entry);
-            }
+        let rel = rel_dir.join(item.file_name());
+        let disk = root.source.join(&rel);
+        // fstatat on the open folder, not a lookup of the whole path; like
+        // symlink_metadata, it does not follow a symlink.
+        let meta = item.metadata().map_err(|source| LayerError::Read {
+            path: disk.clone(),
+            source,
+        })?;
+        let excluded = excludes.is_excluded(&rel);
+        if meta.is_dir() && (!excluded || excludes.may_reinclude()) {
+            folders.push(rel.clone());
+        }
+        if excluded {
+            continue;
+        }
+        if item.file_name().as_bytes().starts_with(b".wh.") {
+            return Err(LayerError::Whiteout { path: disk });
+        }
+        let mut path = target.to_vec();
+        path.push(b'/');
+        path.extend_from_slice(rel.as_os_str().as_bytes());
+        if let Some(entry) = entry_for(&disk, path, &meta, root.owner, warnings)? {
+            entries.push(entry);
         }
     }
-    Ok(())
+    Ok(folders)
 }
 
 fn entry_for(
@@ -1256,6 +1358,41 @@ mod tests {
         .unwrap();
         assert_eq!(plan.warnings.len(), 1);
         assert_eq!(plan.entry_count, 1);
+    }
+
+    #[test]
+    fn a_wide_deep_tree_walks_whole_and_a_deep_error_stops_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("lib");
+        for package in 0..30 {
+            for module in 0..4 {
+                let folder = src.join(format!("pkg{package}/m{module}/deep/er"));
+                fs::create_dir_all(&folder).unwrap();
+                fs::write(folder.join("f.py"), format!("{package} {module}")).unwrap();
+                std::os::unix::fs::symlink("f.py", folder.join("link")).unwrap();
+            }
+        }
+        let plan = || {
+            plan_layer(
+                "library",
+                &[root(&src, "/opt/app")],
+                &Excludes::default(),
+                &mut KnownDirs::new(),
+            )
+        };
+        let walked = plan().unwrap();
+        // Per package: its folder, 4 × (3 folders, a file, a link); plus /opt/app and /opt.
+        assert_eq!(walked.entry_count, 30 * (1 + 4 * 5) + 2);
+        assert_eq!(walked.file_count, 30 * 4);
+        let again = plan().unwrap();
+        assert_eq!(
+            walked.fingerprint(Compression::Gzip, 1),
+            again.fingerprint(Compression::Gzip, 1)
+        );
+
+        fs::write(src.join("pkg17/m2/deep/.wh.gone"), "").unwrap();
+        let err = plan().unwrap_err();
+        assert!(err.to_string().contains("pkg17/m2/deep/.wh.gone"), "{err}");
     }
 
     #[test]
