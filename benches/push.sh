@@ -237,9 +237,16 @@ peak() { # prints "SECONDS KiB" of a command: wall time and peak RSS
         "$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' <<<"$out")" \
         "$(awk -F': ' '/Maximum resident set size/ {print $2}' <<<"$out")"
 }
-rm -rf "$STORE/docker"
+# Each push starts alike: the registry emptied and its writes flushed, the
+# layer in the page cache (whoever read it first from disk would pay for it).
+level_start() {
+    rm -rf "$STORE/docker"
+    sync
+    cat "$BIG_LAYOUT"/blobs/sha256/* >/dev/null
+}
+level_start
 read -r stowage_wall stowage_rss < <(peak "$STOWAGE" -q --insecure-registry "$HOST" push "oci:$BIG_LAYOUT:bench" "$HOST/bench/big-stowage:1")
-rm -rf "$STORE/docker"
+level_start
 read -r skopeo_wall skopeo_rss < <(peak skopeo copy -q --dest-tls-verify=false "oci:$BIG_LAYOUT:bench" "docker://$HOST/bench/big-skopeo:1")
 echo
 echo "push of one ${BIG_MB} MiB layer (wall time, peak RSS):"
