@@ -1119,8 +1119,15 @@ impl Registry {
                 }
                 // Checked before it goes out: a damaged store blob would only
                 // be refused by the registry after a long upload, with a
-                // message about digests instead of about the store.
-                match (store.verify(digest), origin) {
+                // message about digests instead of about the store. A blob
+                // this process wrote or already checked (a build's layers)
+                // is not read again.
+                let checked = if store.is_known_good(digest) {
+                    Ok(())
+                } else {
+                    store.verify(digest)
+                };
+                match (checked, origin) {
                     (Ok(()), _) => {}
                     (Err(StoreError::Corrupt { .. }), Some(origin)) => {
                         self.log(&format!(

@@ -292,6 +292,14 @@ impl Store {
         Ok(())
     }
 
+    /// Whether this process wrote the blob, or read it whole against its digest.
+    pub fn is_known_good(&self, digest: &Digest) -> bool {
+        self.known_good
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(digest)
+    }
+
     fn mark_good(&self, digest: &Digest) {
         self.known_good
             .lock()
@@ -309,12 +317,7 @@ impl Store {
         if self.blob_size(digest).ok() != Some(size) {
             return false;
         }
-        let good = self
-            .known_good
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(digest);
-        if !good && self.verify(digest).is_err() {
+        if !self.is_known_good(digest) && self.verify(digest).is_err() {
             return false;
         }
         fs::hard_link(self.blob_path(digest), target).is_ok()

@@ -419,3 +419,48 @@ fn verbose_logs_never_show_passwords_or_tokens() {
     );
     assert!(!stderr.contains(&wrong.basic()));
 }
+
+/// A store blob damaged between two runs (same size, other bytes) is caught
+/// before its upload and named, and no manifest reaches the registry. (A
+/// blob the same run wrote is trusted: nothing else writes the store.)
+#[test]
+fn a_damaged_store_blob_is_caught_before_upload() {
+    let Some(reg) = TestRegistry::anonymous() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let spec = write_app(&sb.join("app"), "localhost/stowage-e2e/damaged:1");
+    let layout = sb.join("layout");
+    let source = format!("oci:{}:v1", layout.display());
+    run_ok(
+        sb.stowage()
+            .args(["-q", "build", "-f"])
+            .arg(&spec)
+            .args(["-o", &source]),
+    );
+    let blobs = sb.join("cache/blobs/sha256");
+    let largest = fs::read_dir(&blobs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut bytes = fs::read(&largest).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    fs::write(&largest, &bytes).unwrap();
+
+    let out = sb
+        .stowage()
+        .args(["--insecure-registry", &reg.host])
+        .args(["push", &source, &reg.reference("e2e/damaged:1")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let name = largest.file_name().unwrap().to_string_lossy();
+    assert!(
+        stderr.contains("corrupt") && stderr.contains(name.as_ref()),
+        "names the damaged blob: {stderr}"
+    );
+    assert_eq!(reg.manifest_status("e2e/damaged", "1"), 404);
+}
