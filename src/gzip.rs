@@ -121,7 +121,6 @@ impl CompressPool {
                 let queue = Arc::clone(&queue);
                 let spare = Arc::clone(&spare);
                 std::thread::spawn(move || {
-                    let mut encoder = ChunkEncoder::default();
                     loop {
                         // Take one job and release the queue before the slow part.
                         let next = match queue.lock() {
@@ -130,7 +129,7 @@ impl CompressPool {
                         };
                         let Ok(job) = next else { return };
                         let out = take_spare(&spare);
-                        let result = encoder.encode(&job, out);
+                        let result = encode_chunk(&job, out);
                         // A writer that gave up no longer listens; nothing to do then.
                         let _ = job.reply.send((job.sequence, result, job.data));
                     }
@@ -279,7 +278,7 @@ fn entropy(sample: &[u8]) -> f64 {
         .sum()
 }
 
-/// Deflate runs shorter than this start unprimed (see `ChunkEncoder::encode`).
+/// Deflate runs shorter than this start unprimed (see `encode_chunk`).
 const MIN_PRIMED_RUN: usize = 4096;
 
 /// How a chunk is cut: runs of bytes to deflate or to store, in order, covering it.
@@ -313,78 +312,66 @@ fn plan_runs(data: &[u8], files: &[Range<usize>], level: u32) -> Vec<(Range<usiz
     runs
 }
 
-/// One worker's deflate state, reused from chunk to chunk.
-#[derive(Default)]
-struct ChunkEncoder {
-    deflate: Option<(u32, Compress)>,
-    dictionary: Vec<u8>,
-}
-
-impl ChunkEncoder {
-    /// Deflates `job.data` into `out`: ends on a byte boundary after a sync
-    /// flush, or with the final block when it is the last chunk.
-    fn encode(&mut self, job: &Job, mut out: Vec<u8>) -> io::Result<Vec<u8>> {
-        // A reset deflate state keeps its old window bytes, and the match search
-        // peeks past the end of the input into them; a state carried over from
-        // another chunk would make this chunk's bytes depend on which worker
-        // ran it. Each chunk starts from a fresh state.
-        self.deflate = None;
-        let data = &job.data[..];
-        out.clear();
-        out.reserve(data.len() + data.len() / 1000 + 1024);
-        let runs = plan_runs(data, &job.files, job.level);
-        if runs.is_empty() && job.last {
-            // An empty final block with fixed codes: the whole of an empty stream.
-            out.extend_from_slice(&[0x03, 0x00]);
-        }
-        for (index, (range, stored)) in runs.iter().enumerate() {
-            let final_run = job.last && index + 1 == runs.len();
-            if *stored {
-                write_stored(&data[range.clone()], final_run, &mut out);
-                continue;
-            }
-            let deflate = match &mut self.deflate {
-                Some((level, deflate)) if *level == job.level => {
-                    deflate.reset();
-                    deflate
-                }
-                slot => {
-                    let fresh = Compress::new(Compression::new(job.level), false);
-                    &mut slot.insert((job.level, fresh)).1
-                }
-            };
-            // Prime with the bytes a reader has just seen, so matches reach
-            // back across the cut; but not for a short run (a tar header
-            // between two stored files), which gains too little to pay for
-            // hashing 32 KiB, nor after a stored run that fills the whole
-            // window, which leaves nothing worth matching.
-            self.dictionary.clear();
-            let after_long_stored =
-                index > 0 && runs[index - 1].1 && runs[index - 1].0.len() >= WINDOW;
-            if range.len() >= MIN_PRIMED_RUN && !after_long_stored {
-                let before = &data[..range.start];
-                if before.len() < WINDOW {
-                    let from_history = (WINDOW - before.len()).min(job.history.len());
-                    self.dictionary
-                        .extend_from_slice(&job.history[job.history.len() - from_history..]);
-                }
-                self.dictionary
-                    .extend_from_slice(&before[before.len().saturating_sub(WINDOW)..]);
-            }
-            if !self.dictionary.is_empty() {
-                deflate
-                    .set_dictionary(&self.dictionary)
-                    .map_err(io::Error::other)?;
-            }
-            let flush = if final_run {
-                FlushCompress::Finish
-            } else {
-                FlushCompress::Sync
-            };
-            feed(deflate, &data[range.clone()], &mut out, flush)?;
-        }
-        Ok(out)
+/// Deflates `job.data` into `out`: ends on a byte boundary after a sync
+/// flush, or with the final block when it is the last chunk.
+///
+/// The deflate state lives only as long as one chunk: a reset zlib-rs state
+/// does not return to exactly its fresh self, so a state carried over from
+/// another chunk made this chunk's bytes depend on which worker ran what.
+fn encode_chunk(job: &Job, mut out: Vec<u8>) -> io::Result<Vec<u8>> {
+    let data = &job.data[..];
+    out.clear();
+    out.reserve(data.len() + data.len() / 1000 + 1024);
+    let runs = plan_runs(data, &job.files, job.level);
+    if runs.is_empty() && job.last {
+        // An empty final block with fixed codes: the whole of an empty stream.
+        out.extend_from_slice(&[0x03, 0x00]);
     }
+    let mut state: Option<Compress> = None;
+    let mut dictionary = Vec::new();
+    for (index, (range, stored)) in runs.iter().enumerate() {
+        let final_run = job.last && index + 1 == runs.len();
+        if *stored {
+            write_stored(&data[range.clone()], final_run, &mut out);
+            continue;
+        }
+        // Within a chunk, runs restart the same state: the sequence of runs,
+        // and so the bytes, depend only on the chunk.
+        let deflate = match &mut state {
+            Some(deflate) => {
+                deflate.reset();
+                deflate
+            }
+            None => state.insert(Compress::new(Compression::new(job.level), false)),
+        };
+        // Prime with the bytes a reader has just seen, so matches reach
+        // back across the cut; but not for a short run (a tar header
+        // between two stored files), which gains too little to pay for
+        // hashing 32 KiB, nor after a stored run that fills the whole
+        // window, which leaves nothing worth matching.
+        dictionary.clear();
+        let after_long_stored = index > 0 && runs[index - 1].1 && runs[index - 1].0.len() >= WINDOW;
+        if range.len() >= MIN_PRIMED_RUN && !after_long_stored {
+            let before = &data[..range.start];
+            if before.len() < WINDOW {
+                let from_history = (WINDOW - before.len()).min(job.history.len());
+                dictionary.extend_from_slice(&job.history[job.history.len() - from_history..]);
+            }
+            dictionary.extend_from_slice(&before[before.len().saturating_sub(WINDOW)..]);
+        }
+        if !dictionary.is_empty() {
+            deflate
+                .set_dictionary(&dictionary)
+                .map_err(io::Error::other)?;
+        }
+        let flush = if final_run {
+            FlushCompress::Finish
+        } else {
+            FlushCompress::Sync
+        };
+        feed(deflate, &data[range.clone()], &mut out, flush)?;
+    }
+    Ok(out)
 }
 
 /// Runs all of `input` through `deflate` with `flush`, growing `out` as needed.
@@ -545,15 +532,12 @@ impl<'p, W: Write> GzipWriter<'p, W> {
         let start = self.length;
         self.length += data.len() as u64;
         let files = self.marks.take_within(start, self.length);
-        let history = self.history.clone();
-        let keep = data.len().min(WINDOW);
-        if keep == WINDOW {
-            self.history.clear();
-        } else {
-            let overflow = (self.history.len() + keep).saturating_sub(WINDOW);
-            self.history.drain(..overflow);
-        }
-        self.history.extend_from_slice(&data[data.len() - keep..]);
+        // Every chunk but the last is CHUNK bytes, so the window before the
+        // next one lies wholly in this one.
+        let history = std::mem::replace(
+            &mut self.history,
+            data[data.len().saturating_sub(WINDOW)..].to_vec(),
+        );
         self.pool.submit(Job {
             sequence: self.submitted,
             data,
@@ -812,8 +796,8 @@ mod tests {
         // fresh self: on the bench tree (small text files between tar
         // headers), a chunk deflated on a state that had deflated another
         // chunk came out different, so layer digests depended on which worker
-        // ran what before. Chunks now start from a fresh state; this checks
-        // the property on a tree of that shape.
+        // ran what before. Each chunk now has a state of its own; this
+        // checks the property on a tree of that shape.
         // Text with tar-like runs of zeros, a chunk boundary inside some of them.
         let mut text = Vec::new();
         let mut seed = 0;
@@ -831,16 +815,12 @@ mod tests {
             level: 6,
             reply: mpsc::channel().0,
         };
-        let mut used = ChunkEncoder::default();
+        // Backwards, each into the previous chunk's recycled output buffer.
+        let mut recycled = Vec::new();
         for index in (0..8).rev() {
-            let expected = ChunkEncoder::default()
-                .encode(&job(index), Vec::new())
-                .unwrap();
-            assert_eq!(
-                used.encode(&job(index), Vec::new()).unwrap(),
-                expected,
-                "chunk {index}"
-            );
+            let expected = encode_chunk(&job(index), Vec::new()).unwrap();
+            recycled = encode_chunk(&job(index), recycled).unwrap();
+            assert_eq!(recycled, expected, "chunk {index}");
         }
     }
 
