@@ -1,6 +1,5 @@
 //! The library's error type: one variant per module, with exit codes and hints for the CLI.
 
-use crate::archive::ArchiveError;
 use crate::exports::ExportsError;
 use crate::image::ImageError;
 use crate::layer::LayerError;
@@ -9,6 +8,7 @@ use crate::registry::RegistryError;
 use crate::scan::SecretsFound;
 use crate::spec::SpecError;
 use crate::store::StoreError;
+use crate::transport::archive::ArchiveError;
 
 /// Anything stowage's library can fail with.
 #[derive(Debug, thiserror::Error)]

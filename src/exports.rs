@@ -14,15 +14,15 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::archive::Artifact;
-use crate::build::{BuildOutcome, BuildPlan, BuildRequest};
-use crate::copy::Transfer;
+use crate::commands::build::{BuildOutcome, BuildPlan, BuildRequest};
 use crate::digest::Digest;
 use crate::error::Error;
-use crate::hub;
+use crate::image::Artifact;
 use crate::image::{Image, Platform};
 use crate::reference::{self, ImageRef, Transport};
 use crate::registry::RegistryError;
+use crate::registry::hub;
+use crate::transport::Transfer;
 
 /// The database file in the state folder.
 pub const DB_FILE: &str = "exports.sqlite3";
@@ -711,7 +711,7 @@ fn now() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    crate::build::created_timestamp(Some(secs))
+    crate::commands::build::created_timestamp(Some(secs))
 }
 
 /// A row as stored, before its JSON columns are parsed.
@@ -1009,7 +1009,7 @@ pub fn run_command_for(
     }
     let transport = reference::parse_transport(target)?;
     let host = Platform::host();
-    let read = crate::copy::read_source(&transport, context, Some(&host), false)?;
+    let read = crate::transport::read_source(&transport, context, Some(&host), false)?;
     let image = read.artifact.clone().into_image(&host)?;
     let config = image.config_json()?;
     let shown = match &transport {

@@ -1,18 +1,16 @@
 //! stowage: export an application to an OCI image without a container daemon.
 //!
-//! Data flows one way: `spec` → `build` (plan, `layer`s) → `image` → sinks in
-//! `archive`, with `store` holding every blob and `copy` joining any source
-//! to any sink.
-pub mod archive;
+//! Data flows one way: `spec` → `plan` → `layer` → `image` → sinks in
+//! `transport` and `registry`, with `store` holding every blob, `commands`
+//! running one use case each, and `cli` parsing and printing.
+//! `ARCHITECTURE.md` at the project root walks through the map.
 pub mod atomic;
-pub mod build;
 pub mod cli;
-pub mod copy;
+pub mod commands;
 pub mod digest;
 pub mod error;
 pub mod exports;
 pub mod gzip;
-pub mod hub;
 pub mod image;
 pub mod layer;
 pub mod reference;
@@ -20,5 +18,6 @@ pub mod registry;
 pub mod scan;
 pub mod spec;
 pub mod store;
+pub mod transport;
 
 pub use error::Error;

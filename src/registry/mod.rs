@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod credentials;
+pub mod hub;
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufReader, Read, Seek, SeekFrom};
@@ -24,9 +25,9 @@ use reqwest::header::{
     WWW_AUTHENTICATE,
 };
 
-use crate::archive::{Artifact, ImageIndex};
 use crate::digest::Digest;
 use crate::image::{self, Descriptor, Image, Index, MAX_JSON_BYTES, Platform, media};
+use crate::image::{Artifact, ImageIndex};
 use crate::reference::ImageRef;
 use crate::store::{Store, StoreError};
 use auth::{Challenge, ChallengeError, Scope, Token, TokenResponse};

@@ -23,8 +23,8 @@ use crate::atomic;
 use crate::digest::{Digest, HashingWriter, hash_sink};
 use crate::gzip::{CompressPool, GzipWriter};
 use crate::image::{
-    self, Descriptor, Format, Image, ImageError, Index, Layer, MAX_JSON_BYTES, Platform,
-    canonical_json, media,
+    self, Artifact, Descriptor, Format, Image, ImageError, ImageIndex, Index, Layer,
+    MAX_JSON_BYTES, canonical_json, media,
 };
 use crate::reference::ImageRef;
 use crate::store::{Store, StoreError};
@@ -94,65 +94,6 @@ impl ArchiveError {
                 ))
             }
             _ => None,
-        }
-    }
-}
-
-/// An image, or an index of images (one per platform).
-// Artifacts are few and short-lived; boxing the common variant buys nothing.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone)]
-pub enum Artifact {
-    Image(Image),
-    Index(ImageIndex),
-}
-
-/// An image index with every child image resolved.
-#[derive(Debug, Clone)]
-pub struct ImageIndex {
-    pub raw: Vec<u8>,
-    pub digest: Digest,
-    pub media_type: String,
-    pub images: Vec<Image>,
-}
-
-impl Artifact {
-    /// The digest a registry would report for it.
-    pub fn digest(&self) -> &Digest {
-        match self {
-            Artifact::Image(image) => image.digest(),
-            Artifact::Index(index) => &index.digest,
-        }
-    }
-
-    /// A descriptor of the top-level manifest or index.
-    pub fn descriptor(&self) -> Descriptor {
-        match self {
-            Artifact::Image(image) => image.descriptor(),
-            Artifact::Index(index) => Descriptor::new(
-                &index.media_type,
-                index.digest.clone(),
-                index.raw.len() as u64,
-            ),
-        }
-    }
-
-    /// The image for `platform`: the image itself, or the index's match.
-    pub fn into_image(self, platform: &Platform) -> Result<Image, ImageError> {
-        match self {
-            Artifact::Image(image) => Ok(image),
-            Artifact::Index(index) => {
-                let parsed: Index = image::parse_json("image index", &index.raw)?;
-                let chosen = image::select_platform(&parsed.manifests, platform)?;
-                index
-                    .images
-                    .into_iter()
-                    .find(|i| i.digest() == &chosen.digest)
-                    .ok_or_else(|| ImageError::Invalid {
-                        what: "image index".into(),
-                        problem: format!("child {} was not read", chosen.digest),
-                    })
-            }
         }
     }
 }

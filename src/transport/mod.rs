@@ -8,9 +8,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::archive::{self, Artifact};
+pub mod archive;
+
 use crate::digest::Digest;
 use crate::error::Error;
+use crate::image::Artifact;
 use crate::image::{Image, Platform};
 use crate::reference::{ImageRef, Transport};
 use crate::registry::{Origin, PushReport, Registry};

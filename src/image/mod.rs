@@ -11,6 +11,9 @@ use serde_json::Value;
 
 use crate::digest::Digest;
 
+pub mod artifact;
+pub use artifact::{Artifact, ImageIndex};
+
 /// Media types stowage reads and writes.
 pub mod media {
     pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";

@@ -7,12 +7,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
-use crate::archive::Artifact;
-use crate::build::{self, BuildRequest};
-use crate::copy::{self, SinkOptions, Transfer};
+use crate::commands::build::{self, BuildRequest};
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::exports::{self, Exports, Kind, NewExport, Status};
+use crate::image::Artifact;
 use crate::image::{Format, Platform};
 use crate::layer::Compression;
 use crate::reference::{self, Transport};
@@ -20,6 +19,7 @@ use crate::registry::credentials::{self, Credential};
 use crate::registry::{LogSink, PushReport, Registry, RegistryOptions, TransferProgress};
 use crate::spec;
 use crate::store::{self, Store};
+use crate::transport::{self, SinkOptions, Transfer};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -750,13 +750,13 @@ fn build_and_report(
     }
     let metadata = build::metadata_json(&outcome, plan);
     if let Some(path) = &args.digest_file {
-        crate::archive::write_atomic(path, outcome.image.digest().as_str().as_bytes())
+        crate::transport::archive::write_atomic(path, outcome.image.digest().as_str().as_bytes())
             .map_err(Error::from)?;
     }
     if let Some(path) = &args.metadata_file {
         let mut text = serde_json::to_vec_pretty(&metadata)?;
         text.push(b'\n');
-        crate::archive::write_atomic(path, &text).map_err(Error::from)?;
+        crate::transport::archive::write_atomic(path, &text).map_err(Error::from)?;
     }
     if out.json {
         println!("{}", serde_json::to_string_pretty(&metadata)?);
@@ -901,7 +901,7 @@ fn copy_and_report(
         // Parsing validates the tag the way every other reference is validated.
         destinations.push(reference::parse_transport(&text).map_err(Error::from)?);
     }
-    let read = copy::read_source(source_t, &context, chosen.as_ref(), true)
+    let read = transport::read_source(source_t, &context, chosen.as_ref(), true)
         .with_context(|| format!("cannot read {source}"))?;
     *artifact_slot = Some(read.artifact.clone());
     let options = SinkOptions {
@@ -910,7 +910,7 @@ fn copy_and_report(
         default_tag: "latest".into(),
         default_reference: None,
     };
-    let written = copy::write_all(destinations, &read, &context, &options)
+    let written = transport::write_all(destinations, &read, &context, &options)
         .with_context(|| format!("cannot write {dest_t}"))?;
     for w in &written {
         match &w.push {
@@ -979,7 +979,7 @@ fn archive_and_report(
         store: &store,
         registry: &registry,
     };
-    let read = copy::read_source(
+    let read = transport::read_source(
         &Transport::Registry(reference.clone()),
         &context,
         Some(&platform),
@@ -993,7 +993,7 @@ fn archive_and_report(
         default_tag: "latest".into(),
         default_reference: None,
     };
-    copy::write_all(std::slice::from_ref(dest), &read, &context, &options)
+    transport::write_all(std::slice::from_ref(dest), &read, &context, &options)
         .with_context(|| format!("cannot write {dest}"))?;
     out.info(&format!("wrote {dest}"));
     println!("{}", reference.with_digest(read.artifact.digest().as_str()));
@@ -1084,7 +1084,7 @@ fn run_inspect(
         store: &store,
         registry: &registry,
     };
-    let artifact = copy::read_source(&source_t, &context, None, false)
+    let artifact = transport::read_source(&source_t, &context, None, false)
         .with_context(|| format!("cannot read {source}"))?
         .artifact;
     let mut stdout = std::io::stdout().lock();

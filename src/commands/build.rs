@@ -8,11 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
-use crate::archive::Artifact;
-use crate::copy::{self, SinkOptions, Source, Transfer, Written};
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::gzip::CompressPool;
+use crate::image::Artifact;
 use crate::image::{self, Descriptor, Format, Image, Layer, Platform, canonical_json, media};
 use crate::layer::{
     self, BaseFolder, BaseFolders, BuiltLayer, Compression, Excludes, KnownDirs, LayerPlan,
@@ -23,6 +22,7 @@ use crate::registry::Origin;
 use crate::scan::{Finding, ScanRules, SecretsFound};
 use crate::spec::Spec;
 use crate::store::Store;
+use crate::transport::{self, SinkOptions, Source, Transfer, Written};
 
 /// Annotation naming the base image.
 pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
@@ -343,7 +343,7 @@ pub fn run_build(
         origin: base_origin,
         name: None,
     };
-    let written = copy::write_all(&plan.destinations, &source, context, &options)?;
+    let written = transport::write_all(&plan.destinations, &source, context, &options)?;
     Ok(BuildOutcome {
         image,
         name,
@@ -412,7 +412,7 @@ fn read_base(
             config,
         });
     }
-    let (image, read) = copy::read_image(base, platform, context)?;
+    let (image, read) = transport::read_image(base, platform, context)?;
     if explicit_platform
         && let Some(actual) = image.platform()
         && !actual.satisfies(platform)
@@ -509,7 +509,7 @@ fn cached_or_written(
     if let Some(dir) = record_path.parent()
         && std::fs::create_dir_all(dir).is_ok()
     {
-        let _ = crate::archive::write_atomic(&record_path, &canonical_json(&record));
+        let _ = crate::transport::archive::write_atomic(&record_path, &canonical_json(&record));
     }
     Ok(built)
 }
@@ -568,12 +568,15 @@ fn base_folders(
     {
         return Ok(cached);
     }
-    copy::ensure_local(&Artifact::Image(base.clone()), origin, context)?;
+    transport::ensure_local(&Artifact::Image(base.clone()), origin, context)?;
     let paths = wanted.iter().map(|p| p.as_bytes().to_vec()).collect();
     let folders = layer::scan_base_folders(context.store, base.layers(), &paths)?;
     // The cache only saves time; failing to write it must not fail the build.
     if std::fs::create_dir_all(&cache_dir).is_ok() {
-        let _ = crate::archive::write_atomic(&cache, &canonical_json(&folders_to_json(&folders)));
+        let _ = crate::transport::archive::write_atomic(
+            &cache,
+            &canonical_json(&folders_to_json(&folders)),
+        );
     }
     Ok(folders)
 }
@@ -633,8 +636,10 @@ fn base_layers_in(
                         .registry
                         .fetch_blob(origin, &descriptor, context.store)?;
                 }
-                let (digest, size) =
-                    crate::archive::gzip_stored_layer(context.store, &descriptor.digest)?;
+                let (digest, size) = crate::transport::archive::gzip_stored_layer(
+                    context.store,
+                    &descriptor.digest,
+                )?;
                 descriptor = Descriptor::new(media::OCI_LAYER_GZIP, digest, size);
             }
             descriptor.media_type = format.layer_media_type(&descriptor.media_type)?.to_string();
