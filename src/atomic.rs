@@ -40,6 +40,44 @@ pub fn temp_file_in(dir: &Path) -> io::Result<NamedTempFile> {
     Ok(file)
 }
 
+/// Writes `bytes` to `path` whole or not at all (I/O): a locked temp file
+/// beside it, synced, then renamed over it. The one way stowage writes a
+/// small file (records, indexes, caches, credentials, the starter spec).
+pub fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = filled_temp_file(path, bytes, None)?;
+    tmp.persist(path).map(drop).map_err(|e| e.error)
+}
+
+/// [`write_file`] with the file's permission bits set to `mode` before any byte lands (0600 for credentials).
+pub fn write_file_with_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let tmp = filled_temp_file(path, bytes, Some(mode))?;
+    tmp.persist(path).map(drop).map_err(|e| e.error)
+}
+
+/// [`write_file`] that never replaces an existing file: fails with
+/// `ErrorKind::AlreadyExists` when `path` exists, even one created meanwhile.
+pub fn write_new_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = filled_temp_file(path, bytes, None)?;
+    tmp.persist_noclobber(path).map(drop).map_err(|e| e.error)
+}
+
+fn filled_temp_file(path: &Path, bytes: &[u8], mode: Option<u32>) -> io::Result<NamedTempFile> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut tmp = temp_file_in(&dir)?;
+    if let Some(mode) = mode {
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(mode))?;
+    }
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    Ok(tmp)
+}
+
 /// A temp folder and the lock that marks it as in use.
 pub struct LockedTempDir {
     dir: TempDir,

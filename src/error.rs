@@ -1,4 +1,9 @@
-//! The library's error type: one variant per module, with exit codes and hints for the CLI.
+//! The library's error type: every module's typed error in one enum, with exit codes and hints for the CLI.
+//!
+//! Not a leaf: it names each module's error, so it sits above them, and only
+//! `plan`, `commands` and `cli` return it. The modules below return their own
+//! errors (a `transport` error is flattened into these variants), which keeps
+//! the module graph free of cycles.
 
 use crate::exports::ExportsError;
 use crate::image::ImageError;
@@ -8,6 +13,7 @@ use crate::registry::RegistryError;
 use crate::scan::SecretsFound;
 use crate::spec::SpecError;
 use crate::store::StoreError;
+use crate::transport::TransportError;
 use crate::transport::archive::ArchiveError;
 
 /// Anything stowage's library can fail with.
@@ -50,12 +56,35 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// What a command was doing when `source` failed ("cannot build the image described by …").
+    #[error("{what}")]
+    Context {
+        what: String,
+        #[source]
+        source: Box<Error>,
+    },
+}
+
+impl From<TransportError> for Error {
+    fn from(error: TransportError) -> Error {
+        match error {
+            TransportError::Archive(e) => Error::Archive(e),
+            TransportError::Registry(e) => Error::Registry(e),
+            TransportError::Image(e) => Error::Image(e),
+            TransportError::Store(e) => Error::Store(e),
+            TransportError::Usage { message, hint } => Error::Usage {
+                message,
+                hint: Some(hint),
+            },
+        }
+    }
 }
 
 impl Error {
     /// 2 for problems with the spec or the command line, 1 for everything else.
     pub fn exit_code(&self) -> i32 {
         match self {
+            Error::Context { source, .. } => source.exit_code(),
             Error::Spec(_) | Error::Reference(_) | Error::Usage { .. } => 2,
             Error::Image(ImageError::BadPlatform(_)) => 2,
             _ => 1,
@@ -73,6 +102,7 @@ impl Error {
 
     fn specific_hint(&self) -> Option<String> {
         match self {
+            Error::Context { source, .. } => source.specific_hint(),
             Error::Spec(e) => e.hint().map(str::to_string),
             Error::Reference(e) => e.hint(),
             Error::Layer(e) => e.hint(),
@@ -88,6 +118,25 @@ impl Error {
             Error::Usage { hint, .. } | Error::Unsupported { hint, .. } => hint.clone(),
             _ => None,
         }
+    }
+
+    /// Wraps the error with what was being done, shown first with the error as its cause.
+    pub fn context(self, what: impl Into<String>) -> Error {
+        Error::Context {
+            what: what.into(),
+            source: Box::new(self),
+        }
+    }
+
+    /// The error and its causes on one line, as an export record keeps it.
+    pub fn one_line(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            text.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        text
     }
 
     pub(crate) fn usage(message: impl Into<String>, hint: impl Into<String>) -> Error {

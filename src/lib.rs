@@ -13,6 +13,7 @@ pub mod exports;
 pub mod gzip;
 pub mod image;
 pub mod layer;
+pub mod plan;
 pub mod reference;
 pub mod registry;
 pub mod scan;

@@ -23,7 +23,43 @@ use std::sync::OnceLock;
 use aho_corasick::{AhoCorasick, MatchKind};
 use base64::Engine as _;
 
-use crate::spec::is_secret_name;
+/// Environment names ending in these (compared case-insensitively) are deploy-time secrets.
+///
+/// A bare `_KEY` is not here on purpose: base images set names such as
+/// `GPG_KEY` to public key fingerprints, and those must keep working.
+pub const DENIED_SECRET_SUFFIXES: &[&str] = &[
+    "_SECRET",
+    "_PASSWORD",
+    "_PASSWD",
+    "_PASSPHRASE",
+    "_TOKEN",
+    "_API_KEY",
+    "_ACCESS_KEY",
+    "_SECRET_KEY",
+    "_PRIVATE_KEY",
+];
+
+/// Environment names (compared case-insensitively) that are deploy-time secrets whatever their suffix.
+pub const DENIED_SECRET_NAMES: &[&str] = &[
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "NUVLA_API_KEY",
+    "NUVLA_API_SECRET",
+    "SECRET_KEY",
+    "DOCKER_AUTH_CONFIG",
+];
+
+/// True when `name` must never be baked into an image: the built-in deny-list (case-insensitive) or one of `extra` (exact).
+pub fn is_secret_name(name: &str, extra: &[String]) -> bool {
+    is_builtin_secret_name(name) || extra.iter().any(|e| e == name)
+}
+
+/// True for the built-in deny-list of secret names (case-insensitive).
+pub fn is_builtin_secret_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    DENIED_SECRET_NAMES.contains(&upper.as_str())
+        || DENIED_SECRET_SUFFIXES.iter().any(|s| upper.ends_with(s))
+}
 
 /// Only the first 64 KiB of a line are searched: it bounds the memory a line
 /// split across reads may take, and lines that long are minified code or
@@ -923,80 +959,6 @@ mod tests {
         assert_eq!(
             finding.to_string(),
             "/home/user/work/.ssh/id_ed25519: ssh-key-file"
-        );
-    }
-}
-
-#[cfg(test)]
-mod in_the_layer_pass {
-    use crate::layer::{self, Compression, Excludes, KnownDirs, LayerRoot};
-    use crate::scan::ScanRules;
-    use crate::spec::Owner;
-    use crate::store::Store;
-
-    #[test]
-    fn write_layer_reports_findings_and_writes_the_same_bytes() {
-        let dir = match tempfile::tempdir() {
-            Ok(d) => d,
-            Err(e) => panic!("{e}"),
-        };
-        let src = dir.path().join("ws");
-        let key = format!("AKIA{}", "Q3ZT7WX2Q3ZT7WX2");
-        let big = format!("{}\nkey = {key}\n", "x = 1\n".repeat(20_000));
-        for (path, content) in [
-            ("notes.txt", "nothing here\n".to_string()),
-            ("deep/config.py", big),
-            (".ssh/id_rsa", "not even a key".to_string()),
-        ] {
-            let path = src.join(path);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
-            }
-            std::fs::write(path, content).unwrap_or_else(|e| panic!("{e}"));
-        }
-        std::fs::hard_link(src.join(".ssh/id_rsa"), src.join("linked"))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let store = Store::open(dir.path().join("store")).unwrap_or_else(|e| panic!("{e}"));
-        let roots = [LayerRoot {
-            source: src.clone(),
-            target: "/w".into(),
-            owner: Owner { uid: 0, gid: 0 },
-            mode: None,
-        }];
-        let mut plan = layer::plan_layer(
-            "workspace",
-            &roots,
-            &Excludes::default(),
-            &mut KnownDirs::new(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        let plain = layer::write_layer(
-            &plan,
-            &store,
-            Compression::Gzip,
-            1,
-            &crate::gzip::CompressPool::new(2),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        assert!(plain.findings.is_empty(), "no scan, no findings");
-        plan.secret_scan = Some(ScanRules::default());
-        let scanned = layer::write_layer(
-            &plan,
-            &store,
-            Compression::Gzip,
-            1,
-            &crate::gzip::CompressPool::new(2),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(scanned.digest, plain.digest, "the scan only looks");
-        let found: Vec<String> = scanned.findings.iter().map(ToString::to_string).collect();
-        assert_eq!(
-            found,
-            [
-                "/w/.ssh/id_rsa: ssh-key-file",
-                "/w/deep/config.py:20002: aws-access-key-id",
-            ],
-            "the hard link `linked` sorts after its target and is not a credential name"
         );
     }
 }

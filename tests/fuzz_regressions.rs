@@ -6,10 +6,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use stowage::archive::{read_docker_archive, read_oci_archive};
 use stowage::reference::{ImageRef, parse_transport};
 use stowage::registry::auth::{Challenge, parse_challenge};
 use stowage::store::Store;
+use stowage::transport::archive::{read_docker_archive, read_oci_archive};
 
 /// Every input kept for `target`, seeds and regressions (hidden files skipped).
 fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {

@@ -7,7 +7,7 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use stowage::archive::{read_docker_archive, read_oci_archive};
+use stowage::transport::archive::{read_docker_archive, read_oci_archive};
 use stowage::store::Store;
 
 struct Scratch {

@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::digest::Digest;
 
 pub mod artifact;
+pub mod config;
 pub use artifact::{Artifact, ImageIndex};
 
 /// Media types stowage reads and writes.
@@ -99,13 +100,14 @@ pub struct Platform {
 }
 
 impl Platform {
-    /// Parses `OS/ARCH[/VARIANT]`.
+    /// Parses `OS/ARCH[/VARIANT]`: the one platform grammar of the command
+    /// line, the spec and image indexes (lowercase letters, digits, `_`, `.`).
     pub fn parse(s: &str) -> Result<Platform, ImageError> {
         let parts: Vec<&str> = s.split('/').collect();
         let valid = |p: &&str| {
             !p.is_empty()
                 && p.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
         };
         if !(2..=3).contains(&parts.len()) || !parts.iter().all(valid) {
             return Err(ImageError::BadPlatform(s.to_string()));

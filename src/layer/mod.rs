@@ -6,6 +6,7 @@
 //! through tar → diff-id hash → compressor → digest hash → store file, so no
 //! layer is ever held in memory.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
@@ -24,6 +25,11 @@ use crate::gzip::{CompressPool, FileMarks, GzipWriter};
 use crate::scan::{Finding, ScanRules, Scanner, Tee};
 use crate::spec::Owner;
 use crate::store::{Store, StoreError};
+
+pub mod base_folders;
+pub mod cached;
+
+pub use cached::write_layers;
 
 /// gzip level for layers: part of the layer format, since it decides the digest.
 pub const GZIP_LEVEL: u32 = 6;
@@ -72,6 +78,9 @@ pub enum LayerError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A bug in stowage, not in the input.
+    #[error("internal: {0}")]
+    Internal(&'static str),
 }
 
 impl LayerError {
@@ -633,24 +642,35 @@ impl LayerPlan {
             .map(|e| e.path.as_slice())
     }
 
-    /// Gives defaulted ancestors the base's mode and owner, and drops those
-    /// the base has as something other than a folder.
-    pub fn apply_base_folders(&mut self, base: &BaseFolders) {
-        self.entries.retain_mut(|entry| {
+    /// The entries as written over `base`: a defaulted ancestor takes the
+    /// base's mode and owner, and is left out where the base has something
+    /// other than a folder. The plan itself never changes.
+    fn entries_over<'a>(&'a self, base: &'a BaseFolders) -> impl Iterator<Item = Cow<'a, Entry>> {
+        self.entries.iter().filter_map(|entry| {
             if !entry.defaulted {
-                return true;
+                return Some(Cow::Borrowed(entry));
             }
             match base.get(&entry.path) {
                 Some(BaseFolder::Dir { mode, owner }) => {
-                    entry.mode = *mode;
-                    entry.owner = *owner;
-                    true
+                    let mut resolved = entry.clone();
+                    resolved.mode = *mode;
+                    resolved.owner = *owner;
+                    Some(Cow::Owned(resolved))
                 }
-                Some(BaseFolder::NotDir) => false,
-                None => true,
+                Some(BaseFolder::NotDir) => None,
+                None => Some(Cow::Borrowed(entry)),
             }
-        });
-        self.entry_count = self.entries.len() as u64;
+        })
+    }
+
+    /// Entries of every kind the layer holds when written over `base`.
+    pub fn entry_count_over(&self, base: &BaseFolders) -> u64 {
+        let dropped = self
+            .entries
+            .iter()
+            .filter(|e| e.defaulted && base.get(&e.path) == Some(&BaseFolder::NotDir))
+            .count() as u64;
+        self.entry_count - dropped
     }
 }
 
@@ -796,7 +816,7 @@ impl LayerPlan {
     /// A digest of everything that decides this layer's bytes, short of the bytes themselves:
     /// paths, kinds, link targets, modes, owners, and each file's size, times and inode.
     /// Equal fingerprints mean the layer need not be read or compressed again.
-    pub fn fingerprint(&self, compression: Compression, mtime: u64) -> Digest {
+    pub fn fingerprint(&self, base: &BaseFolders, compression: Compression, mtime: u64) -> Digest {
         let mut hasher = crate::digest::hash_sink();
         let mut put = |bytes: &[u8]| {
             let _ = hasher.write_all(&(bytes.len() as u64).to_le_bytes());
@@ -820,7 +840,7 @@ impl LayerPlan {
             }
             None => put(b"no scan"),
         }
-        for entry in &self.entries {
+        for entry in self.entries_over(base) {
             put(&entry.path);
             let (tag, extra): (&[u8], &[u8]) = match &entry.kind {
                 EntryKind::Dir => (b"d", b""),
@@ -929,14 +949,53 @@ impl LayerPlan {
     }
 }
 
+/// gzips an uncompressed layer already in the store, once: the result is remembered by diff-id (I/O).
+pub fn gzip_stored_layer(store: &Store, diff_id: &Digest) -> Result<(Digest, u64), StoreError> {
+    // The alias names the format version: a store filled by an older stowage
+    // must not hand back bytes this one would not write.
+    let alias = format!("gzip-v{}", LAYER_FORMAT_VERSION);
+    if let Some(digest) = store.read_compressed_alias(diff_id, &alias) {
+        let size = store.blob_size(&digest)?;
+        return Ok((digest, size));
+    }
+    let mut source = io::BufReader::with_capacity(256 * 1024, store.open_blob(diff_id)?);
+    let blob = store.writer()?;
+    let pool = CompressPool::for_this_machine();
+    let mut gz = GzipWriter::new(blob, &pool, GZIP_LEVEL);
+    let write_err = |source| StoreError::Write {
+        path: store.temp_dir(),
+        source,
+    };
+    io::copy(&mut source, &mut gz).map_err(write_err)?;
+    let (digest, size) = gz.finish().map_err(write_err)?.commit()?;
+    store.write_compressed_alias(diff_id, &alias, &digest)?;
+    Ok((digest, size))
+}
+
+/// How the layers of one build are written: the same for each of them.
+#[derive(Clone, Copy)]
+pub struct WriteSettings<'a> {
+    pub compression: Compression,
+    /// Modification time of every entry.
+    pub mtime: u64,
+    /// What the base has at the layers' defaulted ancestor folders (empty: the defaults stay).
+    pub base_folders: &'a BaseFolders,
+    /// The compression threads.
+    pub pool: &'a CompressPool,
+}
+
 /// Writes the planned layer into the store (I/O) and returns its digests; gzip runs on `pool`.
 pub fn write_layer(
     plan: &LayerPlan,
     store: &Store,
-    compression: Compression,
-    mtime: u64,
-    pool: &CompressPool,
+    settings: &WriteSettings<'_>,
 ) -> Result<BuiltLayer, LayerError> {
+    let WriteSettings {
+        compression,
+        mtime,
+        base_folders,
+        pool,
+    } = *settings;
     let write_err = |source: io::Error| LayerError::Write {
         layer: plan.name.clone(),
         source,
@@ -947,12 +1006,19 @@ pub fn write_layer(
         Compression::Gzip => {
             let gz = GzipWriter::new(blob, pool, GZIP_LEVEL);
             let marks = gz.file_marks();
-            let (gz, diff_id) = write_tar(plan, gz, mtime, scanner.as_mut(), Some(marks))?;
+            let (gz, diff_id) = write_tar(
+                plan,
+                gz,
+                (mtime, base_folders),
+                scanner.as_mut(),
+                Some(marks),
+            )?;
             (gz.finish().map_err(write_err)?, diff_id)
         }
         Compression::Zstd => {
             let zst = zstd::stream::Encoder::new(blob, ZSTD_LEVEL).map_err(write_err)?;
-            let (zst, diff_id) = write_tar(plan, zst, mtime, scanner.as_mut(), None)?;
+            let (zst, diff_id) =
+                write_tar(plan, zst, (mtime, base_folders), scanner.as_mut(), None)?;
             (zst.finish().map_err(write_err)?, diff_id)
         }
     };
@@ -963,7 +1029,7 @@ pub fn write_layer(
         diff_id,
         size,
         compression,
-        entry_count: plan.entry_count,
+        entry_count: plan.entry_count_over(base_folders),
         file_count: plan.file_count,
         cached: false,
         findings: scanner.map(Scanner::into_findings).unwrap_or_default(),
@@ -976,7 +1042,7 @@ pub fn write_layer(
 fn write_tar<W: Write>(
     plan: &LayerPlan,
     out: W,
-    mtime: u64,
+    (mtime, base): (u64, &BaseFolders),
     mut scanner: Option<&mut Scanner>,
     marks: Option<FileMarks>,
 ) -> Result<(W, Digest), LayerError> {
@@ -996,10 +1062,10 @@ fn write_tar<W: Write>(
     let mut builder = tar::Builder::new(counted);
     // Holes would become GNU sparse entries, which not every unpacker reads.
     builder.sparse(false);
-    for entry in &plan.entries {
+    for entry in plan.entries_over(base) {
         append_entry(
             &mut builder,
-            entry,
+            &entry,
             mtime,
             scanner.as_deref_mut(),
             marker.as_ref(),
@@ -1190,6 +1256,23 @@ mod tests {
     use super::*;
     use std::os::unix::fs::{PermissionsExt, symlink};
 
+    /// Writes `plan` with `compression`, mtime 1, over `base`, on two threads.
+    fn write_over(
+        plan: &LayerPlan,
+        store: &Store,
+        compression: Compression,
+        base: &BaseFolders,
+    ) -> BuiltLayer {
+        let pool = CompressPool::new(2);
+        let settings = WriteSettings {
+            compression,
+            mtime: 1,
+            base_folders: base,
+            pool: &pool,
+        };
+        write_layer(plan, store, &settings).unwrap()
+    }
+
     const ROOT: Owner = Owner { uid: 0, gid: 0 };
 
     fn root(source: &Path, target: &str) -> LayerRoot {
@@ -1265,8 +1348,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(plan.file_count, 2);
-        let layer =
-            write_layer(&plan, &store, Compression::Gzip, 1, &CompressPool::new(2)).unwrap();
+        let layer = write_over(&plan, &store, Compression::Gzip, &BaseFolders::new());
         let names = tar_names(&store, &layer);
         let paths: Vec<&str> = names.iter().map(|n| n.0.as_str()).collect();
         assert_eq!(
@@ -1310,8 +1392,7 @@ mod tests {
                 &mut KnownDirs::new(),
             )
             .unwrap();
-            let layer =
-                write_layer(&plan, &store, Compression::Gzip, 1, &CompressPool::new(2)).unwrap();
+            let layer = write_over(&plan, &store, Compression::Gzip, &BaseFolders::new());
             digests.push((layer.digest, layer.diff_id));
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
@@ -1386,8 +1467,8 @@ mod tests {
         assert_eq!(walked.file_count, 30 * 4);
         let again = plan().unwrap();
         assert_eq!(
-            walked.fingerprint(Compression::Gzip, 1),
-            again.fingerprint(Compression::Gzip, 1)
+            walked.fingerprint(&BaseFolders::new(), Compression::Gzip, 1),
+            again.fingerprint(&BaseFolders::new(), Compression::Gzip, 1)
         );
 
         fs::write(src.join("pkg17/m2/deep/.wh.gone"), "").unwrap();
@@ -1420,8 +1501,7 @@ mod tests {
             },
         );
         let plan = plan_layer("files", &roots, &Excludes::default(), &mut known).unwrap();
-        let layer =
-            write_layer(&plan, &store, Compression::Zstd, 1, &CompressPool::new(2)).unwrap();
+        let layer = write_over(&plan, &store, Compression::Zstd, &BaseFolders::new());
         let blob = store.open_blob(&layer.digest).unwrap();
         let mut archive = tar::Archive::new(zstd::stream::read::Decoder::new(blob).unwrap());
         let entries: Vec<_> = archive
@@ -1519,7 +1599,7 @@ mod tests {
         let ws = dir.path().join("ws");
         fs::create_dir_all(&ws).unwrap();
         let roots = [root(&ws, "/home/user/work")];
-        let mut plan = plan_layer(
+        let plan = plan_layer(
             "workspace",
             &roots,
             &Excludes::default(),
@@ -1528,9 +1608,7 @@ mod tests {
         .unwrap();
         let defaulted: Vec<&[u8]> = plan.defaulted_ancestors().collect();
         assert_eq!(defaulted, [&b"home"[..], b"home/user"]);
-        plan.apply_base_folders(&found);
-        let layer =
-            write_layer(&plan, &store, Compression::Gzip, 1, &CompressPool::new(2)).unwrap();
+        let layer = write_over(&plan, &store, Compression::Gzip, &found);
         let names = tar_names(&store, &layer);
         assert_eq!(names[1].0, "home/user/");
         assert_eq!(
@@ -1570,6 +1648,76 @@ mod tests {
                 mode: 0o755,
                 owner: Owner { uid: 0, gid: 0 }
             })
+        );
+    }
+}
+
+#[cfg(test)]
+mod secret_scan_in_the_layer_pass {
+    use crate::layer::{
+        self, BaseFolders, Compression, Excludes, KnownDirs, LayerRoot, WriteSettings,
+    };
+    use crate::scan::ScanRules;
+    use crate::spec::Owner;
+    use crate::store::Store;
+
+    #[test]
+    fn write_layer_reports_findings_and_writes_the_same_bytes() {
+        let dir = match tempfile::tempdir() {
+            Ok(d) => d,
+            Err(e) => panic!("{e}"),
+        };
+        let src = dir.path().join("ws");
+        let key = format!("AKIA{}", "Q3ZT7WX2Q3ZT7WX2");
+        let big = format!("{}\nkey = {key}\n", "x = 1\n".repeat(20_000));
+        for (path, content) in [
+            ("notes.txt", "nothing here\n".to_string()),
+            ("deep/config.py", big),
+            (".ssh/id_rsa", "not even a key".to_string()),
+        ] {
+            let path = src.join(path);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
+            }
+            std::fs::write(path, content).unwrap_or_else(|e| panic!("{e}"));
+        }
+        std::fs::hard_link(src.join(".ssh/id_rsa"), src.join("linked"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(dir.path().join("store")).unwrap_or_else(|e| panic!("{e}"));
+        let roots = [LayerRoot {
+            source: src.clone(),
+            target: "/w".into(),
+            owner: Owner { uid: 0, gid: 0 },
+            mode: None,
+        }];
+        let mut plan = layer::plan_layer(
+            "workspace",
+            &roots,
+            &Excludes::default(),
+            &mut KnownDirs::new(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let pool = crate::gzip::CompressPool::new(2);
+        let settings = WriteSettings {
+            compression: Compression::Gzip,
+            mtime: 1,
+            base_folders: &BaseFolders::new(),
+            pool: &pool,
+        };
+        let plain = layer::write_layer(&plan, &store, &settings).unwrap_or_else(|e| panic!("{e}"));
+        assert!(plain.findings.is_empty(), "no scan, no findings");
+        plan.secret_scan = Some(ScanRules::default());
+        let scanned =
+            layer::write_layer(&plan, &store, &settings).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(scanned.digest, plain.digest, "the scan only looks");
+        let found: Vec<String> = scanned.findings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            found,
+            [
+                "/w/.ssh/id_rsa: ssh-key-file",
+                "/w/deep/config.py:20002: aws-access-key-id",
+            ],
+            "the hard link `linked` sorts after its target and is not a credential name"
         );
     }
 }

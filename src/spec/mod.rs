@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Write;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -10,36 +9,14 @@ use serde::Deserialize;
 use serde::de::{MapAccess, Visitor};
 use toml::Spanned;
 
+use crate::image::Platform;
 use crate::reference::{self, Transport};
+use crate::scan::is_builtin_secret_name;
+#[cfg(test)]
+use crate::scan::{DENIED_SECRET_NAMES, DENIED_SECRET_SUFFIXES, is_secret_name};
 
 /// The spec file's name in a project folder.
 pub const SPEC_FILE_NAME: &str = "stowage.toml";
-
-/// Environment names ending in these (compared case-insensitively) are deploy-time secrets.
-///
-/// A bare `_KEY` is not here on purpose: base images set names such as
-/// `GPG_KEY` to public key fingerprints, and those must keep working.
-pub const DENIED_SECRET_SUFFIXES: &[&str] = &[
-    "_SECRET",
-    "_PASSWORD",
-    "_PASSWD",
-    "_PASSPHRASE",
-    "_TOKEN",
-    "_API_KEY",
-    "_ACCESS_KEY",
-    "_SECRET_KEY",
-    "_PRIVATE_KEY",
-];
-
-/// Environment names (compared case-insensitively) that are deploy-time secrets whatever their suffix.
-pub const DENIED_SECRET_NAMES: &[&str] = &[
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "NUVLA_API_KEY",
-    "NUVLA_API_SECRET",
-    "SECRET_KEY",
-    "DOCKER_AUTH_CONFIG",
-];
 
 /// Commented starter file for `stowage init`; it parses once its `library` folder exists.
 pub const STARTER_SPEC: &str = r#"# stowage.toml: what goes into the exported image.
@@ -192,10 +169,15 @@ pub struct ExtraFile {
 pub struct Spec {
     /// The spec file as given.
     pub path: PathBuf,
-    /// As written; "scratch" when absent.
-    pub base: String,
-    pub image: Option<String>,
-    pub platform: Option<String>,
+    /// The base image; `Transport::Scratch` when absent. A relative local
+    /// path stays as written (the plan resolves it against the spec's folder).
+    pub base: Transport,
+    /// `base` as written, for export records.
+    pub base_text: String,
+    /// The default destination when no `-o` is given.
+    pub image: Option<Transport>,
+    /// Checked by the one platform grammar, `image::Platform::parse`.
+    pub platform: Option<Platform>,
     pub library: Mount,
     pub workspace: Option<Mount>,
     /// `.dockerignore`-style patterns, as written, in order.
@@ -253,17 +235,6 @@ pub fn parse_spec(text: &str, path: &Path) -> Result<Spec, SpecError> {
     cx.validate(raw)
 }
 
-/// True when `name` must never be baked into an image: the built-in deny-list (case-insensitive) or one of `extra` (exact).
-pub fn is_secret_name(name: &str, extra: &[String]) -> bool {
-    builtin_secret(name) || extra.iter().any(|e| e == name)
-}
-
-fn builtin_secret(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    DENIED_SECRET_NAMES.contains(&upper.as_str())
-        || DENIED_SECRET_SUFFIXES.iter().any(|s| upper.ends_with(s))
-}
-
 /// Writes STARTER_SPEC as DIR/stowage.toml, creating DIR if missing; never overwrites an existing file.
 pub fn write_starter_spec(dir: &Path) -> Result<PathBuf, SpecError> {
     let path = dir.join(SPEC_FILE_NAME);
@@ -291,28 +262,12 @@ pub fn write_starter_spec(dir: &Path) -> Result<PathBuf, SpecError> {
         return Err(exists(&path));
     }
     std::fs::create_dir_all(dir).map_err(|e| io_error("creating the folder", e))?;
-    // A temp file renamed into place means an interrupted init never leaves half a spec behind.
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".stowage.toml.")
-        .tempfile_in(dir)
-        .map_err(|e| io_error("creating a temporary file", e))?;
-    tmp.write_all(STARTER_SPEC.as_bytes())
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| io_error("writing a temporary file", e))?;
-    // Temp files are created 0600; a spec is ordinary project source.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .map_err(|e| io_error("setting permissions", e))?;
-    }
-    // No-clobber, so a file created since the check above still wins.
-    tmp.persist_noclobber(&path).map_err(|e| {
-        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+    // Written whole or not at all, and never over a file created since the check above.
+    crate::atomic::write_new_file(&path, STARTER_SPEC.as_bytes()).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
             exists(&path)
         } else {
-            io_error("renaming the temporary file", e.error)
+            io_error("writing the file", e)
         }
     })?;
     Ok(path)
@@ -471,25 +426,16 @@ impl Cx<'_> {
     }
 
     fn validate(&self, raw: RawSpec) -> Result<Spec, SpecError> {
-        let base = match raw.base {
-            Some(b) => {
-                self.check_location(&b, "base")?;
-                b.into_inner()
-            }
-            None => "scratch".to_string(),
+        let (base, base_text) = match raw.base {
+            Some(b) => (self.check_location(&b, "base")?, b.into_inner()),
+            None => (Transport::Scratch, "scratch".to_string()),
         };
         let image = match raw.image {
-            Some(i) => {
-                self.check_location(&i, "image")?;
-                Some(i.into_inner())
-            }
+            Some(i) => Some(self.check_location(&i, "image")?),
             None => None,
         };
         let platform = match raw.platform {
-            Some(p) => {
-                self.check_platform(&p)?;
-                Some(p.into_inner())
-            }
+            Some(p) => Some(self.check_platform(&p)?),
             None => None,
         };
 
@@ -612,6 +558,7 @@ impl Cx<'_> {
         Ok(Spec {
             path: self.path.to_path_buf(),
             base,
+            base_text,
             image,
             platform,
             library,
@@ -630,7 +577,7 @@ impl Cx<'_> {
         })
     }
 
-    fn check_location(&self, value: &Spanned<String>, key: &str) -> Result<(), SpecError> {
+    fn check_location(&self, value: &Spanned<String>, key: &str) -> Result<Transport, SpecError> {
         let s = value.get_ref();
         if s.trim().is_empty() {
             let hint = if key == "base" {
@@ -646,7 +593,7 @@ impl Cx<'_> {
                 "`image` cannot be \"scratch\": it is where the image is written".to_string(),
                 "name a destination such as \"docker.io/acme/app:1\" or \"docker-archive:app.tar\"",
             )),
-            Ok(_) => Ok(()),
+            Ok(transport) => Ok(transport),
             Err(e) => Err(self.error(
                 value.span(),
                 format!("`{key}`: {e}"),
@@ -656,25 +603,15 @@ impl Cx<'_> {
         }
     }
 
-    fn check_platform(&self, value: &Spanned<String>) -> Result<(), SpecError> {
+    fn check_platform(&self, value: &Spanned<String>) -> Result<Platform, SpecError> {
         let p = value.get_ref();
-        let parts: Vec<&str> = p.split('/').collect();
-        let ok = (2..=3).contains(&parts.len())
-            && parts.iter().all(|part| {
-                !part.is_empty()
-                    && part.bytes().all(|b| {
-                        b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b)
-                    })
-            });
-        if ok {
-            Ok(())
-        } else {
-            Err(self.error(
+        Platform::parse(p).map_err(|_| {
+            self.error(
                 value.span(),
                 format!("platform `{p}` is not OS/ARCH[/VARIANT]"),
                 "write it in lowercase, e.g. \"linux/amd64\" or \"linux/arm64/v8\"",
-            ))
-        }
+            )
+        })
     }
 
     /// Checks `user`'s shape; returns the owner it implies, or None when it names a user by name.
@@ -996,7 +933,7 @@ impl Cx<'_> {
             ));
         }
         let listed = secret_names.iter().any(|s| s == name);
-        if listed || builtin_secret(name) {
+        if listed || is_builtin_secret_name(name) {
             let why = if listed {
                 "it is listed in [secrets] names"
             } else {
@@ -1222,12 +1159,16 @@ names = ["API_TOKEN"]
             Err(e) => panic!("{e}"),
         };
         assert_eq!(s.path, p.spec_path());
-        assert_eq!(s.base, "docker.io/library/python:3.12-slim");
+        assert_eq!(s.base_text, "docker.io/library/python:3.12-slim");
+        assert_eq!(s.base.to_string(), "docker://docker.io/library/python:3.12-slim");
         assert_eq!(
-            s.image.as_deref(),
-            Some("docker.io/acme/public:my-notebook")
+            s.image.as_ref().map(ToString::to_string).as_deref(),
+            Some("docker://docker.io/acme/public:my-notebook")
         );
-        assert_eq!(s.platform.as_deref(), Some("linux/amd64"));
+        assert_eq!(
+            s.platform.as_ref().map(ToString::to_string).as_deref(),
+            Some("linux/amd64")
+        );
         assert_eq!(s.library.source, root.join("library"));
         assert_eq!(s.library.target, "/opt/app");
         assert_eq!(
@@ -1286,7 +1227,7 @@ names = ["API_TOKEN"]
     fn minimal_spec_defaults() {
         let p = Project::new();
         let s = p.ok(MINIMAL);
-        assert_eq!(s.base, "scratch");
+        assert_eq!(s.base_text, "scratch");
         assert_eq!(s.library.owner, Owner { uid: 0, gid: 0 });
         assert!(s.workspace.is_none() && s.image.is_none() && s.entrypoint.is_none());
         assert!(s.command.is_none() && s.ports.is_empty() && s.files.is_empty());
@@ -1759,7 +1700,10 @@ names = ["API_TOKEN"]
             "docker-archive:/tmp/x.tar",
             "oci:./layout:1",
         ] {
-            assert_eq!(p.ok(&format!("base = \"{base}\"\n{MINIMAL}")).base, base);
+            assert_eq!(
+                p.ok(&format!("base = \"{base}\"\n{MINIMAL}")).base_text,
+                base
+            );
         }
         for (key, value, says) in [
             ("base", "", "`base` is empty"),
@@ -1787,11 +1731,19 @@ names = ["API_TOKEN"]
             assert_eq!(
                 p.ok(&format!("platform = \"{ok}\"\n{MINIMAL}"))
                     .platform
+                    .map(|p| p.to_string())
                     .as_deref(),
                 Some(ok)
             );
         }
-        for bad in ["linux", "linux/", "Linux/AMD64", "a/b/c/d", ""] {
+        for bad in [
+            "linux",
+            "linux/",
+            "Linux/AMD64",
+            "a/b/c/d",
+            "",
+            "linux/arm-x",
+        ] {
             let text = format!("platform = \"{bad}\"\n{MINIMAL}");
             check(&p.err(&text), &text, &format!("\"{bad}\""), "OS/ARCH");
         }

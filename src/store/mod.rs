@@ -18,6 +18,10 @@ use std::sync::{Arc, Mutex};
 
 use tempfile::NamedTempFile;
 
+pub mod cache;
+
+pub use cache::Cache;
+
 use crate::atomic;
 use crate::digest::{Digest, HashingWriter, hash_sink};
 
@@ -131,21 +135,24 @@ impl Store {
         }
         // Everything the store writes through temp files: blobs, and the
         // records of the layer cache, base folders and gzip aliases.
-        let mut swept = vec![
-            root.join("tmp"),
-            root.join("meta").join("layers"),
-            root.join("meta").join("base-folders"),
-        ];
+        let mut swept = vec![root.join("tmp")];
         if let Ok(aliases) = fs::read_dir(root.join("diffs")) {
             swept.extend(aliases.flatten().map(|entry| entry.path()));
         }
+        let store = Store {
+            root,
+            known_good: Arc::default(),
+        };
+        swept.extend(Cache::ALL.map(|cache| store.cache_dir(cache)));
         for dir in &swept {
             atomic::sweep_stale(dir);
         }
-        Ok(Store {
-            root,
-            known_good: Arc::default(),
-        })
+        Ok(store)
+    }
+
+    /// Where the store's temp files are written (for messages about a failed write).
+    pub fn temp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
     }
 
     /// The folder the store lives in.
@@ -376,16 +383,8 @@ impl Store {
             path: dir.clone(),
             source,
         })?;
-        let mut tmp = atomic::temp_file_in(&dir).map_err(|source| StoreError::Write {
-            path: dir.clone(),
-            source,
-        })?;
-        let persisted = tmp.write_all(digest.as_str().as_bytes()).and_then(|()| {
-            tmp.persist(dir.join(diff_id.hex()))
-                .map(drop)
-                .map_err(|e| e.error)
-        });
-        persisted.map_err(|source| StoreError::Write { path: dir, source })
+        atomic::write_file(&dir.join(diff_id.hex()), digest.as_str().as_bytes())
+            .map_err(|source| StoreError::Write { path: dir, source })
     }
 
     /// The compressed blob recorded for `diff_id`, when it is still present.

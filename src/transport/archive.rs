@@ -853,15 +853,15 @@ fn classic_docker_image(
         }
         // Uncompressed layers are gzipped, as crane and skopeo do: the manifest is
         // new anyway, and registries and pushes want compressed blobs.
-        let (digest, size) = match file.compression {
-            BlobCompression::None => {
-                gzip_stored_layer(store, &file.digest).map_err(|source| ArchiveError::Store {
-                    path: path.to_path_buf(),
-                    source,
-                })?
-            }
-            _ => (file.digest.clone(), file.size),
-        };
+        let (digest, size) =
+            match file.compression {
+                BlobCompression::None => crate::layer::gzip_stored_layer(store, &file.digest)
+                    .map_err(|source| ArchiveError::Store {
+                        path: path.to_path_buf(),
+                        source,
+                    })?,
+                _ => (file.digest.clone(), file.size),
+            };
         let media_type = match file.compression {
             BlobCompression::Gzip | BlobCompression::None => media::DOCKER_LAYER_GZIP,
             BlobCompression::Zstd => {
@@ -906,29 +906,6 @@ fn classic_docker_image(
         }
     })?;
     Ok((image, name))
-}
-
-/// gzips an uncompressed layer already in the store, once: the result is remembered by diff-id (I/O).
-pub fn gzip_stored_layer(store: &Store, diff_id: &Digest) -> Result<(Digest, u64), StoreError> {
-    // The alias names the format version: a store filled by an older stowage
-    // must not hand back bytes this one would not write.
-    let alias = format!("gzip-v{}", crate::layer::LAYER_FORMAT_VERSION);
-    if let Some(digest) = store.read_compressed_alias(diff_id, &alias) {
-        let size = store.blob_size(&digest)?;
-        return Ok((digest, size));
-    }
-    let mut source = BufReader::with_capacity(256 * 1024, store.open_blob(diff_id)?);
-    let blob = store.writer()?;
-    let pool = CompressPool::for_this_machine();
-    let mut gz = GzipWriter::new(blob, &pool, crate::layer::GZIP_LEVEL);
-    let write_err = |source| StoreError::Write {
-        path: store.root().join("tmp"),
-        source,
-    };
-    io::copy(&mut source, &mut gz).map_err(write_err)?;
-    let (digest, size) = gz.finish().map_err(write_err)?.commit()?;
-    store.write_compressed_alias(diff_id, &alias, &digest)?;
-    Ok((digest, size))
 }
 
 fn read_small_file(path: &Path) -> Result<Vec<u8>, ArchiveError> {
@@ -1330,15 +1307,10 @@ fn parent_dir(path: &Path) -> PathBuf {
 
 /// Writes `bytes` to `path` through a temp file and a rename (I/O).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ArchiveError> {
-    let write_err = |source| ArchiveError::Write {
+    atomic::write_file(path, bytes).map_err(|source| ArchiveError::Write {
         path: path.to_path_buf(),
         source,
-    };
-    let mut tmp = atomic::temp_file_in(&parent_dir(path)).map_err(write_err)?;
-    tmp.write_all(bytes).map_err(write_err)?;
-    tmp.as_file().sync_all().map_err(write_err)?;
-    tmp.persist(path).map_err(|e| write_err(e.error))?;
-    Ok(())
+    })
 }
 
 #[cfg(test)]

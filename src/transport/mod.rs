@@ -6,22 +6,45 @@
 //! are fetched only when a sink needs their bytes, and a push to another
 //! repository of the same registry mounts them instead.
 
-use std::collections::BTreeMap;
-
 pub mod archive;
 
-use crate::digest::Digest;
-use crate::error::Error;
-use crate::image::Artifact;
-use crate::image::{Image, Platform};
-use crate::reference::{ImageRef, Transport};
-use crate::registry::{Origin, PushReport, Registry};
-use crate::store::Store;
+use std::collections::BTreeMap;
 
-/// What reading and writing need: the blob store and a registry client.
-pub struct Transfer<'a> {
+use crate::digest::Digest;
+use crate::image::{Artifact, Image, ImageError, Platform};
+use crate::reference::{ImageRef, Transport};
+use crate::registry::{Origin, PushReport, Registry, RegistryError};
+use crate::store::{Store, StoreError};
+use archive::ArchiveError;
+
+/// What reading and writing need: the blob store and a registry client, opened once per command.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
     pub store: &'a Store,
     pub registry: &'a Registry,
+}
+
+/// What went wrong moving an image between transports.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The request cannot work (a scratch source, a digest that does not match).
+    #[error("{message}")]
+    Usage { message: String, hint: String },
+}
+
+fn usage(message: impl Into<String>, hint: impl Into<String>) -> TransportError {
+    TransportError::Usage {
+        message: message.into(),
+        hint: hint.into(),
+    }
 }
 
 /// An artifact and, when it came from a registry, where its blobs live.
@@ -41,10 +64,10 @@ pub struct Source {
 /// always read whole, since a tar cannot be read out of order.
 pub fn read_source(
     source: &Transport,
-    context: &Transfer<'_>,
+    context: &Context<'_>,
     platform: Option<&Platform>,
     with_layers: bool,
-) -> Result<Source, Error> {
+) -> Result<Source, TransportError> {
     let store = context.store;
     let artifact = match source {
         Transport::Oci { path, tag } => {
@@ -67,7 +90,7 @@ pub fn read_source(
             });
         }
         Transport::Scratch => {
-            return Err(Error::usage(
+            return Err(usage(
                 "`scratch` is the empty image: it can be a base, but there is nothing to read from it",
                 "use scratch as `base` in stowage.toml",
             ));
@@ -96,8 +119,8 @@ pub fn read_source(
 pub fn read_image(
     source: &Transport,
     platform: &Platform,
-    context: &Transfer<'_>,
-) -> Result<(Image, Source), Error> {
+    context: &Context<'_>,
+) -> Result<(Image, Source), TransportError> {
     if let Transport::Oci { path, tag } = source {
         let artifact = archive::read_oci_layout(path, tag.as_deref(), context.store, false)?;
         let image = artifact.into_image(platform)?;
@@ -117,8 +140,8 @@ pub fn read_image(
 pub fn ensure_local(
     artifact: &Artifact,
     origin: Option<&Origin>,
-    context: &Transfer<'_>,
-) -> Result<(), Error> {
+    context: &Context<'_>,
+) -> Result<(), TransportError> {
     let images: Vec<&Image> = match artifact {
         Artifact::Image(image) => vec![image],
         Artifact::Index(index) => index.images.iter().collect(),
@@ -135,7 +158,7 @@ pub fn ensure_local(
                         .fetch_blob(origin, &layer.descriptor, context.store)?
                 }
                 None => {
-                    return Err(crate::store::StoreError::Missing {
+                    return Err(StoreError::Missing {
                         digest: layer.descriptor.digest.clone(),
                     }
                     .into());
@@ -171,9 +194,9 @@ pub struct Written {
 pub fn write_all(
     destinations: &[Transport],
     source: &Source,
-    context: &Transfer<'_>,
+    context: &Context<'_>,
     options: &SinkOptions,
-) -> Result<Vec<Written>, Error> {
+) -> Result<Vec<Written>, TransportError> {
     let mut written = Vec::new();
     let mut pushes: BTreeMap<(String, String), (ImageRef, Vec<String>)> = BTreeMap::new();
     for dest in destinations {
@@ -219,11 +242,11 @@ pub fn write_all(
 }
 
 /// The tag a manifest is put under; a destination named by digest must match the image.
-fn push_tag(reference: &ImageRef, digest: &Digest) -> Result<String, Error> {
+fn push_tag(reference: &ImageRef, digest: &Digest) -> Result<String, TransportError> {
     if let Some(wanted) = &reference.digest
         && wanted != digest.as_str()
     {
-        return Err(Error::usage(
+        return Err(usage(
             format!("{reference} names digest {wanted}, but the image is {digest}"),
             "push to a tag, or to the image's own digest",
         ));
@@ -240,7 +263,7 @@ fn write_local(
     artifact: &Artifact,
     store: &Store,
     options: &SinkOptions,
-) -> Result<(), Error> {
+) -> Result<(), TransportError> {
     match dest {
         Transport::Oci { path, tag } => {
             let tag = tag.as_deref().unwrap_or(&options.default_tag);
@@ -267,11 +290,11 @@ fn write_local(
                 options.mtime,
             )?)
         }
-        Transport::Scratch => Err(Error::usage(
+        Transport::Scratch => Err(usage(
             "`scratch` cannot be a destination",
             "write to a registry, oci:DIR, oci-archive:FILE or docker-archive:FILE",
         )),
-        Transport::Registry(_) => Err(Error::usage(
+        Transport::Registry(_) => Err(usage(
             "internal: registry destinations are pushed by write_all",
             "report this as a bug",
         )),

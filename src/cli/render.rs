@@ -1,0 +1,372 @@
+//! What the command line prints: messages on stderr, results on stdout, tables, summaries and transfer progress.
+//!
+//! Nothing here decides anything: it renders the outcomes `commands` return.
+
+use std::io::Write;
+
+use crate::commands::build::{BuildEvents, Built};
+use crate::commands::inspect::{ImageSummary, IndexSummary};
+use crate::commands::{Recorded, transfer::Transferred};
+use crate::digest::Digest;
+use crate::error::Error;
+use crate::exports::ExportRecord;
+use crate::plan::BuildPlan;
+use crate::registry::{PushReport, TransferProgress};
+
+/// How chatty stderr is.
+pub struct Output {
+    pub quiet: bool,
+    pub verbose: u8,
+    pub json: bool,
+}
+
+impl Output {
+    /// A line of news on stderr, unless `-q`.
+    pub fn info(&self, message: &str) {
+        if !self.quiet {
+            eprintln!("{message}");
+        }
+    }
+
+    /// A line on stderr only with `-v`.
+    pub fn detail(&self, message: &str) {
+        if self.verbose > 0 && !self.quiet {
+            eprintln!("{message}");
+        }
+    }
+
+    /// A warning, even with `-q`.
+    pub fn warn(&self, message: &str) {
+        eprintln!("warning: {message}");
+    }
+
+    /// What happened to the export record: news for a kept one (only with -v when the export failed).
+    pub fn record(&self, recorded: &Recorded, failed: bool) {
+        match recorded {
+            Recorded::Nothing => {}
+            Recorded::Kept(id) if failed => {
+                self.detail(&format!("recorded as export {id} (`stowage exports`)"))
+            }
+            Recorded::Kept(id) => {
+                self.info(&format!("recorded as export {id} (`stowage exports`)"))
+            }
+            Recorded::NotKept(e) => self.warn(&format!("could not record this export: {e}")),
+        }
+    }
+}
+
+/// Prints `error:`, each `Caused by:` and the `hint:`; returns the exit code.
+pub fn report_error(err: &anyhow::Error) -> i32 {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "error: {err}");
+    for cause in err.chain().skip(1) {
+        let _ = writeln!(stderr, "  Caused by: {cause}");
+    }
+    let library_error = err.chain().find_map(|e| e.downcast_ref::<Error>());
+    if let Some(hint) = library_error.and_then(Error::hint) {
+        let _ = writeln!(stderr, "hint: {hint}");
+    }
+    library_error.map(Error::exit_code).unwrap_or(1)
+}
+
+/// `1.5 MiB`: bytes in binary units.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// The summary line of a push.
+pub fn push_line(destination: &str, report: &PushReport) -> String {
+    format!(
+        "pushed {destination}: {} uploaded ({}), {} mounted, {} already there",
+        report.uploaded,
+        human_bytes(report.uploaded_bytes),
+        report.mounted,
+        report.skipped
+    )
+}
+
+/// Build events on stderr: the warnings of the plan as soon as it is made.
+pub struct BuildLog<'a> {
+    pub out: &'a Output,
+    pub secret_scan: bool,
+}
+
+impl BuildEvents for BuildLog<'_> {
+    fn planned(&self, plan: &BuildPlan) {
+        if !self.secret_scan {
+            self.out.warn("the secret scan is off (--no-secret-scan): keys, tokens and credential files in the sources go into the image unchecked");
+        }
+        for warning in plan.warnings() {
+            self.out.warn(warning);
+        }
+    }
+}
+
+/// The plan as `--dry-run` prints it on stdout.
+pub fn print_plan(plan: &BuildPlan) {
+    println!("base       {}", plan.base);
+    println!("platform   {}", plan.platform);
+    for (i, layer) in plan.layers.iter().enumerate() {
+        let sources: Vec<String> = layer
+            .sources
+            .iter()
+            .map(|s| s.display().to_string())
+            .collect();
+        println!(
+            "layer {}    {:<9} {} files, {} entries, {}  from {}",
+            i + 1,
+            layer.name,
+            layer.file_count,
+            layer.entry_count,
+            human_bytes(layer.content_bytes),
+            sources.join(", ")
+        );
+    }
+    for dest in &plan.destinations {
+        println!("dest       {dest}");
+    }
+}
+
+/// What a finished build says on stderr: allowed findings, layers, destinations, the run line.
+pub fn print_built(out: &Output, built: &Built) {
+    let outcome = &built.outcome;
+    for finding in &outcome.allowed_findings {
+        out.info(&format!("secret scan: {finding} (allowed)"));
+    }
+    for layer in &outcome.layers {
+        out.info(&format!(
+            "layer {:<16} {} files, {} → {}{}",
+            layer.name,
+            layer.file_count,
+            human_bytes(layer.size),
+            layer.digest,
+            if layer.cached { " (cached)" } else { "" }
+        ));
+    }
+    for written in &outcome.written {
+        match &written.push {
+            Some(report) => out.info(&push_line(&written.destination, report)),
+            None => out.info(&format!("wrote {}", written.destination)),
+        }
+    }
+    if outcome.written.iter().any(|w| w.push.is_some())
+        && let Some(line) = &built.run_command
+    {
+        out.info(&format!("run it with: {line}"));
+    }
+}
+
+/// What a copy, push or archive says on stderr.
+pub fn print_transferred(out: &Output, source: &str, done: &Transferred, archive: bool) {
+    for w in &done.written {
+        match (&w.push, archive) {
+            (Some(report), _) => out.info(&push_line(&w.destination, report)),
+            (None, true) => out.info(&format!("wrote {}", w.destination)),
+            (None, false) => out.info(&format!("copied {source} to {}", w.destination)),
+        }
+    }
+}
+
+/// The exports table on stdout.
+pub fn write_exports_table(
+    stdout: &mut dyn Write,
+    records: &[ExportRecord],
+) -> std::io::Result<()> {
+    writeln!(
+        stdout,
+        "{:<5} {:<20} {:<7} {:<7} {:<19} {:>10}  DESTINATIONS",
+        "ID", "TIME", "KIND", "STATUS", "DIGEST", "SIZE"
+    )?;
+    for r in records {
+        let digest = r
+            .digest
+            .as_deref()
+            .map(|d| d.chars().take(19).collect::<String>())
+            .unwrap_or_else(|| "-".into());
+        let size = r.size.map(human_bytes).unwrap_or_else(|| "-".into());
+        let destinations: Vec<String> = r
+            .destinations
+            .iter()
+            .map(|d| match d.size {
+                Some(bytes) => format!("{} ({})", d.destination, human_bytes(bytes)),
+                None => d.destination.clone(),
+            })
+            .collect();
+        writeln!(
+            stdout,
+            "{:<5} {:<20} {:<7} {:<7} {:<19} {:>10}  {}",
+            r.id,
+            r.time,
+            r.kind.as_str(),
+            r.status.as_str(),
+            digest,
+            size,
+            destinations.join(", ")
+        )?;
+        if let Some(error) = &r.error {
+            let first = error.lines().next().unwrap_or_default();
+            writeln!(stdout, "      error: {first}")?;
+        }
+    }
+    Ok(())
+}
+
+/// An index's summary as text.
+pub fn write_index_summary(
+    out: &mut dyn Write,
+    source: &str,
+    index: &IndexSummary,
+) -> std::io::Result<()> {
+    writeln!(out, "Image       {source}")?;
+    writeln!(out, "Digest      {}", index.digest)?;
+    writeln!(out, "MediaType   {}", index.media_type)?;
+    writeln!(out, "Platforms")?;
+    for m in &index.manifests {
+        writeln!(
+            out,
+            "  {:<16} {}",
+            m.platform.as_deref().unwrap_or("-"),
+            m.digest
+        )?;
+    }
+    Ok(())
+}
+
+/// An image's summary as text.
+pub fn write_image_summary(
+    out: &mut dyn Write,
+    source: &str,
+    image: &ImageSummary,
+) -> std::io::Result<()> {
+    let list = |items: &Option<Vec<String>>| match items {
+        Some(items) => format!("{items:?}").replace(", ", ","),
+        None => "-".into(),
+    };
+    let text = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".into());
+    writeln!(out, "Image       {source}")?;
+    writeln!(out, "Digest      {}", image.digest)?;
+    writeln!(out, "MediaType   {}", image.media_type)?;
+    writeln!(out, "Platform    {}", text(&image.platform))?;
+    writeln!(out, "Created     {}", text(&image.created))?;
+    let config = &image.config;
+    if !config.env.is_empty() {
+        writeln!(out, "Env")?;
+        for kv in &config.env {
+            writeln!(out, "  {kv}")?;
+        }
+    }
+    writeln!(out, "Entrypoint  {}", list(&config.entrypoint))?;
+    writeln!(out, "Cmd         {}", list(&config.cmd))?;
+    writeln!(out, "WorkingDir  {}", text(&config.working_dir))?;
+    writeln!(out, "User        {}", text(&config.user))?;
+    if !config.exposed_ports.is_empty() {
+        writeln!(out, "Ports       {}", config.exposed_ports.join(" "))?;
+    }
+    if !config.labels.is_empty() {
+        writeln!(out, "Labels")?;
+        for (k, v) in &config.labels {
+            writeln!(out, "  {k}={v}")?;
+        }
+    }
+    writeln!(out, "Layers      {}", image.layers.len())?;
+    for l in &image.layers {
+        writeln!(
+            out,
+            "  {}  {:>10}  {}",
+            l.digest,
+            human_bytes(l.size),
+            l.media_type
+        )?;
+    }
+    Ok(())
+}
+
+/// Blob transfer progress on stderr: a redrawn line with bytes and rate on a
+/// terminal, one plain line per finished blob otherwise.
+pub struct ProgressDisplay {
+    tty: bool,
+    started: std::time::Instant,
+    total: std::sync::atomic::AtomicU64,
+    done: std::sync::atomic::AtomicU64,
+    last_draw_ms: std::sync::atomic::AtomicU64,
+    verb: std::sync::Mutex<String>,
+}
+
+impl ProgressDisplay {
+    pub fn new() -> ProgressDisplay {
+        use std::io::IsTerminal;
+        ProgressDisplay {
+            tty: std::io::stderr().is_terminal(),
+            started: std::time::Instant::now(),
+            total: 0.into(),
+            done: 0.into(),
+            last_draw_ms: 0.into(),
+            verb: std::sync::Mutex::new(String::new()),
+        }
+    }
+
+    fn draw(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let done = self.done.load(Relaxed);
+        let total = self.total.load(Relaxed).max(done);
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let verb = self.verb.lock().map(|v| v.clone()).unwrap_or_default();
+        eprint!(
+            "\r\x1b[K{verb} {} / {} ({}/s)",
+            human_bytes(done),
+            human_bytes(total),
+            human_bytes((done as f64 / secs) as u64)
+        );
+    }
+}
+
+impl TransferProgress for ProgressDisplay {
+    fn begin(&self, verb: &str, _digest: &Digest, bytes: u64) {
+        self.total
+            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut current) = self.verb.lock() {
+            *current = verb.to_string();
+        }
+    }
+
+    fn advance(&self, bytes: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.done.fetch_add(bytes, Relaxed);
+        if !self.tty {
+            return;
+        }
+        // Redraw at most ten times a second: a terminal is slower than a fast upload.
+        let now = self.started.elapsed().as_millis() as u64;
+        let last = self.last_draw_ms.load(Relaxed);
+        if now.saturating_sub(last) >= 100
+            && self
+                .last_draw_ms
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_ok()
+        {
+            self.draw();
+        }
+    }
+
+    fn end(&self, outcome: &str, digest: &Digest, bytes: u64) {
+        let short = &digest.hex()[..12];
+        if self.tty {
+            eprint!("\r\x1b[K");
+        }
+        eprintln!("{outcome} {short} ({})", human_bytes(bytes));
+        if self.tty {
+            self.draw();
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! `stowage exports`: list the journal, and delete an export from everywhere it went.
+
+use std::path::Path;
+
+use super::Session;
+use crate::digest::Digest;
+use crate::error::Error;
+use crate::exports::{Destination, ExportRecord, Exports, ExportsError, Status};
+use crate::reference::ImageRef;
+use crate::registry::{RegistryError, hub};
+use crate::transport::Context;
+
+/// The records, oldest first, optionally only those with `status` (I/O).
+pub fn list(status: Option<Status>) -> Result<Vec<ExportRecord>, Error> {
+    let exports = Exports::open_default()?;
+    Ok(exports.list(status)?)
+}
+
+/// What `delete_export` did at one destination.
+#[derive(Debug, Clone)]
+pub struct Deleted {
+    pub destination: String,
+    /// e.g. "deleted manifest sha256:…", "removed the file", "already gone".
+    pub what: String,
+}
+
+/// Removes export `id` from everywhere it went (I/O), then marks the record deleted.
+///
+/// A registry that allows it gets a manifest DELETE by digest; Docker Hub,
+/// which refuses that, has the tag deleted through its own API; an archive
+/// file is removed. A destination that no longer has the image counts as
+/// done. When any destination cannot be cleared, the record stays as it is
+/// and the error says exactly what is left to do.
+///
+/// A failed export has no image of its own: what its tag or file path holds
+/// now came from another export, so nothing is touched and the record is
+/// only marked deleted.
+pub fn delete(session: &Session, id: i64) -> Result<Vec<Deleted>, Error> {
+    let mut exports = Exports::open_default()?;
+    let context = &session.context()?;
+    let record = exports.get(id)?;
+    if record.status == Status::Deleted {
+        return Err(ExportsError::AlreadyDeleted { id }.into());
+    }
+    let mut done = Vec::new();
+    if record.status == Status::Failed && record.digest.is_none() {
+        exports.mark_deleted(id)?;
+        done.extend(record.destinations.iter().map(|d| Deleted {
+            destination: d.destination.clone(),
+            what: "left alone: this export failed, so nothing there is its own".into(),
+        }));
+        return Ok(done);
+    }
+    let mut failed = Vec::new();
+    let mut hints = Vec::new();
+    for dest in &record.destinations {
+        match delete_destination(dest, record.digest.as_deref(), context) {
+            Ok(what) => done.push(Deleted {
+                destination: dest.destination.clone(),
+                what,
+            }),
+            Err((problem, hint)) => {
+                failed.push(format!("{}: {problem}", dest.destination));
+                hints.push(hint);
+            }
+        }
+    }
+    if !failed.is_empty() {
+        let mut report = String::new();
+        for d in &done {
+            report.push_str(&format!("\n  {}: {}", d.destination, d.what));
+        }
+        for f in &failed {
+            report.push_str(&format!("\n  {f}"));
+        }
+        return Err(ExportsError::DeleteIncomplete { id, report, hints }.into());
+    }
+    exports.mark_deleted(id)?;
+    Ok(done)
+}
+
+/// Clears one destination; Err holds what went wrong and what the user must do.
+fn delete_destination(
+    dest: &Destination,
+    digest: Option<&str>,
+    context: &Context<'_>,
+) -> Result<String, (String, String)> {
+    match dest.kind.as_str() {
+        "registry" => {
+            let text = dest
+                .destination
+                .strip_prefix("docker://")
+                .unwrap_or(&dest.destination);
+            let reference = ImageRef::parse(text).map_err(|e| {
+                (
+                    format!("the recorded reference does not parse: {e}"),
+                    "delete the image in the registry's own interface".to_string(),
+                )
+            })?;
+            if reference.registry == "docker.io" {
+                delete_on_docker_hub(&reference)
+            } else {
+                delete_on_registry(&reference, digest, context)
+            }
+        }
+        "docker-archive" | "oci-archive" => {
+            let Some(path) = &dest.path else {
+                return Err((
+                    "the record has no path".into(),
+                    "remove the file yourself".into(),
+                ));
+            };
+            match std::fs::remove_file(path) {
+                Ok(()) => Ok("removed the file".into()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok("already gone".into()),
+                Err(e) => Err((
+                    format!("cannot remove {path}: {e}"),
+                    format!("remove {path} yourself, then run `stowage exports delete` again"),
+                )),
+            }
+        }
+        "oci" => {
+            let path = dest.path.clone().unwrap_or_default();
+            if !Path::new(&path).exists() {
+                return Ok("already gone".into());
+            }
+            Err((
+                "stowage does not delete layout folders, which can hold other images and files"
+                    .into(),
+                format!(
+                    "remove {path} yourself (`rm -r {path}`), then run `stowage exports delete` again"
+                ),
+            ))
+        }
+        other => Err((
+            format!("stowage does not know how to delete a `{other}` destination"),
+            "remove it yourself".into(),
+        )),
+    }
+}
+
+fn delete_on_registry(
+    reference: &ImageRef,
+    digest: Option<&str>,
+    context: &Context<'_>,
+) -> Result<String, (String, String)> {
+    let registry = &reference.registry;
+    let digest: Digest = match digest.and_then(|d| d.parse().ok()) {
+        Some(d) => d,
+        // A failed export has no digest of its own: resolve what its tag points at now.
+        None => {
+            let by = reference.tag_or_latest().to_string();
+            match context.registry.fetch_manifest(reference, &by) {
+                Ok((bytes, _)) => Digest::of(&bytes),
+                Err(RegistryError::NotFound { .. }) => return Ok("already gone".into()),
+                Err(e) => return Err(registry_failure(registry, &e)),
+            }
+        }
+    };
+    match context.registry.delete_manifest(reference, &digest) {
+        Ok(()) => Ok(format!("deleted manifest {digest}")),
+        Err(RegistryError::NotFound { .. }) => Ok("already gone".into()),
+        Err(e) => Err(registry_failure(registry, &e)),
+    }
+}
+
+fn registry_failure(registry: &str, e: &RegistryError) -> (String, String) {
+    let hint = match e {
+        RegistryError::Status {
+            status: 405 | 501, ..
+        } => format!(
+            "{registry} does not allow deleting manifests; ask its operator to enable it (distribution: storage.delete.enabled: true) or delete the image in its web interface"
+        ),
+        _ => e
+            .hint()
+            .unwrap_or_else(|| format!("delete the image in {registry}'s own interface")),
+    };
+    (error_chain(e), hint)
+}
+
+fn delete_on_docker_hub(reference: &ImageRef) -> Result<String, (String, String)> {
+    let (namespace, repo) = reference
+        .repository
+        .split_once('/')
+        .unwrap_or(("library", &reference.repository));
+    let page = format!("https://hub.docker.com/repository/docker/{namespace}/{repo}/tags");
+    let Some(tag) = &reference.tag else {
+        return Err((
+            "Docker Hub deletes tags, and this export was pushed by digest only".into(),
+            format!("delete the image at {page}"),
+        ));
+    };
+    match hub::delete_tag(namespace, repo, tag) {
+        Ok(hub::Outcome::Deleted) => Ok(format!("deleted tag {tag} through the Docker Hub API")),
+        Ok(hub::Outcome::AlreadyGone) => Ok("already gone".into()),
+        Err(e) => {
+            let hint = e.hint(&page);
+            Err((error_chain(&e), hint))
+        }
+    }
+}
+
+/// An error and its causes on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}

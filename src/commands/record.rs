@@ -1,0 +1,167 @@
+//! Turning what a command did into the export record the journal keeps.
+//!
+//! Pure but for stats of archive files (their size goes into the record);
+//! the journal itself (`crate::exports`) only stores what it is given.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::build::BuildOutcome;
+use super::run_command::run_command_for_destinations;
+use crate::exports::{Destination, Kind, NewExport};
+use crate::image::{Artifact, Image, Platform};
+use crate::plan::BuildPlan;
+use crate::reference::{self, Transport};
+
+/// A record of a finished build (I/O: stats archive files).
+pub fn build_ok(plan: &BuildPlan, outcome: &BuildOutcome) -> NewExport {
+    let digest = outcome.image.digest().to_string();
+    let config = outcome.image.config_json().unwrap_or(Value::Null);
+    let run_command = run_command_for_destinations(
+        &plan.destinations,
+        &digest,
+        &config,
+        &plan.secret_names,
+        outcome.name.as_ref(),
+    );
+    NewExport {
+        kind: Kind::Build,
+        spec: Some(absolute_text(&plan.spec_path)),
+        sources: plan.sources(),
+        destinations: plan.destinations.iter().map(Destination::of).collect(),
+        digest: Some(digest),
+        size: Some(image_size(&outcome.image)),
+        error: None,
+        run_command,
+        secret_names: plan.secret_names.clone(),
+    }
+}
+
+/// How far a failed build got: the destinations it was asked for, and the
+/// secret names and plan when it got that far.
+pub struct FailedBuild<'a> {
+    pub spec_path: &'a Path,
+    /// `-o` as given, else the spec's `image` as text.
+    pub requested: &'a [String],
+    pub secret_names: &'a [String],
+    pub plan: Option<&'a BuildPlan>,
+}
+
+/// A record of a build that failed, with `error` and its causes on one line.
+pub fn build_failed(failed: &FailedBuild<'_>, error: String) -> NewExport {
+    let destinations = match failed.plan {
+        Some(plan) => plan.destinations.iter().map(Destination::of).collect(),
+        None => failed
+            .requested
+            .iter()
+            .map(|d| match reference::parse_transport(d) {
+                Ok(t) => Destination::of(&t),
+                Err(_) => Destination {
+                    destination: d.clone(),
+                    kind: "unknown".into(),
+                    path: None,
+                    size: None,
+                },
+            })
+            .collect(),
+    };
+    NewExport {
+        kind: Kind::Build,
+        spec: Some(absolute_text(failed.spec_path)),
+        sources: failed.plan.map(BuildPlan::sources).unwrap_or_default(),
+        destinations,
+        digest: None,
+        size: None,
+        error: Some(error),
+        run_command: None,
+        secret_names: failed.secret_names.to_vec(),
+    }
+}
+
+/// What a push, copy or archive moved: the artifact (when it was read) and where it went.
+pub struct Moved<'a> {
+    pub kind: Kind,
+    pub source: &'a str,
+    pub destinations: &'a [Transport],
+    pub artifact: Option<&'a Artifact>,
+    /// The secret names of the build that made the artifact, for the run line.
+    pub secret_names: &'a [String],
+}
+
+/// A record of a push, copy or archive (I/O: stats archive files); `error` for a failed one.
+pub fn transfer(moved: &Moved<'_>, error: Option<String>) -> NewExport {
+    let digest = moved.artifact.map(|a| a.digest().to_string());
+    let run_command = match (moved.artifact, &error, &digest) {
+        (Some(artifact), None, Some(digest)) => {
+            let config = first_image(artifact)
+                .and_then(|i| i.config_json().ok())
+                .unwrap_or(Value::Null);
+            run_command_for_destinations(
+                moved.destinations,
+                digest,
+                &config,
+                moved.secret_names,
+                None,
+            )
+        }
+        _ => None,
+    };
+    let destinations: Vec<Destination> = moved.destinations.iter().map(Destination::of).collect();
+    let size = match moved.kind {
+        Kind::Archive => destinations.iter().find_map(|d| d.size),
+        _ => moved.artifact.map(artifact_size),
+    };
+    NewExport {
+        kind: moved.kind,
+        spec: None,
+        sources: vec![moved.source.to_string()],
+        destinations,
+        digest: if error.is_none() { digest } else { None },
+        size: if error.is_none() { size } else { None },
+        error,
+        run_command,
+        secret_names: moved.secret_names.to_vec(),
+    }
+}
+
+fn absolute_text(path: &Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+fn first_image(artifact: &Artifact) -> Option<&Image> {
+    match artifact {
+        Artifact::Image(image) => Some(image),
+        Artifact::Index(index) => {
+            let host = Platform::host();
+            index
+                .images
+                .iter()
+                .find(|i| i.platform().is_some_and(|p| p.satisfies(&host)))
+                .or_else(|| index.images.first())
+        }
+    }
+}
+
+/// Bytes a registry stores for the image: manifest, config and layers.
+fn image_size(image: &Image) -> u64 {
+    image.raw_manifest().len() as u64
+        + image.config_descriptor().size
+        + image
+            .layers()
+            .iter()
+            .map(|l| l.descriptor.size)
+            .sum::<u64>()
+}
+
+fn artifact_size(artifact: &Artifact) -> u64 {
+    match artifact {
+        Artifact::Image(image) => image_size(image),
+        Artifact::Index(index) => {
+            index.raw.len() as u64 + index.images.iter().map(image_size).sum::<u64>()
+        }
+    }
+}

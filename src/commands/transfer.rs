@@ -1,0 +1,250 @@
+//! `stowage copy`, `push` and `archive`: move an image from any transport to any other, digests kept.
+
+use super::record::{self, Moved};
+use super::{Reported, Session, keep_record};
+use crate::error::Error;
+use crate::exports::{Exports, Kind};
+use crate::image::{Artifact, Platform};
+use crate::reference::{self, ImageRef, Transport};
+use crate::transport::{self, SinkOptions, Written};
+
+/// One copy, push or archive, as asked.
+#[derive(Debug, Clone)]
+pub struct TransferCommand {
+    pub kind: Kind,
+    /// As given (recorded as the export's source).
+    pub source: String,
+    pub dest: String,
+    /// Only this platform of an index.
+    pub platform: Option<String>,
+    /// Extra tags for a registry destination (`push --tag`).
+    pub extra_tags: Vec<String>,
+}
+
+/// What a copy, push or archive did.
+#[derive(Debug)]
+pub struct Transferred {
+    /// What was read and written.
+    pub artifact: Artifact,
+    pub written: Vec<Written>,
+    /// The line for stdout: `REPO@sha256:…` for a registry, else the digest.
+    pub reference_line: String,
+    /// The `docker run` line, when the destination is a registry.
+    pub run_command: Option<String>,
+}
+
+/// Runs a copy or push (I/O) and records it.
+pub fn copy(session: &Session, command: &TransferCommand) -> Reported<Transferred> {
+    let parsed = reference::parse_transport(&command.source)
+        .and_then(|s| reference::parse_transport(&command.dest).map(|d| (s, d)));
+    let (source, dest) = match parsed {
+        Ok(pair) => pair,
+        Err(e) => return record_failure(command, &[], None, e.into()),
+    };
+    if command.kind == Kind::Push && !matches!(dest, Transport::Registry(_)) {
+        return Reported {
+            result: Err(Error::usage(
+                format!("`{}` is not a registry destination", command.dest),
+                "push to REF or docker://REF; use `stowage copy` for local destinations",
+            )),
+            record: super::Recorded::Nothing,
+        };
+    }
+    let mut destinations = vec![dest.clone()];
+    let tagged = tagged_destinations(&dest, &command.extra_tags);
+    match tagged {
+        Ok(tagged) => destinations.extend(tagged),
+        Err(e) => return record_failure(command, &destinations, None, e),
+    }
+    let platform = match command.platform.as_deref().map(Platform::parse).transpose() {
+        Ok(platform) => platform,
+        Err(e) => return record_failure(command, &destinations, None, e.into()),
+    };
+    let read = match session.context().and_then(|context| {
+        transport::read_source(&source, &context, platform.as_ref(), true).map_err(Error::from)
+    }) {
+        Ok(read) => read,
+        Err(e) => {
+            let e = e.context(format!("cannot read {}", command.source));
+            return record_failure(command, &destinations, None, e);
+        }
+    };
+    let options = match sink_options(platform.unwrap_or_else(Platform::host)) {
+        Ok(options) => options,
+        Err(e) => return record_failure(command, &destinations, Some(&read.artifact), e),
+    };
+    let written = session.context().and_then(|context| {
+        transport::write_all(&destinations, &read, &context, &options).map_err(Error::from)
+    });
+    let reference_line = match &dest {
+        Transport::Registry(reference) => reference.with_digest(read.artifact.digest().as_str()),
+        _ => read.artifact.digest().to_string(),
+    };
+    let written = written.map_err(|e| e.context(format!("cannot write {dest}")));
+    finish(
+        command,
+        &destinations,
+        read.artifact,
+        written,
+        reference_line,
+    )
+}
+
+/// Runs `stowage archive` (I/O): pull from a registry into a docker-save tarball, and record it.
+pub fn archive(session: &Session, command: &TransferCommand) -> Reported<Transferred> {
+    let Ok(Transport::Registry(reference)) = reference::parse_transport(&command.source) else {
+        let error = match reference::parse_transport(&command.source) {
+            Err(e) => e.into(),
+            Ok(_) => Error::usage(
+                format!("`{}` is not a registry image", command.source),
+                "give REF or docker://REF; to convert a local image use `stowage copy SRC docker-archive:FILE`",
+            ),
+        };
+        return Reported {
+            result: Err(error),
+            record: super::Recorded::Nothing,
+        };
+    };
+    let dest = Transport::DockerArchive {
+        path: command.dest.clone().into(),
+        reference: Some(named_for_archive(&reference)),
+    };
+    let destinations = [dest.clone()];
+    let recorded = TransferCommand {
+        source: format!("docker://{reference}"),
+        ..command.clone()
+    };
+    let platform = match command.platform.as_deref() {
+        Some(text) => Platform::parse(text),
+        None => Ok(Platform::host()),
+    };
+    let platform = match platform {
+        Ok(platform) => platform,
+        Err(e) => {
+            return Reported {
+                result: Err(e.into()),
+                record: super::Recorded::Nothing,
+            };
+        }
+    };
+    let source = Transport::Registry(reference.clone());
+    let read = match session.context().and_then(|context| {
+        transport::read_source(&source, &context, Some(&platform), true).map_err(Error::from)
+    }) {
+        Ok(read) => read,
+        Err(e) => {
+            let e = e.context(format!("cannot pull {reference}"));
+            return record_failure(&recorded, &destinations, None, e);
+        }
+    };
+    let written = sink_options(platform).and_then(|options| {
+        let context = session.context()?;
+        transport::write_all(&destinations, &read, &context, &options)
+            .map_err(|e| Error::from(e).context(format!("cannot write {dest}")))
+    });
+    let reference_line = reference.with_digest(read.artifact.digest().as_str());
+    finish(
+        &recorded,
+        &destinations,
+        read.artifact,
+        written,
+        reference_line,
+    )
+}
+
+/// The name a docker-save tarball of `reference` carries: its tag (`latest` when it has none), never a digest.
+fn named_for_archive(reference: &ImageRef) -> ImageRef {
+    let mut named = reference.clone();
+    if named.tag.is_none() {
+        named.tag = Some("latest".into());
+    }
+    named.digest = None;
+    named
+}
+
+/// `dest` under each extra tag; parsing checks each tag as every reference is checked.
+fn tagged_destinations(dest: &Transport, tags: &[String]) -> Result<Vec<Transport>, Error> {
+    let Transport::Registry(reference) = dest else {
+        return Ok(Vec::new());
+    };
+    tags.iter()
+        .map(|tag| {
+            let mut tagged = reference.clone();
+            tagged.tag = Some(tag.clone());
+            tagged.digest = None;
+            Ok(reference::parse_transport(&tagged.to_string())?)
+        })
+        .collect()
+}
+
+fn sink_options(platform: Platform) -> Result<SinkOptions, Error> {
+    Ok(SinkOptions {
+        platform,
+        mtime: super::source_date_epoch()?.unwrap_or(1),
+        default_tag: "latest".into(),
+        default_reference: None,
+    })
+}
+
+/// Records the transfer, its run line and what it wrote.
+fn finish(
+    command: &TransferCommand,
+    destinations: &[Transport],
+    artifact: Artifact,
+    written: Result<Vec<Written>, Error>,
+    reference_line: String,
+) -> Reported<Transferred> {
+    // An archive is a copy for keeping, not a deployment: its record names no secrets.
+    let secret_names = match command.kind {
+        Kind::Archive => Vec::new(),
+        _ => secret_names_of(&artifact),
+    };
+    let moved = Moved {
+        kind: command.kind,
+        source: &command.source,
+        destinations,
+        artifact: Some(&artifact),
+        secret_names: &secret_names,
+    };
+    let new = record::transfer(&moved, written.as_ref().err().map(Error::one_line));
+    let record = keep_record(&new);
+    let result = written.map(|written| Transferred {
+        run_command: new.run_command.filter(|_| {
+            destinations
+                .first()
+                .is_some_and(|d| matches!(d, Transport::Registry(_)))
+        }),
+        artifact,
+        written,
+        reference_line,
+    });
+    Reported { result, record }
+}
+
+fn record_failure(
+    command: &TransferCommand,
+    destinations: &[Transport],
+    artifact: Option<&Artifact>,
+    error: Error,
+) -> Reported<Transferred> {
+    let secret_names = artifact.map(secret_names_of).unwrap_or_default();
+    let moved = Moved {
+        kind: command.kind,
+        source: &command.source,
+        destinations,
+        artifact,
+        secret_names: &secret_names,
+    };
+    let record = keep_record(&record::transfer(&moved, Some(error.one_line())));
+    Reported {
+        result: Err(error),
+        record,
+    }
+}
+
+/// Secret names of the build that made the artifact, for a later push's run line.
+fn secret_names_of(artifact: &Artifact) -> Vec<String> {
+    Exports::open_default()
+        .and_then(|e| e.secret_names_for(artifact.digest().as_str()))
+        .unwrap_or_default()
+}

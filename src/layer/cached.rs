@@ -1,0 +1,136 @@
+//! Writing a build's layers several at once, each skipped when the layer cache knows its inputs.
+//!
+//! A layer's fingerprint (paths, sizes, modes, times, inodes, owners and the
+//! write settings) keys a record of the blob it built. A record is trusted
+//! only while the store still holds that blob whole-sized, so a hit gives
+//! exactly the digest a cold build would.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use super::{BuiltLayer, LayerError, LayerPlan, WriteSettings, write_layer};
+use crate::digest::Digest;
+use crate::scan::{self, Finding};
+use crate::store::{Cache, Store};
+
+/// What the layer cache keeps for one fingerprint.
+#[derive(Serialize, Deserialize)]
+struct LayerRecord {
+    digest: Digest,
+    diff_id: Digest,
+    size: u64,
+    findings: Vec<FindingRecord>,
+}
+
+/// A secret-scan finding as the layer cache keeps it (the rule by name).
+#[derive(Serialize, Deserialize)]
+struct FindingRecord {
+    path: String,
+    line: Option<u64>,
+    rule: String,
+}
+
+/// Writes the layers (I/O), several at once, each skipped when the layer cache
+/// knows its fingerprint and the store still has its blob. Results keep plan order.
+pub fn write_layers(
+    plans: &[LayerPlan],
+    store: &Store,
+    settings: &WriteSettings<'_>,
+) -> Result<Vec<BuiltLayer>, LayerError> {
+    let next = AtomicUsize::new(0);
+    let results: Vec<Mutex<Option<Result<BuiltLayer, LayerError>>>> =
+        plans.iter().map(|_| Mutex::new(None)).collect();
+    // Walking and hashing run on these threads, compression on the pool's: one more
+    // walker than compressors keeps the pool fed without thrashing the disk.
+    let walkers = (settings.pool.threads() + 1).min(plans.len()).clamp(1, 8);
+    std::thread::scope(|scope| {
+        for _ in 0..walkers {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(layer_plan) = plans.get(i) else {
+                        break;
+                    };
+                    let outcome = cached_or_written(layer_plan, store, settings);
+                    if let Ok(mut slot) = results[i].lock() {
+                        *slot = Some(outcome);
+                    }
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|slot| {
+            slot.into_inner()
+                .ok()
+                .flatten()
+                .unwrap_or(Err(LayerError::Internal(
+                    "a layer thread stopped without a result",
+                )))
+        })
+        .collect()
+}
+
+fn cached_or_written(
+    plan: &LayerPlan,
+    store: &Store,
+    settings: &WriteSettings<'_>,
+) -> Result<BuiltLayer, LayerError> {
+    let fingerprint = plan.fingerprint(settings.base_folders, settings.compression, settings.mtime);
+    if let Some(cached) = store
+        .read_record::<LayerRecord>(Cache::Layers, &fingerprint)
+        .and_then(|record| from_record(record, plan, settings))
+        && store.blob_size(&cached.digest).ok() == Some(cached.size)
+    {
+        return Ok(cached);
+    }
+    let built = write_layer(plan, store, settings)?;
+    let record = LayerRecord {
+        digest: built.digest.clone(),
+        diff_id: built.diff_id.clone(),
+        size: built.size,
+        findings: built
+            .findings
+            .iter()
+            .map(|f| FindingRecord {
+                path: f.path.clone(),
+                line: f.line,
+                rule: f.rule.to_string(),
+            })
+            .collect(),
+    };
+    store.write_record(Cache::Layers, &fingerprint, &record);
+    Ok(built)
+}
+
+fn from_record(
+    record: LayerRecord,
+    plan: &LayerPlan,
+    settings: &WriteSettings<'_>,
+) -> Option<BuiltLayer> {
+    let findings = record
+        .findings
+        .into_iter()
+        .map(|f| {
+            Some(Finding {
+                path: f.path,
+                line: f.line,
+                rule: scan::rule_named(&f.rule)?,
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(BuiltLayer {
+        name: plan.name.clone(),
+        digest: record.digest,
+        diff_id: record.diff_id,
+        size: record.size,
+        compression: settings.compression,
+        findings,
+        entry_count: plan.entry_count_over(settings.base_folders),
+        file_count: plan.file_count,
+        cached: true,
+    })
+}

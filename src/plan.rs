@@ -1,0 +1,313 @@
+//! What a build will do, decided before any byte is read: request + spec → an immutable `BuildPlan`.
+//!
+//! Planning stats the sources (to list and count every entry) and reads no
+//! file content, no base image and no registry. `--dry-run` prints exactly
+//! this value, and `commands::build` runs exactly this value: nothing in it
+//! changes once it is made. What only the base can tell (the owner and mode
+//! of the folders above a target) is a separate input of the layer writer,
+//! not an edit of the plan.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+use crate::image::config::ConfigEdit;
+use crate::image::{Format, Platform};
+use crate::layer::{self, Compression, Excludes, KnownDirs, LayerPlan, LayerRoot};
+use crate::reference::{ImageRef, Transport};
+use crate::scan::ScanRules;
+use crate::spec::Spec;
+
+/// Everything a build is asked to do: the spec and the command line's settings.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    pub spec: Spec,
+    pub options: BuildOptions,
+}
+
+/// The command line's settings of a build.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Where to write; empty means the spec's `image`.
+    pub destinations: Vec<String>,
+    pub no_workspace: bool,
+    /// `--platform` as given (checked here, by the one platform grammar).
+    pub platform: Option<String>,
+    pub format: Option<Format>,
+    pub compression: Compression,
+    /// Compression threads (default: one per core); the output is the same for any count.
+    pub threads: Option<usize>,
+    /// How many layers the library is split into by package (1: one layer).
+    pub library_layers: usize,
+    /// Never read the base's layers: ancestor folders of targets then get
+    /// root-owned 0755 instead of the base's own owner and mode, and a build
+    /// that pushes to the base's registry downloads nothing.
+    pub keep_base_remote: bool,
+    /// `SOURCE_DATE_EPOCH`, when set.
+    pub source_date_epoch: Option<u64>,
+    /// Scan the added layers for secrets (`--no-secret-scan` turns it off).
+    pub secret_scan: bool,
+    /// `--allow-secret`: paths in the image the scan lets through, as given.
+    pub allow_secrets: Vec<String>,
+    /// Print the plan and write nothing.
+    pub dry_run: bool,
+}
+
+/// The layers a build would write and where it would send them, before anything is read or written.
+#[derive(Debug)]
+pub struct BuildPlan {
+    /// The spec file, for records and messages.
+    pub spec_path: PathBuf,
+    /// The base, with a relative local path resolved against the spec's folder.
+    pub base: Transport,
+    /// The base as the spec wrote it, for records.
+    pub base_text: String,
+    pub platform: Platform,
+    /// The platform was asked for (flag or spec), so a base of another platform is an error.
+    pub explicit_platform: bool,
+    /// Forced manifest family; None follows the base.
+    pub format: Option<Format>,
+    pub compression: Compression,
+    /// Compression threads; None is one per core.
+    pub threads: Option<usize>,
+    pub keep_base_remote: bool,
+    /// Modification time of every entry and archive member.
+    pub mtime: u64,
+    /// The config's `created` and the history entries' time (RFC 3339).
+    pub created: String,
+    pub layers: Vec<LayerPlan>,
+    /// The history entry's `created_by` for each layer, in layer order.
+    pub history: Vec<String>,
+    /// Paths in the image the secret scan lets through, normalised.
+    pub allowed_secrets: Vec<String>,
+    /// Secret names of the spec, for `-e NAME=…` placeholders in the run line.
+    pub secret_names: Vec<String>,
+    /// What the spec changes in the base's config.
+    pub config: ConfigEdit,
+    pub destinations: Vec<Transport>,
+    /// The spec's `image` when it is a registry reference: the tag and name outputs default to.
+    pub default_reference: Option<ImageRef>,
+}
+
+impl BuildPlan {
+    /// The name printed with the digest: the first named destination, else the spec's `image`.
+    pub fn output_name(&self) -> Option<ImageRef> {
+        self.destinations
+            .iter()
+            .find_map(|d| match d {
+                Transport::Registry(reference) => Some(reference.clone()),
+                Transport::DockerArchive {
+                    reference: Some(reference),
+                    ..
+                } => Some(reference.clone()),
+                _ => None,
+            })
+            .or_else(|| self.default_reference.clone())
+    }
+
+    /// What was read: the base as written and the app's folders and files.
+    pub fn sources(&self) -> Vec<String> {
+        let mut sources = vec![self.base_text.clone()];
+        sources.extend(
+            self.layers
+                .iter()
+                .flat_map(|l| &l.sources)
+                .map(|s| s.display().to_string()),
+        );
+        sources
+    }
+
+    /// Warnings the walk raised (skipped sockets).
+    pub fn warnings(&self) -> impl Iterator<Item = &String> {
+        self.layers.iter().flat_map(|l| &l.warnings)
+    }
+}
+
+/// Validates the request and walks the sources (I/O: stats only).
+pub fn plan_build(request: &BuildRequest) -> Result<BuildPlan, Error> {
+    let (spec, options) = (&request.spec, &request.options);
+    let spec_dir = spec.path.parent().unwrap_or(Path::new(""));
+    let destinations = destinations(request)?;
+    let platform = match &options.platform {
+        Some(text) => Platform::parse(text)?,
+        None => spec.platform.clone().unwrap_or_else(Platform::host),
+    };
+    let mut layers = plan_layers(request)?;
+    if options.secret_scan {
+        let rules = ScanRules {
+            secret_names: spec.secret_names.clone(),
+        };
+        for layer in &mut layers {
+            layer.secret_scan = Some(rules.clone());
+        }
+    }
+    let history = layers
+        .iter()
+        .map(|l| {
+            format!(
+                "stowage build: {} {}",
+                l.name,
+                history_targets(spec, &l.name)
+            )
+        })
+        .collect();
+    let default_reference = match &spec.image {
+        Some(Transport::Registry(reference)) => Some(reference.clone()),
+        _ => None,
+    };
+    Ok(BuildPlan {
+        spec_path: spec.path.clone(),
+        base: relative_to(spec.base.clone(), spec_dir),
+        base_text: spec.base_text.clone(),
+        platform,
+        explicit_platform: options.platform.is_some() || spec.platform.is_some(),
+        format: options.format,
+        compression: options.compression,
+        threads: options.threads,
+        keep_base_remote: options.keep_base_remote,
+        mtime: options.source_date_epoch.unwrap_or(1),
+        created: crate::image::config::created_timestamp(options.source_date_epoch),
+        layers,
+        history,
+        allowed_secrets: allowed_secret_paths(request)?,
+        secret_names: spec.secret_names.clone(),
+        config: ConfigEdit::from_spec(spec),
+        destinations,
+        default_reference,
+    })
+}
+
+/// The library (split by package), the extra files, and the workspace, in that order.
+fn plan_layers(request: &BuildRequest) -> Result<Vec<LayerPlan>, Error> {
+    let spec = &request.spec;
+    let excludes = Excludes::new(&spec.exclude)?;
+    let mut known_dirs = KnownDirs::new();
+    let library = layer::plan_layer(
+        "library",
+        &[LayerRoot {
+            source: spec.library.source.clone(),
+            target: spec.library.target.clone(),
+            owner: spec.library.owner,
+            mode: None,
+        }],
+        &excludes,
+        &mut known_dirs,
+    )?;
+    let mut layers = library.split_by_package(&spec.library.target, request.options.library_layers);
+    if !spec.files.is_empty() {
+        let roots: Vec<LayerRoot> = spec
+            .files
+            .iter()
+            .map(|f| LayerRoot {
+                source: f.source.clone(),
+                target: f.target.clone(),
+                owner: f.owner,
+                mode: f.mode,
+            })
+            .collect();
+        layers.push(layer::plan_layer(
+            "files",
+            &roots,
+            &Excludes::default(),
+            &mut known_dirs,
+        )?);
+    }
+    if let (Some(workspace), false) = (&spec.workspace, request.options.no_workspace) {
+        layers.push(layer::plan_layer(
+            "workspace",
+            &[LayerRoot {
+                source: workspace.source.clone(),
+                target: workspace.target.clone(),
+                owner: workspace.owner,
+                mode: None,
+            }],
+            &excludes,
+            &mut known_dirs,
+        )?);
+    }
+    Ok(layers)
+}
+
+/// `--allow-secret` paths and `[secrets] allow`, normalised; a relative path is a usage error.
+fn allowed_secret_paths(request: &BuildRequest) -> Result<Vec<String>, Error> {
+    let mut allowed = request.spec.secret_allow.clone();
+    for path in &request.options.allow_secrets {
+        if !path.starts_with('/') {
+            return Err(Error::usage(
+                format!("--allow-secret `{path}` is not a path in the image"),
+                "give the absolute path in the image, as the secret scan printed it, e.g. --allow-secret /home/user/work/.ssh/id_ed25519",
+            ));
+        }
+        let parts: Vec<&str> = path
+            .split('/')
+            .filter(|p| !p.is_empty() && *p != ".")
+            .collect();
+        allowed.push(format!("/{}", parts.join("/")));
+    }
+    Ok(allowed)
+}
+
+/// A local base path written in the spec is relative to the spec's folder, like its sources.
+fn relative_to(transport: Transport, dir: &Path) -> Transport {
+    let join = |path: PathBuf| {
+        if path.is_absolute() {
+            path
+        } else {
+            dir.join(path)
+        }
+    };
+    match transport {
+        Transport::Oci { path, tag } => Transport::Oci {
+            path: join(path),
+            tag,
+        },
+        Transport::OciArchive { path, tag } => Transport::OciArchive {
+            path: join(path),
+            tag,
+        },
+        Transport::DockerArchive { path, reference } => Transport::DockerArchive {
+            path: join(path),
+            reference,
+        },
+        other => other,
+    }
+}
+
+/// The `-o` destinations, else the spec's `image`.
+fn destinations(request: &BuildRequest) -> Result<Vec<Transport>, Error> {
+    if !request.options.destinations.is_empty() {
+        return request
+            .options
+            .destinations
+            .iter()
+            .map(|t| crate::reference::parse_transport(t).map_err(Error::from))
+            .collect();
+    }
+    match &request.spec.image {
+        Some(image) => Ok(vec![image.clone()]),
+        None => Err(Error::usage(
+            format!(
+                "{}: no destination: the spec has no `image` and no -o was given",
+                request.spec.path.display()
+            ),
+            "pass -o oci:DIR, -o docker-archive:FILE.tar[.gz] or -o oci-archive:FILE, or set `image` in the spec",
+        )),
+    }
+}
+
+/// The image paths a layer's history entry names.
+fn history_targets(spec: &Spec, layer: &str) -> String {
+    match layer {
+        name if name.starts_with("library") => spec.library.target.clone(),
+        "workspace" => spec
+            .workspace
+            .as_ref()
+            .map(|w| w.target.clone())
+            .unwrap_or_default(),
+        _ => spec
+            .files
+            .iter()
+            .map(|f| f.target.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
