@@ -2,8 +2,9 @@
 # The test command: `sudo scripts/test.sh` (or `scripts/test.sh` as root).
 #
 # Installs the real peers the tests drive (scripts/test-env.sh), starts a
-# private dockerd, then runs the format check, clippy and every test. The
-# dockerd is stopped on exit if this run started it. Works unattended
+# private dockerd, then runs the format check, clippy, the module layering
+# check (scripts/check-architecture.py) and every test. The dockerd is
+# stopped on exit if this run started it. Works unattended
 # (CI=true, no stdin). Extra arguments go to the test runner, e.g.
 # `scripts/test.sh docker_` runs the tests whose names contain docker_.
 set -euo pipefail
@@ -52,6 +53,9 @@ echo "test.sh: cargo fmt --check" >&2
 cargo fmt --all --check
 echo "test.sh: cargo clippy" >&2
 cargo clippy --all-targets -- -D warnings
+echo "test.sh: module layering (scripts/check-architecture.py)" >&2
+python3 scripts/test_check_architecture.py
+python3 scripts/check-architecture.py
 
 # A short fuzz run of every target (fuzz/README.md): STOWAGE_FUZZ_SECONDS
 # each (default 20; 0 skips). Under CI=true cargo-fuzz is installed when
