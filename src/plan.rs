@@ -170,7 +170,7 @@ pub fn plan_build(request: &BuildRequest) -> Result<BuildPlan, Error> {
         history,
         allowed_secrets: allowed_secret_paths(request)?,
         secret_names: spec.secret_names.clone(),
-        config: ConfigEdit::from_spec(spec),
+        config: config_edit(spec),
         destinations,
         default_reference,
     })
@@ -309,5 +309,18 @@ fn history_targets(spec: &Spec, layer: &str) -> String {
             .map(|f| f.target.as_str())
             .collect::<Vec<_>>()
             .join(" "),
+    }
+}
+
+/// The config-related parts of the spec.
+fn config_edit(spec: &Spec) -> ConfigEdit {
+    ConfigEdit {
+        env: spec.env.clone(),
+        entrypoint: spec.entrypoint.clone(),
+        command: spec.command.clone(),
+        ports: spec.ports.clone(),
+        workdir: spec.workdir.clone(),
+        user: spec.user.clone(),
+        labels: spec.labels.clone(),
     }
 }

@@ -8,9 +8,8 @@ use serde_json::{Map, Value, json};
 
 use super::{ImageError, Platform};
 use crate::digest::Digest;
-use crate::spec::Spec;
 
-/// What a build changes in the base's run config, taken from the spec.
+/// What a build changes in the base's run config (the spec's `[app]`, `[env]` and `[labels]`).
 #[derive(Debug, Clone, Default)]
 pub struct ConfigEdit {
     /// In file order, values unexpanded (`${VAR}` expands against the base's env).
@@ -22,21 +21,6 @@ pub struct ConfigEdit {
     pub workdir: Option<String>,
     pub user: Option<String>,
     pub labels: std::collections::BTreeMap<String, String>,
-}
-
-impl ConfigEdit {
-    /// The config-related parts of a validated spec.
-    pub fn from_spec(spec: &Spec) -> ConfigEdit {
-        ConfigEdit {
-            env: spec.env.clone(),
-            entrypoint: spec.entrypoint.clone(),
-            command: spec.command.clone(),
-            ports: spec.ports.clone(),
-            workdir: spec.workdir.clone(),
-            user: spec.user.clone(),
-            labels: spec.labels.clone(),
-        }
-    }
 }
 
 /// The layers a build adds, as the config records them.
