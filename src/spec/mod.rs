@@ -1160,7 +1160,10 @@ names = ["API_TOKEN"]
         };
         assert_eq!(s.path, p.spec_path());
         assert_eq!(s.base_text, "docker.io/library/python:3.12-slim");
-        assert_eq!(s.base.to_string(), "docker://docker.io/library/python:3.12-slim");
+        assert_eq!(
+            s.base.to_string(),
+            "docker://docker.io/library/python:3.12-slim"
+        );
         assert_eq!(
             s.image.as_ref().map(ToString::to_string).as_deref(),
             Some("docker://docker.io/acme/public:my-notebook")
