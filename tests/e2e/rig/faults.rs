@@ -44,7 +44,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 
-use crate::common::{require_tool, require_tools, show, skopeo, unique};
+use super::{require_tool, require_tools, show, skopeo, unique};
 
 /// The service name the token registry uses, as Docker Hub's does.
 pub const SERVICE: &str = "registry.docker.io";

@@ -30,6 +30,12 @@ use sha2::{Digest, Sha256};
 /// server and a counting proxy, for the registry tests.
 pub mod registry;
 
+/// Real registries with injected faults, for the reliability tests.
+pub mod faults;
+
+/// A stand-in for Docker Hub's repository API, for the export tests.
+pub mod hub;
+
 /// How long one call of an outside tool may take before the test fails.
 pub const TOOL_TIMEOUT: Duration = Duration::from_secs(180);
 
