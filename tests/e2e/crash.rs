@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::rig::faults::Registry;
+use crate::rig::registry::FaultRegistry as Registry;
 use crate::rig::*;
 
 const TEMP_PREFIX: &str = ".stowage-tmp-";

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::json;
 
-use crate::rig::faults::{Action, FaultProxy, Forward, Registry, Seen, summary};
+use crate::rig::proxy::{Action, FaultProxy, Forward, Seen, summary};
+use crate::rig::registry::FaultRegistry as Registry;
 use crate::rig::registry::random_bytes;
 use crate::rig::*;
 

@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::rig::faults::{Action, FaultProxy, Forward, Registry, summary};
+use crate::rig::proxy::{Action, FaultProxy, Forward, summary};
+use crate::rig::registry::FaultRegistry as Registry;
 use crate::rig::*;
 
 /// One tar member, written byte for byte (tar's own setters refuse `..`).

@@ -7,6 +7,7 @@
 
 use serde_json::Value;
 
+use crate::rig::proxy::Proxy;
 use crate::rig::registry::*;
 use crate::rig::*;
 

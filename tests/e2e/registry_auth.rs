@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::rig::proxy::Proxy;
 use crate::rig::registry::*;
 use crate::rig::*;
 

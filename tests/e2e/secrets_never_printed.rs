@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 
-use crate::rig::faults::{Action, FaultProxy, Forward, Registry, summary};
+use crate::rig::proxy::{Action, FaultProxy, Forward, summary};
+use crate::rig::registry::FaultRegistry as Registry;
 use crate::rig::*;
 
 const USER: &str = "secret-keeper";

@@ -1,57 +1,58 @@
-//! Real registries for the registry tests, started from test code: one
-//! `docker-registry` (Debian's distribution 2.8) process per test, on a free
-//! loopback port with its own storage folder, so tests run in parallel and
-//! each can read its own registry's access log.
+//! Real registries, started from test code: one `docker-registry` (Debian's
+//! distribution 2.8) process per test, on a free loopback port with its own
+//! storage folder, so tests run in parallel and each can read its own
+//! registry's access log. This is the one place the tests start a registry.
 //!
 //! * [`TestRegistry::anonymous`]: no auth, deletes enabled.
 //! * [`TestRegistry::htpasswd`]: Basic auth from a bcrypt htpasswd file
 //!   written by `htpasswd -Bbn` (apache2-utils).
 //! * [`TestRegistry::token`]: Bearer token auth as Docker Hub does it: the
-//!   registry trusts the certificate of a [`TokenServer`] written here, which
-//!   signs real RS256 JWTs (with `openssl dgst -sha256 -sign`) for service
-//!   `registry.docker.io` and hands out short-lived tokens.
+//!   registry trusts the certificate of a [`TokenServer`], which signs real
+//!   RS256 JWTs for service `registry.docker.io` and hands out short-lived
+//!   tokens.
+//! * [`TestRegistry::tls`]: HTTPS with a self-signed certificate for
+//!   127.0.0.1.
 //!
-//! Also here: a TCP [`Proxy`] that counts the bytes each way (and can slow
-//! the upload direction down), a tiny HTTP client for readiness checks, and
-//! hand-made bases pushed with skopeo.
+//! Any of them can be killed and restarted on the same port with the same
+//! storage, as a crashed registry comes back. [`FaultRegistry`] is the
+//! reliability tests' handle on one.
+//!
+//! Also here: credentials and Docker's config.json, and content and images
+//! for the registry tests (hand-made bases pushed with skopeo, random
+//! bytes). The proxies in front of registries are in [`super::proxy`].
 //!
 //! Quirks of distribution 2.8.2 met while writing this:
-//! * it accepts a token up to 60 s after its `exp` (a fixed clock-skew
-//!   leeway, `token.Leeway`), so a token server that wants tokens to die
-//!   after N seconds sets `exp = now + N - 60`; `expires_in` says N.
-//! * it verifies `x5c` against `rootcertbundle` with any key usage, so a
-//!   self-signed certificate that is its own root works.
+//! * it accepts a token up to 60 s after its `exp` (see [`super::token`]).
 //! * `Location` headers are built from the request's Host, so a client
-//!   that talks through the [`Proxy`] keeps talking through it.
+//!   that talks through a proxy keeps talking through it.
+//! * upload URLs carry a `_state` signed with `http.secret`: the config
+//!   fixes it so a restarted registry still accepts its old sessions.
 //! * every `REGISTRY_*` environment variable overrides its config, and the
 //!   rig exports podman's `REGISTRY_AUTH_FILE`: the process is started
 //!   without them.
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::io::{Read, Seek, SeekFrom};
+use std::net::{TcpListener, TcpStream};
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as StdCommand, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
+use super::http::http_request;
+use super::token::{HUB_SERVICE, TOKEN_ISSUER, TokenServer, self_signed};
 use super::*;
 
-/// The service name Docker Hub's registry uses in its token challenge.
-pub const HUB_SERVICE: &str = "registry.docker.io";
-/// The issuer the token registry trusts.
-pub const TOKEN_ISSUER: &str = "stowage-test-token-issuer";
 /// Docker Hub's key in config.json.
 pub const HUB_CONFIG_KEY: &str = "https://index.docker.io/v1/";
 
 /// How long a registry may take to answer its first `GET /v2/`.
-const START_TIMEOUT: Duration = Duration::from_secs(15);
+const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A free TCP port on 127.0.0.1 (the kernel's pick; released before return,
 /// so a caller that binds it later may race another process: callers retry).
@@ -117,6 +118,8 @@ pub enum RegistryAuth {
     Anonymous,
     Htpasswd(Creds),
     Token(TokenServer),
+    /// Anonymous, over HTTPS with a self-signed certificate.
+    Tls,
 }
 
 /// One line of distribution's access log (combined log format).
@@ -134,8 +137,9 @@ pub struct TestRegistry {
     /// `127.0.0.1:PORT`.
     pub host: String,
     pub auth: RegistryAuth,
-    child: Child,
+    config: PathBuf,
     log_path: PathBuf,
+    child: Option<Child>,
     dir: tempfile::TempDir,
 }
 
@@ -161,11 +165,29 @@ impl TestRegistry {
     /// a token server that knows `creds` and hands out tokens that the
     /// registry accepts for `lifetime` (whole seconds, at least 1).
     pub fn token(creds: Creds, lifetime: Duration) -> Option<TestRegistry> {
+        TestRegistry::token_advertising(creds, lifetime, lifetime.as_secs())
+    }
+
+    /// Like [`TestRegistry::token`], with tokens whose answer says they
+    /// live `expires_in` seconds, whatever they really live.
+    pub fn token_advertising(
+        creds: Creds,
+        lifetime: Duration,
+        expires_in: u64,
+    ) -> Option<TestRegistry> {
         if !require_tools(&["docker-registry", "openssl"]) {
             return None;
         }
-        let server = TokenServer::start(vec![creds], lifetime);
+        let server = TokenServer::start(vec![creds], lifetime, expires_in);
         Some(TestRegistry::start(RegistryAuth::Token(server)))
+    }
+
+    /// An anonymous registry serving HTTPS with a self-signed certificate.
+    pub fn tls() -> Option<TestRegistry> {
+        if !require_tools(&["docker-registry", "openssl"]) {
+            return None;
+        }
+        Some(TestRegistry::start(RegistryAuth::Tls))
     }
 
     fn start(auth: RegistryAuth) -> TestRegistry {
@@ -173,8 +195,11 @@ impl TestRegistry {
             .prefix("stowage-registry-")
             .tempdir()
             .expect("create the registry's folder");
-        let auth_yaml = match &auth {
-            RegistryAuth::Anonymous => String::new(),
+        // http.tls sits under http:, auth at the top level.
+        let mut http_extra = String::new();
+        let mut auth_yaml = String::new();
+        match &auth {
+            RegistryAuth::Anonymous => {}
             RegistryAuth::Htpasswd(creds) => {
                 let out = StdCommand::new("htpasswd")
                     .args(["-Bbn", &creds.user, &creds.password])
@@ -187,81 +212,141 @@ impl TestRegistry {
                 );
                 let file = dir.path().join("htpasswd");
                 fs::write(&file, &out.stdout).unwrap();
-                format!(
+                auth_yaml = format!(
                     "auth:\n  htpasswd:\n    realm: stowage-test\n    path: {}\n",
                     file.display()
-                )
+                );
             }
-            RegistryAuth::Token(server) => format!(
-                "auth:\n  token:\n    realm: {}\n    service: {HUB_SERVICE}\n    issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
-                server.realm(),
-                server.cert_path().display()
-            ),
+            RegistryAuth::Token(server) => {
+                auth_yaml = format!(
+                    "auth:\n  token:\n    realm: {}\n    service: {HUB_SERVICE}\n    issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
+                    server.realm(),
+                    server.cert_path().display()
+                );
+            }
+            RegistryAuth::Tls => {
+                let (key, cert) = self_signed(dir.path(), "tls", Some("IP:127.0.0.1"));
+                http_extra = format!(
+                    "  tls:\n    certificate: {}\n    key: {}\n",
+                    cert.display(),
+                    key.display()
+                );
+            }
+        }
+        let mut registry = TestRegistry {
+            host: String::new(),
+            auth,
+            config: dir.path().join("config.yml"),
+            log_path: dir.path().join("registry.log"),
+            child: None,
+            dir,
         };
-        let log_path = dir.path().join("registry.log");
         for attempt in 1..=5 {
-            let port = free_port();
-            let host = format!("127.0.0.1:{port}");
-            let config = dir.path().join("config.yml");
+            registry.host = format!("127.0.0.1:{}", free_port());
             fs::write(
-                &config,
+                &registry.config,
                 format!(
-                    "version: 0.1\nlog:\n  level: info\n  formatter: text\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n  secret: stowage-test-http-secret\n{auth_yaml}",
-                    dir.path().join("storage").display()
+                    "version: 0.1\nlog:\n  level: info\n  formatter: text\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {}\n  secret: stowage-test-http-secret\n{http_extra}{auth_yaml}",
+                    registry.storage().display(),
+                    registry.host,
                 ),
             )
             .unwrap();
-            let log = fs::File::create(&log_path).unwrap();
-            let mut cmd = StdCommand::new("docker-registry");
-            // distribution reads every REGISTRY_* variable as a config
-            // override: REGISTRY_AUTH_FILE (podman's, set by the rig) would
-            // become `auth.file` and fail the config parse.
-            for (name, _) in std::env::vars_os() {
-                if name.to_string_lossy().starts_with("REGISTRY_") {
-                    cmd.env_remove(name);
-                }
+            match registry.spawn() {
+                Ok(()) => return registry,
+                Err(why) if why.contains("address already in use") && attempt < 5 => continue,
+                Err(why) => panic!("docker-registry on {} did not start: {why}", registry.host),
             }
-            let mut child = cmd
-                .arg("serve")
-                .arg(&config)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .expect("start docker-registry");
-            let deadline = Instant::now() + START_TIMEOUT;
-            loop {
-                if let Ok(resp) = http_request(&host, "GET", "/v2/", &[], b"")
-                    && resp.header("docker-distribution-api-version").is_some()
-                {
-                    return TestRegistry {
-                        host,
-                        auth,
-                        child,
-                        log_path,
-                        dir,
-                    };
-                }
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "docker-registry on {host} did not answer within {START_TIMEOUT:?}; its log:\n{}",
-                        fs::read_to_string(&log_path).unwrap_or_default()
-                    );
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let log = fs::read_to_string(&log_path).unwrap_or_default();
-            if log.contains("address already in use") && attempt < 5 {
-                continue;
-            }
-            panic!("docker-registry exited at start; its log:\n{log}");
         }
         unreachable!("the loop returns or panics")
+    }
+
+    /// Starts the process and waits for it to answer; on failure, the
+    /// error is what this start added to the log.
+    fn spawn(&mut self) -> Result<(), String> {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .unwrap();
+        let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
+        let new_log = || {
+            let mut text = Vec::new();
+            if let Ok(mut file) = fs::File::open(&self.log_path) {
+                let _ = file.seek(SeekFrom::Start(log_start));
+                let _ = file.read_to_end(&mut text);
+            }
+            show(&text)
+        };
+        let mut cmd = StdCommand::new("docker-registry");
+        // distribution reads every REGISTRY_* variable as a config
+        // override: REGISTRY_AUTH_FILE (podman's, set by the rig) would
+        // become `auth.file` and fail the config parse.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("REGISTRY_") {
+                cmd.env_remove(name);
+            }
+        }
+        let mut child = cmd
+            .arg("serve")
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot run docker-registry: {e}"))?;
+        let deadline = Instant::now() + START_TIMEOUT;
+        let tls = matches!(self.auth, RegistryAuth::Tls);
+        loop {
+            if tls {
+                // A TLS handshake cannot be spoken here; an open port will do.
+                if TcpStream::connect(&self.host).is_ok() {
+                    std::thread::sleep(Duration::from_millis(100));
+                    self.child = Some(child);
+                    return Ok(());
+                }
+            } else if let Ok(resp) = http_request(&self.host, "GET", "/v2/", &[], b"")
+                && resp.header("docker-distribution-api-version").is_some()
+            {
+                self.child = Some(child);
+                return Ok(());
+            }
+            if let Ok(Some(_)) = child.try_wait() {
+                return Err(new_log());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "no answer within {START_TIMEOUT:?}; its log:\n{}",
+                    new_log()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the registry process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the registry again on the same port with the same storage.
+    pub fn restart(&mut self) {
+        self.kill();
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            match self.spawn() {
+                Ok(()) => return,
+                Err(why) if Instant::now() < deadline && why.contains("address already in use") => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(why) => panic!("docker-registry did not restart: {why}"),
+            }
+        }
     }
 
     /// `HOST/PATH`, e.g. `reg.reference("app/x:1")`.
@@ -274,7 +359,8 @@ impl TestRegistry {
         format!("docker://{}/{repo_and_tag}", self.host)
     }
 
-    /// The registry's whole log (its own lines and the access log).
+    /// The registry's whole log (its own lines and the access log), over
+    /// every start.
     pub fn log(&self) -> String {
         fs::read_to_string(&self.log_path).unwrap_or_default()
     }
@@ -333,7 +419,9 @@ impl TestRegistry {
         match &self.auth {
             RegistryAuth::Htpasswd(c) => c.clone(),
             RegistryAuth::Token(server) => server.users[0].clone(),
-            RegistryAuth::Anonymous => panic!("{} has no credentials", self.host),
+            RegistryAuth::Anonymous | RegistryAuth::Tls => {
+                panic!("{} has no credentials", self.host)
+            }
         }
     }
 
@@ -341,13 +429,14 @@ impl TestRegistry {
     /// / `--dest-creds`), empty for an anonymous one.
     pub fn skopeo_creds(&self, flag: &str) -> Vec<String> {
         match &self.auth {
-            RegistryAuth::Anonymous => Vec::new(),
+            RegistryAuth::Anonymous | RegistryAuth::Tls => Vec::new(),
             _ => vec![flag.to_owned(), self.creds().colon()],
         }
     }
 
     /// `skopeo inspect` of `repo_and_tag` (JSON summary, or `--raw`/
-    /// `--config` when `extra` says so), over plain HTTP.
+    /// `--config` when `extra` says so), over plain HTTP (or HTTPS without
+    /// verification).
     pub fn skopeo_inspect(&self, repo_and_tag: &str, extra: &[&str]) -> Vec<u8> {
         let mut cmd = skopeo();
         cmd.args(["inspect", "--tls-verify=false"])
@@ -370,8 +459,7 @@ impl TestRegistry {
 
 impl Drop for TestRegistry {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
         if std::thread::panicking() {
             // The registry's view of a failed test is usually the clue.
             let log = self.log();
@@ -404,579 +492,66 @@ fn parse_access_line(line: &str) -> Option<AccessLine> {
 }
 
 // ---------------------------------------------------------------------------
-// A tiny HTTP/1.1 client and server side, enough for readiness checks and
-// the token server.
+// The reliability tests' handle
 
-/// A parsed HTTP response.
-#[derive(Debug, Clone)]
-pub struct HttpResponse {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
+/// A [`TestRegistry`] as the reliability tests (faults, hostile, crash,
+/// secrets_never_printed) start it: their own constructors, and the tokens
+/// as plain strings. Everything else is the registry's own, through Deref.
+pub struct FaultRegistry(TestRegistry);
 
-impl HttpResponse {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+impl FaultRegistry {
+    /// An anonymous registry, or None (after a `SKIPPED:` line; a panic
+    /// under CI) when docker-registry is missing.
+    pub fn anonymous() -> Option<FaultRegistry> {
+        TestRegistry::anonymous().map(FaultRegistry)
+    }
+
+    /// A registry behind token auth for `registry.docker.io`, with a token
+    /// server that knows `user`/`password` and whose tokens really live
+    /// `lifetime` while advertising `expires_in` seconds.
+    pub fn token(
+        user: &str,
+        password: &str,
+        lifetime: Duration,
+        expires_in: u64,
+    ) -> Option<FaultRegistry> {
+        TestRegistry::token_advertising(Creds::new(user, password), lifetime, expires_in)
+            .map(FaultRegistry)
+    }
+
+    /// A registry serving HTTPS with a self-signed certificate.
+    pub fn tls() -> Option<FaultRegistry> {
+        TestRegistry::tls().map(FaultRegistry)
+    }
+
+    /// The token server of a token registry.
+    pub fn tokens(&self) -> Tokens<'_> {
+        Tokens(self.0.token_server())
     }
 }
 
-/// One HTTP/1.0 request to `host` (no TLS, no redirects), read to the end.
-pub fn http_request(
-    host: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> std::io::Result<HttpResponse> {
-    let mut stream = TcpStream::connect(host)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut req = format!(
-        "{method} {path} HTTP/1.0\r\nHost: {host}\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    stream.write_all(req.as_bytes())?;
-    stream.write_all(body)?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no end of headers"))?;
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other("no status line"))?;
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    Ok(HttpResponse {
-        status,
-        headers,
-        body: raw[split + 4..].to_vec(),
-    })
-}
+impl Deref for FaultRegistry {
+    type Target = TestRegistry;
 
-/// A request as the token server sees it.
-struct Request {
-    method: String,
-    path: String,
-    query: Vec<(String, String)>,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+    fn deref(&self) -> &TestRegistry {
+        &self.0
     }
 }
 
-fn read_request(stream: &TcpStream) -> std::io::Result<Request> {
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_owned();
-    let target = parts.next().unwrap_or_default().to_owned();
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h)? == 0 || h.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.push((k.trim().to_owned(), v.trim().to_owned()));
-        }
+impl DerefMut for FaultRegistry {
+    fn deref_mut(&mut self) -> &mut TestRegistry {
+        &mut self.0
     }
-    let length: usize = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body)?;
-    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    Ok(Request {
-        method,
-        path: path.to_owned(),
-        query: parse_form(query),
-        headers,
-        body,
-    })
 }
 
-/// `a=1&b=x%2Fy` → [("a","1"), ("b","x/y")].
-fn parse_form(text: &str) -> Vec<(String, String)> {
-    text.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
+/// A token server, seen by the reliability tests.
+pub struct Tokens<'a>(&'a TokenServer);
 
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let byte = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match byte {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn respond(mut stream: &TcpStream, status: u16, reason: &str, extra: &[(&str, &str)], body: &[u8]) {
-    let mut head = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    for (k, v) in extra {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    let _ = stream.write_all(head.as_bytes());
-    let _ = stream.write_all(body);
-    let _ = stream.flush();
-    let _ = stream.shutdown(Shutdown::Write);
-}
-
-// ---------------------------------------------------------------------------
-// The token server
-
-/// A token the server handed out.
-#[derive(Debug, Clone)]
-pub struct IssuedToken {
-    pub token: String,
-    pub subject: String,
-    /// The `scope` parameters of the request.
-    pub scopes: Vec<String>,
-    pub at: Instant,
-}
-
-#[derive(Default)]
-struct TokenLog {
-    issued: Vec<IssuedToken>,
-    refused: usize,
-}
-
-/// Docker Hub's token service in miniature: `GET /token?service=…&scope=…`
-/// (and the OAuth2 `POST /token` password grant) with Basic credentials;
-/// answers 401 to wrong credentials, grants anonymous callers `pull` only
-/// and a known user every action the scope asks for, in an RS256 JWT whose
-/// `x5c` holds the certificate the registry trusts.
-pub struct TokenServer {
-    pub host: String,
-    pub users: Vec<Creds>,
-    pub lifetime: Duration,
-    dir: tempfile::TempDir,
-    log: Arc<Mutex<TokenLog>>,
-    stop: Arc<AtomicBool>,
-}
-
-impl TokenServer {
-    pub fn start(users: Vec<Creds>, lifetime: Duration) -> TokenServer {
-        assert!(lifetime.as_secs() >= 1, "token lifetimes are whole seconds");
-        let dir = tempfile::Builder::new()
-            .prefix("stowage-token-")
-            .tempdir()
-            .unwrap();
-        let key = dir.path().join("key.pem");
-        let cert = dir.path().join("cert.pem");
-        let out = StdCommand::new("openssl")
-            .args([
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            ])
-            .args(["-subj", "/CN=stowage-test-token-server", "-keyout"])
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .output()
-            .expect("run openssl");
-        assert!(
-            out.status.success(),
-            "openssl req failed: {}",
-            show(&out.stderr)
-        );
-        let der = StdCommand::new("openssl")
-            .args(["x509", "-outform", "DER", "-in"])
-            .arg(&cert)
-            .output()
-            .expect("run openssl");
-        assert!(der.status.success(), "openssl x509 failed");
-        let x5c = STANDARD.encode(&der.stdout);
-
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let host = listener.local_addr().unwrap().to_string();
-        let log = Arc::new(Mutex::new(TokenLog::default()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let ctx = Arc::new(TokenContext {
-            users: users.clone(),
-            lifetime: lifetime.as_secs(),
-            key,
-            x5c,
-            log: log.clone(),
-        });
-        let stop_flag = stop.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if stop_flag.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                let ctx = ctx.clone();
-                std::thread::spawn(move || ctx.serve(stream));
-            }
-        });
-        TokenServer {
-            host,
-            users,
-            lifetime,
-            dir,
-            log,
-            stop,
-        }
-    }
-
-    /// The realm the registry's challenge names.
-    pub fn realm(&self) -> String {
-        format!("http://{}/token", self.host)
-    }
-
-    pub fn cert_path(&self) -> PathBuf {
-        self.dir.path().join("cert.pem")
-    }
-
+impl Tokens<'_> {
     /// Every token handed out so far.
-    pub fn issued(&self) -> Vec<IssuedToken> {
-        self.log.lock().unwrap().issued.clone()
+    pub fn issued(&self) -> Vec<String> {
+        self.0.issued().into_iter().map(|t| t.token).collect()
     }
-
-    /// How many requests were refused for wrong credentials.
-    pub fn refused(&self) -> usize {
-        self.log.lock().unwrap().refused
-    }
-}
-
-impl Drop for TokenServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wakes the accept loop so it sees the flag.
-        let _ = TcpStream::connect(&self.host);
-    }
-}
-
-struct TokenContext {
-    users: Vec<Creds>,
-    lifetime: u64,
-    key: PathBuf,
-    x5c: String,
-    log: Arc<Mutex<TokenLog>>,
-}
-
-impl TokenContext {
-    fn serve(&self, stream: TcpStream) {
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-        let Ok(req) = read_request(&stream) else {
-            return;
-        };
-        if req.path != "/token" {
-            return respond(
-                &stream,
-                404,
-                "Not Found",
-                &[],
-                b"{\"details\":\"no such endpoint\"}",
-            );
-        }
-        // GET with Basic auth (what docker and most clients do), or the
-        // OAuth2 password grant as a form POST.
-        let (params, supplied): (Vec<(String, String)>, Option<Creds>) = match req.method.as_str() {
-            "GET" => {
-                let creds = req
-                    .header("authorization")
-                    .and_then(|h| {
-                        h.strip_prefix("Basic ")
-                            .or_else(|| h.strip_prefix("basic "))
-                    })
-                    .and_then(|b| STANDARD.decode(b.trim()).ok())
-                    .and_then(|b| String::from_utf8(b).ok())
-                    .and_then(|s| s.split_once(':').map(|(u, p)| Creds::new(u, p)));
-                (req.query.clone(), creds)
-            }
-            "POST" => {
-                let form = parse_form(&String::from_utf8_lossy(&req.body));
-                let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-                let creds = match (
-                    get("grant_type").as_deref(),
-                    get("username"),
-                    get("password"),
-                ) {
-                    (Some("password"), Some(u), Some(p)) => Some(Creds::new(&u, &p)),
-                    _ => None,
-                };
-                (form, creds)
-            }
-            _ => return respond(&stream, 405, "Method Not Allowed", &[], b"{}"),
-        };
-        let service = params
-            .iter()
-            .find(|(k, _)| k == "service")
-            .map(|(_, v)| v.as_str());
-        if service != Some(HUB_SERVICE) {
-            return respond(
-                &stream,
-                400,
-                "Bad Request",
-                &[],
-                format!("{{\"details\":\"unknown service {service:?}\"}}").as_bytes(),
-            );
-        }
-        let subject = match &supplied {
-            Some(c) if self.users.contains(c) => c.user.clone(),
-            Some(_) => {
-                self.log.lock().unwrap().refused += 1;
-                return respond(
-                    &stream,
-                    401,
-                    "Unauthorized",
-                    &[("WWW-Authenticate", "Basic realm=\"stowage-test-token\"")],
-                    b"{\"details\":\"incorrect username or password\"}",
-                );
-            }
-            None => String::new(),
-        };
-        let scopes: Vec<String> = params
-            .iter()
-            .filter(|(k, _)| k == "scope")
-            .flat_map(|(_, v)| v.split(' ').map(str::to_owned).collect::<Vec<_>>())
-            .filter(|s| !s.is_empty())
-            .collect();
-        let access: Vec<Value> = scopes
-            .iter()
-            .filter_map(|s| grant(s, !subject.is_empty()))
-            .collect();
-        let token = self.sign(&subject, &access);
-        let issued_at = rfc3339(unix_now());
-        let body = json!({
-            "token": token,
-            "access_token": token,
-            "expires_in": self.lifetime,
-            "issued_at": issued_at,
-        });
-        self.log.lock().unwrap().issued.push(IssuedToken {
-            token,
-            subject,
-            scopes,
-            at: Instant::now(),
-        });
-        respond(&stream, 200, "OK", &[], &serde_json::to_vec(&body).unwrap());
-    }
-
-    fn sign(&self, subject: &str, access: &[Value]) -> String {
-        let now = unix_now();
-        let header = json!({"alg": "RS256", "typ": "JWT", "x5c": [self.x5c]});
-        // distribution accepts a token until exp + 60 s (its clock-skew
-        // leeway); exp is set so that the registry refuses it after
-        // `lifetime` seconds, which is what expires_in promises.
-        let claims = json!({
-            "iss": TOKEN_ISSUER,
-            "sub": subject,
-            "aud": HUB_SERVICE,
-            "exp": now + self.lifetime as i64 - 60,
-            "nbf": now - 1,
-            "iat": now,
-            "jti": unique("jti"),
-            "access": access,
-        });
-        let signing_input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).unwrap()),
-            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap())
-        );
-        let mut child = StdCommand::new("openssl")
-            .args(["dgst", "-sha256", "-sign"])
-            .arg(&self.key)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run openssl dgst");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(signing_input.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success() && !out.stdout.is_empty(),
-            "openssl dgst -sign failed: {}",
-            show(&out.stderr)
-        );
-        format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(&out.stdout))
-    }
-}
-
-/// The access a scope `repository:NAME:ACTIONS` is granted: everything for
-/// a known user, `pull` only for anonymous callers.
-fn grant(scope: &str, authenticated: bool) -> Option<Value> {
-    let (kind, rest) = scope.split_once(':')?;
-    let (name, actions) = rest.rsplit_once(':')?;
-    let actions: Vec<&str> = actions
-        .split(',')
-        .filter(|a| authenticated || *a == "pull")
-        .collect();
-    Some(json!({"type": kind, "name": name, "actions": actions}))
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn rfc3339(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-// ---------------------------------------------------------------------------
-// A counting (and optionally slowing) TCP proxy
-
-/// Forwards 127.0.0.1:PORT to an upstream host, counting the bytes each way;
-/// with `up_rate` it also holds the client→server direction to about that
-/// many bytes per second. Stops accepting when dropped.
-pub struct Proxy {
-    /// `127.0.0.1:PORT`.
-    pub host: String,
-    up: Arc<AtomicU64>,
-    down: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Proxy {
-    pub fn start(upstream: &str, up_rate: Option<u64>) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let host = listener.local_addr().unwrap().to_string();
-        let up = Arc::new(AtomicU64::new(0));
-        let down = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (up2, down2, stop2) = (up.clone(), down.clone(), stop.clone());
-        let upstream = upstream.to_owned();
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                if stop2.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(client) = client else { continue };
-                let Ok(server) = TcpStream::connect(&upstream) else {
-                    continue;
-                };
-                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                let (up, down) = (up2.clone(), down2.clone());
-                std::thread::spawn(move || pipe(client, server, &up, up_rate));
-                std::thread::spawn(move || pipe(s2, c2, &down, None));
-            }
-        });
-        Proxy {
-            host,
-            up,
-            down,
-            stop,
-        }
-    }
-
-    /// Bytes sent by clients to the upstream so far.
-    pub fn up_bytes(&self) -> u64 {
-        self.up.load(Ordering::SeqCst)
-    }
-
-    /// Bytes sent by the upstream to clients so far.
-    pub fn down_bytes(&self) -> u64 {
-        self.down.load(Ordering::SeqCst)
-    }
-
-    /// `HOST/PATH` through the proxy.
-    pub fn reference(&self, repo_and_tag: &str) -> String {
-        format!("{}/{repo_and_tag}", self.host)
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(&self.host);
-    }
-}
-
-fn pipe(mut from: TcpStream, mut to: TcpStream, count: &AtomicU64, rate: Option<u64>) {
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        if let Some(rate) = rate {
-            std::thread::sleep(Duration::from_secs_f64(n as f64 / rate as f64));
-        }
-        if to.write_all(&buf[..n]).is_err() {
-            break;
-        }
-        count.fetch_add(n as u64, Ordering::SeqCst);
-    }
-    let _ = to.shutdown(Shutdown::Write);
-    let _ = from.shutdown(Shutdown::Read);
 }
 
 // ---------------------------------------------------------------------------
