@@ -8,9 +8,6 @@
 //! which writes `$STOWAGE_TEST_DIR/env`. A test whose tool is missing fails
 //! under `CI=true` and prints a loud `SKIPPED:` line otherwise.
 
-// Each test binary uses a different subset of these helpers.
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::fs;

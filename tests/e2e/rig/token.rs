@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -41,7 +41,6 @@ pub struct IssuedToken {
     pub subject: String,
     /// The `scope` parameters of the request.
     pub scopes: Vec<String>,
-    pub at: Instant,
 }
 
 #[derive(Default)]
@@ -237,7 +236,6 @@ impl TokenContext {
             token,
             subject,
             scopes,
-            at: Instant::now(),
         });
         respond(&stream, 200, &[], &serde_json::to_vec(&body).unwrap());
     }
