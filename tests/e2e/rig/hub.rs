@@ -7,13 +7,14 @@
 //! Every request line is kept for the test to read.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
+
+use super::http::{read_request, respond};
 
 const TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJodWItc3RhbmQtaW4ifQ.c3RhbmQtaW4tc2lnbmF0dXJl";
 
@@ -93,38 +94,16 @@ impl Drop for HubStandIn {
 
 fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    let mut parts = request_line.split_whitespace();
-    let method = parts.next().unwrap_or("").to_owned();
-    let path = parts.next().unwrap_or("").to_owned();
-    let mut length = 0usize;
-    let mut authorization = String::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line)?;
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            match name.trim().to_ascii_lowercase().as_str() {
-                "content-length" => length = value.trim().parse().unwrap_or(0),
-                "authorization" => authorization = value.trim().to_owned(),
-                _ => {}
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body)?;
+    let (head, body) = read_request(&stream)?;
+    let (method, path) = (head.method.as_str(), head.target.as_str());
+    let authorization = head.header("authorization").unwrap_or_default();
     state
         .requests
         .lock()
         .unwrap()
         .push(format!("{method} {path}"));
 
-    let (status, answer) = match (method.as_str(), path.as_str()) {
+    let (status, answer) = match (method, path) {
         ("POST", "/v2/users/login") => {
             let doc: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             if doc["username"] == state.username.as_str()
@@ -156,17 +135,6 @@ fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
         }
         _ => (404, String::new()),
     };
-    let reason = match status {
-        200 => "OK",
-        204 => "No Content",
-        401 => "Unauthorized",
-        _ => "Not Found",
-    };
-    let mut stream = stream;
-    write!(
-        stream,
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-        answer.len()
-    )?;
-    stream.flush()
+    respond(&stream, status, &[], answer.as_bytes());
+    Ok(())
 }

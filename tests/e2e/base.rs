@@ -3,14 +3,13 @@
 //! multi-platform OCI index. The built image keeps every base layer and
 //! every base config field, including ones stowage does not model.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::{MetadataExt, symlink};
 use std::path::{Path, PathBuf};
 
-use common::*;
 use serde_json::{Value, json};
+
+use crate::rig::*;
 
 const DOCKERFILE: &str = r#"FROM scratch
 COPY rootfs/ /

@@ -8,9 +8,6 @@
 //! which writes `$STOWAGE_TEST_DIR/env`. A test whose tool is missing fails
 //! under `CI=true` and prints a loud `SKIPPED:` line otherwise.
 
-// Each test binary uses a different subset of these helpers.
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -26,9 +23,17 @@ use assert_cmd::Command;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-/// Real registries (anonymous, htpasswd, token auth), the test token
-/// server and a counting proxy, for the registry tests.
+/// The little HTTP the rig's own servers and proxies speak.
+pub mod http;
+/// A stand-in for Docker Hub's repository API, for the export tests.
+pub mod hub;
+/// The proxies between stowage and a registry: faults and byte counts.
+pub mod proxy;
+/// Real registries (anonymous, htpasswd, token auth, TLS), credentials, and
+/// content for the registry tests.
 pub mod registry;
+/// The test token server, which signs the registry's tokens.
+pub mod token;
 
 /// How long one call of an outside tool may take before the test fails.
 pub const TOOL_TIMEOUT: Duration = Duration::from_secs(180);

@@ -3,15 +3,14 @@
 //! read here to check the layer rules of DESIGN.md. Also the other local
 //! sinks, `inspect`, `copy`, `init`, `--dry-run` and `--metadata-file`.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, symlink};
 use std::path::{Path, PathBuf};
 
-use common::*;
 use serde_json::Value;
+
+use crate::rig::*;
 
 const USER: (u32, u32) = (1000, 100);
 

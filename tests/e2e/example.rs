@@ -1,12 +1,11 @@
 //! The README's first command: the bundled example builds with no network,
 //! prints its reference, and both outputs are valid for independent tools.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
 use serde_json::Value;
+
+use crate::rig::*;
 
 #[test]
 fn bundled_example_builds_as_the_readme_says() {

@@ -11,16 +11,13 @@
 //!
 //! `STOWAGE_CRASH_SEED` replays a run's kill moments (the seed is printed).
 
-mod common;
-mod support;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
-use support::faults::Registry;
+use crate::rig::registry::FaultRegistry as Registry;
+use crate::rig::*;
 
 const TEMP_PREFIX: &str = ".stowage-tmp-";
 const RUNS: usize = 20;

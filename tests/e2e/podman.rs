@@ -1,11 +1,9 @@
 //! What stowage writes, loaded and run by podman (rootful, vfs storage,
 //! runc, the rig's containers.conf).
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::rig::*;
 
 fn build(sb: &Sandbox, dest: &str, image: &str) -> String {
     let spec = write_app(&sb.join("app"), image);

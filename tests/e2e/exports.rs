@@ -3,16 +3,14 @@
 //! and from a Docker Hub stand-in, two builds at once, and the run command
 //! run as printed.
 
-mod common;
-mod support;
-
 use std::path::Path;
 
 use base64::Engine;
-use common::registry::TestRegistry;
-use common::*;
 use serde_json::Value;
-use support::hub::HubStandIn;
+
+use crate::rig::hub::HubStandIn;
+use crate::rig::registry::TestRegistry;
+use crate::rig::*;
 
 fn exports(sb: &Sandbox, args: &[&str]) -> Vec<Value> {
     let text = run_ok(sb.stowage().args(["--json", "exports"]).args(args));

@@ -3,15 +3,14 @@
 //! written 0600 by `stowage login`, and TLS verified unless
 //! `--insecure-registry` names the host.
 
-mod common;
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::*;
-use support::faults::{Action, FaultProxy, Forward, Registry, summary};
+
+use crate::rig::proxy::{Action, FaultProxy, Forward, summary};
+use crate::rig::registry::FaultRegistry as Registry;
+use crate::rig::*;
 
 const USER: &str = "secret-keeper";
 

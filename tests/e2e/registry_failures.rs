@@ -3,13 +3,11 @@
 //! without `--insecure-registry`. Each exits 1 with a message that says
 //! what failed and where. And with `-vvv` no password or token is printed.
 
-mod common;
-
 use std::fs;
 use std::time::{Duration, Instant};
 
-use common::registry::*;
-use common::*;
+use crate::rig::registry::*;
+use crate::rig::*;
 
 /// Runs `cmd`, which must exit 1; returns its stderr.
 fn fails_with_1(cmd: &mut assert_cmd::Command) -> String {

@@ -2,13 +2,12 @@
 //! never changes the image, the layer cache gives what a cold build gives,
 //! and the library is split by package so one change touches one layer.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{Sandbox, parse_printed, run_ok, stowage_with_cache, write_file};
 use serde_json::Value;
+
+use crate::rig::{Sandbox, parse_printed, run_ok, stowage_with_cache, write_file};
 
 /// A library of several packages, some larger than one gzip chunk (1 MiB), so
 /// several compression threads really do share a layer.

@@ -5,19 +5,18 @@
 //! mid-push. Each push completes and skopeo reads the same digest from the
 //! registry; when retries run out, the error names the blob and the cause.
 
-mod common;
-mod support;
-
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::registry::random_bytes;
-use common::*;
 use serde_json::json;
-use support::faults::{Action, FaultProxy, Forward, Registry, Seen, summary};
+
+use crate::rig::proxy::{Action, FaultProxy, Forward, Seen, summary};
+use crate::rig::registry::FaultRegistry as Registry;
+use crate::rig::registry::random_bytes;
+use crate::rig::*;
 
 /// A built sample image in an OCI layout, and what a registry must end up with.
 struct Built {

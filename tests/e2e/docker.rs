@@ -2,10 +2,9 @@
 //! `docker run --network host` of what stowage writes, and skopeo's reading
 //! of the image config.
 
-mod common;
-
-use common::*;
 use serde_json::Value;
+
+use crate::rig::*;
 
 /// Builds the sample app into a docker-archive at `file` tagged `image`.
 fn build_archive(sb: &Sandbox, file: &str, image: &str) -> (std::path::PathBuf, Printed) {

@@ -3,13 +3,12 @@
 //! through, the user's HOME is never a source, and a base image's ordinary
 //! env is never mistaken for a secret.
 
-mod common;
-
 use std::path::Path;
 
-use common::registry::TestRegistry;
-use common::*;
 use serde_json::{Value, json};
+
+use crate::rig::registry::TestRegistry;
+use crate::rig::*;
 
 /// An OpenSSH private key as `ssh-keygen -t ed25519` writes it (throwaway
 /// bytes); assembled at run time so this file itself holds no key header.

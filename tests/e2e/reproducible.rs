@@ -2,13 +2,12 @@
 //! the cache's state, or how often the build runs; and SOURCE_DATE_EPOCH
 //! changes the digest predictably.
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 
-use common::*;
 use serde_json::Value;
+
+use crate::rig::*;
 
 const IMAGE: &str = "localhost/stowage-e2e/reproducible:1";
 

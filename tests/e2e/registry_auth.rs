@@ -4,16 +4,16 @@
 //! every place credentials are read from, `stowage login`/`logout`, and a
 //! push that outlives its token.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::registry::*;
-use common::*;
 use serde_json::{Value, json};
+
+use crate::rig::proxy::Proxy;
+use crate::rig::registry::*;
+use crate::rig::*;
 
 /// stowage aimed at a token registry standing in for Docker Hub.
 fn hub_stowage(sb: &Sandbox, hub: &str, insecure: &str) -> assert_cmd::Command {

@@ -10,17 +10,16 @@
 //! claim, a malformed manifest, and redirects to another host, which must
 //! never see the credentials.
 
-mod common;
-mod support;
-
 use std::fs;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
-use common::*;
 use serde_json::{Value, json};
-use support::faults::{Action, FaultProxy, Forward, Registry, summary};
+
+use crate::rig::proxy::{Action, FaultProxy, Forward, summary};
+use crate::rig::registry::FaultRegistry as Registry;
+use crate::rig::*;
 
 /// One tar member, written byte for byte (tar's own setters refuse `..`).
 enum Member<'a> {

@@ -2,14 +2,13 @@
 //! everything else), says what is wrong on stderr, prints nothing on stdout
 //! and leaves no output file behind.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use common::*;
+
+use crate::rig::*;
 
 const IMAGE: &str = "localhost/stowage-e2e/bad-input:1";
 

@@ -5,11 +5,11 @@
 //! mounts proven by counting bytes on the wire, `archive` then `push`, and
 //! index copies that keep every platform.
 
-mod common;
-
-use common::registry::*;
-use common::*;
 use serde_json::Value;
+
+use crate::rig::proxy::Proxy;
+use crate::rig::registry::*;
+use crate::rig::*;
 
 /// The digest skopeo reads must be the one stowage printed, `skopeo inspect
 /// --raw` must hash to it, and skopeo copies of it (to an OCI layout and to

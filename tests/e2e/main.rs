@@ -1,0 +1,27 @@
+//! The end-to-end tests: stowage run as a command against the real tools
+//! and peers (dockerd, podman, skopeo, umoci, docker-registry, …) that
+//! `scripts/test.sh` installs and starts. One test binary, so the shared
+//! rig in `rig/` is compiled once; each module is one area of the tests.
+//!
+//! `tests/fuzz_regressions.rs` stays a binary of its own: it calls the
+//! library, not the command, and needs none of the rig.
+
+mod rig;
+
+mod bad_input;
+mod base;
+mod crash;
+mod docker;
+mod example;
+mod exports;
+mod faults;
+mod hostile;
+mod layout;
+mod podman;
+mod registry;
+mod registry_auth;
+mod registry_failures;
+mod reproducible;
+mod secrets;
+mod secrets_never_printed;
+mod speed;
