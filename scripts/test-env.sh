@@ -43,7 +43,7 @@
 # * seccomp and AppArmor: the default profiles work; nothing to turn off.
 # * the registry tests start their own `docker-registry` processes (one per
 #   test, free loopback port, storage in a temporary folder; see
-#   tests/common/registry.rs). distribution reads every REGISTRY_* variable
+#   tests/e2e/rig/registry.rs). distribution reads every REGISTRY_* variable
 #   as a config override, so the REGISTRY_AUTH_FILE exported here for podman
 #   must be removed from its environment ("cannot unmarshal !!str … into
 #   configuration.Parameters"). It also accepts a token up to 60 s after its
