@@ -5,8 +5,6 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-use serde::de::{MapAccess, Visitor};
 use toml::Spanned;
 
 use crate::image::Platform;
@@ -15,70 +13,14 @@ use crate::scan::is_builtin_secret_name;
 #[cfg(test)]
 use crate::scan::{DENIED_SECRET_NAMES, DENIED_SECRET_SUFFIXES, is_secret_name};
 
+mod raw;
+mod starter;
+
+use raw::{RawFile, RawMount, RawSpec};
+pub use starter::{STARTER_SPEC, write_starter_spec};
+
 /// The spec file's name in a project folder.
 pub const SPEC_FILE_NAME: &str = "stowage.toml";
-
-/// Commented starter file for `stowage init`; it parses once its `library` folder exists.
-pub const STARTER_SPEC: &str = r#"# stowage.toml: what goes into the exported image.
-# Relative sources are resolved against this file's folder.
-
-# The image to build on: a registry reference, docker-archive:PATH,
-# oci:PATH[:TAG], oci-archive:PATH[:TAG], or "scratch" for an empty image.
-base = "docker.io/library/python:3.12-slim"
-# base = "scratch"
-
-# Where `stowage build` sends the image when no -o is given.
-# image = "docker.io/acme/public:my-notebook"
-
-# Which image to pick from a multi-arch base (OS/ARCH[/VARIANT]).
-# platform = "linux/amd64"
-
-[app]
-# The app library (installed packages and extensions): always included.
-library = { source = "library", target = "/opt/app" }
-
-# The user's files. `stowage build --no-workspace` leaves them out.
-# workspace = { source = "workspace", target = "/home/user/work" }
-
-# .dockerignore semantics, relative to each source's root: a pattern without
-# a leading `**/` matches from the root only; `!pattern` re-includes.
-exclude = ["**/__pycache__", "**/*.pyc", "**/.git"]
-
-# entrypoint = ["/opt/app/start.sh"]
-command = ["python3", "-m", "http.server", "8888"]
-ports = ["8888/tcp"]
-workdir = "/opt/app"
-
-# Runs as this user; a numeric "UID:GID" also owns the added files.
-# A name (e.g. "jovyan") needs `owner = "UID:GID"` on each entry instead.
-# user = "1000:100"
-
-# Extra files, e.g. a start script; repeat the [[files]] table for more.
-# [[files]]
-# source = "scripts/start.sh"
-# target = "/opt/app/start.sh"
-# mode = "0755"
-# owner = "1000:100"
-
-[env]
-# Baked into the image config, in this order. ${VAR} expands against the
-# base image's environment and the [env] entries above it.
-PATH = "/opt/app/bin:${PATH}"
-PYTHONUNBUFFERED = "1"
-
-[secrets]
-# Names that must never be baked into the image, on top of the built-in
-# deny-list (…_SECRET, …_TOKEN, …_PASSWORD, …_API_KEY, NUVLA_API_KEY, …).
-# Pass them when the container starts: docker run -e NAME=… IMAGE
-names = []
-# Paths in the image the secret scan may let through (a folder covers
-# everything in it), e.g. test fixtures that only look like keys.
-# allow = ["/opt/app/tests/fixtures"]
-
-[labels]
-# Quote dotted keys, or TOML reads them as nested tables.
-"org.opencontainers.image.description" = "Exported with stowage"
-"#;
 
 /// A spec error: which file, where in it, what is wrong and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -233,117 +175,6 @@ pub fn parse_spec(text: &str, path: &Path) -> Result<Spec, SpecError> {
     let cx = Cx { text, path };
     let raw: RawSpec = toml::from_str(text).map_err(|e| cx.toml_error(&e))?;
     cx.validate(raw)
-}
-
-/// Writes STARTER_SPEC as DIR/stowage.toml, creating DIR if missing; never overwrites an existing file.
-pub fn write_starter_spec(dir: &Path) -> Result<PathBuf, SpecError> {
-    let path = dir.join(SPEC_FILE_NAME);
-    let exists = |path: &Path| {
-        SpecError::without_position(
-            path,
-            "a spec file already exists here".to_string(),
-            Some(
-                "edit it, remove it to start over, or run `stowage init` in another folder"
-                    .to_string(),
-            ),
-        )
-    };
-    let io_error = |what: &str, e: std::io::Error| {
-        SpecError::without_position(
-            &path,
-            format!("cannot write the starter spec: {what}: {e}"),
-            Some(format!(
-                "check that {} is a folder you can write to",
-                dir.display()
-            )),
-        )
-    };
-    if path.symlink_metadata().is_ok() {
-        return Err(exists(&path));
-    }
-    std::fs::create_dir_all(dir).map_err(|e| io_error("creating the folder", e))?;
-    // Written whole or not at all, and never over a file created since the check above.
-    crate::atomic::write_new_file(&path, STARTER_SPEC.as_bytes()).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AlreadyExists {
-            exists(&path)
-        } else {
-            io_error("writing the file", e)
-        }
-    })?;
-    Ok(path)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a table")]
-struct RawSpec {
-    base: Option<Spanned<String>>,
-    image: Option<Spanned<String>>,
-    platform: Option<Spanned<String>>,
-    app: Option<Spanned<RawApp>>,
-    files: Option<Vec<Spanned<RawFile>>>,
-    env: Option<OrderedTable>,
-    secrets: Option<RawSecrets>,
-    labels: Option<OrderedTable>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a table")]
-struct RawApp {
-    library: Option<Spanned<RawMount>>,
-    workspace: Option<Spanned<RawMount>>,
-    exclude: Option<Vec<Spanned<String>>>,
-    entrypoint: Option<Spanned<Vec<Spanned<String>>>>,
-    command: Option<Spanned<Vec<Spanned<String>>>>,
-    ports: Option<Vec<Spanned<toml::Value>>>,
-    workdir: Option<Spanned<String>>,
-    user: Option<Spanned<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a table")]
-struct RawMount {
-    source: Option<Spanned<String>>,
-    target: Option<Spanned<String>>,
-    owner: Option<Spanned<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a table")]
-struct RawFile {
-    source: Option<Spanned<String>>,
-    target: Option<Spanned<String>>,
-    mode: Option<Spanned<toml::Value>>,
-    owner: Option<Spanned<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a table")]
-struct RawSecrets {
-    names: Option<Vec<Spanned<String>>>,
-    allow: Option<Vec<Spanned<String>>>,
-}
-
-/// A free-form table kept in file order, with the position of every key and value.
-struct OrderedTable(Vec<(Spanned<String>, Spanned<toml::Value>)>);
-
-impl<'de> Deserialize<'de> for OrderedTable {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct OrderedVisitor;
-        impl<'de> Visitor<'de> for OrderedVisitor {
-            type Value = OrderedTable;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a table")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OrderedTable, A::Error> {
-                let mut entries = Vec::new();
-                while let Some(key) = map.next_key::<Spanned<String>>()? {
-                    entries.push((key, map.next_value()?));
-                }
-                Ok(OrderedTable(entries))
-            }
-        }
-        d.deserialize_map(OrderedVisitor)
-    }
 }
 
 /// The text being validated, for turning spans into positions.
@@ -1160,7 +991,10 @@ names = ["API_TOKEN"]
         };
         assert_eq!(s.path, p.spec_path());
         assert_eq!(s.base_text, "docker.io/library/python:3.12-slim");
-        assert_eq!(s.base.to_string(), "docker://docker.io/library/python:3.12-slim");
+        assert_eq!(
+            s.base.to_string(),
+            "docker://docker.io/library/python:3.12-slim"
+        );
         assert_eq!(
             s.image.as_ref().map(ToString::to_string).as_deref(),
             Some("docker://docker.io/acme/public:my-notebook")
@@ -1893,72 +1727,5 @@ names = ["API_TOKEN"]
         assert!(!holds_home(&root, None));
         assert!(!holds_home(&root, Some(std::ffi::OsStr::new(""))));
         assert!(!holds_home(Path::new("/"), Some(std::ffi::OsStr::new("/"))));
-    }
-
-    #[test]
-    fn starter_spec_parses_once_library_exists() {
-        let dir = match tempfile::tempdir() {
-            Ok(d) => d,
-            Err(e) => panic!("{e}"),
-        };
-        let target = dir.path().join("new/project");
-        let path = match write_starter_spec(&target) {
-            Ok(p) => p,
-            Err(e) => panic!("{e}"),
-        };
-        assert_eq!(path, target.join(SPEC_FILE_NAME));
-        assert_eq!(
-            std::fs::read_to_string(&path).ok().as_deref(),
-            Some(STARTER_SPEC)
-        );
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&path)
-                .map(|m| m.permissions().mode() & 0o777)
-                .ok();
-            assert_eq!(mode, Some(0o644));
-        }
-        let e = match read_spec(&path) {
-            Ok(s) => panic!("{s:?}"),
-            Err(e) => e,
-        };
-        assert!(e.message().contains("does not exist"), "{e}");
-        if let Err(e) = std::fs::create_dir(target.join("library")) {
-            panic!("{e}");
-        }
-        let s = match read_spec(&path) {
-            Ok(s) => s,
-            Err(e) => panic!("{e}"),
-        };
-        assert_eq!(s.library.target, "/opt/app");
-        assert!(s.workspace.is_none());
-        assert!(
-            s.env
-                .iter()
-                .any(|(k, v)| k == "PATH" && v.contains("${PATH}"))
-        );
-        assert!(!s.ports.is_empty() && s.command.is_some() && !s.labels.is_empty());
-        let leftovers = std::fs::read_dir(&target).map(|d| d.count()).ok();
-        assert_eq!(leftovers, Some(2), "only stowage.toml and library");
-    }
-
-    #[test]
-    fn starter_spec_never_overwrites() {
-        let dir = match tempfile::tempdir() {
-            Ok(d) => d,
-            Err(e) => panic!("{e}"),
-        };
-        let path = dir.path().join(SPEC_FILE_NAME);
-        if let Err(e) = std::fs::write(&path, "mine") {
-            panic!("{e}");
-        }
-        let e = match write_starter_spec(dir.path()) {
-            Ok(p) => panic!("overwrote {}", p.display()),
-            Err(e) => e,
-        };
-        assert!(e.to_string().contains("already exists"), "{e}");
-        assert!(e.hint().is_some());
-        assert_eq!(std::fs::read_to_string(&path).ok().as_deref(), Some("mine"));
     }
 }
