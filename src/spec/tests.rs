@@ -1,16 +1,19 @@
 //! End-to-end tests of `parse_spec` and `read_spec`: spec text in, a `Spec`
 //! or an error with its position, message and hint out.
 
+use std::path::{Path, PathBuf};
+
+use super::validate::line_col;
 use super::*;
 use crate::scan::{DENIED_SECRET_NAMES, DENIED_SECRET_SUFFIXES, is_secret_name};
 
 /// A project folder with a library, a workspace and a start script.
-struct Project {
-    dir: tempfile::TempDir,
+pub(super) struct Project {
+    pub(super) dir: tempfile::TempDir,
 }
 
 impl Project {
-    fn new() -> Project {
+    pub(super) fn new() -> Project {
         let dir = match tempfile::tempdir() {
             Ok(d) => d,
             Err(e) => panic!("tempdir: {e}"),
@@ -757,15 +760,6 @@ fn labels() {
 }
 
 #[test]
-fn columns_count_characters_not_bytes() {
-    assert_eq!(line_col("é = 1", "é = ".len()), (1, 5));
-    assert_eq!(line_col("a\nbc", 3), (2, 2));
-    assert_eq!(line_col("a\n", 2), (2, 1));
-    assert_eq!(line_col("", 0), (1, 1));
-    assert_eq!(line_col("ab", 99), (1, 3));
-}
-
-#[test]
 fn secret_names() {
     let none: &[String] = &[];
     // One positive per suffix and per listed name, each with its near miss.
@@ -839,34 +833,4 @@ fn secret_allow_paths_are_normalised_image_paths() {
         "\"tests/key.pem\"",
         "not an absolute path",
     );
-}
-
-#[test]
-fn home_or_a_folder_holding_it_is_not_a_source() {
-    let p = Project::new();
-    let root = std::fs::canonicalize(p.dir.path()).unwrap_or_else(|e| panic!("{e}"));
-    let home = root.join("workspace");
-    let as_home = Some(home.as_os_str());
-    assert!(holds_home(&home, as_home), "home itself");
-    assert!(holds_home(&root, as_home), "a folder that holds home");
-    assert!(holds_home(Path::new("/"), as_home), "the root holds home");
-    assert!(
-        !holds_home(&root.join("library"), as_home),
-        "a sibling of home"
-    );
-    if let Err(e) = std::fs::create_dir(home.join("project")) {
-        panic!("{e}");
-    }
-    assert!(
-        !holds_home(&home.join("project"), as_home),
-        "a folder inside home is fine"
-    );
-    let link = root.join("link-to-home");
-    if let Err(e) = std::os::unix::fs::symlink(&home, &link) {
-        panic!("{e}");
-    }
-    assert!(holds_home(&link, as_home), "through a symlink");
-    assert!(!holds_home(&root, None));
-    assert!(!holds_home(&root, Some(std::ffi::OsStr::new(""))));
-    assert!(!holds_home(Path::new("/"), Some(std::ffi::OsStr::new("/"))));
 }
