@@ -1,0 +1,323 @@
+//! The validator: turns the raw tables into a [`Spec`], one section at a time,
+//! and every problem into a [`SpecError`] at the place in the file it concerns.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+
+use toml::Spanned;
+
+use super::entries::{DefaultOwner, MountKind};
+use super::fields::{absolute_hint, is_env_name, normalise_path};
+use super::raw::{OrderedTable, RawApp, RawFile, RawSecrets, RawSpec};
+use super::{ExtraFile, Mount, Spec, SpecError};
+use crate::reference::Transport;
+
+/// Validates one spec file's raw tables.
+///
+/// It holds the file's text and path, not the tables: the text turns the
+/// byte spans serde records into line:column and lets a check quote a value
+/// as written (a mode such as `0o755`, a port such as `-1`); the path goes
+/// into every error and is the folder relative sources resolve against.
+///
+/// The first problem found is the one reported, so the order of the checks
+/// is part of the behaviour. It is fixed, not the order of the text: `base`,
+/// `image`, `platform`; then `[app]` (`user` first, as it sets who owns the
+/// added files, then `library`, `workspace`, `exclude`, `entrypoint`,
+/// `command`, `ports`, `workdir`); `[[files]]`; `[secrets]` (before `[env]`,
+/// which refuses the names it lists); `[env]`; `[labels]`.
+pub(super) struct Validator<'a> {
+    pub(super) text: &'a str,
+    pub(super) path: &'a Path,
+}
+
+/// `[app]` checked: everything but `user`, which the spec keeps as written.
+struct App {
+    library: Mount,
+    workspace: Option<Mount>,
+    exclude: Vec<String>,
+    entrypoint: Option<Vec<String>>,
+    command: Option<Vec<String>>,
+    ports: Vec<String>,
+    workdir: Option<String>,
+}
+
+impl Validator<'_> {
+    /// An error at the start of `span`, with what to do about it.
+    pub(super) fn error(
+        &self,
+        span: Range<usize>,
+        message: String,
+        hint: impl Into<String>,
+    ) -> SpecError {
+        SpecError {
+            path: self.path.to_path_buf(),
+            position: Some(line_col(self.text, span.start)),
+            message,
+            hint: Some(hint.into()),
+        }
+    }
+
+    /// Rewords a TOML or serde error (syntax, unknown key, wrong type) and adds a hint.
+    pub(super) fn toml_error(&self, e: &toml::de::Error) -> SpecError {
+        let mut message = e.message().trim().to_string();
+        let hint = if let Some(rest) = message.strip_prefix("unknown field ") {
+            // serde lists the valid keys in the message; they belong in the hint.
+            let (key, valid) = match rest.split_once(", expected ") {
+                Some((key, valid)) => (key, valid.strip_prefix("one of ").unwrap_or(valid)),
+                None => (rest.split(',').next().unwrap_or(rest), ""),
+            };
+            let hint = if valid.is_empty() {
+                "this table takes no keys; remove it".to_string()
+            } else {
+                format!("valid keys here: {valid}")
+            };
+            message = format!("unknown key {key}");
+            hint
+        } else if message.starts_with("invalid type") {
+            if message.ends_with("expected a string") {
+                "write a string in double quotes, e.g. \"value\"".to_string()
+            } else if message.ends_with("expected a sequence") {
+                "write a list in brackets, e.g. [\"a\", \"b\"]; extra files are `[[files]]` tables"
+                    .to_string()
+            } else if message.ends_with("expected a table") {
+                "write a table: `key = { source = \"…\", target = \"…\" }` or a `[section]`"
+                    .to_string()
+            } else {
+                "compare with the commented starter written by `stowage init`".to_string()
+            }
+        } else if message.starts_with("duplicate key") {
+            "each key may appear only once in a table; remove one".to_string()
+        } else {
+            "fix the TOML syntax here (see https://toml.io)".to_string()
+        };
+        SpecError {
+            path: self.path.to_path_buf(),
+            position: e.span().map(|s| line_col(self.text, s.start)),
+            message,
+            hint: Some(hint),
+        }
+    }
+
+    /// Checks every section, in the order the type's doc gives.
+    pub(super) fn validate(&self, raw: RawSpec) -> Result<Spec, SpecError> {
+        let (base, base_text) = match raw.base {
+            Some(b) => (self.check_location(&b, "base")?, b.into_inner()),
+            None => (Transport::Scratch, "scratch".to_string()),
+        };
+        let image = raw
+            .image
+            .map(|i| self.check_location(&i, "image"))
+            .transpose()?;
+        let platform = raw.platform.map(|p| self.check_platform(&p)).transpose()?;
+
+        let Some(app) = raw.app else {
+            return Err(self.error(
+                0..0,
+                "missing [app] table".to_string(),
+                "add `[app]` with `library = { source = \"library\", target = \"/opt/app\" }`",
+            ));
+        };
+        let app_span = app.span();
+        let raw_app = app.into_inner();
+        let default_owner = self.default_owner(raw_app.user.as_ref())?;
+        let app = self.app(&raw_app, app_span, &default_owner)?;
+        let files = self.files(raw.files.as_deref(), &default_owner)?;
+        let (secret_names, secret_allow) = self.secrets(raw.secrets.as_ref())?;
+        let env = self.env(raw.env.as_ref(), &secret_names)?;
+        let labels = self.labels(raw.labels.as_ref())?;
+
+        Ok(Spec {
+            path: self.path.to_path_buf(),
+            base,
+            base_text,
+            image,
+            platform,
+            library: app.library,
+            workspace: app.workspace,
+            exclude: app.exclude,
+            entrypoint: app.entrypoint,
+            command: app.command,
+            ports: app.ports,
+            workdir: app.workdir,
+            user: raw_app.user.map(Spanned::into_inner),
+            files,
+            env,
+            secret_names,
+            secret_allow,
+            labels,
+        })
+    }
+
+    /// `[app]`; `app_span` points at the table, for a missing `library`.
+    fn app(
+        &self,
+        app: &RawApp,
+        app_span: Range<usize>,
+        default_owner: &DefaultOwner<'_>,
+    ) -> Result<App, SpecError> {
+        let Some(library) = app.library.as_ref() else {
+            return Err(self.error(
+                app_span,
+                "[app] has no `library`".to_string(),
+                "add `library = { source = \"library\", target = \"/opt/app\" }` under [app]",
+            ));
+        };
+        let library = self.mount(library, MountKind::Library, default_owner)?;
+        let workspace = app
+            .workspace
+            .as_ref()
+            .map(|w| self.mount(w, MountKind::Workspace, default_owner))
+            .transpose()?;
+        let mut exclude = Vec::new();
+        for pattern in app.exclude.iter().flatten() {
+            self.check_exclude(pattern)?;
+            exclude.push(pattern.get_ref().clone());
+        }
+        let entrypoint = app
+            .entrypoint
+            .as_ref()
+            .map(|e| self.check_argv(e, "entrypoint"))
+            .transpose()?;
+        let command = app
+            .command
+            .as_ref()
+            .map(|c| self.check_argv(c, "command"))
+            .transpose()?;
+        let ports = self.ports(app.ports.as_deref())?;
+        let workdir = app.workdir.as_ref().map(|w| self.workdir(w)).transpose()?;
+        Ok(App {
+            library,
+            workspace,
+            exclude,
+            entrypoint,
+            command,
+            ports,
+            workdir,
+        })
+    }
+
+    /// `[app] ports`, normalised; the same port twice is a mistake, even when written differently.
+    fn ports(&self, ports: Option<&[Spanned<toml::Value>]>) -> Result<Vec<String>, SpecError> {
+        let mut normals: Vec<String> = Vec::new();
+        for port in ports.into_iter().flatten() {
+            let normal = self.check_port(port)?;
+            if normals.contains(&normal) {
+                return Err(self.error(
+                    port.span(),
+                    format!("port {normal} is listed twice"),
+                    "remove the duplicate",
+                ));
+            }
+            normals.push(normal);
+        }
+        Ok(normals)
+    }
+
+    /// `[app] workdir`: an absolute path in the image, which may be `/`.
+    fn workdir(&self, workdir: &Spanned<String>) -> Result<String, SpecError> {
+        normalise_path(workdir.get_ref(), true).map_err(|why| {
+            self.error(
+                workdir.span(),
+                format!("workdir `{}` {why}", workdir.get_ref()),
+                absolute_hint(workdir.get_ref()),
+            )
+        })
+    }
+
+    /// `[[files]]`, in file order.
+    fn files(
+        &self,
+        files: Option<&[Spanned<RawFile>]>,
+        default_owner: &DefaultOwner<'_>,
+    ) -> Result<Vec<ExtraFile>, SpecError> {
+        files
+            .into_iter()
+            .flatten()
+            .map(|file| self.extra_file(file, default_owner))
+            .collect()
+    }
+
+    /// `[secrets]`: the extra names `[env]` may not set, then the paths the secret scan lets through.
+    fn secrets(
+        &self,
+        secrets: Option<&RawSecrets>,
+    ) -> Result<(Vec<String>, Vec<String>), SpecError> {
+        let mut names = Vec::new();
+        for name in secrets.iter().flat_map(|s| s.names.iter().flatten()) {
+            if !is_env_name(name.get_ref()) {
+                return Err(self.error(
+                    name.span(),
+                    format!("`{}` is not an environment variable name", name.get_ref()),
+                    "names are letters, digits and `_`, not starting with a digit",
+                ));
+            }
+            names.push(name.get_ref().clone());
+        }
+        let mut allow = Vec::new();
+        for path in secrets.iter().flat_map(|s| s.allow.iter().flatten()) {
+            let normal = normalise_path(path.get_ref(), false).map_err(|why| {
+                self.error(
+                    path.span(),
+                    format!("[secrets] allow path `{}` {why}", path.get_ref()),
+                    "write the path in the image that the scan reported, e.g. \"/opt/app/tests/fixtures/key.pem\"",
+                )
+            })?;
+            allow.push(normal);
+        }
+        Ok((names, allow))
+    }
+
+    /// `[env]`, in file order (an entry may expand the ones above it).
+    fn env(
+        &self,
+        env: Option<&OrderedTable>,
+        secret_names: &[String],
+    ) -> Result<Vec<(String, String)>, SpecError> {
+        env.iter()
+            .flat_map(|t| t.0.iter())
+            .map(|(key, value)| self.env_entry(key, value, secret_names))
+            .collect()
+    }
+
+    /// `[labels]`: any non-blank key, string values.
+    fn labels(&self, labels: Option<&OrderedTable>) -> Result<BTreeMap<String, String>, SpecError> {
+        let mut checked = BTreeMap::new();
+        for (key, value) in labels.iter().flat_map(|t| t.0.iter()) {
+            if key.get_ref().trim().is_empty() {
+                return Err(self.error(
+                    key.span(),
+                    "label key is empty".to_string(),
+                    "name the label, e.g. \"org.opencontainers.image.source\"",
+                ));
+            }
+            let value = self.string_value(key, value, "label")?;
+            checked.insert(key.get_ref().clone(), value);
+        }
+        Ok(checked)
+    }
+}
+
+/// 1-based line and column (in characters, as editors count them) of a byte offset.
+pub(super) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let col = before[line_start..].chars().count() + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::line_col;
+
+    #[test]
+    fn columns_count_characters_not_bytes() {
+        assert_eq!(line_col("é = 1", "é = ".len()), (1, 5));
+        assert_eq!(line_col("a\nbc", 3), (2, 2));
+        assert_eq!(line_col("a\n", 2), (2, 1));
+        assert_eq!(line_col("", 0), (1, 1));
+        assert_eq!(line_col("ab", 99), (1, 3));
+    }
+}
