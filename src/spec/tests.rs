@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use super::validate::line_col;
 use super::*;
-use crate::scan::{DENIED_SECRET_NAMES, DENIED_SECRET_SUFFIXES, is_secret_name};
 
 /// A project folder with a library, a workspace and a start script.
 pub(super) struct Project {
@@ -757,63 +756,6 @@ fn labels() {
     );
     let text = format!("{MINIMAL}[labels]\n\"\" = \"x\"\n");
     check(&p.err(&text), &text, "\"\" =", "empty");
-}
-
-#[test]
-fn secret_names() {
-    let none: &[String] = &[];
-    // One positive per suffix and per listed name, each with its near miss.
-    let cases = [
-        ("X_SECRET", "X_SECRETS"),
-        ("x_secret", "SECRET"),
-        ("DB_PASSWORD", "DB_PASSWORD_FILE"),
-        ("FTP_PASSWD", "PASSWD"),
-        ("GPG_PASSPHRASE", "PASSPHRASE_HINT"),
-        ("GH_TOKEN", "TOKENIZER"),
-        ("OPENAI_API_KEY", "API_KEY_FILE"),
-        ("S3_ACCESS_KEY", "ACCESS_KEY_ID"),
-        ("DJANGO_SECRET_KEY", "SECRET_KEY_BASE_PATH"),
-        ("SSH_PRIVATE_KEY", "PRIVATE_KEY_PATH"),
-        ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID"),
-        ("AWS_SESSION_TOKEN", "AWS_SESSION_NAME"),
-        ("nuvla_api_key", "NUVLA_ENDPOINT"),
-        ("NUVLA_API_SECRET", "NUVLA_API"),
-        ("SECRET_KEY", "KEY"),
-        ("DOCKER_AUTH_CONFIG", "DOCKER_CONFIG"),
-    ];
-    for (secret, harmless) in cases {
-        assert!(is_secret_name(secret, none), "{secret}");
-        assert!(!is_secret_name(harmless, none), "{harmless}");
-    }
-    // A base image's ordinary env: python, node and debian images set these.
-    for name in [
-        "PATH",
-        "TOKEN",
-        "GPG_KEY",
-        "PYTHON_VERSION",
-        "PYTHON_SHA256",
-        "NODE_VERSION",
-        "YARN_VERSION",
-        "LANG",
-        "HOME",
-        "MY_SECRETS",
-    ] {
-        assert!(!is_secret_name(name, none), "{name}");
-    }
-    for suffix in DENIED_SECRET_SUFFIXES {
-        assert!(is_secret_name(&format!("APP{suffix}"), none), "{suffix}");
-        assert!(
-            !is_secret_name(&format!("APP{suffix}_PATH"), none),
-            "{suffix}"
-        );
-    }
-    for name in DENIED_SECRET_NAMES {
-        assert!(is_secret_name(name, none), "{name}");
-        assert!(!is_secret_name(&format!("{name}_FILE"), none), "{name}");
-    }
-    let extra = vec!["DB_URL".to_string()];
-    assert!(is_secret_name("DB_URL", &extra));
-    assert!(!is_secret_name("db_url", &extra));
 }
 
 #[test]
