@@ -1,7 +1,7 @@
 //! `stowage copy`, `push` and `archive`: move an image from any transport to any other, digests kept.
 
 use super::record::{self, Moved};
-use super::{Reported, Session, keep_record};
+use super::{Recorded, Reported, Session, keep_record};
 use crate::error::Error;
 use crate::exports::{Exports, Kind};
 use crate::image::{Artifact, Platform};
@@ -35,20 +35,18 @@ pub struct Transferred {
 
 /// Runs a copy or push (I/O) and records it.
 pub fn copy(session: &Session, command: &TransferCommand) -> Reported<Transferred> {
+    // A request that does not parse exported nothing, so it leaves no record.
     let parsed = reference::parse_transport(&command.source)
         .and_then(|s| reference::parse_transport(&command.dest).map(|d| (s, d)));
     let (source, dest) = match parsed {
         Ok(pair) => pair,
-        Err(e) => return record_failure(command, &[], None, e.into()),
+        Err(e) => return unrecorded(e.into()),
     };
     if command.kind == Kind::Push && !matches!(dest, Transport::Registry(_)) {
-        return Reported {
-            result: Err(Error::usage(
-                format!("`{}` is not a registry destination", command.dest),
-                "push to REF or docker://REF; use `stowage copy` for local destinations",
-            )),
-            record: super::Recorded::Nothing,
-        };
+        return unrecorded(Error::usage(
+            format!("`{}` is not a registry destination", command.dest),
+            "push to REF or docker://REF; use `stowage copy` for local destinations",
+        ));
     }
     let mut destinations = vec![dest.clone()];
     let tagged = tagged_destinations(&dest, &command.extra_tags);
@@ -100,10 +98,7 @@ pub fn archive(session: &Session, command: &TransferCommand) -> Reported<Transfe
                 "give REF or docker://REF; to convert a local image use `stowage copy SRC docker-archive:FILE`",
             ),
         };
-        return Reported {
-            result: Err(error),
-            record: super::Recorded::Nothing,
-        };
+        return unrecorded(error);
     };
     let dest = Transport::DockerArchive {
         path: command.dest.clone().into(),
@@ -120,12 +115,7 @@ pub fn archive(session: &Session, command: &TransferCommand) -> Reported<Transfe
     };
     let platform = match platform {
         Ok(platform) => platform,
-        Err(e) => {
-            return Reported {
-                result: Err(e.into()),
-                record: super::Recorded::Nothing,
-            };
-        }
+        Err(e) => return unrecorded(e.into()),
     };
     let source = Transport::Registry(reference.clone());
     let read = match session.context().and_then(|context| {
@@ -219,6 +209,13 @@ fn finish(
         reference_line,
     });
     Reported { result, record }
+}
+
+fn unrecorded<T>(error: Error) -> Reported<T> {
+    Reported {
+        result: Err(error),
+        record: Recorded::Nothing,
+    }
 }
 
 fn record_failure(
