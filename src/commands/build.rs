@@ -104,7 +104,7 @@ pub fn run(
     };
     let spec = match spec::read_spec(&command.spec_file) {
         Ok(spec) => spec,
-        Err(e) => return failure(&failed, e.into()),
+        Err(e) => return failure(command, &failed, e.into()),
     };
     let spec_image: Vec<String> = spec.image.iter().map(ToString::to_string).collect();
     if command.request.destinations.is_empty() {
@@ -118,7 +118,7 @@ pub fn run(
     };
     let plan = match plan::plan_build(&request) {
         Ok(plan) => plan,
-        Err(e) => return failure(&failed, e),
+        Err(e) => return failure(command, &failed, e),
     };
     events.planned(&plan);
     if command.request.dry_run {
@@ -140,13 +140,13 @@ pub fn run(
         Ok(outcome) => outcome,
         Err(e) => {
             failed.plan = Some(&plan);
-            return failure(&failed, e);
+            return failure(command, &failed, e);
         }
     };
     let metadata = metadata_json(&outcome, &plan);
     if let Err(e) = write_reports(command, &outcome, &metadata) {
         failed.plan = Some(&plan);
-        return failure(&failed, e);
+        return failure(command, &failed, e);
     }
     let new = record::build_ok(&plan, &outcome);
     let record = keep_record(&new);
@@ -162,8 +162,12 @@ pub fn run(
     }
 }
 
-fn failure<T>(failed: &FailedBuild<'_>, error: Error) -> Reported<T> {
-    let record = keep_record(&record::build_failed(failed, error.one_line()));
+/// A failed build is recorded, unless it was a dry run, which exports nothing.
+fn failure<T>(command: &BuildCommand, failed: &FailedBuild<'_>, error: Error) -> Reported<T> {
+    let record = match command.request.dry_run {
+        true => Recorded::Nothing,
+        false => keep_record(&record::build_failed(failed, error.one_line())),
+    };
     Reported {
         result: Err(error),
         record,
