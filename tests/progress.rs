@@ -71,8 +71,21 @@ fn quoted(word: &str) -> String {
     format!("'{}'", word.replace('\'', r"'\''"))
 }
 
+/// Runs `stowage build` of `spec` into `oci:ROOT/out` with stderr piped (not a terminal); returns stderr.
+fn build_to_a_pipe(root: &Path, spec: &Path, out: &str, extra: &[&str]) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stowage"));
+    cmd.args(extra).args(build_args(
+        spec,
+        &format!("oci:{}", root.join(out).display()),
+    ));
+    let done = in_sandbox(cmd, root).output().unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr).into_owned();
+    assert!(done.status.success(), "{stderr}");
+    stderr
+}
+
 #[test]
-fn a_terminal_gets_bars_and_a_file_gets_plain_lines() {
+fn a_terminal_gets_bars() {
     if std::process::Command::new("script")
         .arg("--version")
         .output()
@@ -84,14 +97,12 @@ fn a_terminal_gets_bars_and_a_file_gets_plain_lines() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let spec = app(root);
-    let stowage = env!("CARGO_BIN_EXE_stowage");
-
-    // On a terminal: `script` runs stowage with a pseudo-terminal as its
-    // stderr and copies everything stowage drew to its own stdout.
-    let line: Vec<String> = std::iter::once(stowage.to_string())
+    // `script` runs stowage with a pseudo-terminal as its stderr and copies
+    // everything stowage drew to its own stdout.
+    let line: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_stowage").to_string())
         .chain(build_args(
             &spec,
-            &format!("oci:{}", root.join("tty").display()),
+            &format!("oci:{}", root.join("out").display()),
         ))
         .map(|w| quoted(&w))
         .collect();
@@ -121,66 +132,34 @@ fn a_terminal_gets_bars_and_a_file_gets_plain_lines() {
         !screen.contains("build: library"),
         "no plain lines on a terminal"
     );
+}
 
-    // stderr to a file: plain lines only, no escape sequences, no carriage returns.
-    let mut cmd = Command::new(stowage);
-    cmd.args(build_args(
-        &spec,
-        &format!("oci:{}", root.join("file").display()),
-    ));
-    let plain = in_sandbox(cmd, root).output().unwrap();
-    let stderr = String::from_utf8_lossy(&plain.stderr);
-    assert!(plain.status.success(), "{stderr}");
-    assert!(
-        !stderr.contains('\x1b') && !stderr.contains('\r'),
-        "{stderr:?}"
-    );
+#[test]
+fn a_file_gets_plain_lines_and_quiet_gets_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let spec = app(root);
+
+    let cold = build_to_a_pipe(root, &spec, "cold", &[]);
+    assert!(!cold.contains('\x1b') && !cold.contains('\r'), "{cold:?}");
     for line in [
-        "build: library-1of1 taken from the layer cache (",
-        "build: workspace taken from the layer cache (",
+        "build: library-1of1 done: 6.0 MiB in ",
+        "build: workspace done: 6 B in ",
         "layer library-1of1 ",
         "wrote oci:",
     ] {
-        assert!(stderr.contains(line), "{line:?} in:\n{stderr}");
+        assert!(cold.contains(line), "{line:?} in:\n{cold}");
     }
 
-    // Cold, stderr to a file: each written layer has its line.
-    let mut cmd = Command::new(stowage);
-    cmd.args(build_args(
-        &spec,
-        &format!("oci:{}", root.join("cold").display()),
-    ))
-    .env("STOWAGE_CACHE_DIR", root.join("cold-cache"));
-    let cold = in_sandbox(cmd, root)
-        .env("STOWAGE_CACHE_DIR", root.join("cold-cache"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&cold.stderr);
-    assert!(cold.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("build: library-1of1 done: 6.0 MiB in "),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("build: workspace done: 6 B in "),
-        "{stderr}"
-    );
-    assert!(!stderr.contains('\x1b'), "{stderr:?}");
+    let warm = build_to_a_pipe(root, &spec, "warm", &[]);
+    assert!(!warm.contains('\x1b') && !warm.contains('\r'), "{warm:?}");
+    for line in [
+        "build: library-1of1 taken from the layer cache (",
+        "build: workspace taken from the layer cache (",
+    ] {
+        assert!(warm.contains(line), "{line:?} in:\n{warm}");
+    }
 
-    // -q: nothing at all.
-    let mut cmd = Command::new(stowage);
-    cmd.arg("-q").args(build_args(
-        &spec,
-        &format!("oci:{}", root.join("quiet").display()),
-    ));
-    let quiet = in_sandbox(cmd, root)
-        .env("STOWAGE_CACHE_DIR", root.join("quiet-cache"))
-        .output()
-        .unwrap();
-    assert!(quiet.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&quiet.stderr),
-        "",
-        "-q prints no progress"
-    );
+    let quiet = build_to_a_pipe(root, &spec, "quiet", &["-q"]);
+    assert_eq!(quiet, "", "-q prints no progress");
 }
