@@ -5,6 +5,7 @@
 //! data); everything else goes to stderr.
 
 mod args;
+mod progress;
 mod render;
 
 use std::io::Write;
@@ -47,6 +48,7 @@ pub fn run() -> i32 {
         quiet: cli.quiet,
         verbose: cli.verbose,
         json: cli.json,
+        progress: (!cli.quiet).then(|| Arc::new(progress::Progress::for_stderr())),
     };
     let settings = Settings {
         insecure: cli.insecure_registry,
@@ -54,7 +56,9 @@ pub fn run() -> i32 {
         connect_timeout: cli.connect_timeout,
         retries: cli.retries,
     };
-    match dispatch(cli.command, &out, &settings) {
+    let result = dispatch(cli.command, &out, &settings);
+    out.end_progress();
+    match result {
         Ok(()) => 0,
         Err(err) => render::report_error(&err),
     }
@@ -83,8 +87,14 @@ struct Settings {
 impl Settings {
     /// The session of one command: its registry client uses these settings and `push`'s.
     fn session(&self, out: &Output, push: Option<&PushArgs>) -> Session {
-        let log: Option<LogSink> = (out.verbose > 0 && !out.quiet)
-            .then(|| Arc::new(|line: &str| eprintln!("{line}")) as LogSink);
+        // Log lines go through the progress display, which prints them above its bars.
+        let log: Option<LogSink> = (out.verbose > 0 && !out.quiet).then(|| {
+            let progress = out.progress.clone();
+            Arc::new(move |line: &str| match &progress {
+                Some(progress) => progress.println(line),
+                None => eprintln!("{line}"),
+            }) as LogSink
+        });
         Session::new(RegistryOptions {
             insecure: self.insecure.clone(),
             chunk_size: push.and_then(|p| p.chunk_size),
@@ -93,8 +103,10 @@ impl Settings {
             connect_timeout: self.connect_timeout,
             timeout: self.timeout,
             log,
-            progress: (!out.quiet)
-                .then(|| Arc::new(render::ProgressDisplay::new()) as Arc<dyn TransferProgress>),
+            progress: out
+                .progress
+                .clone()
+                .map(|progress| progress as Arc<dyn TransferProgress>),
         })
     }
 }
@@ -181,6 +193,7 @@ fn dispatch(command: Command, out: &Output, settings: &Settings) -> anyhow::Resu
 
 /// Prints what happened to the record, then hands back the result.
 fn settle<T>(out: &Output, reported: Reported<T>) -> Result<T, Error> {
+    out.end_progress();
     out.record(&reported.record, reported.result.is_err());
     reported.result
 }

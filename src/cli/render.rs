@@ -1,26 +1,38 @@
-//! What the command line prints: messages on stderr, results on stdout, tables, summaries and transfer progress.
+//! What the command line prints: messages on stderr, results on stdout, tables and summaries (progress is `progress.rs`'s).
 //!
 //! Nothing here decides anything: it renders the outcomes `commands` return.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use crate::commands::build::{BuildEvents, Built};
 use crate::commands::inspect::{ImageSummary, IndexSummary};
 use crate::commands::{Recorded, transfer::Transferred};
-use crate::digest::Digest;
 use crate::error::Error;
 use crate::exports::ExportRecord;
+use crate::layer::LayerProgress;
 use crate::plan::BuildPlan;
-use crate::registry::{PushReport, TransferProgress};
+use crate::registry::PushReport;
+
+use super::progress::Progress;
 
 /// How chatty stderr is.
 pub struct Output {
     pub quiet: bool,
     pub verbose: u8,
     pub json: bool,
+    /// The progress display of layers and transfers; None with `-q`.
+    pub progress: Option<Arc<Progress>>,
 }
 
 impl Output {
+    /// Takes the progress bars off the screen: the outcome and errors are printed after them.
+    pub fn end_progress(&self) {
+        if let Some(progress) = &self.progress {
+            progress.clear();
+        }
+    }
+
     /// A line of news on stderr, unless `-q`.
     pub fn info(&self, message: &str) {
         if !self.quiet {
@@ -96,7 +108,7 @@ pub fn push_line(destination: &str, report: &PushReport) -> String {
     )
 }
 
-/// Build events on stderr: the warnings of the plan as soon as it is made.
+/// Build events on stderr: the warnings of the plan as soon as it is made, then the layers' progress.
 pub struct BuildLog<'a> {
     pub out: &'a Output,
     pub secret_scan: bool,
@@ -110,6 +122,17 @@ impl BuildEvents for BuildLog<'_> {
         for warning in plan.warnings() {
             self.out.warn(warning);
         }
+        if let Some(progress) = &self.out.progress {
+            let bytes = plan.layers.iter().map(|l| l.content_bytes).sum();
+            progress.plan_layers(plan.layers.len(), bytes);
+        }
+    }
+
+    fn layer_progress(&self) -> Option<&dyn LayerProgress> {
+        self.out
+            .progress
+            .as_deref()
+            .map(|progress| progress as &dyn LayerProgress)
     }
 }
 
@@ -290,83 +313,4 @@ pub fn write_image_summary(
         )?;
     }
     Ok(())
-}
-
-/// Blob transfer progress on stderr: a redrawn line with bytes and rate on a
-/// terminal, one plain line per finished blob otherwise.
-pub struct ProgressDisplay {
-    tty: bool,
-    started: std::time::Instant,
-    total: std::sync::atomic::AtomicU64,
-    done: std::sync::atomic::AtomicU64,
-    last_draw_ms: std::sync::atomic::AtomicU64,
-    verb: std::sync::Mutex<String>,
-}
-
-impl ProgressDisplay {
-    pub fn new() -> ProgressDisplay {
-        use std::io::IsTerminal;
-        ProgressDisplay {
-            tty: std::io::stderr().is_terminal(),
-            started: std::time::Instant::now(),
-            total: 0.into(),
-            done: 0.into(),
-            last_draw_ms: 0.into(),
-            verb: std::sync::Mutex::new(String::new()),
-        }
-    }
-
-    fn draw(&self) {
-        use std::sync::atomic::Ordering::Relaxed;
-        let done = self.done.load(Relaxed);
-        let total = self.total.load(Relaxed).max(done);
-        let secs = self.started.elapsed().as_secs_f64().max(0.001);
-        let verb = self.verb.lock().map(|v| v.clone()).unwrap_or_default();
-        eprint!(
-            "\r\x1b[K{verb} {} / {} ({}/s)",
-            human_bytes(done),
-            human_bytes(total),
-            human_bytes((done as f64 / secs) as u64)
-        );
-    }
-}
-
-impl TransferProgress for ProgressDisplay {
-    fn begin(&self, verb: &str, _digest: &Digest, bytes: u64) {
-        self.total
-            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
-        if let Ok(mut current) = self.verb.lock() {
-            *current = verb.to_string();
-        }
-    }
-
-    fn advance(&self, bytes: u64) {
-        use std::sync::atomic::Ordering::Relaxed;
-        self.done.fetch_add(bytes, Relaxed);
-        if !self.tty {
-            return;
-        }
-        // Redraw at most ten times a second: a terminal is slower than a fast upload.
-        let now = self.started.elapsed().as_millis() as u64;
-        let last = self.last_draw_ms.load(Relaxed);
-        if now.saturating_sub(last) >= 100
-            && self
-                .last_draw_ms
-                .compare_exchange(last, now, Relaxed, Relaxed)
-                .is_ok()
-        {
-            self.draw();
-        }
-    }
-
-    fn end(&self, outcome: &str, digest: &Digest, bytes: u64) {
-        let short = &digest.hex()[..12];
-        if self.tty {
-            eprint!("\r\x1b[K");
-        }
-        eprintln!("{outcome} {short} ({})", human_bytes(bytes));
-        if self.tty {
-            self.draw();
-        }
-    }
 }

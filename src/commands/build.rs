@@ -17,7 +17,7 @@ use crate::image::config::{AddedLayers, edit_config};
 use crate::image::{
     self, Artifact, Descriptor, Format, Image, Layer, Platform, canonical_json, media,
 };
-use crate::layer::{self, BaseFolders, BuiltLayer, Compression, WriteSettings};
+use crate::layer::{self, BaseFolders, BuiltLayer, Compression, LayerProgress, WriteSettings};
 use crate::plan::{self, BuildPlan, BuildRequest};
 use crate::reference::{ImageRef, Transport};
 use crate::registry::Origin;
@@ -46,6 +46,11 @@ pub struct BuildCommand {
 pub trait BuildEvents {
     /// The plan is made; nothing has been read or written yet.
     fn planned(&self, plan: &BuildPlan);
+
+    /// Where the layer writer reports the layers' progress; None (the default) reports nothing.
+    fn layer_progress(&self) -> Option<&dyn LayerProgress> {
+        None
+    }
 }
 
 /// What `stowage build` did.
@@ -129,7 +134,7 @@ pub fn run(
     }
     let outcome = session
         .context()
-        .and_then(|context| build_image(&plan, &context))
+        .and_then(|context| build_image(&plan, &context, events.layer_progress()))
         .map_err(|e| {
             e.context(format!(
                 "cannot build the image described by {}",
@@ -191,8 +196,13 @@ fn write_reports(
     Ok(())
 }
 
-/// Runs the plan (I/O): base into the store, layers written, config and manifest assembled, every sink written.
-pub fn build_image(plan: &BuildPlan, context: &Context<'_>) -> Result<BuildOutcome, Error> {
+/// Runs the plan (I/O): base into the store, layers written (their progress
+/// told to `progress`), config and manifest assembled, every sink written.
+pub fn build_image(
+    plan: &BuildPlan,
+    context: &Context<'_>,
+    progress: Option<&dyn LayerProgress>,
+) -> Result<BuildOutcome, Error> {
     let base = read_base(plan, context)?;
     let format = plan.format.unwrap_or_else(|| {
         base.image
@@ -220,6 +230,7 @@ pub fn build_image(plan: &BuildPlan, context: &Context<'_>) -> Result<BuildOutco
         mtime: plan.mtime,
         base_folders: &folders,
         pool: &pool,
+        progress,
     };
     let built = layer::write_layers(&plan.layers, context.store, &settings)?;
     layers.extend(added_layers(format, plan.compression, &built)?);

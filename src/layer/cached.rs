@@ -74,7 +74,25 @@ pub fn write_layers(
         .collect()
 }
 
+/// Takes the layer from the layer cache, or writes it and remembers it; tells
+/// `settings.progress` when it starts and when it is done.
 fn cached_or_written(
+    plan: &LayerPlan,
+    store: &Store,
+    settings: &WriteSettings<'_>,
+) -> Result<BuiltLayer, LayerError> {
+    // Started before the fingerprint, which stats every file: on a large tree that takes a moment too.
+    if let Some(progress) = settings.progress {
+        progress.started(&plan.name, plan.content_bytes);
+    }
+    let built = take_or_write(plan, store, settings)?;
+    if let Some(progress) = settings.progress {
+        progress.finished(&built);
+    }
+    Ok(built)
+}
+
+fn take_or_write(
     plan: &LayerPlan,
     store: &Store,
     settings: &WriteSettings<'_>,

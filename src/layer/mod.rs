@@ -28,8 +28,11 @@ use crate::store::{Store, StoreError};
 
 pub mod base_folders;
 pub mod cached;
+pub mod progress;
 
 pub use cached::write_layers;
+pub use progress::LayerProgress;
+use progress::Ticker;
 
 /// gzip level for layers: part of the layer format, since it decides the digest.
 pub const GZIP_LEVEL: u32 = 6;
@@ -982,9 +985,13 @@ pub struct WriteSettings<'a> {
     pub base_folders: &'a BaseFolders,
     /// The compression threads.
     pub pool: &'a CompressPool,
+    /// Where the bytes read are reported; None reports nothing.
+    pub progress: Option<&'a dyn LayerProgress>,
 }
 
 /// Writes the planned layer into the store (I/O) and returns its digests; gzip runs on `pool`.
+/// The bytes read go to `settings.progress` as they are read; its `started`
+/// and `finished` are the caller's to call (`write_layers` does).
 pub fn write_layer(
     plan: &LayerPlan,
     store: &Store,
@@ -995,7 +1002,9 @@ pub fn write_layer(
         mtime,
         base_folders,
         pool,
+        progress,
     } = *settings;
+    let ticker = progress.map(|progress| Ticker::new(progress, &plan.name));
     let write_err = |source: io::Error| LayerError::Write {
         layer: plan.name.clone(),
         source,
@@ -1012,13 +1021,20 @@ pub fn write_layer(
                 (mtime, base_folders),
                 scanner.as_mut(),
                 Some(marks),
+                ticker.as_ref(),
             )?;
             (gz.finish().map_err(write_err)?, diff_id)
         }
         Compression::Zstd => {
             let zst = zstd::stream::Encoder::new(blob, ZSTD_LEVEL).map_err(write_err)?;
-            let (zst, diff_id) =
-                write_tar(plan, zst, (mtime, base_folders), scanner.as_mut(), None)?;
+            let (zst, diff_id) = write_tar(
+                plan,
+                zst,
+                (mtime, base_folders),
+                scanner.as_mut(),
+                None,
+                ticker.as_ref(),
+            )?;
             (zst.finish().map_err(write_err)?, diff_id)
         }
     };
@@ -1038,13 +1054,15 @@ pub fn write_layer(
 
 /// Writes the tar stream of `plan` into `out` and returns `out` with the diff-id;
 /// every file's bytes also pass through `scanner` on their way into the tar,
-/// and where each file's contents lie in the stream goes to `marks`.
+/// and where each file's contents lie in the stream goes to `marks`; the
+/// count of content bytes read goes to `ticker`.
 fn write_tar<W: Write>(
     plan: &LayerPlan,
     out: W,
     (mtime, base): (u64, &BaseFolders),
     mut scanner: Option<&mut Scanner>,
     marks: Option<FileMarks>,
+    ticker: Option<&Ticker<'_>>,
 ) -> Result<(W, Digest), LayerError> {
     let write_err = |source: io::Error| LayerError::Write {
         layer: plan.name.clone(),
@@ -1069,11 +1087,15 @@ fn write_tar<W: Write>(
             mtime,
             scanner.as_deref_mut(),
             marker.as_ref(),
+            ticker,
         )
         .map_err(|e| match e {
             AppendError::Source(err) => err,
             AppendError::Io(source) => write_err(source),
         })?;
+    }
+    if let Some(ticker) = ticker {
+        ticker.flush();
     }
     let buffered = builder.into_inner().map_err(write_err)?.inner;
     let hashed = buffered
@@ -1118,6 +1140,7 @@ fn append_entry<W: Write>(
     mtime: u64,
     scanner: Option<&mut Scanner>,
     marker: Option<&ContentMarker>,
+    ticker: Option<&Ticker<'_>>,
 ) -> Result<(), AppendError> {
     let mut header = tar::Header::new_gnu();
     header.set_mode(entry.mode);
@@ -1159,6 +1182,7 @@ fn append_entry<W: Write>(
                 path: &entry.disk,
                 changed: false,
                 marker,
+                ticker,
             };
             let result = match scanner {
                 Some(scanner) => {
@@ -1205,6 +1229,8 @@ struct ExactReader<'a> {
     changed: bool,
     /// Taken at the first read: by then the builder has written every header byte and no content byte.
     marker: Option<&'a ContentMarker>,
+    /// Counts the bytes read, for the progress display.
+    ticker: Option<&'a Ticker<'a>>,
 }
 
 impl Read for ExactReader<'_> {
@@ -1243,6 +1269,9 @@ impl Read for ExactReader<'_> {
             ))));
         }
         self.remaining -= n as u64;
+        if let Some(ticker) = self.ticker {
+            ticker.add(n as u64);
+        }
         Ok(n)
     }
 }
@@ -1269,6 +1298,7 @@ mod tests {
             mtime: 1,
             base_folders: base,
             pool: &pool,
+            progress: None,
         };
         write_layer(plan, store, &settings).unwrap()
     }
@@ -1703,6 +1733,7 @@ mod secret_scan_in_the_layer_pass {
             mtime: 1,
             base_folders: &BaseFolders::new(),
             pool: &pool,
+            progress: None,
         };
         let plain = layer::write_layer(&plan, &store, &settings).unwrap_or_else(|e| panic!("{e}"));
         assert!(plain.findings.is_empty(), "no scan, no findings");
