@@ -18,6 +18,7 @@ mod faults;
 mod hostile;
 mod layout;
 mod podman;
+mod progress;
 mod registry;
 mod registry_auth;
 mod registry_failures;

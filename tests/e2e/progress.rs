@@ -1,12 +1,11 @@
 //! The build's progress as a user sees it: bars on a terminal (stowage run under a pseudo-terminal by `script`), plain lines when stderr is a file, nothing with `-q`.
-//!
-//! Self-contained on purpose (no tests/common), so it stands apart from the
-//! end-to-end suites.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use assert_cmd::Command;
+
+use crate::rig::require_tool;
 
 /// A scratch app whose library is a few MiB, so the bars move through several batches.
 fn app(root: &Path) -> PathBuf {
@@ -86,12 +85,7 @@ fn build_to_a_pipe(root: &Path, spec: &Path, out: &str, extra: &[&str]) -> Strin
 
 #[test]
 fn a_terminal_gets_bars() {
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipped: `script` (util-linux) is not installed");
+    if !require_tool("script") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
