@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::{BaseFolder, BaseFolders, LayerError, scan_base_folders};
+use std::io::{self, Read};
+
+use super::{BaseFolder, BaseFolders, LayerError};
 use crate::digest::Digest;
 use crate::image::Layer;
 use crate::spec::Owner;
@@ -80,4 +82,113 @@ pub fn read(
         .collect();
     store.write_record(Cache::BaseFolders, &key(base_digest, wanted), &record);
     Ok(folders)
+}
+
+/// Reads the base layers' tar headers (I/O) and reports what the finished
+/// base has at each `wanted` path, honouring whiteouts.
+pub fn scan_base_folders(
+    store: &Store,
+    layers: &[crate::image::Layer],
+    wanted: &std::collections::BTreeSet<Vec<u8>>,
+) -> Result<BaseFolders, LayerError> {
+    let mut found = BaseFolders::new();
+    if wanted.is_empty() {
+        return Ok(found);
+    }
+    for layer in layers {
+        let digest = &layer.descriptor.digest;
+        let read_err = |source: io::Error| LayerError::BaseLayer {
+            digest: digest.clone(),
+            source,
+        };
+        let file = io::BufReader::with_capacity(256 * 1024, store.open_blob(digest)?);
+        let media_type = &layer.descriptor.media_type;
+        let reader: Box<dyn Read> = if media_type.ends_with("gzip") {
+            Box::new(flate2::read::MultiGzDecoder::new(file))
+        } else if media_type.ends_with("zstd") {
+            Box::new(zstd::stream::read::Decoder::with_buffer(file).map_err(read_err)?)
+        } else {
+            Box::new(file)
+        };
+        let mut archive = tar::Archive::new(reader);
+        let mut this_layer = BaseFolders::new();
+        let mut removed: Vec<(Vec<u8>, bool)> = Vec::new();
+        for entry in archive.entries().map_err(read_err)? {
+            let entry = entry.map_err(read_err)?;
+            let raw = entry.path_bytes();
+            let path = normalize_member(&raw);
+            let (parent, name) = match path.iter().rposition(|b| *b == b'/') {
+                Some(i) => (&path[..i], &path[i + 1..]),
+                None => (&path[..0], &path[..]),
+            };
+            if name == b".wh..wh..opq" {
+                removed.push((parent.to_vec(), true));
+                continue;
+            }
+            if let Some(hidden) = name.strip_prefix(b".wh.") {
+                let mut target = parent.to_vec();
+                if !target.is_empty() {
+                    target.push(b'/');
+                }
+                target.extend_from_slice(hidden);
+                removed.push((target, false));
+                continue;
+            }
+            if !wanted.contains(&path) {
+                continue;
+            }
+            let header = entry.header();
+            let folder = if header.entry_type().is_dir() {
+                BaseFolder::Dir {
+                    mode: lenient_number(&header.as_old().mode, header.mode().map(u64::from))
+                        .map_err(read_err)? as u32
+                        & 0o7777,
+                    owner: Owner {
+                        uid: lenient_number(&header.as_old().uid, header.uid())
+                            .map_err(read_err)?,
+                        gid: lenient_number(&header.as_old().gid, header.gid())
+                            .map_err(read_err)?,
+                    },
+                }
+            } else {
+                BaseFolder::NotDir
+            };
+            this_layer.insert(path, folder);
+        }
+        // A layer's whiteouts hide what the layers below it made, not what it makes itself.
+        for (target, opaque) in removed {
+            found.retain(|path, _| {
+                let beneath = path.len() > target.len()
+                    && path.starts_with(&target)
+                    && (target.is_empty() || path[target.len()] == b'/');
+                !(beneath || (!opaque && *path == target))
+            });
+        }
+        found.extend(this_layer);
+    }
+    Ok(found)
+}
+
+/// A numeric tar header field, read as Go's archive/tar reads it: a field of
+/// only NULs and spaces is 0 (Docker and skopeo accept such layers, so must we).
+pub(super) fn lenient_number(field: &[u8], parsed: io::Result<u64>) -> io::Result<u64> {
+    if field.iter().all(|b| *b == 0 || *b == b' ') {
+        return Ok(0);
+    }
+    parsed
+}
+
+pub(super) fn normalize_member(raw: &[u8]) -> Vec<u8> {
+    let mut path = raw;
+    while let Some(rest) = path.strip_prefix(b"./").or_else(|| path.strip_prefix(b"/")) {
+        path = rest;
+    }
+    while let Some(rest) = path.strip_suffix(b"/") {
+        path = rest;
+    }
+    if path == b"." {
+        Vec::new()
+    } else {
+        path.to_vec()
+    }
 }

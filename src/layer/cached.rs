@@ -10,7 +10,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use super::{BuiltLayer, LayerError, LayerPlan, WriteSettings, write_layer};
+use std::io::Write;
+
+use super::{
+    BaseFolders, BuiltLayer, Compression, EntryKind, GZIP_LEVEL, LAYER_FORMAT_VERSION, LayerError,
+    LayerPlan, WriteSettings, ZSTD_LEVEL, write_layer,
+};
 use crate::digest::Digest;
 use crate::scan::{self, Finding};
 use crate::store::{Cache, Store};
@@ -151,4 +156,57 @@ fn from_record(
         file_count: plan.file_count,
         cached: true,
     })
+}
+
+impl LayerPlan {
+    /// A digest of everything that decides this layer's bytes, short of the bytes themselves:
+    /// paths, kinds, link targets, modes, owners, and each file's size, times and inode.
+    /// Equal fingerprints mean the layer need not be read or compressed again.
+    pub fn fingerprint(&self, base: &BaseFolders, compression: Compression, mtime: u64) -> Digest {
+        let mut hasher = crate::digest::hash_sink();
+        let mut put = |bytes: &[u8]| {
+            let _ = hasher.write_all(&(bytes.len() as u64).to_le_bytes());
+            let _ = hasher.write_all(bytes);
+        };
+        put(format!("stowage layer v{LAYER_FORMAT_VERSION}").as_bytes());
+        put(compression.name().as_bytes());
+        put(&match compression {
+            Compression::Gzip => GZIP_LEVEL as i64,
+            Compression::Zstd => ZSTD_LEVEL as i64,
+        }
+        .to_le_bytes());
+        put(&mtime.to_le_bytes());
+        // A cached layer carries the scan's findings, so the scan's settings are inputs too.
+        match &self.secret_scan {
+            Some(rules) => {
+                put(b"scan");
+                for name in &rules.secret_names {
+                    put(name.as_bytes());
+                }
+            }
+            None => put(b"no scan"),
+        }
+        for entry in self.entries_over(base) {
+            put(&entry.path);
+            let (tag, extra): (&[u8], &[u8]) = match &entry.kind {
+                EntryKind::Dir => (b"d", b""),
+                EntryKind::File { .. } => (b"f", b""),
+                EntryKind::Symlink { target } => (b"s", target),
+                EntryKind::HardLink { to } => (b"h", to),
+            };
+            put(tag);
+            put(extra);
+            put(&entry.mode.to_le_bytes());
+            put(&entry.owner.uid.to_le_bytes());
+            put(&entry.owner.gid.to_le_bytes());
+            let st = entry.stamp;
+            for field in [st.mtime, st.mtime_nsec, st.ctime, st.ctime_nsec] {
+                put(&field.to_le_bytes());
+            }
+            for field in [st.size, st.inode, st.device] {
+                put(&field.to_le_bytes());
+            }
+        }
+        hasher.finish().1
+    }
 }
