@@ -1,6 +1,10 @@
 //! `.dockerignore`-style exclude patterns, matched against paths relative to each source.
 
-use super::*;
+use std::path::Path;
+
+use globset::{GlobBuilder, GlobMatcher};
+
+use super::LayerError;
 
 /// `.dockerignore`-style exclude patterns, relative to a source folder.
 ///

@@ -7,24 +7,16 @@
 //! layer is ever held in memory.
 
 use std::borrow::Cow;
-use std::cell::Cell;
-use std::collections::{BTreeMap, HashMap};
-use std::ffi::OsStr;
-use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Write};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
-use std::rc::Rc;
-use std::sync::{Condvar, Mutex};
+use std::collections::BTreeMap;
+use std::fs::{self};
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 
-use globset::{GlobBuilder, GlobMatcher};
-
-use crate::digest::{Digest, HashingWriter};
-use crate::gzip::{CompressPool, FileMarks, GzipWriter};
-use crate::scan::{Finding, ScanRules, Scanner, Tee};
+use crate::digest::Digest;
+use crate::scan::{Finding, ScanRules};
 use crate::spec::Owner;
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
 
 pub mod base_folders;
 pub mod cached;
@@ -38,7 +30,6 @@ pub use base_folders::scan_base_folders;
 pub use cached::write_layers;
 pub use excludes::Excludes;
 pub use progress::LayerProgress;
-use progress::Ticker;
 pub use walk::plan_layer;
 pub use write::{WriteSettings, gzip_stored_layer, write_layer};
 

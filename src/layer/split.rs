@@ -1,6 +1,9 @@
 //! Splitting the library layer by package, stably: adding or removing a package moves no other.
 
-use super::*;
+use std::collections::BTreeMap;
+
+use super::{Entry, EntryKind, LayerPlan};
+use crate::digest::Digest;
 
 impl LayerPlan {
     /// Splits a folder layer into at most `parts` layers by top-level entry (package,

@@ -1,7 +1,11 @@
 //! Walking, splitting and writing layers, checked on trees made here and read back with the tar crate.
 
-use super::*;
 use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::Path;
+
+use super::*;
+use crate::gzip::CompressPool;
+use crate::store::Store;
 
 /// Writes `plan` with `compression`, mtime 1, over `base`, on two threads.
 fn write_over(

@@ -1,6 +1,15 @@
 //! Planning a layer: walking its sources (sorted, in parallel) into checked, counted entries, with every ancestor folder made explicit. Stats only; no file is read.
 
-use super::*;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
+
+use super::excludes::Excludes;
+use super::{Entry, EntryKind, KnownDir, KnownDirs, LayerError, LayerPlan, LayerRoot, Stamp};
+use crate::spec::Owner;
 
 /// Mode of an ancestor folder nobody described: what every distribution uses.
 pub(super) fn default_ancestor_mode(path: &[u8]) -> u32 {

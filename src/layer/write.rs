@@ -1,6 +1,23 @@
 //! Writing a planned layer: one streaming pass tar → secret scan → compress → hash → store, with no layer held in memory.
 
-use super::*;
+use std::cell::Cell;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::rc::Rc;
+
+use super::progress::LayerProgress;
+use super::progress::Ticker;
+use super::{
+    BaseFolders, BuiltLayer, Compression, Entry, EntryKind, GZIP_LEVEL, LAYER_FORMAT_VERSION,
+    LayerError, LayerPlan, ZSTD_LEVEL,
+};
+use crate::digest::{Digest, HashingWriter};
+use crate::gzip::{CompressPool, FileMarks, GzipWriter};
+use crate::scan::{Scanner, Tee};
+use crate::store::{Store, StoreError};
 
 /// gzips an uncompressed layer already in the store, once: the result is remembered by diff-id (I/O).
 pub fn gzip_stored_layer(store: &Store, diff_id: &Digest) -> Result<(Digest, u64), StoreError> {
