@@ -1,6 +1,21 @@
 //! docker-save tarballs: read in either form (classic `manifest.json`, or Docker 25+ with an OCI layout inside), and written with both.
 
-use super::*;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::read::{ImportedTar, resolve_layout};
+use super::tar_import::{BlobCompression, ImportedFile, ScannedTar, safe_member_name, scan_tar};
+use super::write::{image_blobs, oci_layout_file, write_tar_atomic};
+use super::{ArchiveError, CONTAINERD_NAME, REF_NAME};
+use crate::digest::Digest;
+use crate::image::{
+    self, Artifact, Descriptor, Format, Image, Layer, MAX_JSON_BYTES, canonical_json, media,
+};
+use crate::reference::ImageRef;
+use crate::store::Store;
 
 /// Reads `docker-archive:PATH[:REF]` into the store (I/O): Docker 25+ archives through their OCI index, classic ones through manifest.json.
 pub fn read_docker_archive(

@@ -10,24 +10,13 @@
 //! an output. An existing layout folder is locked while it is added to, so
 //! two processes writing the same layout both keep their tags.
 
-use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, File};
-use std::io::{self, BufReader, BufWriter, Read, Write};
-use std::path::{Component, Path, PathBuf};
-
-use serde::Deserialize;
-use serde_json::{Value, json};
-use tempfile::NamedTempFile;
+use std::io;
+use std::path::{Path, PathBuf};
 
 use crate::atomic;
-use crate::digest::{Digest, HashingWriter, hash_sink};
-use crate::gzip::{CompressPool, GzipWriter};
-use crate::image::{
-    self, Artifact, Descriptor, Format, Image, ImageError, ImageIndex, Index, Layer,
-    MAX_JSON_BYTES, canonical_json, media,
-};
-use crate::reference::ImageRef;
-use crate::store::{Store, StoreError};
+use crate::digest::Digest;
+use crate::image::ImageError;
+use crate::store::StoreError;
 
 /// Annotation holding a tag in an OCI layout's index.json.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -106,10 +95,7 @@ mod tests;
 mod write;
 
 pub use docker_save::{read_docker_archive, read_docker_archive_named, write_docker_archive};
-use read::*;
 pub use read::{import_layout_layers, read_oci_archive, read_oci_layout};
-use tar_import::*;
-use write::*;
 pub use write::{write_oci_archive, write_oci_layout};
 
 /// Writes `bytes` to `path` through a temp file and a rename (I/O).

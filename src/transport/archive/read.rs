@@ -1,6 +1,17 @@
 //! Reading OCI layouts (a folder, or an oci-archive tar imported first) into the store, digests checked.
 
-use super::*;
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::tar_import::scan_tar;
+use super::{ArchiveError, CONTAINERD_NAME, REF_NAME};
+use crate::digest::Digest;
+use crate::image::{self, Artifact, Descriptor, Image, ImageIndex, Index, MAX_JSON_BYTES, media};
+use crate::reference::ImageRef;
+use crate::store::{Store, StoreError};
 
 /// Where the blobs of an OCI layout come from while it is resolved.
 pub(super) trait LayoutBlobs {

@@ -1,6 +1,14 @@
 //! One streaming pass over a tar (plain, gzip or zstd): every member imported into the store, metadata files kept.
 
-use super::*;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Component, Path, PathBuf};
+
+use super::ArchiveError;
+use crate::digest::{Digest, HashingWriter, hash_sink};
+use crate::image::MAX_JSON_BYTES;
+use crate::store::{Store, StoreError};
 
 /// What one file in an archive turned out to be, once imported.
 #[derive(Debug, Clone)]

@@ -1,6 +1,18 @@
 //! Readers and writers of the local transports, checked against tars built here and by hand.
 
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::Write;
+
+use serde_json::{Value, json};
+
+use super::docker_save::{read_docker_archive, write_docker_archive};
+use super::read::{read_oci_archive, read_oci_layout};
+use super::write::{member_header, oci_layout_file, write_oci_archive, write_oci_layout};
 use super::*;
+use crate::image::{Artifact, Descriptor, Format, Image, Layer, canonical_json, media};
+use crate::reference::ImageRef;
+use crate::store::Store;
 
 enum Member<'a> {
     File(&'a str, Vec<u8>),

@@ -1,6 +1,19 @@
 //! Writing OCI layouts and oci-archives, and the tar plumbing every archive writer shares: built beside the destination, renamed into place.
 
-use super::*;
+use std::fs::{self};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use tempfile::NamedTempFile;
+
+use super::read::read_small_file;
+use super::{ArchiveError, REF_NAME, write_atomic};
+use crate::atomic;
+use crate::digest::Digest;
+use crate::gzip::{CompressPool, GzipWriter};
+use crate::image::{Artifact, Descriptor, Image, canonical_json, media};
+use crate::store::{Store, StoreError};
 
 /// A blob to write into an output: small JSON held in memory, layers streamed from the store.
 pub(super) enum OutBlob<'a> {
