@@ -194,19 +194,53 @@ fn docker_save_base_keeps_layers_and_config_and_runs() {
     let base_name = unique_ref("base-docker-save");
     let (tar, gz, _base_guard) = docker_saved_base(&sb, &app, &base_name);
     let base_config = skopeo_config(&format!("docker-archive:{}", tar.display()));
-    let base_diff_ids: Vec<String> = base_config["rootfs"]["diff_ids"]
+    let base_diff_ids = diff_ids_of(&base_config);
+    assert_eq!(base_diff_ids.len(), 2, "two COPY layers in the base");
+
+    let image = unique_ref("over-docker-save");
+    let (layout, printed, archive) = build_over_docker_save(&sb, &app, &tar, &image);
+    let built = layout.image("built");
+    assert_eq!(built.manifest_digest, printed.digest);
+    assert_keeps_base(&base_config, &base_diff_ids, &built);
+    assert_keeps_healthcheck(&base_config, &built);
+    assert_built_over_docker_save(&base_config, &built);
+    assert_raw_config_is_stored(&sb, &layout, &built);
+
+    // The same base, gzip-wrapped, gives the same layers and config.
+    let from_gz = build_over_gzipped_base(&sb, &gz, &image, &layout);
+    assert_eq!(from_gz.diff_ids(), built.diff_ids());
+    assert_eq!(from_gz.run_config(), built.run_config());
+
+    // And it runs on the base's /bin/sh.
+    let _guard = DockerImage(image.clone());
+    run_ok(docker().args(["load", "-i"]).arg(&archive));
+    let stdout = run_ok(docker().args(["run", "--rm", "--network", "host", &image]));
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), APP_OUTPUT);
+}
+
+/// The layer diff IDs a config lists.
+fn diff_ids_of(config: &Value) -> Vec<String> {
+    config["rootfs"]["diff_ids"]
         .as_array()
         .unwrap()
         .iter()
         .map(|v| v.as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(base_diff_ids.len(), 2, "two COPY layers in the base");
+        .collect()
+}
 
-    let image = unique_ref("over-docker-save");
+/// Builds the sample app over the `docker save` tarball `tar`, to
+/// `<sb>/out/layout:built` and a docker-archive `<sb>/out/app.tar` of
+/// `image`: the layout, what stowage printed, and the archive's path.
+fn build_over_docker_save(
+    sb: &Sandbox,
+    app: &Path,
+    tar: &Path,
+    image: &str,
+) -> (Layout, Printed, PathBuf) {
     let spec = write_app_over(
-        &app,
+        app,
         &format!("docker-archive:{}", tar.display()),
-        &image,
+        image,
         true,
     );
     let out = sb.mkdir("out");
@@ -222,10 +256,13 @@ fn docker_save_base_keeps_layers_and_config_and_runs() {
     );
     let printed = parse_printed(&stdout);
     let layout = Layout::open(out.join("layout"));
-    let built = layout.image("built");
-    assert_eq!(built.manifest_digest, printed.digest);
-    assert_keeps_base(&base_config, &base_diff_ids, &built);
-    assert_keeps_healthcheck(&base_config, &built);
+    (layout, printed, archive)
+}
+
+/// What a docker-save base gives beyond the base itself: its layers plus
+/// the app's two, a Docker manifest, the spec's settings over the base's,
+/// and the base annotations.
+fn assert_built_over_docker_save(base_config: &Value, built: &ReadImage) {
     assert_eq!(
         built.layers().len(),
         4,
@@ -256,8 +293,10 @@ fn docker_save_base_keeps_layers_and_config_and_runs() {
             .as_str()
             .unwrap_or(""),
     );
+}
 
-    // stowage's own --raw config is the stored config, byte for byte.
+/// stowage's own --raw config is the stored config, byte for byte.
+fn assert_raw_config_is_stored(sb: &Sandbox, layout: &Layout, built: &ReadImage) {
     let raw = sb
         .stowage()
         .args([
@@ -272,12 +311,15 @@ fn docker_save_base_keeps_layers_and_config_and_runs() {
         .stdout
         .clone();
     assert_eq!(raw, built.config_bytes, "inspect --raw config");
+}
 
-    // The same base, gzip-wrapped, gives the same layers and config.
+/// Builds the sample app over the gzip-wrapped `docker save` tarball `gz`,
+/// to `layout:from-gz`.
+fn build_over_gzipped_base(sb: &Sandbox, gz: &Path, image: &str, layout: &Layout) -> ReadImage {
     let gz_spec = sb.join("app/gz.toml");
     fs::write(
         &gz_spec,
-        spec_over(&format!("docker-archive:{}", gz.display()), &image, true),
+        spec_over(&format!("docker-archive:{}", gz.display()), image, true),
     )
     .unwrap();
     run_ok(
@@ -285,17 +327,9 @@ fn docker_save_base_keeps_layers_and_config_and_runs() {
             .args(["build", "--library-layers", "1", "-f"])
             .arg(&gz_spec)
             .arg("-o")
-            .arg(format!("oci:{}:from-gz", out.join("layout").display())),
+            .arg(format!("oci:{}:from-gz", layout.dir.display())),
     );
-    let from_gz = layout.image("from-gz");
-    assert_eq!(from_gz.diff_ids(), built.diff_ids());
-    assert_eq!(from_gz.run_config(), built.run_config());
-
-    // And it runs on the base's /bin/sh.
-    let _guard = DockerImage(image.clone());
-    run_ok(docker().args(["load", "-i"]).arg(&archive));
-    let stdout = run_ok(docker().args(["run", "--rm", "--network", "host", &image]));
-    assert_eq!(stdout.lines().collect::<Vec<_>>(), APP_OUTPUT);
+    layout.image("from-gz")
 }
 
 #[test]

@@ -38,6 +38,15 @@ fn skopeo_inspect_ok(reference: &str) -> bool {
         .success()
 }
 
+/// Runs `cmd`, which must succeed: its stdout and stderr.
+fn succeeds(cmd: &mut assert_cmd::Command) -> (String, String) {
+    let out = cmd.assert().success().get_output().clone();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn records_of_ok_failed_and_deleted_exports_filter_and_delete_from_the_registry() {
     let Some(registry) = TestRegistry::anonymous() else {
@@ -52,18 +61,11 @@ fn records_of_ok_failed_and_deleted_exports_filter_and_delete_from_the_registry(
     let archive = sb.join("app.tar.gz");
     let insecure = ["--insecure-registry", host.as_str()];
 
-    let stderr = |cmd: &mut assert_cmd::Command| {
-        let out = cmd.assert().success().get_output().clone();
-        (
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
     assert!(
         exports(&sb, &[]).is_empty(),
         "a fresh state folder has no records"
     );
-    let (stdout, log) = stderr(
+    let (stdout, log) = succeeds(
         sb.stowage()
             .args(insecure)
             .args(["build", "-f"])
@@ -77,7 +79,29 @@ fn records_of_ok_failed_and_deleted_exports_filter_and_delete_from_the_registry(
     let pinned = format!("{host}/e2e/records@{}", printed.digest);
     assert!(skopeo_inspect_ok(&pinned));
 
-    // A credential file makes the next build fail, and that is recorded too.
+    fail_a_build_on_a_credential_file(&sb, &spec, &insecure);
+    let all = exports(&sb, &[]);
+    assert_eq!(ids(&all), [1, 2], "{all:?}");
+    assert_ok_record(&all[0], &spec, &host, &archive, &printed.digest, &pinned);
+    assert_failed_record(&all[1]);
+
+    assert_eq!(ids(&exports(&sb, &["--status", "ok"])), [1]);
+    assert_eq!(ids(&exports(&sb, &["list", "--status", "failed"])), [2]);
+    assert!(exports(&sb, &["--status", "deleted"]).is_empty());
+
+    delete_both_records(
+        &sb,
+        &insecure,
+        &registry,
+        &archive,
+        &printed.digest,
+        &pinned,
+    );
+    assert_deleted_records_are_kept(&sb, &insecure, &printed.digest);
+}
+
+/// A credential file makes the next build fail, and that is recorded too.
+fn fail_a_build_on_a_credential_file(sb: &Sandbox, spec: &Path, insecure: &[&str]) {
     write_file(
         &sb.join("workspace/.git-credentials"),
         "https://u:p@example.org\n",
@@ -86,21 +110,29 @@ fn records_of_ok_failed_and_deleted_exports_filter_and_delete_from_the_registry(
     sb.stowage()
         .args(insecure)
         .args(["build", "-f"])
-        .arg(&spec)
+        .arg(spec)
         .assert()
         .code(1);
     std::fs::remove_file(sb.join("workspace/.git-credentials")).unwrap();
+}
 
-    let all = exports(&sb, &[]);
-    assert_eq!(ids(&all), [1, 2], "{all:?}");
-    let ok = &all[0];
+/// The record of the build that pushed `digest` to the registry and wrote
+/// `archive`.
+fn assert_ok_record(
+    ok: &Value,
+    spec: &Path,
+    host: &str,
+    archive: &Path,
+    digest: &str,
+    pinned: &str,
+) {
     assert_eq!(ok["status"], "ok");
     assert_eq!(ok["kind"], "build");
-    assert_eq!(ok["digest"], printed.digest.as_str());
+    assert_eq!(ok["digest"], digest);
     assert!(ok["size"].as_u64().unwrap() > 0);
     assert_eq!(
         ok["spec"].as_str(),
-        Some(std::path::absolute(&spec).unwrap().to_str().unwrap())
+        Some(std::path::absolute(spec).unwrap().to_str().unwrap())
     );
     let sources: Vec<&str> = ok["sources"]
         .as_array()
@@ -123,52 +155,58 @@ fn records_of_ok_failed_and_deleted_exports_filter_and_delete_from_the_registry(
     assert_eq!(destinations[1]["path"], archive.to_str().unwrap());
     assert_eq!(
         destinations[1]["size"].as_u64(),
-        Some(std::fs::metadata(&archive).unwrap().len())
+        Some(std::fs::metadata(archive).unwrap().len())
     );
     assert_eq!(
         ok["run_command"],
         format!("docker run -p 8888:8888 {pinned}").as_str()
     );
-    assert_eq!(all[1]["status"], "failed");
+}
+
+/// The record of the build the credential file failed.
+fn assert_failed_record(failed: &Value) {
+    assert_eq!(failed["status"], "failed");
     assert!(
-        all[1]["error"]
+        failed["error"]
             .as_str()
             .unwrap()
             .contains("/home/user/work/.git-credentials: git-credentials-file"),
         "{}",
-        all[1]["error"]
+        failed["error"]
     );
+}
 
-    assert_eq!(ids(&exports(&sb, &["--status", "ok"])), [1]);
-    assert_eq!(ids(&exports(&sb, &["list", "--status", "failed"])), [2]);
-    assert!(exports(&sb, &["--status", "deleted"]).is_empty());
-
+/// Deletes the failed build's record, then the one that pushed `digest`.
+fn delete_both_records(
+    sb: &Sandbox,
+    insecure: &[&str],
+    registry: &TestRegistry,
+    archive: &Path,
+    digest: &str,
+    pinned: &str,
+) {
     // The failed build pushed nothing: deleting its record must not touch
     // the tag it aimed at, which holds export 1's image.
-    let (_, log) = stderr(sb.stowage().args(insecure).args(["exports", "delete", "2"]));
+    let (_, log) = succeeds(sb.stowage().args(insecure).args(["exports", "delete", "2"]));
     assert!(log.contains("left alone"), "{log}");
     assert_eq!(registry.manifest_status("e2e/records", "v1"), 200);
     assert!(archive.exists());
 
-    let (_, log) = stderr(sb.stowage().args(insecure).args(["exports", "delete", "1"]));
-    assert!(
-        log.contains(&format!("deleted manifest {}", printed.digest)),
-        "{log}"
-    );
+    let (_, log) = succeeds(sb.stowage().args(insecure).args(["exports", "delete", "1"]));
+    assert!(log.contains(&format!("deleted manifest {digest}")), "{log}");
     assert!(!archive.exists(), "the archive file is removed");
-    assert!(!skopeo_inspect_ok(&pinned), "the manifest is gone");
+    assert!(!skopeo_inspect_ok(pinned), "the manifest is gone");
     assert_eq!(registry.manifest_status("e2e/records", "v1"), 404);
+}
 
-    let deleted = exports(&sb, &["--status", "deleted"]);
+/// Deleted records stay, marked deleted, and cannot be deleted again.
+fn assert_deleted_records_are_kept(sb: &Sandbox, insecure: &[&str], digest: &str) {
+    let deleted = exports(sb, &["--status", "deleted"]);
     assert_eq!(ids(&deleted), [1, 2]);
     assert!(deleted[0]["deleted_time"].is_string());
     assert!(deleted[1]["error"].is_string(), "the error is kept");
-    assert_eq!(
-        deleted[0]["digest"],
-        printed.digest.as_str(),
-        "kept, not erased"
-    );
-    assert_eq!(ids(&exports(&sb, &[])), [1, 2]);
+    assert_eq!(deleted[0]["digest"], digest, "kept, not erased");
+    assert_eq!(ids(&exports(sb, &[])), [1, 2]);
     let table = run_ok(sb.stowage().arg("exports"));
     assert!(
         table

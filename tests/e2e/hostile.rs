@@ -11,7 +11,7 @@
 //! never see the credentials.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
@@ -504,18 +504,54 @@ fn credentials_never_follow_a_redirect_to_another_host() {
 
     // "Elsewhere": another loopback address, so another host, in front of the same storage.
     let elsewhere = FaultProxy::start_on("127.0.0.2", &registry.host, |_| Action::forward());
-    let other = elsewhere.addr.clone();
     let (user, password) = ("redirected-user", "pw-must-not-leak-9d3");
+    let (front, saw_credentials) =
+        redirecting_front(&registry.host, elsewhere.addr.clone(), user, password);
+    let client = client_with_credentials(&front.addr, user, password);
+    pull_and_push_through(&client, &sb.join("layout"), &front, &elsewhere);
+    assert!(
+        *saw_credentials.lock().unwrap() > 0,
+        "the front host got them"
+    );
+    let away = elsewhere.seen();
+    assert!(
+        away.iter()
+            .any(|s| s.req.is_blob_get() && s.req.target.contains(&layer)),
+        "the download was redirected:\n{}",
+        summary(&away)
+    );
+    assert!(
+        away.iter().any(|s| s.req.is_blob_upload()),
+        "the upload went elsewhere:\n{}",
+        summary(&away)
+    );
+    let leaked: Vec<_> = away
+        .iter()
+        .filter(|s| s.req.authorization.is_some())
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "credentials reached another host: {leaked:?}"
+    );
+}
+
+/// The registry stowage talks to: it demands Basic auth (`user`,
+/// `password`), redirects blob downloads and points uploads at the `other`
+/// host, as registries backed by object storage do. With the count of
+/// requests that came with the credentials.
+fn redirecting_front(
+    registry_host: &str,
+    other: String,
+    user: &str,
+    password: &str,
+) -> (FaultProxy, Arc<Mutex<usize>>) {
     let expected = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
     );
-    // The registry stowage talks to demands Basic auth, redirects blob
-    // downloads and points uploads at the other host, as registries backed
-    // by object storage do.
     let saw_credentials = Arc::new(Mutex::new(0usize));
     let seen = saw_credentials.clone();
-    let front = FaultProxy::start(&registry.host, move |req| {
+    let front = FaultProxy::start(registry_host, move |req| {
         if req.authorization.as_deref() != Some(expected.as_str()) {
             return Action::Respond {
                 status: 401,
@@ -540,7 +576,12 @@ fn credentials_never_follow_a_redirect_to_another_host() {
             ..Forward::default()
         })
     });
-    let config = json!({"auths": {front.addr.clone(): {"auth":
+    (front, saw_credentials)
+}
+
+/// A client whose docker config holds `user`'s credentials for `front`.
+fn client_with_credentials(front: &str, user: &str, password: &str) -> Sandbox {
+    let config = json!({"auths": {front: {"auth":
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))}}});
     let client = Sandbox::new();
     write_file(
@@ -548,6 +589,17 @@ fn credentials_never_follow_a_redirect_to_another_host() {
         config.to_string(),
         0o600,
     );
+    client
+}
+
+/// Archives the pushed image through `front`, then pushes `layout` back
+/// through it; both must succeed.
+fn pull_and_push_through(
+    client: &Sandbox,
+    layout: &Path,
+    front: &FaultProxy,
+    elsewhere: &FaultProxy,
+) {
     let out_path = client.join("pulled.tar");
     let out = client
         .stowage()
@@ -566,7 +618,6 @@ fn credentials_never_follow_a_redirect_to_another_host() {
         summary(&elsewhere.seen())
     );
     // And a push, whose uploads the front points elsewhere.
-    let layout = sb.join("layout");
     let out = client
         .stowage()
         .args(["-vvv", "--insecure-registry", &front.addr])
@@ -581,29 +632,5 @@ fn credentials_never_follow_a_redirect_to_another_host() {
         show(&out.stderr),
         summary(&front.seen()),
         summary(&elsewhere.seen())
-    );
-    assert!(
-        *saw_credentials.lock().unwrap() > 0,
-        "the front host got them"
-    );
-    let away = elsewhere.seen();
-    assert!(
-        away.iter()
-            .any(|s| s.req.is_blob_get() && s.req.target.contains(&layer)),
-        "the download was redirected:\n{}",
-        summary(&away)
-    );
-    assert!(
-        away.iter().any(|s| s.req.is_blob_upload()),
-        "the upload went elsewhere:\n{}",
-        summary(&away)
-    );
-    let leaked: Vec<_> = away
-        .iter()
-        .filter(|s| s.req.authorization.is_some())
-        .collect();
-    assert!(
-        leaked.is_empty(),
-        "credentials reached another host: {leaked:?}"
     );
 }

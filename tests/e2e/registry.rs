@@ -5,6 +5,8 @@
 //! mounts proven by counting bytes on the wire, `archive` then `push`, and
 //! index copies that keep every platform.
 
+use std::path::Path;
+
 use serde_json::Value;
 
 use crate::rig::proxy::Proxy;
@@ -566,7 +568,46 @@ fn index_copy_keeps_every_platform() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let (layout_ref, amd, arm) = write_multi_platform_base(dir.path(), true);
+    let src = push_index_with_skopeo(&a, dir.path());
+    assert_eq!(src.children.len(), 2);
+
+    let sb = Sandbox::new();
+    let hosts = [a.host.as_str(), b.host.as_str()];
+    // To another registry (blobs cross over), and to another repository of
+    // the same registry (blobs mount).
+    for (reg, repo) in [(&b, "multi/copied"), (&a, "multi/same-registry")] {
+        copy_index_and_check(&sb, &hosts, &a, reg, repo, &src);
+    }
+
+    // `push --platform` of an index pushes that platform's image alone.
+    let arm_digest = &src.children[1];
+    let printed = parse_printed(&run_ok(stowage_insecure(&sb, &hosts).args([
+        "push",
+        &a.reference("multi/src:1"),
+        &b.reference("multi/arm-only:1"),
+        "--platform",
+        "linux/arm64",
+    ])));
+    assert_eq!(&printed.digest, arm_digest, "push --platform linux/arm64");
+    assert_eq!(&b.skopeo_digest("multi/arm-only:1"), arm_digest);
+
+    copy_index_to_a_layout_and_check(&sb, &hosts, &a, &src);
+}
+
+/// A two-platform index in a registry: its bytes and digest, its platform
+/// manifests' digests, and the amd64 and arm64 layers.
+struct PushedIndex {
+    raw: Vec<u8>,
+    digest: String,
+    children: Vec<String>,
+    amd: Vec<u8>,
+    arm: Vec<u8>,
+}
+
+/// Writes a two-platform index in `dir` and pushes it to `a` as
+/// `multi/src:1` with skopeo.
+fn push_index_with_skopeo(a: &TestRegistry, dir: &Path) -> PushedIndex {
+    let (layout_ref, amd, arm) = write_multi_platform_base(dir, true);
     run_ok(
         skopeo()
             .args(["copy", "--all", "--dest-tls-verify=false", &layout_ref])
@@ -581,95 +622,104 @@ fn index_copy_keeps_every_platform() {
         .iter()
         .map(|m| m["digest"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(children.len(), 2);
+    PushedIndex {
+        raw,
+        digest: index_digest,
+        children,
+        amd,
+        arm,
+    }
+}
 
-    let sb = Sandbox::new();
-    let hosts = [a.host.as_str(), b.host.as_str()];
-    // To another registry (blobs cross over), and to another repository of
-    // the same registry (blobs mount).
-    for (reg, repo) in [(&b, "multi/copied"), (&a, "multi/same-registry")] {
-        let dest = reg.reference(&format!("{repo}:1"));
-        let printed = parse_printed(&run_ok(stowage_insecure(&sb, &hosts).args([
-            "copy",
-            &a.reference("multi/src:1"),
-            &dest,
-        ])));
+/// Copies the index from `a` to `repo` in `reg` and checks that the index,
+/// both platform manifests, their configs and their layers got there.
+fn copy_index_and_check(
+    sb: &Sandbox,
+    hosts: &[&str],
+    a: &TestRegistry,
+    reg: &TestRegistry,
+    repo: &str,
+    src: &PushedIndex,
+) {
+    let dest = reg.reference(&format!("{repo}:1"));
+    let printed = parse_printed(&run_ok(stowage_insecure(sb, hosts).args([
+        "copy",
+        &a.reference("multi/src:1"),
+        &dest,
+    ])));
+    assert_eq!(
+        printed.digest, src.digest,
+        "copy to {dest} prints the index digest"
+    );
+    let copied = reg.skopeo_inspect(&format!("{repo}:1"), &["--raw"]);
+    assert_eq!(copied, src.raw, "the index bytes at {dest}");
+    let stowage_raw = stowage_insecure(sb, hosts)
+        .args(["inspect", "--raw", "manifest", &dest])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(
+        stowage_raw, src.raw,
+        "stowage inspect --raw manifest of {dest}"
+    );
+    for child in &src.children {
+        let at = format!("{repo}@{child}");
         assert_eq!(
-            printed.digest, index_digest,
-            "copy to {dest} prints the index digest"
-        );
-        let copied = reg.skopeo_inspect(&format!("{repo}:1"), &["--raw"]);
-        assert_eq!(copied, raw, "the index bytes at {dest}");
-        let stowage_raw = stowage_insecure(&sb, &hosts)
-            .args(["inspect", "--raw", "manifest", &dest])
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone();
-        assert_eq!(stowage_raw, raw, "stowage inspect --raw manifest of {dest}");
-        for child in &children {
-            let at = format!("{repo}@{child}");
-            assert_eq!(
-                reg.skopeo_inspect(&at, &["--raw"]),
-                a.skopeo_inspect(&format!("multi/src@{child}"), &["--raw"]),
-                "platform manifest {child} copied"
-            );
-        }
-        for (arch, layer) in [("amd64", &amd), ("arm64", &arm)] {
-            let config: Value = serde_json::from_slice(&reg.skopeo_inspect(
-                &format!("{repo}:1"),
-                &[
-                    "--config",
-                    "--override-arch",
-                    arch,
-                    "--override-os",
-                    "linux",
-                ],
-            ))
-            .unwrap();
-            assert_eq!(config["architecture"], arch);
-            assert_eq!(config["rootfs"]["diff_ids"][0], sha256_digest(layer));
-        }
-        // The layers are really there: skopeo copies the whole index out.
-        let out = tempfile::tempdir().unwrap();
-        run_ok(
-            skopeo()
-                .args(["copy", "--all", "--src-tls-verify=false"])
-                .arg(reg.docker_ref(&format!("{repo}:1")))
-                .arg(format!("oci:{}:x", out.path().display())),
+            reg.skopeo_inspect(&at, &["--raw"]),
+            a.skopeo_inspect(&format!("multi/src@{child}"), &["--raw"]),
+            "platform manifest {child} copied"
         );
     }
+    for (arch, layer) in [("amd64", &src.amd), ("arm64", &src.arm)] {
+        let config: Value = serde_json::from_slice(&reg.skopeo_inspect(
+            &format!("{repo}:1"),
+            &[
+                "--config",
+                "--override-arch",
+                arch,
+                "--override-os",
+                "linux",
+            ],
+        ))
+        .unwrap();
+        assert_eq!(config["architecture"], arch);
+        assert_eq!(config["rootfs"]["diff_ids"][0], sha256_digest(layer));
+    }
+    // The layers are really there: skopeo copies the whole index out.
+    let out = tempfile::tempdir().unwrap();
+    run_ok(
+        skopeo()
+            .args(["copy", "--all", "--src-tls-verify=false"])
+            .arg(reg.docker_ref(&format!("{repo}:1")))
+            .arg(format!("oci:{}:x", out.path().display())),
+    );
+}
 
-    // `push --platform` of an index pushes that platform's image alone.
-    let arm_digest = &children[1];
-    let printed = parse_printed(&run_ok(stowage_insecure(&sb, &hosts).args([
-        "push",
-        &a.reference("multi/src:1"),
-        &b.reference("multi/arm-only:1"),
-        "--platform",
-        "linux/arm64",
-    ])));
-    assert_eq!(&printed.digest, arm_digest, "push --platform linux/arm64");
-    assert_eq!(&b.skopeo_digest("multi/arm-only:1"), arm_digest);
-
-    // Registry to an OCI layout: the index and both images, byte for byte.
+/// Registry to an OCI layout: the index and both images, byte for byte.
+fn copy_index_to_a_layout_and_check(
+    sb: &Sandbox,
+    hosts: &[&str],
+    a: &TestRegistry,
+    src: &PushedIndex,
+) {
     let layout_dir = sb.join("copied-layout");
-    let printed = parse_printed(&run_ok(stowage_insecure(&sb, &hosts).args([
+    let printed = parse_printed(&run_ok(stowage_insecure(sb, hosts).args([
         "copy",
         &a.reference("multi/src:1"),
         &format!("oci:{}:multi", layout_dir.display()),
     ])));
-    assert_eq!(printed.digest, index_digest);
+    assert_eq!(printed.digest, src.digest);
     let layout = Layout::open(&layout_dir);
     let desc = layout.descriptor("multi");
-    assert_eq!(desc["digest"], index_digest.as_str());
+    assert_eq!(desc["digest"], src.digest.as_str());
     assert_eq!(
-        layout.blob(&index_digest),
-        raw,
+        layout.blob(&src.digest),
+        src.raw,
         "the index bytes in the layout"
     );
-    for (child, layer) in children.iter().zip([&amd, &arm]) {
+    for (child, layer) in src.children.iter().zip([&src.amd, &src.arm]) {
         let image = layout.image_at(child);
         assert_eq!(&layout.layer_tar(&image, 0), layer, "layer of {child}");
     }

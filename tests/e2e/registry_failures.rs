@@ -318,9 +318,18 @@ fn verbose_logs_never_show_passwords_or_tokens() {
     };
     let sb = Sandbox::new();
     let src = app_layout(&sb);
+    htpasswd_logs_hold_no_secrets(&sb, &basic, &basic_creds, &src);
+    token_logs_hold_no_secrets(&sb, &token, &token_creds, &src);
+}
 
-    // htpasswd: login, push and pull, all at -vvv.
-    let out = stowage_insecure(&sb, &[&basic.host])
+/// htpasswd: login, push and pull, all at -vvv.
+fn htpasswd_logs_hold_no_secrets(
+    sb: &Sandbox,
+    basic: &TestRegistry,
+    basic_creds: &Creds,
+    src: &str,
+) {
+    let out = stowage_insecure(sb, &[&basic.host])
         .args([
             "-vvv",
             "login",
@@ -339,8 +348,8 @@ fn verbose_logs_never_show_passwords_or_tokens() {
         !login_err.contains(&basic_creds.password),
         "login -vvv printed the password"
     );
-    let out = stowage_insecure(&sb, &[&basic.host])
-        .args(["-vvv", "push", &src, &basic.reference("app/v:1")])
+    let out = stowage_insecure(sb, &[&basic.host])
+        .args(["-vvv", "push", src, &basic.reference("app/v:1")])
         .assert()
         .success()
         .get_output()
@@ -350,8 +359,8 @@ fn verbose_logs_never_show_passwords_or_tokens() {
         stderr.contains("/v2/app/v/"),
         "-vvv logs request URLs: {stderr}"
     );
-    assert_no_secrets(&stderr, &basic_creds, &[], "push to htpasswd -vvv");
-    let out = stowage_insecure(&sb, &[&basic.host])
+    assert_no_secrets(&stderr, basic_creds, &[], "push to htpasswd -vvv");
+    let out = stowage_insecure(sb, &[&basic.host])
         .args(["-vvv", "archive", &basic.reference("app/v:1"), "-o"])
         .arg(sb.join("v.tar"))
         .assert()
@@ -360,24 +369,32 @@ fn verbose_logs_never_show_passwords_or_tokens() {
         .clone();
     assert_no_secrets(
         &stderr_of(&out),
-        &basic_creds,
+        basic_creds,
         &[],
         "archive from htpasswd -vvv",
     );
+}
 
-    // Token auth: login and push; then a wrong password at -vvv.
-    let hub = |args: &[&str]| {
-        let mut cmd = stowage_insecure(&sb, &[&token.host]);
-        cmd.env("STOWAGE_DOCKER_HUB_HOST", &token.host).args(args);
-        cmd
-    };
-    let login = hub(&["-vvv", "login", "-u", "acme", "--password-stdin"])
-        .write_stdin(token_creds.password.clone())
-        .assert()
-        .success()
-        .get_output()
-        .clone();
-    let push = hub(&["-vvv", "push", &src, "acme/verbose:1"])
+/// stowage at `args`, with `token` standing in for Docker Hub.
+fn hub(sb: &Sandbox, token: &TestRegistry, args: &[&str]) -> assert_cmd::Command {
+    let mut cmd = stowage_insecure(sb, &[&token.host]);
+    cmd.env("STOWAGE_DOCKER_HUB_HOST", &token.host).args(args);
+    cmd
+}
+
+/// Token auth: login and push; then a wrong password at -vvv.
+fn token_logs_hold_no_secrets(sb: &Sandbox, token: &TestRegistry, token_creds: &Creds, src: &str) {
+    let login = hub(
+        sb,
+        token,
+        &["-vvv", "login", "-u", "acme", "--password-stdin"],
+    )
+    .write_stdin(token_creds.password.clone())
+    .assert()
+    .success()
+    .get_output()
+    .clone();
+    let push = hub(sb, token, &["-vvv", "push", src, "acme/verbose:1"])
         .assert()
         .success()
         .get_output()
@@ -399,16 +416,20 @@ fn verbose_logs_never_show_passwords_or_tokens() {
     }
     assert_no_secrets(
         &stderr_of(&push),
-        &token_creds,
+        token_creds,
         &tokens,
         "push to Docker Hub -vvv",
     );
 
     let wrong = Creds::new("acme", &unique_password());
-    let out = hub(&["-vvv", "login", "-u", "acme", "--password-stdin"])
-        .write_stdin(wrong.password.clone())
-        .output()
-        .unwrap();
+    let out = hub(
+        sb,
+        token,
+        &["-vvv", "login", "-u", "acme", "--password-stdin"],
+    )
+    .write_stdin(wrong.password.clone())
+    .output()
+    .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = stderr_of(&out);
     assert!(

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::http::{Framing, read_head, reset, respond};
+use super::http::{Framing, Head, read_head, reset, respond};
 
 // ---------------------------------------------------------------------------
 // The fault proxy
@@ -217,64 +217,28 @@ impl ProxyShared {
     /// Serves one client connection, request after request.
     fn serve(&self, client: TcpStream) -> io::Result<()> {
         let mut from_client = BufReader::new(client.try_clone()?);
-        let mut upstream: Option<(TcpStream, BufReader<TcpStream>)> = None;
+        let mut upstream: Option<Upstream> = None;
         loop {
-            let mut head = match read_head(&mut from_client) {
-                Ok(head) => head,
-                Err(_) => return Ok(()),
+            let Ok(mut head) = read_head(&mut from_client) else {
+                return Ok(());
             };
-            let req = Req {
-                seq: self.seq.fetch_add(1, Ordering::SeqCst),
-                method: head.method.clone(),
-                target: head.target.clone(),
-                authorization: head.header("authorization").map(str::to_owned),
-                content_length: head
-                    .header("content-length")
-                    .and_then(|v| v.trim().parse().ok()),
-            };
+            let req = self.request(&head);
             let action = (self.rule)(&req);
             let request_framing = head.body_length(None);
-            let forward = match action {
-                Action::Stall => {
-                    drain_body(&mut from_client, &request_framing)?;
-                    self.record(&req, None);
-                    self.stall();
-                    return Ok(());
-                }
-                Action::Respond {
-                    status,
-                    headers,
-                    body,
-                } => {
-                    drain_body(&mut from_client, &request_framing)?;
-                    self.record(&req, Some(status));
-                    let headers: Vec<(&str, &str)> = headers
-                        .iter()
-                        .map(|(k, v)| (k.as_str(), v.as_str()))
-                        .collect();
-                    respond(&client, status, &headers, &body);
-                    return Ok(());
-                }
-                Action::Forward(forward) => forward,
+            let Some(forward) = self.answer_unless_forwarded(
+                &req,
+                action,
+                &mut from_client,
+                &request_framing,
+                &client,
+            )?
+            else {
+                return Ok(());
             };
             if let Some(delay) = forward.delay {
                 std::thread::sleep(delay);
             }
-            if upstream.is_none() {
-                match TcpStream::connect(&self.upstream) {
-                    Ok(up) => {
-                        let reader = BufReader::new(up.try_clone()?);
-                        upstream = Some((up, reader));
-                    }
-                    Err(_) => {
-                        // The registry is down: the client sees its connection reset.
-                        self.record(&req, None);
-                        reset(&client);
-                        return Ok(());
-                    }
-                }
-            }
-            let Some((up, from_up)) = upstream.as_mut() else {
+            let Some((up, from_up)) = self.connect_upstream(&mut upstream, &req, &client)? else {
                 return Ok(());
             };
             if forward.strip_auth {
@@ -282,70 +246,179 @@ impl ProxyShared {
             }
             // The Host header stays the proxy's: the registry builds upload
             // Locations from it, and the client must keep coming here.
-            let sent = up.write_all(&head.bytes()).and_then(|()| {
-                copy_body(
-                    &mut from_client,
-                    up,
-                    &request_framing,
-                    forward
-                        .reset_after_request_bytes
-                        .or(forward.stall_after_request_bytes),
-                    forward.throttle_request,
-                )
-            });
-            match sent {
-                Ok(Copied::All) => {}
-                Ok(Copied::Cut) if forward.stall_after_request_bytes.is_some() => {
-                    self.record(&req, None);
-                    reset(up);
-                    self.stall();
-                    return Ok(());
-                }
-                Ok(Copied::Cut) => {
-                    self.record(&req, None);
-                    reset(up);
-                    reset(&client);
-                    return Ok(());
-                }
-                Err(_) => {
-                    self.record(&req, None);
-                    reset(&client);
-                    return Ok(());
-                }
+            let sent = send_request(&head, &mut from_client, up, &request_framing, &forward);
+            if !self.request_went_up(&req, sent, &forward, up, &client) {
+                return Ok(());
             }
-            let mut response = match read_head(from_up) {
-                Ok(head) => head,
-                Err(_) => {
-                    self.record(&req, None);
-                    reset(&client);
-                    return Ok(());
-                }
-            };
-            if let (Some(to), Some(location)) = (
-                &forward.location_to,
-                response.header("location").map(str::to_owned),
-            ) {
-                response.set_header("location", Some(relocate(&location, to)));
-            }
-            self.record(&req, Some(response.status));
-            let framing = response.body_length(Some(&req.method));
-            let mut out = &client;
-            out.write_all(&response.bytes())?;
-            let result = relay_response(from_up, &client, &framing, &forward, &self.stop)?;
-            match result {
-                Relayed::All => {}
-                Relayed::Cut => {
-                    reset(&client);
-                    return Ok(());
-                }
-                Relayed::Stalled => {
-                    self.stall();
-                    return Ok(());
-                }
-                Relayed::Closed => return Ok(()),
+            if !self.pass_response_down(&req, &forward, from_up, &client)? {
+                return Ok(());
             }
         }
     }
+
+    /// The request as the rule sees it, numbered in arrival order.
+    fn request(&self, head: &Head) -> Req {
+        Req {
+            seq: self.seq.fetch_add(1, Ordering::SeqCst),
+            method: head.method.clone(),
+            target: head.target.clone(),
+            authorization: head.header("authorization").map(str::to_owned),
+            content_length: head
+                .header("content-length")
+                .and_then(|v| v.trim().parse().ok()),
+        }
+    }
+
+    /// Carries out an action that is not to forward: reads the request body,
+    /// then answers or stalls. `Some` is the forwarding to do instead.
+    fn answer_unless_forwarded(
+        &self,
+        req: &Req,
+        action: Action,
+        from_client: &mut BufReader<TcpStream>,
+        request_framing: &Framing,
+        client: &TcpStream,
+    ) -> io::Result<Option<Forward>> {
+        match action {
+            Action::Stall => {
+                drain_body(from_client, request_framing)?;
+                self.record(req, None);
+                self.stall();
+            }
+            Action::Respond {
+                status,
+                headers,
+                body,
+            } => {
+                drain_body(from_client, request_framing)?;
+                self.record(req, Some(status));
+                let headers: Vec<(&str, &str)> = headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                respond(client, status, &headers, &body);
+            }
+            Action::Forward(forward) => return Ok(Some(forward)),
+        }
+        Ok(None)
+    }
+
+    /// The connection to the registry, opened on first use. `None` when the
+    /// registry is down: the client then sees its connection reset.
+    fn connect_upstream<'a>(
+        &self,
+        conn: &'a mut Option<Upstream>,
+        req: &Req,
+        client: &TcpStream,
+    ) -> io::Result<Option<&'a mut Upstream>> {
+        if conn.is_none() {
+            match TcpStream::connect(&self.upstream) {
+                Ok(up) => {
+                    let reader = BufReader::new(up.try_clone()?);
+                    *conn = Some((up, reader));
+                }
+                Err(_) => {
+                    // The registry is down: the client sees its connection reset.
+                    self.record(req, None);
+                    reset(client);
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(conn.as_mut())
+    }
+
+    /// Whether the whole request went up. When it did not (cut by a fault,
+    /// or an error), the request is recorded unanswered and the connections
+    /// are reset or stalled.
+    fn request_went_up(
+        &self,
+        req: &Req,
+        sent: io::Result<Copied>,
+        forward: &Forward,
+        up: &TcpStream,
+        client: &TcpStream,
+    ) -> bool {
+        match sent {
+            Ok(Copied::All) => return true,
+            Ok(Copied::Cut) if forward.stall_after_request_bytes.is_some() => {
+                self.record(req, None);
+                reset(up);
+                self.stall();
+            }
+            Ok(Copied::Cut) => {
+                self.record(req, None);
+                reset(up);
+                reset(client);
+            }
+            Err(_) => {
+                self.record(req, None);
+                reset(client);
+            }
+        }
+        false
+    }
+
+    /// Relays the registry's response to the client, with the response
+    /// faults. Whether the connection can carry another request.
+    fn pass_response_down(
+        &self,
+        req: &Req,
+        forward: &Forward,
+        from_up: &mut BufReader<TcpStream>,
+        client: &TcpStream,
+    ) -> io::Result<bool> {
+        let mut response = match read_head(from_up) {
+            Ok(head) => head,
+            Err(_) => {
+                self.record(req, None);
+                reset(client);
+                return Ok(false);
+            }
+        };
+        if let (Some(to), Some(location)) = (
+            &forward.location_to,
+            response.header("location").map(str::to_owned),
+        ) {
+            response.set_header("location", Some(relocate(&location, to)));
+        }
+        self.record(req, Some(response.status));
+        let framing = response.body_length(Some(&req.method));
+        let mut out = client;
+        out.write_all(&response.bytes())?;
+        let result = relay_response(from_up, client, &framing, forward, &self.stop)?;
+        match result {
+            Relayed::All => return Ok(true),
+            Relayed::Cut => reset(client),
+            Relayed::Stalled => self.stall(),
+            Relayed::Closed => {}
+        }
+        Ok(false)
+    }
+}
+
+/// The connection to the registry, and a reader on it.
+type Upstream = (TcpStream, BufReader<TcpStream>);
+
+/// Sends the request head and body up, with the request faults.
+fn send_request(
+    head: &Head,
+    from_client: &mut BufReader<TcpStream>,
+    up: &mut TcpStream,
+    request_framing: &Framing,
+    forward: &Forward,
+) -> io::Result<Copied> {
+    up.write_all(&head.bytes()).and_then(|()| {
+        copy_body(
+            from_client,
+            up,
+            request_framing,
+            forward
+                .reset_after_request_bytes
+                .or(forward.stall_after_request_bytes),
+            forward.throttle_request,
+        )
+    })
 }
 
 /// `http://a:1/x?y` with its host and port replaced by `to`.
