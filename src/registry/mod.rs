@@ -28,7 +28,7 @@ use reqwest::header::{
 use crate::digest::Digest;
 use crate::image::{self, Descriptor, Image, Index, MAX_JSON_BYTES, Platform, media};
 use crate::image::{Artifact, ImageIndex};
-use crate::reference::ImageRef;
+use crate::reference::{ImageRef, api_host};
 use crate::store::{Store, StoreError};
 use auth::{Challenge, ChallengeError, Scope, Token, TokenResponse};
 use credentials::{Credential, CredentialError};
@@ -269,20 +269,6 @@ pub struct Registry {
     scheme_probe: Mutex<()>,
     /// Credentials given on the command line (`login`), used instead of stored ones.
     override_credential: Option<(String, Credential)>,
-}
-
-/// The API host for a registry: Docker Hub's is registry-1.docker.io.
-///
-/// `STOWAGE_DOCKER_HUB_HOST` points Docker Hub at a stand-in (tests run one
-/// locally, since the real one cannot be reached from CI).
-pub fn api_host(registry: &str) -> String {
-    if registry == "docker.io" {
-        return std::env::var("STOWAGE_DOCKER_HUB_HOST")
-            .ok()
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "registry-1.docker.io".into());
-    }
-    registry.to_string()
 }
 
 fn http_client(insecure: bool, options: &RegistryOptions) -> Result<Client, reqwest::Error> {
@@ -1803,13 +1789,5 @@ mod tests {
             "MANIFEST_UNKNOWN manifest unknown"
         );
         assert_eq!(registry_error_text(b"<html>"), None);
-    }
-
-    #[test]
-    fn docker_hub_api_host() {
-        if std::env::var_os("STOWAGE_DOCKER_HUB_HOST").is_none() {
-            assert_eq!(api_host("docker.io"), "registry-1.docker.io");
-        }
-        assert_eq!(api_host("localhost:5000"), "localhost:5000");
     }
 }
