@@ -8,7 +8,8 @@ use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 
 use super::auth::Scope;
-use super::{CountingReader, Origin, Registry, RegistryError, backoff, read_limited, status_error};
+use super::client::{backoff, read_limited, status_error};
+use super::{CountingReader, Origin, Registry, RegistryError};
 use crate::digest::Digest;
 use crate::image::{self, Descriptor, Image, Index, MAX_JSON_BYTES, Platform, media};
 use crate::image::{Artifact, ImageIndex};

@@ -11,10 +11,8 @@ use reqwest::blocking::{Body, Response};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
 
 use super::auth::Scope;
-use super::{
-    CountingReader, Origin, PushReport, Registry, RegistryError, TransferProgress, backoff,
-    status_error,
-};
+use super::client::{backoff, status_error};
+use super::{CountingReader, Origin, PushReport, Registry, RegistryError, TransferProgress};
 use crate::digest::Digest;
 use crate::image::{Artifact, Descriptor, Image};
 use crate::reference::ImageRef;
