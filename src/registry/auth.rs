@@ -10,6 +10,7 @@ use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use reqwest::blocking::Response;
 use reqwest::header::AUTHORIZATION;
 
 use super::client::{backoff, is_retryable, read_limited, redact_error, retry_wait, status_error};
@@ -251,6 +252,8 @@ impl Registry {
         relock(&self.auth)
     }
 
+    /// The credential for `registry`: the command line's, else the stored
+    /// one, looked up once (I/O: config files, maybe a helper).
     pub(super) fn credential(
         &self,
         registry: &str,
@@ -271,6 +274,7 @@ impl Registry {
         Ok(found)
     }
 
+    /// Tokens are cached per registry and set of scopes.
     fn token_key(registry: &str, scopes: &[Scope]) -> String {
         let set: BTreeSet<String> = scopes.iter().map(ToString::to_string).collect();
         format!(
@@ -325,6 +329,8 @@ impl Registry {
         )
     }
 
+    /// A token for `scopes` from the token service at `realm`, with the
+    /// registry's credential if there is one (I/O, retried like any request).
     fn fetch_token(
         &self,
         registry: &str,
@@ -341,12 +347,7 @@ impl Registry {
         for scope in scopes {
             query.push(("scope", scope.to_string()));
         }
-        let realm_insecure = self.is_insecure(registry);
-        let client = if realm_insecure {
-            &self.http_insecure
-        } else {
-            &self.http
-        };
+        let client = self.client(self.is_insecure(registry));
         let what = "a token".to_string();
         let mut attempt = 0;
         loop {
@@ -364,20 +365,7 @@ impl Registry {
             ));
             match request.send() {
                 Ok(response) if response.status().is_success() => {
-                    let body = read_limited(response, MAX_JSON_BYTES, registry, &what)?;
-                    let parsed: TokenResponse =
-                        serde_json::from_slice(&body).map_err(|_| RegistryError::Protocol {
-                            registry: registry.to_string(),
-                            problem:
-                                "the token service answered with something that is not a token"
-                                    .into(),
-                        })?;
-                    return parsed.into_token(Instant::now()).ok_or_else(|| {
-                        RegistryError::Protocol {
-                            registry: registry.to_string(),
-                            problem: "the token service answered without a token".into(),
-                        }
-                    });
+                    return token_from(registry, response);
                 }
                 Ok(response) if matches!(response.status().as_u16(), 401 | 403) => {
                     return Err(RegistryError::Unauthorized {
@@ -389,20 +377,13 @@ impl Registry {
                 Ok(response)
                     if is_retryable(response.status()) && attempt < self.options.retries =>
                 {
-                    let wait = retry_wait(&response, attempt);
-                    self.log(&format!(
-                        "token service answered {}; retrying in {wait:?}",
-                        response.status()
-                    ));
-                    std::thread::sleep(wait);
+                    let why = format!("token service answered {}", response.status());
+                    self.pause(&why, retry_wait(&response, attempt));
                 }
                 Ok(response) => return Err(status_error(registry, &what, response)),
                 Err(source) if attempt < self.options.retries => {
-                    let wait = backoff(attempt);
-                    self.log(&format!(
-                        "token service unreachable ({source}); retrying in {wait:?}"
-                    ));
-                    std::thread::sleep(wait);
+                    let why = format!("token service unreachable ({source})");
+                    self.pause(&why, backoff(attempt));
                 }
                 Err(source) => {
                     return Err(RegistryError::Connect {
@@ -416,6 +397,22 @@ impl Registry {
             attempt += 1;
         }
     }
+}
+
+/// The token in a token service's successful answer.
+fn token_from(registry: &str, response: Response) -> Result<Token, RegistryError> {
+    let body = read_limited(response, MAX_JSON_BYTES, registry, "a token")?;
+    let parsed: TokenResponse =
+        serde_json::from_slice(&body).map_err(|_| RegistryError::Protocol {
+            registry: registry.to_string(),
+            problem: "the token service answered with something that is not a token".into(),
+        })?;
+    parsed
+        .into_token(Instant::now())
+        .ok_or_else(|| RegistryError::Protocol {
+            registry: registry.to_string(),
+            problem: "the token service answered without a token".into(),
+        })
 }
 
 fn basic_header(credential: &Credential) -> String {

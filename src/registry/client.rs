@@ -8,10 +8,10 @@ use std::io::Read;
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use reqwest::blocking::{Client, RequestBuilder, Response};
+use reqwest::blocking::{Client, Request, RequestBuilder, Response};
 use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, RETRY_AFTER, WWW_AUTHENTICATE};
 
-use super::auth::{self, Scope};
+use super::auth::{self, Challenge, Scope};
 use super::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Registry, RegistryError, RegistryOptions, chain_text,
     relock,
@@ -105,16 +105,29 @@ impl Registry {
             return;
         }
         let url = format!("https://{}/v2/", api_host(registry));
-        let scheme = match self.http_insecure.get(&url).send() {
-            Ok(_) => "https",
-            Err(error) => {
-                self.log(&format!(
-                    "{registry}: HTTPS failed ({error}); using plain HTTP as --insecure-registry allows"
-                ));
-                "http"
+        match self.http_insecure.get(&url).send() {
+            Ok(_) => {
+                relock(&self.schemes).insert(registry.to_string(), "https");
             }
-        };
-        relock(&self.schemes).insert(registry.to_string(), scheme);
+            Err(error) => self.use_plain_http(registry, &error),
+        }
+    }
+
+    /// Reaches `registry` over plain HTTP from now on, saying why.
+    fn use_plain_http(&self, registry: &str, error: &reqwest::Error) {
+        self.log(&format!(
+            "{registry}: HTTPS failed ({error}); using plain HTTP as --insecure-registry allows"
+        ));
+        relock(&self.schemes).insert(registry.to_string(), "http");
+    }
+
+    /// The client for a registry: an `--insecure-registry` one accepts any certificate.
+    pub(super) fn client(&self, insecure: bool) -> &Client {
+        if insecure {
+            &self.http_insecure
+        } else {
+            &self.http
+        }
     }
 
     fn base_url(&self, registry: &str) -> String {
@@ -164,110 +177,163 @@ impl Registry {
         if insecure {
             self.probe_scheme(registry);
         }
-        let client = if insecure {
-            &self.http_insecure
-        } else {
-            &self.http
+        let call = Call {
+            registry,
+            scopes,
+            what,
+            make,
+            retry_transport,
+            insecure,
         };
         let mut attempt = 0;
         let mut reauthenticated = false;
         loop {
             let base = self.base_url(registry);
-            let mut request =
-                make(client, &base)
-                    .build()
-                    .map_err(|source| RegistryError::Connect {
-                        registry: registry.to_string(),
-                        what: what.to_string(),
-                        plain_http: false,
-                        source: redact_error(source),
-                    })?;
-            *request.timeout_mut() = Some(self.request_deadline(&request));
-            let same_host = request.url().host_str().map(|h| {
-                let with_port = match request.url().port() {
-                    Some(p) => format!("{h}:{p}"),
-                    None => h.to_string(),
-                };
-                with_port == api_host(registry) || h == api_host(registry)
-            });
-            if same_host == Some(true)
-                && let Some(header) = self.authorization(registry, scopes)?
-                && let Ok(value) = header.parse()
-            {
-                request.headers_mut().insert(AUTHORIZATION, value);
-            }
-            self.log(&format!(
-                "{} {} ({what})",
-                request.method(),
-                redact_url(request.url())
-            ));
-            match client.execute(request) {
-                Err(source) => {
-                    let plain_http = looks_like_plain_http(&source);
-                    if insecure && base.starts_with("https://") {
-                        self.log(&format!("{registry}: HTTPS failed ({source}); using plain HTTP as --insecure-registry allows"));
-                        relock(&self.schemes).insert(registry.to_string(), "http");
-                        continue;
-                    }
-                    if retry_transport
-                        && attempt < self.options.retries
-                        && !plain_http
-                        && !is_permanent(&source)
-                    {
-                        let wait = backoff(attempt);
-                        self.log(&format!("{registry}: {source}; retrying in {wait:?}"));
-                        std::thread::sleep(wait);
-                        attempt += 1;
-                        continue;
-                    }
-                    return Err(RegistryError::Connect {
-                        registry: registry.to_string(),
-                        what: if plain_http || is_permanent(&source) || !retry_transport {
-                            what.to_string()
-                        } else {
-                            self.gave_up(what)
-                        },
-                        plain_http,
-                        source: redact_error(source),
-                    });
-                }
-                Ok(response) if response.status() == StatusCode::UNAUTHORIZED => {
-                    if reauthenticated {
-                        let had_credentials = self
-                            .credential(
-                                registry,
-                                scopes.first().map(|s| s.repository.as_str()).unwrap_or(""),
-                            )?
-                            .is_some();
-                        return Err(RegistryError::Unauthorized {
-                            registry: registry.to_string(),
-                            what: what.to_string(),
-                            had_credentials,
-                        });
-                    }
-                    let header = response
-                        .headers()
-                        .get(WWW_AUTHENTICATE)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_string();
-                    self.learn_challenge(registry, scopes, auth::parse_challenge(&header)?);
-                    reauthenticated = true;
-                }
-                Ok(response)
-                    if is_retryable(response.status()) && attempt < self.options.retries =>
-                {
-                    let wait = retry_wait(&response, attempt);
-                    self.log(&format!(
-                        "{registry} answered {} to {what}; retrying in {wait:?}",
-                        response.status()
-                    ));
-                    std::thread::sleep(wait);
+            let request = self.prepare(&call, &base)?;
+            let sent = self.client(insecure).execute(request);
+            match self.classify(&call, &base, sent, attempt, reauthenticated) {
+                Next::Done(response) => return Ok(response),
+                Next::Fail(error) => return Err(error),
+                Next::Retry { wait, why } => {
+                    self.pause(&why, wait);
                     attempt += 1;
                 }
-                Ok(response) => return Ok(response),
+                Next::PlainHttp(error) => self.use_plain_http(registry, &error),
+                Next::Reauth(challenge) => {
+                    self.learn_challenge(registry, scopes, challenge);
+                    reauthenticated = true;
+                }
             }
         }
+    }
+
+    /// One attempt's request, built afresh each time (a streamed body goes
+    /// out once), with its deadline, and with the Authorization header when
+    /// it goes to the registry's own host (I/O: may fetch a token).
+    fn prepare(&self, call: &Call<'_>, base: &str) -> Result<Request, RegistryError> {
+        let mut request = (call.make)(self.client(call.insecure), base)
+            .build()
+            .map_err(|source| RegistryError::Connect {
+                registry: call.registry.to_string(),
+                what: call.what.to_string(),
+                plain_http: false,
+                source: redact_error(source),
+            })?;
+        *request.timeout_mut() = Some(self.request_deadline(&request));
+        if is_registry_host(request.url(), call.registry)
+            && let Some(header) = self.authorization(call.registry, call.scopes)?
+            && let Ok(value) = header.parse()
+        {
+            request.headers_mut().insert(AUTHORIZATION, value);
+        }
+        self.log(&format!(
+            "{} {} ({})",
+            request.method(),
+            redact_url(request.url()),
+            call.what
+        ));
+        Ok(request)
+    }
+
+    /// What one attempt's outcome leads to; `attempt` counts the retries so far.
+    fn classify(
+        &self,
+        call: &Call<'_>,
+        base: &str,
+        sent: reqwest::Result<Response>,
+        attempt: u32,
+        reauthenticated: bool,
+    ) -> Next {
+        match sent {
+            Err(source) => self.after_transport_error(call, base, source, attempt),
+            Ok(response) if response.status() == StatusCode::UNAUTHORIZED => {
+                self.after_unauthorized(call, &response, reauthenticated)
+            }
+            Ok(response) if is_retryable(response.status()) && attempt < self.options.retries => {
+                Next::Retry {
+                    wait: retry_wait(&response, attempt),
+                    why: format!(
+                        "{} answered {} to {}",
+                        call.registry,
+                        response.status(),
+                        call.what
+                    ),
+                }
+            }
+            Ok(response) => Next::Done(response),
+        }
+    }
+
+    /// No answer came: an insecure host's HTTPS falls back to plain HTTP,
+    /// a passing failure is retried, and plain HTTP where HTTPS was expected,
+    /// a permanent failure or an upload fails at once.
+    fn after_transport_error(
+        &self,
+        call: &Call<'_>,
+        base: &str,
+        source: reqwest::Error,
+        attempt: u32,
+    ) -> Next {
+        if call.insecure && base.starts_with("https://") {
+            return Next::PlainHttp(source);
+        }
+        let plain_http = looks_like_plain_http(&source);
+        let permanent = is_permanent(&source);
+        if call.retry_transport && attempt < self.options.retries && !plain_http && !permanent {
+            return Next::Retry {
+                wait: backoff(attempt),
+                why: format!("{}: {source}", call.registry),
+            };
+        }
+        // "Gave up" only where retrying was possible and did not help.
+        let what = if plain_http || permanent || !call.retry_transport {
+            call.what.to_string()
+        } else {
+            self.gave_up(call.what)
+        };
+        Next::Fail(RegistryError::Connect {
+            registry: call.registry.to_string(),
+            what,
+            plain_http,
+            source: redact_error(source),
+        })
+    }
+
+    /// A 401: the first one teaches how the registry wants to be
+    /// authenticated (or that the token went stale); a second one, with
+    /// that learned, means the credentials are refused.
+    fn after_unauthorized(
+        &self,
+        call: &Call<'_>,
+        response: &Response,
+        reauthenticated: bool,
+    ) -> Next {
+        if reauthenticated {
+            let repository = call.scopes.first().map_or("", |s| s.repository.as_str());
+            return Next::Fail(match self.credential(call.registry, repository) {
+                Ok(found) => RegistryError::Unauthorized {
+                    registry: call.registry.to_string(),
+                    what: call.what.to_string(),
+                    had_credentials: found.is_some(),
+                },
+                Err(error) => error,
+            });
+        }
+        let header = response
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        match auth::parse_challenge(header) {
+            Ok(challenge) => Next::Reauth(challenge),
+            Err(error) => Next::Fail(error.into()),
+        }
+    }
+
+    /// Logs why, then waits before the next attempt.
+    pub(super) fn pause(&self, why: &str, wait: Duration) {
+        self.log(&format!("{why}; retrying in {wait:?}"));
+        std::thread::sleep(wait);
     }
 
     /// Checks that `credential` is accepted by `registry` (I/O), as `stowage login` does before saving it.
@@ -284,6 +350,46 @@ impl Registry {
         }
         Err(status_error(registry, "logging in", response))
     }
+}
+
+/// One `send_with` call: what each of its attempts is made from.
+struct Call<'a> {
+    registry: &'a str,
+    scopes: &'a [Scope],
+    what: &'a str,
+    make: &'a dyn Fn(&Client, &str) -> RequestBuilder,
+    retry_transport: bool,
+    insecure: bool,
+}
+
+/// Where `send_with` goes after an attempt.
+enum Next {
+    /// An answer for the caller, whatever its status.
+    Done(Response),
+    /// Wait, then send again: counts against the retries.
+    Retry {
+        wait: Duration,
+        why: String,
+    },
+    /// HTTPS failed on an `--insecure-registry` host: send again over plain HTTP, not counted.
+    PlainHttp(reqwest::Error),
+    /// The first 401: learn its challenge, then send again with fresh auth, not counted.
+    Reauth(Challenge),
+    Fail(RegistryError),
+}
+
+/// Whether `url` points at the registry's own API host (with or without
+/// the port), the only place an Authorization header may go.
+fn is_registry_host(url: &reqwest::Url, registry: &str) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let api = api_host(registry);
+    let with_port = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    };
+    with_port == api || host == api
 }
 
 /// The error without its URL's query: upload and redirect URLs may carry signed state or credentials.
