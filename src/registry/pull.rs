@@ -73,19 +73,8 @@ impl Registry {
         desc: &Descriptor,
         store: &Store,
     ) -> Result<(), RegistryError> {
-        // A blob already in the store still has to be the size the manifest declares.
-        if let Ok(size) = store.blob_size(&desc.digest) {
-            if size == desc.size {
-                return Ok(());
-            }
-            return Err(RegistryError::Store {
-                what: format!("blob {}", desc.digest),
-                source: StoreError::SizeMismatch {
-                    what: format!("blob {} from {}", desc.digest, origin.registry),
-                    expected: desc.size,
-                    actual: size,
-                },
-            });
+        if stored_already(origin, desc, store)? {
+            return Ok(());
         }
         let repo = &origin.repository;
         let digest = &desc.digest;
@@ -124,21 +113,15 @@ impl Registry {
                 // Content-Length) ends the body early: fetch again. Wrong bytes
                 // and a full disk are not helped by retrying.
                 Err(StoreError::Source { .. }) if attempt < self.options.retries => {
-                    let wait = backoff(attempt);
-                    self.log(&format!(
-                        "{what}: the download broke off; retrying in {wait:?}"
-                    ));
-                    std::thread::sleep(wait);
+                    self.pause(&format!("{what}: the download broke off"), backoff(attempt));
                     attempt += 1;
                 }
                 Err(StoreError::SizeMismatch {
                     expected, actual, ..
                 }) if actual < expected && attempt < self.options.retries => {
-                    let wait = backoff(attempt);
-                    self.log(&format!(
-                        "{what}: the download ended after {actual} of {expected} bytes; retrying in {wait:?}"
-                    ));
-                    std::thread::sleep(wait);
+                    let why =
+                        format!("{what}: the download ended after {actual} of {expected} bytes");
+                    self.pause(&why, backoff(attempt));
                     attempt += 1;
                 }
                 Err(source @ StoreError::Source { .. }) => {
@@ -248,6 +231,27 @@ impl Registry {
             Image::from_raw(raw, media_type, config).map_err(|e| protocol(e.to_string()))?;
         let _ = store.write_bytes(image.raw_manifest());
         Ok(image)
+    }
+}
+
+/// Whether the blob is in the store already. It still has to be the size
+/// the manifest declares: one of another size is an error.
+fn stored_already(
+    origin: &Origin,
+    desc: &Descriptor,
+    store: &Store,
+) -> Result<bool, RegistryError> {
+    match store.blob_size(&desc.digest) {
+        Ok(size) if size == desc.size => Ok(true),
+        Ok(size) => Err(RegistryError::Store {
+            what: format!("blob {}", desc.digest),
+            source: StoreError::SizeMismatch {
+                what: format!("blob {} from {}", desc.digest, origin.registry),
+                expected: desc.size,
+                actual: size,
+            },
+        }),
+        Err(_) => Ok(false),
     }
 }
 

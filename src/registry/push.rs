@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use reqwest::StatusCode;
@@ -12,7 +13,9 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
 
 use super::auth::Scope;
 use super::client::{backoff, status_error};
-use super::{CountingReader, Origin, PushReport, Registry, RegistryError, TransferProgress};
+use super::{
+    CountingReader, Origin, PushReport, Registry, RegistryError, TransferProgress, relock,
+};
 use crate::digest::Digest;
 use crate::image::{Artifact, Descriptor, Image};
 use crate::reference::ImageRef;
@@ -86,7 +89,7 @@ impl Registry {
             for _ in 0..jobs {
                 scope.spawn(|| {
                     loop {
-                        let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+                        let next = relock(&queue).next();
                         let Some((desc, inline)) = next else { break };
                         let outcome =
                             self.push_blob(&desc, inline, origin, dest, store)
@@ -96,17 +99,10 @@ impl Registry {
                                     source: Box::new(source),
                                 });
                         let failed = outcome.is_err();
-                        results
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push((desc.size, outcome));
+                        relock(&results).push((desc.size, outcome));
                         if failed {
                             // Stop handing out work; the other threads finish what they hold.
-                            queue
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .by_ref()
-                                .for_each(drop);
+                            relock(&queue).by_ref().for_each(drop);
                         }
                     }
                 });
@@ -150,69 +146,14 @@ impl Registry {
         }
         let mut session = None;
         if let Some(origin) = origin.filter(|o| o.registry == *registry && o.repository != *repo) {
-            // Docker Hub only mounts with one token scoped for both repositories.
-            let scopes = [Scope::push(repo), Scope::pull(&origin.repository)];
-            let from = &origin.repository;
-            let response = self.send(
-                registry,
-                &scopes,
-                &format!("mounting blob {digest} from {from}"),
-                &|c, base| {
-                    c.post(format!("{base}/v2/{repo}/blobs/uploads/"))
-                        .query(&[("mount", digest.as_str()), ("from", from.as_str())])
-                        .header(CONTENT_LENGTH, 0)
-                },
-            )?;
-            match response.status() {
-                StatusCode::CREATED => {
-                    self.log(&format!("mounted blob {digest} from {from}"));
-                    self.report_end("mounted", desc);
-                    return Ok(BlobOutcome::Mounted);
-                }
-                StatusCode::ACCEPTED => session = location_header(&response),
-                _ => {}
+            match self.mount(desc, origin, dest)? {
+                Mount::Mounted => return Ok(BlobOutcome::Mounted),
+                Mount::Declined(location) => session = location,
             }
-            self.log(&format!("mount of {digest} declined; uploading"));
         }
         let data = match inline {
             Some(bytes) => BlobData::Bytes(bytes),
-            None => {
-                if !store.contains(digest) {
-                    let origin = origin.ok_or_else(|| RegistryError::Store {
-                        what: format!("blob {digest}"),
-                        source: StoreError::Missing {
-                            digest: digest.clone(),
-                        },
-                    })?;
-                    self.fetch_blob(origin, desc, store)?;
-                }
-                // Checked before it goes out: a damaged store blob would only
-                // be refused by the registry after a long upload, with a
-                // message about digests instead of about the store. A blob
-                // this process wrote or already checked (a build's layers)
-                // is not read again.
-                let checked = if store.is_known_good(digest) {
-                    Ok(())
-                } else {
-                    store.verify(digest)
-                };
-                match (checked, origin) {
-                    (Ok(()), _) => {}
-                    (Err(StoreError::Corrupt { .. }), Some(origin)) => {
-                        self.log(&format!(
-                            "blob {digest} in the store was corrupt; fetching it again"
-                        ));
-                        self.fetch_blob(origin, desc, store)?;
-                    }
-                    (Err(source), _) => {
-                        return Err(RegistryError::Store {
-                            what: format!("blob {digest}"),
-                            source,
-                        });
-                    }
-                }
-                BlobData::Stored(store.blob_path(digest))
-            }
+            None => BlobData::Stored(self.stored_blob(desc, origin, store)?),
         };
         if let Some(progress) = &self.options.progress {
             progress.begin("pushing", digest, desc.size);
@@ -220,6 +161,88 @@ impl Registry {
         self.upload(dest, desc, &data, session)?;
         self.report_end("uploaded", desc);
         Ok(BlobOutcome::Uploaded)
+    }
+
+    /// Asks the registry to mount the blob from `origin`'s repository instead of uploading it (I/O).
+    fn mount(
+        &self,
+        desc: &Descriptor,
+        origin: &Origin,
+        dest: &ImageRef,
+    ) -> Result<Mount, RegistryError> {
+        let repo = &dest.repository;
+        let digest = &desc.digest;
+        // Docker Hub only mounts with one token scoped for both repositories.
+        let scopes = [Scope::push(repo), Scope::pull(&origin.repository)];
+        let from = &origin.repository;
+        let response = self.send(
+            &dest.registry,
+            &scopes,
+            &format!("mounting blob {digest} from {from}"),
+            &|c, base| {
+                c.post(format!("{base}/v2/{repo}/blobs/uploads/"))
+                    .query(&[("mount", digest.as_str()), ("from", from.as_str())])
+                    .header(CONTENT_LENGTH, 0)
+            },
+        )?;
+        let mut session = None;
+        match response.status() {
+            StatusCode::CREATED => {
+                self.log(&format!("mounted blob {digest} from {from}"));
+                self.report_end("mounted", desc);
+                return Ok(Mount::Mounted);
+            }
+            StatusCode::ACCEPTED => session = location_header(&response),
+            _ => {}
+        }
+        self.log(&format!("mount of {digest} declined; uploading"));
+        Ok(Mount::Declined(session))
+    }
+
+    /// The store file of a layer about to be uploaded, fetched from `origin`
+    /// first when missing or corrupt (I/O).
+    fn stored_blob(
+        &self,
+        desc: &Descriptor,
+        origin: Option<&Origin>,
+        store: &Store,
+    ) -> Result<PathBuf, RegistryError> {
+        let digest = &desc.digest;
+        if !store.contains(digest) {
+            let origin = origin.ok_or_else(|| RegistryError::Store {
+                what: format!("blob {digest}"),
+                source: StoreError::Missing {
+                    digest: digest.clone(),
+                },
+            })?;
+            self.fetch_blob(origin, desc, store)?;
+        }
+        // Checked before it goes out: a damaged store blob would only
+        // be refused by the registry after a long upload, with a
+        // message about digests instead of about the store. A blob
+        // this process wrote or already checked (a build's layers)
+        // is not read again.
+        let checked = if store.is_known_good(digest) {
+            Ok(())
+        } else {
+            store.verify(digest)
+        };
+        match (checked, origin) {
+            (Ok(()), _) => {}
+            (Err(StoreError::Corrupt { .. }), Some(origin)) => {
+                self.log(&format!(
+                    "blob {digest} in the store was corrupt; fetching it again"
+                ));
+                self.fetch_blob(origin, desc, store)?;
+            }
+            (Err(source), _) => {
+                return Err(RegistryError::Store {
+                    what: format!("blob {digest}"),
+                    source,
+                });
+            }
+        }
+        Ok(store.blob_path(digest))
     }
 
     fn report_end(&self, outcome: &str, desc: &Descriptor) {
@@ -484,6 +507,13 @@ enum BlobOutcome {
     Uploaded,
 }
 
+/// What a cross-repository mount came to.
+enum Mount {
+    Mounted,
+    /// Declined; the registry may have opened an upload session instead.
+    Declined(Option<String>),
+}
+
 enum UploadFailure {
     /// The registry will not take a streamed upload (e.g. 413): try chunks.
     Refused(String),
@@ -521,7 +551,7 @@ fn finish_status(registry: &str, what: &str, response: Response) -> Result<(), U
 /// A blob's bytes for an upload: small JSON in memory, layers from their store file.
 enum BlobData<'a> {
     Bytes(&'a [u8]),
-    Stored(std::path::PathBuf),
+    Stored(PathBuf),
 }
 
 impl BlobData<'_> {
