@@ -86,6 +86,7 @@ impl Registry {
         }
     }
 
+    /// Whether `--insecure-registry` names the registry or its API host.
     pub(super) fn is_insecure(&self, registry: &str) -> bool {
         let host = api_host(registry);
         self.options
@@ -130,6 +131,7 @@ impl Registry {
         }
     }
 
+    /// The scheme and API host the registry is reached at.
     fn base_url(&self, registry: &str) -> String {
         let scheme = relock(&self.schemes)
             .get(registry)
@@ -138,6 +140,7 @@ impl Registry {
         format!("{scheme}://{}", api_host(registry))
     }
 
+    /// An upload Location as a full URL: registries may answer with a path.
     pub(super) fn absolute(&self, registry: &str, location: &str) -> String {
         if location.starts_with("http://") || location.starts_with("https://") {
             location.to_string()
@@ -408,6 +411,7 @@ fn redact_url(url: &reqwest::Url) -> String {
     shown.to_string()
 }
 
+/// The body, refused when over `limit` bytes: a hostile registry must not fill memory.
 pub(super) fn read_limited(
     response: Response,
     limit: u64,
@@ -444,6 +448,7 @@ pub(super) fn read_limited(
     Ok(bytes)
 }
 
+/// An error for an answer the caller cannot use, with the registry's own explanation when it gave one.
 pub(super) fn status_error(registry: &str, what: &str, response: Response) -> RegistryError {
     let status = response.status().as_u16();
     let detail = read_limited(response, 4096, registry, what)
@@ -475,6 +480,7 @@ fn registry_error_text(body: &[u8]) -> Option<String> {
     (!texts.is_empty()).then(|| texts.join("; "))
 }
 
+/// Answers a retry may get past: a timeout, rate limiting, a server error.
 pub(super) fn is_retryable(status: StatusCode) -> bool {
     status == StatusCode::REQUEST_TIMEOUT
         || status == StatusCode::TOO_MANY_REQUESTS
