@@ -1,13 +1,20 @@
 //! Image references (Docker's grammar and Docker Hub normalisation) and the transports that name image sources and sinks.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::PathBuf;
 
 /// Docker Hub's canonical registry name; its other spellings normalise to it.
-const DOCKER_HUB: &str = "docker.io";
+///
+/// Docker Hub's names are spelled here only: parsing, credentials, login and
+/// the registry client all go through this constant and the functions below.
+pub const DOCKER_HUB: &str = "docker.io";
 /// Docker Hub serves the registry API from a different host than its name.
-const DOCKER_HUB_API_HOST: &str = "registry-1.docker.io";
+pub const DOCKER_HUB_API_HOST: &str = "registry-1.docker.io";
 const DOCKER_HUB_ALIASES: &[&str] = &["docker.io", "index.docker.io", "registry-1.docker.io"];
+/// Points Docker Hub's API at a stand-in: the tests run one locally, since
+/// the real one cannot be reached from CI.
+const DOCKER_HUB_HOST_VAR: &str = "STOWAGE_DOCKER_HUB_HOST";
 /// distribution/reference's limit on the length of a name (without tag or digest).
 const NAME_MAX: usize = 255;
 const TAG_MAX: usize = 128;
@@ -200,11 +207,7 @@ impl ImageRef {
         }
         check_path(s, host, path)?;
 
-        let registry = match host {
-            Some(h) if DOCKER_HUB_ALIASES.iter().any(|a| a.eq_ignore_ascii_case(h)) => DOCKER_HUB,
-            Some(h) => h,
-            None => DOCKER_HUB,
-        };
+        let registry = host.map_or(DOCKER_HUB, canonical_registry);
         let repository = if registry == DOCKER_HUB && !path.contains('/') {
             format!("library/{path}")
         } else {
@@ -237,13 +240,9 @@ impl ImageRef {
         format!("{}/{}", self.registry, self.repository)
     }
 
-    /// The host that serves the registry HTTP API.
-    pub fn api_host(&self) -> &str {
-        if self.registry == DOCKER_HUB {
-            DOCKER_HUB_API_HOST
-        } else {
-            &self.registry
-        }
+    /// The host that serves the registry HTTP API (see `api_host`).
+    pub fn api_host(&self) -> Cow<'_, str> {
+        api_host(&self.registry)
     }
 
     /// The short form `docker images` shows: `alpine:latest`, `acme/app:1`, `ghcr.io/x/y:2`.
@@ -285,6 +284,49 @@ impl fmt::Display for ImageRef {
         }
         Ok(())
     }
+}
+
+/// A registry's canonical name: Docker Hub's other spellings (any case) become
+/// `docker.io`, every other host stays as it is.
+pub fn canonical_registry(host: &str) -> &str {
+    if DOCKER_HUB_ALIASES
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(host))
+    {
+        DOCKER_HUB
+    } else {
+        host
+    }
+}
+
+/// The host that serves a registry's HTTP API: for Docker Hub
+/// registry-1.docker.io, or `STOWAGE_DOCKER_HUB_HOST` when that is set;
+/// every other registry serves it itself.
+pub fn api_host(registry: &str) -> Cow<'_, str> {
+    if registry != DOCKER_HUB {
+        return Cow::Borrowed(registry);
+    }
+    match std::env::var(DOCKER_HUB_HOST_VAR) {
+        Ok(host) if !host.is_empty() => Cow::Owned(host),
+        _ => Cow::Borrowed(DOCKER_HUB_API_HOST),
+    }
+}
+
+/// The registry `stowage login` and `logout` mean by what the user typed: a
+/// host, or a URL such as Docker's `https://index.docker.io/v1/` (scheme and
+/// path dropped). Nothing, or an empty host, means Docker Hub.
+pub fn login_registry_name(raw: Option<&str>) -> String {
+    let raw = raw.unwrap_or(DOCKER_HUB);
+    let host = raw
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or(raw);
+    if host.is_empty() {
+        return DOCKER_HUB.to_string();
+    }
+    canonical_registry(host).to_string()
 }
 
 /// Where an image is read from or written to.
@@ -699,7 +741,9 @@ mod tests {
     fn accessors() {
         let a = r("alpine");
         assert_eq!(a.name(), "docker.io/library/alpine");
-        assert_eq!(a.api_host(), "registry-1.docker.io");
+        if std::env::var_os(DOCKER_HUB_HOST_VAR).is_none() {
+            assert_eq!(a.api_host(), "registry-1.docker.io");
+        }
         assert_eq!(a.to_string(), "docker.io/library/alpine:latest");
         assert_eq!(a.tag_or_latest(), "latest");
         assert_eq!(a.with_digest(D), format!("docker.io/library/alpine@{D}"));
@@ -714,6 +758,47 @@ mod tests {
         let hp = r(&format!("host:5000/a/b@{D}"));
         assert_eq!(hp.to_string(), format!("host:5000/a/b@{D}"));
         assert_eq!(hp.api_host(), "host:5000");
+    }
+
+    #[test]
+    fn docker_hub_names() {
+        for alias in [
+            "docker.io",
+            "index.docker.io",
+            "registry-1.docker.io",
+            "Docker.IO",
+        ] {
+            assert_eq!(canonical_registry(alias), DOCKER_HUB, "{alias}");
+        }
+        assert_eq!(canonical_registry("ghcr.io"), "ghcr.io");
+        assert_eq!(canonical_registry("localhost:5000"), "localhost:5000");
+        if std::env::var_os(DOCKER_HUB_HOST_VAR).is_none() {
+            assert_eq!(api_host(DOCKER_HUB), DOCKER_HUB_API_HOST);
+        }
+        assert_eq!(api_host("localhost:5000"), "localhost:5000");
+        assert_eq!(r("index.docker.io/a/b").registry, DOCKER_HUB);
+    }
+
+    #[test]
+    fn login_names_normalise() {
+        assert_eq!(login_registry_name(None), "docker.io");
+        assert_eq!(
+            login_registry_name(Some("https://index.docker.io/v1/")),
+            "docker.io"
+        );
+        assert_eq!(
+            login_registry_name(Some("registry-1.docker.io")),
+            "docker.io"
+        );
+        assert_eq!(login_registry_name(Some("")), "docker.io");
+        assert_eq!(
+            login_registry_name(Some("localhost:5000")),
+            "localhost:5000"
+        );
+        assert_eq!(
+            login_registry_name(Some("http://localhost:5000/v2/")),
+            "localhost:5000"
+        );
     }
 
     #[test]

@@ -1,8 +1,22 @@
-//! Registry authentication: `WWW-Authenticate` challenges, scopes, and the bearer tokens they lead to.
+//! Registry authentication: `WWW-Authenticate` challenges, scopes, and the bearer tokens they lead to, fetched and cached per registry and scope set.
+//!
+//! Not for sending the requests that need them: `client` asks here for an
+//! Authorization header and hands 401 challenges back. The parsing half is
+//! pure (and fuzzed); the `Registry` half below holds the auth state.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use reqwest::blocking::Response;
+use reqwest::header::AUTHORIZATION;
+
+use super::client::{backoff, is_retryable, read_limited, redact_error, retry_wait, status_error};
+use super::credentials::{self, Credential};
+use super::{Registry, RegistryError, relock};
+use crate::image::MAX_JSON_BYTES;
 
 /// How a registry asked to be authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,6 +234,211 @@ impl TokenResponse {
             expires: now + Duration::from_secs(lifetime - margin),
         })
     }
+}
+
+/// What a `Registry` has learned about authenticating to each registry.
+#[derive(Default)]
+pub(super) struct AuthState {
+    /// How each registry asked to be authenticated, from its last 401.
+    hosts: HashMap<String, Challenge>,
+    /// Bearer tokens by registry and scope set.
+    tokens: HashMap<String, Token>,
+    /// Stored credentials looked up, found or not.
+    credentials: HashMap<String, Option<Credential>>,
+}
+
+impl Registry {
+    fn auth_state(&self) -> MutexGuard<'_, AuthState> {
+        relock(&self.auth)
+    }
+
+    /// The credential for `registry`: the command line's, else the stored
+    /// one, looked up once (I/O: config files, maybe a helper).
+    pub(super) fn credential(
+        &self,
+        registry: &str,
+        repository: &str,
+    ) -> Result<Option<Credential>, RegistryError> {
+        if let Some((r, c)) = &self.override_credential
+            && r == registry
+        {
+            return Ok(Some(c.clone()));
+        }
+        if let Some(found) = self.auth_state().credentials.get(registry) {
+            return Ok(found.clone());
+        }
+        let found = credentials::find_credential(registry, repository)?;
+        self.auth_state()
+            .credentials
+            .insert(registry.to_string(), found.clone());
+        Ok(found)
+    }
+
+    /// Tokens are cached per registry and set of scopes.
+    fn token_key(registry: &str, scopes: &[Scope]) -> String {
+        let set: BTreeSet<String> = scopes.iter().map(ToString::to_string).collect();
+        format!(
+            "{registry} {}",
+            set.into_iter().collect::<Vec<_>>().join(" ")
+        )
+    }
+
+    /// The Authorization header for a request needing `scopes`, fetching a token if needed (I/O).
+    pub(super) fn authorization(
+        &self,
+        registry: &str,
+        scopes: &[Scope],
+    ) -> Result<Option<String>, RegistryError> {
+        let host_auth = self.auth_state().hosts.get(registry).cloned();
+        let repository = scopes.first().map(|s| s.repository.as_str()).unwrap_or("");
+        match host_auth {
+            None => Ok(None),
+            Some(Challenge::Basic) => Ok(self
+                .credential(registry, repository)?
+                .map(|c| basic_header(&c))),
+            Some(Challenge::Bearer { realm, service }) => {
+                let key = Self::token_key(registry, scopes);
+                if let Some(token) = self.auth_state().tokens.get(&key)
+                    && token.expires > Instant::now()
+                {
+                    return Ok(Some(format!("Bearer {}", token.value)));
+                }
+                let token = self.fetch_token(registry, &realm, service.as_deref(), scopes)?;
+                let header = format!("Bearer {}", token.value);
+                self.auth_state().tokens.insert(key, token);
+                Ok(Some(header))
+            }
+        }
+    }
+
+    /// Takes in a 401's challenge: how `registry` wants to be authenticated
+    /// from now on. A 401 with a token in hand means it expired or lacks a
+    /// scope, so the token for `scopes` is dropped and fetched anew.
+    pub(super) fn learn_challenge(&self, registry: &str, scopes: &[Scope], challenge: Challenge) {
+        let key = Self::token_key(registry, scopes);
+        let mut state = self.auth_state();
+        state.hosts.insert(registry.to_string(), challenge);
+        state.tokens.remove(&key);
+    }
+
+    /// Whether `registry` asked for bearer tokens.
+    pub(super) fn uses_bearer(&self, registry: &str) -> bool {
+        matches!(
+            self.auth_state().hosts.get(registry),
+            Some(Challenge::Bearer { .. })
+        )
+    }
+
+    /// A token for `scopes` from the token service at `realm`, with the
+    /// registry's credential if there is one (I/O, retried like any request).
+    fn fetch_token(
+        &self,
+        registry: &str,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &[Scope],
+    ) -> Result<Token, RegistryError> {
+        let repository = scopes.first().map(|s| s.repository.as_str()).unwrap_or("");
+        let credential = self.credential(registry, repository)?;
+        let mut query: Vec<(&str, String)> = Vec::new();
+        if let Some(service) = service {
+            query.push(("service", service.to_string()));
+        }
+        for scope in scopes {
+            query.push(("scope", scope.to_string()));
+        }
+        let client = self.client(self.is_insecure(registry));
+        let what = "a token".to_string();
+        let mut attempt = 0;
+        loop {
+            let mut request = client
+                .get(realm)
+                .query(&query)
+                .timeout(self.stall_timeout());
+            if let Some(c) = &credential {
+                request = request.header(AUTHORIZATION, basic_header(c));
+            }
+            self.log(&format!(
+                "GET token from {} for {}",
+                realm_host(realm),
+                scope_list(scopes)
+            ));
+            match request.send() {
+                Ok(response) if response.status().is_success() => {
+                    return token_from(registry, response);
+                }
+                Ok(response) if matches!(response.status().as_u16(), 401 | 403) => {
+                    return Err(RegistryError::Unauthorized {
+                        registry: registry.to_string(),
+                        what: scope_list(scopes),
+                        had_credentials: credential.is_some(),
+                    });
+                }
+                Ok(response)
+                    if is_retryable(response.status()) && attempt < self.options.retries =>
+                {
+                    let why = format!("token service answered {}", response.status());
+                    self.pause(&why, retry_wait(&response, attempt));
+                }
+                Ok(response) => return Err(status_error(registry, &what, response)),
+                Err(source) if attempt < self.options.retries => {
+                    let why = format!("token service unreachable ({source})");
+                    self.pause(&why, backoff(attempt));
+                }
+                Err(source) => {
+                    return Err(RegistryError::Connect {
+                        registry: realm_host(realm),
+                        what: self.gave_up(&what),
+                        plain_http: false,
+                        source: redact_error(source),
+                    });
+                }
+            }
+            attempt += 1;
+        }
+    }
+}
+
+/// The token in a token service's successful answer.
+fn token_from(registry: &str, response: Response) -> Result<Token, RegistryError> {
+    let body = read_limited(response, MAX_JSON_BYTES, registry, "a token")?;
+    let parsed: TokenResponse =
+        serde_json::from_slice(&body).map_err(|_| RegistryError::Protocol {
+            registry: registry.to_string(),
+            problem: "the token service answered with something that is not a token".into(),
+        })?;
+    parsed
+        .into_token(Instant::now())
+        .ok_or_else(|| RegistryError::Protocol {
+            registry: registry.to_string(),
+            problem: "the token service answered without a token".into(),
+        })
+}
+
+fn basic_header(credential: &Credential) -> String {
+    let raw = format!("{}:{}", credential.username, credential.secret);
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
+}
+
+fn scope_list(scopes: &[Scope]) -> String {
+    if scopes.is_empty() {
+        return "the registry".into();
+    }
+    scopes
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn realm_host(realm: &str) -> String {
+    reqwest::Url::parse(realm)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_else(|| "the token service".into())
 }
 
 #[cfg(test)]

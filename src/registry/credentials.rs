@@ -11,6 +11,8 @@ use std::process::{Command, Stdio};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+use crate::reference::{DOCKER_HUB, canonical_registry};
+
 /// The key Docker uses for Docker Hub in config.json.
 pub const DOCKER_HUB_CONFIG_KEY: &str = "https://index.docker.io/v1/";
 
@@ -53,7 +55,7 @@ pub enum CredentialError {
 
 /// The config.json key for a registry (Docker Hub has its historical URL).
 pub fn config_key(registry: &str) -> String {
-    if registry == "docker.io" {
+    if registry == DOCKER_HUB {
         DOCKER_HUB_CONFIG_KEY.to_string()
     } else {
         registry.to_string()
@@ -71,10 +73,7 @@ fn normalize_key(key: &str) -> (String, Option<String>) {
         Some((host, path)) => (host, Some(path)),
         None => (trimmed, None),
     };
-    let host = match host {
-        "index.docker.io" | "registry-1.docker.io" | "docker.io" => "docker.io",
-        other => other,
-    };
+    let host = canonical_registry(host);
     let path = path
         .filter(|p| !matches!(*p, "v1" | "v2" | "v1/" | "v2/"))
         .map(str::to_string);
@@ -483,6 +482,11 @@ mod tests {
         assert_eq!(
             normalize_key("registry-1.docker.io"),
             ("docker.io".into(), None)
+        );
+        assert_eq!(
+            normalize_key("https://Index.Docker.io/v1/"),
+            ("docker.io".into(), None),
+            "as in references, Docker Hub's names are matched in any case"
         );
         assert_eq!(
             normalize_key("http://localhost:5000"),

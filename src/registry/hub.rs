@@ -15,6 +15,7 @@ use reqwest::StatusCode;
 use reqwest::blocking::Client;
 use serde::Deserialize;
 
+use crate::reference::DOCKER_HUB;
 use crate::registry::credentials::{self, CredentialError};
 
 /// Docker Hub's API, unless `STOWAGE_DOCKER_HUB_API` says otherwise.
@@ -91,7 +92,7 @@ struct LoginAnswer {
 
 /// Deletes `NAMESPACE/REPO:TAG` on Docker Hub with the stored credentials (I/O).
 pub fn delete_tag(namespace: &str, repo: &str, tag: &str) -> Result<Outcome, HubError> {
-    let credential = credentials::find_credential("docker.io", &format!("{namespace}/{repo}"))?
+    let credential = credentials::find_credential(DOCKER_HUB, &format!("{namespace}/{repo}"))?
         .ok_or(HubError::NoCredentials)?;
     let api = api_base();
     // reqwest is built without a default crypto provider; ring is the one linked in.

@@ -1,0 +1,624 @@
+//! The HTTP client every registry request goes through: the scheme of an insecure host, the Authorization header, retries with backoff, and re-authentication on a 401.
+//!
+//! Not for what the requests mean (`pull`, `push`), nor for how credentials
+//! and tokens are found (`auth`, `credentials`): this only asks `auth` for a
+//! header and tells it about challenges.
+
+use std::io::Read;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::blocking::{Client, Request, RequestBuilder, Response};
+use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, RETRY_AFTER, WWW_AUTHENTICATE};
+
+use super::auth::{self, Challenge, Scope};
+use super::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Registry, RegistryError, RegistryOptions, chain_text,
+    relock,
+};
+use crate::reference::api_host;
+
+/// The slowest upload rate that is not a stall, in bytes per second.
+///
+/// reqwest's blocking client waits for a streamed request body and its
+/// answer under one deadline, and nothing can extend that deadline while
+/// the body flows, so an upload cannot have a stall watchdog of its own. Its
+/// deadline is the stall timeout plus the time its bytes take at this rate
+/// instead: 1 GiB gets 4.5 hours. Downloads need no such rule: the blocking
+/// client applies the timeout to each read of the body, which is exactly a
+/// stall watchdog.
+const SLOWEST_UPLOAD: u64 = 64 * 1024;
+
+/// A blocking HTTP client with the options' timeouts; an `insecure` one accepts any certificate.
+pub(super) fn http_client(
+    insecure: bool,
+    options: &RegistryOptions,
+) -> Result<Client, reqwest::Error> {
+    let mut builder = Client::builder()
+        .user_agent(concat!("stowage/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(options.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT))
+        // Set per request instead (see `request_deadline`): a multi-gigabyte
+        // upload legitimately takes long, a stalled answer does not.
+        .timeout(None::<Duration>)
+        .pool_max_idle_per_host(16);
+    // An upload the registry stops reading would otherwise wait out its
+    // size-scaled deadline (hours for gigabytes): the kernel cuts the
+    // connection once sent bytes have waited unacknowledged, or behind a
+    // zero window, for the stall timeout.
+    #[cfg(target_os = "linux")]
+    {
+        builder = builder.tcp_user_timeout(options.timeout.unwrap_or(DEFAULT_TIMEOUT));
+    }
+    if insecure {
+        builder = builder.danger_accept_invalid_certs(true);
+    }
+    builder.build()
+}
+
+impl Registry {
+    pub(super) fn log(&self, message: &str) {
+        if let Some(log) = &self.options.log {
+            log(message);
+        }
+    }
+
+    pub(super) fn stall_timeout(&self) -> Duration {
+        self.options.timeout.unwrap_or(DEFAULT_TIMEOUT)
+    }
+
+    /// How long a request may take before it counts as stalled: the stall
+    /// timeout, plus for a streamed upload the time its bytes need at `SLOWEST_UPLOAD`.
+    fn request_deadline(&self, request: &reqwest::blocking::Request) -> Duration {
+        let body = request
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        self.stall_timeout() + Duration::from_secs(body / SLOWEST_UPLOAD)
+    }
+
+    /// `what`, saying that retrying did not help when there were retries.
+    pub(super) fn gave_up(&self, what: &str) -> String {
+        match self.options.retries {
+            0 => what.to_string(),
+            n => format!("{what}; gave up after {} attempts", n + 1),
+        }
+    }
+
+    /// Whether `--insecure-registry` names the registry or its API host.
+    pub(super) fn is_insecure(&self, registry: &str) -> bool {
+        let host = api_host(registry);
+        self.options
+            .insecure
+            .iter()
+            .any(|h| *h == registry || *h == host)
+    }
+
+    /// For an `--insecure-registry` host, finds out once whether it speaks HTTPS
+    /// (certificate unchecked) or only plain HTTP (I/O: one GET /v2/).
+    fn probe_scheme(&self, registry: &str) {
+        if relock(&self.schemes).contains_key(registry) {
+            return;
+        }
+        let _probing = relock(&self.scheme_probe);
+        if relock(&self.schemes).contains_key(registry) {
+            return;
+        }
+        let url = format!("https://{}/v2/", api_host(registry));
+        match self.http_insecure.get(&url).send() {
+            Ok(_) => {
+                relock(&self.schemes).insert(registry.to_string(), "https");
+            }
+            Err(error) => self.use_plain_http(registry, &error),
+        }
+    }
+
+    /// Reaches `registry` over plain HTTP from now on, saying why.
+    fn use_plain_http(&self, registry: &str, error: &reqwest::Error) {
+        self.log(&format!(
+            "{registry}: HTTPS failed ({error}); using plain HTTP as --insecure-registry allows"
+        ));
+        relock(&self.schemes).insert(registry.to_string(), "http");
+    }
+
+    /// The client for a registry: an `--insecure-registry` one accepts any certificate.
+    pub(super) fn client(&self, insecure: bool) -> &Client {
+        if insecure {
+            &self.http_insecure
+        } else {
+            &self.http
+        }
+    }
+
+    /// The scheme and API host the registry is reached at.
+    fn base_url(&self, registry: &str) -> String {
+        let scheme = relock(&self.schemes)
+            .get(registry)
+            .copied()
+            .unwrap_or("https");
+        format!("{scheme}://{}", api_host(registry))
+    }
+
+    /// An upload Location as a full URL: registries may answer with a path.
+    pub(super) fn absolute(&self, registry: &str, location: &str) -> String {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            location.to_string()
+        } else {
+            format!("{}{}", self.base_url(registry), location)
+        }
+    }
+
+    /// Sends a request built by `make` (called again for each attempt), handling auth challenges and retries (I/O).
+    ///
+    /// The Authorization header goes only to the registry's own host: an
+    /// upload URL or redirect pointing elsewhere never sees a credential.
+    pub(super) fn send(
+        &self,
+        registry: &str,
+        scopes: &[Scope],
+        what: &str,
+        make: &dyn Fn(&Client, &str) -> RequestBuilder,
+    ) -> Result<Response, RegistryError> {
+        self.send_with(registry, scopes, what, make, true)
+    }
+
+    /// `send`, retrying a request that broke off in transit only when
+    /// `retry_transport` is set. An upload is not retried here: the registry
+    /// may have kept the part it received, and the same session then
+    /// refuses the blob sent again from its start ("upload resumed at wrong
+    /// offset"); `upload` starts a new session instead.
+    pub(super) fn send_with(
+        &self,
+        registry: &str,
+        scopes: &[Scope],
+        what: &str,
+        make: &dyn Fn(&Client, &str) -> RequestBuilder,
+        retry_transport: bool,
+    ) -> Result<Response, RegistryError> {
+        let insecure = self.is_insecure(registry);
+        if insecure {
+            self.probe_scheme(registry);
+        }
+        let call = Call {
+            registry,
+            scopes,
+            what,
+            make,
+            retry_transport,
+            insecure,
+        };
+        let mut attempt = 0;
+        let mut reauthenticated = false;
+        loop {
+            let base = self.base_url(registry);
+            let request = self.prepare(&call, &base)?;
+            let sent = self.client(insecure).execute(request);
+            match self.classify(&call, &base, sent, attempt, reauthenticated) {
+                Next::Done(response) => return Ok(response),
+                Next::Fail(error) => return Err(error),
+                Next::Retry { wait, why } => {
+                    self.pause(&why, wait);
+                    attempt += 1;
+                }
+                Next::PlainHttp(error) => self.use_plain_http(registry, &error),
+                Next::Reauth(challenge) => {
+                    self.learn_challenge(registry, scopes, challenge);
+                    reauthenticated = true;
+                }
+            }
+        }
+    }
+
+    /// One attempt's request, built afresh each time (a streamed body goes
+    /// out once), with its deadline, and with the Authorization header when
+    /// it goes to the registry's own host (I/O: may fetch a token).
+    fn prepare(&self, call: &Call<'_>, base: &str) -> Result<Request, RegistryError> {
+        let mut request = (call.make)(self.client(call.insecure), base)
+            .build()
+            .map_err(|source| RegistryError::Connect {
+                registry: call.registry.to_string(),
+                what: call.what.to_string(),
+                plain_http: false,
+                source: redact_error(source),
+            })?;
+        *request.timeout_mut() = Some(self.request_deadline(&request));
+        if is_registry_host(request.url(), call.registry)
+            && let Some(header) = self.authorization(call.registry, call.scopes)?
+            && let Ok(value) = header.parse()
+        {
+            request.headers_mut().insert(AUTHORIZATION, value);
+        }
+        self.log(&format!(
+            "{} {} ({})",
+            request.method(),
+            redact_url(request.url()),
+            call.what
+        ));
+        Ok(request)
+    }
+
+    /// What one attempt's outcome leads to; `attempt` counts the retries so far.
+    fn classify(
+        &self,
+        call: &Call<'_>,
+        base: &str,
+        sent: reqwest::Result<Response>,
+        attempt: u32,
+        reauthenticated: bool,
+    ) -> Next {
+        match sent {
+            Err(source) => self.after_transport_error(call, base, source, attempt),
+            Ok(response) if response.status() == StatusCode::UNAUTHORIZED => {
+                self.after_unauthorized(call, &response, reauthenticated)
+            }
+            Ok(response) if is_retryable(response.status()) && attempt < self.options.retries => {
+                Next::Retry {
+                    wait: retry_wait(&response, attempt),
+                    why: format!(
+                        "{} answered {} to {}",
+                        call.registry,
+                        response.status(),
+                        call.what
+                    ),
+                }
+            }
+            Ok(response) => Next::Done(response),
+        }
+    }
+
+    /// No answer came: an insecure host's HTTPS falls back to plain HTTP,
+    /// a passing failure is retried, and plain HTTP where HTTPS was expected,
+    /// a permanent failure or an upload fails at once.
+    fn after_transport_error(
+        &self,
+        call: &Call<'_>,
+        base: &str,
+        source: reqwest::Error,
+        attempt: u32,
+    ) -> Next {
+        if call.insecure && base.starts_with("https://") {
+            return Next::PlainHttp(source);
+        }
+        let plain_http = looks_like_plain_http(&source);
+        let permanent = is_permanent(&source);
+        if call.retry_transport && attempt < self.options.retries && !plain_http && !permanent {
+            return Next::Retry {
+                wait: backoff(attempt),
+                why: format!("{}: {source}", call.registry),
+            };
+        }
+        // "Gave up" only where retrying was possible and did not help.
+        let what = if plain_http || permanent || !call.retry_transport {
+            call.what.to_string()
+        } else {
+            self.gave_up(call.what)
+        };
+        Next::Fail(RegistryError::Connect {
+            registry: call.registry.to_string(),
+            what,
+            plain_http,
+            source: redact_error(source),
+        })
+    }
+
+    /// A 401: the first one teaches how the registry wants to be
+    /// authenticated (or that the token went stale); a second one, with
+    /// that learned, means the credentials are refused.
+    fn after_unauthorized(
+        &self,
+        call: &Call<'_>,
+        response: &Response,
+        reauthenticated: bool,
+    ) -> Next {
+        if reauthenticated {
+            let repository = call.scopes.first().map_or("", |s| s.repository.as_str());
+            return Next::Fail(match self.credential(call.registry, repository) {
+                Ok(found) => RegistryError::Unauthorized {
+                    registry: call.registry.to_string(),
+                    what: call.what.to_string(),
+                    had_credentials: found.is_some(),
+                },
+                Err(error) => error,
+            });
+        }
+        let header = response
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        match auth::parse_challenge(header) {
+            Ok(challenge) => Next::Reauth(challenge),
+            Err(error) => Next::Fail(error.into()),
+        }
+    }
+
+    /// Logs why, then waits before the next attempt.
+    pub(super) fn pause(&self, why: &str, wait: Duration) {
+        self.log(&format!("{why}; retrying in {wait:?}"));
+        std::thread::sleep(wait);
+    }
+
+    /// Checks that `credential` is accepted by `registry` (I/O), as `stowage login` does before saving it.
+    pub fn check_login(&self, registry: &str) -> Result<(), RegistryError> {
+        let response = self.send(registry, &[], "logging in", &|c, base| {
+            c.get(format!("{base}/v2/"))
+        })?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        let needs_token_check = self.uses_bearer(registry);
+        if needs_token_check && response.status() == StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        Err(status_error(registry, "logging in", response))
+    }
+}
+
+/// One `send_with` call: what each of its attempts is made from.
+struct Call<'a> {
+    registry: &'a str,
+    scopes: &'a [Scope],
+    what: &'a str,
+    make: &'a dyn Fn(&Client, &str) -> RequestBuilder,
+    retry_transport: bool,
+    insecure: bool,
+}
+
+/// Where `send_with` goes after an attempt.
+enum Next {
+    /// An answer for the caller, whatever its status.
+    Done(Response),
+    /// Wait, then send again: counts against the retries.
+    Retry {
+        wait: Duration,
+        why: String,
+    },
+    /// HTTPS failed on an `--insecure-registry` host: send again over plain HTTP, not counted.
+    PlainHttp(reqwest::Error),
+    /// The first 401: learn its challenge, then send again with fresh auth, not counted.
+    Reauth(Challenge),
+    Fail(RegistryError),
+}
+
+/// Whether `url` points at the registry's own API host (with or without
+/// the port), the only place an Authorization header may go.
+fn is_registry_host(url: &reqwest::Url, registry: &str) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let api = api_host(registry);
+    let with_port = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    };
+    with_port == api || host == api
+}
+
+/// The error without its URL's query: upload and redirect URLs may carry signed state or credentials.
+pub(super) fn redact_error(mut error: reqwest::Error) -> reqwest::Error {
+    if let Some(url) = error.url_mut() {
+        url.set_query(None);
+        let _ = url.set_password(None);
+    }
+    error
+}
+
+/// A URL without its query: upload URLs carry session state some registries sign.
+fn redact_url(url: &reqwest::Url) -> String {
+    let mut shown = url.clone();
+    shown.set_query(None);
+    shown.to_string()
+}
+
+/// The body, refused when over `limit` bytes: a hostile registry must not fill memory.
+pub(super) fn read_limited(
+    response: Response,
+    limit: u64,
+    registry: &str,
+    what: &str,
+) -> Result<Vec<u8>, RegistryError> {
+    if let Some(length) = response.content_length()
+        && length > limit
+    {
+        return Err(RegistryError::TooLarge {
+            registry: registry.to_string(),
+            what: what.to_string(),
+            size: length,
+            limit,
+        });
+    }
+    let mut bytes = Vec::new();
+    response
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| RegistryError::Send {
+            registry: registry.to_string(),
+            what: what.to_string(),
+            source,
+        })?;
+    if bytes.len() as u64 > limit {
+        return Err(RegistryError::TooLarge {
+            registry: registry.to_string(),
+            what: what.to_string(),
+            size: bytes.len() as u64,
+            limit,
+        });
+    }
+    Ok(bytes)
+}
+
+/// An error for an answer the caller cannot use, with the registry's own explanation when it gave one.
+pub(super) fn status_error(registry: &str, what: &str, response: Response) -> RegistryError {
+    let status = response.status().as_u16();
+    let detail = read_limited(response, 4096, registry, what)
+        .ok()
+        .and_then(|body| registry_error_text(&body))
+        .map(|text| format!(": {text}"))
+        .unwrap_or_default();
+    RegistryError::Status {
+        registry: registry.to_string(),
+        what: what.to_string(),
+        status,
+        detail,
+    }
+}
+
+/// The `errors[].message` of a registry error body, if it has one.
+fn registry_error_text(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let errors = value.get("errors")?.as_array()?;
+    let texts: Vec<String> = errors
+        .iter()
+        .filter_map(|e| {
+            let code = e.get("code").and_then(|c| c.as_str()).unwrap_or("");
+            let message = e.get("message").and_then(|m| m.as_str()).unwrap_or("");
+            let text = format!("{code} {message}").trim().to_string();
+            (!text.is_empty()).then(|| text.chars().take(200).collect())
+        })
+        .collect();
+    (!texts.is_empty()).then(|| texts.join("; "))
+}
+
+/// Answers a retry may get past: a timeout, rate limiting, a server error.
+pub(super) fn is_retryable(status: StatusCode) -> bool {
+    status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status.is_server_error()
+}
+
+/// Errors a retry cannot fix: a bad request, a redirect loop, an untrusted certificate.
+fn is_permanent(error: &reqwest::Error) -> bool {
+    error.is_builder() || error.is_redirect() || chain_text(error).contains("certificate")
+}
+
+fn looks_like_plain_http(error: &reqwest::Error) -> bool {
+    let text = chain_text(error);
+    text.contains("invalidcontenttype")
+        || text.contains("corrupt message")
+        || text.contains("wrong version number")
+}
+
+/// Exponential backoff from 0.5 s, capped at 30 s, with ±25% jitter so retrying clients spread out.
+pub(super) fn backoff(attempt: u32) -> Duration {
+    let base = 500u64.saturating_mul(1 << attempt.min(6)).min(30_000);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0) as u64;
+    let jitter = (nanos % (base / 2 + 1)) as i64 - (base / 4) as i64;
+    Duration::from_millis((base as i64 + jitter).max(50) as u64)
+}
+
+/// `Retry-After` (seconds or an HTTP date, capped at 5 minutes) when given, else the backoff.
+pub(super) fn retry_wait(response: &Response, attempt: u32) -> Duration {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| retry_after_secs(v, now))
+        .map(|secs| Duration::from_secs(secs.min(300)))
+        .unwrap_or_else(|| backoff(attempt))
+}
+
+/// A `Retry-After` value in seconds from `now` (Unix seconds): delay-seconds,
+/// or an IMF-fixdate such as `Sun, 06 Nov 1994 08:49:37 GMT` (RFC 9110).
+fn retry_after_secs(value: &str, now: u64) -> Option<u64> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(secs);
+    }
+    let (_, date) = value.split_once(", ")?;
+    let mut parts = date.split(' ');
+    let day: u64 = parts.next()?.parse().ok()?;
+    let month = match parts.next()? {
+        "Jan" => 1,
+        "Feb" => 2,
+        "Mar" => 3,
+        "Apr" => 4,
+        "May" => 5,
+        "Jun" => 6,
+        "Jul" => 7,
+        "Aug" => 8,
+        "Sep" => 9,
+        "Oct" => 10,
+        "Nov" => 11,
+        "Dec" => 12,
+        _ => return None,
+    };
+    let year: u64 = parts.next()?.parse().ok()?;
+    let mut clock = parts.next()?.split(':').map(|p| p.parse::<u64>().ok());
+    let (h, m, sec) = (clock.next()??, clock.next()??, clock.next()??);
+    if parts.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    // Days from 1970-01-01 to the civil date (Howard Hinnant's days_from_civil).
+    let (y, mo) = if month <= 2 {
+        (year.checked_sub(1)?, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y / 400;
+    let yoe = y % 400;
+    let doy = (153 * mo + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = (era * 146_097 + doe).checked_sub(719_468)?;
+    let at = days * 86_400 + h * 3600 + m * 60 + sec;
+    Some(at.saturating_sub(now))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_stays_bounded() {
+        for attempt in 0..10 {
+            let wait = backoff(attempt);
+            assert!(
+                wait >= Duration::from_millis(50) && wait <= Duration::from_millis(37_500),
+                "{wait:?}"
+            );
+        }
+        assert!(backoff(4) > backoff(0));
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_and_http_dates() {
+        assert_eq!(retry_after_secs(" 7 ", 0), Some(7));
+        // 1994-11-06T08:49:37Z is 784111777.
+        let date = "Sun, 06 Nov 1994 08:49:37 GMT";
+        assert_eq!(retry_after_secs(date, 784_111_777 - 30), Some(30));
+        assert_eq!(
+            retry_after_secs(date, 784_111_777 + 5),
+            Some(0),
+            "a past date: now"
+        );
+        assert_eq!(
+            retry_after_secs("Thu, 29 Feb 2024 00:00:00 GMT", 1_709_164_800 - 1),
+            Some(1)
+        );
+        for bad in [
+            "soon",
+            "Sun, 06 Nov 1994 08:49:37 CET",
+            "Sun, 32 Nov 1994 08:49:37 GMT",
+            "",
+        ] {
+            assert_eq!(retry_after_secs(bad, 0), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn registry_error_bodies_are_summarised() {
+        let body = br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#;
+        assert_eq!(
+            registry_error_text(body).unwrap(),
+            "MANIFEST_UNKNOWN manifest unknown"
+        );
+        assert_eq!(registry_error_text(b"<html>"), None);
+    }
+}

@@ -1,0 +1,267 @@
+//! Pulls: manifests and blobs from a registry into the store, and images and indexes read from them.
+//!
+//! Not for the HTTP work itself (auth, retries, schemes): that is `client`'s.
+
+use std::io::BufReader;
+
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+
+use super::auth::Scope;
+use super::client::{backoff, read_limited, status_error};
+use super::{CountingReader, Origin, Registry, RegistryError};
+use crate::digest::Digest;
+use crate::image::{self, Descriptor, Image, Index, MAX_JSON_BYTES, Platform, media};
+use crate::image::{Artifact, ImageIndex};
+use crate::reference::ImageRef;
+use crate::store::{Store, StoreError};
+
+/// Manifest media types stowage asks for.
+const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+
+impl Registry {
+    /// Fetches a manifest or index by tag or digest (I/O), checking a requested digest.
+    pub fn fetch_manifest(
+        &self,
+        reference: &ImageRef,
+        by: &str,
+    ) -> Result<(Vec<u8>, String), RegistryError> {
+        let registry = &reference.registry;
+        let repo = &reference.repository;
+        let what = format!("manifest {repo}:{by}");
+        let response = self.send(registry, &[Scope::pull(repo)], &what, &|c, base| {
+            c.get(format!("{base}/v2/{repo}/manifests/{by}"))
+                .header(ACCEPT, MANIFEST_ACCEPT)
+        })?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Err(RegistryError::NotFound {
+                registry: registry.clone(),
+                what: format!("{repo}:{by}"),
+            });
+        }
+        if !response.status().is_success() {
+            return Err(status_error(registry, &what, response));
+        }
+        let header_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
+        let bytes = read_limited(response, MAX_JSON_BYTES, registry, &what)?;
+        if let Ok(expected) = by.parse::<Digest>() {
+            let actual = Digest::of(&bytes);
+            if actual != expected {
+                return Err(RegistryError::DigestMismatch {
+                    registry: registry.clone(),
+                    what,
+                    expected,
+                    actual,
+                });
+            }
+        }
+        let declared = declared_media_type(&bytes);
+        let media_type = declared
+            .or(header_type)
+            .unwrap_or_else(|| media::DOCKER_MANIFEST.to_string());
+        Ok((bytes, media_type))
+    }
+
+    /// Streams a blob into the store (I/O), verified against its digest and size; nothing when it is there already.
+    pub fn fetch_blob(
+        &self,
+        origin: &Origin,
+        desc: &Descriptor,
+        store: &Store,
+    ) -> Result<(), RegistryError> {
+        if stored_already(origin, desc, store)? {
+            return Ok(());
+        }
+        let repo = &origin.repository;
+        let digest = &desc.digest;
+        let what = format!("blob {digest}");
+        let mut attempt = 0;
+        loop {
+            let response =
+                self.send(&origin.registry, &[Scope::pull(repo)], &what, &|c, base| {
+                    c.get(format!("{base}/v2/{repo}/blobs/{digest}"))
+                })?;
+            if response.status() == StatusCode::NOT_FOUND {
+                return Err(RegistryError::NotFound {
+                    registry: origin.registry.clone(),
+                    what: format!("blob {digest} in {repo}"),
+                });
+            }
+            if !response.status().is_success() {
+                return Err(status_error(&origin.registry, &what, response));
+            }
+            if let Some(progress) = &self.options.progress {
+                progress.begin("pulling", digest, desc.size);
+            }
+            let counted = CountingReader {
+                inner: response,
+                progress: self.options.progress.clone(),
+            };
+            let mut reader = BufReader::with_capacity(256 * 1024, counted);
+            match store.write_from(&what, &mut reader, Some((digest, desc.size))) {
+                Ok(_) => {
+                    if let Some(progress) = &self.options.progress {
+                        progress.end("downloaded", digest, desc.size);
+                    }
+                    return Ok(());
+                }
+                // A dropped or stalled connection fails a read, or (with no
+                // Content-Length) ends the body early: fetch again. Wrong bytes
+                // and a full disk are not helped by retrying.
+                Err(StoreError::Source { .. }) if attempt < self.options.retries => {
+                    self.pause(&format!("{what}: the download broke off"), backoff(attempt));
+                    attempt += 1;
+                }
+                Err(StoreError::SizeMismatch {
+                    expected, actual, ..
+                }) if actual < expected && attempt < self.options.retries => {
+                    let why =
+                        format!("{what}: the download ended after {actual} of {expected} bytes");
+                    self.pause(&why, backoff(attempt));
+                    attempt += 1;
+                }
+                Err(source @ StoreError::Source { .. }) => {
+                    return Err(RegistryError::Store {
+                        what: self.gave_up(&what),
+                        source,
+                    });
+                }
+                Err(source) => return Err(RegistryError::Store { what, source }),
+            }
+        }
+    }
+
+    /// Reads an image or index (manifests and configs only; layers stay remote until needed) (I/O).
+    ///
+    /// With `platform`, an index is narrowed to that one image, fetching only its manifest.
+    pub fn read_artifact(
+        &self,
+        reference: &ImageRef,
+        platform: Option<&Platform>,
+        store: &Store,
+    ) -> Result<Artifact, RegistryError> {
+        let by = reference
+            .digest
+            .clone()
+            .unwrap_or_else(|| reference.tag_or_latest().to_string());
+        let (raw, media_type) = self.fetch_manifest(reference, &by)?;
+        let origin = Origin::of(reference);
+        if !image::is_index(&media_type) {
+            return self
+                .read_image(&origin, raw, &media_type, store)
+                .map(Artifact::Image);
+        }
+        let registry = &reference.registry;
+        let index: Index =
+            image::parse_json("image index", &raw).map_err(|e| RegistryError::Protocol {
+                registry: registry.clone(),
+                problem: e.to_string(),
+            })?;
+        let children: Vec<&Descriptor> =
+            match platform {
+                Some(platform) => vec![
+                    image::select_platform(&index.manifests, platform).map_err(|e| {
+                        RegistryError::NotFound {
+                            registry: registry.clone(),
+                            what: format!("{reference}: {e}"),
+                        }
+                    })?,
+                ],
+                None => index
+                    .manifests
+                    .iter()
+                    .filter(|d| image::is_manifest(&d.media_type))
+                    .collect(),
+            };
+        let mut images = Vec::new();
+        for child in children {
+            let (child_raw, child_type) = self.fetch_manifest(reference, child.digest.as_str())?;
+            images.push(self.read_image(&origin, child_raw, &child_type, store)?);
+        }
+        if platform.is_some() {
+            return images
+                .pop()
+                .map(Artifact::Image)
+                .ok_or_else(|| RegistryError::Protocol {
+                    registry: registry.clone(),
+                    problem: "the chosen platform's manifest vanished".into(),
+                });
+        }
+        Ok(Artifact::Index(ImageIndex {
+            digest: Digest::of(&raw),
+            raw,
+            media_type,
+            images,
+        }))
+    }
+
+    fn read_image(
+        &self,
+        origin: &Origin,
+        raw: Vec<u8>,
+        media_type: &str,
+        store: &Store,
+    ) -> Result<Image, RegistryError> {
+        let protocol = |problem: String| RegistryError::Protocol {
+            registry: origin.registry.clone(),
+            problem,
+        };
+        let manifest: image::Manifest =
+            image::parse_json("image manifest", &raw).map_err(|e| protocol(e.to_string()))?;
+        if manifest.config.size > MAX_JSON_BYTES {
+            return Err(RegistryError::TooLarge {
+                registry: origin.registry.clone(),
+                what: format!("config {}", manifest.config.digest),
+                size: manifest.config.size,
+                limit: MAX_JSON_BYTES,
+            });
+        }
+        self.fetch_blob(origin, &manifest.config, store)?;
+        let config = store
+            .read_small(&manifest.config.digest, MAX_JSON_BYTES)
+            .map_err(|source| RegistryError::Store {
+                what: format!("config {}", manifest.config.digest),
+                source,
+            })?;
+        let image =
+            Image::from_raw(raw, media_type, config).map_err(|e| protocol(e.to_string()))?;
+        let _ = store.write_bytes(image.raw_manifest());
+        Ok(image)
+    }
+}
+
+/// Whether the blob is in the store already. It still has to be the size
+/// the manifest declares: one of another size is an error.
+fn stored_already(
+    origin: &Origin,
+    desc: &Descriptor,
+    store: &Store,
+) -> Result<bool, RegistryError> {
+    match store.blob_size(&desc.digest) {
+        Ok(size) if size == desc.size => Ok(true),
+        Ok(size) => Err(RegistryError::Store {
+            what: format!("blob {}", desc.digest),
+            source: StoreError::SizeMismatch {
+                what: format!("blob {} from {}", desc.digest, origin.registry),
+                expected: desc.size,
+                actual: size,
+            },
+        }),
+        Err(_) => Ok(false),
+    }
+}
+
+fn declared_media_type(bytes: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct MediaTypeOnly {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+    }
+    serde_json::from_slice::<MediaTypeOnly>(bytes)
+        .ok()?
+        .media_type
+}

@@ -1,0 +1,615 @@
+//! Pushes: blobs (skipped, mounted or uploaded, several at once) and manifests from the store to a registry, and manifest deletion.
+//!
+//! Not for the HTTP work itself (auth, retries, schemes): that is `client`'s.
+
+use std::collections::BTreeSet;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use reqwest::StatusCode;
+use reqwest::blocking::{Body, Response};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
+
+use super::auth::Scope;
+use super::client::{backoff, status_error};
+use super::{
+    CountingReader, Origin, PushReport, Registry, RegistryError, TransferProgress, relock,
+};
+use crate::digest::Digest;
+use crate::image::{Artifact, Descriptor, Image};
+use crate::reference::ImageRef;
+use crate::store::{Store, StoreError};
+
+/// Chunk size for chunked uploads when the monolithic PUT is refused.
+const FALLBACK_CHUNK: u64 = 16 * 1024 * 1024;
+
+impl Registry {
+    /// Pushes the artifact to `dest`'s repository under each tag (I/O); blobs missing from the store come from `origin`.
+    pub fn push(
+        &self,
+        artifact: &Artifact,
+        origin: Option<&Origin>,
+        dest: &ImageRef,
+        tags: &[String],
+        store: &Store,
+    ) -> Result<PushReport, RegistryError> {
+        let images: Vec<&Image> = match artifact {
+            Artifact::Image(image) => vec![image],
+            Artifact::Index(index) => index.images.iter().collect(),
+        };
+        let mut report = PushReport::default();
+        for image in &images {
+            self.push_blobs(image, origin, dest, store, &mut report)?;
+        }
+        match artifact {
+            Artifact::Image(image) => {
+                for tag in tags {
+                    self.put_manifest(dest, tag, image.raw_manifest(), image.media_type())?;
+                }
+            }
+            Artifact::Index(index) => {
+                for image in &images {
+                    self.put_manifest(
+                        dest,
+                        image.digest().as_str(),
+                        image.raw_manifest(),
+                        image.media_type(),
+                    )?;
+                }
+                for tag in tags {
+                    self.put_manifest(dest, tag, &index.raw, &index.media_type)?;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    fn push_blobs(
+        &self,
+        image: &Image,
+        origin: Option<&Origin>,
+        dest: &ImageRef,
+        store: &Store,
+        report: &mut PushReport,
+    ) -> Result<(), RegistryError> {
+        let mut work: Vec<(Descriptor, Option<&[u8]>)> =
+            vec![(image.config_descriptor().clone(), Some(image.raw_config()))];
+        let mut seen = BTreeSet::new();
+        seen.insert(image.config_descriptor().digest.clone());
+        for layer in image.layers() {
+            if seen.insert(layer.descriptor.digest.clone()) {
+                work.push((layer.descriptor.clone(), None));
+            }
+        }
+        let queue = Mutex::new(work.into_iter());
+        let results = Mutex::new(Vec::new());
+        let jobs = self.options.jobs.max(1);
+        std::thread::scope(|scope| {
+            for _ in 0..jobs {
+                scope.spawn(|| {
+                    loop {
+                        let next = relock(&queue).next();
+                        let Some((desc, inline)) = next else { break };
+                        let outcome =
+                            self.push_blob(&desc, inline, origin, dest, store)
+                                .map_err(|source| RegistryError::Blob {
+                                    registry: dest.registry.clone(),
+                                    digest: desc.digest.clone(),
+                                    source: Box::new(source),
+                                });
+                        let failed = outcome.is_err();
+                        relock(&results).push((desc.size, outcome));
+                        if failed {
+                            // Stop handing out work; the other threads finish what they hold.
+                            relock(&queue).by_ref().for_each(drop);
+                        }
+                    }
+                });
+            }
+        });
+        for (size, outcome) in results.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            match outcome? {
+                BlobOutcome::Skipped => report.skipped += 1,
+                BlobOutcome::Mounted => report.mounted += 1,
+                BlobOutcome::Uploaded => {
+                    report.uploaded += 1;
+                    report.uploaded_bytes += size;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn push_blob(
+        &self,
+        desc: &Descriptor,
+        inline: Option<&[u8]>,
+        origin: Option<&Origin>,
+        dest: &ImageRef,
+        store: &Store,
+    ) -> Result<BlobOutcome, RegistryError> {
+        let registry = &dest.registry;
+        let repo = &dest.repository;
+        let digest = &desc.digest;
+        let push_scope = [Scope::push(repo)];
+        let head = self.send(
+            registry,
+            &push_scope,
+            &format!("checking blob {digest}"),
+            &|c, base| c.head(format!("{base}/v2/{repo}/blobs/{digest}")),
+        )?;
+        if head.status().is_success() {
+            self.log(&format!("blob {digest} already in {repo}"));
+            self.report_end("present", desc);
+            return Ok(BlobOutcome::Skipped);
+        }
+        let mut session = None;
+        if let Some(origin) = origin.filter(|o| o.registry == *registry && o.repository != *repo) {
+            match self.mount(desc, origin, dest)? {
+                Mount::Mounted => return Ok(BlobOutcome::Mounted),
+                Mount::Declined(location) => session = location,
+            }
+        }
+        let data = match inline {
+            Some(bytes) => BlobData::Bytes(bytes),
+            None => BlobData::Stored(self.stored_blob(desc, origin, store)?),
+        };
+        if let Some(progress) = &self.options.progress {
+            progress.begin("pushing", digest, desc.size);
+        }
+        self.upload(dest, desc, &data, session)?;
+        self.report_end("uploaded", desc);
+        Ok(BlobOutcome::Uploaded)
+    }
+
+    /// Asks the registry to mount the blob from `origin`'s repository instead of uploading it (I/O).
+    fn mount(
+        &self,
+        desc: &Descriptor,
+        origin: &Origin,
+        dest: &ImageRef,
+    ) -> Result<Mount, RegistryError> {
+        let repo = &dest.repository;
+        let digest = &desc.digest;
+        // Docker Hub only mounts with one token scoped for both repositories.
+        let scopes = [Scope::push(repo), Scope::pull(&origin.repository)];
+        let from = &origin.repository;
+        let response = self.send(
+            &dest.registry,
+            &scopes,
+            &format!("mounting blob {digest} from {from}"),
+            &|c, base| {
+                c.post(format!("{base}/v2/{repo}/blobs/uploads/"))
+                    .query(&[("mount", digest.as_str()), ("from", from.as_str())])
+                    .header(CONTENT_LENGTH, 0)
+            },
+        )?;
+        let mut session = None;
+        match response.status() {
+            StatusCode::CREATED => {
+                self.log(&format!("mounted blob {digest} from {from}"));
+                self.report_end("mounted", desc);
+                return Ok(Mount::Mounted);
+            }
+            StatusCode::ACCEPTED => session = location_header(&response),
+            _ => {}
+        }
+        self.log(&format!("mount of {digest} declined; uploading"));
+        Ok(Mount::Declined(session))
+    }
+
+    /// The store file of a layer about to be uploaded, fetched from `origin`
+    /// first when missing or corrupt (I/O).
+    fn stored_blob(
+        &self,
+        desc: &Descriptor,
+        origin: Option<&Origin>,
+        store: &Store,
+    ) -> Result<PathBuf, RegistryError> {
+        let digest = &desc.digest;
+        if !store.contains(digest) {
+            let origin = origin.ok_or_else(|| RegistryError::Store {
+                what: format!("blob {digest}"),
+                source: StoreError::Missing {
+                    digest: digest.clone(),
+                },
+            })?;
+            self.fetch_blob(origin, desc, store)?;
+        }
+        // Checked before it goes out: a damaged store blob would only
+        // be refused by the registry after a long upload, with a
+        // message about digests instead of about the store. A blob
+        // this process wrote or already checked (a build's layers)
+        // is not read again.
+        let checked = if store.is_known_good(digest) {
+            Ok(())
+        } else {
+            store.verify(digest)
+        };
+        match (checked, origin) {
+            (Ok(()), _) => {}
+            (Err(StoreError::Corrupt { .. }), Some(origin)) => {
+                self.log(&format!(
+                    "blob {digest} in the store was corrupt; fetching it again"
+                ));
+                self.fetch_blob(origin, desc, store)?;
+            }
+            (Err(source), _) => {
+                return Err(RegistryError::Store {
+                    what: format!("blob {digest}"),
+                    source,
+                });
+            }
+        }
+        Ok(store.blob_path(digest))
+    }
+
+    fn report_end(&self, outcome: &str, desc: &Descriptor) {
+        if let Some(progress) = &self.options.progress {
+            progress.end(outcome, &desc.digest, desc.size);
+        }
+    }
+
+    fn start_upload(&self, dest: &ImageRef) -> Result<String, RegistryError> {
+        let repo = &dest.repository;
+        let response = self.send(
+            &dest.registry,
+            &[Scope::push(repo)],
+            "starting an upload",
+            &|c, base| {
+                c.post(format!("{base}/v2/{repo}/blobs/uploads/"))
+                    .header(CONTENT_LENGTH, 0)
+            },
+        )?;
+        if response.status() != StatusCode::ACCEPTED {
+            return Err(status_error(&dest.registry, "starting an upload", response));
+        }
+        location_header(&response).ok_or_else(|| RegistryError::Protocol {
+            registry: dest.registry.clone(),
+            problem: "an upload was accepted without a Location".into(),
+        })
+    }
+
+    fn upload(
+        &self,
+        dest: &ImageRef,
+        desc: &Descriptor,
+        data: &BlobData<'_>,
+        session: Option<String>,
+    ) -> Result<(), RegistryError> {
+        let mut session = session;
+        let mut chunk = self.options.chunk_size;
+        let mut restarts = 0;
+        loop {
+            let location = match session.take() {
+                Some(location) => location,
+                None => self.start_upload(dest)?,
+            };
+            let result = match chunk {
+                Some(size) => self.upload_chunked(dest, desc, data, &location, size.max(1)),
+                None => self.upload_monolithic(dest, desc, data, &location),
+            };
+            match result {
+                Ok(()) => return Ok(()),
+                Err(UploadFailure::Refused(status)) if chunk.is_none() => {
+                    self.log(&format!(
+                        "streamed upload of {} refused ({status}); uploading in chunks",
+                        desc.digest
+                    ));
+                    chunk = Some(FALLBACK_CHUNK);
+                }
+                Err(UploadFailure::SessionLost(_)) if restarts < self.options.retries => {
+                    restarts += 1;
+                    std::thread::sleep(backoff(restarts));
+                }
+                Err(UploadFailure::Interrupted(RegistryError::Connect {
+                    plain_http: false,
+                    what,
+                    ..
+                })) if restarts < self.options.retries => {
+                    restarts += 1;
+                    let wait = backoff(restarts);
+                    self.log(&format!(
+                        "{what} broke off; starting a new upload in {wait:?}"
+                    ));
+                    std::thread::sleep(wait);
+                }
+                Err(UploadFailure::Interrupted(RegistryError::Connect {
+                    registry,
+                    what,
+                    plain_http: false,
+                    source,
+                })) => {
+                    return Err(RegistryError::Connect {
+                        registry,
+                        what: self.gave_up(&what),
+                        plain_http: false,
+                        source,
+                    });
+                }
+                Err(UploadFailure::Interrupted(e)) => return Err(e),
+                Err(UploadFailure::Refused(e) | UploadFailure::SessionLost(e)) => {
+                    return Err(RegistryError::Protocol {
+                        registry: dest.registry.clone(),
+                        problem: e,
+                    });
+                }
+                Err(UploadFailure::Error(e)) => return Err(e),
+            }
+        }
+    }
+
+    fn upload_monolithic(
+        &self,
+        dest: &ImageRef,
+        desc: &Descriptor,
+        data: &BlobData<'_>,
+        location: &str,
+    ) -> Result<(), UploadFailure> {
+        let repo = &dest.repository;
+        let url = with_digest(&self.absolute(&dest.registry, location), &desc.digest);
+        let size = desc.size;
+        let what = format!("uploading blob {}", desc.digest);
+        let response = self
+            .send_with(
+                &dest.registry,
+                &[Scope::push(repo)],
+                &what,
+                &|c, _| {
+                    let body = match data.open(0, size, self.options.progress.clone()) {
+                        Ok(body) => body,
+                        Err(_) => Body::from(Vec::new()),
+                    };
+                    c.put(&url)
+                        .header(CONTENT_TYPE, "application/octet-stream")
+                        .header(CONTENT_LENGTH, size)
+                        .body(body)
+                },
+                false,
+            )
+            .map_err(upload_error)?;
+        finish_status(&dest.registry, &what, response)
+    }
+
+    fn upload_chunked(
+        &self,
+        dest: &ImageRef,
+        desc: &Descriptor,
+        data: &BlobData<'_>,
+        location: &str,
+        chunk: u64,
+    ) -> Result<(), UploadFailure> {
+        let repo = &dest.repository;
+        let mut location = self.absolute(&dest.registry, location);
+        let mut offset = 0;
+        while offset < desc.size {
+            let len = chunk.min(desc.size - offset);
+            let what = format!(
+                "uploading bytes {offset}-{} of blob {}",
+                offset + len - 1,
+                desc.digest
+            );
+            let url = location.clone();
+            let response = self
+                .send_with(
+                    &dest.registry,
+                    &[Scope::push(repo)],
+                    &what,
+                    &|c, _| {
+                        let body = data
+                            .open(offset, len, self.options.progress.clone())
+                            .unwrap_or_else(|_| Body::from(Vec::new()));
+                        c.patch(&url)
+                            .header(CONTENT_TYPE, "application/octet-stream")
+                            .header(CONTENT_RANGE, format!("{offset}-{}", offset + len - 1))
+                            .header(CONTENT_LENGTH, len)
+                            .body(body)
+                    },
+                    false,
+                )
+                .map_err(upload_error)?;
+            match response.status() {
+                StatusCode::ACCEPTED | StatusCode::NO_CONTENT | StatusCode::CREATED => {}
+                StatusCode::NOT_FOUND | StatusCode::RANGE_NOT_SATISFIABLE => {
+                    return Err(UploadFailure::SessionLost(format!(
+                        "{what}: {}",
+                        response.status()
+                    )));
+                }
+                _ => {
+                    return Err(UploadFailure::Error(status_error(
+                        &dest.registry,
+                        &what,
+                        response,
+                    )));
+                }
+            }
+            if let Some(next) = location_header(&response) {
+                location = self.absolute(&dest.registry, &next);
+            }
+            offset += len;
+        }
+        let url = with_digest(&location, &desc.digest);
+        let what = format!("finishing upload of blob {}", desc.digest);
+        let response = self
+            .send(&dest.registry, &[Scope::push(repo)], &what, &|c, _| {
+                c.put(&url).header(CONTENT_LENGTH, 0)
+            })
+            .map_err(UploadFailure::Error)?;
+        finish_status(&dest.registry, &what, response)
+    }
+
+    fn put_manifest(
+        &self,
+        dest: &ImageRef,
+        by: &str,
+        bytes: &[u8],
+        media_type: &str,
+    ) -> Result<(), RegistryError> {
+        let repo = &dest.repository;
+        let what = format!("manifest {repo}:{by}");
+        let response = self.send(&dest.registry, &[Scope::push(repo)], &what, &|c, base| {
+            c.put(format!("{base}/v2/{repo}/manifests/{by}"))
+                .header(CONTENT_TYPE, media_type)
+                .body(bytes.to_vec())
+        })?;
+        if !response.status().is_success() {
+            return Err(status_error(&dest.registry, &what, response));
+        }
+        let sent = Digest::of(bytes);
+        if let Some(echoed) = response
+            .headers()
+            .get("Docker-Content-Digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<Digest>().ok())
+            && echoed != sent
+        {
+            return Err(RegistryError::DigestMismatch {
+                registry: dest.registry.clone(),
+                what: format!("{what} (as stored)"),
+                expected: sent,
+                actual: echoed,
+            });
+        }
+        self.log(&format!("pushed {what}"));
+        Ok(())
+    }
+
+    /// Deletes a manifest by digest (I/O).
+    pub fn delete_manifest(
+        &self,
+        reference: &ImageRef,
+        digest: &Digest,
+    ) -> Result<(), RegistryError> {
+        let repo = &reference.repository;
+        let what = format!("deleting manifest {repo}@{digest}");
+        let response = self.send(
+            &reference.registry,
+            &[Scope::delete(repo)],
+            &what,
+            &|c, base| c.delete(format!("{base}/v2/{repo}/manifests/{digest}")),
+        )?;
+        match response.status() {
+            s if s.is_success() => Ok(()),
+            StatusCode::NOT_FOUND => Err(RegistryError::NotFound {
+                registry: reference.registry.clone(),
+                what: format!("{repo}@{digest}"),
+            }),
+            _ => Err(status_error(&reference.registry, &what, response)),
+        }
+    }
+}
+
+enum BlobOutcome {
+    Skipped,
+    Mounted,
+    Uploaded,
+}
+
+/// What a cross-repository mount came to.
+enum Mount {
+    Mounted,
+    /// Declined; the registry may have opened an upload session instead.
+    Declined(Option<String>),
+}
+
+enum UploadFailure {
+    /// The registry will not take a streamed upload (e.g. 413): try chunks.
+    Refused(String),
+    /// The upload session is gone: start another.
+    SessionLost(String),
+    /// The connection broke off mid-upload: start another session.
+    Interrupted(RegistryError),
+    Error(RegistryError),
+}
+
+/// A failed upload request: a transport error is an interruption.
+fn upload_error(error: RegistryError) -> UploadFailure {
+    match error {
+        RegistryError::Connect { .. } => UploadFailure::Interrupted(error),
+        other => UploadFailure::Error(other),
+    }
+}
+
+fn finish_status(registry: &str, what: &str, response: Response) -> Result<(), UploadFailure> {
+    match response.status() {
+        StatusCode::CREATED | StatusCode::NO_CONTENT | StatusCode::OK => Ok(()),
+        StatusCode::PAYLOAD_TOO_LARGE
+        | StatusCode::LENGTH_REQUIRED
+        | StatusCode::NOT_IMPLEMENTED => Err(UploadFailure::Refused(format!(
+            "{what}: {}",
+            response.status()
+        ))),
+        StatusCode::NOT_FOUND | StatusCode::RANGE_NOT_SATISFIABLE => Err(
+            UploadFailure::SessionLost(format!("{what}: {}", response.status())),
+        ),
+        _ => Err(UploadFailure::Error(status_error(registry, what, response))),
+    }
+}
+
+/// A blob's bytes for an upload: small JSON in memory, layers from their store file.
+enum BlobData<'a> {
+    Bytes(&'a [u8]),
+    Stored(PathBuf),
+}
+
+impl BlobData<'_> {
+    /// A body of `len` bytes from `offset`, streamed from disk for stored blobs.
+    fn open(
+        &self,
+        offset: u64,
+        len: u64,
+        progress: Option<Arc<dyn TransferProgress>>,
+    ) -> std::io::Result<Body> {
+        match self {
+            BlobData::Bytes(bytes) => {
+                let start = offset as usize;
+                let end = (offset + len) as usize;
+                Ok(Body::from(
+                    bytes.get(start..end).unwrap_or_default().to_vec(),
+                ))
+            }
+            BlobData::Stored(path) => {
+                let mut file = std::fs::File::open(path)?;
+                file.seek(SeekFrom::Start(offset))?;
+                let reader = CountingReader {
+                    inner: BufReader::with_capacity(256 * 1024, file).take(len),
+                    progress,
+                };
+                Ok(Body::sized(reader, len))
+            }
+        }
+    }
+}
+
+fn location_header(response: &Response) -> Option<String> {
+    response
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+fn with_digest(location: &str, digest: &Digest) -> String {
+    let separator = if location.contains('?') { '&' } else { '?' };
+    format!("{location}{separator}digest={digest}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_urls_get_the_digest_appended() {
+        let d = Digest::of(b"x");
+        assert_eq!(
+            with_digest("/v2/a/blobs/uploads/1", &d),
+            format!("/v2/a/blobs/uploads/1?digest={d}")
+        );
+        assert_eq!(
+            with_digest("/u?_state=abc", &d),
+            format!("/u?_state=abc&digest={d}")
+        );
+    }
+}
