@@ -6,7 +6,7 @@ use super::Session;
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::exports::{Destination, ExportRecord, Exports, ExportsError, Status};
-use crate::reference::ImageRef;
+use crate::reference::{self, ImageRef};
 use crate::registry::{RegistryError, hub};
 use crate::transport::Context;
 
@@ -97,7 +97,7 @@ fn delete_destination(
                     "delete the image in the registry's own interface".to_string(),
                 )
             })?;
-            if reference.registry == "docker.io" {
+            if reference.registry == reference::DOCKER_HUB {
                 delete_on_docker_hub(&reference)
             } else {
                 delete_on_registry(&reference, digest, context)

@@ -426,26 +426,17 @@ pub fn remove_login(registry: &str) -> Result<bool, CredentialError> {
 }
 
 fn write_private(path: &Path, config: &Value) -> Result<(), CredentialError> {
-    use std::os::unix::fs::PermissionsExt;
     let write_err = |source| CredentialError::Write {
         path: path.to_path_buf(),
         source,
     };
-    let dir = path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
-    std::fs::create_dir_all(&dir).map_err(write_err)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(write_err)?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(write_err)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(write_err)?;
+    }
     let mut text = serde_json::to_vec_pretty(config).unwrap_or_default();
     text.push(b'\n');
-    tmp.write_all(&text).map_err(write_err)?;
-    tmp.as_file().sync_all().map_err(write_err)?;
-    tmp.persist(path).map_err(|e| write_err(e.error))?;
-    Ok(())
+    // 0600 is set before the first byte lands, so the secrets are never readable by others.
+    crate::atomic::write_file_with_mode(path, &text, 0o600).map_err(write_err)
 }
 
 #[cfg(test)]
