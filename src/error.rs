@@ -111,6 +111,9 @@ impl Error {
             Error::Registry(e) => e.hint(),
             Error::Secrets(e) => Some(e.hint()),
             Error::Exports(e) => e.hint(),
+            Error::Image(ImageError::BadPlatform(_)) => {
+                Some("write it in lowercase, e.g. linux/amd64 or linux/arm64/v8".into())
+            }
             Error::Image(ImageError::NoPlatform { .. }) => Some(
                 "pick one of the available platforms with --platform or `platform` in the spec"
                     .into(),

@@ -191,11 +191,21 @@ fn dispatch(command: Command, out: &Output, settings: &Settings) -> anyhow::Resu
     }
 }
 
-/// Prints what happened to the record, then hands back the result.
-fn settle<T>(out: &Output, reported: Reported<T>) -> Result<T, Error> {
+/// Shows a command's outcome, then what happened to its export record (as stowage always
+/// has: the record's line comes last), or, for a failure, the record's line before the error.
+fn report<T>(out: &Output, reported: Reported<T>, show: impl FnOnce(T)) -> anyhow::Result<()> {
     out.end_progress();
-    out.record(&reported.record, reported.result.is_err());
-    reported.result
+    match reported.result {
+        Ok(value) => {
+            show(value);
+            out.record(&reported.record, false);
+            Ok(())
+        }
+        Err(error) => {
+            out.record(&reported.record, true);
+            Err(error.into())
+        }
+    }
 }
 
 fn run_build(args: BuildArgs, out: &Output, settings: &Settings) -> anyhow::Result<()> {
@@ -229,7 +239,8 @@ fn run_build(args: BuildArgs, out: &Output, settings: &Settings) -> anyhow::Resu
         out,
         secret_scan: !args.no_secret_scan,
     };
-    match settle(out, commands::build::run(&session, &command, &events))? {
+    let reported = commands::build::run(&session, &command, &events);
+    report(out, reported, |result| match result {
         BuildResult::Planned(plan) => {
             if out.json {
                 println!(
@@ -248,8 +259,7 @@ fn run_build(args: BuildArgs, out: &Output, settings: &Settings) -> anyhow::Resu
                 println!("{}", built.outcome.reference_line());
             }
         }
-    }
-    Ok(())
+    })
 }
 
 fn run_transfer(
@@ -259,13 +269,13 @@ fn run_transfer(
     settings: &Settings,
 ) -> anyhow::Result<()> {
     let session = settings.session(out, Some(push));
-    let done = settle(out, commands::transfer::copy(&session, command))?;
-    render::print_transferred(out, &command.source, &done, false);
-    if let Some(line) = &done.run_command {
-        out.info(&format!("run it with: {line}"));
-    }
-    println!("{}", done.reference_line);
-    Ok(())
+    report(out, commands::transfer::copy(&session, command), |done| {
+        render::print_transferred(out, &command.source, &done, false);
+        println!("{}", done.reference_line);
+        if let Some(line) = &done.run_command {
+            out.info(&format!("run it with: {line}"));
+        }
+    })
 }
 
 fn run_archive(
@@ -283,10 +293,14 @@ fn run_archive(
         extra_tags: Vec::new(),
     };
     let session = settings.session(out, None);
-    let done = settle(out, commands::transfer::archive(&session, &command))?;
-    render::print_transferred(out, &command.source, &done, true);
-    println!("{}", done.reference_line);
-    Ok(())
+    report(
+        out,
+        commands::transfer::archive(&session, &command),
+        |done| {
+            render::print_transferred(out, &command.source, &done, true);
+            println!("{}", done.reference_line);
+        },
+    )
 }
 
 fn run_login(
