@@ -273,7 +273,15 @@ pub fn write_image_summary(
     image: &ImageSummary,
 ) -> std::io::Result<()> {
     let list = |items: &Option<Vec<String>>| match items {
-        Some(items) => format!("{items:?}").replace(", ", ","),
+        // Each item quoted, no spaces: the JSON-like form the summary always showed.
+        Some(items) => format!(
+            "[{}]",
+            items
+                .iter()
+                .map(|i| format!("{i:?}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
         None => "-".into(),
     };
     let text = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".into());

@@ -169,9 +169,10 @@ pub fn run(
 
 /// A failed build is recorded, unless it was a dry run, which exports nothing.
 fn failure<T>(command: &BuildCommand, failed: &FailedBuild<'_>, error: Error) -> Reported<T> {
-    let record = match command.request.dry_run {
-        true => Recorded::Nothing,
-        false => keep_record(&record::build_failed(failed, error.one_line())),
+    let record = if command.request.dry_run {
+        Recorded::Nothing
+    } else {
+        keep_record(&record::build_failed(failed, error.one_line()))
     };
     Reported {
         result: Err(error),

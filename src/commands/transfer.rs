@@ -90,15 +90,15 @@ pub fn copy(session: &Session, command: &TransferCommand) -> Reported<Transferre
 
 /// Runs `stowage archive` (I/O): pull from a registry into a docker-save tarball, and record it.
 pub fn archive(session: &Session, command: &TransferCommand) -> Reported<Transferred> {
-    let Ok(Transport::Registry(reference)) = reference::parse_transport(&command.source) else {
-        let error = match reference::parse_transport(&command.source) {
-            Err(e) => e.into(),
-            Ok(_) => Error::usage(
+    let reference = match reference::parse_transport(&command.source) {
+        Ok(Transport::Registry(reference)) => reference,
+        Ok(_) => {
+            return unrecorded(Error::usage(
                 format!("`{}` is not a registry image", command.source),
                 "give REF or docker://REF; to convert a local image use `stowage copy SRC docker-archive:FILE`",
-            ),
-        };
-        return unrecorded(error);
+            ));
+        }
+        Err(e) => return unrecorded(e.into()),
     };
     let dest = Transport::DockerArchive {
         path: command.dest.clone().into(),
