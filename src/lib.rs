@@ -5,6 +5,7 @@
 //! running one use case each, and `cli` parsing and printing.
 //! `ARCHITECTURE.md` at the project root walks through the map.
 pub mod atomic;
+pub mod attest;
 pub mod cli;
 pub mod commands;
 pub mod digest;
@@ -12,6 +13,7 @@ pub mod error;
 pub mod exports;
 pub mod gzip;
 pub mod image;
+pub mod inventory;
 pub mod layer;
 pub mod plan;
 pub mod reference;
