@@ -7,6 +7,7 @@
 
 use crate::exports::ExportsError;
 use crate::image::ImageError;
+use crate::inventory::InventoryError;
 use crate::layer::LayerError;
 use crate::reference::ReferenceError;
 use crate::registry::RegistryError;
@@ -25,6 +26,8 @@ pub enum Error {
     Reference(#[from] ReferenceError),
     #[error(transparent)]
     Layer(#[from] LayerError),
+    #[error(transparent)]
+    Inventory(#[from] InventoryError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -106,6 +109,10 @@ impl Error {
             Error::Spec(e) => e.hint().map(str::to_string),
             Error::Reference(e) => e.hint(),
             Error::Layer(e) => e.hint(),
+            Error::Inventory(_) => Some(
+                "make the library's metadata files readable by this user, or add them to `exclude`"
+                    .into(),
+            ),
             Error::Store(e) => e.hint(),
             Error::Archive(e) => e.hint(),
             Error::Registry(e) => e.hint(),

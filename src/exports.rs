@@ -24,7 +24,11 @@ pub const DB_FILE: &str = "exports.sqlite3";
 /// How long a writer waits for another process's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The schema, version 1. `status` is ok, failed or deleted; list-valued
+/// Columns added after version 1, with their definitions: a database an
+/// earlier stowage wrote gets them on open, so its records still read.
+const ADDED_COLUMNS: &[(&str, &str)] = &[("notes", "TEXT NOT NULL DEFAULT '[]'")];
+
+/// The schema, version 2 (version 1 had no `notes`). `status` is ok, failed or deleted; list-valued
 /// columns hold JSON arrays.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS exports (
@@ -40,7 +44,8 @@ CREATE TABLE IF NOT EXISTS exports (
     error        TEXT,
     run_command  TEXT,
     secret_names TEXT    NOT NULL DEFAULT '[]',
-    deleted_time TEXT
+    deleted_time TEXT,
+    notes        TEXT    NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS exports_status ON exports (status);
 CREATE INDEX IF NOT EXISTS exports_digest ON exports (digest);
@@ -263,6 +268,9 @@ pub struct NewExport {
     pub run_command: Option<String>,
     /// `[secrets] names` of the spec, for `-e NAME=…` placeholders.
     pub secret_names: Vec<String>,
+    /// What the user should know about the export that did not stop it
+    /// (secret-scan findings in published package files).
+    pub notes: Vec<String>,
 }
 
 /// A stored record.
@@ -282,6 +290,7 @@ pub struct ExportRecord {
     pub run_command: Option<String>,
     pub secret_names: Vec<String>,
     pub deleted_time: Option<String>,
+    pub notes: Vec<String>,
 }
 
 /// The state folder: `$STOWAGE_STATE_DIR`, else `$XDG_STATE_HOME/stowage`, else `~/.local/state/stowage`.
@@ -346,7 +355,8 @@ impl Exports {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(db_err)?;
         tx.execute_batch(SCHEMA).map_err(db_err)?;
-        tx.pragma_update(None, "user_version", 1).map_err(db_err)?;
+        add_missing_columns(&tx).map_err(db_err)?;
+        tx.pragma_update(None, "user_version", 2).map_err(db_err)?;
         tx.commit().map_err(db_err)?;
         Ok(Exports { conn, path })
     }
@@ -380,8 +390,8 @@ impl Exports {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(db_err)?;
         tx.execute(
-            "INSERT INTO exports (time, kind, spec, sources, destinations, digest, size, status, error, run_command, secret_names)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            "INSERT INTO exports (time, kind, spec, sources, destinations, digest, size, status, error, run_command, secret_names, notes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 now(),
                 new.kind.as_str(),
@@ -394,6 +404,7 @@ impl Exports {
                 new.error,
                 new.run_command,
                 to_json(&new.secret_names),
+                to_json(&new.notes),
             ],
         )
         .map_err(db_err)?;
@@ -407,7 +418,7 @@ impl Exports {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT id, time, kind, spec, sources, destinations, digest, size, status, error, run_command, secret_names, deleted_time
+                "SELECT id, time, kind, spec, sources, destinations, digest, size, status, error, run_command, secret_names, deleted_time, notes
                  FROM exports WHERE ?1 IS NULL OR status = ?1 ORDER BY id",
             )
             .map_err(|e| self.db_err(e))?;
@@ -425,7 +436,7 @@ impl Exports {
     pub fn get(&self, id: i64) -> Result<ExportRecord, ExportsError> {
         self.conn
             .query_row(
-                "SELECT id, time, kind, spec, sources, destinations, digest, size, status, error, run_command, secret_names, deleted_time
+                "SELECT id, time, kind, spec, sources, destinations, digest, size, status, error, run_command, secret_names, deleted_time, notes
                  FROM exports WHERE id = ?1",
                 params![id],
                 Row::read,
@@ -471,6 +482,23 @@ impl Exports {
     }
 }
 
+/// Adds the columns of [`ADDED_COLUMNS`] that an older database lacks.
+fn add_missing_columns(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare("SELECT name FROM pragma_table_info('exports')")?;
+    let present: Vec<String> = stmt
+        .query_map([], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    drop(stmt);
+    for (name, definition) in ADDED_COLUMNS {
+        if !present.iter().any(|p| p == name) {
+            tx.execute_batch(&format!(
+                "ALTER TABLE exports ADD COLUMN {name} {definition}"
+            ))?;
+        }
+    }
+    Ok(())
+}
+
 /// JSON text of a list column; lists of strings and plain structs always serialise.
 fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "[]".into())
@@ -506,6 +534,7 @@ struct Row {
     run_command: Option<String>,
     secret_names: String,
     deleted_time: Option<String>,
+    notes: String,
 }
 
 impl Row {
@@ -524,6 +553,7 @@ impl Row {
             run_command: row.get(10)?,
             secret_names: row.get(11)?,
             deleted_time: row.get(12)?,
+            notes: row.get(13)?,
         })
     }
 
@@ -546,6 +576,7 @@ impl Row {
             destinations: serde_json::from_str(&self.destinations)
                 .map_err(|e| damaged(format!("destinations: {e}")))?,
             secret_names: list("secret_names", &self.secret_names)?,
+            notes: list("notes", &self.notes)?,
             size: self.size.and_then(|s| u64::try_from(s).ok()),
             time: self.time,
             spec: self.spec,
@@ -579,7 +610,42 @@ mod tests {
             error: error.map(str::to_string),
             run_command: Some("docker run x".into()),
             secret_names: vec!["API_TOKEN".into()],
+            notes: vec!["secret scan: tornado 6.5.2: published file".into()],
         }
+    }
+
+    #[test]
+    fn a_version_1_database_gets_the_notes_column_and_its_records_still_read() {
+        let dir = match tempfile::tempdir() {
+            Ok(d) => d,
+            Err(e) => panic!("{e}"),
+        };
+        let state = dir.path().join("state");
+        let version_1 = SCHEMA.replace(",\n    notes        TEXT    NOT NULL DEFAULT '[]'", "");
+        assert!(!version_1.contains("notes"), "{version_1}");
+        std::fs::create_dir_all(&state).ok();
+        let old = match rusqlite::Connection::open(state.join(DB_FILE)) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        let inserted = old.execute_batch(&format!(
+            "{version_1} INSERT INTO exports (time, kind, sources, destinations, status) \
+             VALUES ('2026-01-01T00:00:00Z', 'build', '[]', '[]', 'ok');"
+        ));
+        assert!(inserted.is_ok(), "{inserted:?}");
+        drop(old);
+        let mut exports = match Exports::open(&state) {
+            Ok(e) => e,
+            Err(e) => panic!("{e}"),
+        };
+        let old_record = exports.get(1).map(|r| r.notes);
+        assert!(
+            matches!(old_record, Ok(ref n) if n.is_empty()),
+            "{old_record:?}"
+        );
+        assert_eq!(exports.record(&new_export(Kind::Build, None)).ok(), Some(2));
+        let notes = exports.get(2).map(|r| r.notes).unwrap_or_default();
+        assert_eq!(notes, ["secret scan: tornado 6.5.2: published file"]);
     }
 
     #[test]

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use crate::error::Error;
 use crate::image::config::ConfigEdit;
 use crate::image::{Format, Platform};
-use crate::layer::{self, Compression, Excludes, KnownDirs, LayerPlan, LayerRoot};
+use crate::inventory::Inventory;
+use crate::layer::{self, Compression, Excludes, KnownDirs, LayerPlan, LayerRoot, LibrarySplit};
 use crate::reference::{ImageRef, Transport};
 use crate::scan::ScanRules;
 use crate::spec::Spec;
@@ -83,6 +84,8 @@ pub struct BuildPlan {
     pub secret_names: Vec<String>,
     /// What the spec changes in the base's config.
     pub config: ConfigEdit,
+    /// The app library: where it is read from and goes, and what its metadata says it holds.
+    pub library: LibraryPlan,
     pub destinations: Vec<Transport>,
     /// The spec's `image` when it is a registry reference: the tag and name outputs default to.
     pub default_reference: Option<ImageRef>,
@@ -107,18 +110,42 @@ impl BuildPlan {
     /// What was read: the base as written and the app's folders and files.
     pub fn sources(&self) -> Vec<String> {
         let mut sources = vec![self.base_text.clone()];
-        sources.extend(
-            self.layers
-                .iter()
-                .flat_map(|l| &l.sources)
-                .map(|s| s.display().to_string()),
-        );
+        for source in self.layers.iter().flat_map(|l| &l.sources) {
+            let text = source.display().to_string();
+            // The library's layers share one source: list it once.
+            if !sources.contains(&text) {
+                sources.push(text);
+            }
+        }
         sources
     }
 
-    /// Warnings the walk raised (skipped sockets).
+    /// Warnings the walk and the inventory raised (skipped sockets, metadata not understood).
     pub fn warnings(&self) -> impl Iterator<Item = &String> {
-        self.layers.iter().flat_map(|l| &l.warnings)
+        self.layers
+            .iter()
+            .flat_map(|l| &l.warnings)
+            .chain(&self.library.inventory.warnings)
+    }
+}
+
+/// The app library as planned.
+#[derive(Debug)]
+pub struct LibraryPlan {
+    pub source: PathBuf,
+    /// The path in the image.
+    pub target: String,
+    /// The packages its metadata lists (empty when it has none).
+    pub inventory: Inventory,
+}
+
+impl BuildPlan {
+    /// The layers that hold the library, with their index among the added layers.
+    pub fn library_layers(&self) -> impl Iterator<Item = (usize, &LayerPlan)> {
+        self.layers
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.name.starts_with("library"))
     }
 }
 
@@ -131,7 +158,7 @@ pub fn plan_build(request: &BuildRequest) -> Result<BuildPlan, Error> {
         Some(text) => Platform::parse(text)?,
         None => spec.platform.clone().unwrap_or_else(Platform::host),
     };
-    let mut layers = plan_layers(request)?;
+    let (mut layers, library) = plan_layers(request)?;
     if options.secret_scan {
         let rules = ScanRules {
             secret_names: spec.secret_names.clone(),
@@ -140,16 +167,7 @@ pub fn plan_build(request: &BuildRequest) -> Result<BuildPlan, Error> {
             layer.secret_scan = Some(rules.clone());
         }
     }
-    let history = layers
-        .iter()
-        .map(|l| {
-            format!(
-                "stowage build: {} {}",
-                l.name,
-                history_targets(spec, &l.name)
-            )
-        })
-        .collect();
+    let history = layers.iter().map(|l| history_entry(spec, l)).collect();
     let default_reference = match &spec.image {
         Some(Transport::Registry(reference)) => Some(reference.clone()),
         _ => None,
@@ -171,13 +189,14 @@ pub fn plan_build(request: &BuildRequest) -> Result<BuildPlan, Error> {
         allowed_secrets: allowed_secret_paths(request)?,
         secret_names: spec.secret_names.clone(),
         config: config_edit(spec),
+        library,
         destinations,
         default_reference,
     })
 }
 
 /// The library (split by package), the extra files, and the workspace, in that order.
-fn plan_layers(request: &BuildRequest) -> Result<Vec<LayerPlan>, Error> {
+fn plan_layers(request: &BuildRequest) -> Result<(Vec<LayerPlan>, LibraryPlan), Error> {
     let spec = &request.spec;
     let excludes = Excludes::new(&spec.exclude)?;
     let mut known_dirs = KnownDirs::new();
@@ -192,7 +211,15 @@ fn plan_layers(request: &BuildRequest) -> Result<Vec<LayerPlan>, Error> {
         &excludes,
         &mut known_dirs,
     )?;
-    let mut layers = library.split_by_package(&spec.library.target, request.options.library_layers);
+    let inventory = Inventory::read(
+        &spec.library.source,
+        library.walked_under(&spec.library.target),
+    )?;
+    let mut layers = library.split_by_package(&LibrarySplit {
+        target: &spec.library.target,
+        inventory: &inventory,
+        max_layers: request.options.library_layers,
+    });
     if !spec.files.is_empty() {
         let roots: Vec<LayerRoot> = spec
             .files
@@ -224,7 +251,12 @@ fn plan_layers(request: &BuildRequest) -> Result<Vec<LayerPlan>, Error> {
             &mut known_dirs,
         )?);
     }
-    Ok(layers)
+    let library = LibraryPlan {
+        source: spec.library.source.clone(),
+        target: spec.library.target.clone(),
+        inventory,
+    };
+    Ok((layers, library))
 }
 
 /// `--allow-secret` paths and `[secrets] allow`, normalised; a relative path is a usage error.
@@ -292,6 +324,33 @@ fn destinations(request: &BuildRequest) -> Result<Vec<Transport>, Error> {
             "pass -o oci:DIR, -o docker-archive:FILE.tar[.gz] or -o oci-archive:FILE, or set `image` in the spec",
         )),
     }
+}
+
+/// How many of a library layer's parts its history entry names before `…`.
+const HISTORY_PARTS: usize = 8;
+
+/// A layer's history `created_by`: a library layer names what it holds, others their targets.
+fn history_entry(spec: &Spec, layer: &LayerPlan) -> String {
+    if !layer.name.starts_with("library") {
+        return format!(
+            "stowage build: {} {}",
+            layer.name,
+            history_targets(spec, &layer.name)
+        );
+    }
+    let mut names: Vec<&str> = layer
+        .parts
+        .iter()
+        .take(HISTORY_PARTS)
+        .map(|p| p.label.as_str())
+        .collect();
+    if layer.parts.len() > HISTORY_PARTS {
+        names.push("…");
+    }
+    if names.is_empty() {
+        return format!("stowage: library {}", spec.library.target);
+    }
+    format!("stowage: library — {}", names.join(", "))
 }
 
 /// The image paths a layer's history entry names.

@@ -191,11 +191,17 @@ pub struct BuildArgs {
     /// Write build metadata (digest, layers) as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub metadata_file: Option<PathBuf>,
-    /// Print the plan (layers, sources, sizes) and write nothing.
+    /// Write an SBOM of the image (base and every package found in the library) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub sbom: Option<PathBuf>,
+    /// The SBOM's format.
+    #[arg(long, value_enum, default_value_t = SbomFormatArg::Spdx, requires = "sbom")]
+    pub sbom_format: SbomFormatArg,
+    /// Print the plan (layers, packages, sources, sizes) and write nothing.
     #[arg(long)]
     pub dry_run: bool,
     /// Split the library into at most this many layers by package (1: one layer).
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub library_layers: u16,
     /// Never download the base's layers: parent folders of targets get root-owned 0755
     /// instead of the base's own owner and mode (read once per base and cached otherwise).
@@ -218,6 +224,14 @@ pub struct BuildArgs {
 pub enum FormatArg {
     Oci,
     Docker,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum SbomFormatArg {
+    /// SPDX 2.3 JSON
+    Spdx,
+    /// CycloneDX 1.6 JSON
+    Cyclonedx,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]

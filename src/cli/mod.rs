@@ -15,7 +15,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 
-use crate::commands::build::{BuildCommand, BuildResult};
+use crate::attest::SbomFormat;
+use crate::commands::build::{BuildCommand, BuildResult, SbomRequest};
 use crate::commands::inspect::{Inspected, RawPart};
 use crate::commands::transfer::TransferCommand;
 use crate::commands::{self, Reported, Session};
@@ -27,7 +28,7 @@ use crate::plan::BuildOptions;
 use crate::registry::{DEFAULT_RETRIES, LogSink, RegistryOptions, TransferProgress};
 use args::{
     BuildArgs, Cli, Command, CompressionArg, ExportsAction, FormatArg, PushArgs, RawPart as RawArg,
-    StatusArg,
+    SbomFormatArg, StatusArg,
 };
 use render::Output;
 
@@ -233,6 +234,13 @@ fn run_build(args: BuildArgs, out: &Output, settings: &Settings) -> anyhow::Resu
         },
         digest_file: args.digest_file.clone(),
         metadata_file: args.metadata_file.clone(),
+        sbom: args.sbom.clone().map(|path| SbomRequest {
+            path,
+            format: match args.sbom_format {
+                SbomFormatArg::Spdx => SbomFormat::Spdx,
+                SbomFormatArg::Cyclonedx => SbomFormat::CycloneDx,
+            },
+        }),
     };
     let session = settings.session(out, Some(&args.push));
     let events = render::BuildLog {

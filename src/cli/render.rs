@@ -140,6 +140,7 @@ impl BuildEvents for BuildLog<'_> {
 pub fn print_plan(plan: &BuildPlan) {
     println!("base       {}", plan.base);
     println!("platform   {}", plan.platform);
+    println!("library    {}", library_summary(plan));
     for (i, layer) in plan.layers.iter().enumerate() {
         let sources: Vec<String> = layer
             .sources
@@ -155,10 +156,42 @@ pub fn print_plan(plan: &BuildPlan) {
             human_bytes(layer.content_bytes),
             sources.join(", ")
         );
+        for part in &layer.parts {
+            println!(
+                "             {:<40} {:>6} files  {}",
+                part.label,
+                part.files,
+                human_bytes(part.bytes)
+            );
+        }
     }
     for dest in &plan.destinations {
         println!("dest       {dest}");
     }
+}
+
+/// What the inventory found in the library: `87 packages (pypi 85, npm 2)`, and whether it is a venv.
+fn library_summary(plan: &BuildPlan) -> String {
+    let inventory = &plan.library.inventory;
+    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for package in &inventory.packages {
+        *counts.entry(package.ecosystem.name()).or_default() += 1;
+    }
+    let by_ecosystem: Vec<String> = counts.iter().map(|(e, n)| format!("{e} {n}")).collect();
+    let n = inventory.packages.len();
+    let mut text = format!(
+        "{} → {}: {n} package{}",
+        plan.library.source.display(),
+        plan.library.target,
+        if n == 1 { "" } else { "s" }
+    );
+    if !by_ecosystem.is_empty() {
+        text.push_str(&format!(" ({})", by_ecosystem.join(", ")));
+    }
+    if inventory.venv.is_some() {
+        text.push_str(", a venv");
+    }
+    text
 }
 
 /// What a finished build says on stderr: allowed findings, layers, destinations, the run line.
@@ -166,6 +199,9 @@ pub fn print_built(out: &Output, built: &Built) {
     let outcome = &built.outcome;
     for finding in &outcome.allowed_findings {
         out.info(&format!("secret scan: {finding} (allowed)"));
+    }
+    for note in &outcome.published_findings {
+        out.info(&format!("note: secret scan: {note}"));
     }
     for layer in &outcome.layers {
         out.info(&format!(

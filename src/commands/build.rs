@@ -11,13 +11,17 @@ use serde_json::{Value, json};
 
 use super::record::{self, FailedBuild};
 use super::{Recorded, Reported, Session, keep_record};
+use crate::attest::{SbomBase, SbomFormat, SbomInput, SbomPackage, render_sbom};
+use crate::digest::Digest;
 use crate::error::Error;
 use crate::gzip::CompressPool;
 use crate::image::config::{AddedLayers, edit_config};
 use crate::image::{
     self, Artifact, Descriptor, Format, Image, Layer, Platform, canonical_json, media,
 };
-use crate::layer::{self, BaseFolders, BuiltLayer, Compression, LayerProgress, WriteSettings};
+use crate::layer::{
+    self, BaseFolders, BuiltLayer, Compression, GroupKey, LayerProgress, WriteSettings,
+};
 use crate::plan::{self, BuildPlan, BuildRequest};
 use crate::reference::{ImageRef, Transport};
 use crate::registry::Origin;
@@ -40,6 +44,15 @@ pub struct BuildCommand {
     pub digest_file: Option<PathBuf>,
     /// Write build metadata (digest, layers) as JSON here.
     pub metadata_file: Option<PathBuf>,
+    /// Write an SBOM of the image here.
+    pub sbom: Option<SbomRequest>,
+}
+
+/// `--sbom FILE --sbom-format F`.
+#[derive(Debug, Clone)]
+pub struct SbomRequest {
+    pub path: PathBuf,
+    pub format: SbomFormat,
 }
 
 /// What a build tells its caller while it runs.
@@ -83,6 +96,30 @@ pub struct BuildOutcome {
     pub written: Vec<Written>,
     /// Secret-scan findings that `--allow-secret` or `[secrets] allow` let through.
     pub allowed_findings: Vec<Finding>,
+    /// Findings in library files whose bytes match their package's recorded hash: notes, not stops.
+    pub published_findings: Vec<PublishedFinding>,
+    /// The base's manifest digest; None for scratch.
+    pub base_digest: Option<Digest>,
+}
+
+/// A finding in a file that came verbatim from a published package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedFinding {
+    pub finding: Finding,
+    /// `tornado 6.5.2`.
+    pub package: String,
+    /// What recorded the matching hash: `RECORD`, `conda-meta record`.
+    pub record: &'static str,
+}
+
+impl std::fmt::Display for PublishedFinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: published file, matches its {} ({})",
+            self.package, self.record, self.finding
+        )
+    }
 }
 
 impl BuildOutcome {
@@ -149,7 +186,7 @@ pub fn run(
         }
     };
     let metadata = metadata_json(&outcome, &plan);
-    if let Err(e) = write_reports(command, &outcome, &metadata) {
+    if let Err(e) = write_reports(command, &plan, &outcome, &metadata) {
         failed.plan = Some(&plan);
         return failure(command, &failed, e);
     }
@@ -180,12 +217,78 @@ fn failure<T>(command: &BuildCommand, failed: &FailedBuild<'_>, error: Error) ->
     }
 }
 
-/// Writes `--digest-file` and `--metadata-file` (I/O).
+/// What the SBOM says: the image, its base, and each package with the layer that holds its files.
+pub fn sbom_input(plan: &BuildPlan, outcome: &BuildOutcome) -> SbomInput {
+    let inventory = &plan.library.inventory;
+    let mut layer_of: BTreeMap<usize, Digest> = BTreeMap::new();
+    for (index, layer_plan) in plan.library_layers() {
+        let Some(built) = outcome.layers.get(index) else {
+            continue;
+        };
+        for part in &layer_plan.parts {
+            if let GroupKey::Package(package) = part.key {
+                layer_of.insert(package, built.digest.clone());
+            }
+        }
+    }
+    // An extension shipped inside a Python package is in that package's layer.
+    let listed: Vec<(usize, Digest)> = inventory
+        .packages
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| {
+            let layer = layer_of.get(&p.shipped_by.unwrap_or(i))?;
+            Some((i, layer.clone()))
+        })
+        .collect();
+    let position: BTreeMap<usize, usize> = listed
+        .iter()
+        .enumerate()
+        .map(|(pos, (i, _))| (*i, pos))
+        .collect();
+    let packages = listed
+        .into_iter()
+        .filter_map(|(i, layer)| {
+            let p = inventory.packages.get(i)?;
+            Some(SbomPackage {
+                ecosystem: p.ecosystem.name().to_string(),
+                name: p.name.clone(),
+                version: p.version.clone(),
+                license: p.license.clone(),
+                purl: p.purl.clone(),
+                layer,
+                shipped_by: p.shipped_by.and_then(|s| position.get(&s).copied()),
+            })
+        })
+        .collect();
+    SbomInput {
+        image_name: outcome
+            .name
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_else(|| "stowage-image".into()),
+        image_digest: outcome.image.digest().clone(),
+        base: outcome.base_digest.as_ref().map(|digest| SbomBase {
+            name: plan.base_text.clone(),
+            digest: Some(digest.clone()),
+        }),
+        created: plan.created.clone(),
+        tool: format!("stowage-{}", env!("CARGO_PKG_VERSION")),
+        packages,
+    }
+}
+
+/// Writes `--sbom`, `--digest-file` and `--metadata-file` (I/O).
 fn write_reports(
     command: &BuildCommand,
+    plan: &BuildPlan,
     outcome: &BuildOutcome,
     metadata: &Value,
 ) -> Result<(), Error> {
+    if let Some(sbom) = &command.sbom {
+        let document = render_sbom(&sbom_input(plan, outcome), sbom.format);
+        transport::archive::write_atomic(&sbom.path, &document)?;
+    }
     if let Some(path) = &command.digest_file {
         transport::archive::write_atomic(path, outcome.image.digest().as_str().as_bytes())?;
     }
@@ -235,10 +338,11 @@ pub fn build_image(
     };
     let built = layer::write_layers(&plan.layers, context.store, &settings)?;
     layers.extend(added_layers(format, plan.compression, &built)?);
-    let allowed_findings = check_findings(&plan.allowed_secrets, &built)?;
+    let (allowed_findings, published_findings) = check_findings(plan, &built)?;
     let image = assemble(plan, &base, format, layers, &built)?;
     context.store.write_bytes(image.raw_config())?;
     context.store.write_bytes(image.raw_manifest())?;
+    let base_digest = base.image.as_ref().map(|i| i.digest().clone());
     let written = write_sinks(plan, &image, base.origin, context)?;
     Ok(BuildOutcome {
         image,
@@ -246,6 +350,8 @@ pub fn build_image(
         layers: built,
         written,
         allowed_findings,
+        published_findings,
+        base_digest,
     })
 }
 
@@ -334,21 +440,56 @@ fn write_sinks(
     )?)
 }
 
-/// Stops the build when a layer holds a finding no allow-list covers;
-/// returns the allowed ones. Runs after the layers are in the store and
-/// before any sink sees a byte.
-fn check_findings(allowed: &[String], built: &[BuiltLayer]) -> Result<Vec<Finding>, Error> {
-    let (let_through, refused): (Vec<&Finding>, Vec<&Finding>) = built
-        .iter()
-        .flat_map(|l| &l.findings)
-        .partition(|f| f.is_allowed(allowed));
-    if !refused.is_empty() {
-        return Err(SecretsFound {
-            findings: refused.into_iter().cloned().collect(),
+/// Stops the build when a layer holds a finding no allow-list covers and
+/// that is not in a published library file; returns the allowed findings and
+/// the published ones. Runs after the layers are in the store and before any
+/// sink sees a byte (I/O: hashes the library files with findings).
+fn check_findings(
+    plan: &BuildPlan,
+    built: &[BuiltLayer],
+) -> Result<(Vec<Finding>, Vec<PublishedFinding>), Error> {
+    let mut allowed = Vec::new();
+    let mut published = Vec::new();
+    let mut refused = Vec::new();
+    for (layer, layer_plan) in built.iter().zip(&plan.layers) {
+        let in_library = layer_plan.name.starts_with("library");
+        for finding in &layer.findings {
+            if finding.is_allowed(&plan.allowed_secrets) {
+                allowed.push(finding.clone());
+            } else if let Some(note) = published_finding(plan, in_library, finding)? {
+                published.push(note);
+            } else {
+                refused.push(finding.clone());
+            }
         }
-        .into());
     }
-    Ok(let_through.into_iter().cloned().collect())
+    if !refused.is_empty() {
+        return Err(SecretsFound { findings: refused }.into());
+    }
+    Ok((allowed, published))
+}
+
+/// The note for a finding in a library file whose bytes match its package's record, if it is one.
+fn published_finding(
+    plan: &BuildPlan,
+    in_library: bool,
+    finding: &Finding,
+) -> Result<Option<PublishedFinding>, Error> {
+    let library = &plan.library;
+    let root = library.target.trim_end_matches('/');
+    let rel = match finding.path.strip_prefix(root) {
+        Some(rest) if in_library && rest.starts_with('/') => &rest[1..],
+        _ => return Ok(None),
+    };
+    let Some(found) = library.inventory.published(&library.source, rel)? else {
+        return Ok(None);
+    };
+    let package = &library.inventory.packages[found.package];
+    Ok(Some(PublishedFinding {
+        finding: finding.clone(),
+        package: format!("{} {}", package.name, package.version),
+        record: found.record,
+    }))
 }
 
 /// What the build starts from.
@@ -489,10 +630,17 @@ pub fn metadata_json(outcome: &BuildOutcome, plan: &BuildPlan) -> Value {
                 "entries": layer.entry_count,
                 "cached": layer.cached,
                 "source": layer_plan.sources.iter().map(|s| s.display().to_string()).collect::<Vec<_>>(),
+                "packages": parts_json(plan, layer_plan),
             })
         })
         .collect();
+    let published: Vec<String> = outcome
+        .published_findings
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     json!({
+        "published_findings": published,
         "digest": outcome.image.digest(),
         "reference": outcome.reference_line(),
         "media_type": outcome.image.media_type(),
@@ -500,6 +648,32 @@ pub fn metadata_json(outcome: &BuildOutcome, plan: &BuildPlan) -> Value {
         "references": outcome.written.iter().map(|w| w.destination.clone()).collect::<Vec<_>>(),
         "layers": layers,
     })
+}
+
+/// What a library layer holds: each package (name, version, ecosystem, purl) or folder, with its bytes.
+fn parts_json(plan: &BuildPlan, layer: &layer::LayerPlan) -> Vec<Value> {
+    layer
+        .parts
+        .iter()
+        .map(|part| match &part.key {
+            GroupKey::Package(index) => match plan.library.inventory.packages.get(*index) {
+                Some(p) => json!({
+                    "name": p.name,
+                    "version": p.version,
+                    "ecosystem": p.ecosystem.name(),
+                    "purl": p.purl,
+                    "license": p.license,
+                    "files": part.files,
+                    "bytes": part.bytes,
+                }),
+                None => json!({"name": part.label, "files": part.files, "bytes": part.bytes}),
+            },
+            GroupKey::Folder(path) => {
+                json!({"folder": path, "files": part.files, "bytes": part.bytes})
+            }
+            GroupKey::Unowned => json!({"unowned": true, "files": part.files, "bytes": part.bytes}),
+        })
+        .collect()
 }
 
 /// The plan as `--dry-run --json` prints it.
@@ -514,6 +688,7 @@ pub fn plan_json(plan: &BuildPlan) -> Value {
                 "entries": l.entry_count,
                 "files": l.file_count,
                 "bytes": l.content_bytes,
+                "packages": parts_json(plan, l),
             })
         })
         .collect();

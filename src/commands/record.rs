@@ -35,6 +35,11 @@ pub fn build_ok(plan: &BuildPlan, outcome: &BuildOutcome) -> NewExport {
         error: None,
         run_command,
         secret_names: plan.secret_names.clone(),
+        notes: outcome
+            .published_findings
+            .iter()
+            .map(|note| format!("secret scan: {note}"))
+            .collect(),
     }
 }
 
@@ -76,6 +81,7 @@ pub fn build_failed(failed: &FailedBuild<'_>, error: String) -> NewExport {
         error: Some(error),
         run_command: None,
         secret_names: failed.secret_names.to_vec(),
+        notes: Vec::new(),
     }
 }
 
@@ -122,6 +128,7 @@ pub fn transfer(moved: &Moved<'_>, error: Option<String>) -> NewExport {
         error,
         run_command,
         secret_names: moved.secret_names.to_vec(),
+        notes: Vec::new(),
     }
 }
 

@@ -11,6 +11,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+mod published;
+pub use published::Published;
+
 /// Where a package comes from; decides its purl type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Ecosystem {

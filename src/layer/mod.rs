@@ -30,6 +30,7 @@ pub use base_folders::scan_base_folders;
 pub use cached::write_layers;
 pub use excludes::Excludes;
 pub use progress::LayerProgress;
+pub use split::{GroupKey, LayerPart, LibrarySplit, OWN_LAYER_BYTES};
 pub use walk::plan_layer;
 pub use write::{WriteSettings, gzip_stored_layer, write_layer};
 
@@ -176,6 +177,8 @@ pub struct LayerPlan {
     pub warnings: Vec<String>,
     /// Scan each file for secrets while writing; None writes without looking.
     pub secret_scan: Option<ScanRules>,
+    /// A library layer's packages (or folders standing in for them); empty for other layers.
+    pub parts: Vec<LayerPart>,
 }
 
 /// A layer written into the store.

@@ -1,92 +1,371 @@
-//! Splitting the library layer by package, stably: adding or removing a package moves no other.
+//! Splitting the library layer by package, stably: a package's files stay together, and adding or removing one moves no other.
+//!
+//! Every entry of the library belongs to one *group*: the package whose
+//! metadata lists it (the inventory), else the child of a package folder
+//! (`site-packages`, `node_modules`, an R library) it sits in, else the
+//! library's *unowned* files. When the inventory found neither packages nor
+//! package folders, the library's top-level entries are the groups, as
+//! before the inventory existed.
+//!
+//! Groups of at least [`OWN_LAYER_BYTES`] get a layer of their own (the
+//! largest first, while there are slots: a third of the layers); every other group goes to one of
+//! a fixed number of shared layers chosen by a hash of its name alone, so
+//! its layer does not depend on which other packages are installed. Unowned
+//! files get a layer of their own. Folders go wherever the entries below
+//! them go, so each layer unpacks on its own.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::{Entry, EntryKind, LayerPlan};
 use crate::digest::Digest;
+use crate::inventory::{Inventory, WalkedPath};
+
+/// A group this big (bytes of file content) gets a layer of its own.
+pub const OWN_LAYER_BYTES: u64 = 8 * 1024 * 1024;
+
+/// What one part of a layer is: a package, a folder standing in for one, or the unowned files.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum GroupKey {
+    /// Index into the inventory's packages.
+    Package(usize),
+    /// A child of a package folder, or a top-level entry, relative to the library root.
+    Folder(String),
+    /// Files no package lists.
+    Unowned,
+}
+
+/// One group of a library layer, for `--dry-run`, the history and records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerPart {
+    pub key: GroupKey,
+    /// `jinja2 3.1.6`, `site-packages/pkg03`, or `unowned files`.
+    pub label: String,
+    /// Bytes of file content.
+    pub bytes: u64,
+    /// Regular files.
+    pub files: u64,
+}
+
+/// How a library splits: the inventory of its source and the most layers it may take.
+pub struct LibrarySplit<'a> {
+    pub target: &'a str,
+    pub inventory: &'a Inventory,
+    pub max_layers: usize,
+}
+
+impl LibrarySplit<'_> {
+    /// The group an entry (path in the image) belongs to; None for the root and its ancestors.
+    fn group_of(&self, owners: &HashMap<&str, usize>, path: &[u8]) -> Option<GroupKey> {
+        let root = self.target.trim_matches('/').as_bytes();
+        let rest = path.strip_prefix(root)?.strip_prefix(b"/")?;
+        let Ok(rel) = std::str::from_utf8(rest) else {
+            return Some(GroupKey::Unowned);
+        };
+        if let Some(index) = owners.get(rel) {
+            return Some(GroupKey::Package(*index));
+        }
+        let inventory = self.inventory;
+        let folder = inventory
+            .package_folders
+            .iter()
+            .filter(|f| rel.len() > f.len() + 1 && rel.starts_with(f.as_str()))
+            .filter(|f| rel.as_bytes()[f.len()] == b'/')
+            .max_by_key(|f| f.len());
+        if let Some(folder) = folder {
+            let child = rel[folder.len() + 1..]
+                .split('/')
+                .next()
+                .unwrap_or_default();
+            return Some(GroupKey::Folder(format!("{folder}/{child}")));
+        }
+        if inventory.packages.is_empty() && inventory.package_folders.is_empty() {
+            let top = rel.split('/').next().unwrap_or_default();
+            return Some(GroupKey::Folder(top.to_string()));
+        }
+        Some(GroupKey::Unowned)
+    }
+
+    fn label(&self, key: &GroupKey) -> String {
+        match key {
+            GroupKey::Package(index) => match self.inventory.packages.get(*index) {
+                Some(p) => format!("{} {}", p.name, p.version),
+                None => format!("package {index}"),
+            },
+            GroupKey::Folder(path) => path.clone(),
+            GroupKey::Unowned => "unowned files".into(),
+        }
+    }
+
+    /// The stable name a shared layer is chosen by: the package's name, not its version.
+    fn hash_name(&self, key: &GroupKey) -> String {
+        match key {
+            GroupKey::Package(index) => match self.inventory.packages.get(*index) {
+                Some(p) => format!("{}:{}", p.ecosystem.name(), p.name.to_lowercase()),
+                None => index.to_string(),
+            },
+            GroupKey::Folder(path) => format!("folder:{path}"),
+            GroupKey::Unowned => "unowned".into(),
+        }
+    }
+}
+
+/// Which layer each group goes to: own layers, shared layers by hash, unowned last.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Clone, Hash)]
+enum Slot {
+    Own(String),
+    Shared(usize),
+    Unowned,
+}
 
 impl LayerPlan {
-    /// Splits a folder layer into at most `parts` layers by top-level entry (package,
-    /// extension) under `target`, each entry's part chosen by a hash of its name alone:
-    /// changing a file changes one part, and adding a package leaves the others as they were.
-    /// Every part carries the folders above its entries, so each unpacks on its own.
-    pub fn split_by_package(self, target: &str, parts: usize) -> Vec<LayerPlan> {
-        if parts <= 1 {
-            return vec![self];
+    /// Splits the library layer into at most `split.max_layers` layers by
+    /// package (see the module doc). Never returns an empty layer, nor one
+    /// without a regular file unless the library has none at all.
+    pub fn split_by_package(self, split: &LibrarySplit<'_>) -> Vec<LayerPlan> {
+        let owners = split.inventory.owners();
+        let keys: Vec<Option<GroupKey>> = self
+            .entries
+            .iter()
+            .map(|entry| {
+                // A hard link must sit in the same layer as the file it links to.
+                let anchor = match &entry.kind {
+                    EntryKind::HardLink { to } => to.as_slice(),
+                    _ => entry.path.as_slice(),
+                };
+                match entry.kind {
+                    // Folders go where the entries below them go.
+                    EntryKind::Dir => None,
+                    _ => split.group_of(&owners, anchor),
+                }
+            })
+            .collect();
+        let mut parts: BTreeMap<GroupKey, LayerPart> = BTreeMap::new();
+        for (entry, key) in self.entries.iter().zip(&keys) {
+            let Some(key) = key else { continue };
+            let part = parts.entry(key.clone()).or_insert_with(|| LayerPart {
+                key: key.clone(),
+                label: split.label(key),
+                bytes: 0,
+                files: 0,
+            });
+            if let EntryKind::File { size } = entry.kind {
+                part.bytes += size;
+                part.files += 1;
+            }
         }
-        let root = target.trim_start_matches('/').as_bytes().to_vec();
-        let part_of = |path: &[u8]| -> Option<usize> {
-            let rest = path.strip_prefix(root.as_slice())?.strip_prefix(b"/")?;
-            let top = rest.split(|b| *b == b'/').next()?;
-            let hash = Digest::of(top);
-            let mut first = [0u8; 8];
-            first.copy_from_slice(&hash.hex().as_bytes()[..8]);
-            let value = u64::from_str_radix(std::str::from_utf8(&first).ok()?, 16).ok()?;
-            Some((value % parts as u64) as usize)
-        };
-        let dirs: BTreeMap<Vec<u8>, Entry> = self
+        if split.max_layers <= 1 || parts.len() <= 1 {
+            let mut whole = self;
+            whole.parts = parts.into_values().collect();
+            if split.max_layers > 1 {
+                // Named as a split's only part, so the name says which mode built it.
+                whole.name = format!("{}-1of1", whole.name);
+            }
+            return vec![whole];
+        }
+        let slots = assign_slots(split, &parts);
+        self.into_slots(&keys, &parts, &slots)
+    }
+
+    /// Builds one layer per slot that holds a regular file; a slot without one joins the last layer.
+    fn into_slots(
+        self,
+        keys: &[Option<GroupKey>],
+        parts: &BTreeMap<GroupKey, LayerPart>,
+        slots: &BTreeMap<GroupKey, Slot>,
+    ) -> Vec<LayerPlan> {
+        let mut by_slot: BTreeMap<&Slot, Vec<&LayerPart>> = BTreeMap::new();
+        for (key, slot) in slots {
+            if let Some(part) = parts.get(key) {
+                by_slot.entry(slot).or_default().push(part);
+            }
+        }
+        let mut layer_parts: Vec<(Vec<&LayerPart>, Vec<&Slot>)> = Vec::new();
+        let mut fileless: Vec<&Slot> = Vec::new();
+        let mut fileless_parts: Vec<&LayerPart> = Vec::new();
+        for (slot, slot_parts) in by_slot {
+            if slot_parts.iter().any(|p| p.files > 0) {
+                layer_parts.push((slot_parts, vec![slot]));
+            } else {
+                fileless.push(slot);
+                fileless_parts.extend(slot_parts);
+            }
+        }
+        match layer_parts.last_mut() {
+            Some(last) => {
+                last.0.extend(fileless_parts);
+                last.1.extend(fileless);
+            }
+            None => layer_parts.push((fileless_parts, fileless)),
+        }
+        let slot_index: HashMap<&Slot, usize> = layer_parts
+            .iter()
+            .enumerate()
+            .flat_map(|(i, (_, slots))| slots.iter().map(move |s| (*s, i)))
+            .collect();
+        let entry_layer: Vec<Option<usize>> = keys
+            .iter()
+            .map(|k| {
+                k.as_ref()
+                    .and_then(|k| slots.get(k))
+                    .and_then(|s| slot_index.get(s).copied())
+            })
+            .collect();
+        let part_lists: Vec<Vec<LayerPart>> = layer_parts
+            .into_iter()
+            .map(|(parts, _)| parts.into_iter().cloned().collect())
+            .collect();
+        self.distribute(&entry_layer, part_lists)
+    }
+
+    /// Puts each entry into its layer, with the folders above it; folders no entry needs go to the last layer.
+    fn distribute(
+        self,
+        entry_layer: &[Option<usize>],
+        part_lists: Vec<Vec<LayerPart>>,
+    ) -> Vec<LayerPlan> {
+        let total = part_lists.len();
+        let dirs: BTreeMap<&[u8], &Entry> = self
             .entries
             .iter()
             .filter(|e| matches!(e.kind, EntryKind::Dir))
-            .map(|e| (e.path.clone(), e.clone()))
+            .map(|e| (e.path.as_slice(), e))
             .collect();
-        let mut buckets: Vec<BTreeMap<Vec<u8>, Entry>> = vec![BTreeMap::new(); parts];
-        for entry in &self.entries {
-            // A hard link must sit in the same layer as the file it links to.
-            let anchor = match &entry.kind {
-                EntryKind::HardLink { to } => to.as_slice(),
-                _ => entry.path.as_slice(),
-            };
-            let Some(part) = part_of(anchor) else {
-                continue; // the root folder and its ancestors go wherever they are needed
-            };
-            let bucket = &mut buckets[part];
+        let mut buckets: Vec<BTreeMap<Vec<u8>, Entry>> = vec![BTreeMap::new(); total];
+        for (entry, layer) in self.entries.iter().zip(entry_layer) {
+            let Some(layer) = layer else { continue };
+            let bucket = &mut buckets[*layer];
             for (i, byte) in entry.path.iter().enumerate() {
                 if *byte == b'/'
                     && let Some(dir) = dirs.get(&entry.path[..i])
                 {
                     bucket
                         .entry(dir.path.clone())
-                        .or_insert_with(|| dir.clone());
+                        .or_insert_with(|| (*dir).clone());
                 }
             }
             bucket.insert(entry.path.clone(), entry.clone());
         }
-        let total = buckets.iter().filter(|b| !b.is_empty()).count();
-        if total == 0 {
-            return vec![self];
+        // Folders with nothing below them (empty ones, and the library root's
+        // ancestors when nothing else needs them) still belong in the image.
+        let placed: std::collections::HashSet<&[u8]> = buckets
+            .iter()
+            .flat_map(|b| b.keys().map(Vec::as_slice))
+            .collect();
+        let orphans: Vec<Entry> = dirs
+            .values()
+            .filter(|d| !placed.contains(d.path.as_slice()))
+            .map(|d| (*d).clone())
+            .collect();
+        if let Some(last) = buckets.last_mut() {
+            for dir in orphans {
+                last.insert(dir.path.clone(), dir);
+            }
         }
-        let mut index = 0;
         buckets
             .into_iter()
-            .filter(|b| !b.is_empty())
-            .map(|bucket| {
-                index += 1;
-                let entries: Vec<Entry> = bucket.into_values().collect();
-                LayerPlan {
-                    name: format!("{}-{index}of{total}", self.name),
-                    sources: self.sources.clone(),
-                    entry_count: entries.len() as u64,
-                    file_count: entries
-                        .iter()
-                        .filter(|e| matches!(e.kind, EntryKind::File { .. }))
-                        .count() as u64,
-                    content_bytes: entries
-                        .iter()
-                        .map(|e| match e.kind {
-                            EntryKind::File { size } => size,
-                            _ => 0,
-                        })
-                        .sum(),
-                    entries,
-                    warnings: if index == 1 {
-                        self.warnings.clone()
-                    } else {
-                        Vec::new()
-                    },
-                    secret_scan: self.secret_scan.clone(),
-                }
-            })
+            .zip(part_lists)
+            .enumerate()
+            .map(|(index, (bucket, parts))| self.part_plan(index, total, bucket, parts))
             .collect()
     }
+
+    fn part_plan(
+        &self,
+        index: usize,
+        total: usize,
+        bucket: BTreeMap<Vec<u8>, Entry>,
+        parts: Vec<LayerPart>,
+    ) -> LayerPlan {
+        let entries: Vec<Entry> = bucket.into_values().collect();
+        LayerPlan {
+            name: format!("{}-{}of{total}", self.name, index + 1),
+            sources: self.sources.clone(),
+            entry_count: entries.len() as u64,
+            file_count: entries
+                .iter()
+                .filter(|e| matches!(e.kind, EntryKind::File { .. }))
+                .count() as u64,
+            content_bytes: entries
+                .iter()
+                .map(|e| match e.kind {
+                    EntryKind::File { size } => size,
+                    _ => 0,
+                })
+                .sum(),
+            entries,
+            warnings: if index == 0 {
+                self.warnings.clone()
+            } else {
+                Vec::new()
+            },
+            secret_scan: self.secret_scan.clone(),
+            parts,
+        }
+    }
 }
+
+/// Own layers for the largest groups of at least [`OWN_LAYER_BYTES`], while
+/// slots (a third of the layers) last; the rest into shared layers by a hash of their name; unowned
+/// files apart when there is room.
+fn assign_slots(
+    split: &LibrarySplit<'_>,
+    parts: &BTreeMap<GroupKey, LayerPart>,
+) -> BTreeMap<GroupKey, Slot> {
+    let max = split.max_layers;
+    let has_unowned = parts.contains_key(&GroupKey::Unowned);
+    let unowned_slot = usize::from(has_unowned && max >= 3);
+    // A third of the layers for big groups; the shared count is fixed by
+    // `max` alone, so no package set moves a small package to another layer.
+    let own_slots = (max - unowned_slot) / 3;
+    let shared = (max - unowned_slot - own_slots).max(1);
+    let mut big: Vec<&LayerPart> = parts
+        .values()
+        .filter(|p| p.key != GroupKey::Unowned && p.bytes >= OWN_LAYER_BYTES)
+        .collect();
+    big.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.key.cmp(&b.key)));
+    let mut slots = BTreeMap::new();
+    for part in big.into_iter().take(own_slots) {
+        slots.insert(part.key.clone(), Slot::Own(split.hash_name(&part.key)));
+    }
+    for key in parts.keys() {
+        if slots.contains_key(key) {
+            continue;
+        }
+        let slot = if *key == GroupKey::Unowned && unowned_slot == 1 {
+            Slot::Unowned
+        } else {
+            Slot::Shared(shared_index(&split.hash_name(key), shared))
+        };
+        slots.insert(key.clone(), slot);
+    }
+    slots
+}
+
+/// The shared layer a name hashes to: depends on the name and the count alone.
+fn shared_index(name: &str, shared: usize) -> usize {
+    let hash = Digest::of(name.as_bytes());
+    let hex = hash.hex();
+    let value = u64::from_str_radix(&hex[..16], 16).unwrap_or(0);
+    (value % shared as u64) as usize
+}
+
+impl LayerPlan {
+    /// The entries under `target`, relative to it, as the inventory reads them (non-UTF-8 paths left out).
+    pub fn walked_under<'a>(&'a self, target: &str) -> impl Iterator<Item = WalkedPath<'a>> {
+        let root = target.trim_matches('/').as_bytes().to_vec();
+        self.entries.iter().filter_map(move |entry| {
+            let rest = entry
+                .path
+                .strip_prefix(root.as_slice())?
+                .strip_prefix(b"/")?;
+            Some(WalkedPath {
+                path: std::str::from_utf8(rest).ok()?,
+                is_dir: matches!(entry.kind, EntryKind::Dir),
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+#[path = "split_tests.rs"]
+mod tests;

@@ -98,6 +98,7 @@ pub fn plan_layer(
         entries,
         warnings,
         secret_scan: None,
+        parts: Vec::new(),
     })
 }
 

@@ -24,7 +24,7 @@ struct Built {
     /// `oci:DIR:v1`.
     source: String,
     digest: String,
-    /// The layer digests (the blobs worth cutting: the config is tiny).
+    /// The layer digests, largest first (the blobs worth cutting: the config is tiny).
     layers: Vec<String>,
 }
 
@@ -54,11 +54,18 @@ fn built_with_big_file(size: usize) -> Built {
     );
     let digest = parse_printed(&out).digest;
     let image = Layout::open(&layout).image("v1");
-    let layers = image
+    let mut sized: Vec<(u64, String)> = image
         .layers()
         .iter()
-        .map(|l| l["digest"].as_str().unwrap().to_owned())
+        .map(|l| {
+            (
+                l["size"].as_u64().unwrap(),
+                l["digest"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
+    sized.sort_by_key(|l| std::cmp::Reverse(l.0));
+    let layers = sized.into_iter().map(|(_, digest)| digest).collect();
     Built {
         sb,
         source: format!("oci:{}:v1", layout.display()),
@@ -338,7 +345,8 @@ fn a_download_that_stalls_mid_blob_times_out_and_is_fetched_again() {
     let built = built();
     assert_ok(&built.push(&registry.host, &[]), &[]);
     let stalls = counter();
-    let (s, layers) = (stalls.clone(), built.layers.clone());
+    // The largest layer: a small one could end before the stall point.
+    let (s, layers) = (stalls.clone(), built.layers[..1].to_vec());
     let proxy = FaultProxy::start(&registry.host, move |req| {
         let layer = layers.iter().any(|l| req.target.contains(l.as_str()));
         if req.is_blob_get() && layer && s.fetch_add(1, Ordering::SeqCst) == 0 {

@@ -429,7 +429,12 @@ fn registries_that_send_wrong_bytes_or_lie_are_refused() {
     };
     let sb = Sandbox::new();
     let (_, manifest) = pushed(&sb, &registry);
-    let layer = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
+    // The largest layer, so the damaged byte is inside it.
+    let layers = manifest["layers"].as_array().unwrap();
+    let largest = (0..layers.len())
+        .max_by_key(|i| layers[*i]["size"].as_u64().unwrap())
+        .unwrap();
+    let layer = layers[largest]["digest"].as_str().unwrap().to_owned();
 
     // A blob whose bytes are damaged on the way.
     let l = layer.clone();
@@ -448,8 +453,8 @@ fn registries_that_send_wrong_bytes_or_lie_are_refused() {
 
     // A manifest that declares a layer shorter than the blob is.
     let mut lying = manifest.clone();
-    let size = lying["layers"][0]["size"].as_u64().unwrap();
-    lying["layers"][0]["size"] = json!(size - 100);
+    let size = lying["layers"][largest]["size"].as_u64().unwrap();
+    lying["layers"][largest]["size"] = json!(size - 100);
     let body = serde_json::to_vec(&lying).unwrap();
     let proxy = FaultProxy::start(&registry.host, move |req| {
         if req.method == "GET" && req.target.contains("/manifests/") {
