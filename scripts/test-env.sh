@@ -74,6 +74,18 @@ PACKAGES=(
     # and RS256 signatures of the test token servers; the TLS registry's certificate.
     apache2-utils
     openssl
+    # The real app libraries (tests/e2e/rig/libraries.rs): Debian's
+    # `python3 -m venv` (with ensurepip) for the tools venv and the test venvs.
+    python3-venv
+)
+
+# The Python tools of the tests, installed from PyPI into $STATE/pytools (a
+# venv of Debian's /usr/bin/python3): independent validators of the SBOMs
+# stowage writes, and a second inventory of a venv (`cyclonedx-py`).
+PYTOOLS=(
+    spdx-tools==0.8.5
+    'cyclonedx-python-lib[json-validation]==11.12.0'
+    cyclonedx-bom==7.5.0
 )
 
 log() { printf 'test-env: %s\n' "$*" >&2; }
@@ -131,6 +143,38 @@ install_packages() {
         rm -f "$policy"
     fi
     [ "$rc" -eq 0 ] || die "apt-get failed (exit $rc)"
+}
+
+# node and npm for the node_modules tests. The machine may already have
+# them from elsewhere (NodeSource's nodejs bundles npm), so Debian's
+# packages are installed only when one is missing.
+install_node() {
+    if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+        log "node $(node --version) and npm $(npm --version) present"
+        return
+    fi
+    [ "$(id -u)" -eq 0 ] || die "node or npm missing; run as root: sudo scripts/test-env.sh"
+    log "installing: nodejs npm"
+    { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs npm; } ||
+        die "apt-get install nodejs npm failed"
+}
+
+# $STATE/pytools, rebuilt only when the pins change: the marker holds them.
+install_pytools() {
+    local dir="$STATE/pytools" marker="$STATE/pytools/.stowage-pytools"
+    local want="${PYTOOLS[*]}"
+    if [ -f "$marker" ] && [ "$(cat "$marker")" = "$want" ]; then
+        log "pytools already installed ($dir)"
+        return
+    fi
+    log "creating $dir: ${PYTOOLS[*]}"
+    rm -rf "$dir"
+    /usr/bin/python3 -m venv "$dir" || die "/usr/bin/python3 -m venv failed (is python3-venv installed?)"
+    # PIP_FIND_LINKS, where the machine sets it, would mix local wheels into
+    # what PyPI resolves.
+    env -u PIP_FIND_LINKS "$dir/bin/pip" install --quiet "${PYTOOLS[@]}" ||
+        die "pip install ${PYTOOLS[*]} failed"
+    printf '%s' "$want" >"$marker"
 }
 
 dockerd_pid() {
@@ -286,8 +330,10 @@ main() {
     case "$cmd" in
     start)
         install_packages
+        install_node
         mkdir -p "$STATE"
         export STOWAGE_TEST_DIR="$STATE"
+        install_pytools
         start_dockerd
         write_podman_config
         check_podman

@@ -17,6 +17,7 @@ mod exports;
 mod faults;
 mod hostile;
 mod layout;
+mod libraries_rig;
 mod podman;
 mod progress;
 mod registry;

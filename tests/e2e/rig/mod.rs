@@ -27,6 +27,9 @@ use sha2::{Digest, Sha256};
 pub mod http;
 /// A stand-in for Docker Hub's repository API, for the export tests.
 pub mod hub;
+/// Real app libraries (PyPI venvs and --target folders, node_modules, a
+/// conda env, an R library), built once per run where they are downloaded.
+pub mod libraries;
 /// The proxies between stowage and a registry: faults and byte counts.
 pub mod proxy;
 /// Real registries (anonymous, htpasswd, token auth, TLS), credentials, and
