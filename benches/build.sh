@@ -41,7 +41,7 @@ STOWAGE=$PWD/target/release/stowage
 
 mkdir -p "$WORK"
 APP=$WORK/app
-if [ ! -f "$APP/.generated-$SIZE_MB" ]; then
+if [ ! -f "$APP/.generated-v2-$SIZE_MB" ]; then
     rm -rf "$APP"
     echo "bench: generating a ${SIZE_MB} MB app in $APP" >&2
     python3 - "$APP" "$SIZE_MB" <<'PY'
@@ -61,14 +61,16 @@ def text(n):
 def noise(n):
     return rng.randbytes(n)
 lib = os.path.join(root, "library")
+# Packages under site-packages with no metadata, as `pip --target` of wheels stripped of dist-info.
+site = os.path.join(lib, "lib", "python3.11", "site-packages")
 for i in range(small_files):
-    pkg = os.path.join(lib, f"pkg{i % 40:02d}", f"mod{i % 7}")
+    pkg = os.path.join(site, f"pkg{i % 40:02d}", f"mod{i % 7}")
     os.makedirs(pkg, exist_ok=True)
     n = max(1, int(rng.expovariate(1 / small_avg)))
     with open(os.path.join(pkg, f"f{i:05d}.{'py' if i % 2 else 'bin'}"), "wb") as f:
         f.write(text(n) if i % 2 else noise(n))
 for i in range(10):
-    with open(os.path.join(lib, f"pkg{i:02d}", f"large{i}.dat"), "wb") as f:
+    with open(os.path.join(site, f"pkg{i:02d}", f"large{i}.dat"), "wb") as f:
         chunk = large_share // 10
         f.write(text(chunk) if i % 2 else noise(chunk))
 os.makedirs(os.path.join(root, "workspace"), exist_ok=True)
@@ -77,7 +79,7 @@ with open(os.path.join(root, "workspace", "notebook.ipynb"), "w") as f:
 with open(os.path.join(root, "stowage.toml"), "w") as f:
     f.write('base = "scratch"\n[app]\nlibrary = { source = "library", target = "/opt/app" }\n'
             'workspace = { source = "workspace", target = "/home/user/work" }\ncommand = ["/opt/app/run"]\n')
-open(os.path.join(root, f".generated-{size_mb}"), "w").close()
+open(os.path.join(root, f".generated-v2-{size_mb}"), "w").close()
 PY
 fi
 LIB=$APP/library
@@ -118,11 +120,15 @@ echo "bench: same digest with 1 thread and the default: $digest_default" >&2
 
 # Warm rebuilds: the cache is filled by the last stowage run above.
 $STOWAGE -q build -f "$APP/stowage.toml" -o "oci:$WORK/out-stowage:bench" >/dev/null
-one_file=$LIB/pkg07/mod3/f00007.py
+one_file=$LIB/lib/python3.11/site-packages/pkg07/mod3/f00007.py
+# The plan alone (walk, inventory, package split; no byte read): an upper
+# bound of what the inventory and the split add to a cold build.
+plan_cmd="$STOWAGE -q build --dry-run -f $APP/stowage.toml -o oci:$WORK/out-stowage:bench"
 hyperfine --style basic --runs "$RUNS" --export-json "$WORK/rebuild.json" \
-    --prepare ":" --prepare "echo \$RANDOM >> $one_file" \
+    --prepare ":" --prepare "echo \$RANDOM >> $one_file" --prepare ":" \
     -n "rebuild, nothing changed" "$stowage_cmd" \
-    -n "rebuild, one file changed" "$stowage_cmd"
+    -n "rebuild, one file changed" "$stowage_cmd" \
+    -n "plan only (--dry-run)" "$plan_cmd"
 
 peak() { /usr/bin/time -v bash -c "$1" 2>&1 >/dev/null | awk -F': ' '/Maximum resident/ {print $2}'; }
 eval "$cold_stowage"
@@ -168,4 +174,26 @@ for name, r in rows.items():
 full = rows["stowage"]["median"]
 print()
 print(f"one file changed: {rows['rebuild, one file changed']['median'] / full:.0%} of a full build")
+print(f"plan (walk + inventory + split): {rows['plan only (--dry-run)']['median'] / full:.1%} of a cold build")
 PY
+
+# A real library: the JupyterLab venv the tests install (scripts/test.sh
+# builds it under $STOWAGE_TEST_DIR), or VENV=DIR. Cold build against the plan alone.
+VENV=${VENV:-${STOWAGE_TEST_DIR:-/tmp/stowage-test}/libraries/jupyterlab-venv}
+if [ -f "$VENV/pyvenv.cfg" ]; then
+    mkdir -p "$WORK/venv-app"
+    printf 'base = "scratch"\n[app]\nlibrary = { source = "%s", target = "/opt/venv" }\ncommand = ["/opt/venv/bin/jupyter-lab"]\n' "$VENV" >"$WORK/venv-app/stowage.toml"
+    venv_build="$STOWAGE -q build -f $WORK/venv-app/stowage.toml -o oci:$WORK/out-venv:bench"
+    hyperfine --style basic --runs "$RUNS" --warmup 1 --export-json "$WORK/venv.json" \
+        --prepare "rm -rf $WORK/cache $WORK/out-venv" --prepare ":" \
+        -n "venv: stowage cold" "$venv_build" \
+        -n "venv: plan only (--dry-run)" "$STOWAGE -q build --dry-run -f $WORK/venv-app/stowage.toml -o oci:$WORK/out-venv:bench"
+    python3 - "$WORK" <<'PY'
+import json, sys
+rows = {r["command"]: r["median"] for r in json.load(open(f"{sys.argv[1]}/venv.json"))["results"]}
+print(f"venv: cold {rows['venv: stowage cold']:.3f} s, plan {rows['venv: plan only (--dry-run)']:.3f} s = "
+      f"{rows['venv: plan only (--dry-run)'] / rows['venv: stowage cold']:.1%} of a cold build")
+PY
+else
+    echo "bench: no JupyterLab venv at $VENV (run the tests once, or set VENV=DIR); skipping the venv rows" >&2
+fi
