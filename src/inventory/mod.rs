@@ -151,7 +151,7 @@ impl Inventory {
             warnings: Vec::new(),
         };
         let venv = if found.pyvenv {
-            python::read_venv(&mut cx)?
+            Some(python::read_venv(&mut cx)?)
         } else {
             None
         };
@@ -201,10 +201,20 @@ impl Inventory {
     /// Costs a binary search per package (files are sorted), so it suits the
     /// few files the secret scan flags; use `owners` for bulk questions.
     pub fn recorded(&self, path: &str) -> Option<(usize, [u8; 32])> {
+        self.recorded_all(path).next()
+    }
+
+    /// Every package that records a sha256 for `path`, in sort order, with
+    /// that hash. Two can: a conda package's record and the RECORD of the
+    /// dist-info it installs may differ when conda rewrote a prefix.
+    pub fn recorded_all<'s>(
+        &'s self,
+        path: &'s str,
+    ) -> impl Iterator<Item = (usize, [u8; 32])> + 's {
         self.packages
             .iter()
             .enumerate()
-            .find_map(|(index, package)| {
+            .filter_map(move |(index, package)| {
                 let at = package
                     .files
                     .binary_search_by(|file| file.path.as_str().cmp(path))

@@ -39,11 +39,9 @@ pub(super) fn read_packages(
 }
 
 /// Reads the root's `pyvenv.cfg`.
-pub(super) fn read_venv(cx: &mut Context) -> Result<Option<VenvConfig>, InventoryError> {
-    let Some(text) = cx.read_text("pyvenv.cfg")? else {
-        return Ok(None);
-    };
-    Ok(Some(parse_pyvenv(&text)))
+pub(super) fn read_venv(cx: &mut Context) -> Result<VenvConfig, InventoryError> {
+    let text = cx.read_text("pyvenv.cfg")?;
+    Ok(parse_pyvenv(&text))
 }
 
 fn read_dist_info(cx: &mut Context, dir: &str) -> Result<Option<Package>, InventoryError> {
@@ -52,9 +50,7 @@ fn read_dist_info(cx: &mut Context, dir: &str) -> Result<Option<Package>, Invent
         cx.warn(dir, "no METADATA file");
         return Ok(None);
     }
-    let Some(text) = cx.read_text(&metadata_path)? else {
-        return Ok(None);
-    };
+    let text = cx.read_text(&metadata_path)?;
     let Some(core) = CoreMetadata::parse(&text) else {
         cx.warn(&metadata_path, "no Name or Version");
         return Ok(None);
@@ -62,9 +58,7 @@ fn read_dist_info(cx: &mut Context, dir: &str) -> Result<Option<Package>, Invent
     let record_path = format!("{dir}/RECORD");
     let mut files = Vec::new();
     if cx.files.contains(&record_path) {
-        let Some(record) = cx.read_text(&record_path)? else {
-            return Ok(None);
-        };
+        let record = cx.read_text(&record_path)?;
         files = parse_record(split_last(dir).0, &record);
     }
     files.extend(walked_files(cx, dir));
@@ -96,9 +90,7 @@ fn read_dist_info(cx: &mut Context, dir: &str) -> Result<Option<Package>, Invent
 
 fn read_egg_info_dir(cx: &mut Context, dir: &str) -> Result<Option<Package>, InventoryError> {
     let pkg_info_path = format!("{dir}/PKG-INFO");
-    let Some(text) = cx.read_text(&pkg_info_path)? else {
-        return Ok(None);
-    };
+    let text = cx.read_text(&pkg_info_path)?;
     let Some(core) = CoreMetadata::parse(&text) else {
         cx.warn(&pkg_info_path, "no Name or Version");
         return Ok(None);
@@ -106,9 +98,7 @@ fn read_egg_info_dir(cx: &mut Context, dir: &str) -> Result<Option<Package>, Inv
     let mut files = Vec::new();
     let installed_path = format!("{dir}/installed-files.txt");
     if cx.files.contains(&installed_path) {
-        let Some(installed) = cx.read_text(&installed_path)? else {
-            return Ok(None);
-        };
+        let installed = cx.read_text(&installed_path)?;
         files = installed
             .lines()
             .filter_map(|line| normalise(dir, line.trim_end_matches('\r')))
@@ -124,9 +114,7 @@ fn read_egg_info_dir(cx: &mut Context, dir: &str) -> Result<Option<Package>, Inv
 }
 
 fn read_egg_info_file(cx: &mut Context, file: &str) -> Result<Option<Package>, InventoryError> {
-    let Some(text) = cx.read_text(file)? else {
-        return Ok(None);
-    };
+    let text = cx.read_text(file)?;
     let Some(core) = CoreMetadata::parse(&text) else {
         cx.warn(file, "no Name or Version");
         return Ok(None);

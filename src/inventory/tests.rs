@@ -39,7 +39,8 @@ fn walk(root: &Path) -> Vec<(String, bool)> {
                 .to_str()
                 .unwrap()
                 .to_owned();
-            let is_dir = path.is_dir();
+            // As the layer walk does: a symlink to a folder is a symlink, not descended into.
+            let is_dir = std::fs::symlink_metadata(&path).unwrap().is_dir();
             out.push((rel, is_dir));
             if is_dir {
                 visit(root, &path, out);
@@ -565,4 +566,69 @@ fn a_file_the_walk_did_not_find_is_not_read() {
     let inventory = Inventory::read(root, paths).unwrap();
     assert_eq!(inventory.packages.len(), 1);
     assert_eq!(inventory.packages[0].files.len(), 1);
+}
+
+#[test]
+fn a_conda_env_python_package_has_both_records() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let root = dir.path();
+    let wheel_script = b"#!python\nimport six\n";
+    let installed_script = b"#!/opt/conda/bin/python\nimport six\n";
+    write(root, "bin/six-tool", installed_script);
+    let dist = "lib/python3.12/site-packages/six-1.16.0.dist-info";
+    write(
+        root,
+        &format!("{dist}/METADATA"),
+        b"Name: six\nVersion: 1.16.0\n",
+    );
+    write(root, &format!("{dist}/INSTALLER"), b"conda\n");
+    write(
+        root,
+        &format!("{dist}/RECORD"),
+        format!("../../../bin/six-tool,{},20\n", record_hash(wheel_script)).as_bytes(),
+    );
+    let record = serde_json::json!({
+        "name": "six", "version": "1.16.0", "build": "pyhd8ed1ab_0", "channel": "conda-forge",
+        "files": ["bin/six-tool", format!("{dist}/METADATA")],
+        "paths_data": {"paths_version": 1, "paths": [
+            {"_path": "bin/six-tool", "path_type": "hardlink", "sha256": hex(&sha(wheel_script)),
+             "sha256_in_prefix": hex(&sha(installed_script)), "prefix_placeholder": "/opt/anaconda1anaconda2anaconda3",
+             "file_mode": "text", "size_in_bytes": 31}
+        ]}
+    });
+    write(
+        root,
+        "conda-meta/six-1.16.0-pyhd8ed1ab_0.json",
+        record.to_string().as_bytes(),
+    );
+    write(
+        root,
+        "lib/python3.12/site-packages/old-1.egg-info",
+        b"Name: old\nVersion: 1\nDescription: caf\xe9\n",
+    );
+    let inventory = read(root);
+
+    let names: Vec<&str> = inventory.packages.iter().map(|p| p.purl.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "pkg:pypi/old@1",
+            "pkg:pypi/six@1.16.0",
+            "pkg:conda/six@1.16.0?build=pyhd8ed1ab_0&channel=conda-forge"
+        ]
+    );
+    assert_eq!(
+        inventory.warnings,
+        [
+            "lib/python3.12/site-packages/old-1.egg-info: not UTF-8; read with replacement characters"
+        ]
+    );
+    assert_eq!(
+        inventory.recorded("bin/six-tool"),
+        Some((1, sha(wheel_script)))
+    );
+    let all: Vec<_> = inventory.recorded_all("bin/six-tool").collect();
+    assert_eq!(all, [(1, sha(wheel_script)), (2, sha(installed_script))]);
+    assert_eq!(inventory.owners()["bin/six-tool"], 1);
+    assert_eq!(inventory.package_folders, ["lib/python3.12/site-packages"]);
 }
