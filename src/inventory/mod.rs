@@ -8,6 +8,15 @@
 //! deciding layers (that is `layer::split`) or checking hashes (the build
 //! hashes a file only when the secret scan found something in it).
 
+mod conda;
+mod locate;
+mod npm;
+mod purl;
+mod python;
+mod r;
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -130,12 +139,92 @@ pub struct WalkedPath<'a> {
 
 impl Inventory {
     /// Reads the metadata files among `paths` (relative to `root`, as the walk found them).
+    ///
+    /// Only metadata files are read, each once; a file the walk did not find
+    /// is never opened. Metadata that cannot be understood is skipped with a
+    /// line in `warnings`; a metadata file that cannot be read is an error.
     pub fn read<'a>(
         root: &Path,
         paths: impl IntoIterator<Item = WalkedPath<'a>>,
     ) -> Result<Inventory, InventoryError> {
-        let _ = (root, paths.into_iter().count());
-        Ok(Inventory::default())
+        let (found, files) = locate::scan(paths);
+        let mut cx = locate::Context {
+            root,
+            files,
+            warnings: Vec::new(),
+        };
+        let venv = if found.pyvenv {
+            Some(python::read_venv(&mut cx)?)
+        } else {
+            None
+        };
+        let mut packages = python::read_packages(&mut cx, &found)?;
+        packages.extend(conda::read_packages(&mut cx, &found)?);
+        let (r_packages, r_libraries) = r::read_packages(&mut cx, &found)?;
+        packages.extend(r_packages);
+        packages.extend(npm::read_packages(&mut cx, &found)?);
+        let labextensions = npm::read_labextensions(&mut cx, &found)?;
+        let mut shipping: HashMap<String, Option<String>> = HashMap::new();
+        for extension in labextensions {
+            shipping.insert(extension.package.metadata.clone(), extension.python_package);
+            packages.push(extension.package);
+        }
+        for package in &mut packages {
+            sort_files(&mut package.files);
+        }
+        packages.sort_by_cached_key(|p| {
+            (
+                p.ecosystem,
+                p.name.to_lowercase(),
+                p.version.clone(),
+                p.metadata.clone(),
+            )
+        });
+        link_shipped_extensions(&mut packages, &shipping);
+        let mut package_folders: Vec<String> = found
+            .package_folders
+            .iter()
+            .map(|f| (*f).to_owned())
+            .collect();
+        package_folders.extend(r_libraries);
+        package_folders.sort_unstable();
+        package_folders.dedup();
+        Ok(Inventory {
+            packages,
+            package_folders,
+            venv,
+            warnings: cx.warnings,
+        })
+    }
+
+    /// The package that owns `path` (as `owners` decides) among those whose
+    /// metadata records a sha256 for it, and that hash: the first such package
+    /// in sort order, or its shipper for a shipped extension.
+    ///
+    /// Costs a binary search per package (files are sorted), so it suits the
+    /// few files the secret scan flags; use `owners` for bulk questions.
+    pub fn recorded(&self, path: &str) -> Option<(usize, [u8; 32])> {
+        self.recorded_all(path).next()
+    }
+
+    /// Every package that records a sha256 for `path`, in sort order, with
+    /// that hash. Two can: a conda package's record and the RECORD of the
+    /// dist-info it installs may differ when conda rewrote a prefix.
+    pub fn recorded_all<'s>(
+        &'s self,
+        path: &'s str,
+    ) -> impl Iterator<Item = (usize, [u8; 32])> + 's {
+        self.packages
+            .iter()
+            .enumerate()
+            .filter_map(move |(index, package)| {
+                let at = package
+                    .files
+                    .binary_search_by(|file| file.path.as_str().cmp(path))
+                    .ok()?;
+                let sha256 = package.files[at].sha256?;
+                Some((package.shipped_by.unwrap_or(index), sha256))
+            })
     }
 
     /// Which package owns each file: path relative to the root → index in `packages`.
@@ -150,5 +239,78 @@ impl Inventory {
             }
         }
         owners
+    }
+}
+
+/// A package with no license, installer or link yet; the purl from its ecosystem (conda adds qualifiers after).
+fn new_package(
+    ecosystem: Ecosystem,
+    name: String,
+    version: String,
+    metadata: &str,
+    files: Vec<PackageFile>,
+) -> Package {
+    let purl_name = match ecosystem {
+        Ecosystem::Python => purl::pep503(&name),
+        Ecosystem::Conda | Ecosystem::R | Ecosystem::Npm => name.clone(),
+    };
+    let purl = purl::purl(ecosystem.name(), &purl_name, &version, &[]);
+    Package {
+        ecosystem,
+        name,
+        version,
+        license: None,
+        purl,
+        metadata: metadata.to_owned(),
+        files,
+        installer: None,
+        editable: false,
+        shipped_by: None,
+    }
+}
+
+/// Sorts by path and keeps one entry per path, the one with a recorded hash when there is one.
+fn sort_files(files: &mut Vec<PackageFile>) {
+    files.sort_by(|a, b| {
+        a.path
+            .cmp(&b.path)
+            .then(a.sha256.is_none().cmp(&b.sha256.is_none()))
+    });
+    files.dedup_by(|later, first| later.path == first.path);
+}
+
+/// Sets `shipped_by` on each JupyterLab extension a Python package ships: the
+/// one whose RECORD lists the extension's `package.json`, else the one its
+/// `install.json` names. `shipping` maps an extension's metadata path to that name.
+fn link_shipped_extensions(packages: &mut [Package], shipping: &HashMap<String, Option<String>>) {
+    if shipping.is_empty() {
+        return;
+    }
+    let mut by_record: HashMap<&str, usize> = HashMap::new();
+    let mut by_name: HashMap<String, usize> = HashMap::new();
+    for (index, package) in packages.iter().enumerate() {
+        if package.ecosystem != Ecosystem::Python {
+            continue;
+        }
+        by_name.entry(purl::pep503(&package.name)).or_insert(index);
+        for file in &package.files {
+            if shipping.contains_key(&file.path) {
+                by_record.entry(file.path.as_str()).or_insert(index);
+            }
+        }
+    }
+    let links: Vec<(usize, usize)> = packages
+        .iter()
+        .enumerate()
+        .filter_map(|(index, package)| {
+            let named = shipping.get(&package.metadata)?;
+            let shipper = by_record
+                .get(package.metadata.as_str())
+                .or_else(|| named.as_ref().and_then(|name| by_name.get(name)))?;
+            Some((index, *shipper))
+        })
+        .collect();
+    for (index, shipper) in links {
+        packages[index].shipped_by = Some(shipper);
     }
 }

@@ -1,0 +1,212 @@
+//! conda packages: one `conda-meta/<name>-<version>-<build>.json` record each.
+//!
+//! File paths in a record are relative to the environment's root (the folder
+//! holding `conda-meta`). The hash that identifies a published file is the
+//! hash of its bytes as installed: `sha256_in_prefix` when conda rewrote the
+//! prefix in it, else `sha256`.
+
+use serde::Deserialize;
+
+use super::locate::{Context, Found, normalise, split_last};
+use super::purl::purl;
+use super::{Ecosystem, InventoryError, Package, PackageFile, PrefixPlaceholder, new_package};
+
+/// The fields of a conda-meta record stowage uses; others are ignored.
+#[derive(Debug, Deserialize)]
+struct Record {
+    name: Option<String>,
+    version: Option<String>,
+    build: Option<String>,
+    channel: Option<String>,
+    schannel: Option<String>,
+    license: Option<String>,
+    files: Option<Vec<String>>,
+    paths_data: Option<PathsData>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PathsData {
+    #[serde(default)]
+    paths: Vec<PathEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PathEntry {
+    #[serde(rename = "_path")]
+    path: String,
+    path_type: Option<String>,
+    sha256: Option<String>,
+    sha256_in_prefix: Option<String>,
+    prefix_placeholder: Option<String>,
+    file_mode: Option<String>,
+}
+
+/// Reads every `conda-meta/*.json` record the scan found.
+pub(super) fn read_packages(
+    cx: &mut Context,
+    found: &Found,
+) -> Result<Vec<Package>, InventoryError> {
+    let mut packages = Vec::new();
+    for path in &found.conda_records {
+        let bytes = cx.read_metadata(path)?;
+        let record: Record = match serde_json::from_slice(&bytes) {
+            Ok(record) => record,
+            Err(error) => {
+                cx.warn(path, format_args!("not a conda-meta record ({error})"));
+                continue;
+            }
+        };
+        let (Some(name), Some(version)) = (record.name.clone(), record.version.clone()) else {
+            cx.warn(path, "no name or version");
+            continue;
+        };
+        let env_root = split_last(split_last(path).0).0;
+        let channel = record
+            .channel
+            .as_deref()
+            .or(record.schannel.as_deref())
+            .and_then(channel_name);
+        let mut package = new_package(
+            Ecosystem::Conda,
+            name,
+            version,
+            path,
+            record_files(env_root, record.files, record.paths_data),
+        );
+        package.purl = purl(
+            "conda",
+            &package.name,
+            &package.version,
+            &[("build", record.build.as_deref()), ("channel", channel)],
+        );
+        package.license = record.license.filter(|l| !l.trim().is_empty());
+        package.installer = Some("conda".to_owned());
+        packages.push(package);
+    }
+    Ok(packages)
+}
+
+/// `paths_data` entries (with hashes and placeholders) first, then `files` entries it lacks.
+fn record_files(
+    env_root: &str,
+    files: Option<Vec<String>>,
+    paths_data: Option<PathsData>,
+) -> Vec<PackageFile> {
+    let mut out = Vec::new();
+    for entry in paths_data.map(|data| data.paths).unwrap_or_default() {
+        let kind = entry.path_type.as_deref().unwrap_or("hardlink");
+        if kind == "directory" {
+            continue;
+        }
+        let Some(path) = normalise(env_root, &entry.path) else {
+            continue;
+        };
+        let sha256 = if kind == "softlink" {
+            None
+        } else {
+            entry
+                .sha256_in_prefix
+                .as_deref()
+                .or(entry.sha256.as_deref())
+                .and_then(decode_hex)
+        };
+        let prefix = entry
+            .prefix_placeholder
+            .filter(|p| !p.is_empty())
+            .map(|placeholder| PrefixPlaceholder {
+                placeholder,
+                binary: entry.file_mode.as_deref() == Some("binary"),
+            });
+        out.push(PackageFile {
+            path,
+            sha256,
+            prefix,
+        });
+    }
+    for file in files.unwrap_or_default() {
+        if let Some(path) = normalise(env_root, &file) {
+            out.push(PackageFile {
+                path,
+                sha256: None,
+                prefix: None,
+            });
+        }
+    }
+    out
+}
+
+/// The channel's name from a record's `channel`: `conda-forge` from
+/// `https://conda.anaconda.org/conda-forge/linux-64` (a token path segment or
+/// the platform subdir never shows), or the name itself.
+fn channel_name(channel: &str) -> Option<&str> {
+    let path = match channel.split_once("://") {
+        Some((_, rest)) => rest.split_once('/').map_or("", |(_, path)| path),
+        None => channel,
+    };
+    let mut parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    if parts.len() > 1 && parts.last().is_some_and(|last| is_subdir(last)) {
+        parts.pop();
+    }
+    parts.last().copied()
+}
+
+/// conda platform subdirs: `noarch`, `linux-64`, `osx-arm64`, `win-64`, …
+fn is_subdir(part: &str) -> bool {
+    part == "noarch"
+        || [
+            "linux-",
+            "osx-",
+            "win-",
+            "emscripten-",
+            "wasi-",
+            "zos-",
+            "freebsd-",
+        ]
+        .iter()
+        .any(|os| part.starts_with(os))
+}
+
+fn decode_hex(hex: &str) -> Option<[u8; 32]> {
+    let hex = hex.as_bytes();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        let high = char::from(pair[0]).to_digit(16)?;
+        let low = char::from(pair[1]).to_digit(16)?;
+        *byte = u8::try_from(high * 16 + low).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_names() {
+        assert_eq!(
+            channel_name("https://conda.anaconda.org/conda-forge/linux-64"),
+            Some("conda-forge")
+        );
+        assert_eq!(
+            channel_name("https://conda.anaconda.org/t/tk-123/conda-forge/noarch/"),
+            Some("conda-forge")
+        );
+        assert_eq!(
+            channel_name("https://repo.anaconda.com/pkgs/main/linux-64"),
+            Some("main")
+        );
+        assert_eq!(channel_name("conda-forge"), Some("conda-forge"));
+        assert_eq!(channel_name("https://example.com"), None);
+    }
+
+    #[test]
+    fn hex_hashes() {
+        let hex = "ab".repeat(32);
+        assert_eq!(decode_hex(&hex), Some([0xab; 32]));
+        assert_eq!(decode_hex("zz"), None);
+        assert_eq!(decode_hex(&"g".repeat(64)), None);
+    }
+}

@@ -1,0 +1,318 @@
+//! Python packages: `*.dist-info` (METADATA, RECORD, INSTALLER, direct_url.json), `*.egg-info`, and a venv's `pyvenv.cfg`.
+//!
+//! RECORD paths are relative to the folder that holds the dist-info (a
+//! `site-packages` or a `pip --target` folder); entries such as
+//! `../../../bin/jupyter-lab` are resolved against it, and ones that leave the
+//! library root are left out.
+
+use base64::Engine as _;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+
+use super::locate::{Context, Found, normalise, split_last};
+use super::{Ecosystem, InventoryError, Package, PackageFile, VenvConfig, new_package};
+
+/// RECORD writes `sha256=` in URL-safe base64 without padding; some tools pad it.
+const RECORD_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Licenses longer than this in `License:` are a license text, not a name.
+const SHORT_LICENSE: usize = 100;
+
+/// Reads every dist-info and egg-info the scan found.
+pub(super) fn read_packages(
+    cx: &mut Context,
+    found: &Found,
+) -> Result<Vec<Package>, InventoryError> {
+    let mut packages = Vec::new();
+    for dir in &found.dist_infos {
+        packages.extend(read_dist_info(cx, dir)?);
+    }
+    for dir in &found.egg_info_dirs {
+        packages.extend(read_egg_info_dir(cx, dir)?);
+    }
+    for file in &found.egg_info_files {
+        packages.extend(read_egg_info_file(cx, file)?);
+    }
+    Ok(packages)
+}
+
+/// Reads the root's `pyvenv.cfg`.
+pub(super) fn read_venv(cx: &mut Context) -> Result<VenvConfig, InventoryError> {
+    let text = cx.read_text("pyvenv.cfg")?;
+    Ok(parse_pyvenv(&text))
+}
+
+fn read_dist_info(cx: &mut Context, dir: &str) -> Result<Option<Package>, InventoryError> {
+    let metadata_path = format!("{dir}/METADATA");
+    if !cx.files.contains(&metadata_path) {
+        cx.warn(dir, "no METADATA file");
+        return Ok(None);
+    }
+    let text = cx.read_text(&metadata_path)?;
+    let Some(core) = CoreMetadata::parse(&text) else {
+        cx.warn(&metadata_path, "no Name or Version");
+        return Ok(None);
+    };
+    let record_path = format!("{dir}/RECORD");
+    let mut files = Vec::new();
+    if cx.files.contains(&record_path) {
+        let record = cx.read_text(&record_path)?;
+        files = parse_record(split_last(dir).0, &record);
+    }
+    files.extend(walked_files(cx, dir));
+    let mut package = core.into_package(dir, files);
+    let installer_path = format!("{dir}/INSTALLER");
+    if cx.files.contains(&installer_path) {
+        let installer = cx.read_metadata(&installer_path)?;
+        let installer = String::from_utf8_lossy(&installer);
+        package.installer = installer
+            .lines()
+            .next()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned);
+    }
+    let direct_url_path = format!("{dir}/direct_url.json");
+    if cx.files.contains(&direct_url_path) {
+        let bytes = cx.read_metadata(&direct_url_path)?;
+        match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(value) => {
+                package.editable =
+                    value.pointer("/dir_info/editable") == Some(&serde_json::Value::Bool(true))
+            }
+            Err(error) => cx.warn(&direct_url_path, format_args!("not JSON ({error})")),
+        }
+    }
+    Ok(Some(package))
+}
+
+fn read_egg_info_dir(cx: &mut Context, dir: &str) -> Result<Option<Package>, InventoryError> {
+    let pkg_info_path = format!("{dir}/PKG-INFO");
+    let text = cx.read_text(&pkg_info_path)?;
+    let Some(core) = CoreMetadata::parse(&text) else {
+        cx.warn(&pkg_info_path, "no Name or Version");
+        return Ok(None);
+    };
+    let mut files = Vec::new();
+    let installed_path = format!("{dir}/installed-files.txt");
+    if cx.files.contains(&installed_path) {
+        let installed = cx.read_text(&installed_path)?;
+        files = installed
+            .lines()
+            .filter_map(|line| normalise(dir, line.trim_end_matches('\r')))
+            .map(|path| PackageFile {
+                path,
+                sha256: None,
+                prefix: None,
+            })
+            .collect();
+    }
+    files.extend(walked_files(cx, dir));
+    Ok(Some(core.into_package(dir, files)))
+}
+
+fn read_egg_info_file(cx: &mut Context, file: &str) -> Result<Option<Package>, InventoryError> {
+    let text = cx.read_text(file)?;
+    let Some(core) = CoreMetadata::parse(&text) else {
+        cx.warn(file, "no Name or Version");
+        return Ok(None);
+    };
+    let files = vec![PackageFile {
+        path: file.to_owned(),
+        sha256: None,
+        prefix: None,
+    }];
+    Ok(Some(core.into_package(file, files)))
+}
+
+/// The walked files in a metadata folder, which belong to its package whatever RECORD says.
+fn walked_files<'c>(cx: &'c Context, dir: &str) -> impl Iterator<Item = PackageFile> + 'c {
+    cx.files.under(dir).iter().map(|path| PackageFile {
+        path: (*path).to_owned(),
+        sha256: None,
+        prefix: None,
+    })
+}
+
+/// The core metadata fields stowage uses (METADATA, PKG-INFO).
+#[derive(Debug, PartialEq, Eq)]
+struct CoreMetadata {
+    name: String,
+    version: String,
+    license: Option<String>,
+}
+
+impl CoreMetadata {
+    /// Parses the header block (RFC 822 style, continuation lines indented); `None` without Name or Version.
+    fn parse(text: &str) -> Option<CoreMetadata> {
+        let mut fields: Vec<(&str, String)> = Vec::new();
+        for line in text.lines() {
+            let line = line.trim_end_matches('\r');
+            if line.is_empty() {
+                break;
+            }
+            if line.starts_with([' ', '\t']) {
+                if let Some((_, value)) = fields.last_mut() {
+                    value.push('\n');
+                    value.push_str(line.trim());
+                }
+                continue;
+            }
+            let (key, value) = line.split_once(':')?;
+            fields.push((key.trim(), value.trim().to_owned()));
+        }
+        let field = |name: &str| {
+            fields
+                .iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case(name))
+                .map(|(_, value)| value.trim())
+                .filter(|value| !value.is_empty())
+        };
+        let license = field("License-Expression").or_else(|| {
+            field("License").filter(|text| {
+                !text.contains('\n') && text.len() <= SHORT_LICENSE && *text != "UNKNOWN"
+            })
+        });
+        Some(CoreMetadata {
+            name: field("Name")?.to_owned(),
+            version: field("Version")?.to_owned(),
+            license: license.map(str::to_owned),
+        })
+    }
+
+    fn into_package(self, metadata: &str, files: Vec<PackageFile>) -> Package {
+        let mut package = new_package(Ecosystem::Python, self.name, self.version, metadata, files);
+        package.license = self.license;
+        package
+    }
+}
+
+/// RECORD rows (`path,hash,size`, csv) as files relative to the root; `base` is the dist-info's parent.
+fn parse_record(base: &str, text: &str) -> Vec<PackageFile> {
+    text.lines()
+        .filter_map(|line| {
+            let (path, hash) = record_row(line.trim_end_matches('\r'))?;
+            let path = normalise(base, &path)?;
+            let sha256 = hash.strip_prefix("sha256=").and_then(decode_record_hash);
+            Some(PackageFile {
+                path,
+                sha256,
+                prefix: None,
+            })
+        })
+        .collect()
+}
+
+/// One csv row's path (unquoted, or quoted with `""` escapes) and hash field.
+fn record_row(line: &str) -> Option<(String, &str)> {
+    if let Some(quoted) = line.strip_prefix('"') {
+        let mut path = String::new();
+        let mut rest = quoted;
+        loop {
+            let end = rest.find('"')?;
+            path.push_str(&rest[..end]);
+            rest = &rest[end + 1..];
+            match rest.strip_prefix('"') {
+                Some(after) => {
+                    path.push('"');
+                    rest = after;
+                }
+                None => break,
+            }
+        }
+        let rest = rest.strip_prefix(',').unwrap_or(rest);
+        let hash = rest.split(',').next().unwrap_or("");
+        return Some((path, hash));
+    }
+    // Unquoted: hash and size never hold commas, so split from the right.
+    let mut fields = line.rsplitn(3, ',');
+    let _size = fields.next()?;
+    let hash = fields.next()?;
+    let path = fields.next()?;
+    (!path.is_empty()).then(|| (path.to_owned(), hash))
+}
+
+fn decode_record_hash(encoded: &str) -> Option<[u8; 32]> {
+    RECORD_BASE64.decode(encoded.trim()).ok()?.try_into().ok()
+}
+
+/// `key = value` lines; unknown keys ignored.
+fn parse_pyvenv(text: &str) -> VenvConfig {
+    let mut config = VenvConfig::default();
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let value = Some(value.trim().to_owned()).filter(|v| !v.is_empty());
+        match key.trim().to_ascii_lowercase().as_str() {
+            "home" => config.home = value,
+            "version" | "version_info" => config.version = config.version.take().or(value),
+            "command" => config.command = value,
+            _ => {}
+        }
+    }
+    config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_prefers_license_expression_and_drops_license_texts() {
+        let text = "Metadata-Version: 2.4\nName: Foo_Bar\nVersion: 1.0\nLicense: MIT\nLicense-Expression: BSD-3-Clause\n\nbody: x\n";
+        let core = CoreMetadata::parse(text).unwrap();
+        assert_eq!(
+            (core.name.as_str(), core.version.as_str()),
+            ("Foo_Bar", "1.0")
+        );
+        assert_eq!(core.license.as_deref(), Some("BSD-3-Clause"));
+        let text = "Name: a\nVersion: 2\nLicense: Copyright (c) someone\n        Permission is hereby granted\n";
+        assert_eq!(CoreMetadata::parse(text).unwrap().license, None);
+        assert_eq!(
+            CoreMetadata::parse("Name: a\nVersion: 2\nLicense: MIT\n")
+                .unwrap()
+                .license
+                .as_deref(),
+            Some("MIT")
+        );
+        assert_eq!(CoreMetadata::parse("Name: a\n"), None);
+        assert_eq!(CoreMetadata::parse("garbage without colon\n"), None);
+    }
+
+    #[test]
+    fn record_rows_quoted_and_plain() {
+        assert_eq!(
+            record_row("six.py,sha256=abc,123"),
+            Some(("six.py".to_owned(), "sha256=abc"))
+        );
+        assert_eq!(
+            record_row("a,b.py,sha256=abc,1"),
+            Some(("a,b.py".to_owned(), "sha256=abc"))
+        );
+        assert_eq!(
+            record_row("\"a,\"\"b\"\".py\",sha256=x,1"),
+            Some(("a,\"b\".py".to_owned(), "sha256=x"))
+        );
+        assert_eq!(
+            record_row("six-1.dist-info/RECORD,,"),
+            Some(("six-1.dist-info/RECORD".to_owned(), ""))
+        );
+        assert_eq!(record_row(""), None);
+    }
+
+    #[test]
+    fn pyvenv_keys() {
+        let config = parse_pyvenv(
+            "home = /usr/bin\ninclude-system-site-packages = false\nversion_info = 3.12.3\ncommand = /usr/bin/python3 -m venv /opt/venv\n",
+        );
+        assert_eq!(config.home.as_deref(), Some("/usr/bin"));
+        assert_eq!(config.version.as_deref(), Some("3.12.3"));
+        assert_eq!(
+            config.command.as_deref(),
+            Some("/usr/bin/python3 -m venv /opt/venv")
+        );
+    }
+}

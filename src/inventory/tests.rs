@@ -1,0 +1,634 @@
+//! The inventory over small libraries written in the published formats.
+
+use std::path::Path;
+
+use base64::Engine as _;
+use sha2::{Digest as _, Sha256};
+
+use super::*;
+
+fn sha(content: &[u8]) -> [u8; 32] {
+    Sha256::digest(content).into()
+}
+
+fn record_hash(content: &[u8]) -> String {
+    format!(
+        "sha256={}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha(content))
+    )
+}
+
+fn write(root: &Path, rel: &str, content: &[u8]) {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+}
+
+/// What the layer walk would give: every path under `root`, relative, sorted folder by folder.
+fn walk(root: &Path) -> Vec<(String, bool)> {
+    fn visit(root: &Path, dir: &Path, out: &mut Vec<(String, bool)>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned();
+            // As the layer walk does: a symlink to a folder is a symlink, not descended into.
+            let is_dir = std::fs::symlink_metadata(&path).unwrap().is_dir();
+            out.push((rel, is_dir));
+            if is_dir {
+                visit(root, &path, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    visit(root, root, &mut out);
+    out
+}
+
+fn read(root: &Path) -> Inventory {
+    let walked = walk(root);
+    Inventory::read(
+        root,
+        walked.iter().map(|(path, is_dir)| WalkedPath {
+            path,
+            is_dir: *is_dir,
+        }),
+    )
+    .unwrap()
+}
+
+fn find<'i>(inventory: &'i Inventory, name: &str) -> (usize, &'i Package) {
+    inventory
+        .packages
+        .iter()
+        .enumerate()
+        .find(|(_, p)| p.name == name)
+        .unwrap()
+}
+
+const SITE: &str = "lib/python3.11/site-packages";
+
+/// A venv with a dist-info (RECORD with a script outside site-packages, a
+/// .pyc, a shipped labextension), a broken one, an editable one and egg-infos.
+fn write_python(root: &Path) {
+    write(
+        root,
+        "pyvenv.cfg",
+        b"home = /usr/bin\ninclude-system-site-packages = false\nversion = 3.11.2\n",
+    );
+    let init = b"__version__ = '0.3.0'\n";
+    let pyc = b"\xa7\r\r\n compiled";
+    let script = b"#!/opt/venv/bin/python\nimport sys\n";
+    let ext_json =
+        br#"{"name": "jupyterlab_pygments", "version": "0.3.0", "license": "BSD-3-Clause"}"#;
+    let ext_js = b"console.log(1)";
+    let dist = format!("{SITE}/jupyterlab_pygments-0.3.0.dist-info");
+    let metadata = "Metadata-Version: 2.1\nName: jupyterlab_pygments\nVersion: 0.3.0\nLicense: Copyright (c) 2015 Project Jupyter\n        All rights reserved.\nLicense-Expression: BSD-3-Clause\n\nPygments theme\n";
+    let record = [
+        format!(
+            "jupyterlab_pygments/__init__.py,{},{}",
+            record_hash(init),
+            init.len()
+        ),
+        format!(
+            "jupyterlab_pygments/__pycache__/__init__.cpython-311.pyc,{},{}",
+            record_hash(pyc),
+            pyc.len()
+        ),
+        format!(
+            "../../../bin/script,{},{}",
+            record_hash(script),
+            script.len()
+        ),
+        format!("../../../../../escapes,{},1", record_hash(b"x")),
+        format!(
+            "../../../share/jupyter/labextensions/jupyterlab_pygments/package.json,{},{}",
+            record_hash(ext_json),
+            ext_json.len()
+        ),
+        format!(
+            "jupyterlab_pygments-0.3.0.dist-info/METADATA,{},{}",
+            record_hash(metadata.as_bytes()),
+            metadata.len()
+        ),
+        "jupyterlab_pygments-0.3.0.dist-info/RECORD,,".to_owned(),
+    ]
+    .join("\n");
+    write(
+        root,
+        &format!("{SITE}/jupyterlab_pygments/__init__.py"),
+        init,
+    );
+    write(
+        root,
+        &format!("{SITE}/jupyterlab_pygments/__pycache__/__init__.cpython-311.pyc"),
+        pyc,
+    );
+    write(root, "bin/script", script);
+    write(root, &format!("{dist}/METADATA"), metadata.as_bytes());
+    write(root, &format!("{dist}/RECORD"), record.as_bytes());
+    write(root, &format!("{dist}/INSTALLER"), b"uv\n");
+    let ext = "share/jupyter/labextensions/jupyterlab_pygments";
+    write(root, &format!("{ext}/package.json"), ext_json);
+    write(root, &format!("{ext}/static/remoteEntry.js"), ext_js);
+    write(root, &format!("{ext}/install.json"), br#"{"packageManager": "python", "packageName": "jupyterlab_pygments", "uninstallInstructions": "pip uninstall"}"#);
+    let other = "share/jupyter/labextensions/@jupyter-widgets/jupyterlab-manager";
+    write(
+        root,
+        &format!("{other}/package.json"),
+        br#"{"name": "@jupyter-widgets/jupyterlab-manager", "version": "5.0.13"}"#,
+    );
+    write(
+        root,
+        &format!("{other}/install.json"),
+        br#"{"packageManager": "python", "packageName": "jupyterlab_widgets"}"#,
+    );
+
+    write_other_python(root);
+}
+
+/// A broken dist-info, an editable one, an egg-info folder and an egg-info file.
+fn write_other_python(root: &Path) {
+    write(
+        root,
+        &format!("{SITE}/Broken-1.0.dist-info/METADATA"),
+        b"Metadata-Version: 2.1\nName: Broken\n\n",
+    );
+    write(
+        root,
+        &format!("{SITE}/Broken-1.0.dist-info/RECORD"),
+        b"broken.py,,\n",
+    );
+    write(
+        root,
+        &format!("{SITE}/mine-0.1.dist-info/METADATA"),
+        b"Name: Mine\nVersion: 0.1.dev0\n",
+    );
+    write(
+        root,
+        &format!("{SITE}/mine-0.1.dist-info/direct_url.json"),
+        br#"{"url": "file:///src/mine", "dir_info": {"editable": true}}"#,
+    );
+
+    write(
+        root,
+        &format!("{SITE}/legacy-0.1-py3.11.egg-info/PKG-INFO"),
+        b"Metadata-Version: 1.1\nName: legacy\nVersion: 0.1\nLicense: UNKNOWN\n",
+    );
+    write(
+        root,
+        &format!("{SITE}/legacy-0.1-py3.11.egg-info/installed-files.txt"),
+        b"../legacy/__init__.py\nPKG-INFO\ninstalled-files.txt\n",
+    );
+    write(root, &format!("{SITE}/legacy/__init__.py"), b"");
+    write(
+        root,
+        &format!("{SITE}/oldie-2.0-py3.11.egg-info"),
+        b"Metadata-Version: 1.0\nName: Oldie\nVersion: 2.0\nLicense: MIT\n",
+    );
+}
+
+#[test]
+fn python_venv_dist_info_egg_info_and_labextensions() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let root = dir.path();
+    write_python(root);
+    let inventory = read(root);
+
+    let venv = inventory.venv.clone().unwrap();
+    assert_eq!(venv.home.as_deref(), Some("/usr/bin"));
+    assert_eq!(venv.version.as_deref(), Some("3.11.2"));
+    assert_eq!(inventory.package_folders, [SITE]);
+    assert_eq!(
+        inventory.warnings,
+        [format!(
+            "{SITE}/Broken-1.0.dist-info/METADATA: no Name or Version"
+        )]
+    );
+
+    let names: Vec<(&str, Ecosystem)> = inventory
+        .packages
+        .iter()
+        .map(|p| (p.name.as_str(), p.ecosystem))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("jupyterlab_pygments", Ecosystem::Python),
+            ("legacy", Ecosystem::Python),
+            ("Mine", Ecosystem::Python),
+            ("Oldie", Ecosystem::Python),
+            ("@jupyter-widgets/jupyterlab-manager", Ecosystem::Npm),
+            ("jupyterlab_pygments", Ecosystem::Npm),
+        ]
+    );
+
+    let (pyg_index, pyg) = find(&inventory, "jupyterlab_pygments");
+    assert_eq!(pyg.purl, "pkg:pypi/jupyterlab-pygments@0.3.0");
+    assert_eq!(pyg.license.as_deref(), Some("BSD-3-Clause"));
+    assert_eq!(pyg.installer.as_deref(), Some("uv"));
+    assert!(!pyg.editable);
+    let paths: Vec<&str> = pyg.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "bin/script",
+            "lib/python3.11/site-packages/jupyterlab_pygments-0.3.0.dist-info/INSTALLER",
+            "lib/python3.11/site-packages/jupyterlab_pygments-0.3.0.dist-info/METADATA",
+            "lib/python3.11/site-packages/jupyterlab_pygments-0.3.0.dist-info/RECORD",
+            "lib/python3.11/site-packages/jupyterlab_pygments/__init__.py",
+            "lib/python3.11/site-packages/jupyterlab_pygments/__pycache__/__init__.cpython-311.pyc",
+            "share/jupyter/labextensions/jupyterlab_pygments/package.json",
+        ]
+    );
+    assert_eq!(
+        inventory.recorded("bin/script"),
+        Some((pyg_index, sha(b"#!/opt/venv/bin/python\nimport sys\n")))
+    );
+    assert_eq!(
+        inventory.recorded(&format!(
+            "{SITE}/jupyterlab_pygments/__pycache__/__init__.cpython-311.pyc"
+        )),
+        Some((pyg_index, sha(b"\xa7\r\r\n compiled")))
+    );
+    assert_eq!(
+        inventory.recorded(&format!(
+            "{SITE}/jupyterlab_pygments-0.3.0.dist-info/RECORD"
+        )),
+        None
+    );
+    assert_eq!(inventory.recorded("nowhere"), None);
+
+    let (_, mine) = find(&inventory, "Mine");
+    assert!(mine.editable);
+    assert_eq!(mine.purl, "pkg:pypi/mine@0.1.dev0");
+
+    let (_, legacy) = find(&inventory, "legacy");
+    assert_eq!(legacy.license, None);
+    let paths: Vec<&str> = legacy.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "lib/python3.11/site-packages/legacy-0.1-py3.11.egg-info/PKG-INFO",
+            "lib/python3.11/site-packages/legacy-0.1-py3.11.egg-info/installed-files.txt",
+            "lib/python3.11/site-packages/legacy/__init__.py",
+        ]
+    );
+    let (_, oldie) = find(&inventory, "Oldie");
+    assert_eq!(oldie.license.as_deref(), Some("MIT"));
+    assert_eq!(oldie.metadata, format!("{SITE}/oldie-2.0-py3.11.egg-info"));
+
+    let extension = &inventory.packages[5];
+    assert_eq!(extension.purl, "pkg:npm/jupyterlab_pygments@0.3.0");
+    assert_eq!(extension.shipped_by, Some(pyg_index));
+    assert_eq!(extension.files.len(), 3);
+    let widgets = &inventory.packages[4];
+    assert_eq!(
+        widgets.purl,
+        "pkg:npm/%40jupyter-widgets/jupyterlab-manager@5.0.13"
+    );
+    assert_eq!(widgets.shipped_by, None);
+
+    let owners = inventory.owners();
+    assert_eq!(
+        owners["share/jupyter/labextensions/jupyterlab_pygments/static/remoteEntry.js"],
+        pyg_index
+    );
+    assert_eq!(owners["bin/script"], pyg_index);
+}
+
+#[test]
+fn labextension_shipped_by_install_json_alone() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let root = dir.path();
+    write(
+        root,
+        "pkgs/Jupyter_Widgets-3.0.dist-info/METADATA",
+        b"Name: Jupyter_Widgets\nVersion: 3.0\n",
+    );
+    let ext = "pkgs/share/jupyter/labextensions/@jupyter-widgets/manager";
+    write(
+        root,
+        &format!("{ext}/package.json"),
+        br#"{"name": "@jupyter-widgets/manager", "version": "1.0.0"}"#,
+    );
+    write(
+        root,
+        &format!("{ext}/install.json"),
+        br#"{"packageManager": "python", "packageName": "jupyter-widgets"}"#,
+    );
+    let inventory = read(root);
+    assert_eq!(inventory.packages.len(), 2);
+    assert_eq!(inventory.packages[1].shipped_by, Some(0));
+    assert!(inventory.package_folders.is_empty());
+}
+
+const PLACEHOLDER: &str = "/home/conda/feedstock_root/build_artifacts/zlib_1716874138375/_h_env_placehold_placehold_placehold_placehold_placehold_placehold_placehold_placehold";
+
+#[test]
+fn conda_record_in_published_format() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let root = dir.path();
+    let lib = b"\x7fELF zlib";
+    let installed_config = b"prefix=/opt/conda\n";
+    let in_package = format!("prefix={PLACEHOLDER}\n");
+    let record = serde_json::json!({
+        "build": "hb9d3cd8_2",
+        "build_number": 2,
+        "channel": "https://conda.anaconda.org/conda-forge/linux-64",
+        "constrains": ["zlib 1.3.1 *_2"],
+        "depends": ["__glibc >=2.17,<3.0.a0", "libgcc >=13"],
+        "extracted_package_dir": "/opt/conda/pkgs/libzlib-1.3.1-hb9d3cd8_2",
+        "files": ["lib/libz.so.1.3.1", "lib/pkgconfig/zlib.pc", "lib/libz.so", "../outside"],
+        "fn": "libzlib-1.3.1-hb9d3cd8_2.conda",
+        "license": "Zlib",
+        "link": {"source": "/opt/conda/pkgs/libzlib-1.3.1-hb9d3cd8_2", "type": 1},
+        "md5": "edb0dca6bc32e4f4789199455a1dbeb8",
+        "name": "libzlib",
+        "paths_data": {
+            "paths": [
+                {"_path": "lib/libz.so", "path_type": "softlink", "sha256": hex(&sha(lib)), "size_in_bytes": 9},
+                {"_path": "lib/libz.so.1.3.1", "path_type": "hardlink", "sha256": hex(&sha(lib)), "size_in_bytes": 9},
+                {"_path": "lib/pkgconfig/zlib.pc", "path_type": "hardlink", "prefix_placeholder": PLACEHOLDER,
+                 "file_mode": "text", "sha256": hex(&sha(in_package.as_bytes())),
+                 "sha256_in_prefix": hex(&sha(installed_config)), "size_in_bytes": 18}
+            ],
+            "paths_version": 1
+        },
+        "requested_spec": "None",
+        "sha256": "edb0dca6bc32e4f4789199455a1dbeb8edb0dca6bc32e4f4789199455a1dbeb8",
+        "size": 61574,
+        "subdir": "linux-64",
+        "timestamp": 1727963148,
+        "url": "https://conda.anaconda.org/conda-forge/linux-64/libzlib-1.3.1-hb9d3cd8_2.conda",
+        "version": "1.3.1"
+    });
+    write(
+        root,
+        "conda-meta/libzlib-1.3.1-hb9d3cd8_2.json",
+        record.to_string().as_bytes(),
+    );
+    write(root, "conda-meta/history", b"==> 2024 <==\n");
+    write(root, "conda-meta/bad-1-0.json", b"{\"name\": ");
+    write(root, "lib/libz.so.1.3.1", lib);
+    write(root, "lib/pkgconfig/zlib.pc", installed_config);
+    let inventory = read(root);
+
+    assert_eq!(inventory.packages.len(), 1);
+    assert_eq!(inventory.warnings.len(), 1);
+    assert!(inventory.warnings[0].starts_with("conda-meta/bad-1-0.json: not a conda-meta record"));
+    let package = &inventory.packages[0];
+    assert_eq!(
+        package.purl,
+        "pkg:conda/libzlib@1.3.1?build=hb9d3cd8_2&channel=conda-forge"
+    );
+    assert_eq!(package.license.as_deref(), Some("Zlib"));
+    assert_eq!(package.installer.as_deref(), Some("conda"));
+    let paths: Vec<&str> = package.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["lib/libz.so", "lib/libz.so.1.3.1", "lib/pkgconfig/zlib.pc"]
+    );
+    assert_eq!(package.files[0].sha256, None);
+    assert_eq!(inventory.recorded("lib/libz.so.1.3.1"), Some((0, sha(lib))));
+    assert_eq!(
+        inventory.recorded("lib/pkgconfig/zlib.pc"),
+        Some((0, sha(installed_config)))
+    );
+    let prefix = package.files[2].prefix.clone().unwrap();
+    assert_eq!(
+        prefix,
+        PrefixPlaceholder {
+            placeholder: PLACEHOLDER.to_owned(),
+            binary: false
+        }
+    );
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn r_library_of_two_packages() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let root = dir.path();
+    let lib = "lib/R/library";
+    write(root, &format!("{lib}/jsonlite/DESCRIPTION"), b"Package: jsonlite\nVersion: 1.8.8\nTitle: A Simple and Robust JSON Parser and\n    Generator for R\nLicense: MIT + file LICENSE\nRepository: CRAN\n");
+    write(root, &format!("{lib}/jsonlite/Meta/package.rds"), b"rds");
+    write(root, &format!("{lib}/jsonlite/R/jsonlite.rdb"), b"rdb");
+    write(root, &format!("{lib}/Rcpp/DESCRIPTION"), b"Package: Rcpp\nVersion: 1.0.12\nLicense: GPL (>= 2)\nBuilt: R 4.3.2; x86_64-pc-linux-gnu; 2024-01-10 12:00:00 UTC; unix\n");
+    write(root, &format!("{lib}/Rcpp/libs/Rcpp.so"), b"elf");
+    write(
+        root,
+        "src/somepkg/DESCRIPTION",
+        b"Package: somepkg\nVersion: 0.0.1\n",
+    );
+    write(
+        root,
+        &format!("{lib}/NoVersion/DESCRIPTION"),
+        b"Package: NoVersion\nBuilt: R 4.3.2\n",
+    );
+    let inventory = read(root);
+
+    assert_eq!(inventory.package_folders, [lib]);
+    assert_eq!(
+        inventory.warnings,
+        [format!(
+            "{lib}/NoVersion/DESCRIPTION: no Package or Version"
+        )]
+    );
+    let names: Vec<&str> = inventory.packages.iter().map(|p| p.purl.as_str()).collect();
+    assert_eq!(names, ["pkg:cran/jsonlite@1.8.8", "pkg:cran/Rcpp@1.0.12"]);
+    assert_eq!(
+        inventory.packages[0].license.as_deref(),
+        Some("MIT + file LICENSE")
+    );
+    assert_eq!(inventory.packages[0].files.len(), 3);
+    assert_eq!(inventory.packages[1].files.len(), 2);
+    assert_eq!(inventory.owners()["lib/R/library/Rcpp/libs/Rcpp.so"], 1);
+}
+
+#[test]
+fn node_modules_scoped_and_nested() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let root = dir.path();
+    write(root, "node_modules/.package-lock.json", b"{}");
+    write(
+        root,
+        "node_modules/left-pad/package.json",
+        br#"{"name": "left-pad", "version": "1.3.0", "license": "WTFPL"}"#,
+    );
+    write(root, "node_modules/left-pad/index.js", b"");
+    write(
+        root,
+        "node_modules/left-pad/lib/package.json",
+        br#"{"type": "module"}"#,
+    );
+    write(
+        root,
+        "node_modules/@scope/pkg/package.json",
+        br#"{"name": "@scope/pkg", "version": "2.0.0", "license": {"type": "MIT"}}"#,
+    );
+    write(root, "node_modules/@scope/pkg/index.js", b"");
+    write(root, "node_modules/@scope/pkg/node_modules/dep/package.json", br#"{"name": "dep", "version": "0.1.0", "licenses": [{"type": "MIT"}, {"type": "Apache-2.0"}]}"#);
+    write(
+        root,
+        "node_modules/@scope/pkg/node_modules/dep/index.js",
+        b"",
+    );
+    write(root, "node_modules/@scope/pkg/zz.js", b"");
+    write(root, "node_modules/broken/package.json", b"not json");
+    let inventory = read(root);
+
+    assert_eq!(
+        inventory.package_folders,
+        ["node_modules", "node_modules/@scope/pkg/node_modules"]
+    );
+    assert_eq!(inventory.warnings.len(), 1);
+    assert!(
+        inventory.warnings[0].starts_with("node_modules/broken/package.json: not a package.json")
+    );
+    let summary: Vec<(&str, Option<&str>, usize)> = inventory
+        .packages
+        .iter()
+        .map(|p| (p.purl.as_str(), p.license.as_deref(), p.files.len()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("pkg:npm/%40scope/pkg@2.0.0", Some("MIT"), 3),
+            ("pkg:npm/dep@0.1.0", Some("MIT OR Apache-2.0"), 2),
+            ("pkg:npm/left-pad@1.3.0", Some("WTFPL"), 3),
+        ]
+    );
+    let owners = inventory.owners();
+    assert_eq!(owners["node_modules/@scope/pkg/zz.js"], 0);
+    assert_eq!(
+        owners["node_modules/@scope/pkg/node_modules/dep/index.js"],
+        1
+    );
+    assert_eq!(owners["node_modules/left-pad/lib/package.json"], 2);
+    assert!(!owners.contains_key("node_modules/.package-lock.json"));
+}
+
+#[cfg(unix)]
+#[test]
+fn unreadable_metadata_is_an_error() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::TempDir::new().unwrap();
+    let root = dir.path();
+    write(root, "x-1.dist-info/METADATA", b"Name: x\nVersion: 1\n");
+    let metadata = root.join("x-1.dist-info/METADATA");
+    std::fs::set_permissions(&metadata, std::fs::Permissions::from_mode(0o000)).unwrap();
+    if std::fs::read(&metadata).is_ok() {
+        return; // running as root: permissions do not stop reads
+    }
+    let walked = walk(root);
+    let error = Inventory::read(
+        root,
+        walked.iter().map(|(path, is_dir)| WalkedPath {
+            path,
+            is_dir: *is_dir,
+        }),
+    )
+    .unwrap_err();
+    assert!(
+        error.to_string().ends_with("x-1.dist-info/METADATA"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_file_the_walk_did_not_find_is_not_read() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let root = dir.path();
+    write(root, "a-1.dist-info/METADATA", b"Name: a\nVersion: 1\n");
+    write(root, "a-1.dist-info/RECORD", b"a.py,sha256=AAAA,1\n");
+    // The walk (an exclude, say) left RECORD out: the package has no listed files.
+    let paths = [
+        WalkedPath {
+            path: "a-1.dist-info",
+            is_dir: true,
+        },
+        WalkedPath {
+            path: "a-1.dist-info/METADATA",
+            is_dir: false,
+        },
+    ];
+    let inventory = Inventory::read(root, paths).unwrap();
+    assert_eq!(inventory.packages.len(), 1);
+    assert_eq!(inventory.packages[0].files.len(), 1);
+}
+
+#[test]
+fn a_conda_env_python_package_has_both_records() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let root = dir.path();
+    let wheel_script = b"#!python\nimport six\n";
+    let installed_script = b"#!/opt/conda/bin/python\nimport six\n";
+    write(root, "bin/six-tool", installed_script);
+    let dist = "lib/python3.12/site-packages/six-1.16.0.dist-info";
+    write(
+        root,
+        &format!("{dist}/METADATA"),
+        b"Name: six\nVersion: 1.16.0\n",
+    );
+    write(root, &format!("{dist}/INSTALLER"), b"conda\n");
+    write(
+        root,
+        &format!("{dist}/RECORD"),
+        format!("../../../bin/six-tool,{},20\n", record_hash(wheel_script)).as_bytes(),
+    );
+    let record = serde_json::json!({
+        "name": "six", "version": "1.16.0", "build": "pyhd8ed1ab_0", "channel": "conda-forge",
+        "files": ["bin/six-tool", format!("{dist}/METADATA")],
+        "paths_data": {"paths_version": 1, "paths": [
+            {"_path": "bin/six-tool", "path_type": "hardlink", "sha256": hex(&sha(wheel_script)),
+             "sha256_in_prefix": hex(&sha(installed_script)), "prefix_placeholder": "/opt/anaconda1anaconda2anaconda3",
+             "file_mode": "text", "size_in_bytes": 31}
+        ]}
+    });
+    write(
+        root,
+        "conda-meta/six-1.16.0-pyhd8ed1ab_0.json",
+        record.to_string().as_bytes(),
+    );
+    write(
+        root,
+        "lib/python3.12/site-packages/old-1.egg-info",
+        b"Name: old\nVersion: 1\nDescription: caf\xe9\n",
+    );
+    let inventory = read(root);
+
+    let names: Vec<&str> = inventory.packages.iter().map(|p| p.purl.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "pkg:pypi/old@1",
+            "pkg:pypi/six@1.16.0",
+            "pkg:conda/six@1.16.0?build=pyhd8ed1ab_0&channel=conda-forge"
+        ]
+    );
+    assert_eq!(
+        inventory.warnings,
+        [
+            "lib/python3.12/site-packages/old-1.egg-info: not UTF-8; read with replacement characters"
+        ]
+    );
+    assert_eq!(
+        inventory.recorded("bin/six-tool"),
+        Some((1, sha(wheel_script)))
+    );
+    let all: Vec<_> = inventory.recorded_all("bin/six-tool").collect();
+    assert_eq!(all, [(1, sha(wheel_script)), (2, sha(installed_script))]);
+    assert_eq!(inventory.owners()["bin/six-tool"], 1);
+    assert_eq!(inventory.package_folders, ["lib/python3.12/site-packages"]);
+}
