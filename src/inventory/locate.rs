@@ -75,14 +75,18 @@ pub(super) fn scan<'a>(
                 "site-packages" | "dist-packages" | "node_modules" => {
                     found.package_folders.push(path)
                 }
-                _ if name.ends_with(".dist-info") => found.dist_infos.push(path),
+                _ if name.ends_with(".dist-info") && !in_dist_info(parent) => {
+                    found.dist_infos.push(path)
+                }
                 _ => {}
             }
             continue;
         }
         files.push(path);
         match name {
-            "METADATA" if parent.ends_with(".dist-info") => found.dist_infos.push(parent),
+            "METADATA" if parent.ends_with(".dist-info") && !in_dist_info(split_last(parent).0) => {
+                found.dist_infos.push(parent);
+            }
             "PKG-INFO" if parent.ends_with(".egg-info") => found.egg_info_dirs.push(parent),
             "DESCRIPTION" if !parent.is_empty() => found.descriptions.push(path),
             "package.json" => classify_package_json(path, parent, &mut found),
@@ -115,7 +119,7 @@ pub(super) fn scan<'a>(
 /// (two with a scope), or a prebuilt JupyterLab extension's under `labextensions`.
 fn classify_package_json<'a>(path: &'a str, parent: &str, found: &mut Found<'a>) {
     let (up, name) = split_last(parent);
-    if name.is_empty() || name.starts_with('.') {
+    if name.is_empty() || name.starts_with(['.', '@']) {
         return;
     }
     let (up, container) = if let Some(scope) = split_last(up).1.strip_prefix('@') {
@@ -133,6 +137,12 @@ fn classify_package_json<'a>(path: &'a str, parent: &str, found: &mut Found<'a>)
     {
         found.labextensions.push(path);
     }
+}
+
+/// Whether `folder` is or lies in a dist-info: a wheel's `licenses/` may hold
+/// copies of vendored projects' dist-info folders, which are not installs.
+fn in_dist_info(folder: &str) -> bool {
+    folder.ends_with(".dist-info") || folder.contains(".dist-info/")
 }
 
 /// `a/b/c` → (`a/b`, `c`); `c` → (``, `c`).
@@ -265,6 +275,8 @@ mod tests {
             ("node_modules/a/lib/package.json", false),
             ("node_modules/@s/b/package.json", false),
             ("node_modules/.bin/package.json", false),
+            ("node_modules/@s/package.json", false),
+            ("node_modules/a/@x/lib/package.json", false),
             ("share/jupyter/labextensions/@j/ext/package.json", false),
             ("etc/jupyter/labextensions/other/package.json", false),
             ("R/lib/foo/DESCRIPTION", false),

@@ -177,6 +177,7 @@ impl Inventory {
                 p.metadata.clone(),
             )
         });
+        link_vendored_dist_infos(&mut packages);
         link_shipped_extensions(&mut packages, &shipping);
         let mut package_folders: Vec<String> = found
             .package_folders
@@ -194,9 +195,8 @@ impl Inventory {
         })
     }
 
-    /// The package that owns `path` (as `owners` decides) among those whose
-    /// metadata records a sha256 for it, and that hash: the first such package
-    /// in sort order, or its shipper for a shipped extension.
+    /// The first package in sort order whose metadata records a sha256 for
+    /// `path` (its shipper, for a shipped extension), and that hash.
     ///
     /// Costs a binary search per package (files are sorted), so it suits the
     /// few files the secret scan flags; use `owners` for bulk questions.
@@ -274,6 +274,47 @@ fn sort_files(files: &mut Vec<PackageFile>) {
             .then(a.sha256.is_none().cmp(&b.sha256.is_none()))
     });
     files.dedup_by(|later, first| later.path == first.path);
+}
+
+/// Sets `shipped_by` on each dist-info another Python package's RECORD lists
+/// (`setuptools/_vendor/wheel-0.43.0.dist-info`): the vendored project's files
+/// are the vendoring package's, as it installed (and may have patched) them.
+fn link_vendored_dist_infos(packages: &mut [Package]) {
+    let metadata_files: HashMap<String, usize> = packages
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.ecosystem == Ecosystem::Python && p.metadata.ends_with(".dist-info"))
+        .map(|(index, p)| (format!("{}/METADATA", p.metadata), index))
+        .collect();
+    let mut links: Vec<(usize, usize)> = Vec::new();
+    for (index, package) in packages.iter().enumerate() {
+        if package.ecosystem != Ecosystem::Python {
+            continue;
+        }
+        for file in &package.files {
+            match metadata_files.get(&file.path) {
+                Some(&vendored) if vendored != index => links.push((vendored, index)),
+                _ => {}
+            }
+        }
+    }
+    for (vendored, shipper) in links {
+        if packages[vendored].shipped_by.is_none() {
+            packages[vendored].shipped_by = Some(shipper);
+        }
+    }
+    // A vendored project that vendors another: point at the outermost shipper
+    // (bounded, should two dist-infos list each other).
+    for index in 0..packages.len() {
+        let mut shipper = packages[index].shipped_by;
+        for _ in 0..packages.len() {
+            match shipper.and_then(|s| packages[s].shipped_by) {
+                Some(outer) if Some(outer) != shipper && outer != index => shipper = Some(outer),
+                _ => break,
+            }
+        }
+        packages[index].shipped_by = shipper;
+    }
 }
 
 /// Sets `shipped_by` on each JupyterLab extension a Python package ships: the

@@ -8,7 +8,7 @@
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
-use super::locate::{Context, Found, normalise, split_last};
+use super::locate::{Context, FileIndex, Found, normalise, split_last};
 use super::{Ecosystem, InventoryError, Package, PackageFile, VenvConfig, new_package};
 
 /// RECORD writes `sha256=` in URL-safe base64 without padding; some tools pad it.
@@ -59,7 +59,7 @@ fn read_dist_info(cx: &mut Context, dir: &str) -> Result<Option<Package>, Invent
     let mut files = Vec::new();
     if cx.files.contains(&record_path) {
         let record = cx.read_text(&record_path)?;
-        files = parse_record(split_last(dir).0, &record);
+        files = parse_record(split_last(dir).0, &record, &cx.files);
     }
     files.extend(walked_files(cx, dir));
     let mut package = core.into_package(dir, files);
@@ -190,11 +190,23 @@ impl CoreMetadata {
 }
 
 /// RECORD rows (`path,hash,size`, csv) as files relative to the root; `base` is the dist-info's parent.
-fn parse_record(base: &str, text: &str) -> Vec<PackageFile> {
+fn parse_record(base: &str, text: &str, walked: &FileIndex) -> Vec<PackageFile> {
+    // `pip install --target T` installs under a temporary home and moves its
+    // `lib/python/*` into T and `bin/`, `share/` beside them, so RECORD's
+    // `../../bin/x` (from `lib/python`) is `T/bin/x`. Paths that leave the
+    // folder are tried both ways and the one the walk found is kept.
+    let target_base = format!("{base}/lib/python");
     text.lines()
         .filter_map(|line| {
             let (path, hash) = record_row(line.trim_end_matches('\r'))?;
-            let path = normalise(base, &path)?;
+            let plain = normalise(base, &path);
+            let path = match plain {
+                Some(found) if !path.starts_with("../") || walked.contains(&found) => found,
+                _ => match normalise(&target_base, &path) {
+                    Some(target) if walked.contains(&target) => target,
+                    _ => plain?,
+                },
+            };
             let sha256 = hash.strip_prefix("sha256=").and_then(decode_record_hash);
             Some(PackageFile {
                 path,
