@@ -198,7 +198,7 @@ impl Inventory {
     /// The first package in sort order whose metadata records a sha256 for
     /// `path` (its shipper, for a shipped extension), and that hash.
     ///
-    /// Costs a binary search per package (files are sorted), so it suits the
+    /// Costs a binary search per Python and conda package (files are sorted), so it suits the
     /// few files the secret scan flags; use `owners` for bulk questions.
     pub fn recorded(&self, path: &str) -> Option<(usize, [u8; 32])> {
         self.recorded_all(path).next()
@@ -211,9 +211,13 @@ impl Inventory {
         &'s self,
         path: &'s str,
     ) -> impl Iterator<Item = (usize, [u8; 32])> + 's {
+        // Only dist-info RECORDs and conda records carry hashes.
         self.packages
             .iter()
             .enumerate()
+            .filter(|(_, package)| {
+                matches!(package.ecosystem, Ecosystem::Python | Ecosystem::Conda)
+            })
             .filter_map(move |(index, package)| {
                 let at = package
                     .files
@@ -291,7 +295,11 @@ fn link_vendored_dist_infos(packages: &mut [Package]) {
         if package.ecosystem != Ecosystem::Python {
             continue;
         }
-        for file in &package.files {
+        for file in package
+            .files
+            .iter()
+            .filter(|f| f.path.ends_with("/METADATA"))
+        {
             match metadata_files.get(&file.path) {
                 Some(&vendored) if vendored != index => links.push((vendored, index)),
                 _ => {}
@@ -331,7 +339,11 @@ fn link_shipped_extensions(packages: &mut [Package], shipping: &HashMap<String, 
             continue;
         }
         by_name.entry(purl::pep503(&package.name)).or_insert(index);
-        for file in &package.files {
+        for file in package
+            .files
+            .iter()
+            .filter(|f| f.path.ends_with("/package.json"))
+        {
             if shipping.contains_key(&file.path) {
                 by_record.entry(file.path.as_str()).or_insert(index);
             }
