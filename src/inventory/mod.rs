@@ -198,8 +198,9 @@ impl Inventory {
     /// The first package in sort order whose metadata records a sha256 for
     /// `path` (its shipper, for a shipped extension), and that hash.
     ///
-    /// Costs a binary search per Python and conda package (files are sorted), so it suits the
-    /// few files the secret scan flags; use `owners` for bulk questions.
+    /// Costs a binary search per Python and conda package (files are
+    /// sorted), so it suits the few files the secret scan flags; use `owners`
+    /// for bulk questions.
     pub fn recorded(&self, path: &str) -> Option<(usize, [u8; 32])> {
         self.recorded_all(path).next()
     }
@@ -243,7 +244,8 @@ impl Inventory {
     }
 }
 
-/// A package with no license, installer or link yet; the purl from its ecosystem (conda adds qualifiers after).
+/// A package with no license, installer or link yet, and the purl of its
+/// ecosystem (conda adds its qualifiers after).
 fn new_package(
     ecosystem: Ecosystem,
     name: String,

@@ -11,7 +11,8 @@ use super::locate::{Context, FileIndex, Found, split_last};
 use super::purl::pep503;
 use super::{Ecosystem, InventoryError, Package, PackageFile, new_package};
 
-/// A prebuilt JupyterLab extension, and the Python package its `install.json` names (PEP 503-normalised).
+/// A prebuilt JupyterLab extension, and the Python package its
+/// `install.json` names (PEP 503-normalised).
 pub(super) struct Labextension {
     pub package: Package,
     pub python_package: Option<String>,
@@ -117,7 +118,8 @@ fn text(value: Option<&Value>) -> Option<&str> {
         .filter(|s| !s.is_empty())
 }
 
-/// `"license": "MIT"`, the legacy `{"type": "MIT"}`, or legacy `"licenses": [{"type": …}]` (joined with OR).
+/// `"license": "MIT"`, the legacy `{"type": "MIT"}`, or the legacy
+/// `"licenses": [{"type": …}]` (joined with OR).
 fn license(manifest: &Manifest) -> Option<String> {
     let one = |value: &Value| match value {
         Value::String(text) => Some(text.trim().to_owned()),

@@ -145,7 +145,8 @@ struct CoreMetadata {
 }
 
 impl CoreMetadata {
-    /// Parses the header block (RFC 822 style, continuation lines indented); `None` without Name or Version.
+    /// Parses the header block (RFC 822 style, continuation lines indented);
+    /// `None` without Name or Version.
     fn parse(text: &str) -> Option<CoreMetadata> {
         let mut fields: Vec<(&str, String)> = Vec::new();
         for line in text.lines() {
@@ -189,7 +190,8 @@ impl CoreMetadata {
     }
 }
 
-/// RECORD rows (`path,hash,size`, csv) as files relative to the root; `base` is the dist-info's parent.
+/// RECORD rows (`path,hash,size`, csv) as files relative to the root;
+/// `base` is the dist-info's parent.
 fn parse_record(base: &str, text: &str, walked: &FileIndex) -> Vec<PackageFile> {
     // `pip install --target T` installs under a temporary home and moves its
     // `lib/python/*` into T and `bin/`, `share/` beside them, so RECORD's

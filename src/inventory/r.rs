@@ -7,7 +7,8 @@
 use super::locate::{Context, Found, split_last};
 use super::{Ecosystem, InventoryError, Package, PackageFile, new_package};
 
-/// Reads the R packages among the scan's `DESCRIPTION` files; also returns the library folders that hold them.
+/// Reads the R packages among the scan's `DESCRIPTION` files, and the
+/// library folders that hold them.
 pub(super) fn read_packages(
     cx: &mut Context,
     found: &Found,
