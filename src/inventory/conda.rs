@@ -48,7 +48,9 @@ pub(super) fn read_packages(
 ) -> Result<Vec<Package>, InventoryError> {
     let mut packages = Vec::new();
     for path in &found.conda_records {
-        let bytes = cx.read_metadata(path)?;
+        let Some(bytes) = cx.read_metadata(path)? else {
+            continue;
+        };
         let record: Record = match serde_json::from_slice(&bytes) {
             Ok(record) => record,
             Err(error) => {

@@ -151,7 +151,7 @@ impl Inventory {
             warnings: Vec::new(),
         };
         let venv = if found.pyvenv {
-            Some(python::read_venv(&mut cx)?)
+            python::read_venv(&mut cx)?
         } else {
             None
         };

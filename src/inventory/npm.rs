@@ -65,8 +65,7 @@ pub(super) fn read_labextensions(
         let folder = split_last(path).0;
         let install_path = format!("{folder}/install.json");
         let mut python_package = None;
-        if cx.files.contains(&install_path) {
-            let bytes = cx.read_metadata(&install_path)?;
+        if let Some(bytes) = cx.read_if_walked(&install_path)? {
             match serde_json::from_slice::<InstallJson>(&bytes) {
                 Ok(install) => python_package = install.package_name.as_deref().map(pep503),
                 Err(error) => cx.warn(&install_path, format_args!("not an install.json ({error})")),
@@ -89,7 +88,9 @@ fn read_manifest(
     cx: &mut Context,
     path: &str,
 ) -> Result<Option<(String, String, Option<String>)>, InventoryError> {
-    let bytes = cx.read_metadata(path)?;
+    let Some(bytes) = cx.read_metadata(path)? else {
+        return Ok(None);
+    };
     let manifest: Manifest = match serde_json::from_slice(&bytes) {
         Ok(manifest) => manifest,
         Err(error) => {

@@ -724,3 +724,36 @@ fn a_vendored_dist_info_is_shipped_by_its_vendor() {
     );
     assert!(inventory.warnings.is_empty(), "{:?}", inventory.warnings);
 }
+
+#[cfg(unix)]
+#[test]
+fn a_symlinked_metadata_file_is_not_followed() {
+    let outside = tempfile::TempDir::new().unwrap();
+    write(outside.path(), "METADATA", b"Name: elsewhere\nVersion: 1\n");
+    let dir = tempfile::TempDir::new().unwrap();
+    let root = dir.path();
+    std::fs::create_dir(root.join("x-1.dist-info")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("METADATA"),
+        root.join("x-1.dist-info/METADATA"),
+    )
+    .unwrap();
+    write(root, "y-2.dist-info/METADATA", b"Name: y\nVersion: 2\n");
+    std::os::unix::fs::symlink(
+        outside.path().join("METADATA"),
+        root.join("y-2.dist-info/RECORD"),
+    )
+    .unwrap();
+    let inventory = read(root);
+
+    assert_eq!(
+        inventory.warnings,
+        [
+            "x-1.dist-info/METADATA: a symlink; not followed",
+            "y-2.dist-info/RECORD: a symlink; not followed"
+        ]
+    );
+    assert_eq!(inventory.packages.len(), 1);
+    assert_eq!(inventory.packages[0].name, "y");
+    assert_eq!(inventory.packages[0].files.len(), 2);
+}
