@@ -757,3 +757,29 @@ fn a_symlinked_metadata_file_is_not_followed() {
     assert_eq!(inventory.packages[0].name, "y");
     assert_eq!(inventory.packages[0].files.len(), 2);
 }
+
+#[test]
+fn a_nested_conda_env_lists_files_from_its_own_root() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let root = dir.path();
+    let record = serde_json::json!({
+        "name": "tzdata", "version": "2024a", "build": "h0c530f3_0",
+        "url": "https://conda.anaconda.org/conda-forge/noarch/tzdata-2024a-h0c530f3_0.conda",
+        "files": ["share/zoneinfo/UTC"], "license": "LicenseRef-Public-Domain"
+    });
+    write(
+        root,
+        "envs/tools/conda-meta/tzdata-2024a-h0c530f3_0.json",
+        record.to_string().as_bytes(),
+    );
+    write(root, "envs/tools/share/zoneinfo/UTC", b"TZif");
+    let inventory = read(root);
+    let package = &inventory.packages[0];
+    assert_eq!(
+        package.purl,
+        "pkg:conda/tzdata@2024a?build=h0c530f3_0&channel=conda-forge"
+    );
+    assert_eq!(package.files[0].path, "envs/tools/share/zoneinfo/UTC");
+    assert_eq!(inventory.recorded("envs/tools/share/zoneinfo/UTC"), None);
+    assert_eq!(inventory.owners()["envs/tools/share/zoneinfo/UTC"], 0);
+}
