@@ -86,8 +86,9 @@ pub struct Package {
     pub installer: Option<String>,
     /// Python: `direct_url.json` says the install is editable (its code lives elsewhere).
     pub editable: bool,
-    /// A JupyterLab prebuilt extension shipped by a Python package: that package's index.
-    /// Its files belong to the Python package, not to the extension.
+    /// A JupyterLab prebuilt extension shipped by a Python package, or a
+    /// dist-info vendored inside one (`setuptools/_vendor/wheel-….dist-info`):
+    /// that package's index. Its files belong to the Python package, not to it.
     pub shipped_by: Option<usize>,
 }
 
@@ -363,6 +364,6 @@ fn link_shipped_extensions(packages: &mut [Package], shipping: &HashMap<String, 
         })
         .collect();
     for (index, shipper) in links {
-        packages[index].shipped_by = Some(shipper);
+        packages[index].shipped_by = Some(packages[shipper].shipped_by.unwrap_or(shipper));
     }
 }
