@@ -20,6 +20,7 @@ struct Record {
     channel: Option<String>,
     schannel: Option<String>,
     license: Option<String>,
+    url: Option<String>,
     files: Option<Vec<String>>,
     paths_data: Option<PathsData>,
 }
@@ -48,7 +49,9 @@ pub(super) fn read_packages(
 ) -> Result<Vec<Package>, InventoryError> {
     let mut packages = Vec::new();
     for path in &found.conda_records {
-        let bytes = cx.read_metadata(path)?;
+        let Some(bytes) = cx.read_metadata(path)? else {
+            continue;
+        };
         let record: Record = match serde_json::from_slice(&bytes) {
             Ok(record) => record,
             Err(error) => {
@@ -61,10 +64,13 @@ pub(super) fn read_packages(
             continue;
         };
         let env_root = split_last(split_last(path).0).0;
+        // Records from old conda lack `channel`; the package URL's folder names it.
+        let from_url = record.url.as_deref().map(|url| split_last(url).0);
         let channel = record
             .channel
             .as_deref()
             .or(record.schannel.as_deref())
+            .or(from_url)
             .and_then(channel_name);
         let mut package = new_package(
             Ecosystem::Conda,
@@ -200,6 +206,8 @@ mod tests {
         );
         assert_eq!(channel_name("conda-forge"), Some("conda-forge"));
         assert_eq!(channel_name("https://example.com"), None);
+        let url = "https://conda.anaconda.org/bioconda/noarch/samtools-1.0-0.tar.bz2";
+        assert_eq!(channel_name(split_last(url).0), Some("bioconda"));
     }
 
     #[test]

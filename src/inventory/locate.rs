@@ -75,14 +75,18 @@ pub(super) fn scan<'a>(
                 "site-packages" | "dist-packages" | "node_modules" => {
                     found.package_folders.push(path)
                 }
-                _ if name.ends_with(".dist-info") => found.dist_infos.push(path),
+                _ if name.ends_with(".dist-info") && !in_dist_info(parent) => {
+                    found.dist_infos.push(path)
+                }
                 _ => {}
             }
             continue;
         }
         files.push(path);
         match name {
-            "METADATA" if parent.ends_with(".dist-info") => found.dist_infos.push(parent),
+            "METADATA" if parent.ends_with(".dist-info") && !in_dist_info(split_last(parent).0) => {
+                found.dist_infos.push(parent);
+            }
             "PKG-INFO" if parent.ends_with(".egg-info") => found.egg_info_dirs.push(parent),
             "DESCRIPTION" if !parent.is_empty() => found.descriptions.push(path),
             "package.json" => classify_package_json(path, parent, &mut found),
@@ -115,7 +119,7 @@ pub(super) fn scan<'a>(
 /// (two with a scope), or a prebuilt JupyterLab extension's under `labextensions`.
 fn classify_package_json<'a>(path: &'a str, parent: &str, found: &mut Found<'a>) {
     let (up, name) = split_last(parent);
-    if name.is_empty() || name.starts_with('.') {
+    if name.is_empty() || name.starts_with(['.', '@']) {
         return;
     }
     let (up, container) = if let Some(scope) = split_last(up).1.strip_prefix('@') {
@@ -133,6 +137,12 @@ fn classify_package_json<'a>(path: &'a str, parent: &str, found: &mut Found<'a>)
     {
         found.labextensions.push(path);
     }
+}
+
+/// Whether `folder` is or lies in a dist-info: a wheel's `licenses/` may hold
+/// copies of vendored projects' dist-info folders, which are not installs.
+fn in_dist_info(folder: &str) -> bool {
+    folder.ends_with(".dist-info") || folder.contains(".dist-info/")
 }
 
 /// `a/b/c` → (`a/b`, `c`); `c` → (``, `c`).
@@ -177,30 +187,84 @@ pub(super) struct Context<'a> {
 }
 
 impl Context<'_> {
-    /// Reads one metadata file, relative to the root.
-    pub fn read_metadata(&self, rel: &str) -> Result<Vec<u8>, InventoryError> {
+    /// Reads one metadata file, relative to the root; `None` (with a warning)
+    /// when it is a symlink. The walk does not follow symlinks, and neither
+    /// does the inventory: its target may lie outside the library, and is
+    /// not what the layer will hold.
+    pub fn read_metadata(&mut self, rel: &str) -> Result<Option<Vec<u8>>, InventoryError> {
         let path = self.root.join(rel);
-        std::fs::read(&path).map_err(|source| InventoryError::Read { path, source })
+        match read_no_follow(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(error) if is_symlink_refusal(&error) => {
+                self.warn(rel, "a symlink; not followed");
+                Ok(None)
+            }
+            Err(source) => Err(InventoryError::Read { path, source }),
+        }
     }
 
-    /// Reads one metadata file as text. Bytes that are not UTF-8 (old
-    /// distutils wrote Latin-1 descriptions) become U+FFFD with a warning,
-    /// rather than losing the package: the fields stowage needs are ASCII.
-    pub fn read_text(&mut self, rel: &str) -> Result<String, InventoryError> {
-        let bytes = self.read_metadata(rel)?;
-        Ok(match String::from_utf8(bytes) {
+    /// Reads `rel` when the walk found it (`None` when it did not, or for a symlink).
+    pub fn read_if_walked(&mut self, rel: &str) -> Result<Option<Vec<u8>>, InventoryError> {
+        if self.files.contains(rel) {
+            self.read_metadata(rel)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Reads one metadata file as text (`None` for a symlink). Bytes that
+    /// are not UTF-8 (old distutils wrote Latin-1 descriptions) become U+FFFD
+    /// with a warning, rather than losing the package: the fields stowage
+    /// needs are ASCII.
+    pub fn read_text(&mut self, rel: &str) -> Result<Option<String>, InventoryError> {
+        let Some(bytes) = self.read_metadata(rel)? else {
+            return Ok(None);
+        };
+        Ok(Some(match String::from_utf8(bytes) {
             Ok(text) => text,
             Err(error) => {
                 self.warn(rel, "not UTF-8; read with replacement characters");
                 String::from_utf8_lossy(error.as_bytes()).into_owned()
             }
-        })
+        }))
     }
 
     /// Records that the metadata at `path` was skipped, and why.
     pub fn warn(&mut self, path: &str, what: impl std::fmt::Display) {
         self.warnings.push(format!("{path}: {what}"));
     }
+}
+
+/// Reads a file, refusing (ELOOP) when its last component is a symlink.
+#[cfg(unix)]
+fn read_no_follow(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+#[cfg(not(unix))]
+fn read_no_follow(path: &Path) -> std::io::Result<Vec<u8>> {
+    if std::fs::symlink_metadata(path)?.is_symlink() {
+        return Err(std::io::Error::other("a symlink"));
+    }
+    std::fs::read(path)
+}
+
+#[cfg(unix)]
+fn is_symlink_refusal(error: &std::io::Error) -> bool {
+    error.raw_os_error() == Some(libc::ELOOP)
+}
+
+#[cfg(not(unix))]
+fn is_symlink_refusal(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::Other
 }
 
 #[cfg(test)]
@@ -265,6 +329,8 @@ mod tests {
             ("node_modules/a/lib/package.json", false),
             ("node_modules/@s/b/package.json", false),
             ("node_modules/.bin/package.json", false),
+            ("node_modules/@s/package.json", false),
+            ("node_modules/a/@x/lib/package.json", false),
             ("share/jupyter/labextensions/@j/ext/package.json", false),
             ("etc/jupyter/labextensions/other/package.json", false),
             ("R/lib/foo/DESCRIPTION", false),

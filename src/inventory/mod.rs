@@ -89,8 +89,9 @@ pub struct Package {
     pub installer: Option<String>,
     /// Python: `direct_url.json` says the install is editable (its code lives elsewhere).
     pub editable: bool,
-    /// A JupyterLab prebuilt extension shipped by a Python package: that package's index.
-    /// Its files belong to the Python package, not to the extension.
+    /// A JupyterLab prebuilt extension shipped by a Python package, or a
+    /// dist-info vendored inside one (`setuptools/_vendor/wheel-….dist-info`):
+    /// that package's index. Its files belong to the Python package, not to it.
     pub shipped_by: Option<usize>,
 }
 
@@ -154,7 +155,7 @@ impl Inventory {
             warnings: Vec::new(),
         };
         let venv = if found.pyvenv {
-            Some(python::read_venv(&mut cx)?)
+            python::read_venv(&mut cx)?
         } else {
             None
         };
@@ -180,6 +181,7 @@ impl Inventory {
                 p.metadata.clone(),
             )
         });
+        link_vendored_dist_infos(&mut packages);
         link_shipped_extensions(&mut packages, &shipping);
         let mut package_folders: Vec<String> = found
             .package_folders
@@ -197,12 +199,12 @@ impl Inventory {
         })
     }
 
-    /// The package that owns `path` (as `owners` decides) among those whose
-    /// metadata records a sha256 for it, and that hash: the first such package
-    /// in sort order, or its shipper for a shipped extension.
+    /// The first package in sort order whose metadata records a sha256 for
+    /// `path` (its shipper, for a shipped extension), and that hash.
     ///
-    /// Costs a binary search per package (files are sorted), so it suits the
-    /// few files the secret scan flags; use `owners` for bulk questions.
+    /// Costs a binary search per Python and conda package (files are
+    /// sorted), so it suits the few files the secret scan flags; use `owners`
+    /// for bulk questions.
     pub fn recorded(&self, path: &str) -> Option<(usize, [u8; 32])> {
         self.recorded_all(path).next()
     }
@@ -214,9 +216,13 @@ impl Inventory {
         &'s self,
         path: &'s str,
     ) -> impl Iterator<Item = (usize, [u8; 32])> + 's {
+        // Only dist-info RECORDs and conda records carry hashes.
         self.packages
             .iter()
             .enumerate()
+            .filter(|(_, package)| {
+                matches!(package.ecosystem, Ecosystem::Python | Ecosystem::Conda)
+            })
             .filter_map(move |(index, package)| {
                 let at = package
                     .files
@@ -242,7 +248,8 @@ impl Inventory {
     }
 }
 
-/// A package with no license, installer or link yet; the purl from its ecosystem (conda adds qualifiers after).
+/// A package with no license, installer or link yet, and the purl of its
+/// ecosystem (conda adds its qualifiers after).
 fn new_package(
     ecosystem: Ecosystem,
     name: String,
@@ -279,6 +286,51 @@ fn sort_files(files: &mut Vec<PackageFile>) {
     files.dedup_by(|later, first| later.path == first.path);
 }
 
+/// Sets `shipped_by` on each dist-info another Python package's RECORD lists
+/// (`setuptools/_vendor/wheel-0.43.0.dist-info`): the vendored project's files
+/// are the vendoring package's, as it installed (and may have patched) them.
+fn link_vendored_dist_infos(packages: &mut [Package]) {
+    let metadata_files: HashMap<String, usize> = packages
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.ecosystem == Ecosystem::Python && p.metadata.ends_with(".dist-info"))
+        .map(|(index, p)| (format!("{}/METADATA", p.metadata), index))
+        .collect();
+    let mut links: Vec<(usize, usize)> = Vec::new();
+    for (index, package) in packages.iter().enumerate() {
+        if package.ecosystem != Ecosystem::Python {
+            continue;
+        }
+        for file in package
+            .files
+            .iter()
+            .filter(|f| f.path.ends_with("/METADATA"))
+        {
+            match metadata_files.get(&file.path) {
+                Some(&vendored) if vendored != index => links.push((vendored, index)),
+                _ => {}
+            }
+        }
+    }
+    for (vendored, shipper) in links {
+        if packages[vendored].shipped_by.is_none() {
+            packages[vendored].shipped_by = Some(shipper);
+        }
+    }
+    // A vendored project that vendors another: point at the outermost shipper
+    // (bounded, should two dist-infos list each other).
+    for index in 0..packages.len() {
+        let mut shipper = packages[index].shipped_by;
+        for _ in 0..packages.len() {
+            match shipper.and_then(|s| packages[s].shipped_by) {
+                Some(outer) if Some(outer) != shipper && outer != index => shipper = Some(outer),
+                _ => break,
+            }
+        }
+        packages[index].shipped_by = shipper;
+    }
+}
+
 /// Sets `shipped_by` on each JupyterLab extension a Python package ships: the
 /// one whose RECORD lists the extension's `package.json`, else the one its
 /// `install.json` names. `shipping` maps an extension's metadata path to that name.
@@ -293,7 +345,11 @@ fn link_shipped_extensions(packages: &mut [Package], shipping: &HashMap<String, 
             continue;
         }
         by_name.entry(purl::pep503(&package.name)).or_insert(index);
-        for file in &package.files {
+        for file in package
+            .files
+            .iter()
+            .filter(|f| f.path.ends_with("/package.json"))
+        {
             if shipping.contains_key(&file.path) {
                 by_record.entry(file.path.as_str()).or_insert(index);
             }
@@ -311,6 +367,6 @@ fn link_shipped_extensions(packages: &mut [Package], shipping: &HashMap<String, 
         })
         .collect();
     for (index, shipper) in links {
-        packages[index].shipped_by = Some(shipper);
+        packages[index].shipped_by = Some(packages[shipper].shipped_by.unwrap_or(shipper));
     }
 }

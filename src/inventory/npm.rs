@@ -11,7 +11,8 @@ use super::locate::{Context, FileIndex, Found, split_last};
 use super::purl::pep503;
 use super::{Ecosystem, InventoryError, Package, PackageFile, new_package};
 
-/// A prebuilt JupyterLab extension, and the Python package its `install.json` names (PEP 503-normalised).
+/// A prebuilt JupyterLab extension, and the Python package its
+/// `install.json` names (PEP 503-normalised).
 pub(super) struct Labextension {
     pub package: Package,
     pub python_package: Option<String>,
@@ -64,8 +65,7 @@ pub(super) fn read_labextensions(
         let folder = split_last(path).0;
         let install_path = format!("{folder}/install.json");
         let mut python_package = None;
-        if cx.files.contains(&install_path) {
-            let bytes = cx.read_metadata(&install_path)?;
+        if let Some(bytes) = cx.read_if_walked(&install_path)? {
             match serde_json::from_slice::<InstallJson>(&bytes) {
                 Ok(install) => python_package = install.package_name.as_deref().map(pep503),
                 Err(error) => cx.warn(&install_path, format_args!("not an install.json ({error})")),
@@ -88,7 +88,9 @@ fn read_manifest(
     cx: &mut Context,
     path: &str,
 ) -> Result<Option<(String, String, Option<String>)>, InventoryError> {
-    let bytes = cx.read_metadata(path)?;
+    let Some(bytes) = cx.read_metadata(path)? else {
+        return Ok(None);
+    };
     let manifest: Manifest = match serde_json::from_slice(&bytes) {
         Ok(manifest) => manifest,
         Err(error) => {
@@ -117,7 +119,8 @@ fn text(value: Option<&Value>) -> Option<&str> {
         .filter(|s| !s.is_empty())
 }
 
-/// `"license": "MIT"`, the legacy `{"type": "MIT"}`, or legacy `"licenses": [{"type": …}]` (joined with OR).
+/// `"license": "MIT"`, the legacy `{"type": "MIT"}`, or the legacy
+/// `"licenses": [{"type": …}]` (joined with OR).
 fn license(manifest: &Manifest) -> Option<String> {
     let one = |value: &Value| match value {
         Value::String(text) => Some(text.trim().to_owned()),

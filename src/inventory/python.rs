@@ -8,7 +8,7 @@
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
-use super::locate::{Context, Found, normalise, split_last};
+use super::locate::{Context, FileIndex, Found, normalise, split_last};
 use super::{Ecosystem, InventoryError, Package, PackageFile, VenvConfig, new_package};
 
 /// RECORD writes `sha256=` in URL-safe base64 without padding; some tools pad it.
@@ -39,9 +39,8 @@ pub(super) fn read_packages(
 }
 
 /// Reads the root's `pyvenv.cfg`.
-pub(super) fn read_venv(cx: &mut Context) -> Result<VenvConfig, InventoryError> {
-    let text = cx.read_text("pyvenv.cfg")?;
-    Ok(parse_pyvenv(&text))
+pub(super) fn read_venv(cx: &mut Context) -> Result<Option<VenvConfig>, InventoryError> {
+    Ok(cx.read_text("pyvenv.cfg")?.map(|text| parse_pyvenv(&text)))
 }
 
 fn read_dist_info(cx: &mut Context, dir: &str) -> Result<Option<Package>, InventoryError> {
@@ -50,22 +49,25 @@ fn read_dist_info(cx: &mut Context, dir: &str) -> Result<Option<Package>, Invent
         cx.warn(dir, "no METADATA file");
         return Ok(None);
     }
-    let text = cx.read_text(&metadata_path)?;
+    let Some(text) = cx.read_text(&metadata_path)? else {
+        return Ok(None);
+    };
     let Some(core) = CoreMetadata::parse(&text) else {
         cx.warn(&metadata_path, "no Name or Version");
         return Ok(None);
     };
     let record_path = format!("{dir}/RECORD");
     let mut files = Vec::new();
-    if cx.files.contains(&record_path) {
-        let record = cx.read_text(&record_path)?;
-        files = parse_record(split_last(dir).0, &record);
+    if cx.files.contains(&record_path)
+        && let Some(record) = cx.read_text(&record_path)?
+    {
+        files = parse_record(split_last(dir).0, &record, &cx.files);
     }
     files.extend(walked_files(cx, dir));
     let mut package = core.into_package(dir, files);
     let installer_path = format!("{dir}/INSTALLER");
-    if cx.files.contains(&installer_path) {
-        let installer = cx.read_metadata(&installer_path)?;
+    let installer = cx.read_if_walked(&installer_path)?;
+    if let Some(installer) = installer {
         let installer = String::from_utf8_lossy(&installer);
         package.installer = installer
             .lines()
@@ -75,8 +77,8 @@ fn read_dist_info(cx: &mut Context, dir: &str) -> Result<Option<Package>, Invent
             .map(str::to_owned);
     }
     let direct_url_path = format!("{dir}/direct_url.json");
-    if cx.files.contains(&direct_url_path) {
-        let bytes = cx.read_metadata(&direct_url_path)?;
+    let direct_url = cx.read_if_walked(&direct_url_path)?;
+    if let Some(bytes) = direct_url {
         match serde_json::from_slice::<serde_json::Value>(&bytes) {
             Ok(value) => {
                 package.editable =
@@ -90,15 +92,18 @@ fn read_dist_info(cx: &mut Context, dir: &str) -> Result<Option<Package>, Invent
 
 fn read_egg_info_dir(cx: &mut Context, dir: &str) -> Result<Option<Package>, InventoryError> {
     let pkg_info_path = format!("{dir}/PKG-INFO");
-    let text = cx.read_text(&pkg_info_path)?;
+    let Some(text) = cx.read_text(&pkg_info_path)? else {
+        return Ok(None);
+    };
     let Some(core) = CoreMetadata::parse(&text) else {
         cx.warn(&pkg_info_path, "no Name or Version");
         return Ok(None);
     };
     let mut files = Vec::new();
     let installed_path = format!("{dir}/installed-files.txt");
-    if cx.files.contains(&installed_path) {
-        let installed = cx.read_text(&installed_path)?;
+    if cx.files.contains(&installed_path)
+        && let Some(installed) = cx.read_text(&installed_path)?
+    {
         files = installed
             .lines()
             .filter_map(|line| normalise(dir, line.trim_end_matches('\r')))
@@ -114,7 +119,9 @@ fn read_egg_info_dir(cx: &mut Context, dir: &str) -> Result<Option<Package>, Inv
 }
 
 fn read_egg_info_file(cx: &mut Context, file: &str) -> Result<Option<Package>, InventoryError> {
-    let text = cx.read_text(file)?;
+    let Some(text) = cx.read_text(file)? else {
+        return Ok(None);
+    };
     let Some(core) = CoreMetadata::parse(&text) else {
         cx.warn(file, "no Name or Version");
         return Ok(None);
@@ -145,7 +152,8 @@ struct CoreMetadata {
 }
 
 impl CoreMetadata {
-    /// Parses the header block (RFC 822 style, continuation lines indented); `None` without Name or Version.
+    /// Parses the header block (RFC 822 style, continuation lines indented);
+    /// `None` without Name or Version.
     fn parse(text: &str) -> Option<CoreMetadata> {
         let mut fields: Vec<(&str, String)> = Vec::new();
         for line in text.lines() {
@@ -189,12 +197,25 @@ impl CoreMetadata {
     }
 }
 
-/// RECORD rows (`path,hash,size`, csv) as files relative to the root; `base` is the dist-info's parent.
-fn parse_record(base: &str, text: &str) -> Vec<PackageFile> {
+/// RECORD rows (`path,hash,size`, csv) as files relative to the root;
+/// `base` is the dist-info's parent.
+fn parse_record(base: &str, text: &str, walked: &FileIndex) -> Vec<PackageFile> {
+    // `pip install --target T` installs under a temporary home and moves its
+    // `lib/python/*` into T and `bin/`, `share/` beside them, so RECORD's
+    // `../../bin/x` (from `lib/python`) is `T/bin/x`. Paths that leave the
+    // folder are tried both ways and the one the walk found is kept.
+    let target_base = format!("{base}/lib/python");
     text.lines()
         .filter_map(|line| {
             let (path, hash) = record_row(line.trim_end_matches('\r'))?;
-            let path = normalise(base, &path)?;
+            let plain = normalise(base, &path);
+            let path = match plain {
+                Some(found) if !path.starts_with("../") || walked.contains(&found) => found,
+                _ => match normalise(&target_base, &path) {
+                    Some(target) if walked.contains(&target) => target,
+                    _ => plain?,
+                },
+            };
             let sha256 = hash.strip_prefix("sha256=").and_then(decode_record_hash);
             Some(PackageFile {
                 path,

@@ -7,7 +7,8 @@
 use super::locate::{Context, Found, split_last};
 use super::{Ecosystem, InventoryError, Package, PackageFile, new_package};
 
-/// Reads the R packages among the scan's `DESCRIPTION` files; also returns the library folders that hold them.
+/// Reads the R packages among the scan's `DESCRIPTION` files, and the
+/// library folders that hold them.
 pub(super) fn read_packages(
     cx: &mut Context,
     found: &Found,
@@ -17,7 +18,9 @@ pub(super) fn read_packages(
     for path in &found.descriptions {
         let folder = split_last(path).0;
         let has_meta = !cx.files.under(&format!("{folder}/Meta")).is_empty();
-        let bytes = cx.read_metadata(path)?;
+        let Some(bytes) = cx.read_metadata(path)? else {
+            continue;
+        };
         // Older packages declare `Encoding: latin1`; names and versions are ASCII either way.
         let text = String::from_utf8_lossy(&bytes);
         let fields = parse_dcf(&text);

@@ -632,3 +632,154 @@ fn a_conda_env_python_package_has_both_records() {
     assert_eq!(inventory.owners()["bin/six-tool"], 1);
     assert_eq!(inventory.package_folders, ["lib/python3.12/site-packages"]);
 }
+
+#[test]
+fn pip_target_record_paths_resolve_to_the_moved_bin_and_share() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let root = dir.path();
+    let tool = b"#!/usr/bin/python3\n";
+    let ext_json = br#"{"name": "myext", "version": "1.0.0"}"#;
+    write(root, "bin/tool", tool);
+    write(
+        root,
+        "share/jupyter/labextensions/myext/package.json",
+        ext_json,
+    );
+    write(root, "myext/__init__.py", b"");
+    let record = format!(
+        "myext/__init__.py,{},0\n../../bin/tool,{},{}\n../../share/jupyter/labextensions/myext/package.json,{},{}\n../../etc/gone,{},1\nmyext-1.0.dist-info/RECORD,,\n",
+        record_hash(b""),
+        record_hash(tool),
+        tool.len(),
+        record_hash(ext_json),
+        ext_json.len(),
+        record_hash(b"x"),
+    );
+    write(
+        root,
+        "myext-1.0.dist-info/METADATA",
+        b"Name: myext\nVersion: 1.0\n",
+    );
+    write(root, "myext-1.0.dist-info/RECORD", record.as_bytes());
+    let inventory = read(root);
+
+    let python = &inventory.packages[0];
+    let paths: Vec<&str> = python.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "bin/tool",
+            "myext-1.0.dist-info/METADATA",
+            "myext-1.0.dist-info/RECORD",
+            "myext/__init__.py",
+            "share/jupyter/labextensions/myext/package.json",
+        ]
+    );
+    assert_eq!(inventory.recorded("bin/tool"), Some((0, sha(tool))));
+    assert_eq!(inventory.packages[1].shipped_by, Some(0));
+}
+
+#[test]
+fn a_vendored_dist_info_is_shipped_by_its_vendor() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let root = dir.path();
+    let vendored = "setuptools/_vendor/wheel-0.43.0.dist-info";
+    write(
+        root,
+        &format!("{vendored}/METADATA"),
+        b"Name: wheel\nVersion: 0.43.0\n",
+    );
+    write(
+        root,
+        &format!("{vendored}/RECORD"),
+        b"wheel/__init__.py,,\n",
+    );
+    write(root, "setuptools/_vendor/wheel/__init__.py", b"");
+    write(
+        root,
+        "setuptools-70.0.0.dist-info/METADATA",
+        b"Name: setuptools\nVersion: 70.0.0\n",
+    );
+    write(
+        root,
+        "setuptools-70.0.0.dist-info/RECORD",
+        format!("{vendored}/METADATA,,\nsetuptools/_vendor/wheel/__init__.py,,\n").as_bytes(),
+    );
+    write(
+        root,
+        "setuptools-70.0.0.dist-info/licenses/x/y-1.dist-info/LICENSE",
+        b"",
+    );
+    let inventory = read(root);
+
+    let names: Vec<(&str, Option<usize>)> = inventory
+        .packages
+        .iter()
+        .map(|p| (p.name.as_str(), p.shipped_by))
+        .collect();
+    assert_eq!(names, [("setuptools", None), ("wheel", Some(0))]);
+    assert_eq!(
+        inventory.owners()["setuptools/_vendor/wheel/__init__.py"],
+        0
+    );
+    assert!(inventory.warnings.is_empty(), "{:?}", inventory.warnings);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlinked_metadata_file_is_not_followed() {
+    let outside = tempfile::TempDir::new().unwrap();
+    write(outside.path(), "METADATA", b"Name: elsewhere\nVersion: 1\n");
+    let dir = tempfile::TempDir::new().unwrap();
+    let root = dir.path();
+    std::fs::create_dir(root.join("x-1.dist-info")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("METADATA"),
+        root.join("x-1.dist-info/METADATA"),
+    )
+    .unwrap();
+    write(root, "y-2.dist-info/METADATA", b"Name: y\nVersion: 2\n");
+    std::os::unix::fs::symlink(
+        outside.path().join("METADATA"),
+        root.join("y-2.dist-info/RECORD"),
+    )
+    .unwrap();
+    let inventory = read(root);
+
+    assert_eq!(
+        inventory.warnings,
+        [
+            "x-1.dist-info/METADATA: a symlink; not followed",
+            "y-2.dist-info/RECORD: a symlink; not followed"
+        ]
+    );
+    assert_eq!(inventory.packages.len(), 1);
+    assert_eq!(inventory.packages[0].name, "y");
+    assert_eq!(inventory.packages[0].files.len(), 2);
+}
+
+#[test]
+fn a_nested_conda_env_lists_files_from_its_own_root() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let root = dir.path();
+    let record = serde_json::json!({
+        "name": "tzdata", "version": "2024a", "build": "h0c530f3_0",
+        "url": "https://conda.anaconda.org/conda-forge/noarch/tzdata-2024a-h0c530f3_0.conda",
+        "files": ["share/zoneinfo/UTC"], "license": "LicenseRef-Public-Domain"
+    });
+    write(
+        root,
+        "envs/tools/conda-meta/tzdata-2024a-h0c530f3_0.json",
+        record.to_string().as_bytes(),
+    );
+    write(root, "envs/tools/share/zoneinfo/UTC", b"TZif");
+    let inventory = read(root);
+    let package = &inventory.packages[0];
+    assert_eq!(
+        package.purl,
+        "pkg:conda/tzdata@2024a?build=h0c530f3_0&channel=conda-forge"
+    );
+    assert_eq!(package.files[0].path, "envs/tools/share/zoneinfo/UTC");
+    assert_eq!(inventory.recorded("envs/tools/share/zoneinfo/UTC"), None);
+    assert_eq!(inventory.owners()["envs/tools/share/zoneinfo/UTC"], 0);
+}
