@@ -148,7 +148,7 @@ pub fn print_plan(plan: &BuildPlan) {
             .map(|s| s.display().to_string())
             .collect();
         println!(
-            "layer {}    {:<9} {} files, {} entries, {}  from {}",
+            "layer {:<4} {:<16} {} files, {} entries, {}  from {}",
             i + 1,
             layer.name,
             layer.file_count,
@@ -158,7 +158,7 @@ pub fn print_plan(plan: &BuildPlan) {
         );
         for part in &layer.parts {
             println!(
-                "             {:<40} {:>6} files  {}",
+                "           {:<40} {:>6} files  {}",
                 part.label,
                 part.files,
                 human_bytes(part.bytes)

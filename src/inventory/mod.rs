@@ -286,9 +286,11 @@ fn sort_files(files: &mut Vec<PackageFile>) {
     files.dedup_by(|later, first| later.path == first.path);
 }
 
-/// Sets `shipped_by` on each dist-info another Python package's RECORD lists
-/// (`setuptools/_vendor/wheel-0.43.0.dist-info`): the vendored project's files
-/// are the vendoring package's, as it installed (and may have patched) them.
+/// Sets `shipped_by` on each dist-info another package's file list names:
+/// a Python RECORD (`setuptools/_vendor/wheel-0.43.0.dist-info`: the vendored
+/// project's files are the vendoring package's, as it installed and may have
+/// patched them), or a conda record (conda's Python packages carry a
+/// dist-info; the conda package is the one listed, once).
 fn link_vendored_dist_infos(packages: &mut [Package]) {
     let metadata_files: HashMap<String, usize> = packages
         .iter()
@@ -298,7 +300,7 @@ fn link_vendored_dist_infos(packages: &mut [Package]) {
         .collect();
     let mut links: Vec<(usize, usize)> = Vec::new();
     for (index, package) in packages.iter().enumerate() {
-        if package.ecosystem != Ecosystem::Python {
+        if !matches!(package.ecosystem, Ecosystem::Python | Ecosystem::Conda) {
             continue;
         }
         for file in package

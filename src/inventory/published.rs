@@ -26,17 +26,28 @@ impl Inventory {
     /// Whether `rel` (relative to the library root `root`) is a file some package records
     /// with a hash, and its bytes on disk have exactly that hash (I/O: reads that one file).
     pub fn published(&self, root: &Path, rel: &str) -> Result<Option<Published>, InventoryError> {
-        let recorded = self
+        // Every record of the file: a conda env's Python package has a RECORD
+        // (the wheel's bytes) and a conda record (the bytes as installed).
+        let records: Vec<(usize, Ecosystem, [u8; 32])> = self
             .packages
             .iter()
             .enumerate()
-            .find_map(|(index, package)| {
-                let file = package.files.iter().find(|f| f.path == rel)?;
-                Some((index, package.ecosystem, file.sha256?))
-            });
-        let Some((package, ecosystem, expected)) = recorded else {
+            .filter_map(|(index, package)| {
+                let at = package
+                    .files
+                    .binary_search_by(|file| file.path.as_str().cmp(rel))
+                    .ok()?;
+                let sha256 = package.files[at].sha256?;
+                Some((
+                    package.shipped_by.unwrap_or(index),
+                    package.ecosystem,
+                    sha256,
+                ))
+            })
+            .collect();
+        if records.is_empty() {
             return Ok(None);
-        };
+        }
         let path = root.join(rel);
         let read = |source: io::Error| InventoryError::Read {
             path: path.clone(),
@@ -46,13 +57,15 @@ impl Inventory {
         let mut hasher = Sha256::new();
         io::copy(&mut file, &mut hasher).map_err(read)?;
         let actual: [u8; 32] = hasher.finalize().into();
-        if actual != expected {
-            return Ok(None);
-        }
-        let record = match ecosystem {
-            Ecosystem::Conda => "conda-meta record",
-            _ => "RECORD",
-        };
-        Ok(Some(Published { package, record }))
+        Ok(records
+            .into_iter()
+            .find(|(_, _, expected)| *expected == actual)
+            .map(|(package, ecosystem, _)| Published {
+                package,
+                record: match ecosystem {
+                    Ecosystem::Conda => "conda-meta record",
+                    _ => "RECORD",
+                },
+            }))
     }
 }

@@ -623,13 +623,15 @@ fn a_conda_env_python_package_has_both_records() {
             "lib/python3.12/site-packages/old-1.egg-info: not UTF-8; read with replacement characters"
         ]
     );
+    // The dist-info is the conda package's: both records name the conda package.
+    assert_eq!(inventory.packages[1].shipped_by, Some(2));
     assert_eq!(
         inventory.recorded("bin/six-tool"),
-        Some((1, sha(wheel_script)))
+        Some((2, sha(wheel_script)))
     );
     let all: Vec<_> = inventory.recorded_all("bin/six-tool").collect();
-    assert_eq!(all, [(1, sha(wheel_script)), (2, sha(installed_script))]);
-    assert_eq!(inventory.owners()["bin/six-tool"], 1);
+    assert_eq!(all, [(2, sha(wheel_script)), (2, sha(installed_script))]);
+    assert_eq!(inventory.owners()["bin/six-tool"], 2);
     assert_eq!(inventory.package_folders, ["lib/python3.12/site-packages"]);
 }
 
@@ -782,4 +784,52 @@ fn a_nested_conda_env_lists_files_from_its_own_root() {
     assert_eq!(package.files[0].path, "envs/tools/share/zoneinfo/UTC");
     assert_eq!(inventory.recorded("envs/tools/share/zoneinfo/UTC"), None);
     assert_eq!(inventory.owners()["envs/tools/share/zoneinfo/UTC"], 0);
+}
+
+#[test]
+fn a_file_is_published_when_its_bytes_match_any_record_of_it() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let root = dir.path();
+    let key = b"-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n";
+    let site = "lib/python3.11/site-packages";
+    write(root, &format!("{site}/tornado/test/test.key"), key);
+    write(root, &format!("{site}/tornado/other.key"), b"changed");
+    let record = format!(
+        "tornado/test/test.key,{},{}\ntornado/other.key,{},7\ntornado-6.5.2.dist-info/RECORD,,\n",
+        record_hash(key),
+        key.len(),
+        record_hash(b"original"),
+    );
+    write(
+        root,
+        &format!("{site}/tornado-6.5.2.dist-info/METADATA"),
+        b"Name: tornado\nVersion: 6.5.2\n",
+    );
+    write(
+        root,
+        &format!("{site}/tornado-6.5.2.dist-info/RECORD"),
+        record.as_bytes(),
+    );
+    let inventory = read(root);
+    let found = inventory
+        .published(root, &format!("{site}/tornado/test/test.key"))
+        .unwrap();
+    assert_eq!(
+        found,
+        Some(Published {
+            package: 0,
+            record: "RECORD"
+        })
+    );
+    let changed = inventory
+        .published(root, &format!("{site}/tornado/other.key"))
+        .unwrap();
+    assert_eq!(
+        changed, None,
+        "bytes that differ from the record are not published"
+    );
+    let unlisted = inventory
+        .published(root, &format!("{site}/tornado/__init__.py"))
+        .unwrap();
+    assert_eq!(unlisted, None);
 }

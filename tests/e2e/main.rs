@@ -18,6 +18,7 @@ mod faults;
 mod hostile;
 mod layout;
 mod libraries_rig;
+mod library;
 mod podman;
 mod progress;
 mod registry;
