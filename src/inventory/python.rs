@@ -151,6 +151,45 @@ struct CoreMetadata {
     license: Option<String>,
 }
 
+/// Trove license classifiers with one SPDX identifier; others are kept as their text.
+const CLASSIFIER_LICENSES: &[(&str, &str)] = &[
+    ("MIT License", "MIT"),
+    ("ISC License (ISCL)", "ISC"),
+    ("Python Software Foundation License", "PSF-2.0"),
+    ("Mozilla Public License 2.0 (MPL 2.0)", "MPL-2.0"),
+    ("The Unlicense (Unlicense)", "Unlicense"),
+    ("Zope Public License", "ZPL-2.1"),
+    ("MIT No Attribution License (MIT-0)", "MIT-0"),
+];
+
+/// The license `Classifier: License :: …` lines declare, when the License fields do not:
+/// SPDX identifiers joined by OR when every classifier has one, else their texts.
+fn license_from_classifiers(fields: &[(&str, String)]) -> Option<String> {
+    let names: Vec<&str> = fields
+        .iter()
+        .filter(|(key, _)| key.eq_ignore_ascii_case("Classifier"))
+        .filter_map(|(_, value)| value.strip_prefix("License ::"))
+        .map(|rest| rest.rsplit("::").next().unwrap_or(rest).trim())
+        .filter(|name| !name.is_empty() && *name != "OSI Approved")
+        .collect();
+    if names.is_empty() {
+        return None;
+    }
+    let spdx: Option<Vec<&str>> = names
+        .iter()
+        .map(|n| {
+            CLASSIFIER_LICENSES
+                .iter()
+                .find(|(c, _)| c == n)
+                .map(|(_, id)| *id)
+        })
+        .collect();
+    Some(match spdx {
+        Some(ids) => ids.join(" OR "),
+        None => names.join("; "),
+    })
+}
+
 impl CoreMetadata {
     /// Parses the header block (RFC 822 style, continuation lines indented);
     /// `None` without Name or Version.
@@ -178,15 +217,18 @@ impl CoreMetadata {
                 .map(|(_, value)| value.trim())
                 .filter(|value| !value.is_empty())
         };
-        let license = field("License-Expression").or_else(|| {
-            field("License").filter(|text| {
-                !text.contains('\n') && text.len() <= SHORT_LICENSE && *text != "UNKNOWN"
+        let license = field("License-Expression")
+            .or_else(|| {
+                field("License").filter(|text| {
+                    !text.contains('\n') && text.len() <= SHORT_LICENSE && *text != "UNKNOWN"
+                })
             })
-        });
+            .map(str::to_owned)
+            .or_else(|| license_from_classifiers(&fields));
         Some(CoreMetadata {
             name: field("Name")?.to_owned(),
             version: field("Version")?.to_owned(),
-            license: license.map(str::to_owned),
+            license,
         })
     }
 
@@ -292,6 +334,16 @@ mod tests {
         assert_eq!(core.license.as_deref(), Some("BSD-3-Clause"));
         let text = "Name: a\nVersion: 2\nLicense: Copyright (c) someone\n        Permission is hereby granted\n";
         assert_eq!(CoreMetadata::parse(text).unwrap().license, None);
+        let text = "Name: a\nVersion: 2\nLicense: Copyright (c) someone\n        Permission\nClassifier: Programming Language :: Python\nClassifier: License :: OSI Approved :: MIT License\n";
+        assert_eq!(
+            CoreMetadata::parse(text).unwrap().license.as_deref(),
+            Some("MIT")
+        );
+        let text = "Name: a\nVersion: 2\nClassifier: License :: OSI Approved :: BSD License\n";
+        assert_eq!(
+            CoreMetadata::parse(text).unwrap().license.as_deref(),
+            Some("BSD License")
+        );
         assert_eq!(
             CoreMetadata::parse("Name: a\nVersion: 2\nLicense: MIT\n")
                 .unwrap()
