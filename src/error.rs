@@ -53,6 +53,9 @@ pub enum Error {
         message: String,
         hint: Option<String>,
     },
+    /// The app library would not work in the image as it is (an editable install's code lives elsewhere).
+    #[error("{message}")]
+    Library { message: String, hint: String },
     #[error("cannot write {path}")]
     Write {
         path: std::path::PathBuf,
@@ -126,6 +129,7 @@ impl Error {
                     .into(),
             ),
             Error::Usage { hint, .. } | Error::Unsupported { hint, .. } => hint.clone(),
+            Error::Library { hint, .. } => Some(hint.clone()),
             _ => None,
         }
     }

@@ -1,7 +1,9 @@
 //! What a build will do, decided before any byte is read: request + spec → an immutable `BuildPlan`.
 //!
 //! Planning stats the sources (to list and count every entry) and reads no
-//! file content, no base image and no registry. `--dry-run` prints exactly
+//! file content but the library's metadata and, when the library is
+//! relocated, the few files that may name its old prefix; no base image and
+//! no registry. `--dry-run` prints exactly
 //! this value, and `commands::build` runs exactly this value: nothing in it
 //! changes once it is made. What only the base can tell (the owner and mode
 //! of the folders above a target) is a separate input of the layer writer,
@@ -13,10 +15,13 @@ use crate::error::Error;
 use crate::image::config::ConfigEdit;
 use crate::image::{Format, Platform};
 use crate::inventory::Inventory;
-use crate::layer::{self, Compression, Excludes, KnownDirs, LayerPlan, LayerRoot, LibrarySplit};
+use crate::layer::{
+    self, Compression, Excludes, KnownDirs, LayerPlan, LayerRoot, LibrarySplit, Relocation,
+    RewriteKind,
+};
 use crate::reference::{ImageRef, Transport};
 use crate::scan::ScanRules;
-use crate::spec::Spec;
+use crate::spec::{Spec, SpecError};
 
 /// Everything a build is asked to do: the spec and the command line's settings.
 #[derive(Debug, Clone)]
@@ -137,6 +142,8 @@ pub struct LibraryPlan {
     pub target: String,
     /// The packages its metadata lists (empty when it has none).
     pub inventory: Inventory,
+    /// The install prefix is rewritten to `target` (it was installed elsewhere).
+    pub relocation: Option<Relocation>,
 }
 
 impl BuildPlan {
@@ -146,6 +153,17 @@ impl BuildPlan {
             .iter()
             .enumerate()
             .filter(|(_, l)| l.name.starts_with("library"))
+    }
+
+    /// Every entry the relocation rewrites: the path in the image and how, sorted by path.
+    pub fn relocated_files(&self) -> Vec<(String, RewriteKind)> {
+        let mut files: Vec<(String, RewriteKind)> = self
+            .library_layers()
+            .flat_map(|(_, layer)| layer.rewrites())
+            .map(|(path, kind)| (format!("/{}", String::from_utf8_lossy(path)), kind))
+            .collect();
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        files
     }
 }
 
@@ -215,6 +233,12 @@ fn plan_layers(request: &BuildRequest) -> Result<(Vec<LayerPlan>, LibraryPlan), 
         &spec.library.source,
         library.walked_under(&spec.library.target),
     )?;
+    check_editables(spec, &inventory)?;
+    let relocation = relocation(spec, &inventory)?;
+    let mut library = library;
+    if let Some(relocation) = &relocation {
+        library.plan_relocation(&spec.library.target, &inventory, relocation.clone())?;
+    }
     let mut layers = library.split_by_package(&LibrarySplit {
         target: &spec.library.target,
         inventory: &inventory,
@@ -255,8 +279,76 @@ fn plan_layers(request: &BuildRequest) -> Result<(Vec<LayerPlan>, LibraryPlan), 
         source: spec.library.source.clone(),
         target: spec.library.target.clone(),
         inventory,
+        relocation,
     };
     Ok((layers, library))
+}
+
+/// The prefix rewrite the library needs: None when it was installed at its
+/// target or nothing names where it was installed; with `relocate = false`
+/// a different prefix is a spec error.
+fn relocation(spec: &Spec, inventory: &Inventory) -> Result<Option<Relocation>, Error> {
+    let library = &spec.library;
+    let Some(from) = &inventory.install_prefix else {
+        return Ok(None);
+    };
+    if *from == library.target {
+        return Ok(None);
+    }
+    if !library.relocate {
+        return Err(SpecError::at(
+            &spec.path,
+            library.position,
+            format!(
+                "the library was installed at {from}, not at its target {}, and `relocate = false` forbids rewriting it",
+                library.target
+            ),
+            format!(
+                "set `target = \"{from}\"` so it runs where it was installed, or `relocate = true` to rewrite {from} to {} in the image",
+                library.target
+            ),
+        )
+        .into());
+    }
+    Ok(Some(Relocation {
+        from: from.clone(),
+        to: library.target.clone(),
+    }))
+}
+
+/// An editable install whose code lies outside the library would be missing from the image.
+fn check_editables(spec: &Spec, inventory: &Inventory) -> Result<(), Error> {
+    let source = spec.library.source.to_string_lossy();
+    let inside = |location: &str| {
+        let under = |root: &str| {
+            let root = root.trim_end_matches('/');
+            location == root || location.starts_with(&format!("{root}/"))
+        };
+        under(&source)
+            || under(&spec.library.target)
+            || inventory.install_prefix.as_deref().is_some_and(under)
+    };
+    let Some(editable) = inventory
+        .editables
+        .iter()
+        .find(|e| !e.location.as_deref().is_some_and(inside))
+    else {
+        return Ok(());
+    };
+    let place = match &editable.location {
+        Some(location) => format!("its code is at {location}"),
+        None => "its code lives elsewhere".to_string(),
+    };
+    Err(Error::Library {
+        message: format!(
+            "package {} is an editable install ({}): {place}, outside the library, so the image would not have it",
+            editable.package, editable.metadata
+        ),
+        hint: format!(
+            "install {} without -e (`pip install .` in its folder), or add its code to the image some other way",
+            editable.package
+        ),
+    })
 }
 
 /// `--allow-secret` paths and `[secrets] allow`, normalised; a relative path is a usage error.

@@ -141,6 +141,19 @@ pub fn print_plan(plan: &BuildPlan) {
     println!("base       {}", plan.base);
     println!("platform   {}", plan.platform);
     println!("library    {}", library_summary(plan));
+    if let Some(relocation) = &plan.library.relocation {
+        let files = plan.relocated_files();
+        println!(
+            "relocate   {} → {}: {} file{}",
+            relocation.from,
+            relocation.to,
+            files.len(),
+            if files.len() == 1 { "" } else { "s" }
+        );
+        for (path, kind) in &files {
+            println!("           {:<8} {path}", kind.name());
+        }
+    }
     for (i, layer) in plan.layers.iter().enumerate() {
         let sources: Vec<String> = layer
             .sources

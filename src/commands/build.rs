@@ -647,7 +647,21 @@ pub fn metadata_json(outcome: &BuildOutcome, plan: &BuildPlan) -> Value {
         "config_digest": outcome.image.config_descriptor().digest,
         "references": outcome.written.iter().map(|w| w.destination.clone()).collect::<Vec<_>>(),
         "layers": layers,
+        "relocation": relocation_json(plan),
     })
+}
+
+/// The library's prefix rewrite and every file it changes; null when there is none.
+fn relocation_json(plan: &BuildPlan) -> Value {
+    let Some(relocation) = &plan.library.relocation else {
+        return Value::Null;
+    };
+    let files: Vec<Value> = plan
+        .relocated_files()
+        .into_iter()
+        .map(|(path, kind)| json!({"path": path, "kind": kind.name()}))
+        .collect();
+    json!({"from": relocation.from, "to": relocation.to, "files": files})
 }
 
 /// What a library layer holds: each package (name, version, ecosystem, purl) or folder, with its bytes.
@@ -696,6 +710,7 @@ pub fn plan_json(plan: &BuildPlan) -> Value {
         "base": plan.base.to_string(),
         "platform": plan.platform.to_string(),
         "layers": layers,
+        "relocation": relocation_json(plan),
         "destinations": plan.destinations.iter().map(ToString::to_string).collect::<Vec<_>>(),
     })
 }

@@ -203,6 +203,17 @@ impl Context<'_> {
         }
     }
 
+    /// Reads at most `max` bytes from the start of `rel`; `None`, silently,
+    /// for a symlink (a venv's `bin/python` points into the base image).
+    pub fn read_head(&mut self, rel: &str, max: usize) -> Result<Option<Vec<u8>>, InventoryError> {
+        let path = self.root.join(rel);
+        match read_head_no_follow(&path, max) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(error) if is_symlink_refusal(&error) => Ok(None),
+            Err(source) => Err(InventoryError::Read { path, source }),
+        }
+    }
+
     /// Reads `rel` when the walk found it (`None` when it did not, or for a symlink).
     pub fn read_if_walked(&mut self, rel: &str) -> Result<Option<Vec<u8>>, InventoryError> {
         if self.files.contains(rel) {
@@ -246,6 +257,27 @@ fn read_no_follow(path: &Path) -> std::io::Result<Vec<u8>> {
         .open(path)?;
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// The first `max` bytes of a file, refusing (ELOOP) when its last component is a symlink.
+#[cfg(unix)]
+fn read_head_no_follow(path: &Path, max: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    let mut bytes = Vec::new();
+    file.take(max as u64).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+#[cfg(not(unix))]
+fn read_head_no_follow(path: &Path, max: usize) -> std::io::Result<Vec<u8>> {
+    let mut bytes = read_no_follow(path)?;
+    bytes.truncate(max);
     Ok(bytes)
 }
 

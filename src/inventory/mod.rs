@@ -11,6 +11,7 @@
 mod conda;
 mod locate;
 mod npm;
+mod prefix;
 mod purl;
 mod python;
 mod r;
@@ -89,6 +90,8 @@ pub struct Package {
     pub installer: Option<String>,
     /// Python: `direct_url.json` says the install is editable (its code lives elsewhere).
     pub editable: bool,
+    /// Where an editable install's code is (`direct_url.json`'s `file://` URL), when it says.
+    pub editable_location: Option<String>,
     /// A JupyterLab prebuilt extension shipped by a Python package, or a
     /// dist-info vendored inside one (`setuptools/_vendor/wheel-….dist-info`):
     /// that package's index. Its files belong to the Python package, not to it.
@@ -106,6 +109,17 @@ pub struct VenvConfig {
     pub command: Option<String>,
 }
 
+/// An editable install: the package's code is wherever `location` says, not in the library.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Editable {
+    /// The package's name, as its metadata or file name gives it.
+    pub package: String,
+    /// The file that says so, relative to the library root.
+    pub metadata: String,
+    /// The absolute path of the code, when the file names one.
+    pub location: Option<String>,
+}
+
 /// Everything the inventory found in one library source.
 #[derive(Debug, Clone, Default)]
 pub struct Inventory {
@@ -116,6 +130,11 @@ pub struct Inventory {
     pub package_folders: Vec<String>,
     /// The root is a venv (`pyvenv.cfg` at its top).
     pub venv: Option<VenvConfig>,
+    /// The absolute path the library was installed at, as its own files name it
+    /// (a venv's `pyvenv.cfg` `command`, `bin/` shebangs, conda's history).
+    pub install_prefix: Option<String>,
+    /// Editable installs (`direct_url.json`, `__editable__*.pth`, `*.egg-link`).
+    pub editables: Vec<Editable>,
     /// Metadata that could not be understood and was skipped, one line each (`path: what`).
     pub warnings: Vec<String>,
 }
@@ -159,6 +178,7 @@ impl Inventory {
         } else {
             None
         };
+        let install_prefix = prefix::install_prefix(&mut cx, venv.as_ref())?;
         let mut packages = python::read_packages(&mut cx, &found)?;
         packages.extend(conda::read_packages(&mut cx, &found)?);
         let (r_packages, r_libraries) = r::read_packages(&mut cx, &found)?;
@@ -181,6 +201,7 @@ impl Inventory {
                 p.metadata.clone(),
             )
         });
+        let editables = prefix::read_editables(&mut cx, &packages)?;
         link_vendored_dist_infos(&mut packages);
         link_shipped_extensions(&mut packages, &shipping);
         let mut package_folders: Vec<String> = found
@@ -195,6 +216,8 @@ impl Inventory {
             packages,
             package_folders,
             venv,
+            install_prefix,
+            editables,
             warnings: cx.warnings,
         })
     }
@@ -272,6 +295,7 @@ fn new_package(
         files,
         installer: None,
         editable: false,
+        editable_location: None,
         shipped_by: None,
     }
 }

@@ -82,7 +82,14 @@ fn read_dist_info(cx: &mut Context, dir: &str) -> Result<Option<Package>, Invent
         match serde_json::from_slice::<serde_json::Value>(&bytes) {
             Ok(value) => {
                 package.editable =
-                    value.pointer("/dir_info/editable") == Some(&serde_json::Value::Bool(true))
+                    value.pointer("/dir_info/editable") == Some(&serde_json::Value::Bool(true));
+                if package.editable {
+                    package.editable_location = value
+                        .get("url")
+                        .and_then(serde_json::Value::as_str)
+                        .and_then(|url| url.strip_prefix("file://"))
+                        .map(|path| path.trim_end_matches('/').to_owned());
+                }
             }
             Err(error) => cx.warn(&direct_url_path, format_args!("not JSON ({error})")),
         }

@@ -186,8 +186,17 @@ impl LayerPlan {
             }
             None => put(b"no scan"),
         }
+        // A relocated layer's bytes depend on the prefixes and on which entries are rewritten.
+        if let Some(relocation) = &self.relocation {
+            put(b"relocate");
+            put(relocation.from.as_bytes());
+            put(relocation.to.as_bytes());
+        }
         for entry in self.entries_over(base) {
             put(&entry.path);
+            if let Some(kind) = entry.rewrite {
+                put(kind.name().as_bytes());
+            }
             let (tag, extra): (&[u8], &[u8]) = match &entry.kind {
                 EntryKind::Dir => (b"d", b""),
                 EntryKind::File { .. } => (b"f", b""),

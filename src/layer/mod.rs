@@ -22,6 +22,7 @@ pub mod base_folders;
 pub mod cached;
 mod excludes;
 pub mod progress;
+mod relocate;
 mod split;
 mod walk;
 mod write;
@@ -30,6 +31,7 @@ pub use base_folders::scan_base_folders;
 pub use cached::write_layers;
 pub use excludes::Excludes;
 pub use progress::LayerProgress;
+pub use relocate::{Relocation, RewriteKind};
 pub use split::{GroupKey, LayerPart, LibrarySplit, OWN_LAYER_BYTES};
 pub use walk::plan_layer;
 pub use write::{WriteSettings, gzip_stored_layer, write_layer};
@@ -82,6 +84,16 @@ pub enum LayerError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(
+        "{path} embeds the library's install prefix {from} in binary strings, and the target {to} is longer"
+    )]
+    LongerPrefix {
+        path: String,
+        from: String,
+        to: String,
+    },
+    #[error("{path} is {size} bytes, too large to relocate in memory (at most {max})")]
+    TooLargeToRelocate { path: PathBuf, size: u64, max: u64 },
     /// A bug in stowage, not in the input.
     #[error("internal: {0}")]
     Internal(&'static str),
@@ -106,6 +118,13 @@ impl LayerError {
             LayerError::Changed { .. } => {
                 Some("stop whatever writes to the source tree while building".into())
             }
+            LayerError::LongerPrefix { from, .. } => Some(format!(
+                "a binary's strings keep their length, so a prefix can only get shorter: set the library's `target = \"{from}\"`, or install the library at a prefix at least as long as the target"
+            )),
+            LayerError::TooLargeToRelocate { .. } => Some(
+                "set the library's `target` to the prefix it was installed at, or reinstall it there"
+                    .into(),
+            ),
             _ => None,
         }
     }
@@ -159,6 +178,8 @@ struct Entry {
     /// An ancestor folder whose mode and owner are only the default guess,
     /// to be replaced by the base's own when the base has the folder.
     defaulted: bool,
+    /// The library's install prefix is rewritten in this entry (see `relocate`).
+    rewrite: Option<RewriteKind>,
 }
 
 /// The entries of one layer, sorted, checked and counted, before any byte is read.
@@ -179,6 +200,8 @@ pub struct LayerPlan {
     pub secret_scan: Option<ScanRules>,
     /// A library layer's packages (or folders standing in for them); empty for other layers.
     pub parts: Vec<LayerPart>,
+    /// The install prefix rewritten in the entries marked for it; None rewrites nothing.
+    pub relocation: Option<Relocation>,
 }
 
 /// A layer written into the store.

@@ -277,6 +277,7 @@ impl LayerPlan {
         parts: Vec<LayerPart>,
     ) -> LayerPlan {
         let entries: Vec<Entry> = bucket.into_values().collect();
+        let entries_rewritten = entries.iter().any(|e| e.rewrite.is_some());
         LayerPlan {
             name: format!("{}-{}of{total}", self.name, index + 1),
             sources: self.sources.clone(),
@@ -300,6 +301,7 @@ impl LayerPlan {
             },
             secret_scan: self.secret_scan.clone(),
             parts,
+            relocation: entries_rewritten.then(|| self.relocation.clone()).flatten(),
         }
     }
 }

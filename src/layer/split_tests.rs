@@ -35,6 +35,7 @@ fn package(name: &str, files: &[&str]) -> Package {
             .collect(),
         installer: None,
         editable: false,
+        editable_location: None,
         shipped_by: None,
     }
 }

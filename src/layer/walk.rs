@@ -99,6 +99,7 @@ pub fn plan_layer(
         warnings,
         secret_scan: None,
         parts: Vec::new(),
+        relocation: None,
     })
 }
 
@@ -134,6 +135,7 @@ pub(super) fn add_ancestors(roots: &[LayerRoot], known_dirs: &KnownDirs, entries
             inode: None,
             stamp: Stamp::default(),
             defaulted: known.defaulted,
+            rewrite: None,
         });
     }
 }
@@ -340,6 +342,7 @@ pub(super) fn entry_for(
         inode,
         stamp: Stamp::of(meta),
         defaulted: false,
+        rewrite: None,
     }))
 }
 

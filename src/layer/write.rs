@@ -10,6 +10,7 @@ use std::rc::Rc;
 
 use super::progress::LayerProgress;
 use super::progress::Ticker;
+use super::relocate::{self, Relocation};
 use super::{
     BaseFolders, BuiltLayer, Compression, Entry, EntryKind, GZIP_LEVEL, LAYER_FORMAT_VERSION,
     LayerError, LayerPlan, ZSTD_LEVEL,
@@ -155,6 +156,7 @@ pub(super) fn write_tar<W: Write>(
             scanner.as_deref_mut(),
             marker.as_ref(),
             ticker,
+            plan.relocation.as_ref(),
         )
         .map_err(|e| match e {
             AppendError::Source(err) => err,
@@ -208,7 +210,9 @@ pub(super) fn append_entry<W: Write>(
     scanner: Option<&mut Scanner>,
     marker: Option<&ContentMarker>,
     ticker: Option<&Ticker<'_>>,
+    relocation: Option<&Relocation>,
 ) -> Result<(), AppendError> {
+    let rewrite = entry.rewrite.zip(relocation);
     let mut header = tar::Header::new_gnu();
     header.set_mode(entry.mode);
     header.set_uid(entry.owner.uid);
@@ -225,6 +229,8 @@ pub(super) fn append_entry<W: Write>(
         }
         EntryKind::Symlink { target } => {
             header.set_entry_type(tar::EntryType::Symlink);
+            let relocated = rewrite.and_then(|(_, r)| relocate::link_target(target, r));
+            let target = relocated.as_deref().unwrap_or(target);
             builder.append_link(&mut header, path, OsStr::from_bytes(target))
         }
         EntryKind::HardLink { to } => {
@@ -233,6 +239,23 @@ pub(super) fn append_entry<W: Write>(
             }
             header.set_entry_type(tar::EntryType::Link);
             builder.append_link(&mut header, path, OsStr::from_bytes(to))
+        }
+        EntryKind::File { size } if rewrite.is_some() => {
+            let Some((kind, relocation)) = rewrite else {
+                return Err(AppendError::Source(LayerError::Internal(
+                    "a rewrite without a relocation",
+                )));
+            };
+            let bytes = relocate::rewritten_file(entry, *size, kind, relocation)
+                .map_err(AppendError::Source)?;
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_size(bytes.len() as u64);
+            let mut reader = MemoryReader {
+                rest: &bytes,
+                marker,
+                ticker,
+            };
+            append_scanned(builder, &mut header, &entry.path, &mut reader, scanner)
         }
         EntryKind::File { size } => {
             header.set_entry_type(tar::EntryType::Regular);
@@ -251,19 +274,7 @@ pub(super) fn append_entry<W: Write>(
                 marker,
                 ticker,
             };
-            let result = match scanner {
-                Some(scanner) => {
-                    let mut scan = scanner.file(&entry.path);
-                    let mut tee = Tee {
-                        inner: &mut reader,
-                        scan: &mut scan,
-                    };
-                    let result = builder.append_data(&mut header, path, &mut tee);
-                    scan.finish();
-                    result
-                }
-                None => builder.append_data(&mut header, path, &mut reader),
-            };
+            let result = append_scanned(builder, &mut header, &entry.path, &mut reader, scanner);
             if reader.changed {
                 return Err(AppendError::Source(LayerError::Changed {
                     path: entry.disk.clone(),
@@ -282,6 +293,53 @@ pub(super) fn append_entry<W: Write>(
         }
     };
     appended.map_err(AppendError::Io)
+}
+
+/// Appends a file's contents from `reader`, through the secret scan when there is one.
+fn append_scanned<W: Write, R: Read>(
+    builder: &mut tar::Builder<W>,
+    header: &mut tar::Header,
+    path: &[u8],
+    reader: &mut R,
+    scanner: Option<&mut Scanner>,
+) -> io::Result<()> {
+    let name = OsStr::from_bytes(path);
+    match scanner {
+        Some(scanner) => {
+            let mut scan = scanner.file(path);
+            let mut tee = Tee {
+                inner: reader,
+                scan: &mut scan,
+            };
+            let result = builder.append_data(header, name, &mut tee);
+            scan.finish();
+            result
+        }
+        None => builder.append_data(header, name, reader),
+    }
+}
+
+/// A rewritten file's bytes, read into the tar as a file on disk would be
+/// (marked for the compressor at the first read, counted for progress).
+struct MemoryReader<'a> {
+    rest: &'a [u8],
+    marker: Option<&'a ContentMarker>,
+    ticker: Option<&'a Ticker<'a>>,
+}
+
+impl Read for MemoryReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(marker) = self.marker.take() {
+            marker
+                .marks
+                .mark(marker.position.get(), self.rest.len() as u64);
+        }
+        let n = self.rest.read(buf)?;
+        if let Some(ticker) = self.ticker {
+            ticker.add(n as u64);
+        }
+        Ok(n)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -104,10 +104,23 @@ impl Validator<'_> {
         let source = self.source(source, name, true)?;
         let target = self.target(target, name)?;
         let owner = self.entry_owner(raw.owner.as_ref(), default_owner)?;
+        let relocate = match (&raw.relocate, kind) {
+            (None, _) => true,
+            (Some(relocate), MountKind::Library) => *relocate.get_ref(),
+            (Some(relocate), MountKind::Workspace) => {
+                return Err(self.error(
+                    relocate.span(),
+                    "`relocate` applies to the library only".to_string(),
+                    "remove `relocate` from `workspace`",
+                ));
+            }
+        };
         Ok(Mount {
             source,
             target,
             owner,
+            relocate,
+            position: super::validate::line_col(self.text, value.span().start),
         })
     }
 

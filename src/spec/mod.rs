@@ -75,6 +75,16 @@ impl SpecError {
         &self.message
     }
 
+    /// An error the build found later about the entry at `position` (line, column) of the spec file.
+    pub fn at(path: &Path, position: (usize, usize), message: String, hint: String) -> SpecError {
+        SpecError {
+            path: path.to_path_buf(),
+            position: Some(position),
+            message,
+            hint: Some(hint),
+        }
+    }
+
     fn without_position(path: &Path, message: String, hint: Option<String>) -> SpecError {
         SpecError {
             path: path.to_path_buf(),
@@ -104,6 +114,11 @@ pub struct Mount {
     /// Normalised absolute path in the image.
     pub target: String,
     pub owner: Owner,
+    /// The library: rewrite a different install prefix into `target` while
+    /// writing the layer (`relocate = false` makes a mismatch an error).
+    pub relocate: bool,
+    /// Line and column of the entry in the spec file, for errors found later.
+    pub position: (usize, usize),
 }
 
 /// A single extra file copied into the image.

@@ -47,6 +47,8 @@ pub(super) struct RawMount {
     pub(super) source: Option<Spanned<String>>,
     pub(super) target: Option<Spanned<String>>,
     pub(super) owner: Option<Spanned<String>>,
+    /// The library only: rewrite the install prefix in the layer (default true).
+    pub(super) relocate: Option<Spanned<bool>>,
 }
 
 /// One `[[files]]` entry.

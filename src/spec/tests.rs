@@ -776,3 +776,21 @@ fn secret_allow_paths_are_normalised_image_paths() {
         "not an absolute path",
     );
 }
+
+#[test]
+fn relocate_is_on_by_default_and_for_the_library_only() {
+    let p = Project::new();
+    let s = p.ok(MINIMAL);
+    assert!(s.library.relocate);
+    assert_eq!(s.library.position, (2, 11));
+    let s = p
+        .ok("[app]\nlibrary = { source = \"library\", target = \"/opt/app\", relocate = false }\n");
+    assert!(!s.library.relocate);
+    let text = "[app]\nlibrary = { source = \"library\", target = \"/opt/app\" }\nworkspace = { source = \"workspace\", target = \"/w\", relocate = true }\n";
+    check(
+        &p.err(text),
+        text,
+        "true }",
+        "`relocate` applies to the library only",
+    );
+}

@@ -24,6 +24,7 @@ mod progress;
 mod registry;
 mod registry_auth;
 mod registry_failures;
+mod relocate;
 mod reproducible;
 mod secrets;
 mod secrets_never_printed;

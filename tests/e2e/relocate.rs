@@ -1,0 +1,289 @@
+//! Relocation: a venv and a conda env made at one prefix and exported to
+//! another, the rewritten bytes checked file by file from the layer, the
+//! relocated venv run under `docker run` and `podman run` on a Python base
+//! made from the host's own Python, and the refusals (a longer prefix for
+//! a binary, `relocate = false`, editable installs).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::rig::libraries::{conda_env, pip_install, require_pytools};
+use crate::rig::*;
+
+/// A spec exporting `library` to `target` over `base`, running cowsay.
+fn write_spec(sb: &Sandbox, library: &Path, target: &str, base: &str, extra: &str) -> PathBuf {
+    let spec = sb.join("stowage.toml");
+    fs::write(
+        &spec,
+        format!(
+            "base = \"{base}\"\n[app]\nlibrary = {{ source = \"{}\", target = \"{target}\"{extra} }}\ncommand = [\"{target}/bin/cowsay\", \"-t\", \"relocated\"]\n",
+            library.display()
+        ),
+    )
+    .unwrap();
+    spec
+}
+
+fn build(sb: &Sandbox, spec: &Path, dest: &str, extra: &[&str]) -> Output {
+    sb.stowage()
+        .args(["build", "--library-layers", "1", "-f"])
+        .arg(spec)
+        .args(["-o", dest])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// The library layer's members (the only layer over scratch).
+fn library_members(layout: &Path) -> (std::collections::BTreeMap<String, Vec<u8>>, Vec<TarEntry>) {
+    let layout = Layout::open(layout);
+    let image = layout.image("latest");
+    let last = image.layers().len() - 1;
+    let tar = layout.layer_tar(&image, last);
+    (tar_members(&tar), tar_entries(&tar))
+}
+
+/// A venv made by Debian's `python3 -m venv` at `<sandbox>/build/area/venv`, with cowsay.
+fn cowsay_venv(sb: &Sandbox) -> PathBuf {
+    let venv = sb.join("build/area/venv");
+    let made = Command::new("/usr/bin/python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", show(&made.stderr));
+    pip_install(&venv, "cowsay");
+    venv
+}
+
+#[test]
+fn a_venv_made_elsewhere_is_rewritten_in_the_layer_only() {
+    if !require_pytools() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let venv = cowsay_venv(&sb);
+    let old = venv.to_str().unwrap().to_owned();
+    let spec = write_spec(&sb, &venv, "/opt/venv", "scratch", "");
+    let dest = format!("oci:{}", sb.join("layout").display());
+
+    let out = build(&sb, &spec, &dest, &["--dry-run"]);
+    let stdout = show(&out.stdout);
+    assert!(out.status.success(), "{}", show(&out.stderr));
+    assert!(
+        stdout.contains(&format!("relocate   {old} → /opt/venv: ")),
+        "{stdout}"
+    );
+    for line in [
+        "shebang  /opt/venv/bin/cowsay",
+        "text     /opt/venv/pyvenv.cfg",
+        "text     /opt/venv/bin/activate",
+    ] {
+        assert!(stdout.contains(line), "{line} in:\n{stdout}");
+    }
+
+    let metadata = sb.join("metadata.json");
+    let out = build(
+        &sb,
+        &spec,
+        &dest,
+        &["--metadata-file", metadata.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", show(&out.stderr));
+    let meta = read_json(&metadata);
+    assert_eq!(meta["relocation"]["from"], Value::from(old.as_str()));
+    assert_eq!(meta["relocation"]["to"], "/opt/venv");
+    let listed: Vec<&str> = meta["relocation"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert!(listed.contains(&"/opt/venv/bin/cowsay"), "{listed:?}");
+
+    let (members, entries) = library_members(&sb.join("layout"));
+    let cowsay = &members["opt/venv/bin/cowsay"];
+    assert!(
+        cowsay.starts_with(b"#!/opt/venv/bin/python\n"),
+        "{}",
+        show(cowsay)
+    );
+    let cfg = show(&members["opt/venv/pyvenv.cfg"]);
+    assert!(cfg.contains("home = /usr/bin"), "{cfg}");
+    assert!(cfg.contains("-m venv /opt/venv"), "{cfg}");
+    assert!(show(&members["opt/venv/bin/activate"]).contains("VIRTUAL_ENV=/opt/venv"));
+    // Every listed file, and only those, changed; compiled files keep their debug paths.
+    for (name, bytes) in &members {
+        let named = bytes.windows(old.len()).any(|w| w == old.as_bytes());
+        assert!(!named || name.ends_with(".pyc"), "{name} still names {old}");
+    }
+    let python3 = entries
+        .iter()
+        .find(|e| e.path == b"opt/venv/bin/python3")
+        .expect("bin/python3");
+    assert_eq!(python3.link.as_deref(), Some(&b"/usr/bin/python3"[..]));
+    // The source is never touched.
+    let on_disk = fs::read(venv.join("bin/cowsay")).unwrap();
+    assert!(on_disk.starts_with(format!("#!{old}/bin/python").as_bytes()));
+
+    // relocate = false: the mismatch is a spec error with a position.
+    let spec = write_spec(&sb, &venv, "/opt/venv", "scratch", ", relocate = false");
+    let out = build(&sb, &spec, &dest, &[]);
+    let stderr = show(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("stowage.toml:3:"), "{stderr}");
+    assert!(stderr.contains(&format!("installed at {old}")), "{stderr}");
+    assert!(stderr.contains(&format!("target = \"{old}\"")), "{stderr}");
+}
+
+/// A base image of the host's own Python (Debian's python3.11, its stdlib and the libraries it links), no registry needed.
+fn host_python_base(sb: &Sandbox) -> PathBuf {
+    let tar = sb.join("python-base.tar");
+    let out = Command::new("tar")
+        .args(["-cf"])
+        .arg(&tar)
+        .args([
+            "-C",
+            "/",
+            "--dereference",
+            "--exclude=__pycache__",
+            "--exclude=usr/lib/python3.11/test",
+            "--exclude=usr/lib/python3.11/site-packages",
+            "--exclude=usr/lib/python3.11/dist-packages",
+            "--exclude=sitecustomize.py",
+            "usr/bin/python3",
+            "usr/lib/python3.11",
+            "usr/lib/x86_64-linux-gnu/libc.so.6",
+            "usr/lib/x86_64-linux-gnu/libm.so.6",
+            "usr/lib/x86_64-linux-gnu/libz.so.1",
+            "usr/lib/x86_64-linux-gnu/libexpat.so.1",
+            "lib64/ld-linux-x86-64.so.2",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "tar: {}", show(&out.stderr));
+    let layout = sb.join("python-base");
+    let desc = write_oci_image(&layout, "amd64", &fs::read(&tar).unwrap());
+    write_oci_index(&layout, &[desc]);
+    layout
+}
+
+#[test]
+fn the_relocated_venv_runs_under_docker_and_podman() {
+    if std::env::consts::ARCH != "x86_64"
+        || !Path::new("/usr/bin/python3.11").exists()
+        || !require_pytools()
+    {
+        return;
+    }
+    let docker_ok = docker_ready();
+    let podman_ok = podman_ready();
+    if !docker_ok && !podman_ok {
+        return;
+    }
+    let sb = Sandbox::new();
+    let venv = cowsay_venv(&sb);
+    let base = host_python_base(&sb);
+    let spec = write_spec(
+        &sb,
+        &venv,
+        "/opt/venv",
+        &format!("oci:{}", base.display()),
+        "",
+    );
+    let name = unique_ref("relocated-cowsay");
+    let archive = sb.join("image.tar");
+    let out = build(
+        &sb,
+        &spec,
+        &format!("docker-archive:{}:{name}", archive.display()),
+        &[],
+    );
+    assert!(out.status.success(), "{}", show(&out.stderr));
+    if docker_ok {
+        run_ok(docker().args(["load", "-i"]).arg(&archive));
+        let _image = DockerImage(name.clone());
+        let said = run_ok(docker().args(["run", "--rm", "--network", "none", &name]));
+        assert!(said.contains("relocated"), "docker run printed:\n{said}");
+    }
+    if podman_ok {
+        run_ok(podman().args(["load", "-i"]).arg(&archive));
+        let _image = PodmanImage(name.clone());
+        let said = run_ok(podman().args(["run", "--rm", "--network", "none", &name]));
+        assert!(said.contains("relocated"), "podman run printed:\n{said}");
+    }
+}
+
+#[test]
+fn a_conda_env_is_relocated_text_replaced_and_binaries_nul_padded() {
+    let sb = Sandbox::new();
+    let (env, _) = conda_env(&sb.join("build/envs/app"));
+    let old = env.to_str().unwrap().to_owned();
+    let spec = write_spec(&sb, &env, "/opt/conda", "scratch", "");
+    let dest = format!("oci:{}", sb.join("layout").display());
+    let out = build(&sb, &spec, &dest, &[]);
+    assert!(out.status.success(), "{}", show(&out.stderr));
+    let (members, _) = library_members(&sb.join("layout"));
+
+    let pc = show(&members["opt/conda/lib/pkgconfig/zlib.pc"]);
+    assert!(pc.starts_with("prefix=/opt/conda\n"), "{pc}");
+    let installed = fs::read(env.join("lib/libz.so.1.3.1")).unwrap();
+    let relocated = &members["opt/conda/lib/libz.so.1.3.1"];
+    assert_eq!(
+        relocated.len(),
+        installed.len(),
+        "a binary keeps its length"
+    );
+    let at = installed
+        .windows(old.len())
+        .position(|w| w == old.as_bytes())
+        .unwrap();
+    let mut expected = b"/opt/conda/lib".to_vec();
+    expected.resize(old.len() + "/lib".len() + 1, 0);
+    assert_eq!(&relocated[at..at + expected.len()], expected.as_slice());
+    assert_eq!(&relocated[..at], &installed[..at]);
+    let after = at + old.len() + "/lib".len() + 1;
+    assert_eq!(&relocated[after..], &installed[after..]);
+
+    // A longer target cannot fit in the binary's strings.
+    let long = format!("/opt/{}", "x".repeat(old.len()));
+    let spec = write_spec(&sb, &env, &long, "scratch", "");
+    let out = build(&sb, &spec, &dest, &[]);
+    let stderr = show(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("lib/libz.so.1.3.1"), "{stderr}");
+    assert!(stderr.contains(&format!("target = \"{old}\"")), "{stderr}");
+}
+
+#[test]
+fn editable_installs_with_code_outside_the_library_stop_the_build() {
+    let sb = Sandbox::new();
+    let library = sb.mkdir("library");
+    let site = library.join("lib/python3.11/site-packages");
+    fs::create_dir_all(&site).unwrap();
+    fs::write(
+        site.join("__editable__.mypkg-0.1.pth"),
+        "/home/dev/mypkg/src\n",
+    )
+    .unwrap();
+    let spec = write_spec(&sb, &library, "/opt/app", "scratch", "");
+    let dest = format!("oci:{}", sb.join("layout").display());
+    let out = build(&sb, &spec, &dest, &["--dry-run"]);
+    let stderr = show(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("package mypkg is an editable install"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("/home/dev/mypkg/src"), "{stderr}");
+
+    fs::remove_file(site.join("__editable__.mypkg-0.1.pth")).unwrap();
+    fs::write(site.join("otherpkg.egg-link"), "/srv/otherpkg\n.\n").unwrap();
+    let out = build(&sb, &spec, &dest, &["--dry-run"]);
+    let stderr = show(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("package otherpkg"), "{stderr}");
+}
