@@ -19,6 +19,7 @@ mod hostile;
 mod layout;
 mod libraries_rig;
 mod library;
+mod loopback;
 mod podman;
 mod progress;
 mod registry;
