@@ -190,6 +190,11 @@ pub struct Destination {
     /// The size in bytes of an archive file as written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// The registry was reached over plain HTTP (`--insecure-registry`, or
+    /// a loopback host), so `exports delete` may reach it so again without
+    /// the flag. Absent from records written before it existed: false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub plain_http: bool,
 }
 
 impl Destination {
@@ -205,6 +210,7 @@ impl Destination {
                     .then(|| std::fs::metadata(&path).ok().map(|m| m.len()))
                     .flatten(),
                 path: Some(path.display().to_string()),
+                plain_http: false,
             }
         };
         match transport {
@@ -213,6 +219,7 @@ impl Destination {
                 kind: "registry".into(),
                 path: None,
                 size: None,
+                plain_http: false,
             },
             Transport::DockerArchive { path, reference } => local(
                 "docker-archive",
@@ -246,6 +253,7 @@ impl Destination {
                 kind: "scratch".into(),
                 path: None,
                 size: None,
+                plain_http: false,
             },
         }
     }
@@ -602,6 +610,7 @@ mod tests {
                 kind: "registry".into(),
                 path: None,
                 size: None,
+                plain_http: false,
             }],
             digest: error
                 .is_none()
@@ -646,6 +655,25 @@ mod tests {
         assert_eq!(exports.record(&new_export(Kind::Build, None)).ok(), Some(2));
         let notes = exports.get(2).map(|r| r.notes).unwrap_or_default();
         assert_eq!(notes, ["secret scan: tornado 6.5.2: published file"]);
+    }
+
+    #[test]
+    fn destinations_remember_plain_http_and_older_records_read_without_it() {
+        let older = r#"[{"destination":"docker://10.0.0.5:5000/app:1","kind":"registry"}]"#;
+        let read: Result<Vec<Destination>, _> = serde_json::from_str(older);
+        assert!(
+            matches!(read.as_deref(), Ok([d]) if !d.plain_http),
+            "{read:?}"
+        );
+        let mut destination = Destination::of(&Transport::Scratch);
+        assert!(
+            !to_json(&destination).contains("plain_http"),
+            "false is left out"
+        );
+        destination.plain_http = true;
+        let text = to_json(&[&destination]);
+        let back: Result<Vec<Destination>, _> = serde_json::from_str(&text);
+        assert!(matches!(back.as_deref(), Ok([d]) if d.plain_http), "{text}");
     }
 
     #[test]

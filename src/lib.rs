@@ -21,6 +21,7 @@ pub mod registry;
 pub mod scan;
 pub mod spec;
 pub mod store;
+pub mod tar_read;
 pub mod transport;
 
 pub use error::Error;

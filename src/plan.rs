@@ -396,7 +396,7 @@ fn relative_to(transport: Transport, dir: &Path) -> Transport {
     }
 }
 
-/// The `-o` destinations, else the spec's `image`.
+/// The `-o` destinations, else the spec's `image`; a dry run may have none.
 fn destinations(request: &BuildRequest) -> Result<Vec<Transport>, Error> {
     if !request.options.destinations.is_empty() {
         return request
@@ -408,6 +408,8 @@ fn destinations(request: &BuildRequest) -> Result<Vec<Transport>, Error> {
     }
     match &request.spec.image {
         Some(image) => Ok(vec![image.clone()]),
+        // A dry run writes nothing, so it needs nowhere to write.
+        None if request.options.dry_run => Ok(Vec::new()),
         None => Err(Error::usage(
             format!(
                 "{}: no destination: the spec has no `image` and no -o was given",

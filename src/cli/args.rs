@@ -22,7 +22,7 @@ pub struct Cli {
     /// Print machine-readable JSON where the output is data.
     #[arg(long, global = true)]
     pub json: bool,
-    /// Allow plain HTTP or unverified TLS for this registry host only (repeatable).
+    /// Allow plain HTTP or unverified TLS for this registry host only (repeatable; loopback hosts need no flag for plain HTTP).
     #[arg(long = "insecure-registry", global = true, value_name = "HOST")]
     pub insecure_registry: Vec<String>,
     /// Give up on a registry that does not answer, or stops sending, for this many seconds [default: 60].
@@ -197,7 +197,7 @@ pub struct BuildArgs {
     /// The SBOM's format.
     #[arg(long, value_enum, default_value_t = SbomFormatArg::Spdx, requires = "sbom")]
     pub sbom_format: SbomFormatArg,
-    /// Print the plan (layers, packages, sources, sizes) and write nothing.
+    /// Print the plan (layers, packages, sources, sizes) and write nothing; needs no destination.
     #[arg(long)]
     pub dry_run: bool,
     /// Split the library into at most this many layers by package (1: one layer).

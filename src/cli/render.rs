@@ -181,6 +181,9 @@ pub fn print_plan(plan: &BuildPlan) {
     for dest in &plan.destinations {
         println!("dest       {dest}");
     }
+    if plan.destinations.is_empty() {
+        println!("dest       none (a dry run needs no -o or `image`)");
+    }
 }
 
 /// What the inventory found in the library: `87 packages (pypi 85, npm 2)`, and whether it is a venv.

@@ -146,7 +146,7 @@ pub fn run(
     };
     let spec = match spec::read_spec(&command.spec_file) {
         Ok(spec) => spec,
-        Err(e) => return failure(command, &failed, e.into()),
+        Err(e) => return failure(session, command, &failed, e.into()),
     };
     let spec_image: Vec<String> = spec.image.iter().map(ToString::to_string).collect();
     if command.request.destinations.is_empty() {
@@ -160,7 +160,7 @@ pub fn run(
     };
     let plan = match plan::plan_build(&request) {
         Ok(plan) => plan,
-        Err(e) => return failure(command, &failed, e),
+        Err(e) => return failure(session, command, &failed, e),
     };
     events.planned(&plan);
     if command.request.dry_run {
@@ -182,16 +182,16 @@ pub fn run(
         Ok(outcome) => outcome,
         Err(e) => {
             failed.plan = Some(&plan);
-            return failure(command, &failed, e);
+            return failure(session, command, &failed, e);
         }
     };
     let metadata = metadata_json(&outcome, &plan);
     if let Err(e) = write_reports(command, &plan, &outcome, &metadata) {
         failed.plan = Some(&plan);
-        return failure(command, &failed, e);
+        return failure(session, command, &failed, e);
     }
     let new = record::build_ok(&plan, &outcome);
-    let record = keep_record(&new);
+    let record = keep_record(session, &new);
     let built = Built {
         plan,
         outcome,
@@ -205,11 +205,16 @@ pub fn run(
 }
 
 /// A failed build is recorded, unless it was a dry run, which exports nothing.
-fn failure<T>(command: &BuildCommand, failed: &FailedBuild<'_>, error: Error) -> Reported<T> {
+fn failure<T>(
+    session: &Session,
+    command: &BuildCommand,
+    failed: &FailedBuild<'_>,
+    error: Error,
+) -> Reported<T> {
     let record = if command.request.dry_run {
         Recorded::Nothing
     } else {
-        keep_record(&record::build_failed(failed, error.one_line()))
+        keep_record(session, &record::build_failed(failed, error.one_line()))
     };
     Reported {
         result: Err(error),

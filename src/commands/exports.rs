@@ -37,8 +37,22 @@ pub struct Deleted {
 /// only marked deleted.
 pub fn delete(session: &Session, id: i64) -> Result<Vec<Deleted>, Error> {
     let mut exports = Exports::open_default()?;
-    let context = &session.context()?;
     let record = exports.get(id)?;
+    // Registries the export reached over plain HTTP are reached so again, without the flag.
+    let plain_http: Vec<String> = record
+        .destinations
+        .iter()
+        .filter(|d| d.plain_http)
+        .filter_map(super::registry_of)
+        .collect();
+    let widened;
+    let session = if plain_http.is_empty() {
+        session
+    } else {
+        widened = session.also_insecure(plain_http);
+        &widened
+    };
+    let context = &session.context()?;
     if record.status == Status::Deleted {
         return Err(ExportsError::AlreadyDeleted { id }.into());
     }

@@ -16,7 +16,8 @@ pub mod transfer;
 use std::sync::OnceLock;
 
 use crate::error::Error;
-use crate::exports::{Exports, ExportsError, NewExport};
+use crate::exports::{Destination, Exports, ExportsError, NewExport};
+use crate::reference::ImageRef;
 use crate::registry::{Registry, RegistryOptions};
 use crate::store::{self, Store};
 use crate::transport::Context;
@@ -53,6 +54,13 @@ impl Session {
         })
     }
 
+    /// This session, with plain HTTP also allowed to `hosts` (nothing is opened yet).
+    pub fn also_insecure(&self, hosts: impl IntoIterator<Item = String>) -> Session {
+        let mut options = self.options.clone();
+        options.insecure.extend(hosts);
+        Session::new(options)
+    }
+
     /// The registry client alone (I/O: none until a request is sent).
     pub fn registry(&self) -> Result<&Registry, Error> {
         if let Some(registry) = self.registry.get() {
@@ -82,11 +90,31 @@ pub struct Reported<T> {
 }
 
 /// Adds the export record (I/O); a record that cannot be written never fails the export.
-fn keep_record(new: &NewExport) -> Recorded {
-    match Exports::open_default().and_then(|mut exports| exports.record(new)) {
+///
+/// Each registry destination notes whether this session reached it over
+/// plain HTTP, so deleting the export later needs no `--insecure-registry`.
+fn keep_record(session: &Session, new: &NewExport) -> Recorded {
+    let mut new = new.clone();
+    if let Some(registry) = session.registry.get() {
+        for destination in &mut new.destinations {
+            destination.plain_http = destination.kind == "registry"
+                && registry_of(destination)
+                    .is_some_and(|host| registry.reached_over_plain_http(&host));
+        }
+    }
+    match Exports::open_default().and_then(|mut exports| exports.record(&new)) {
         Ok(id) => Recorded::Kept(id),
         Err(e) => Recorded::NotKept(e),
     }
+}
+
+/// The registry a recorded registry destination went to, when its reference still parses.
+fn registry_of(destination: &Destination) -> Option<String> {
+    let text = destination
+        .destination
+        .strip_prefix("docker://")
+        .unwrap_or(&destination.destination);
+    ImageRef::parse(text).ok().map(|r| r.registry)
 }
 
 /// `value` as indented JSON, for `--json` output (serde writes it; the CLI only prints it).

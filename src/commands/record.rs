@@ -67,6 +67,7 @@ pub fn build_failed(failed: &FailedBuild<'_>, error: String) -> NewExport {
                     kind: "unknown".into(),
                     path: None,
                     size: None,
+                    plain_http: false,
                 },
             })
             .collect(),

@@ -52,11 +52,11 @@ pub fn copy(session: &Session, command: &TransferCommand) -> Reported<Transferre
     let tagged = tagged_destinations(&dest, &command.extra_tags);
     match tagged {
         Ok(tagged) => destinations.extend(tagged),
-        Err(e) => return record_failure(command, &destinations, None, e),
+        Err(e) => return record_failure(session, command, &destinations, None, e),
     }
     let platform = match command.platform.as_deref().map(Platform::parse).transpose() {
         Ok(platform) => platform,
-        Err(e) => return record_failure(command, &destinations, None, e.into()),
+        Err(e) => return record_failure(session, command, &destinations, None, e.into()),
     };
     let read = match session.context().and_then(|context| {
         transport::read_source(&source, &context, platform.as_ref(), true).map_err(Error::from)
@@ -64,12 +64,12 @@ pub fn copy(session: &Session, command: &TransferCommand) -> Reported<Transferre
         Ok(read) => read,
         Err(e) => {
             let e = e.context(format!("cannot read {}", command.source));
-            return record_failure(command, &destinations, None, e);
+            return record_failure(session, command, &destinations, None, e);
         }
     };
     let options = match sink_options(platform.unwrap_or_else(Platform::host)) {
         Ok(options) => options,
-        Err(e) => return record_failure(command, &destinations, Some(&read.artifact), e),
+        Err(e) => return record_failure(session, command, &destinations, Some(&read.artifact), e),
     };
     let written = session.context().and_then(|context| {
         transport::write_all(&destinations, &read, &context, &options).map_err(Error::from)
@@ -80,6 +80,7 @@ pub fn copy(session: &Session, command: &TransferCommand) -> Reported<Transferre
     };
     let written = written.map_err(|e| e.context(format!("cannot write {dest}")));
     finish(
+        session,
         command,
         &destinations,
         read.artifact,
@@ -124,7 +125,7 @@ pub fn archive(session: &Session, command: &TransferCommand) -> Reported<Transfe
         Ok(read) => read,
         Err(e) => {
             let e = e.context(format!("cannot pull {reference}"));
-            return record_failure(&recorded, &destinations, None, e);
+            return record_failure(session, &recorded, &destinations, None, e);
         }
     };
     let written = sink_options(platform).and_then(|options| {
@@ -134,6 +135,7 @@ pub fn archive(session: &Session, command: &TransferCommand) -> Reported<Transfe
     });
     let reference_line = reference.with_digest(read.artifact.digest().as_str());
     finish(
+        session,
         &recorded,
         &destinations,
         read.artifact,
@@ -178,6 +180,7 @@ fn sink_options(platform: Platform) -> Result<SinkOptions, Error> {
 
 /// Records the transfer, its run line and what it wrote.
 fn finish(
+    session: &Session,
     command: &TransferCommand,
     destinations: &[Transport],
     artifact: Artifact,
@@ -197,7 +200,7 @@ fn finish(
         secret_names: &secret_names,
     };
     let new = record::transfer(&moved, written.as_ref().err().map(Error::one_line));
-    let record = keep_record(&new);
+    let record = keep_record(session, &new);
     let result = written.map(|written| Transferred {
         run_command: new.run_command.filter(|_| {
             destinations
@@ -219,6 +222,7 @@ fn unrecorded<T>(error: Error) -> Reported<T> {
 }
 
 fn record_failure(
+    session: &Session,
     command: &TransferCommand,
     destinations: &[Transport],
     artifact: Option<&Artifact>,
@@ -232,7 +236,7 @@ fn record_failure(
         artifact,
         secret_names: &secret_names,
     };
-    let record = keep_record(&record::transfer(&moved, Some(error.one_line())));
+    let record = keep_record(session, &record::transfer(&moved, Some(error.one_line())));
     Reported {
         result: Err(error),
         record,

@@ -14,6 +14,7 @@ use crate::digest::Digest;
 use crate::image::Layer;
 use crate::spec::Owner;
 use crate::store::{Cache, Store};
+use crate::tar_read::LenientArchive;
 
 /// One path's entry as the cache keeps it: a folder's mode and owner, or "not-dir".
 #[derive(Serialize, Deserialize)]
@@ -110,7 +111,8 @@ pub fn scan_base_folders(
         } else {
             Box::new(file)
         };
-        let mut archive = tar::Archive::new(reader);
+        // Read as docker and skopeo read it: umoci, for one, leaves out the end blocks.
+        let mut archive = LenientArchive::new(reader);
         let mut this_layer = BaseFolders::new();
         let mut removed: Vec<(Vec<u8>, bool)> = Vec::new();
         for entry in archive.entries().map_err(read_err)? {

@@ -403,6 +403,55 @@ fn base_headers_with_empty_numeric_fields_read_as_zero() {
     );
 }
 
+#[test]
+fn base_layers_without_end_blocks_read_and_cut_data_is_refused() {
+    use crate::image::{Descriptor, Layer, media};
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_ustar();
+    header.set_entry_type(tar::EntryType::Directory);
+    header.set_mode(0o750);
+    header.set_size(0);
+    header.set_path("opt/").unwrap();
+    header.set_cksum();
+    builder.append(&header, io::empty()).unwrap();
+    let mut header = tar::Header::new_ustar();
+    header.set_mode(0o644);
+    header.set_size(700);
+    header.set_path("opt/file").unwrap();
+    header.set_cksum();
+    builder.append(&header, &[b'x'; 700][..]).unwrap();
+    let tar = builder.into_inner().unwrap();
+    // As umoci 0.4.7 ends a layer: after the last entry's data, no padding and no end blocks.
+    let data_end = 512 * 2 + 700;
+    let gzip_layer = |bytes: &[u8]| {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(bytes).unwrap();
+        let blob = gz.finish().unwrap();
+        let digest = store.write_bytes(&blob).unwrap();
+        Layer {
+            descriptor: Descriptor::new(media::OCI_LAYER_GZIP, digest, blob.len() as u64),
+            diff_id: Digest::of(bytes),
+        }
+    };
+    let wanted = [b"opt".to_vec()].into_iter().collect();
+    let found = scan_base_folders(&store, &[gzip_layer(&tar[..data_end])], &wanted).unwrap();
+    assert_eq!(
+        found.get(&b"opt"[..]),
+        Some(&BaseFolder::Dir {
+            mode: 0o750,
+            owner: Owner { uid: 0, gid: 0 }
+        })
+    );
+    let err = scan_base_folders(&store, &[gzip_layer(&tar[..data_end - 1])], &wanted).unwrap_err();
+    assert!(
+        matches!(err, LayerError::BaseLayer { .. }),
+        "a file cut short is refused: {err}"
+    );
+}
+
 mod secret_scan_in_the_layer_pass {
     use crate::layer::{
         self, BaseFolders, Compression, Excludes, KnownDirs, LayerRoot, WriteSettings,

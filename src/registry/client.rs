@@ -1,4 +1,4 @@
-//! The HTTP client every registry request goes through: the scheme of an insecure host, the Authorization header, retries with backoff, and re-authentication on a 401.
+//! The HTTP client every registry request goes through: the scheme of an insecure or loopback host, the Authorization header, retries with backoff, and re-authentication on a 401.
 //!
 //! Not for what the requests mean (`pull`, `push`), nor for how credentials
 //! and tokens are found (`auth`, `credentials`): this only asks `auth` for a
@@ -86,7 +86,8 @@ impl Registry {
         }
     }
 
-    /// Whether `--insecure-registry` names the registry or its API host.
+    /// Whether `--insecure-registry` names the registry or its API host:
+    /// plain HTTP or unverified TLS for it.
     pub(super) fn is_insecure(&self, registry: &str) -> bool {
         let host = api_host(registry);
         self.options
@@ -95,9 +96,18 @@ impl Registry {
             .any(|h| *h == registry || *h == host)
     }
 
-    /// For an `--insecure-registry` host, finds out once whether it speaks HTTPS
-    /// (certificate unchecked) or only plain HTTP (I/O: one GET /v2/).
-    fn probe_scheme(&self, registry: &str) {
+    /// Whether requests to the registry went over plain HTTP (they do from
+    /// the first HTTPS failure on an insecure or loopback host on).
+    pub fn reached_over_plain_http(&self, registry: &str) -> bool {
+        relock(&self.schemes).get(registry) == Some(&"http")
+    }
+
+    /// For an insecure or loopback host, finds out once whether it speaks
+    /// HTTPS or only plain HTTP (I/O: one GET /v2/). An insecure host's
+    /// certificate is not checked, and any HTTPS failure means plain HTTP; a
+    /// loopback host's certificate is, and only an answer in plain HTTP
+    /// means plain HTTP, so an untrusted certificate is still refused.
+    fn probe_scheme(&self, registry: &str, insecure: bool) {
         if relock(&self.schemes).contains_key(registry) {
             return;
         }
@@ -106,18 +116,25 @@ impl Registry {
             return;
         }
         let url = format!("https://{}/v2/", api_host(registry));
-        match self.http_insecure.get(&url).send() {
-            Ok(_) => {
+        match self.client(insecure).get(&url).send() {
+            Err(error) if insecure || looks_like_plain_http(&error) => {
+                self.use_plain_http(registry, &error);
+            }
+            _ => {
                 relock(&self.schemes).insert(registry.to_string(), "https");
             }
-            Err(error) => self.use_plain_http(registry, &error),
         }
     }
 
     /// Reaches `registry` over plain HTTP from now on, saying why.
     fn use_plain_http(&self, registry: &str, error: &reqwest::Error) {
+        let allowed_by = if self.is_insecure(registry) {
+            "as --insecure-registry allows"
+        } else {
+            "as a loopback registry may"
+        };
         self.log(&format!(
-            "{registry}: HTTPS failed ({error}); using plain HTTP as --insecure-registry allows"
+            "{registry}: HTTPS failed ({error}); using plain HTTP {allowed_by}"
         ));
         relock(&self.schemes).insert(registry.to_string(), "http");
     }
@@ -177,8 +194,9 @@ impl Registry {
         retry_transport: bool,
     ) -> Result<Response, RegistryError> {
         let insecure = self.is_insecure(registry);
-        if insecure {
-            self.probe_scheme(registry);
+        let loopback = is_loopback(registry);
+        if insecure || loopback {
+            self.probe_scheme(registry, insecure);
         }
         let call = Call {
             registry,
@@ -187,6 +205,7 @@ impl Registry {
             make,
             retry_transport,
             insecure,
+            loopback,
         };
         let mut attempt = 0;
         let mut reauthenticated = false;
@@ -267,7 +286,8 @@ impl Registry {
         }
     }
 
-    /// No answer came: an insecure host's HTTPS falls back to plain HTTP,
+    /// No answer came: an insecure host's HTTPS falls back to plain HTTP (a
+    /// loopback host's when it answered in plain HTTP),
     /// a passing failure is retried, and plain HTTP where HTTPS was expected,
     /// a permanent failure or an upload fails at once.
     fn after_transport_error(
@@ -277,10 +297,10 @@ impl Registry {
         source: reqwest::Error,
         attempt: u32,
     ) -> Next {
-        if call.insecure && base.starts_with("https://") {
+        let plain_http = looks_like_plain_http(&source);
+        if base.starts_with("https://") && (call.insecure || (call.loopback && plain_http)) {
             return Next::PlainHttp(source);
         }
-        let plain_http = looks_like_plain_http(&source);
         let permanent = is_permanent(&source);
         if call.retry_transport && attempt < self.options.retries && !plain_http && !permanent {
             return Next::Retry {
@@ -362,7 +382,10 @@ struct Call<'a> {
     what: &'a str,
     make: &'a dyn Fn(&Client, &str) -> RequestBuilder,
     retry_transport: bool,
+    /// Named by `--insecure-registry`.
     insecure: bool,
+    /// This machine's loopback: plain HTTP when it answers in plain HTTP.
+    loopback: bool,
 }
 
 /// Where `send_with` goes after an attempt.
@@ -374,11 +397,53 @@ enum Next {
         wait: Duration,
         why: String,
     },
-    /// HTTPS failed on an `--insecure-registry` host: send again over plain HTTP, not counted.
+    /// HTTPS failed on an insecure or loopback host: send again over plain HTTP, not counted.
     PlainHttp(reqwest::Error),
     /// The first 401: learn its challenge, then send again with fresh auth, not counted.
     Reauth(Challenge),
     Fail(RegistryError),
+}
+
+/// Whether `registry` (a host with an optional `:port`) is this machine's
+/// loopback: `localhost`, an address in 127.0.0.0/8, or `[::1]` — also
+/// written as the IPv4-mapped `[::ffff:127.x.y.z]`, which the kernel routes
+/// to 127.x.y.z. Decided from the name alone, never by resolving it: a name
+/// that DNS points at 127.0.0.1 (`127.0.0.1.nip.io`) could point anywhere
+/// tomorrow, so it needs `--insecure-registry` like any other host.
+pub fn is_loopback(registry: &str) -> bool {
+    let bracketed = registry.strip_prefix('[');
+    let (host, port) = match bracketed {
+        Some(rest) => {
+            let Some((address, after)) = rest.split_once(']') else {
+                return false;
+            };
+            match after {
+                "" => (address, None),
+                _ => match after.strip_prefix(':') {
+                    Some(port) => (address, Some(port)),
+                    None => return false,
+                },
+            }
+        }
+        None => match registry.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (registry, None),
+        },
+    };
+    if let Some(port) = port
+        && (port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return false;
+    }
+    if bracketed.is_some() {
+        return host.parse::<std::net::Ipv6Addr>().is_ok_and(|ip| {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        });
+    }
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Whether `url` points at the registry's own API host (with or without
@@ -574,6 +639,63 @@ fn retry_after_secs(value: &str, now: u64) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_names_and_addresses_are_loopback() {
+        for registry in [
+            "127.0.0.1",
+            "127.0.0.1:5000",
+            "127.1.2.3",
+            "127.255.255.254:443",
+            "[::1]",
+            "[::1]:5000",
+            "[0:0:0:0:0:0:0:1]:5000",
+            "localhost",
+            "localhost:5000",
+            "LocalHost:5000",
+            // IPv4-mapped 127.0.0.1: the kernel routes it to the IPv4 loopback.
+            "[::ffff:7f00:1]:5000",
+            "[::ffff:127.0.0.1]",
+        ] {
+            assert!(is_loopback(registry), "{registry} is loopback");
+        }
+    }
+
+    #[test]
+    fn other_hosts_need_the_flag() {
+        for registry in [
+            "example.com",
+            "example.com:5000",
+            "docker.io",
+            "10.0.0.1",
+            "192.168.1.1:5000",
+            "172.16.0.1",
+            "8.8.8.8",
+            "0.0.0.0:5000",
+            "128.0.0.1",
+            "[::]",
+            "[::2]:5000",
+            "[::ffff:a00:1]",
+            "localhost.example.com",
+            "localhost.localdomain",
+            "mylocalhost:5000",
+            "127.0.0.1.nip.io",
+            "127.1",
+            "0x7f.0.0.1",
+            "localhost:",
+            "localhost:50x",
+            "127.0.0.1:5000:1",
+            "[::1]5000",
+            "[::1",
+            "::1",
+            "",
+        ] {
+            assert!(
+                !is_loopback(registry),
+                "{registry} needs --insecure-registry"
+            );
+        }
+    }
 
     #[test]
     fn backoff_grows_and_stays_bounded() {

@@ -195,7 +195,7 @@ impl<R: Read> Read for CountingReader<R> {
 /// Settings for the client.
 #[derive(Clone, Default)]
 pub struct RegistryOptions {
-    /// Hosts reached over plain HTTP or unverified TLS.
+    /// Hosts reached over plain HTTP or unverified TLS (loopback hosts need not be listed).
     pub insecure: Vec<String>,
     /// Upload in chunks of this size instead of one streamed PUT.
     pub chunk_size: Option<u64>,

@@ -650,6 +650,46 @@ fn dry_run_prints_the_plan_and_writes_nothing() {
 }
 
 #[test]
+fn dry_run_needs_no_destination() {
+    let sb = Sandbox::new();
+    let spec = write_app(&sb.join("app"), "unused/dry:1");
+    let text = fs::read_to_string(&spec).unwrap();
+    assert!(text.contains("image = \"unused/dry:1\"\n"));
+    fs::write(&spec, text.replace("image = \"unused/dry:1\"\n", "")).unwrap();
+    let plan = run_ok(sb.stowage().args(["build", "--dry-run", "-f"]).arg(&spec));
+    assert!(
+        plan.lines()
+            .any(|l| l.starts_with("dest") && l.contains("none")),
+        "the plan says there is no destination:\n{plan}"
+    );
+    let json = run_ok(
+        sb.stowage()
+            .args(["--json", "build", "--dry-run", "-f"])
+            .arg(&spec),
+    );
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(
+        json["destinations"]
+            .as_array()
+            .is_some_and(|d| d.is_empty()),
+        "{json}"
+    );
+    // A real build still needs one.
+    let out = sb
+        .stowage()
+        .args(["build", "-f"])
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out.stderr));
+    assert!(
+        show(&out.stderr).contains("no destination"),
+        "{}",
+        show(&out.stderr)
+    );
+}
+
+#[test]
 fn inspect_raw_gives_the_exact_bytes() {
     let sb = Sandbox::new();
     let spec = write_app(&sb.join("app"), &unique_ref("inspect"));

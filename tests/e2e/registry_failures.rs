@@ -1,6 +1,6 @@
 //! What the user sees when a registry says no: wrong passwords, unknown
 //! repositories and tags, a registry that is down, a plain-HTTP registry
-//! without `--insecure-registry`. Each exits 1 with a message that says
+//! that is not loopback without `--insecure-registry`. Each exits 1 with a message that says
 //! what failed and where. And with `-vvv` no password or token is printed.
 
 use std::fs;
@@ -246,6 +246,15 @@ fn registry_down_fails_clearly_and_soon() {
     );
 }
 
+/// The rig's registry as a host that is not loopback: Linux connects
+/// 0.0.0.0 to this machine, but the address is not in 127.0.0.0/8, so it
+/// stands for any other host on the network.
+fn not_loopback(reg: &TestRegistry) -> String {
+    let host = reg.host.replace("127.0.0.1", "0.0.0.0");
+    assert!(host.starts_with("0.0.0.0:"), "{host}");
+    host
+}
+
 #[test]
 fn plain_http_registry_without_insecure_flag_names_the_flag() {
     let Some(reg) = TestRegistry::anonymous() else {
@@ -253,27 +262,36 @@ fn plain_http_registry_without_insecure_flag_names_the_flag() {
     };
     let sb = Sandbox::new();
     let src = app_layout(&sb);
-    let flag = format!("--insecure-registry {}", reg.host);
-    let stderr = fails_with_1(sb.stowage().args(["push", &src, &reg.reference("app/x:1")]));
+    let host = not_loopback(&reg);
+    let dest = format!("{host}/app/x:1");
+    let flag = format!("--insecure-registry {host}");
+    let stderr = fails_with_1(sb.stowage().args(["push", &src, &dest]));
     assert!(
         stderr.contains(&flag),
         "push: the hint names `{flag}`:\n{stderr}"
     );
-    let stderr = fails_with_1(sb.stowage().args(["inspect", &reg.reference("app/x:1")]));
+    let stderr = fails_with_1(sb.stowage().args(["inspect", &dest]));
     assert!(
         stderr.contains(&flag),
         "inspect: the hint names `{flag}`:\n{stderr}"
     );
-    // Another host's flag does not open this one.
+    // Another host's flag does not open this one, nor does the registry's loopback name.
     let stderr = fails_with_1(
         sb.stowage()
             .args(["--insecure-registry", "127.0.0.1:1"])
-            .args(["push", &src, &reg.reference("app/x:1")]),
+            .args(["--insecure-registry", &reg.host])
+            .args(["push", &src, &dest]),
     );
     assert!(stderr.contains(&flag), "{stderr}");
     assert!(
         reg.access_log().iter().all(|l| l.method != "PUT"),
         "nothing was pushed over plain HTTP"
+    );
+    // With the flag it goes.
+    run_ok(
+        sb.stowage()
+            .args(["--insecure-registry", &host])
+            .args(["push", &src, &dest]),
     );
 }
 

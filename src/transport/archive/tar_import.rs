@@ -9,6 +9,7 @@ use super::ArchiveError;
 use crate::digest::{Digest, HashingWriter, hash_sink};
 use crate::image::MAX_JSON_BYTES;
 use crate::store::{Store, StoreError};
+use crate::tar_read::LenientArchive;
 
 /// What one file in an archive turned out to be, once imported.
 #[derive(Debug, Clone)]
@@ -55,7 +56,7 @@ pub(super) fn scan_tar(path: &Path, store: &Store) -> Result<ScannedTar, Archive
     } else {
         Box::new(file)
     };
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = LenientArchive::new(reader);
     let mut scanned = ScannedTar {
         metadata: HashMap::new(),
         files: HashMap::new(),
@@ -120,14 +121,28 @@ pub(super) fn scan_tar(path: &Path, store: &Store) -> Result<ScannedTar, Archive
             .map(|hex| format!("sha256:{hex}").parse::<Digest>())
             .transpose()
             .map_err(|_| invalid(format!("blob name `{name}` is not a sha256 digest")))?;
-        let imported = import_member(store, &name, &mut entry, declared, expected_digest.as_ref())
+        let mut data = EndsAtCut(&mut entry);
+        let imported = import_member(store, &name, &mut data, declared, expected_digest.as_ref())
             .map_err(|source| ArchiveError::Store {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            path: path.to_path_buf(),
+            source,
+        })?;
         scanned.files.insert(name, imported);
     }
     Ok(scanned)
+}
+
+/// A member's data that stops where the archive was cut, so the size check
+/// below reports a truncated archive rather than a failed store write.
+struct EndsAtCut<R>(R);
+
+impl<R: Read> Read for EndsAtCut<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.0.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+            other => other,
+        }
+    }
 }
 
 pub(super) trait PeekExt {

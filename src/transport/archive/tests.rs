@@ -358,3 +358,34 @@ fn layout_keeps_other_tags_and_replaces_the_same_tag() {
     let err = read_oci_layout(&layout, Some("zzz"), &store, true).unwrap_err();
     assert!(err.to_string().contains("no image tagged `zzz`"), "{err}");
 }
+
+#[test]
+fn archive_ending_without_padding_or_end_blocks_reads() {
+    let (dir, store) = setup();
+    let layer = layer_tar("lenient");
+    let config = config_for(&[Digest::of(&layer)]);
+    let manifest = canonical_json(
+        &json!([{"Config": "cfg.json", "RepoTags": ["app:1"], "Layers": ["aaa/layer.tar"]}]),
+    );
+    let path = dir.path().join("short.tar");
+    write_tar(
+        &path,
+        &[
+            Member::File("aaa/layer.tar", layer),
+            Member::File("cfg.json", config.clone()),
+            Member::File("manifest.json", manifest.clone()),
+        ],
+    );
+    let full = fs::read(&path).unwrap();
+    let padding = (512 - manifest.len() % 512) % 512;
+    let data_end = full.len() - 1024 - padding;
+    fs::write(&path, &full[..data_end]).unwrap();
+    let Artifact::Image(image) = read_docker_archive(&path, None, &store).unwrap() else {
+        panic!("expected an image");
+    };
+    assert_eq!(image.raw_config(), &config[..]);
+
+    fs::write(&path, &full[..data_end - 1]).unwrap();
+    let err = read_docker_archive(&path, None, &store).unwrap_err();
+    assert!(err.to_string().contains("manifest.json"), "{err}");
+}
