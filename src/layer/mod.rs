@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fs::{self};
 use std::io;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::digest::Digest;
 use crate::scan::{Finding, ScanRules};
@@ -261,6 +261,59 @@ impl LayerPlan {
             .filter(|e| e.defaulted && base.get(&e.path) == Some(&BaseFolder::NotDir))
             .count() as u64;
         self.entry_count - dropped
+    }
+}
+
+/// One entry of a planned layer, as the start check reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct PlannedEntry<'a> {
+    /// The path in the image, without the leading `/`.
+    pub path: &'a [u8],
+    pub kind: PlannedKind<'a>,
+    /// Permission bits as written into the tar header.
+    pub mode: u32,
+    pub owner: Owner,
+    /// Where a file's bytes are read from while the layer is written.
+    pub disk: &'a Path,
+}
+
+/// What a planned entry is.
+#[derive(Debug, Clone, Copy)]
+pub enum PlannedKind<'a> {
+    Dir,
+    File,
+    Symlink {
+        target: &'a [u8],
+    },
+    /// A tar hard link to an earlier entry of the same layer (its image path).
+    HardLink {
+        to: &'a [u8],
+    },
+}
+
+impl LayerPlan {
+    /// The entries as the layer will hold them when written over `base` (the start check's view).
+    pub fn planned_entries<'a>(
+        &'a self,
+        base: &'a BaseFolders,
+    ) -> impl Iterator<Item = PlannedEntry<'a>> + 'a {
+        // A defaulted folder takes the base's mode, which the check never looks at;
+        // where the base has something other than a folder, the layer leaves it out.
+        self.entries
+            .iter()
+            .filter(move |e| !(e.defaulted && base.get(&e.path) == Some(&BaseFolder::NotDir)))
+            .map(|entry| PlannedEntry {
+                path: &entry.path,
+                kind: match &entry.kind {
+                    EntryKind::Dir => PlannedKind::Dir,
+                    EntryKind::File { .. } => PlannedKind::File,
+                    EntryKind::Symlink { target } => PlannedKind::Symlink { target },
+                    EntryKind::HardLink { to } => PlannedKind::HardLink { to },
+                },
+                mode: entry.mode,
+                owner: entry.owner,
+                disk: &entry.disk,
+            })
     }
 }
 

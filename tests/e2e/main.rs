@@ -28,3 +28,4 @@ mod reproducible;
 mod secrets;
 mod secrets_never_printed;
 mod speed;
+mod start_check;
