@@ -5,6 +5,7 @@
 //! errors (a `transport` error is flattened into these variants), which keeps
 //! the module graph free of cycles.
 
+use crate::check::CheckError;
 use crate::exports::ExportsError;
 use crate::image::ImageError;
 use crate::inventory::InventoryError;
@@ -38,6 +39,9 @@ pub enum Error {
     Registry(#[from] RegistryError),
     #[error(transparent)]
     Exports(#[from] ExportsError),
+    /// The start check found that the image would not start.
+    #[error(transparent)]
+    Check(#[from] CheckError),
     /// The secret scan found something the allow-lists do not cover.
     #[error(transparent)]
     Secrets(#[from] SecretsFound),
@@ -121,6 +125,7 @@ impl Error {
             Error::Registry(e) => e.hint(),
             Error::Secrets(e) => Some(e.hint()),
             Error::Exports(e) => e.hint(),
+            Error::Check(e) => e.hint(),
             Error::Image(ImageError::BadPlatform(_)) => {
                 Some("write it in lowercase, e.g. linux/amd64 or linux/arm64/v8".into())
             }

@@ -6,6 +6,7 @@
 //! `ARCHITECTURE.md` at the project root walks through the map.
 pub mod atomic;
 pub mod attest;
+pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod digest;

@@ -56,6 +56,8 @@ pub struct BuildOptions {
     pub allow_secrets: Vec<String>,
     /// Print the plan and write nothing.
     pub dry_run: bool,
+    /// Check that the image would start before writing it (`--no-start-check` turns it off).
+    pub start_check: bool,
 }
 
 /// The layers a build would write and where it would send them, before anything is read or written.
@@ -76,6 +78,8 @@ pub struct BuildPlan {
     /// Compression threads; None is one per core.
     pub threads: Option<usize>,
     pub keep_base_remote: bool,
+    /// Run the start check before writing (off with `--no-start-check`).
+    pub start_check: bool,
     /// Modification time of every entry and archive member.
     pub mtime: u64,
     /// The config's `created` and the history entries' time (RFC 3339).
@@ -200,6 +204,7 @@ pub fn plan_build(request: &BuildRequest) -> Result<BuildPlan, Error> {
         compression: options.compression,
         threads: options.threads,
         keep_base_remote: options.keep_base_remote,
+        start_check: options.start_check,
         mtime: options.source_date_epoch.unwrap_or(1),
         created: crate::image::config::created_timestamp(options.source_date_epoch),
         layers,

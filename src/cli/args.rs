@@ -216,6 +216,9 @@ pub struct BuildArgs {
     /// Do not scan the added files for keys, tokens and credential files.
     #[arg(long)]
     pub no_secret_scan: bool,
+    /// Do not check that the image's entrypoint and command would start (program, #! interpreter, ELF loader, user).
+    #[arg(long)]
+    pub no_start_check: bool,
     #[command(flatten)]
     pub push: PushArgs,
 }

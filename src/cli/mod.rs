@@ -231,6 +231,7 @@ fn run_build(args: BuildArgs, out: &Output, settings: &Settings) -> anyhow::Resu
             secret_scan: !args.no_secret_scan,
             allow_secrets: args.allow_secrets.clone(),
             dry_run: args.dry_run,
+            start_check: !args.no_start_check,
         },
         digest_file: args.digest_file.clone(),
         metadata_file: args.metadata_file.clone(),
@@ -246,6 +247,7 @@ fn run_build(args: BuildArgs, out: &Output, settings: &Settings) -> anyhow::Resu
     let events = render::BuildLog {
         out,
         secret_scan: !args.no_secret_scan,
+        start_check: !args.no_start_check,
     };
     let reported = commands::build::run(&session, &command, &events);
     report(out, reported, |result| match result {

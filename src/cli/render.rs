@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
+use crate::check::Checked;
 use crate::commands::build::{BuildEvents, Built};
 use crate::commands::inspect::{ImageSummary, IndexSummary};
 use crate::commands::{Recorded, transfer::Transferred};
@@ -112,12 +113,16 @@ pub fn push_line(destination: &str, report: &PushReport) -> String {
 pub struct BuildLog<'a> {
     pub out: &'a Output,
     pub secret_scan: bool,
+    pub start_check: bool,
 }
 
 impl BuildEvents for BuildLog<'_> {
     fn planned(&self, plan: &BuildPlan) {
         if !self.secret_scan {
             self.out.warn("the secret scan is off (--no-secret-scan): keys, tokens and credential files in the sources go into the image unchecked");
+        }
+        if !self.start_check {
+            self.out.warn("the start check is off (--no-start-check): the image is written without checking that its entrypoint and command would start");
         }
         for warning in plan.warnings() {
             self.out.warn(warning);
@@ -210,6 +215,28 @@ fn library_summary(plan: &BuildPlan) -> String {
     text
 }
 
+/// What the start check could not say: nothing to check, or the base unread.
+fn start_check_notes(out: &Output, built: &Built) {
+    match &built.outcome.start_check {
+        Some(Checked::NoCommand) => out.info(
+            "note: start check: the image has no entrypoint or command, so `docker run` needs one on its command line",
+        ),
+        Some(Checked::Starts { unchecked, .. })
+            if built.plan.keep_base_remote && built.outcome.base_digest.is_some() =>
+        {
+            let mut text = "the start check did not read the base (--keep-base-remote): only the added layers were checked".to_string();
+            if !unchecked.is_empty() {
+                text.push_str(&format!(
+                    "; not checked, as it may be in the base: {}",
+                    unchecked.join(", ")
+                ));
+            }
+            out.warn(&text);
+        }
+        _ => {}
+    }
+}
+
 /// What a finished build says on stderr: allowed findings, layers, destinations, the run line.
 pub fn print_built(out: &Output, built: &Built) {
     let outcome = &built.outcome;
@@ -219,6 +246,7 @@ pub fn print_built(out: &Output, built: &Built) {
     for note in &outcome.published_findings {
         out.info(&format!("note: secret scan: {note}"));
     }
+    start_check_notes(out, built);
     for layer in &outcome.layers {
         out.info(&format!(
             "layer {:<16} {} files, {} → {}{}",

@@ -10,8 +10,10 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use super::record::{self, FailedBuild};
+use super::start_check::{self, CheckedBase};
 use super::{Recorded, Reported, Session, keep_record};
 use crate::attest::{SbomBase, SbomFormat, SbomInput, SbomPackage, render_sbom};
+use crate::check::Checked;
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::gzip::CompressPool;
@@ -100,6 +102,8 @@ pub struct BuildOutcome {
     pub published_findings: Vec<PublishedFinding>,
     /// The base's manifest digest; None for scratch.
     pub base_digest: Option<Digest>,
+    /// What the start check found; None when it was off (`--no-start-check`).
+    pub start_check: Option<Checked>,
 }
 
 /// A finding in a file that came verbatim from a published package.
@@ -345,6 +349,17 @@ pub fn build_image(
     layers.extend(added_layers(format, plan.compression, &built)?);
     let (allowed_findings, published_findings) = check_findings(plan, &built)?;
     let image = assemble(plan, &base, format, layers, &built)?;
+    let checked_base = CheckedBase {
+        image: base.image.as_ref(),
+        origin: base.origin.as_ref(),
+    };
+    let start_check = start_check::check_start(
+        plan,
+        &checked_base,
+        &folders,
+        &image.config_json()?,
+        context,
+    )?;
     context.store.write_bytes(image.raw_config())?;
     context.store.write_bytes(image.raw_manifest())?;
     let base_digest = base.image.as_ref().map(|i| i.digest().clone());
@@ -357,6 +372,7 @@ pub fn build_image(
         allowed_findings,
         published_findings,
         base_digest,
+        start_check,
     })
 }
 

@@ -11,6 +11,7 @@ pub mod inspect;
 pub mod login;
 pub mod record;
 pub mod run_command;
+mod start_check;
 pub mod transfer;
 
 use std::sync::OnceLock;

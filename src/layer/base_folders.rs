@@ -102,17 +102,7 @@ pub fn scan_base_folders(
             digest: digest.clone(),
             source,
         };
-        let file = io::BufReader::with_capacity(256 * 1024, store.open_blob(digest)?);
-        let media_type = &layer.descriptor.media_type;
-        let reader: Box<dyn Read> = if media_type.ends_with("gzip") {
-            Box::new(flate2::read::MultiGzDecoder::new(file))
-        } else if media_type.ends_with("zstd") {
-            Box::new(zstd::stream::read::Decoder::with_buffer(file).map_err(read_err)?)
-        } else {
-            Box::new(file)
-        };
-        // Read as docker and skopeo read it: umoci, for one, leaves out the end blocks.
-        let mut archive = LenientArchive::new(reader);
+        let mut archive = open_layer_tar(store, layer)?;
         let mut this_layer = BaseFolders::new();
         let mut removed: Vec<(Vec<u8>, bool)> = Vec::new();
         for entry in archive.entries().map_err(read_err)? {
@@ -171,16 +161,43 @@ pub fn scan_base_folders(
     Ok(found)
 }
 
+/// A stored base layer's tar, decompressed as its media type says (I/O: opens the blob).
+pub fn open_layer_tar(
+    store: &Store,
+    layer: &Layer,
+) -> Result<LenientArchive<Box<dyn Read>>, LayerError> {
+    let digest = &layer.descriptor.digest;
+    let file = io::BufReader::with_capacity(256 * 1024, store.open_blob(digest)?);
+    let media_type = &layer.descriptor.media_type;
+    let reader: Box<dyn Read> = if media_type.ends_with("gzip") {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
+    } else if media_type.ends_with("zstd") {
+        Box::new(
+            zstd::stream::read::Decoder::with_buffer(file).map_err(|source| {
+                LayerError::BaseLayer {
+                    digest: digest.clone(),
+                    source,
+                }
+            })?,
+        )
+    } else {
+        Box::new(file)
+    };
+    // Read as docker and skopeo read it: umoci, for one, leaves out the end blocks.
+    Ok(LenientArchive::new(reader))
+}
+
 /// A numeric tar header field, read as Go's archive/tar reads it: a field of
 /// only NULs and spaces is 0 (Docker and skopeo accept such layers, so must we).
-pub(super) fn lenient_number(field: &[u8], parsed: io::Result<u64>) -> io::Result<u64> {
+pub fn lenient_number(field: &[u8], parsed: io::Result<u64>) -> io::Result<u64> {
     if field.iter().all(|b| *b == 0 || *b == b' ') {
         return Ok(0);
     }
     parsed
 }
 
-pub(super) fn normalize_member(raw: &[u8]) -> Vec<u8> {
+/// A tar member's name as a path in the image: no leading `./` or `/`, no trailing `/`; the root is empty.
+pub fn normalize_member(raw: &[u8]) -> Vec<u8> {
     let mut path = raw;
     while let Some(rest) = path.strip_prefix(b"./").or_else(|| path.strip_prefix(b"/")) {
         path = rest;

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fs::{self};
 use std::io;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::digest::Digest;
 use crate::scan::{Finding, ScanRules};
@@ -31,7 +31,7 @@ pub use base_folders::scan_base_folders;
 pub use cached::write_layers;
 pub use excludes::Excludes;
 pub use progress::LayerProgress;
-pub use relocate::{Relocation, RewriteKind};
+pub use relocate::{Relocation, RewriteKind, relocated_head};
 pub use split::{GroupKey, LayerPart, LibrarySplit, OWN_LAYER_BYTES};
 pub use walk::plan_layer;
 pub use write::{WriteSettings, gzip_stored_layer, write_layer};
@@ -284,6 +284,71 @@ impl LayerPlan {
             .filter(|e| e.defaulted && base.get(&e.path) == Some(&BaseFolder::NotDir))
             .count() as u64;
         self.entry_count - dropped
+    }
+}
+
+/// One entry of a planned layer, as the start check reads it.
+#[derive(Debug, Clone)]
+pub struct PlannedEntry<'a> {
+    /// The path in the image, without the leading `/`.
+    pub path: &'a [u8],
+    pub kind: PlannedKind<'a>,
+    /// Permission bits as written into the tar header.
+    pub mode: u32,
+    pub owner: Owner,
+    /// Where a file's bytes are read from while the layer is written.
+    pub disk: &'a Path,
+    /// How relocation rewrites the file's bytes on their way into the layer.
+    pub rewrite: Option<(RewriteKind, &'a Relocation)>,
+}
+
+/// What a planned entry is.
+#[derive(Debug, Clone)]
+pub enum PlannedKind<'a> {
+    Dir,
+    File,
+    /// The link's target as written: relocated when it pointed into the old prefix.
+    Symlink {
+        target: Cow<'a, [u8]>,
+    },
+    /// A tar hard link to an earlier entry of the same layer (its image path).
+    HardLink {
+        to: &'a [u8],
+    },
+}
+
+impl LayerPlan {
+    /// The entries as the layer will hold them when written over `base` (the start check's view).
+    pub fn planned_entries<'a>(
+        &'a self,
+        base: &'a BaseFolders,
+    ) -> impl Iterator<Item = PlannedEntry<'a>> + 'a {
+        // A defaulted folder takes the base's mode, which the check never looks at;
+        // where the base has something other than a folder, the layer leaves it out.
+        self.entries
+            .iter()
+            .filter(move |e| !(e.defaulted && base.get(&e.path) == Some(&BaseFolder::NotDir)))
+            .map(|entry| PlannedEntry {
+                path: &entry.path,
+                kind: match &entry.kind {
+                    EntryKind::Dir => PlannedKind::Dir,
+                    EntryKind::File { .. } => PlannedKind::File,
+                    EntryKind::Symlink { target } => PlannedKind::Symlink {
+                        target: match (entry.rewrite, &self.relocation) {
+                            (Some(RewriteKind::Symlink), Some(relocation)) => {
+                                relocate::link_target(target, relocation)
+                                    .map_or(Cow::Borrowed(target.as_slice()), Cow::Owned)
+                            }
+                            _ => Cow::Borrowed(target.as_slice()),
+                        },
+                    },
+                    EntryKind::HardLink { to } => PlannedKind::HardLink { to },
+                },
+                mode: entry.mode,
+                owner: entry.owner,
+                disk: &entry.disk,
+                rewrite: entry.rewrite.zip(self.relocation.as_ref()),
+            })
     }
 }
 

@@ -32,14 +32,14 @@ pub const MAX_REWRITE_BYTES: u64 = 64 * 1024 * 1024;
 const SHEBANG_BYTES: u64 = 4096;
 
 /// The prefix a library was installed at and the one it is written to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Relocation {
     pub from: String,
     pub to: String,
 }
 
 /// How one entry is rewritten.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RewriteKind {
     /// Every occurrence of the prefix replaced.
     Text,
@@ -210,6 +210,22 @@ pub(super) fn rewritten_file(
         RewriteKind::Symlink => {}
     }
     Ok(bytes)
+}
+
+/// The first bytes of a file as the layer will hold them, from its first
+/// bytes on disk: what the start check reads (shebang, ELF header).
+pub fn relocated_head(mut head: Vec<u8>, kind: RewriteKind, relocation: &Relocation) -> Vec<u8> {
+    let (from, to) = (relocation.from.as_bytes(), relocation.to.as_bytes());
+    match kind {
+        RewriteKind::Text => replace_text(&head, from, to),
+        RewriteKind::Shebang => replace_shebang(&head, from, to),
+        RewriteKind::Binary => {
+            // A longer prefix was refused at plan time; a string cut at the head's end stays as it is.
+            replace_binary(&mut head, from, to);
+            head
+        }
+        RewriteKind::Symlink => head,
+    }
 }
 
 /// The new target of a symlink into the old prefix (`from` itself or below it); None for any other.

@@ -23,16 +23,19 @@ pub enum Cache {
     Layers,
     /// A base digest and a set of paths → what the base has at those paths.
     BaseFolders,
+    /// A base digest → its filesystem tree, and a base file's head, for the start check.
+    BaseFiles,
 }
 
 impl Cache {
     /// Every cache, for the sweep of temp files when the store opens.
-    pub const ALL: [Cache; 2] = [Cache::Layers, Cache::BaseFolders];
+    pub const ALL: [Cache; 3] = [Cache::Layers, Cache::BaseFolders, Cache::BaseFiles];
 
     fn folder(self) -> &'static str {
         match self {
             Cache::Layers => "layers",
             Cache::BaseFolders => "base-folders",
+            Cache::BaseFiles => "base-files",
         }
     }
 }

@@ -101,7 +101,9 @@ fn build_layout(sb: &Sandbox, spec: &Path, tag: &str, extra: &[&str]) -> (Layout
     let stdout = run_ok(
         sb.stowage()
             // These tests are about the layer rules, so the library stays one layer.
-            .args(["build", "--library-layers", "1", "-f"])
+            // Unpacked and compared with the sources, never run: the tricky
+            // tree's start.sh has no /bin/sh, which would add entries.
+            .args(["build", "--library-layers", "1", "--no-start-check", "-f"])
             .arg(spec)
             .arg("-o")
             .arg(format!("oci:{}:{tag}", dir.display()))

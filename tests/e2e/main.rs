@@ -30,4 +30,5 @@ mod reproducible;
 mod secrets;
 mod secrets_never_printed;
 mod speed;
+mod start_check;
 mod umoci_base;

@@ -33,7 +33,6 @@ fn app(root: &Path) -> PathBuf {
 [app]
 library = { source = "library", target = "/opt/app" }
 workspace = { source = "workspace", target = "/home/user/work" }
-command = ["/opt/app/blob.so"]
 "#,
     )
     .unwrap();

@@ -80,7 +80,6 @@ fn write_packaged_app(root: &Path) -> PathBuf {
 [app]
 library = { source = "library", target = "/opt/app" }
 workspace = { source = "workspace", target = "/home/user/work" }
-command = ["/opt/app/run"]
 "#,
     )
     .unwrap();

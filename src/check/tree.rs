@@ -1,0 +1,342 @@
+//! The image's filesystem as one tree of paths: layers applied in order, whiteouts honoured, symlinks followed.
+//!
+//! Pure: it holds tar-header facts (kind, mode, owner, link target, where
+//! a file's bytes are) and never reads a file's content.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::layer::{BaseFolders, LayerPlan, PlannedKind, Relocation, RewriteKind};
+
+/// How many symlinks one lookup follows before it gives up, as Linux does (`ELOOP`).
+const MAX_SYMLINKS: usize = 40;
+
+/// Where a file's bytes are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Source {
+    /// A member of the base's layer number `layer` (0 is the bottom).
+    Base { layer: usize, member: String },
+    /// A file on this machine that an added layer copies.
+    Disk(PathBuf),
+    /// A file on this machine that an added layer copies with the library's prefix rewritten.
+    Relocated {
+        path: PathBuf,
+        kind: RewriteKind,
+        relocation: Relocation,
+    },
+}
+
+/// What a path is in the finished image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Node {
+    File {
+        mode: u32,
+        uid: u64,
+        gid: u64,
+        source: Source,
+    },
+    Dir,
+    Symlink {
+        target: Vec<u8>,
+    },
+}
+
+/// One entry of a layer as the tree applies it; paths have no leading `/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Put {
+        path: Vec<u8>,
+        node: Node,
+    },
+    /// A hard link: the same file as `to`, an earlier path.
+    Link {
+        path: Vec<u8>,
+        to: Vec<u8>,
+    },
+    /// `.wh.NAME`: `path` and all beneath it are gone from the layers below.
+    Whiteout {
+        path: Vec<u8>,
+    },
+    /// `.wh..wh..opq`: what the layers below had beneath `path` is gone.
+    Opaque {
+        path: Vec<u8>,
+    },
+}
+
+impl Change {
+    /// The change a tar member makes: its name (normalised) and what the header says it is.
+    pub fn from_member(path: Vec<u8>, node: Option<Node>, link: Option<Vec<u8>>) -> Option<Change> {
+        let (parent, name) = match path.iter().rposition(|b| *b == b'/') {
+            Some(i) => (&path[..i], &path[i + 1..]),
+            None => (&path[..0], &path[..]),
+        };
+        if name == b".wh..wh..opq" {
+            return Some(Change::Opaque {
+                path: parent.to_vec(),
+            });
+        }
+        if let Some(hidden) = name.strip_prefix(b".wh.") {
+            return Some(Change::Whiteout {
+                path: join(parent, hidden),
+            });
+        }
+        match (node, link) {
+            (_, Some(to)) => Some(Change::Link { path, to }),
+            (Some(node), None) => Some(Change::Put { path, node }),
+            (None, None) => None,
+        }
+    }
+}
+
+/// What a lookup found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found<'a> {
+    /// A regular file, at this path once every symlink is followed.
+    File {
+        path: Vec<u8>,
+        mode: u32,
+        uid: u64,
+        gid: u64,
+        source: &'a Source,
+    },
+    /// A folder (listed, or implied by paths beneath it).
+    Dir,
+}
+
+/// Why a lookup found nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    Missing,
+    /// More than 40 symlinks on the way.
+    Loop,
+}
+
+/// Every path of the image, after all layers so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tree {
+    nodes: BTreeMap<Vec<u8>, Node>,
+}
+
+impl Tree {
+    /// Applies one layer over the tree: its whiteouts hide what the layers
+    /// below made (not what it makes itself), then its entries go in, in order.
+    pub fn apply(&mut self, layer: impl IntoIterator<Item = Change>) {
+        let mut below = std::mem::take(&mut self.nodes);
+        let mut entries = Vec::new();
+        for change in layer {
+            match change {
+                Change::Whiteout { path } => {
+                    remove_beneath(&mut below, &path);
+                    below.remove(&path);
+                }
+                Change::Opaque { path } => remove_beneath(&mut below, &path),
+                other => entries.push(other),
+            }
+        }
+        self.nodes = below;
+        let mut memo = None;
+        for change in entries {
+            match change {
+                Change::Put { path, node } => {
+                    let path = self.placed(path, &mut memo);
+                    if matches!(node, Node::Symlink { .. }) {
+                        memo = None;
+                    }
+                    // A non-folder replaces a folder together with all beneath it.
+                    if node != Node::Dir {
+                        remove_beneath(&mut self.nodes, &path);
+                    }
+                    self.nodes.insert(path, node);
+                }
+                Change::Link { path, to } => {
+                    let path = self.placed(path, &mut memo);
+                    let to = self.placed(to, &mut None);
+                    if let Some(node @ Node::File { .. }) = self.nodes.get(&to).cloned() {
+                        self.nodes.insert(path, node);
+                    }
+                }
+                Change::Whiteout { .. } | Change::Opaque { .. } => {}
+            }
+        }
+    }
+
+    /// Applies an added layer as it will be written over the base.
+    pub fn apply_plan(&mut self, layer: &LayerPlan, base: &BaseFolders) {
+        let changes = layer.planned_entries(base).map(|entry| {
+            let path = entry.path.to_vec();
+            match entry.kind {
+                PlannedKind::Dir => Change::Put {
+                    path,
+                    node: Node::Dir,
+                },
+                PlannedKind::File => Change::Put {
+                    path,
+                    node: Node::File {
+                        mode: entry.mode,
+                        uid: entry.owner.uid,
+                        gid: entry.owner.gid,
+                        source: match entry.rewrite {
+                            Some((kind, relocation)) => Source::Relocated {
+                                path: entry.disk.to_path_buf(),
+                                kind,
+                                relocation: relocation.clone(),
+                            },
+                            None => Source::Disk(entry.disk.to_path_buf()),
+                        },
+                    },
+                },
+                PlannedKind::Symlink { target } => Change::Put {
+                    path,
+                    node: Node::Symlink {
+                        target: target.to_vec(),
+                    },
+                },
+                PlannedKind::HardLink { to } => Change::Link {
+                    path,
+                    to: to.to_vec(),
+                },
+            }
+        });
+        self.apply(changes.collect::<Vec<_>>());
+    }
+
+    /// Number of paths in the tree.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the tree holds no path at all (scratch).
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Every path and what it is, sorted (for the cache record).
+    pub fn nodes(&self) -> impl Iterator<Item = (&Vec<u8>, &Node)> {
+        self.nodes.iter()
+    }
+
+    /// The tree of these nodes, as a cache record gives them back.
+    pub fn from_nodes(nodes: impl IntoIterator<Item = (Vec<u8>, Node)>) -> Tree {
+        Tree {
+            nodes: nodes.into_iter().collect(),
+        }
+    }
+
+    /// What an absolute (or root-relative) path leads to, following symlinks
+    /// inside the image the way the kernel does: `..` stops at the root, an
+    /// absolute target starts again from the root.
+    pub fn resolve(&self, path: &[u8]) -> Result<Found<'_>, Lookup> {
+        let key = self.walk(path)?;
+        match self.nodes.get(&key) {
+            Some(Node::File {
+                mode,
+                uid,
+                gid,
+                source,
+            }) => Ok(Found::File {
+                path: key,
+                mode: *mode,
+                uid: *uid,
+                gid: *gid,
+                source,
+            }),
+            _ => Ok(Found::Dir),
+        }
+    }
+
+    /// The path with every symlink on it followed; each part must exist.
+    fn walk(&self, path: &[u8]) -> Result<Vec<u8>, Lookup> {
+        let mut pending: Vec<Vec<u8>> = components(path).rev().collect();
+        let mut current: Vec<Vec<u8>> = Vec::new();
+        let mut followed = 0;
+        while let Some(part) = pending.pop() {
+            if part == b".." {
+                current.pop();
+                continue;
+            }
+            current.push(part);
+            let key = current.join(&b'/');
+            match self.nodes.get(&key) {
+                Some(Node::Symlink { target }) => {
+                    followed += 1;
+                    if followed > MAX_SYMLINKS {
+                        return Err(Lookup::Loop);
+                    }
+                    current.pop();
+                    if target.starts_with(b"/") {
+                        current.clear();
+                    }
+                    pending.extend(components(target).rev());
+                }
+                Some(Node::File { .. }) if !pending.is_empty() => return Err(Lookup::Missing),
+                Some(_) => {}
+                None if !self.has_beneath(&key) => return Err(Lookup::Missing),
+                None => {}
+            }
+        }
+        Ok(current.join(&b'/'))
+    }
+
+    /// Where an entry lands when it is unpacked: a symlink among its parents
+    /// is followed inside the image, as containerd and podman unpack layers.
+    fn placed(&self, path: Vec<u8>, memo: &mut Option<(Vec<u8>, Vec<u8>)>) -> Vec<u8> {
+        let Some(i) = path.iter().rposition(|b| *b == b'/') else {
+            return path;
+        };
+        let (parent, name) = (&path[..i], &path[i + 1..]);
+        if let Some((asked, real)) = memo.as_ref()
+            && asked == parent
+        {
+            return join(real, name);
+        }
+        let real = self.walk(parent).unwrap_or_else(|_| parent.to_vec());
+        let placed = join(&real, name);
+        *memo = Some((parent.to_vec(), real));
+        placed
+    }
+
+    /// Whether some path lies beneath `folder` (a folder a tar implies without listing it).
+    fn has_beneath(&self, folder: &[u8]) -> bool {
+        let prefix = join(folder, b"");
+        self.nodes
+            .range(prefix.clone()..)
+            .next()
+            .is_some_and(|(path, _)| path.starts_with(&prefix))
+    }
+}
+
+/// The non-empty, non-`.` components of a path.
+fn components(path: &[u8]) -> impl DoubleEndedIterator<Item = Vec<u8>> + '_ {
+    path.split(|b| *b == b'/')
+        .filter(|part| !part.is_empty() && *part != b".")
+        .map(<[u8]>::to_vec)
+}
+
+/// `parent/name`, or `name` at the root.
+fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut path = parent.to_vec();
+    if !path.is_empty() {
+        path.push(b'/');
+    }
+    path.extend_from_slice(name);
+    path
+}
+
+/// Removes every path strictly beneath `folder` (everything, for the root).
+fn remove_beneath(nodes: &mut BTreeMap<Vec<u8>, Node>, folder: &[u8]) {
+    if folder.is_empty() {
+        nodes.clear();
+        return;
+    }
+    let prefix = join(folder, b"");
+    let doomed: Vec<Vec<u8>> = nodes
+        .range(prefix.clone()..)
+        .take_while(|(path, _)| path.starts_with(&prefix))
+        .map(|(path, _)| path.clone())
+        .collect();
+    for path in doomed {
+        nodes.remove(&path);
+    }
+}

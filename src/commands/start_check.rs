@@ -1,0 +1,134 @@
+//! The start check as a build runs it: the base's tree (remembered per base), the added layers over it, and file heads from the sources or the store.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::check::{self, CheckError, Checked, ReadHead, Scope, Source, StartConfig, Tree};
+use crate::error::Error;
+use crate::image::{Artifact, Image};
+use crate::layer::{self, BaseFolders};
+use crate::plan::BuildPlan;
+use crate::registry::Origin;
+use crate::transport::{self, Context};
+
+/// The base as the check sees it: None for scratch.
+pub(super) struct CheckedBase<'a> {
+    pub image: Option<&'a Image>,
+    pub origin: Option<&'a Origin>,
+}
+
+/// Checks that the image `config` describes would start (I/O: reads the
+/// base's tar headers unless remembered, and the heads of the files it
+/// needs). Runs before any sink is written; None when `--no-start-check`.
+pub(super) fn check_start(
+    plan: &BuildPlan,
+    base: &CheckedBase<'_>,
+    folders: &BaseFolders,
+    config: &Value,
+    context: &Context<'_>,
+) -> Result<Option<Checked>, Error> {
+    if !plan.start_check {
+        return Ok(None);
+    }
+    let config = StartConfig::from_config(config);
+    if config.program().is_none() {
+        return Ok(Some(Checked::NoCommand));
+    }
+    let read_base = base.image.filter(|_| !plan.keep_base_remote);
+    let mut tree = match read_base {
+        Some(image) => base_tree(image, base.origin, context)?,
+        None => Tree::default(),
+    };
+    for layer in &plan.layers {
+        tree.apply_plan(layer, folders);
+    }
+    let scope = match (base.image, plan.keep_base_remote) {
+        (Some(_), true) => Scope::AddedOnly,
+        _ => Scope::Image,
+    };
+    let mut heads = Heads {
+        base: read_base,
+        origin: base.origin,
+        context,
+        fetched: false,
+    };
+    check::check_start(&tree, &config, scope, &mut heads).map(Some)
+}
+
+/// The base's tree, remembered per base digest; its layers are fetched only when it is not.
+fn base_tree(image: &Image, origin: Option<&Origin>, context: &Context<'_>) -> Result<Tree, Error> {
+    if let Some(tree) = check::cached_base_tree(context.store, image.digest()) {
+        return Ok(tree);
+    }
+    transport::ensure_local(&Artifact::Image(image.clone()), origin, context)?;
+    Ok(check::read_base_tree(
+        context.store,
+        image.digest(),
+        image.layers(),
+    )?)
+}
+
+/// File heads for the check: added files from disk, base files from the store's records or layers.
+struct Heads<'a> {
+    base: Option<&'a Image>,
+    origin: Option<&'a Origin>,
+    context: &'a Context<'a>,
+    /// The base's layers are known to be in the store.
+    fetched: bool,
+}
+
+impl ReadHead for Heads<'_> {
+    type Error = Error;
+
+    fn read_head(&mut self, source: &Source, limit: usize) -> Result<Vec<u8>, Error> {
+        let (layer, member) = match source {
+            Source::Disk(path) => return Ok(read_disk_head(path, limit)?),
+            Source::Relocated {
+                path,
+                kind,
+                relocation,
+            } => {
+                let head = read_disk_head(path, limit)?;
+                return Ok(layer::relocated_head(head, *kind, relocation));
+            }
+            Source::Base { layer, member } => (*layer, member.as_str()),
+        };
+        let Some(image) = self.base else {
+            return Err(CheckError::Internal("a base file in a build without a base").into());
+        };
+        let store = self.context.store;
+        if let Some(head) = check::cached_base_head(store, image.digest(), layer, member, limit) {
+            return Ok(head);
+        }
+        if !self.fetched {
+            transport::ensure_local(&Artifact::Image(image.clone()), self.origin, self.context)?;
+            self.fetched = true;
+        }
+        Ok(check::read_base_head(
+            store,
+            image.digest(),
+            image.layers(),
+            layer,
+            member,
+            limit,
+        )?)
+    }
+}
+
+/// Up to `limit` bytes from the start of a source file (I/O).
+fn read_disk_head(path: &Path, limit: usize) -> Result<Vec<u8>, CheckError> {
+    let read = || -> io::Result<Vec<u8>> {
+        let mut head = Vec::new();
+        File::open(path)?
+            .take(limit as u64)
+            .read_to_end(&mut head)?;
+        Ok(head)
+    };
+    read().map_err(|source| CheckError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
