@@ -10,6 +10,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+use crate::rig::http::http_request;
 use crate::rig::libraries::{conda_env, pip_install, require_pytools};
 use crate::rig::*;
 
@@ -158,8 +159,68 @@ fn a_venv_made_elsewhere_is_rewritten_in_the_layer_only() {
     assert!(stderr.contains(&format!("target = \"{old}\"")), "{stderr}");
 }
 
-/// A base image of the host's own Python (Debian's python3.11, its stdlib and the libraries it links), no registry needed.
-fn host_python_base(sb: &Sandbox) -> PathBuf {
+/// The host libraries that `ldd` says `files` need, as paths under `usr/lib`
+/// (Debian merges /lib into /usr/lib); libraries inside `skip` (a wheel's
+/// bundled ones) are left out: the image has them already.
+fn needed_libraries(files: &[PathBuf], skip: &Path) -> std::collections::BTreeSet<String> {
+    let mut found = std::collections::BTreeSet::new();
+    for chunk in files.chunks(200) {
+        // ldd fails for a file that is not dynamic; its other lines still count.
+        let out = Command::new("ldd").args(chunk).output().unwrap();
+        // Only lines of loaded objects (`name => /path (0x…)`, `/lib64/ld… (0x…)`);
+        // with several files ldd also prints a `file:` line for each.
+        for line in String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(" (0x"))
+        {
+            let path = match line.split_once("=> ") {
+                Some((_, rest)) => rest.split(' ').next().unwrap_or_default(),
+                None => line.trim().split(' ').next().unwrap_or_default(),
+            };
+            if !path.starts_with('/') || Path::new(path).starts_with(skip) {
+                continue;
+            }
+            let rel = path.trim_start_matches('/');
+            let rel = rel.strip_prefix("lib/").map(|r| format!("usr/lib/{r}"));
+            found.insert(rel.unwrap_or_else(|| path.trim_start_matches('/').to_owned()));
+        }
+    }
+    found
+}
+
+/// Every `*.so*` file under `dir`.
+fn shared_objects(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            shared_objects(&path, out);
+        } else if kind.is_file() && path.to_string_lossy().contains(".so") {
+            out.push(path);
+        }
+    }
+}
+
+/// A base image of the host's own Python (Debian's python3.11, its stdlib,
+/// and every host library it and `venv`'s extension modules link), with
+/// `/tmp` and a root entry in `/etc/passwd`; no registry needed.
+fn host_python_base(sb: &Sandbox, venv: &Path) -> PathBuf {
+    let mut binaries = vec![PathBuf::from("/usr/bin/python3.11")];
+    shared_objects(Path::new("/usr/lib/python3.11/lib-dynload"), &mut binaries);
+    shared_objects(venv, &mut binaries);
+    // A set: tar --dereference would store a path named twice as a hard link to itself.
+    let mut libraries = needed_libraries(&binaries, venv);
+    libraries.insert("lib64/ld-linux-x86-64.so.2".into());
+    let extra = sb.join("base-extra");
+    write_file(
+        &extra.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\n",
+        0o644,
+    );
+    write_file(&extra.join("etc/group"), "root:x:0:\n", 0o644);
+    fs::create_dir_all(extra.join("tmp")).unwrap();
+    set_mode(&extra.join("tmp"), 0o1777);
+    fs::create_dir_all(extra.join("root")).unwrap();
     let tar = sb.join("python-base.tar");
     let out = Command::new("tar")
         .args(["-cf"])
@@ -175,12 +236,11 @@ fn host_python_base(sb: &Sandbox) -> PathBuf {
             "--exclude=sitecustomize.py",
             "usr/bin/python3",
             "usr/lib/python3.11",
-            "usr/lib/x86_64-linux-gnu/libc.so.6",
-            "usr/lib/x86_64-linux-gnu/libm.so.6",
-            "usr/lib/x86_64-linux-gnu/libz.so.1",
-            "usr/lib/x86_64-linux-gnu/libexpat.so.1",
-            "lib64/ld-linux-x86-64.so.2",
         ])
+        .args(&libraries)
+        .arg("-C")
+        .arg(&extra)
+        .args(["etc", "tmp", "root"])
         .output()
         .unwrap();
     assert!(out.status.success(), "tar: {}", show(&out.stderr));
@@ -190,12 +250,17 @@ fn host_python_base(sb: &Sandbox) -> PathBuf {
     layout
 }
 
+/// Whether this machine can make the host-Python base (Debian 12 on x86_64, as CI is).
+fn host_python_usable() -> bool {
+    if std::env::consts::ARCH != "x86_64" || !Path::new("/usr/bin/python3.11").exists() {
+        return !skip_or_fail("the host-Python base needs /usr/bin/python3.11 on x86_64");
+    }
+    true
+}
+
 #[test]
 fn the_relocated_venv_runs_under_docker_and_podman() {
-    if std::env::consts::ARCH != "x86_64"
-        || !Path::new("/usr/bin/python3.11").exists()
-        || !require_pytools()
-    {
+    if !host_python_usable() || !require_pytools() {
         return;
     }
     let docker_ok = docker_ready();
@@ -205,7 +270,7 @@ fn the_relocated_venv_runs_under_docker_and_podman() {
     }
     let sb = Sandbox::new();
     let venv = cowsay_venv(&sb);
-    let base = host_python_base(&sb);
+    let base = host_python_base(&sb, &venv);
     let spec = write_spec(
         &sb,
         &venv,
@@ -306,4 +371,79 @@ fn editable_installs_with_code_outside_the_library_stop_the_build() {
     let stderr = show(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("package otherpkg"), "{stderr}");
+}
+
+/// JupyterLab, installed into a venv elsewhere (the rig's shared one) and
+/// exported to /opt/venv on the host-Python base, starts under `docker run`
+/// and answers `/api/status`.
+#[test]
+fn a_relocated_jupyterlab_venv_answers_api_status_under_docker() {
+    if !host_python_usable() || !require_pytools() || !docker_ready() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let venv = crate::rig::libraries::jupyterlab_venv_shared();
+    let base = host_python_base(&sb, &venv);
+    let port = crate::rig::registry::free_port();
+    let spec = sb.join("stowage.toml");
+    fs::write(
+        &spec,
+        format!(
+            "base = \"oci:{}\"\n[app]\nlibrary = {{ source = \"{}\", target = \"/opt/venv\" }}\n\
+             command = [\"jupyter-lab\", \"--no-browser\", \"--allow-root\", \"--ServerApp.ip=127.0.0.1\", \
+             \"--ServerApp.port={port}\", \"--ServerApp.token=\", \"--ServerApp.root_dir=/tmp\"]\n\
+             [env]\nPATH = \"/opt/venv/bin:/usr/bin\"\nHOME = \"/root\"\n",
+            base.display(),
+            venv.display()
+        ),
+    )
+    .unwrap();
+    let name = unique_ref("relocated-jupyterlab");
+    let archive = sb.join("image.tar");
+    let out = build(
+        &sb,
+        &spec,
+        &format!("docker-archive:{}:{name}", archive.display()),
+        &[],
+    );
+    assert!(out.status.success(), "{}", show(&out.stderr));
+    run_ok(docker().args(["load", "-i"]).arg(&archive));
+    let _image = DockerImage(name.clone());
+    let container = unique("jupyterlab");
+    run_ok(docker().args([
+        "run",
+        "-d",
+        "--name",
+        &container,
+        "--network",
+        "host",
+        &name,
+    ]));
+    let _running = RemovedContainer(container.clone());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let status = loop {
+        match http_request(&format!("127.0.0.1:{port}"), "GET", "/api/status", &[], b"") {
+            Ok(response) if response.status == 200 => break response,
+            _ if std::time::Instant::now() > deadline => {
+                let logs = docker().args(["logs", &container]).output().unwrap();
+                panic!(
+                    "JupyterLab did not answer /api/status in 90 s:\n{}{}",
+                    show(&logs.stdout),
+                    show(&logs.stderr)
+                );
+            }
+            _ => std::thread::sleep(std::time::Duration::from_millis(500)),
+        }
+    };
+    let body: Value = serde_json::from_slice(&status.body).unwrap();
+    assert!(body.get("started").is_some(), "{body}");
+}
+
+/// Removes a container when the test ends, however it ends.
+struct RemovedContainer(String);
+
+impl Drop for RemovedContainer {
+    fn drop(&mut self) {
+        let _ = docker().args(["rm", "-f", &self.0]).output();
+    }
 }
