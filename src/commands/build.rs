@@ -353,13 +353,7 @@ pub fn build_image(
         image: base.image.as_ref(),
         origin: base.origin.as_ref(),
     };
-    let start_check = start_check::check_start(
-        plan,
-        &checked_base,
-        &folders,
-        &image.config_json()?,
-        context,
-    )?;
+    let start_check = start_check::check_start(plan, &checked_base, &folders, &image, context)?;
     context.store.write_bytes(image.raw_config())?;
     context.store.write_bytes(image.raw_manifest())?;
     let base_digest = base.image.as_ref().map(|i| i.digest().clone());

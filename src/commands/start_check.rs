@@ -4,7 +4,10 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Digest;
+use crate::store::Cache;
 
 use crate::check::{self, CheckError, Checked, ReadHead, Scope, Source, StartConfig, Tree};
 use crate::error::Error;
@@ -20,23 +23,85 @@ pub(super) struct CheckedBase<'a> {
     pub origin: Option<&'a Origin>,
 }
 
-/// Checks that the image `config` describes would start (I/O: reads the
-/// base's tar headers unless remembered, and the heads of the files it
-/// needs). Runs before any sink is written; None when `--no-start-check`.
+/// A passed check as the store remembers it.
+#[derive(Serialize, Deserialize)]
+struct Passed {
+    program: Option<String>,
+    unchecked: Vec<String>,
+}
+
+/// The cache key of a check: the image config's digest names every layer's
+/// content (its diff-ids) and the entrypoint, command, PATH and user, so an
+/// image with the same config digest starts or fails alike; whether the base
+/// was read is the one other input.
+fn passed_key(image: &Image, scope: Scope) -> Digest {
+    let scope = match scope {
+        Scope::Image => "image",
+        Scope::AddedOnly => "added layers only",
+    };
+    Digest::of(
+        format!(
+            "stowage start check v1\n{}\n{scope}",
+            image.config_descriptor().digest
+        )
+        .as_bytes(),
+    )
+}
+
+/// Checks that `image` (assembled, not yet written) would start (I/O: reads
+/// the base's tar headers unless remembered, and the heads of the files it
+/// needs; a config digest that passed before is not checked again). Runs
+/// before any sink is written; None when `--no-start-check`.
 pub(super) fn check_start(
     plan: &BuildPlan,
     base: &CheckedBase<'_>,
     folders: &BaseFolders,
-    config: &Value,
+    image: &Image,
     context: &Context<'_>,
 ) -> Result<Option<Checked>, Error> {
     if !plan.start_check {
         return Ok(None);
     }
-    let config = StartConfig::from_config(config);
+    let config = StartConfig::from_config(&image.config_json()?);
     if config.program().is_none() {
         return Ok(Some(Checked::NoCommand));
     }
+    let scope = match (base.image, plan.keep_base_remote) {
+        (Some(_), true) => Scope::AddedOnly,
+        _ => Scope::Image,
+    };
+    let key = passed_key(image, scope);
+    if let Some(passed) = context
+        .store
+        .read_record::<Passed>(Cache::StartChecks, &key)
+    {
+        return Ok(Some(Checked::Starts {
+            program: passed.program,
+            unchecked: passed.unchecked,
+        }));
+    }
+    let checked = run_check(plan, base, folders, &config, scope, context)?;
+    if let Checked::Starts { program, unchecked } = &checked {
+        let passed = Passed {
+            program: program.clone(),
+            unchecked: unchecked.clone(),
+        };
+        context
+            .store
+            .write_record(Cache::StartChecks, &key, &passed);
+    }
+    Ok(Some(checked))
+}
+
+/// The check itself: the base's tree, the added layers over it, the program resolved.
+fn run_check(
+    plan: &BuildPlan,
+    base: &CheckedBase<'_>,
+    folders: &BaseFolders,
+    config: &StartConfig,
+    scope: Scope,
+    context: &Context<'_>,
+) -> Result<Checked, Error> {
     let read_base = base.image.filter(|_| !plan.keep_base_remote);
     let mut tree = match read_base {
         Some(image) => base_tree(image, base.origin, context)?,
@@ -45,17 +110,13 @@ pub(super) fn check_start(
     for layer in &plan.layers {
         tree.apply_plan(layer, folders);
     }
-    let scope = match (base.image, plan.keep_base_remote) {
-        (Some(_), true) => Scope::AddedOnly,
-        _ => Scope::Image,
-    };
     let mut heads = Heads {
         base: read_base,
         origin: base.origin,
         context,
         fetched: false,
     };
-    check::check_start(&tree, &config, scope, &mut heads).map(Some)
+    check::check_start(&tree, config, scope, &mut heads)
 }
 
 /// The base's tree, remembered per base digest; its layers are fetched only when it is not.

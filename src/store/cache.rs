@@ -25,17 +25,25 @@ pub enum Cache {
     BaseFolders,
     /// A base digest → its filesystem tree, and a base file's head, for the start check.
     BaseFiles,
+    /// An image config digest (and whether the base was read) → the start check passed for it.
+    StartChecks,
 }
 
 impl Cache {
     /// Every cache, for the sweep of temp files when the store opens.
-    pub const ALL: [Cache; 3] = [Cache::Layers, Cache::BaseFolders, Cache::BaseFiles];
+    pub const ALL: [Cache; 4] = [
+        Cache::Layers,
+        Cache::BaseFolders,
+        Cache::BaseFiles,
+        Cache::StartChecks,
+    ];
 
     fn folder(self) -> &'static str {
         match self {
             Cache::Layers => "layers",
             Cache::BaseFolders => "base-folders",
             Cache::BaseFiles => "base-files",
+            Cache::StartChecks => "start-checks",
         }
     }
 }

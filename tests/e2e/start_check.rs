@@ -176,3 +176,24 @@ fn build_and_run(sb: &Sandbox, spec: &Path, image: &str) {
     let stdout = run_ok(docker().args(["run", "--rm", "--network", "host", image]));
     assert_eq!(stdout.trim(), "started");
 }
+
+/// A passed check is remembered by the image's config digest, which names
+/// every layer's content: the same spec over changed files is checked again.
+#[test]
+fn a_remembered_pass_is_not_reused_for_other_files() {
+    let sb = Sandbox::new();
+    let spec = write_spec(sb.path(), "command = [\"/opt/app/tool\"]");
+    fs::copy("/bin/busybox", sb.join("lib/tool")).unwrap();
+    set_mode(&sb.join("lib/tool"), 0o755);
+    let (output, layout, _) = build(&sb, &spec, &[]);
+    assert!(output.status.success(), "{}", show(&output.stderr));
+    fs::remove_dir_all(&layout).unwrap();
+    fs::remove_dir_all(sb.join("out")).unwrap();
+    // The same spec; the program is now a script whose interpreter the image lacks.
+    write_file(&sb.join("lib/tool"), "#!/bin/sh\necho hi\n", 0o755);
+    assert_refused(
+        &sb,
+        &spec,
+        &["/opt/app/tool: its interpreter /bin/sh is not in the image"],
+    );
+}
