@@ -122,6 +122,11 @@ impl LayerPlan {
     /// package (see the module doc). Never returns an empty layer, nor one
     /// without a regular file unless the library has none at all.
     pub fn split_by_package(self, split: &LibrarySplit<'_>) -> Vec<LayerPlan> {
+        // The folders' layer masks are 64 bits wide (`--library-layers` is at most 64).
+        let split = &LibrarySplit {
+            max_layers: split.max_layers.min(64),
+            ..*split
+        };
         let owners = split.inventory.owners();
         let keys: Vec<Option<GroupKey>> = self
             .entries
@@ -218,47 +223,38 @@ impl LayerPlan {
     }
 
     /// Puts each entry into its layer, with the folders above it; folders no entry needs go to the last layer.
+    ///
+    /// One pass over the sorted entries: each folder gets a mask of the layers
+    /// that need it (found through a map of folder paths, looked up once per
+    /// new parent), then the entries go out in order — so each layer stays
+    /// sorted and a file is moved, never copied.
     fn distribute(
-        self,
+        mut self,
         entry_layer: &[Option<usize>],
         part_lists: Vec<Vec<LayerPart>>,
     ) -> Vec<LayerPlan> {
         let total = part_lists.len();
-        let dirs: BTreeMap<&[u8], &Entry> = self
-            .entries
-            .iter()
-            .filter(|e| matches!(e.kind, EntryKind::Dir))
-            .map(|e| (e.path.as_slice(), e))
-            .collect();
-        let mut buckets: Vec<BTreeMap<Vec<u8>, Entry>> = vec![BTreeMap::new(); total];
-        for (entry, layer) in self.entries.iter().zip(entry_layer) {
-            let Some(layer) = layer else { continue };
-            let bucket = &mut buckets[*layer];
-            for (i, byte) in entry.path.iter().enumerate() {
-                if *byte == b'/'
-                    && let Some(dir) = dirs.get(&entry.path[..i])
-                {
-                    bucket
-                        .entry(dir.path.clone())
-                        .or_insert_with(|| (*dir).clone());
+        let needed = self.folder_masks(entry_layer);
+        let last = total.saturating_sub(1);
+        let mut buckets: Vec<Vec<Entry>> = vec![Vec::new(); total];
+        let entries = std::mem::take(&mut self.entries);
+        for (index, entry) in entries.into_iter().enumerate() {
+            match (&entry.kind, entry_layer[index]) {
+                (EntryKind::Dir, _) => {
+                    // A folder nothing below needs (an empty one) still belongs in the image.
+                    let mask = if needed[index] == 0 {
+                        1 << last
+                    } else {
+                        needed[index]
+                    };
+                    for (layer, bucket) in buckets.iter_mut().enumerate() {
+                        if mask & (1 << layer) != 0 {
+                            bucket.push(entry.clone());
+                        }
+                    }
                 }
-            }
-            bucket.insert(entry.path.clone(), entry.clone());
-        }
-        // Folders with nothing below them (empty ones, and the library root's
-        // ancestors when nothing else needs them) still belong in the image.
-        let placed: std::collections::HashSet<&[u8]> = buckets
-            .iter()
-            .flat_map(|b| b.keys().map(Vec::as_slice))
-            .collect();
-        let orphans: Vec<Entry> = dirs
-            .values()
-            .filter(|d| !placed.contains(d.path.as_slice()))
-            .map(|d| (*d).clone())
-            .collect();
-        if let Some(last) = buckets.last_mut() {
-            for dir in orphans {
-                last.insert(dir.path.clone(), dir);
+                (_, Some(layer)) => buckets[layer].push(entry),
+                (_, None) => {}
             }
         }
         buckets
@@ -269,14 +265,49 @@ impl LayerPlan {
             .collect()
     }
 
+    /// For each folder entry, a mask of the layers whose entries sit below it.
+    fn folder_masks(&self, entry_layer: &[Option<usize>]) -> Vec<u64> {
+        let dir_index: HashMap<&[u8], usize> = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| matches!(e.kind, EntryKind::Dir))
+            .map(|(i, e)| (e.path.as_slice(), i))
+            .collect();
+        let mut needed: Vec<u64> = vec![0; self.entries.len()];
+        let mut last_parent: &[u8] = &[];
+        let mut ancestors: Vec<usize> = Vec::new();
+        for (entry, layer) in self.entries.iter().zip(entry_layer) {
+            let Some(layer) = layer else { continue };
+            let parent = match entry.path.iter().rposition(|b| *b == b'/') {
+                Some(i) => &entry.path[..i],
+                None => &entry.path[..0],
+            };
+            if parent != last_parent {
+                last_parent = parent;
+                ancestors.clear();
+                for (i, byte) in entry.path.iter().enumerate() {
+                    if *byte == b'/'
+                        && let Some(dir) = dir_index.get(&entry.path[..i])
+                    {
+                        ancestors.push(*dir);
+                    }
+                }
+            }
+            for dir in &ancestors {
+                needed[*dir] |= 1 << layer;
+            }
+        }
+        needed
+    }
+
     fn part_plan(
         &self,
         index: usize,
         total: usize,
-        bucket: BTreeMap<Vec<u8>, Entry>,
+        entries: Vec<Entry>,
         parts: Vec<LayerPart>,
     ) -> LayerPlan {
-        let entries: Vec<Entry> = bucket.into_values().collect();
         let entries_rewritten = entries.iter().any(|e| e.rewrite.is_some());
         LayerPlan {
             name: format!("{}-{}of{total}", self.name, index + 1),
