@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::layer::{BaseFolders, LayerPlan, PlannedKind, Relocation, RewriteKind};
+use crate::layer::{BaseFolders, LayerPlan, PlannedKind};
 
 /// How many symlinks one lookup follows before it gives up, as Linux does (`ELOOP`).
 const MAX_SYMLINKS: usize = 40;
@@ -18,14 +18,11 @@ const MAX_SYMLINKS: usize = 40;
 pub enum Source {
     /// A member of the base's layer number `layer` (0 is the bottom).
     Base { layer: usize, member: String },
-    /// A file on this machine that an added layer copies.
+    /// A file on this machine (by its path), for callers that build trees by hand.
     Disk(PathBuf),
-    /// A file on this machine that an added layer copies with the library's prefix rewritten.
-    Relocated {
-        path: PathBuf,
-        kind: RewriteKind,
-        relocation: Relocation,
-    },
+    /// Entry `entry` of the build's added layer `layer`: its bytes come from
+    /// the source as that layer writes them (relocated where it rewrites).
+    Added { layer: usize, entry: usize },
 }
 
 /// What a path is in the finished image.
@@ -136,6 +133,11 @@ impl Tree {
             }
         }
         self.nodes = below;
+        self.put_all(entries);
+    }
+
+    /// Puts a layer's entries (no whiteouts among them) into the tree, in order.
+    fn put_all(&mut self, entries: impl IntoIterator<Item = Change>) {
         let mut memo = None;
         for change in entries {
             match change {
@@ -162,8 +164,9 @@ impl Tree {
         }
     }
 
-    /// Applies an added layer as it will be written over the base.
-    pub fn apply_plan(&mut self, layer: &LayerPlan, base: &BaseFolders) {
+    /// Applies added layer number `index` as it will be written over the
+    /// base. stowage never writes whiteouts, so its entries go straight in.
+    pub fn apply_plan(&mut self, index: usize, layer: &LayerPlan, base: &BaseFolders) {
         let changes = layer.planned_entries(base).map(|entry| {
             let path = entry.path.to_vec();
             match entry.kind {
@@ -177,20 +180,16 @@ impl Tree {
                         mode: entry.mode,
                         uid: entry.owner.uid,
                         gid: entry.owner.gid,
-                        source: match entry.rewrite {
-                            Some((kind, relocation)) => Source::Relocated {
-                                path: entry.disk.to_path_buf(),
-                                kind,
-                                relocation: relocation.clone(),
-                            },
-                            None => Source::Disk(entry.disk.to_path_buf()),
+                        source: Source::Added {
+                            layer: index,
+                            entry: entry.index,
                         },
                     },
                 },
                 PlannedKind::Symlink { target } => Change::Put {
                     path,
                     node: Node::Symlink {
-                        target: target.to_vec(),
+                        target: target.into_owned(),
                     },
                 },
                 PlannedKind::HardLink { to } => Change::Link {
@@ -199,7 +198,7 @@ impl Tree {
                 },
             }
         });
-        self.apply(changes.collect::<Vec<_>>());
+        self.put_all(changes);
     }
 
     /// Number of paths in the tree.
@@ -289,10 +288,19 @@ impl Tree {
         if let Some((asked, real)) = memo.as_ref()
             && asked == parent
         {
-            return join(real, name);
+            // Most folders are no symlink's: the path stays as it is.
+            return if real == parent {
+                path
+            } else {
+                join(real, name)
+            };
         }
         let real = self.walk(parent).unwrap_or_else(|_| parent.to_vec());
-        let placed = join(&real, name);
+        let placed = if real == parent {
+            path.clone()
+        } else {
+            join(&real, name)
+        };
         *memo = Some((parent.to_vec(), real));
         placed
     }
@@ -330,6 +338,9 @@ fn remove_beneath(nodes: &mut BTreeMap<Vec<u8>, Node>, folder: &[u8]) {
         nodes.clear();
         return;
     }
+    if !has_beneath(nodes, folder) {
+        return;
+    }
     let prefix = join(folder, b"");
     let doomed: Vec<Vec<u8>> = nodes
         .range(prefix.clone()..)
@@ -339,4 +350,23 @@ fn remove_beneath(nodes: &mut BTreeMap<Vec<u8>, Node>, folder: &[u8]) {
     for path in doomed {
         nodes.remove(&path);
     }
+}
+
+/// Whether any path lies beneath `folder`, without allocating: keys that
+/// start with `folder` and a byte below `/` (`a-b` after `a`) sort before
+/// `folder/…` and are skipped.
+fn has_beneath(nodes: &BTreeMap<Vec<u8>, Node>, folder: &[u8]) -> bool {
+    use std::ops::Bound;
+    let after = nodes.range::<[u8], _>((Bound::Excluded(folder), Bound::Unbounded));
+    for (path, _) in after {
+        let Some(rest) = path.strip_prefix(folder) else {
+            return false;
+        };
+        match rest.first() {
+            Some(b'/') => return true,
+            Some(byte) if *byte < b'/' => continue,
+            _ => return false,
+        }
+    }
+    false
 }

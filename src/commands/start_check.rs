@@ -107,10 +107,11 @@ fn run_check(
         Some(image) => base_tree(image, base.origin, context)?,
         None => Tree::default(),
     };
-    for layer in &plan.layers {
-        tree.apply_plan(layer, folders);
+    for (index, layer) in plan.layers.iter().enumerate() {
+        tree.apply_plan(index, layer, folders);
     }
     let mut heads = Heads {
+        plan,
         base: read_base,
         origin: base.origin,
         context,
@@ -134,6 +135,7 @@ fn base_tree(image: &Image, origin: Option<&Origin>, context: &Context<'_>) -> R
 
 /// File heads for the check: added files from disk, base files from the store's records or layers.
 struct Heads<'a> {
+    plan: &'a BuildPlan,
     base: Option<&'a Image>,
     origin: Option<&'a Origin>,
     context: &'a Context<'a>,
@@ -147,13 +149,20 @@ impl ReadHead for Heads<'_> {
     fn read_head(&mut self, source: &Source, limit: usize) -> Result<Vec<u8>, Error> {
         let (layer, member) = match source {
             Source::Disk(path) => return Ok(read_disk_head(path, limit)?),
-            Source::Relocated {
-                path,
-                kind,
-                relocation,
-            } => {
+            Source::Added { layer, entry } => {
+                let file = self
+                    .plan
+                    .layers
+                    .get(*layer)
+                    .and_then(|l| l.planned_file(*entry));
+                let Some((path, rewrite)) = file else {
+                    return Err(CheckError::Internal("an added file the plan does not hold").into());
+                };
                 let head = read_disk_head(path, limit)?;
-                return Ok(layer::relocated_head(head, *kind, relocation));
+                return Ok(match rewrite {
+                    Some((kind, relocation)) => layer::relocated_head(head, kind, relocation),
+                    None => head,
+                });
             }
             Source::Base { layer, member } => (*layer, member.as_str()),
         };

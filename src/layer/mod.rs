@@ -290,6 +290,8 @@ impl LayerPlan {
 /// One entry of a planned layer, as the start check reads it.
 #[derive(Debug, Clone)]
 pub struct PlannedEntry<'a> {
+    /// Its position among the layer's entries (for [`LayerPlan::planned_file`]).
+    pub index: usize,
     /// The path in the image, without the leading `/`.
     pub path: &'a [u8],
     pub kind: PlannedKind<'a>,
@@ -327,8 +329,10 @@ impl LayerPlan {
         // where the base has something other than a folder, the layer leaves it out.
         self.entries
             .iter()
-            .filter(move |e| !(e.defaulted && base.get(&e.path) == Some(&BaseFolder::NotDir)))
-            .map(|entry| PlannedEntry {
+            .enumerate()
+            .filter(move |(_, e)| !(e.defaulted && base.get(&e.path) == Some(&BaseFolder::NotDir)))
+            .map(|(index, entry)| PlannedEntry {
+                index,
                 path: &entry.path,
                 kind: match &entry.kind {
                     EntryKind::Dir => PlannedKind::Dir,
@@ -349,6 +353,23 @@ impl LayerPlan {
                 disk: &entry.disk,
                 rewrite: entry.rewrite.zip(self.relocation.as_ref()),
             })
+    }
+}
+
+impl LayerPlan {
+    /// Where entry `index`'s bytes are read from, and how relocation rewrites them; None for a non-file.
+    pub fn planned_file(
+        &self,
+        index: usize,
+    ) -> Option<(&Path, Option<(RewriteKind, &Relocation)>)> {
+        let entry = self.entries.get(index)?;
+        match entry.kind {
+            EntryKind::File { .. } => Some((
+                entry.disk.as_path(),
+                entry.rewrite.zip(self.relocation.as_ref()),
+            )),
+            _ => None,
+        }
     }
 }
 
