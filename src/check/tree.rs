@@ -3,7 +3,7 @@
 //! Pure: it holds tar-header facts (kind, mode, owner, link target, where
 //! a file's bytes are) and never reads a file's content.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -111,10 +111,21 @@ pub enum Lookup {
 }
 
 /// Every path of the image, after all layers so far.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Tree {
     nodes: BTreeMap<Vec<u8>, Node>,
+    /// Every path a symlink was put at (some may since be gone): a folder
+    /// with none of these above it is where it says, with no walk needed.
+    symlinks: HashSet<Vec<u8>>,
 }
+
+impl PartialEq for Tree {
+    fn eq(&self, other: &Tree) -> bool {
+        self.nodes == other.nodes
+    }
+}
+
+impl Eq for Tree {}
 
 impl Tree {
     /// Applies one layer over the tree: its whiteouts hide what the layers
@@ -145,6 +156,7 @@ impl Tree {
                     let path = self.placed(path, &mut memo);
                     if matches!(node, Node::Symlink { .. }) {
                         memo = None;
+                        self.symlinks.insert(path.clone());
                     }
                     // A non-folder replaces a folder together with all beneath it.
                     if node != Node::Dir {
@@ -218,9 +230,27 @@ impl Tree {
 
     /// The tree of these nodes, as a cache record gives them back.
     pub fn from_nodes(nodes: impl IntoIterator<Item = (Vec<u8>, Node)>) -> Tree {
-        Tree {
-            nodes: nodes.into_iter().collect(),
+        let nodes: BTreeMap<Vec<u8>, Node> = nodes.into_iter().collect();
+        let symlinks = nodes
+            .iter()
+            .filter(|(_, node)| matches!(node, Node::Symlink { .. }))
+            .map(|(path, _)| path.clone())
+            .collect();
+        Tree { nodes, symlinks }
+    }
+
+    /// Whether `folder` or a folder above it was ever a symlink (cheap: no walk, no allocation).
+    fn may_cross_symlink(&self, folder: &[u8]) -> bool {
+        if self.symlinks.is_empty() {
+            return false;
         }
+        folder
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'/')
+            .map(|(i, _)| &folder[..i])
+            .chain(std::iter::once(folder))
+            .any(|prefix| self.symlinks.contains(prefix))
     }
 
     /// What an absolute (or root-relative) path leads to, following symlinks
@@ -295,7 +325,11 @@ impl Tree {
                 join(real, name)
             };
         }
-        let real = self.walk(parent).unwrap_or_else(|_| parent.to_vec());
+        let real = if self.may_cross_symlink(parent) {
+            self.walk(parent).unwrap_or_else(|_| parent.to_vec())
+        } else {
+            parent.to_vec()
+        };
         let placed = if real == parent {
             path.clone()
         } else {
