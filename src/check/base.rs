@@ -120,7 +120,7 @@ pub fn read_base_tree(
                 } => {
                     let (layer, member) = match source {
                         Source::Base { layer, member } => (*layer, member.clone()),
-                        Source::Disk(_) | Source::Added { .. } => (0, String::new()),
+                        Source::Added { .. } => (0, String::new()),
                     };
                     (path, 'f', *mode, *uid, *gid, member, layer)
                 }

@@ -1,21 +1,20 @@
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use super::program::{self, Kind};
 use super::*;
 
-/// File heads from memory, keyed by the file's `Source::Disk` name.
+/// File heads from memory, keyed by the file's member name (tests put every file in one base layer).
 #[derive(Default)]
-struct Heads(BTreeMap<PathBuf, Vec<u8>>);
+struct Heads(BTreeMap<String, Vec<u8>>);
 
 impl ReadHead for Heads {
     type Error = CheckError;
 
     fn read_head(&mut self, source: &Source, limit: usize) -> Result<Vec<u8>, CheckError> {
-        let Source::Disk(path) = source else {
-            panic!("tests only use disk sources")
+        let Source::Base { member, .. } = source else {
+            panic!("tests only use base sources")
         };
-        let mut bytes = self.0.get(path).cloned().unwrap_or_default();
+        let mut bytes = self.0.get(member).cloned().unwrap_or_default();
         bytes.truncate(limit);
         Ok(bytes)
     }
@@ -38,7 +37,10 @@ fn owned(path: &str, mode: u32, uid: u64, gid: u64) -> Change {
             mode,
             uid,
             gid,
-            source: Source::Disk(PathBuf::from(path)),
+            source: Source::Base {
+                layer: 0,
+                member: path.to_string(),
+            },
         },
     }
 }
@@ -69,7 +71,7 @@ impl Image {
     }
 
     fn content(mut self, path: &str, bytes: &[u8]) -> Image {
-        self.heads.0.insert(PathBuf::from(path), bytes.to_vec());
+        self.heads.0.insert(path.to_string(), bytes.to_vec());
         self
     }
 

@@ -4,7 +4,6 @@
 //! a file's bytes are) and never reads a file's content.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -18,8 +17,6 @@ const MAX_SYMLINKS: usize = 40;
 pub enum Source {
     /// A member of the base's layer number `layer` (0 is the bottom).
     Base { layer: usize, member: String },
-    /// A file on this machine (by its path), for callers that build trees by hand.
-    Disk(PathBuf),
     /// Entry `entry` of the build's added layer `layer`: its bytes come from
     /// the source as that layer writes them (relocated where it rewrites).
     Added { layer: usize, entry: usize },

@@ -148,7 +148,6 @@ impl ReadHead for Heads<'_> {
 
     fn read_head(&mut self, source: &Source, limit: usize) -> Result<Vec<u8>, Error> {
         let (layer, member) = match source {
-            Source::Disk(path) => return Ok(read_disk_head(path, limit)?),
             Source::Added { layer, entry } => {
                 let file = self
                     .plan

@@ -119,15 +119,6 @@ fn bundled_example_builds_as_the_readme_says() {
     }
 }
 
-/// Removes a docker container when dropped.
-struct DockerContainer(String);
-
-impl Drop for DockerContainer {
-    fn drop(&mut self) {
-        let _ = docker().args(["rm", "-f", &self.0]).output();
-    }
-}
-
 /// GETs `path` from the server on `port`, retrying while it starts.
 fn get_when_up(port: u16, path: &str) -> HttpResponse {
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -419,7 +419,7 @@ fn a_relocated_jupyterlab_venv_answers_api_status_under_docker() {
         "host",
         &name,
     ]));
-    let _running = RemovedContainer(container.clone());
+    let _running = DockerContainer(container.clone());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
     let status = loop {
         match http_request(&format!("127.0.0.1:{port}"), "GET", "/api/status", &[], b"") {
@@ -437,13 +437,4 @@ fn a_relocated_jupyterlab_venv_answers_api_status_under_docker() {
     };
     let body: Value = serde_json::from_slice(&status.body).unwrap();
     assert!(body.get("started").is_some(), "{body}");
-}
-
-/// Removes a container when the test ends, however it ends.
-struct RemovedContainer(String);
-
-impl Drop for RemovedContainer {
-    fn drop(&mut self) {
-        let _ = docker().args(["rm", "-f", &self.0]).output();
-    }
 }

@@ -247,6 +247,15 @@ impl Drop for DockerImage {
     }
 }
 
+/// Removes a docker container when dropped, however the test ends.
+pub struct DockerContainer(pub String);
+
+impl Drop for DockerContainer {
+    fn drop(&mut self) {
+        let _ = docker().args(["rm", "-f", &self.0]).output();
+    }
+}
+
 /// Removes a podman image when dropped.
 pub struct PodmanImage(pub String);
 
