@@ -5,6 +5,8 @@
 //! errors (a `transport` error is flattened into these variants), which keeps
 //! the module graph free of cycles.
 
+use crate::attest::cosign::SignatureError;
+use crate::attest::keys::KeyError;
 use crate::check::CheckError;
 use crate::exports::ExportsError;
 use crate::image::ImageError;
@@ -42,6 +44,12 @@ pub enum Error {
     /// The start check found that the image would not start.
     #[error(transparent)]
     Check(#[from] CheckError),
+    /// A signing or verification key that cannot be used (exit 2: the input is wrong).
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// Signatures that cannot be written or do not verify.
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
     /// The secret scan found something the allow-lists do not cover.
     #[error(transparent)]
     Secrets(#[from] SecretsFound),
@@ -95,7 +103,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Context { source, .. } => source.exit_code(),
-            Error::Spec(_) | Error::Reference(_) | Error::Usage { .. } => 2,
+            Error::Spec(_) | Error::Reference(_) | Error::Usage { .. } | Error::Key(_) => 2,
             Error::Image(ImageError::BadPlatform(_)) => 2,
             _ => 1,
         }
@@ -126,6 +134,8 @@ impl Error {
             Error::Secrets(e) => Some(e.hint()),
             Error::Exports(e) => e.hint(),
             Error::Check(e) => e.hint(),
+            Error::Key(e) => Some(e.hint()),
+            Error::Signature(e) => Some(e.hint()),
             Error::Image(ImageError::BadPlatform(_)) => {
                 Some("write it in lowercase, e.g. linux/amd64 or linux/arm64/v8".into())
             }

@@ -66,8 +66,27 @@ pub enum Command {
         /// Push only this platform of an index.
         #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
         platform: Option<String>,
+        /// Sign the pushed image with this private key, in cosign's format (password from COSIGN_PASSWORD or a prompt).
+        #[arg(long, value_name = "KEY")]
+        sign_key: Option<PathBuf>,
         #[command(flatten)]
         push: PushArgs,
+    },
+    /// Sign an image in a registry with a private key, in cosign's format (tag sha256-<hex>.sig).
+    Sign {
+        /// The image: REF or docker://REF (its digest is read from the registry).
+        reference: String,
+        /// PEM private key: PKCS#8, SEC1 EC, or cosign's encrypted key (password from COSIGN_PASSWORD or a prompt).
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+    },
+    /// Check an image's cosign signatures against a public key; fails when none verifies.
+    Verify {
+        /// The image: REF or docker://REF.
+        reference: String,
+        /// PEM public key (SPKI), e.g. cosign.pub or `openssl pkey -pubout`'s output.
+        #[arg(long, value_name = "PUB")]
+        key: PathBuf,
     },
     /// Pull an image from a registry and write a docker-save tarball (.tar or .tar.gz).
     Archive {
@@ -219,6 +238,9 @@ pub struct BuildArgs {
     /// Do not check that the image's entrypoint and command would start (program, #! interpreter, ELF loader, user).
     #[arg(long)]
     pub no_start_check: bool,
+    /// Sign the image each registry destination received with this private key, in cosign's format.
+    #[arg(long, value_name = "KEY")]
+    pub sign_key: Option<PathBuf>,
     #[command(flatten)]
     pub push: PushArgs,
 }

@@ -5,6 +5,7 @@
 //! data); everything else goes to stderr.
 
 mod args;
+mod password;
 mod progress;
 mod render;
 
@@ -18,6 +19,7 @@ use clap::Parser;
 use crate::attest::SbomFormat;
 use crate::commands::build::{BuildCommand, BuildResult, SbomRequest};
 use crate::commands::inspect::{Inspected, RawPart};
+use crate::commands::sign::{Signed, Signer};
 use crate::commands::transfer::TransferCommand;
 use crate::commands::{self, Reported, Session};
 use crate::error::Error;
@@ -127,6 +129,7 @@ fn dispatch(command: Command, out: &Output, settings: &Settings) -> anyhow::Resu
                 dest,
                 platform,
                 extra_tags: Vec::new(),
+                signer: None,
             };
             run_transfer(&command, &push, out, settings)
         }
@@ -135,6 +138,7 @@ fn dispatch(command: Command, out: &Output, settings: &Settings) -> anyhow::Resu
             dest,
             tags,
             platform,
+            sign_key,
             push,
         } => {
             let command = TransferCommand {
@@ -143,9 +147,12 @@ fn dispatch(command: Command, out: &Output, settings: &Settings) -> anyhow::Resu
                 dest,
                 platform,
                 extra_tags: tags,
+                signer: load_signer(sign_key.as_deref())?,
             };
             run_transfer(&command, &push, out, settings)
         }
+        Command::Sign { reference, key } => run_sign(&reference, &key, out, settings),
+        Command::Verify { reference, key } => run_verify(&reference, &key, out, settings),
         Command::Archive {
             reference,
             output,
@@ -242,6 +249,7 @@ fn run_build(args: BuildArgs, out: &Output, settings: &Settings) -> anyhow::Resu
                 SbomFormatArg::Cyclonedx => SbomFormat::CycloneDx,
             },
         }),
+        signer: load_signer(args.sign_key.as_deref())?,
     };
     let session = settings.session(out, Some(&args.push));
     let events = render::BuildLog {
@@ -263,6 +271,7 @@ fn run_build(args: BuildArgs, out: &Output, settings: &Settings) -> anyhow::Resu
         }
         BuildResult::Built(built) => {
             render::print_built(out, &built);
+            print_signed(out, &built.signed);
             if out.json {
                 println!("{}", commands::json_text(&built.metadata));
             } else {
@@ -281,11 +290,74 @@ fn run_transfer(
     let session = settings.session(out, Some(push));
     report(out, commands::transfer::copy(&session, command), |done| {
         render::print_transferred(out, &command.source, &done, false);
+        print_signed(out, &done.signed);
         println!("{}", done.reference_line);
         if let Some(line) = &done.run_command {
             out.info(&format!("run it with: {line}"));
         }
     })
+}
+
+/// The key of `--sign-key`, opened now so a wrong password stops the command before it pushes anything.
+fn load_signer(path: Option<&Path>) -> anyhow::Result<Option<Signer>> {
+    let Some(path) = path else { return Ok(None) };
+    let signer = commands::sign::load_signer(path, &password::ask)
+        .with_context(|| format!("cannot use the signing key {}", path.display()))?;
+    Ok(Some(signer))
+}
+
+fn print_signed(out: &Output, signed: &[Signed]) {
+    for s in signed {
+        let what = if s.added {
+            "signed"
+        } else {
+            "already signed with this key"
+        };
+        out.info(&format!(
+            "{what}: {} ({} signature(s) at {})",
+            s.image, s.signatures, s.signature_tag
+        ));
+    }
+}
+
+fn run_sign(reference: &str, key: &Path, out: &Output, settings: &Settings) -> anyhow::Result<()> {
+    let signer = commands::sign::load_signer(key, &password::ask)
+        .with_context(|| format!("cannot use the signing key {}", key.display()))?;
+    let session = settings.session(out, None);
+    let signed = commands::sign::sign(&session, reference, &signer)
+        .with_context(|| format!("cannot sign {reference}"))?;
+    if out.json {
+        println!("{}", commands::json_text(&signed));
+    } else {
+        print_signed(out, std::slice::from_ref(&signed));
+        println!("{}", signed.signature_tag);
+    }
+    Ok(())
+}
+
+fn run_verify(
+    reference: &str,
+    key: &Path,
+    out: &Output,
+    settings: &Settings,
+) -> anyhow::Result<()> {
+    let session = settings.session(out, None);
+    let verified = commands::sign::verify(&session, reference, key)
+        .with_context(|| format!("cannot verify {reference}"))?;
+    if out.json {
+        println!("{}", commands::json_text(&verified));
+        return Ok(());
+    }
+    for s in &verified.signatures {
+        match &s.problem {
+            None => println!(
+                "verified: {} signature {} with {}",
+                verified.image, s.payload, verified.key
+            ),
+            Some(problem) => out.info(&format!("not verified: signature {}: {problem}", s.payload)),
+        }
+    }
+    Ok(())
 }
 
 fn run_archive(
@@ -301,6 +373,7 @@ fn run_archive(
         dest: output.display().to_string(),
         platform,
         extra_tags: Vec::new(),
+        signer: None,
     };
     let session = settings.session(out, None);
     report(

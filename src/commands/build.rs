@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use super::record::{self, FailedBuild};
+use super::sign::{self, Signed, Signer};
 use super::start_check::{self, CheckedBase};
 use super::{Recorded, Reported, Session, keep_record};
 use crate::attest::{SbomBase, SbomFormat, SbomInput, SbomPackage, render_sbom};
@@ -48,6 +49,8 @@ pub struct BuildCommand {
     pub metadata_file: Option<PathBuf>,
     /// Write an SBOM of the image here.
     pub sbom: Option<SbomRequest>,
+    /// Sign what each registry destination received (`--sign-key`).
+    pub signer: Option<Signer>,
 }
 
 /// `--sbom FILE --sbom-format F`.
@@ -86,6 +89,8 @@ pub struct Built {
     pub metadata: Value,
     /// The `docker run` line, when a destination can be started from.
     pub run_command: Option<String>,
+    /// The signatures written (`--sign-key`).
+    pub signed: Vec<Signed>,
 }
 
 /// What a finished build produced.
@@ -166,6 +171,11 @@ pub fn run(
         Ok(plan) => plan,
         Err(e) => return failure(session, command, &failed, e),
     };
+    if command.signer.is_some()
+        && let Err(e) = sign::check_signable(&plan.destinations)
+    {
+        return failure(session, command, &failed, e);
+    }
     events.planned(&plan);
     if command.request.dry_run {
         return Reported {
@@ -190,17 +200,24 @@ pub fn run(
         }
     };
     let metadata = metadata_json(&outcome, &plan);
-    if let Err(e) = write_reports(command, &plan, &outcome, &metadata) {
-        failed.plan = Some(&plan);
-        return failure(session, command, &failed, e);
-    }
-    let new = record::build_ok(&plan, &outcome);
+    let signed = write_reports(command, &plan, &outcome, &metadata)
+        .and_then(|()| sign_pushed(session, command, &plan, &outcome));
+    let signed = match signed {
+        Ok(signed) => signed,
+        Err(e) => {
+            failed.plan = Some(&plan);
+            return failure(session, command, &failed, e);
+        }
+    };
+    let mut new = record::build_ok(&plan, &outcome);
+    new.notes.extend(sign::notes(&signed));
     let record = keep_record(session, &new);
     let built = Built {
         plan,
         outcome,
         metadata,
         run_command: new.run_command,
+        signed,
     };
     Reported {
         result: Ok(BuildResult::Built(Box::new(built))),
@@ -285,6 +302,20 @@ pub fn sbom_input(plan: &BuildPlan, outcome: &BuildOutcome) -> SbomInput {
         tool: format!("stowage-{}", env!("CARGO_PKG_VERSION")),
         packages,
     }
+}
+
+/// Signs what each registry destination received, with `--sign-key`'s key (I/O).
+fn sign_pushed(
+    session: &Session,
+    command: &BuildCommand,
+    plan: &BuildPlan,
+    outcome: &BuildOutcome,
+) -> Result<Vec<Signed>, Error> {
+    let Some(signer) = &command.signer else {
+        return Ok(Vec::new());
+    };
+    let context = session.context()?;
+    sign::sign_destinations(&context, &plan.destinations, outcome.image.digest(), signer)
 }
 
 /// Writes `--sbom`, `--digest-file` and `--metadata-file` (I/O).

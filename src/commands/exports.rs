@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use super::Session;
+use crate::attest::cosign;
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::exports::{Destination, ExportRecord, Exports, ExportsError, Status};
@@ -111,11 +112,19 @@ fn delete_destination(
                     "delete the image in the registry's own interface".to_string(),
                 )
             })?;
-            if reference.registry == reference::DOCKER_HUB {
+            let deleted = if reference.registry == reference::DOCKER_HUB {
                 delete_on_docker_hub(&reference)
             } else {
                 delete_on_registry(&reference, digest, context)
-            }
+            }?;
+            let signatures = match digest.and_then(|d| d.parse::<Digest>().ok()) {
+                Some(digest) => delete_signatures(&reference, &digest, context)?,
+                None => None,
+            };
+            Ok(match signatures {
+                Some(what) => format!("{deleted}; {what}"),
+                None => deleted,
+            })
         }
         "docker-archive" | "oci-archive" => {
             let Some(path) = &dest.path else {
@@ -175,6 +184,33 @@ fn delete_on_registry(
         Ok(()) => Ok(format!("deleted manifest {digest}")),
         Err(RegistryError::NotFound { .. }) => Ok("already gone".into()),
         Err(e) => Err(registry_failure(registry, &e)),
+    }
+}
+
+/// Removes the image's cosign signature tag (`sha256-<hex>.sig`), when it has one (I/O).
+fn delete_signatures(
+    reference: &ImageRef,
+    digest: &Digest,
+    context: &Context<'_>,
+) -> Result<Option<String>, (String, String)> {
+    let tag = cosign::signature_tag(digest);
+    if reference.registry == reference::DOCKER_HUB {
+        let mut tagged = reference.clone();
+        tagged.tag = Some(tag.clone());
+        return match delete_on_docker_hub(&tagged)? {
+            what if what == "already gone" => Ok(None),
+            _ => Ok(Some(format!("deleted signature tag {tag}"))),
+        };
+    }
+    let signatures = match context.registry.fetch_manifest(reference, &tag) {
+        Ok((bytes, _)) => Digest::of(&bytes),
+        Err(RegistryError::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(registry_failure(&reference.registry, &e)),
+    };
+    match context.registry.delete_manifest(reference, &signatures) {
+        Ok(()) => Ok(Some(format!("deleted signatures {tag} ({signatures})"))),
+        Err(RegistryError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(registry_failure(&reference.registry, &e)),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod inspect;
 pub mod login;
 pub mod record;
 pub mod run_command;
+pub mod sign;
 mod start_check;
 pub mod transfer;
 

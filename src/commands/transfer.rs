@@ -1,6 +1,7 @@
 //! `stowage copy`, `push` and `archive`: move an image from any transport to any other, digests kept.
 
 use super::record::{self, Moved};
+use super::sign::{self, Signed, Signer};
 use super::{Recorded, Reported, Session, keep_record};
 use crate::error::Error;
 use crate::exports::{Exports, Kind};
@@ -19,6 +20,8 @@ pub struct TransferCommand {
     pub platform: Option<String>,
     /// Extra tags for a registry destination (`push --tag`).
     pub extra_tags: Vec<String>,
+    /// Sign what the registry received (`push --sign-key`).
+    pub signer: Option<Signer>,
 }
 
 /// What a copy, push or archive did.
@@ -31,6 +34,8 @@ pub struct Transferred {
     pub reference_line: String,
     /// The `docker run` line, when the destination is a registry.
     pub run_command: Option<String>,
+    /// The signatures written (`--sign-key`).
+    pub signed: Vec<Signed>,
 }
 
 /// Runs a copy or push (I/O) and records it.
@@ -79,11 +84,24 @@ pub fn copy(session: &Session, command: &TransferCommand) -> Reported<Transferre
         _ => read.artifact.digest().to_string(),
     };
     let written = written.map_err(|e| e.context(format!("cannot write {dest}")));
+    let signed = match (&written, &command.signer) {
+        (Ok(_), Some(signer)) => session.context().and_then(|context| {
+            sign::sign_destinations(&context, &destinations, read.artifact.digest(), signer)
+        }),
+        _ => Ok(Vec::new()),
+    };
+    let (written, signed) = match signed {
+        Ok(signed) => (written, signed),
+        Err(e) => (
+            Err(e.context(format!("pushed {dest}, but cannot sign it"))),
+            Vec::new(),
+        ),
+    };
     finish(
         session,
         command,
         &destinations,
-        read.artifact,
+        (read.artifact, signed),
         written,
         reference_line,
     )
@@ -138,7 +156,7 @@ pub fn archive(session: &Session, command: &TransferCommand) -> Reported<Transfe
         session,
         &recorded,
         &destinations,
-        read.artifact,
+        (read.artifact, Vec::new()),
         written,
         reference_line,
     )
@@ -178,12 +196,12 @@ fn sink_options(platform: Platform) -> Result<SinkOptions, Error> {
     })
 }
 
-/// Records the transfer, its run line and what it wrote.
+/// Records the transfer, its run line, what it wrote and the signatures it added.
 fn finish(
     session: &Session,
     command: &TransferCommand,
     destinations: &[Transport],
-    artifact: Artifact,
+    (artifact, signed): (Artifact, Vec<Signed>),
     written: Result<Vec<Written>, Error>,
     reference_line: String,
 ) -> Reported<Transferred> {
@@ -199,7 +217,8 @@ fn finish(
         artifact: Some(&artifact),
         secret_names: &secret_names,
     };
-    let new = record::transfer(&moved, written.as_ref().err().map(Error::one_line));
+    let mut new = record::transfer(&moved, written.as_ref().err().map(Error::one_line));
+    new.notes.extend(sign::notes(&signed));
     let record = keep_record(session, &new);
     let result = written.map(|written| Transferred {
         run_command: new.run_command.filter(|_| {
@@ -210,6 +229,7 @@ fn finish(
         artifact,
         written,
         reference_line,
+        signed,
     });
     Reported { result, record }
 }

@@ -65,6 +65,29 @@ impl Registry {
         Ok(report)
     }
 
+    /// Pushes a small artifact whose new blobs are in memory (a signature
+    /// manifest: its config and payload) and tags its manifest (I/O). Blobs
+    /// the manifest names but `blobs` leaves out must be in the repository already.
+    pub fn push_small(
+        &self,
+        dest: &ImageRef,
+        blobs: &[(&Descriptor, &[u8])],
+        tag: &str,
+        manifest: &[u8],
+        media_type: &str,
+        store: &Store,
+    ) -> Result<(), RegistryError> {
+        for (desc, bytes) in blobs {
+            self.push_blob(desc, Some(bytes), None, dest, store)
+                .map_err(|source| RegistryError::Blob {
+                    registry: dest.registry.clone(),
+                    digest: desc.digest.clone(),
+                    source: Box::new(source),
+                })?;
+        }
+        self.put_manifest(dest, tag, manifest, media_type)
+    }
+
     fn push_blobs(
         &self,
         image: &Image,

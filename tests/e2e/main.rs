@@ -29,6 +29,7 @@ mod relocate;
 mod reproducible;
 mod secrets;
 mod secrets_never_printed;
+mod sign;
 mod speed;
 mod start_check;
 mod umoci_base;
