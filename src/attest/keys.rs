@@ -31,9 +31,9 @@ pub enum KeyError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{} holds no PEM {wanted}", path.display())]
+    #[error("{} holds no PEM-encoded {wanted}", path.display())]
     NoPem { path: PathBuf, wanted: &'static str },
-    #[error("{} is a `{found}` PEM block, not {wanted}", path.display())]
+    #[error("{} is a PEM `{found}`, not a {wanted}", path.display())]
     Unsupported {
         path: PathBuf,
         found: String,
@@ -171,9 +171,9 @@ pub fn parse_private_key(path: &Path, text: &str) -> Result<PrivateKeyPem, KeyEr
 
 /// Parses a PEM SPKI `PUBLIC KEY` file's text.
 pub fn parse_public_key(path: &Path, text: &str) -> Result<VerifyingKey, KeyError> {
-    const WANTED: &str = "PUBLIC KEY";
+    const WANTED: &str = "public key";
     let blocks = pem_blocks(text);
-    let Some((_, block)) = blocks.iter().find(|(l, _)| l == WANTED) else {
+    let Some((_, block)) = blocks.iter().find(|(l, _)| l == "PUBLIC KEY") else {
         return Err(match blocks.first() {
             Some((label, _)) => KeyError::Unsupported {
                 path: path.to_path_buf(),
@@ -334,12 +334,12 @@ iCxi4/twRHVcGKNpydu0e+fkqw1rwoOQRvxjRW8fQmfvPbWAED5/NF2HGg==
             .map(|e| e.to_string());
         assert_eq!(
             err.as_deref(),
-            Some("k.pub is a `PUBLIC KEY` PEM block, not private key")
+            Some("k.pub is a PEM `PUBLIC KEY`, not a private key")
         );
         let err = parse_public_key(Path::new("x"), "hello")
             .err()
             .map(|e| e.to_string());
-        assert_eq!(err.as_deref(), Some("x holds no PEM PUBLIC KEY"));
+        assert_eq!(err.as_deref(), Some("x holds no PEM-encoded public key"));
         let broken = PKCS8.replace("MIGHAgEA", "MIGHAgEB");
         assert!(matches!(
             parse_private_key(Path::new("k"), &broken),

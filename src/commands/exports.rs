@@ -194,19 +194,18 @@ fn delete_signatures(
     context: &Context<'_>,
 ) -> Result<Option<String>, (String, String)> {
     let tag = cosign::signature_tag(digest);
-    if reference.registry == reference::DOCKER_HUB {
-        let mut tagged = reference.clone();
-        tagged.tag = Some(tag.clone());
-        return match delete_on_docker_hub(&tagged)? {
-            what if what == "already gone" => Ok(None),
-            _ => Ok(Some(format!("deleted signature tag {tag}"))),
-        };
-    }
+    // Asked of the registry first, so an unsigned export costs no Docker Hub API call.
     let signatures = match context.registry.fetch_manifest(reference, &tag) {
         Ok((bytes, _)) => Digest::of(&bytes),
         Err(RegistryError::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(registry_failure(&reference.registry, &e)),
     };
+    if reference.registry == reference::DOCKER_HUB {
+        return match delete_hub_tag(reference, &tag)? {
+            hub::Outcome::Deleted => Ok(Some(format!("deleted signatures {tag}"))),
+            hub::Outcome::AlreadyGone => Ok(None),
+        };
+    }
     match context.registry.delete_manifest(reference, &signatures) {
         Ok(()) => Ok(Some(format!("deleted signatures {tag} ({signatures})"))),
         Err(RegistryError::NotFound { .. }) => Ok(None),
@@ -229,25 +228,36 @@ fn registry_failure(registry: &str, e: &RegistryError) -> (String, String) {
 }
 
 fn delete_on_docker_hub(reference: &ImageRef) -> Result<String, (String, String)> {
-    let (namespace, repo) = reference
-        .repository
-        .split_once('/')
-        .unwrap_or(("library", &reference.repository));
-    let page = format!("https://hub.docker.com/repository/docker/{namespace}/{repo}/tags");
     let Some(tag) = &reference.tag else {
         return Err((
             "Docker Hub deletes tags, and this export was pushed by digest only".into(),
-            format!("delete the image at {page}"),
+            format!("delete the image at {}", hub_page(reference)),
         ));
     };
-    match hub::delete_tag(namespace, repo, tag) {
-        Ok(hub::Outcome::Deleted) => Ok(format!("deleted tag {tag} through the Docker Hub API")),
-        Ok(hub::Outcome::AlreadyGone) => Ok("already gone".into()),
-        Err(e) => {
-            let hint = e.hint(&page);
-            Err((error_chain(&e), hint))
-        }
+    match delete_hub_tag(reference, tag)? {
+        hub::Outcome::Deleted => Ok(format!("deleted tag {tag} through the Docker Hub API")),
+        hub::Outcome::AlreadyGone => Ok("already gone".into()),
     }
+}
+
+/// Deletes `tag` of `reference`'s Docker Hub repository through the Hub's API (I/O).
+fn delete_hub_tag(reference: &ImageRef, tag: &str) -> Result<hub::Outcome, (String, String)> {
+    let (namespace, repo) = hub_names(reference);
+    hub::delete_tag(namespace, repo, tag)
+        .map_err(|e| (error_chain(&e), e.hint(&hub_page(reference))))
+}
+
+/// A Docker Hub repository's namespace and name (`library` for official images).
+fn hub_names(reference: &ImageRef) -> (&str, &str) {
+    reference
+        .repository
+        .split_once('/')
+        .unwrap_or(("library", &reference.repository))
+}
+
+fn hub_page(reference: &ImageRef) -> String {
+    let (namespace, repo) = hub_names(reference);
+    format!("https://hub.docker.com/repository/docker/{namespace}/{repo}/tags")
 }
 
 /// An error and its causes on one line.

@@ -512,3 +512,81 @@ fn exports_delete_removes_the_signature_tag_with_the_image() {
     let (status, _) = get(&host, &format!("/v2/e2e/gone/manifests/{digest}"));
     assert_eq!(status, 404);
 }
+
+#[test]
+fn a_signed_docker_hub_export_has_its_signature_tag_deleted_through_the_hub_api() {
+    let Some(registry) = TestRegistry::anonymous() else {
+        return;
+    };
+    if !require_tools(&["openssl", "skopeo"]) {
+        return;
+    }
+    let sb = Sandbox::new();
+    let (key, _) = key_pair(sb.path(), "k");
+    let tag = unique("t");
+    // The local registry plays registry-1.docker.io for the push and the signature.
+    let spec = write_app(sb.path(), &format!("docker.io/acme/e2e-hubsig:{tag}"));
+    let stowage = |hub_api: &str| {
+        let mut cmd = sb.stowage();
+        cmd.env("STOWAGE_DOCKER_HUB_HOST", &registry.host)
+            .env("STOWAGE_DOCKER_HUB_API", hub_api)
+            .args(["--insecure-registry", &registry.host]);
+        cmd
+    };
+    let stdout = run_ok(
+        stowage("http://127.0.0.1:9")
+            .args(["build", "-f"])
+            .arg(&spec)
+            .arg("--sign-key")
+            .arg(&key),
+    );
+    let digest = parse_printed(&stdout).digest;
+    let signature_tag = format!("sha256-{}.sig", digest.trim_start_matches("sha256:"));
+    let payload_layer = signature_manifest(&registry.host, "acme/e2e-hubsig", &digest)
+        .expect("the signature is in the registry")["layers"][0]["digest"]
+        .clone();
+    let payload = blob(
+        &registry.host,
+        "acme/e2e-hubsig",
+        payload_layer.as_str().unwrap(),
+    );
+    let claims: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(
+        claims["critical"]["identity"]["docker-reference"], "index.docker.io/acme/e2e-hubsig",
+        "named as cosign names Docker Hub repositories"
+    );
+
+    let image_tag = format!("acme/e2e-hubsig:{tag}");
+    let sig_tag = format!("acme/e2e-hubsig:{signature_tag}");
+    let hub = crate::rig::hub::HubStandIn::start("alice", "s3cret", &[&image_tag, &sig_tag]);
+    let auth = STANDARD.encode("alice:s3cret");
+    write_file(
+        &sb.join("docker-config/config.json"),
+        format!(r#"{{"auths":{{"https://index.docker.io/v1/":{{"auth":"{auth}"}}}}}}"#),
+        0o600,
+    );
+    let out = stowage(&hub.url())
+        .args(["exports", "delete", "1"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let log = show(&out.stderr);
+    assert!(
+        log.contains(&format!("deleted signatures {signature_tag}")),
+        "{log}"
+    );
+    assert!(!hub.has_tag(&image_tag) && !hub.has_tag(&sig_tag));
+    let deletes: Vec<String> = hub
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("DELETE "))
+        .collect();
+    assert_eq!(
+        deletes,
+        [
+            format!("DELETE /v2/repositories/acme/e2e-hubsig/tags/{tag}/"),
+            format!("DELETE /v2/repositories/acme/e2e-hubsig/tags/{signature_tag}/"),
+        ]
+    );
+}
