@@ -10,17 +10,17 @@ pub fn ask(path: &Path) -> std::io::Result<Option<String>> {
     if !std::io::stdin().is_terminal() {
         return Ok(None);
     }
-    let mut tty = OpenOptions::new().read(true).write(true).open("/dev/tty")?;
-    write!(tty, "Enter password for private key {}: ", path.display())?;
-    tty.flush()?;
-    let line = read_without_echo(&tty);
-    // The newline the user typed was not echoed either.
-    let _ = writeln!(tty);
-    line.map(Some)
+    let tty = OpenOptions::new().read(true).write(true).open("/dev/tty")?;
+    read_without_echo(
+        &tty,
+        &format!("Enter password for private key {}: ", path.display()),
+    )
+    .map(Some)
 }
 
-/// One line from the terminal with echo off, restored afterwards.
-fn read_without_echo(tty: &File) -> std::io::Result<String> {
+/// One line from the terminal after `prompt`, with echo off from before the
+/// prompt shows (so nothing typed early is echoed) and restored afterwards.
+fn read_without_echo(tty: &File, prompt: &str) -> std::io::Result<String> {
     let fd = tty.as_raw_fd();
     // SAFETY: termios is plain old data; tcgetattr fills it for an open terminal fd.
     let mut settings: libc::termios = unsafe { std::mem::zeroed() };
@@ -35,9 +35,14 @@ fn read_without_echo(tty: &File) -> std::io::Result<String> {
         return Err(std::io::Error::last_os_error());
     }
     let mut line = String::new();
-    let read = BufReader::new(tty).read_line(&mut line);
+    let mut writer = tty;
+    let read = write!(writer, "{prompt}")
+        .and_then(|()| writer.flush())
+        .and_then(|()| BufReader::new(tty).read_line(&mut line));
     // SAFETY: restores the settings read above on the same fd.
     unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
+    // The newline the user typed was not echoed either.
+    let _ = writeln!(writer);
     read?;
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }

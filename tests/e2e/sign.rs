@@ -590,3 +590,91 @@ fn a_signed_docker_hub_export_has_its_signature_tag_deleted_through_the_hub_api(
         ]
     );
 }
+
+/// Runs `stowage ARGS` on a pseudo-terminal (util-linux `script`) and types
+/// `password` once the prompt shows: the exit code and everything the terminal showed.
+fn on_a_terminal(sb: &Sandbox, args: &[&str], password: &str) -> (i32, String) {
+    use std::io::{Read, Write};
+    let quoted: Vec<String> = std::iter::once(stowage_bin().display().to_string())
+        .chain(args.iter().map(|a| a.to_string()))
+        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+        .collect();
+    let mut child = StdCommand::new("script")
+        .args(["-qec", &quoted.join(" "), "/dev/null"])
+        .env("STOWAGE_CACHE_DIR", sb.join("cache"))
+        .env("STOWAGE_STATE_DIR", sb.join("state"))
+        .env("DOCKER_CONFIG", sb.join("docker-config"))
+        .env("REGISTRY_AUTH_FILE", sb.join("auth.json"))
+        .env_remove("COSIGN_PASSWORD")
+        .current_dir(sb.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run script (util-linux)");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut shown = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !show(&shown).contains("Enter password for private key") {
+        let n = stdout.read(&mut buf).expect("read the terminal");
+        assert!(n > 0, "no password prompt: {}", show(&shown));
+        shown.extend_from_slice(&buf[..n]);
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{password}\n").as_bytes()).unwrap();
+    stdout.read_to_end(&mut shown).unwrap();
+    drop(stdin);
+    let status = child.wait().unwrap();
+    (status.code().unwrap_or(-1), show(&shown))
+}
+
+#[test]
+fn on_a_terminal_the_password_is_asked_without_echo() {
+    let Some(registry) = TestRegistry::anonymous() else {
+        return;
+    };
+    if !require_tools(&["openssl", "script"]) || !libraries::require_pytools() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let host = registry.host.clone();
+    let (pem, public) = key_pair(sb.path(), "plain");
+    let key = sb.join("cosign.key");
+    let password = "typed pw 41d2";
+    cosign_key(&pem, password, &key);
+    let reference = format!("{host}/e2e/typed:v1");
+    let digest = build(&sb, &host, &reference, &[]);
+    let key_arg = key.display().to_string();
+    let args = [
+        "--insecure-registry",
+        &host,
+        "sign",
+        &reference,
+        "--key",
+        &key_arg,
+    ];
+
+    let (code, shown) = on_a_terminal(&sb, &args, "not it 0b9e");
+    assert_eq!(code, 2, "{shown}");
+    assert!(shown.contains("the password does not open"), "{shown}");
+    assert!(
+        !shown.contains("not it 0b9e"),
+        "the typed password was echoed: {shown}"
+    );
+
+    let (code, shown) = on_a_terminal(&sb, &args, password);
+    assert_eq!(code, 0, "{shown}");
+    assert!(
+        !shown.contains(password),
+        "the typed password was echoed: {shown}"
+    );
+    let verified = run_ok(
+        sb.stowage()
+            .args(["--insecure-registry", &host, "verify", &reference, "--key"])
+            .arg(&public),
+    );
+    assert!(
+        verified.contains(&format!("@{digest} signature")),
+        "{verified}"
+    );
+}
