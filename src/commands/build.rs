@@ -316,6 +316,7 @@ fn sign_pushed(
     };
     let context = session.context()?;
     sign::sign_destinations(&context, &plan.destinations, outcome.image.digest(), signer)
+        .map_err(|e| e.context("the image was pushed, but cannot be signed"))
 }
 
 /// Writes `--sbom`, `--digest-file` and `--metadata-file` (I/O).
