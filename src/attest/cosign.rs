@@ -305,6 +305,23 @@ mod tests {
         assert!(check(&public, &bytes, "not base64!", &d).is_err());
     }
 
+    /// Go's ecdsa (cosign) and openssl leave S in the upper half half the
+    /// time; such a signature is as valid and must verify. This one is
+    /// openssl's (`openssl dgst -sha256 -sign`), with S > n/2.
+    #[test]
+    fn a_signature_with_high_s_from_openssl_verifies() {
+        const PUBLIC: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE9/rI55K/5sX6fZihv6VJsozhkZZ0
+iCxi4/twRHVcGKNpydu0e+fkqw1rwoOQRvxjRW8fQmfvPbWAED5/NF2HGg==
+-----END PUBLIC KEY-----
+";
+        let public = crate::attest::keys::parse_public_key(std::path::Path::new("k.pub"), PUBLIC)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let bytes = payload("r/app", &digest());
+        let signature = "MEYCIQDMVLvU3dLJaxk5zHANFJcd4Gci+ctmlKF86hrGe9wbEwIhAMvmFa/0iicAPJ20d4DpGHNkMJO1sYBH6Uzb1XudxOMC";
+        assert_eq!(check(&public, &bytes, signature, &digest()), Ok(()));
+    }
+
     #[test]
     fn signatures_are_appended_once_and_existing_ones_kept() {
         let d = digest();
