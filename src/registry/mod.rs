@@ -115,6 +115,17 @@ impl RegistryError {
             } if source.is_timeout() => Some(format!(
                 "{registry} stopped answering; if it is only slow, raise --timeout (or STOWAGE_TIMEOUT), else check the network"
             )),
+            // Docker Hub is never plain HTTP nor self-signed: advice to turn off
+            // TLS for it is wrong, and an unreachable Hub often means the
+            // destination was a file name taken for an image.
+            RegistryError::Connect { registry, .. }
+                if crate::reference::canonical_registry(registry) == crate::reference::DOCKER_HUB
+                    || registry.ends_with(".docker.io") =>
+            {
+                Some(format!(
+                    "check that {registry} is reachable from here (HTTPS_PROXY/NO_PROXY are honoured); if you meant a file or folder, write it as docker-archive:PATH or oci:PATH"
+                ))
+            }
             RegistryError::Connect {
                 registry, source, ..
             } if chain_text(source).contains("certificate") => Some(format!(
