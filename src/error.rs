@@ -66,6 +66,17 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A sink failed after others had received the image: `reached` and
+    /// `failed` index the destinations the command wrote to.
+    #[error("{message}")]
+    Partial {
+        message: String,
+        reached: Vec<usize>,
+        failed: usize,
+        digest: String,
+        #[source]
+        source: Box<Error>,
+    },
     /// What a command was doing when `source` failed ("cannot build the image described by …").
     #[error("{what}")]
     Context {
@@ -86,6 +97,13 @@ impl From<TransportError> for Error {
                 message,
                 hint: Some(hint),
             },
+            TransportError::Partial(partial) => Error::Partial {
+                message: partial.to_string(),
+                reached: partial.reached,
+                failed: partial.failed,
+                digest: partial.digest.to_string(),
+                source: Box::new(Error::from(*partial.source)),
+            },
         }
     }
 }
@@ -94,7 +112,7 @@ impl Error {
     /// 2 for problems with the spec or the command line, 1 for everything else.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Context { source, .. } => source.exit_code(),
+            Error::Context { source, .. } | Error::Partial { source, .. } => source.exit_code(),
             Error::Spec(_) | Error::Reference(_) | Error::Usage { .. } => 2,
             Error::Image(ImageError::BadPlatform(_)) => 2,
             _ => 1,
@@ -112,7 +130,7 @@ impl Error {
 
     fn specific_hint(&self) -> Option<String> {
         match self {
-            Error::Context { source, .. } => source.specific_hint(),
+            Error::Context { source, .. } | Error::Partial { source, .. } => source.specific_hint(),
             Error::Spec(e) => e.hint().map(str::to_string),
             Error::Reference(e) => e.hint(),
             Error::Layer(e) => e.hint(),
@@ -144,6 +162,21 @@ impl Error {
         Error::Context {
             what: what.into(),
             source: Box::new(self),
+        }
+    }
+
+    /// Which destinations hold the image when a sink failed after others
+    /// got it: their indices, the failed one's, and the image's digest.
+    pub fn partial_write(&self) -> Option<(&[usize], usize, &str)> {
+        match self {
+            Error::Context { source, .. } => source.partial_write(),
+            Error::Partial {
+                reached,
+                failed,
+                digest,
+                ..
+            } => Some((reached, *failed, digest)),
+            _ => None,
         }
     }
 

@@ -141,9 +141,13 @@ pub enum ExportsAction {
         status: Option<StatusArg>,
     },
     /// Delete an export's image from its registry (or its archive file) and mark the record deleted.
+    /// On a terminal it shows what it will remove and asks first.
     Delete {
         /// The id from `stowage exports`.
         id: i64,
+        /// Delete without asking (for scripts; without a terminal it is required).
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
 }
 

@@ -218,7 +218,7 @@ fn failure<T>(
     let record = if command.request.dry_run {
         Recorded::Nothing
     } else {
-        keep_record(session, &record::build_failed(failed, error.one_line()))
+        keep_record(session, &record::build_failed(failed, &error))
     };
     Reported {
         result: Err(error),

@@ -199,7 +199,7 @@ fn finish(
         artifact: Some(&artifact),
         secret_names: &secret_names,
     };
-    let new = record::transfer(&moved, written.as_ref().err().map(Error::one_line));
+    let new = record::transfer(&moved, written.as_ref().err());
     let record = keep_record(session, &new);
     let result = written.map(|written| Transferred {
         run_command: new.run_command.filter(|_| {
@@ -236,7 +236,7 @@ fn record_failure(
         artifact,
         secret_names: &secret_names,
     };
-    let record = keep_record(session, &record::transfer(&moved, Some(error.one_line())));
+    let record = keep_record(session, &record::transfer(&moved, Some(&error)));
     Reported {
         result: Err(error),
         record,
