@@ -66,13 +66,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// A sink failed after others had received the image: `reached` and
-    /// `failed` index the destinations the command wrote to.
+    /// Something failed after some destinations had received the image:
+    /// `reached` indexes them among the destinations the command wrote to.
     #[error("{message}")]
     Partial {
         message: String,
         reached: Vec<usize>,
-        failed: usize,
         digest: String,
         #[source]
         source: Box<Error>,
@@ -100,7 +99,6 @@ impl From<TransportError> for Error {
             TransportError::Partial(partial) => Error::Partial {
                 message: partial.to_string(),
                 reached: partial.reached,
-                failed: partial.failed,
                 digest: partial.digest.to_string(),
                 source: Box::new(Error::from(*partial.source)),
             },
@@ -165,17 +163,14 @@ impl Error {
         }
     }
 
-    /// Which destinations hold the image when a sink failed after others
-    /// got it: their indices, the failed one's, and the image's digest.
-    pub fn partial_write(&self) -> Option<(&[usize], usize, &str)> {
+    /// Which destinations hold the image when something failed after they
+    /// got it: their indices, and the image's digest.
+    pub fn partial_write(&self) -> Option<(&[usize], &str)> {
         match self {
             Error::Context { source, .. } => source.partial_write(),
             Error::Partial {
-                reached,
-                failed,
-                digest,
-                ..
-            } => Some((reached, *failed, digest)),
+                reached, digest, ..
+            } => Some((reached, digest)),
             _ => None,
         }
     }

@@ -192,6 +192,13 @@ pub fn run(
     let metadata = metadata_json(&outcome, &plan);
     if let Err(e) = write_reports(command, &plan, &outcome, &metadata) {
         failed.plan = Some(&plan);
+        // The image is at every destination: the record must say so.
+        let e = Error::Partial {
+            message: "the image was written to every destination, but a report file was not".into(),
+            reached: (0..plan.destinations.len()).collect(),
+            digest: outcome.image.digest().to_string(),
+            source: Box::new(e),
+        };
         return failure(session, command, &failed, e);
     }
     let new = record::build_ok(&plan, &outcome);

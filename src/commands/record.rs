@@ -81,9 +81,7 @@ pub fn build_failed(failed: &FailedBuild<'_>, error: &Error) -> NewExport {
         spec: Some(absolute_text(failed.spec_path)),
         sources: failed.plan.map(BuildPlan::sources).unwrap_or_default(),
         destinations,
-        digest: error
-            .partial_write()
-            .map(|(_, _, digest)| digest.to_string()),
+        digest: error.partial_write().map(|(_, digest)| digest.to_string()),
         size: None,
         error: Some(error.one_line()),
         run_command: None,
@@ -133,7 +131,7 @@ pub fn transfer(moved: &Moved<'_>, failure: Option<&Error>) -> NewExport {
         destinations,
         digest: match failure {
             None => digest,
-            Some(e) => e.partial_write().map(|(_, _, digest)| digest.to_string()),
+            Some(e) => e.partial_write().map(|(_, digest)| digest.to_string()),
         },
         size: if error.is_none() { size } else { None },
         error,
@@ -151,7 +149,7 @@ fn with_status(destinations: &[Transport], failure: Option<&Error>) -> Vec<Desti
         None => true,
         Some(e) => e
             .partial_write()
-            .is_some_and(|(reached, _, _)| reached.contains(&index)),
+            .is_some_and(|(reached, _)| reached.contains(&index)),
     };
     destinations
         .iter()
