@@ -871,4 +871,9 @@ fn secret_values_in_argument_lists_and_allowed_in_the_spec() {
     );
     let spec = p.ok(&text);
     assert!(spec.value_findings.is_empty(), "{:?}", spec.value_findings);
+    let text = format!("{MINIMAL}workdir = \"/srv/{token}\"\n");
+    let spec = p.ok(&text);
+    let keys: Vec<&str> = spec.value_findings.iter().map(|f| f.key.as_str()).collect();
+    assert_eq!(keys, ["workdir"]);
+    assert!(spec.check_values(&["workdir".into()]).is_ok());
 }

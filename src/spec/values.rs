@@ -1,4 +1,4 @@
-//! The values the spec writes into the image's config (`[env]`, `[labels]`, `entrypoint`, `command`), scanned for secrets.
+//! The values the spec writes into the image's config (`[env]`, `[labels]`, `entrypoint`, `command`, `workdir`, `user`), scanned for secrets.
 //!
 //! A value in the config is read by everyone who pulls the image, so it goes
 //! through the same rules as the files a layer adds, plus the rule for
@@ -14,7 +14,7 @@ use crate::scan::scan_value;
 /// A value the spec puts into the image's config that looks like a secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValueFinding {
-    /// How `--allow-secret` names it: `env.NAME`, `labels.KEY`, `entrypoint` or `command`.
+    /// How `--allow-secret` names it: `env.NAME`, `labels.KEY`, `entrypoint`, `command`, `workdir` or `user`.
     pub key: String,
     /// 1-based line and column of the value in the spec file.
     pub position: (usize, usize),
@@ -27,11 +27,12 @@ pub struct ValueFinding {
 pub fn is_value_key(allow: &str) -> bool {
     allow.starts_with("env.")
         || allow.starts_with("labels.")
-        || matches!(allow, "entrypoint" | "command")
+        || matches!(allow, "entrypoint" | "command" | "workdir" | "user")
 }
 
 impl Validator<'_> {
-    /// Every finding in `[env]` and `[labels]` values and `entrypoint`/`command` arguments, in file order.
+    /// Every finding in `[env]` and `[labels]` values, `entrypoint`/`command`
+    /// arguments, `workdir` and `user`, in file order.
     pub(super) fn value_findings(
         &self,
         app: &RawApp,
@@ -52,6 +53,11 @@ impl Validator<'_> {
         for (key, list) in lists {
             for arg in list.iter().flat_map(|l| l.get_ref()) {
                 self.scan_one(key, arg.get_ref(), arg.span(), &mut found);
+            }
+        }
+        for (key, value) in [("workdir", &app.workdir), ("user", &app.user)] {
+            if let Some(value) = value {
+                self.scan_one(key, value.get_ref(), value.span(), &mut found);
             }
         }
         found.sort_by_key(|f| f.position);
@@ -94,6 +100,10 @@ impl Spec {
             Some((_, label)) => (
                 format!("[labels] `{label}`"),
                 "remove it from [labels]: labels are public metadata, and a secret has no place there".to_string(),
+            ),
+            None if !matches!(key.as_str(), "entrypoint" | "command") => (
+                format!("`{key}`"),
+                format!("remove it from `{key}`: the image's config is public"),
             ),
             None => (
                 format!("`{key}`"),
