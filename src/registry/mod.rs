@@ -310,3 +310,47 @@ fn relock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Client, RegistryError};
+
+    /// A real connection error: nothing listens on port 1 of the loopback.
+    fn refused() -> reqwest::Error {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        match Client::new().get("http://127.0.0.1:1/v2/").send() {
+            Err(e) => e,
+            Ok(r) => panic!("port 1 answered: {}", r.status()),
+        }
+    }
+
+    #[test]
+    fn docker_hub_hints_never_suggest_an_insecure_registry() {
+        for (registry, plain_http) in [
+            ("docker.io", true),
+            ("docker.io", false),
+            ("registry-1.docker.io", true),
+        ] {
+            let e = RegistryError::Connect {
+                registry: registry.into(),
+                what: "the manifest".into(),
+                plain_http,
+                source: refused(),
+            };
+            let hint = e.hint().unwrap_or_default();
+            assert!(!hint.contains("insecure"), "{hint}");
+            assert!(hint.contains("docker-archive:PATH"), "{hint}");
+        }
+        let e = RegistryError::Connect {
+            registry: "10.0.0.5:5000".into(),
+            what: "the manifest".into(),
+            plain_http: true,
+            source: refused(),
+        };
+        assert!(
+            e.hint()
+                .unwrap_or_default()
+                .contains("--insecure-registry 10.0.0.5:5000")
+        );
+    }
+}
