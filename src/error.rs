@@ -128,7 +128,14 @@ impl Error {
 
     fn specific_hint(&self) -> Option<String> {
         match self {
-            Error::Context { source, .. } | Error::Partial { source, .. } => source.specific_hint(),
+            Error::Context { source, .. } => source.specific_hint(),
+            Error::Partial { source, .. } => {
+                let undo = "`stowage exports list` shows which destinations hold the image, and `stowage exports delete ID --yes` removes exactly those";
+                Some(match source.hint() {
+                    Some(hint) => format!("{hint}; {undo}"),
+                    None => undo.to_string(),
+                })
+            }
             Error::Spec(e) => e.hint().map(str::to_string),
             Error::Reference(e) => e.hint(),
             Error::Layer(e) => e.hint(),
