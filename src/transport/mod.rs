@@ -213,8 +213,10 @@ pub struct Written {
 ///
 /// Every registry is pushed before any local output is written, so a failed
 /// push (the common failure: network, credentials) leaves no new file or
-/// folder behind; each local output is written to a temp file and renamed
-/// into place. When a sink fails after others got the image, the error is
+/// folder behind; each archive is written to a temp file and renamed into
+/// place, and a layout is written in a temp folder (or, when it exists
+/// already, gets its index.json last). When a sink fails after others got
+/// the image, the error is
 /// [`TransportError::Partial`], naming the destinations that hold it.
 pub fn write_all(
     destinations: &[Transport],
