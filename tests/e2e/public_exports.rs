@@ -476,3 +476,78 @@ fn delete_refuses_without_a_terminal_asks_on_one_and_goes_ahead_with_yes() {
     run_ok(sb.stowage().args(["exports", "delete", "2", "--yes"]));
     assert!(!second.exists(), "--yes deletes without asking");
 }
+
+/// The schema stowage wrote before export notes and per-destination status.
+const VERSION_1_SCHEMA: &str = "
+CREATE TABLE exports (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    time         TEXT    NOT NULL,
+    kind         TEXT    NOT NULL CHECK (kind IN ('build', 'push', 'copy', 'archive')),
+    spec         TEXT,
+    sources      TEXT    NOT NULL,
+    destinations TEXT    NOT NULL,
+    digest       TEXT,
+    size         INTEGER,
+    status       TEXT    NOT NULL CHECK (status IN ('ok', 'failed', 'deleted')),
+    error        TEXT,
+    run_command  TEXT,
+    secret_names TEXT    NOT NULL DEFAULT '[]',
+    deleted_time TEXT
+);
+PRAGMA user_version = 1;
+";
+
+#[test]
+fn records_an_earlier_version_wrote_still_read_and_delete_as_they_did() {
+    if !require_tool("python3") {
+        return;
+    }
+    let sb = Sandbox::new();
+    let state = sb.mkdir("state");
+    let kept = sb.join("kept.tar");
+    let other = sb.join("other.tar");
+    write_file(&kept, "an archive export 1 wrote\n", 0o644);
+    write_file(&other, "what another export put at a failed path\n", 0o644);
+    let destination = |path: &Path| {
+        serde_json::json!([{
+            "destination": format!("docker-archive:{}", path.display()),
+            "kind": "docker-archive",
+            "path": path.display().to_string(),
+        }])
+        .to_string()
+    };
+    // Written with Python's own sqlite3, as an earlier stowage left it.
+    let script = "import sqlite3, sys\n\
+        db = sqlite3.connect(sys.argv[1])\n\
+        db.executescript(sys.argv[2])\n\
+        rows = [('ok', sys.argv[3], 'sha256:' + 'a' * 64, None), ('failed', sys.argv[4], None, 'boom')]\n\
+        for status, dests, digest, error in rows:\n\
+        \x20   db.execute(\"INSERT INTO exports (time, kind, sources, destinations, digest, status, error) VALUES ('2026-01-01T00:00:00Z', 'build', '[]', ?, ?, ?, ?)\", (dests, digest, status, error))\n\
+        db.commit()\n";
+    let made = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(state.join("exports.sqlite3"))
+        .arg(VERSION_1_SCHEMA)
+        .arg(destination(&kept))
+        .arg(destination(&other))
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+
+    let all = records(&sb);
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(statuses(&all[0]), ["written"]);
+    assert_eq!(statuses(&all[1]), ["failed"]);
+    assert_eq!(all[0]["notes"], serde_json::json!([]));
+
+    run_ok(sb.stowage().args(["exports", "delete", "2", "--yes"]));
+    assert!(
+        other.exists(),
+        "a failed export of an earlier version owns nothing"
+    );
+    run_ok(sb.stowage().args(["exports", "delete", "1", "--yes"]));
+    assert!(!kept.exists(), "an ok export's archive is removed");
+    let all = records(&sb);
+    assert_eq!(statuses(&all[0]), ["deleted"]);
+    assert_eq!(all[1]["status"], "deleted");
+}
