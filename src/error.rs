@@ -74,6 +74,16 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Something failed after some destinations had received the image:
+    /// `reached` indexes them among the destinations the command wrote to.
+    #[error("{message}")]
+    Partial {
+        message: String,
+        reached: Vec<usize>,
+        digest: String,
+        #[source]
+        source: Box<Error>,
+    },
     /// What a command was doing when `source` failed ("cannot build the image described by …").
     #[error("{what}")]
     Context {
@@ -94,6 +104,12 @@ impl From<TransportError> for Error {
                 message,
                 hint: Some(hint),
             },
+            TransportError::Partial(partial) => Error::Partial {
+                message: partial.to_string(),
+                reached: partial.reached,
+                digest: partial.digest.to_string(),
+                source: Box::new(Error::from(*partial.source)),
+            },
         }
     }
 }
@@ -102,7 +118,7 @@ impl Error {
     /// 2 for problems with the spec or the command line, 1 for everything else.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Context { source, .. } => source.exit_code(),
+            Error::Context { source, .. } | Error::Partial { source, .. } => source.exit_code(),
             Error::Spec(_) | Error::Reference(_) | Error::Usage { .. } | Error::Key(_) => 2,
             Error::Image(ImageError::BadPlatform(_)) => 2,
             _ => 1,
@@ -121,6 +137,13 @@ impl Error {
     fn specific_hint(&self) -> Option<String> {
         match self {
             Error::Context { source, .. } => source.specific_hint(),
+            Error::Partial { source, .. } => {
+                let undo = "`stowage exports list` shows which destinations hold the image, and `stowage exports delete ID --yes` removes exactly those";
+                Some(match source.hint() {
+                    Some(hint) => format!("{hint}; {undo}"),
+                    None => undo.to_string(),
+                })
+            }
             Error::Spec(e) => e.hint().map(str::to_string),
             Error::Reference(e) => e.hint(),
             Error::Layer(e) => e.hint(),
@@ -154,6 +177,18 @@ impl Error {
         Error::Context {
             what: what.into(),
             source: Box::new(self),
+        }
+    }
+
+    /// Which destinations hold the image when something failed after they
+    /// got it: their indices, and the image's digest.
+    pub fn partial_write(&self) -> Option<(&[usize], &str)> {
+        match self {
+            Error::Context { source, .. } => source.partial_write(),
+            Error::Partial {
+                reached, digest, ..
+            } => Some((reached, digest)),
+            _ => None,
         }
     }
 

@@ -177,8 +177,42 @@ impl Status {
     }
 }
 
+/// What an export left at one destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DestinationStatus {
+    /// The image is in the registry, put there by this export.
+    Pushed,
+    /// The archive file or layout folder holds the image, written by this export.
+    Written,
+    /// This export did not put the image there (its sink failed, or the export stopped before it).
+    Failed,
+    /// `exports delete` removed what this export put there.
+    Deleted,
+}
+
+impl DestinationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DestinationStatus::Pushed => "pushed",
+            DestinationStatus::Written => "written",
+            DestinationStatus::Failed => "failed",
+            DestinationStatus::Deleted => "deleted",
+        }
+    }
+
+    /// The status of a destination the export reached: pushed for a registry, else written.
+    pub fn reached(kind: &str) -> DestinationStatus {
+        if kind == "registry" {
+            DestinationStatus::Pushed
+        } else {
+            DestinationStatus::Written
+        }
+    }
+}
+
 /// Where an export went.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Destination {
     /// In transport syntax: `docker://REF`, `docker-archive:/abs/app.tar.gz`, `oci:/abs/dir`…
     pub destination: String,
@@ -195,6 +229,20 @@ pub struct Destination {
     /// the flag. Absent from records written before it existed: false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub plain_http: bool,
+    /// What the export left there. Records written before it existed have
+    /// none stored; reading them fills it in from the record's status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<DestinationStatus>,
+}
+
+impl Destination {
+    /// True when this export put the image there and it was not deleted since.
+    pub fn holds_image(&self) -> bool {
+        matches!(
+            self.status,
+            Some(DestinationStatus::Pushed | DestinationStatus::Written)
+        )
+    }
 }
 
 impl Destination {
@@ -211,6 +259,7 @@ impl Destination {
                     .flatten(),
                 path: Some(path.display().to_string()),
                 plain_http: false,
+                status: None,
             }
         };
         match transport {
@@ -220,6 +269,7 @@ impl Destination {
                 path: None,
                 size: None,
                 plain_http: false,
+                status: None,
             },
             Transport::DockerArchive { path, reference } => local(
                 "docker-archive",
@@ -254,6 +304,7 @@ impl Destination {
                 path: None,
                 size: None,
                 plain_http: false,
+                status: None,
             },
         }
     }
@@ -455,6 +506,21 @@ impl Exports {
             .into_record(&self.path)
     }
 
+    /// Stores what each destination of `id` now holds (after a partial delete) (I/O).
+    pub fn set_destinations(
+        &mut self,
+        id: i64,
+        destinations: &[Destination],
+    ) -> Result<(), ExportsError> {
+        self.conn
+            .execute(
+                "UPDATE exports SET destinations = ?2 WHERE id = ?1",
+                params![id, to_json(&destinations)],
+            )
+            .map_err(|e| self.db_err(e))?;
+        Ok(())
+    }
+
     /// Marks `id` deleted, keeping everything else it says (I/O).
     pub fn mark_deleted(&mut self, id: i64) -> Result<(), ExportsError> {
         let changed = self
@@ -574,15 +640,26 @@ impl Row {
         let list = |column: &str, text: &str| -> Result<Vec<String>, ExportsError> {
             serde_json::from_str(text).map_err(|e| damaged(format!("{column}: {e}")))
         };
+        let status = Status::parse(&self.status)
+            .ok_or_else(|| damaged(format!("status `{}`", self.status)))?;
+        let mut destinations: Vec<Destination> = serde_json::from_str(&self.destinations)
+            .map_err(|e| damaged(format!("destinations: {e}")))?;
+        // Records from before per-destination status: a whole export either
+        // reached every destination or (failed) is treated as owning none.
+        for d in destinations.iter_mut().filter(|d| d.status.is_none()) {
+            d.status = Some(match status {
+                Status::Ok => DestinationStatus::reached(&d.kind),
+                Status::Failed => DestinationStatus::Failed,
+                Status::Deleted => DestinationStatus::Deleted,
+            });
+        }
         Ok(ExportRecord {
             id: self.id,
             kind: Kind::parse(&self.kind)
                 .ok_or_else(|| damaged(format!("kind `{}`", self.kind)))?,
-            status: Status::parse(&self.status)
-                .ok_or_else(|| damaged(format!("status `{}`", self.status)))?,
+            status,
             sources: list("sources", &self.sources)?,
-            destinations: serde_json::from_str(&self.destinations)
-                .map_err(|e| damaged(format!("destinations: {e}")))?,
+            destinations,
             secret_names: list("secret_names", &self.secret_names)?,
             notes: list("notes", &self.notes)?,
             size: self.size.and_then(|s| u64::try_from(s).ok()),
@@ -611,6 +688,7 @@ mod tests {
                 path: None,
                 size: None,
                 plain_http: false,
+                status: None,
             }],
             digest: error
                 .is_none()
@@ -760,5 +838,53 @@ mod tests {
             .map(|r| r.id)
             .collect();
         assert_eq!(ids, (1..=40).collect::<Vec<_>>());
+    }
+    #[test]
+    fn each_destination_keeps_its_status_and_older_records_get_one_from_the_export() {
+        let dir = match tempfile::tempdir() {
+            Ok(d) => d,
+            Err(e) => panic!("{e}"),
+        };
+        let mut exports = match Exports::open(&dir.path().join("state")) {
+            Ok(e) => e,
+            Err(e) => panic!("{e}"),
+        };
+        // Written before per-destination status: no `status` in the JSON.
+        for status in ["ok", "failed", "deleted"] {
+            let inserted = exports.conn.execute(
+                "INSERT INTO exports (time, kind, sources, destinations, status) VALUES ('t', 'build', '[]', ?1, ?2)",
+                params![
+                    r#"[{"destination":"docker://h/a:1","kind":"registry"},{"destination":"oci:/x","kind":"oci","path":"/x"}]"#,
+                    status
+                ],
+            );
+            assert!(inserted.is_ok(), "{inserted:?}");
+        }
+        let statuses = |exports: &Exports, id: i64| -> Vec<Option<DestinationStatus>> {
+            exports
+                .get(id)
+                .map(|r| r.destinations.iter().map(|d| d.status).collect())
+                .unwrap_or_default()
+        };
+        use DestinationStatus::*;
+        assert_eq!(statuses(&exports, 1), [Some(Pushed), Some(Written)]);
+        assert_eq!(statuses(&exports, 2), [Some(Failed), Some(Failed)]);
+        assert_eq!(statuses(&exports, 3), [Some(Deleted), Some(Deleted)]);
+
+        let mut partial = new_export(Kind::Build, Some("oci:/x failed"));
+        partial.destinations[0].status = Some(Pushed);
+        partial.destinations.push(Destination {
+            destination: "oci:/x".into(),
+            kind: "oci".into(),
+            status: Some(Failed),
+            ..Destination::default()
+        });
+        let id = exports.record(&partial).unwrap_or_default();
+        assert_eq!(statuses(&exports, id), [Some(Pushed), Some(Failed)]);
+        let mut destinations = exports.get(id).map(|r| r.destinations).unwrap_or_default();
+        assert!(destinations[0].holds_image() && !destinations[1].holds_image());
+        destinations[0].status = Some(Deleted);
+        assert!(exports.set_destinations(id, &destinations).is_ok());
+        assert_eq!(statuses(&exports, id), [Some(Deleted), Some(Failed)]);
     }
 }

@@ -21,7 +21,7 @@ use crate::layer::{
 };
 use crate::reference::{ImageRef, Transport};
 use crate::scan::ScanRules;
-use crate::spec::{Spec, SpecError};
+use crate::spec::{Spec, SpecError, is_value_key};
 
 /// Everything a build is asked to do: the spec and the command line's settings.
 #[derive(Debug, Clone)]
@@ -176,6 +176,10 @@ pub fn plan_build(request: &BuildRequest) -> Result<BuildPlan, Error> {
     let (spec, options) = (&request.spec, &request.options);
     let spec_dir = spec.path.parent().unwrap_or(Path::new(""));
     let destinations = destinations(request)?;
+    let allowed_secrets = allowed_secret_paths(request)?;
+    if options.secret_scan {
+        spec.check_values(&allowed_secrets)?;
+    }
     let platform = match &options.platform {
         Some(text) => Platform::parse(text)?,
         None => spec.platform.clone().unwrap_or_else(Platform::host),
@@ -209,7 +213,7 @@ pub fn plan_build(request: &BuildRequest) -> Result<BuildPlan, Error> {
         created: crate::image::config::created_timestamp(options.source_date_epoch),
         layers,
         history,
-        allowed_secrets: allowed_secret_paths(request)?,
+        allowed_secrets,
         secret_names: spec.secret_names.clone(),
         config: config_edit(spec),
         library,
@@ -356,14 +360,21 @@ fn check_editables(spec: &Spec, inventory: &Inventory) -> Result<(), Error> {
     })
 }
 
-/// `--allow-secret` paths and `[secrets] allow`, normalised; a relative path is a usage error.
+/// `--allow-secret` paths and `[secrets] allow`, normalised, and the keys of
+/// values (`env.NAME`) as given; a relative path is a usage error.
 fn allowed_secret_paths(request: &BuildRequest) -> Result<Vec<String>, Error> {
     let mut allowed = request.spec.secret_allow.clone();
     for path in &request.options.allow_secrets {
+        if is_value_key(path) {
+            allowed.push(path.clone());
+            continue;
+        }
         if !path.starts_with('/') {
             return Err(Error::usage(
-                format!("--allow-secret `{path}` is not a path in the image"),
-                "give the absolute path in the image, as the secret scan printed it, e.g. --allow-secret /home/user/work/.ssh/id_ed25519",
+                format!(
+                    "--allow-secret `{path}` is not a path in the image nor the key of a value"
+                ),
+                "give the absolute path in the image, as the secret scan printed it, e.g. --allow-secret /home/user/work/.ssh/id_ed25519, or the key the spec error named, e.g. --allow-secret env.NAME",
             ));
         }
         let parts: Vec<&str> = path

@@ -78,6 +78,15 @@ pub enum ReferenceError {
     InvalidOciTag { input: String, tag: String },
     #[error("invalid image location `{input}`: stowage does not support the `{prefix}:` transport")]
     UnsupportedTransport { input: String, prefix: String },
+    /// A path or file name without a transport: guessing would push it to a registry.
+    #[error(
+        "`{input}` looks like a {what}, but names no transport, so it would be taken as a registry image"
+    )]
+    LooksLikePath {
+        input: String,
+        what: &'static str,
+        archive: bool,
+    },
 }
 
 impl ReferenceError {
@@ -131,6 +140,12 @@ impl ReferenceError {
             ReferenceError::UnsupportedTransport { .. } => {
                 Some(format!("supported transports: {KNOWN_TRANSPORTS}"))
             }
+            ReferenceError::LooksLikePath { input, archive: true, .. } => Some(format!(
+                "write `docker-archive:{input}` for an archive `docker load` reads, or `oci-archive:{input}` for an OCI archive"
+            )),
+            ReferenceError::LooksLikePath { input, .. } => Some(format!(
+                "write `oci:{input}` for an OCI layout folder, or `docker-archive:{input}` for an archive `docker load` reads"
+            )),
         }
     }
 }
@@ -394,6 +409,15 @@ pub fn parse_transport(s: &str) -> Result<Transport, ReferenceError> {
             prefix: prefix.to_string(),
         });
     }
+    if let Some((what, archive)) = looks_like_path(s)
+        && looks_like_transport(s).is_none()
+    {
+        return Err(ReferenceError::LooksLikePath {
+            input: s.to_string(),
+            what,
+            archive,
+        });
+    }
     ImageRef::parse(s)
         .map_err(|e| match looks_like_transport(s) {
             Some(prefix) => ReferenceError::UnsupportedTransport {
@@ -484,6 +508,24 @@ fn split_oci(
 }
 
 /// A failed reference that starts `word:` followed by a path is most likely a mistyped transport.
+/// What a location without a transport looks like when it is a file or folder
+/// on this machine (it starts with `/`, `./`, `../` or `~/`, or ends like an
+/// archive or layout): what to call it, and whether it is an archive file.
+/// Some such names (`app.tar`) would parse as registry references, which is
+/// why they are refused rather than guessed.
+fn looks_like_path(s: &str) -> Option<(&'static str, bool)> {
+    const ARCHIVE_ENDINGS: &[&str] = &[".tar", ".tar.gz", ".tgz", ".tar.zst"];
+    let lower = s.to_ascii_lowercase();
+    if ARCHIVE_ENDINGS.iter().any(|e| lower.ends_with(e)) {
+        return Some(("file path (an archive)", true));
+    }
+    if lower.ends_with(".oci") {
+        return Some(("folder (an OCI layout)", false));
+    }
+    let local = ["/", "./", "../", "~/"].iter().any(|p| s.starts_with(p)) || s == "." || s == "..";
+    local.then_some(("path on this machine", false))
+}
+
 fn looks_like_transport(s: &str) -> Option<&str> {
     let (prefix, rest) = s.split_once(':')?;
     let word = !prefix.is_empty() && prefix.chars().all(|c| c.is_ascii_lowercase() || c == '-');
@@ -1083,6 +1125,37 @@ mod tests {
                     parse_transport(s),
                     Err(ReferenceError::UnsupportedTransport { .. })
                 ),
+                "{s}"
+            );
+        }
+        for (s, archive, suggests) in [
+            ("app.tar", true, "docker-archive:app.tar"),
+            ("app.tar.gz", true, "docker-archive:app.tar.gz"),
+            ("myapp.TGZ", true, "oci-archive:myapp.TGZ"),
+            ("./out", false, "oci:./out"),
+            ("../out", false, "docker-archive:../out"),
+            ("/tmp/x", false, "oci:/tmp/x"),
+            ("/tmp/out.tar.gz", true, "docker-archive:/tmp/out.tar.gz"),
+            ("layout.oci", false, "oci:layout.oci"),
+        ] {
+            let e = parse_transport(s);
+            assert!(
+                matches!(&e, Err(ReferenceError::LooksLikePath { archive: a, .. }) if *a == archive),
+                "{s}: {e:?}"
+            );
+            let hint = e.err().and_then(|e| e.hint()).unwrap_or_default();
+            assert!(hint.contains(&format!("`{suggests}`")), "{s}: {hint}");
+            assert!(!hint.contains("insecure"), "{hint}");
+        }
+        for s in [
+            "alpine",
+            "registry.example.org:5000/a/b:1",
+            "docker://app.tar",
+            "localhost:5000/tar:1",
+            "acme/app.tarball:1",
+        ] {
+            assert!(
+                matches!(parse_transport(s), Ok(Transport::Registry(_))),
                 "{s}"
             );
         }

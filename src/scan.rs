@@ -109,6 +109,113 @@ pub const CONTENT_RULES: &[(&str, &str)] = &[
     ),
 ];
 
+/// Rules for the values a spec writes into the image's config (`[env]`,
+/// `[labels]`, `entrypoint`, `command`), on top of every content rule.
+///
+/// Not for file contents: documentation and tests are full of
+/// `postgres://user:password@localhost`, but a value baked into a public
+/// image's config is read by everyone who pulls it.
+pub const VALUE_RULES: &[(&str, &str)] = &[(
+    "url-credentials",
+    "a URL with a password, scheme://user:password@host (any scheme; a ${VAR} or empty password is fine)",
+)];
+
+/// One possible secret in a value: the rule and the value masked so it can be shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueHit {
+    pub rule: &'static str,
+    /// Never the value itself: `ghp_…(40 chars)`, or a URL with its password masked.
+    pub masked: String,
+}
+
+/// What the content rules and [`VALUE_RULES`] find in `value`, each rule once, in rule order.
+pub fn scan_value(value: &str) -> Vec<ValueHit> {
+    let mut scanner = Scanner::new(&ScanRules::default());
+    let mut file = scanner.file(b"");
+    file.feed(value.as_bytes());
+    file.finish();
+    let mut rules: Vec<&'static str> = scanner.into_findings().iter().map(|f| f.rule).collect();
+    rules.sort_unstable();
+    rules.dedup();
+    let mut hits: Vec<ValueHit> = rules
+        .into_iter()
+        .map(|rule| ValueHit {
+            rule,
+            masked: mask(value),
+        })
+        .collect();
+    if let Some(password) = url_password(value) {
+        hits.push(ValueHit {
+            rule: "url-credentials",
+            masked: format!(
+                "{}…({} chars){}",
+                &value[..password.start],
+                value[password.clone()].chars().count(),
+                mask_tail(&value[password.end..])
+            ),
+        });
+    }
+    hits
+}
+
+/// A value shown without giving it away: its first four characters (a
+/// token's fixed prefix, such as `ghp_`) and its length.
+pub fn mask(value: &str) -> String {
+    let head: String = value.chars().take(4).collect();
+    format!("{head}…({} chars)", value.chars().count())
+}
+
+/// What follows a URL's password: the host is shown, anything past it counted only.
+fn mask_tail(rest: &str) -> String {
+    let host_end = rest[1..]
+        .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace())
+        .map_or(rest.len(), |i| i + 1);
+    let more = rest[host_end..].chars().count();
+    if more == 0 {
+        rest.to_string()
+    } else {
+        format!("{}…(+{more} chars)", &rest[..host_end])
+    }
+}
+
+/// The byte range of the first real password in a `scheme://user:password@host`
+/// URL in `value`: not empty and not a `${VAR}` or `$VAR` to be expanded.
+fn url_password(value: &str) -> Option<std::ops::Range<usize>> {
+    let bytes = value.as_bytes();
+    for (at, _) in value.match_indices("://") {
+        let scheme_len = bytes[..at]
+            .iter()
+            .rev()
+            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+            .count();
+        let scheme = &bytes[at - scheme_len..at];
+        if !scheme.iter().any(u8::is_ascii_alphabetic) {
+            continue;
+        }
+        let start = at + 3;
+        let authority_len = bytes[start..]
+            .iter()
+            .take_while(|b| {
+                !matches!(b, b'/' | b'?' | b'#' | b'"' | b'\'' | b'<' | b'>')
+                    && !b.is_ascii_whitespace()
+            })
+            .count();
+        let authority = &value[start..start + authority_len];
+        let Some(userinfo_end) = authority.rfind('@') else {
+            continue;
+        };
+        let Some(colon) = authority[..userinfo_end].find(':') else {
+            continue;
+        };
+        let password = &authority[colon + 1..userinfo_end];
+        if password.is_empty() || password.starts_with('$') {
+            continue;
+        }
+        return Some(start + colon + 1..start + userinfo_end);
+    }
+    None
+}
+
 /// By-name rules: credential stores refused wherever they sit in a source tree.
 pub const NAME_RULES: &[(&str, &str)] = &[
     ("netrc-file", ".netrc or _netrc"),
@@ -166,6 +273,7 @@ pub fn rule_named(name: &str) -> Option<&'static str> {
     CONTENT_RULES
         .iter()
         .chain(NAME_RULES)
+        .chain(VALUE_RULES)
         .map(|(rule, _)| *rule)
         .find(|rule| *rule == name)
 }
@@ -194,7 +302,7 @@ impl fmt::Display for SecretsFound {
 impl SecretsFound {
     /// What the user can do about it.
     pub fn hint(&self) -> String {
-        "remove each file or secret (pass secrets at `docker run -e NAME=…` time instead), or leave it out with `exclude`; \
+        "remove each file or secret (pass secrets at `docker run -e NAME=\"$NAME\"` time instead), or leave it out with `exclude`; \
          if it is meant to be public, allow it by its path in the image with `--allow-secret PATH` or `[secrets] allow = [\"PATH\"]`; \
          `--no-secret-scan` turns the scan off"
             .to_string()
@@ -1017,5 +1125,62 @@ mod tests {
         let extra = vec!["DB_URL".to_string()];
         assert!(is_secret_name("DB_URL", &extra));
         assert!(!is_secret_name("db_url", &extra));
+    }
+    #[test]
+    fn values_go_through_the_content_rules_and_never_show_whole() {
+        let token = tok("ghp_", "aB3dE5gH7j", 4);
+        let hits = scan_value(&token);
+        assert_eq!(
+            hits,
+            [ValueHit {
+                rule: "github-token",
+                masked: "ghp_…(44 chars)".into()
+            }]
+        );
+        let begin = "-----BEGIN";
+        let key = format!("{begin} RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n");
+        assert_eq!(scan_value(&key)[0].rule, "private-key");
+        assert!(scan_value("python3 -m http.server 8000").is_empty());
+        assert!(scan_value("").is_empty());
+    }
+
+    #[test]
+    fn url_credentials_need_a_real_password() {
+        let pass = "s3cr3t";
+        let url = format!("postgres://admin:{pass}@db.internal/prod");
+        let hits = scan_value(&url);
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].rule, "url-credentials");
+        assert_eq!(
+            hits[0].masked,
+            "postgres://admin:…(6 chars)@db.internal…(+5 chars)"
+        );
+        assert!(!hits[0].masked.contains(pass));
+        for found in [
+            format!("redis://:{pass}@cache:6379"),
+            format!("--db=mysql+pymysql://u:{pass}@h"),
+            format!("x-y.z://u:{pass}@h?x=1"),
+        ] {
+            assert_eq!(
+                scan_value(&found)
+                    .iter()
+                    .map(|h| h.rule)
+                    .collect::<Vec<_>>(),
+                ["url-credentials"],
+                "{found}"
+            );
+        }
+        for fine in [
+            "postgres://admin:${DB_PASSWORD}@db/prod",
+            "postgres://admin:$DB_PASSWORD@db/prod",
+            "postgres://admin:@db/prod",
+            "postgres://admin@db/prod",
+            "https://example.org/a:b@c",
+            "https://example.org/?u=a:b@c",
+            "://a:b@c",
+            "mailto:a:b@c",
+        ] {
+            assert!(scan_value(fine).is_empty(), "{fine}");
+        }
     }
 }

@@ -160,9 +160,13 @@ pub enum ExportsAction {
         status: Option<StatusArg>,
     },
     /// Delete an export's image from its registry (or its archive file) and mark the record deleted.
+    /// On a terminal it shows what it will remove and asks first.
     Delete {
         /// The id from `stowage exports`.
         id: i64,
+        /// Delete without asking (for scripts; without a terminal it is required).
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
 }
 
@@ -229,10 +233,11 @@ pub struct BuildArgs {
     /// Compression threads (default: one per core); the image is the same for any count.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,
-    /// Let the secret scan pass this path in the image (a file, or a folder and all in it; repeatable).
-    #[arg(long = "allow-secret", value_name = "PATH")]
+    /// Let the secret scan pass this path in the image (a file, or a folder and all in it),
+    /// or this spec value meant to be public (`env.NAME`, `labels.KEY`, `command`, `entrypoint`); repeatable.
+    #[arg(long = "allow-secret", value_name = "PATH|KEY")]
     pub allow_secrets: Vec<String>,
-    /// Do not scan the added files for keys, tokens and credential files.
+    /// Do not scan the added files (and the spec's values) for keys, tokens and credential files.
     #[arg(long)]
     pub no_secret_scan: bool,
     /// Do not check that the image's entrypoint and command would start (program, #! interpreter, ELF loader, user).

@@ -187,7 +187,7 @@ fn dispatch(command: Command, out: &Output, settings: &Settings) -> anyhow::Resu
         Command::Exports(args) => match args.action {
             None => run_exports_list(args.status, out),
             Some(ExportsAction::List { status }) => run_exports_list(status.or(args.status), out),
-            Some(ExportsAction::Delete { id }) => run_exports_delete(id, out, settings),
+            Some(ExportsAction::Delete { id, yes }) => run_exports_delete(id, yes, out, settings),
         },
         Command::StartLine { target } => {
             let session = settings.session(out, None);
@@ -451,6 +451,37 @@ fn run_init(dir: &Path, out: &Output) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Shows what `exports delete` will remove and asks on the terminal; refuses
+/// without one, since a script that meant it passes `--yes`.
+fn confirm_delete(plan: &commands::exports::DeletePlan) -> anyhow::Result<()> {
+    use std::io::{BufRead, IsTerminal};
+    let id = plan.id;
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::usage(
+            format!("export {id} was not deleted: there is no terminal to ask on"),
+            format!(
+                "pass --yes to delete without asking: `stowage exports delete {id} --yes` (`stowage exports list` shows what it holds)"
+            ),
+        )
+        .into());
+    }
+    let mut stderr = std::io::stderr().lock();
+    render::write_delete_plan(&mut stderr, plan)?;
+    write!(stderr, "Delete? [y/N] ")?;
+    stderr.flush()?;
+    drop(stderr);
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+        return Ok(());
+    }
+    Err(Error::usage(
+        format!("export {id} was not deleted: not confirmed"),
+        "answer y to delete, or pass --yes",
+    )
+    .into())
+}
+
 fn run_exports_list(status: Option<StatusArg>, out: &Output) -> anyhow::Result<()> {
     let status = status.map(|s| match s {
         StatusArg::Ok => Status::Ok,
@@ -474,7 +505,12 @@ fn run_exports_list(status: Option<StatusArg>, out: &Output) -> anyhow::Result<(
     Ok(())
 }
 
-fn run_exports_delete(id: i64, out: &Output, settings: &Settings) -> anyhow::Result<()> {
+fn run_exports_delete(id: i64, yes: bool, out: &Output, settings: &Settings) -> anyhow::Result<()> {
+    if !yes {
+        let plan = commands::exports::delete_plan(id)
+            .with_context(|| format!("cannot delete export {id}"))?;
+        confirm_delete(&plan)?;
+    }
     let session = settings.session(out, None);
     let done = commands::exports::delete(&session, id)
         .with_context(|| format!("cannot delete export {id}"))?;

@@ -301,9 +301,14 @@ pub fn write_exports_table(
         let destinations: Vec<String> = r
             .destinations
             .iter()
-            .map(|d| match d.size {
-                Some(bytes) => format!("{} ({})", d.destination, human_bytes(bytes)),
-                None => d.destination.clone(),
+            .map(|d| {
+                let status = d.status.map_or("", |s| s.as_str());
+                match d.size {
+                    Some(bytes) => {
+                        format!("{} ({status}, {})", d.destination, human_bytes(bytes))
+                    }
+                    None => format!("{} ({status})", d.destination),
+                }
             })
             .collect();
         writeln!(
@@ -321,6 +326,27 @@ pub fn write_exports_table(
             let first = error.lines().next().unwrap_or_default();
             writeln!(stdout, "      error: {first}")?;
         }
+    }
+    Ok(())
+}
+
+/// What `exports delete` will remove, before it asks.
+pub fn write_delete_plan(
+    out: &mut dyn Write,
+    plan: &crate::commands::exports::DeletePlan,
+) -> std::io::Result<()> {
+    writeln!(out, "Export {} will be deleted from:", plan.id)?;
+    if plan.removes.is_empty() {
+        writeln!(
+            out,
+            "  nothing: it wrote nowhere (the record is only marked deleted)"
+        )?;
+    }
+    for line in &plan.removes {
+        writeln!(out, "  - {line}")?;
+    }
+    for line in &plan.leaves {
+        writeln!(out, "  left alone: {line}")?;
     }
     Ok(())
 }

@@ -200,9 +200,14 @@ pub fn run(
         }
     };
     let metadata = metadata_json(&outcome, &plan);
-    let signed = write_reports(command, &plan, &outcome, &metadata)
-        .and_then(|()| sign_pushed(session, command, &plan, &outcome));
-    let signed = match signed {
+    // The image is at every destination from here on: a failure must say so in the record.
+    let finished = write_reports(command, &plan, &outcome, &metadata)
+        .map_err(|e| reached_all(&plan, &outcome, "but a report file was not", e))
+        .and_then(|()| {
+            sign_pushed(session, command, &plan, &outcome)
+                .map_err(|e| reached_all(&plan, &outcome, "but not signed", e))
+        });
+    let signed = match finished {
         Ok(signed) => signed,
         Err(e) => {
             failed.plan = Some(&plan);
@@ -235,7 +240,7 @@ fn failure<T>(
     let record = if command.request.dry_run {
         Recorded::Nothing
     } else {
-        keep_record(session, &record::build_failed(failed, error.one_line()))
+        keep_record(session, &record::build_failed(failed, &error))
     };
     Reported {
         result: Err(error),
@@ -304,6 +309,16 @@ pub fn sbom_input(plan: &BuildPlan, outcome: &BuildOutcome) -> SbomInput {
     }
 }
 
+/// A failure after every destination received the image: the record keeps all of them.
+fn reached_all(plan: &BuildPlan, outcome: &BuildOutcome, what_failed: &str, e: Error) -> Error {
+    Error::Partial {
+        message: format!("the image was written to every destination, {what_failed}"),
+        reached: (0..plan.destinations.len()).collect(),
+        digest: outcome.image.digest().to_string(),
+        source: Box::new(e),
+    }
+}
+
 /// Signs what each registry destination received, with `--sign-key`'s key (I/O).
 fn sign_pushed(
     session: &Session,
@@ -316,7 +331,6 @@ fn sign_pushed(
     };
     let context = session.context()?;
     sign::sign_destinations(&context, &plan.destinations, outcome.image.digest(), signer)
-        .map_err(|e| e.context("the image was pushed, but cannot be signed"))
 }
 
 /// Writes `--sbom`, `--digest-file` and `--metadata-file` (I/O).

@@ -6,7 +6,7 @@ use super::Session;
 use crate::attest::cosign;
 use crate::digest::Digest;
 use crate::error::Error;
-use crate::exports::{Destination, ExportRecord, Exports, ExportsError, Status};
+use crate::exports::{Destination, DestinationStatus, ExportRecord, Exports, ExportsError, Status};
 use crate::reference::{self, ImageRef};
 use crate::registry::{RegistryError, hub};
 use crate::transport::Context;
@@ -15,6 +15,66 @@ use crate::transport::Context;
 pub fn list(status: Option<Status>) -> Result<Vec<ExportRecord>, Error> {
     let exports = Exports::open_default()?;
     Ok(exports.list(status)?)
+}
+
+/// What `delete` will remove, shown before it asks.
+#[derive(Debug, Clone)]
+pub struct DeletePlan {
+    pub id: i64,
+    /// One line per thing removed: a registry manifest, a Docker Hub tag, a file.
+    pub removes: Vec<String>,
+    /// Destinations this export did not write (or that were deleted already): left alone.
+    pub leaves: Vec<String>,
+}
+
+/// What `delete(id)` would remove (I/O: reads the record).
+pub fn delete_plan(id: i64) -> Result<DeletePlan, Error> {
+    let record = Exports::open_default()?.get(id)?;
+    if record.status == Status::Deleted {
+        return Err(ExportsError::AlreadyDeleted { id }.into());
+    }
+    let mut plan = DeletePlan {
+        id,
+        removes: Vec::new(),
+        leaves: Vec::new(),
+    };
+    for dest in &record.destinations {
+        let status = dest.status.map_or("unknown", DestinationStatus::as_str);
+        if !dest.holds_image() {
+            plan.leaves.push(format!("{} ({status})", dest.destination));
+            continue;
+        }
+        let path = dest.path.as_deref().unwrap_or("?");
+        plan.removes.push(match dest.kind.as_str() {
+            "registry" => {
+                let text = dest.destination.trim_start_matches("docker://");
+                match ImageRef::parse(text) {
+                    Ok(r) if r.registry == reference::DOCKER_HUB => {
+                        format!(
+                            "Docker Hub tag {} (public for anyone who pulls it)",
+                            r.familiar()
+                        )
+                    }
+                    _ => format!(
+                        "registry image {text} (manifest {})",
+                        record.digest.as_deref().unwrap_or("its tag points at")
+                    ),
+                }
+            }
+            "oci" => format!("layout folder {path} (you remove it yourself)"),
+            _ => format!("file {path}"),
+        });
+    }
+    // Signatures live at their own tag beside the image and go with it.
+    plan.removes.extend(
+        record
+            .notes
+            .iter()
+            .filter_map(|note| note.strip_prefix("signed: "))
+            .filter_map(|signed| signed.split_once(" at ").map(|(_, tag)| tag))
+            .map(|tag| format!("cosign signatures {tag}")),
+    );
+    Ok(plan)
 }
 
 /// What `delete_export` did at one destination.
@@ -33,9 +93,10 @@ pub struct Deleted {
 /// done. When any destination cannot be cleared, the record stays as it is
 /// and the error says exactly what is left to do.
 ///
-/// A failed export has no image of its own: what its tag or file path holds
-/// now came from another export, so nothing is touched and the record is
-/// only marked deleted.
+/// Only destinations whose status says this export put the image there
+/// (pushed, written) are touched: what a failed sink's tag or path holds now
+/// came from somewhere else. After a partial delete the record keeps which
+/// destinations were cleared, so running it again does the rest.
 pub fn delete(session: &Session, id: i64) -> Result<Vec<Deleted>, Error> {
     let mut exports = Exports::open_default()?;
     let record = exports.get(id)?;
@@ -58,28 +119,36 @@ pub fn delete(session: &Session, id: i64) -> Result<Vec<Deleted>, Error> {
         return Err(ExportsError::AlreadyDeleted { id }.into());
     }
     let mut done = Vec::new();
-    if record.status == Status::Failed && record.digest.is_none() {
-        exports.mark_deleted(id)?;
-        done.extend(record.destinations.iter().map(|d| Deleted {
-            destination: d.destination.clone(),
-            what: "left alone: this export failed, so nothing there is its own".into(),
-        }));
-        return Ok(done);
-    }
     let mut failed = Vec::new();
     let mut hints = Vec::new();
-    for dest in &record.destinations {
-        match delete_destination(dest, record.digest.as_deref(), context) {
-            Ok(what) => done.push(Deleted {
+    let mut destinations = record.destinations.clone();
+    for dest in &mut destinations {
+        if !dest.holds_image() {
+            let what = match dest.status {
+                Some(DestinationStatus::Deleted) => "deleted before",
+                _ => "left alone: this export did not write there, so nothing there is its own",
+            };
+            done.push(Deleted {
                 destination: dest.destination.clone(),
-                what,
-            }),
+                what: what.into(),
+            });
+            continue;
+        }
+        match delete_destination(dest, record.digest.as_deref(), context) {
+            Ok(what) => {
+                dest.status = Some(DestinationStatus::Deleted);
+                done.push(Deleted {
+                    destination: dest.destination.clone(),
+                    what,
+                });
+            }
             Err((problem, hint)) => {
                 failed.push(format!("{}: {problem}", dest.destination));
                 hints.push(hint);
             }
         }
     }
+    exports.set_destinations(id, &destinations)?;
     if !failed.is_empty() {
         let mut report = String::new();
         for d in &done {

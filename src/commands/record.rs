@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use super::build::BuildOutcome;
 use super::run_command::run_command_for_destinations;
-use crate::exports::{Destination, Kind, NewExport};
+use crate::error::Error;
+use crate::exports::{Destination, DestinationStatus, Kind, NewExport};
 use crate::image::{Artifact, Image, Platform};
 use crate::plan::BuildPlan;
 use crate::reference::{self, Transport};
@@ -29,7 +30,7 @@ pub fn build_ok(plan: &BuildPlan, outcome: &BuildOutcome) -> NewExport {
         kind: Kind::Build,
         spec: Some(absolute_text(&plan.spec_path)),
         sources: plan.sources(),
-        destinations: plan.destinations.iter().map(Destination::of).collect(),
+        destinations: with_status(&plan.destinations, None),
         digest: Some(digest),
         size: Some(image_size(&outcome.image)),
         error: None,
@@ -53,10 +54,11 @@ pub struct FailedBuild<'a> {
     pub plan: Option<&'a BuildPlan>,
 }
 
-/// A record of a build that failed, with `error` and its causes on one line.
-pub fn build_failed(failed: &FailedBuild<'_>, error: String) -> NewExport {
+/// A record of a build that failed, with `error` and its causes on one line,
+/// and the destinations that hold the image if a sink failed after others got it.
+pub fn build_failed(failed: &FailedBuild<'_>, error: &Error) -> NewExport {
     let destinations = match failed.plan {
-        Some(plan) => plan.destinations.iter().map(Destination::of).collect(),
+        Some(plan) => with_status(&plan.destinations, Some(error)),
         None => failed
             .requested
             .iter()
@@ -65,10 +67,12 @@ pub fn build_failed(failed: &FailedBuild<'_>, error: String) -> NewExport {
                 Err(_) => Destination {
                     destination: d.clone(),
                     kind: "unknown".into(),
-                    path: None,
-                    size: None,
-                    plain_http: false,
+                    ..Destination::default()
                 },
+            })
+            .map(|d| Destination {
+                status: Some(DestinationStatus::Failed),
+                ..d
             })
             .collect(),
     };
@@ -77,9 +81,9 @@ pub fn build_failed(failed: &FailedBuild<'_>, error: String) -> NewExport {
         spec: Some(absolute_text(failed.spec_path)),
         sources: failed.plan.map(BuildPlan::sources).unwrap_or_default(),
         destinations,
-        digest: None,
+        digest: error.partial_write().map(|(_, digest)| digest.to_string()),
         size: None,
-        error: Some(error),
+        error: Some(error.one_line()),
         run_command: None,
         secret_names: failed.secret_names.to_vec(),
         notes: Vec::new(),
@@ -97,7 +101,8 @@ pub struct Moved<'a> {
 }
 
 /// A record of a push, copy or archive (I/O: stats archive files); `error` for a failed one.
-pub fn transfer(moved: &Moved<'_>, error: Option<String>) -> NewExport {
+pub fn transfer(moved: &Moved<'_>, failure: Option<&Error>) -> NewExport {
+    let error = failure.map(Error::one_line);
     let digest = moved.artifact.map(|a| a.digest().to_string());
     let run_command = match (moved.artifact, &error, &digest) {
         (Some(artifact), None, Some(digest)) => {
@@ -114,7 +119,7 @@ pub fn transfer(moved: &Moved<'_>, error: Option<String>) -> NewExport {
         }
         _ => None,
     };
-    let destinations: Vec<Destination> = moved.destinations.iter().map(Destination::of).collect();
+    let destinations = with_status(moved.destinations, failure);
     let size = match moved.kind {
         Kind::Archive => destinations.iter().find_map(|d| d.size),
         _ => moved.artifact.map(artifact_size),
@@ -124,13 +129,48 @@ pub fn transfer(moved: &Moved<'_>, error: Option<String>) -> NewExport {
         spec: None,
         sources: vec![moved.source.to_string()],
         destinations,
-        digest: if error.is_none() { digest } else { None },
+        digest: match failure {
+            None => digest,
+            Some(e) => e.partial_write().map(|(_, digest)| digest.to_string()),
+        },
         size: if error.is_none() { size } else { None },
         error,
         run_command,
         secret_names: moved.secret_names.to_vec(),
         notes: Vec::new(),
     }
+}
+
+/// Each destination with what the export left there: every one when it
+/// went through; after a failure, those the error says got the image, and
+/// `failed` for the rest.
+fn with_status(destinations: &[Transport], failure: Option<&Error>) -> Vec<Destination> {
+    let reached = |index: usize| match failure {
+        None => true,
+        Some(e) => e
+            .partial_write()
+            .is_some_and(|(reached, _)| reached.contains(&index)),
+    };
+    destinations
+        .iter()
+        .enumerate()
+        .map(|(index, transport)| {
+            let destination = Destination::of(transport);
+            if reached(index) {
+                Destination {
+                    status: Some(DestinationStatus::reached(&destination.kind)),
+                    ..destination
+                }
+            } else {
+                // A file at the path now is not this export's: its size says nothing.
+                Destination {
+                    status: Some(DestinationStatus::Failed),
+                    size: None,
+                    ..destination
+                }
+            }
+        })
+        .collect()
 }
 
 fn absolute_text(path: &Path) -> String {

@@ -217,7 +217,7 @@ fn finish(
         artifact: Some(&artifact),
         secret_names: &secret_names,
     };
-    let mut new = record::transfer(&moved, written.as_ref().err().map(Error::one_line));
+    let mut new = record::transfer(&moved, written.as_ref().err());
     new.notes.extend(sign::notes(&signed));
     let record = keep_record(session, &new);
     let result = written.map(|written| Transferred {
@@ -256,7 +256,7 @@ fn record_failure(
         artifact,
         secret_names: &secret_names,
     };
-    let record = keep_record(session, &record::transfer(&moved, Some(error.one_line())));
+    let record = keep_record(session, &record::transfer(&moved, Some(&error)));
     Reported {
         result: Err(error),
         record,

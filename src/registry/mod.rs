@@ -115,6 +115,17 @@ impl RegistryError {
             } if source.is_timeout() => Some(format!(
                 "{registry} stopped answering; if it is only slow, raise --timeout (or STOWAGE_TIMEOUT), else check the network"
             )),
+            // Docker Hub is never plain HTTP nor self-signed: advice to turn off
+            // TLS for it is wrong, and an unreachable Hub often means the
+            // destination was a file name taken for an image.
+            RegistryError::Connect { registry, .. }
+                if crate::reference::canonical_registry(registry) == crate::reference::DOCKER_HUB
+                    || registry.ends_with(".docker.io") =>
+            {
+                Some(format!(
+                    "check that {registry} is reachable from here (HTTPS_PROXY/NO_PROXY are honoured); if you meant a file or folder, write it as docker-archive:PATH or oci:PATH"
+                ))
+            }
             RegistryError::Connect {
                 registry, source, ..
             } if chain_text(source).contains("certificate") => Some(format!(
@@ -298,4 +309,48 @@ fn relock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Client, RegistryError};
+
+    /// A real connection error: nothing listens on port 1 of the loopback.
+    fn refused() -> reqwest::Error {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        match Client::new().get("http://127.0.0.1:1/v2/").send() {
+            Err(e) => e,
+            Ok(r) => panic!("port 1 answered: {}", r.status()),
+        }
+    }
+
+    #[test]
+    fn docker_hub_hints_never_suggest_an_insecure_registry() {
+        for (registry, plain_http) in [
+            ("docker.io", true),
+            ("docker.io", false),
+            ("registry-1.docker.io", true),
+        ] {
+            let e = RegistryError::Connect {
+                registry: registry.into(),
+                what: "the manifest".into(),
+                plain_http,
+                source: refused(),
+            };
+            let hint = e.hint().unwrap_or_default();
+            assert!(!hint.contains("insecure"), "{hint}");
+            assert!(hint.contains("docker-archive:PATH"), "{hint}");
+        }
+        let e = RegistryError::Connect {
+            registry: "10.0.0.5:5000".into(),
+            what: "the manifest".into(),
+            plain_http: true,
+            source: refused(),
+        };
+        assert!(
+            e.hint()
+                .unwrap_or_default()
+                .contains("--insecure-registry 10.0.0.5:5000")
+        );
+    }
 }

@@ -244,9 +244,15 @@ impl Validator<'_> {
             return Err(self.error(
                 key.span(),
                 format!("[env] sets `{name}`, but {why}; secrets are never baked into an image"),
-                format!(
-                    "remove it from [env] and pass it when the container starts: `docker run -e {name}=… IMAGE`"
-                ),
+                if listed {
+                    format!(
+                        "remove it from [env] and pass it when the container starts: `docker run -e {name}=\"${name}\" IMAGE`"
+                    )
+                } else {
+                    format!(
+                        "remove it from [env], list \"{name}\" in `[secrets] names` (so the printed run line asks for it), and pass it when the container starts: `docker run -e {name}=\"${name}\" IMAGE`"
+                    )
+                },
             ));
         }
         let value = self.string_value(key, value, "[env]")?;

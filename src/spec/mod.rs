@@ -7,12 +7,15 @@
 //! absolute paths that exist. It is not the build plan: it does not fetch or
 //! open the base image, resolve a relative local base path, expand `${VAR}` in
 //! `[env]` (that needs the base's environment), read the sources' contents or
-//! scan them for secrets; `plan` and the modules after it do that.
+//! scan them for secrets; `plan` and the modules after it do that. It does
+//! scan its own values (`[env]`, `[labels]`, `entrypoint`, `command`) and
+//! keeps what it finds for the build to refuse or allow.
 //!
 //! The folder: `raw` is what serde reads (every value with its span),
 //! `validate` turns it into a `Spec` section by section, `entries` checks what
 //! is copied into the image, `fields` holds the grammars of single values, and
-//! `starter` the file `stowage init` writes.
+//! `starter` the file `stowage init` writes, `values` the secret scan of the
+//! values bound for the image's config.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -28,8 +31,10 @@ mod starter;
 #[cfg(test)]
 mod tests;
 mod validate;
+mod values;
 
 pub use starter::{STARTER_SPEC, write_starter_spec};
+pub use values::{ValueFinding, is_value_key};
 
 /// The spec file's name in a project folder.
 pub const SPEC_FILE_NAME: &str = "stowage.toml";
@@ -161,9 +166,13 @@ pub struct Spec {
     /// In file order, values unexpanded.
     pub env: Vec<(String, String)>,
     pub secret_names: Vec<String>,
-    /// `[secrets] allow`: normalised paths in the image the secret scan lets through.
+    /// `[secrets] allow`: normalised paths in the image the secret scan lets
+    /// through, and keys of values (`env.NAME`) meant to be public.
     pub secret_allow: Vec<String>,
     pub labels: BTreeMap<String, String>,
+    /// Values bound for the image's config that look like secrets; the build
+    /// refuses them unless allowed (`Spec::check_values`).
+    pub value_findings: Vec<ValueFinding>,
 }
 
 /// Reads and validates the spec file (I/O: reads it and checks that sources exist).

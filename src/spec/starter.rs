@@ -55,10 +55,11 @@ PYTHONUNBUFFERED = "1"
 [secrets]
 # Names that must never be baked into the image, on top of the built-in
 # deny-list (…_SECRET, …_TOKEN, …_PASSWORD, …_API_KEY, NUVLA_API_KEY, …).
-# Pass them when the container starts: docker run -e NAME=… IMAGE
+# Pass them when the container starts: docker run -e NAME="$NAME" IMAGE
 names = []
 # Paths in the image the secret scan may let through (a folder covers
-# everything in it), e.g. test fixtures that only look like keys.
+# everything in it), e.g. test fixtures that only look like keys, and
+# values meant to be public by key (env.NAME, labels.KEY, command).
 # allow = ["/opt/app/tests/fixtures"]
 
 [labels]

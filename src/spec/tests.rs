@@ -562,7 +562,8 @@ fn secrets_in_env_are_refused() {
         check(&e, &text, &format!("{name} ="), "deny-list");
         assert!(
             e.hint()
-                .is_some_and(|h| h.contains(&format!("docker run -e {name}="))),
+                .is_some_and(|h| h.contains(&format!("docker run -e {name}=\"${name}\""))
+                    && h.contains("[secrets] names")),
             "{:?}",
             e.hint()
         );
@@ -793,4 +794,86 @@ fn relocate_is_on_by_default_and_for_the_library_only() {
         "true }",
         "`relocate` applies to the library only",
     );
+}
+
+#[test]
+fn secret_values_are_found_with_their_place_and_masked() {
+    let p = Project::new();
+    let token = format!("ghp_{}", "aB3dE5gH7j".repeat(4));
+    let password = "s3cr3t-pw";
+    let url = format!("postgres://admin:{password}@db.internal/prod");
+    let cases = [
+        (
+            "[env]\nGITHUB_PAT",
+            "env.GITHUB_PAT",
+            token.as_str(),
+            "github-token",
+        ),
+        (
+            "[env]\nDATABASE_URL",
+            "env.DATABASE_URL",
+            url.as_str(),
+            "url-credentials",
+        ),
+        (
+            "[labels]\n\"org.x\"",
+            "labels.org.x",
+            token.as_str(),
+            "github-token",
+        ),
+    ];
+    for (head, key, value, rule) in cases {
+        let text = format!("{MINIMAL}{head} = \"{value}\"\n");
+        let spec = p.ok(&text);
+        let e = match spec.check_values(&[]) {
+            Ok(()) => panic!("{key} passed"),
+            Err(e) => e,
+        };
+        check(&e, &text, &format!("\"{value}\""), rule);
+        let hint = e.hint().unwrap_or_default();
+        assert!(hint.contains(&format!("--allow-secret {key}")), "{hint}");
+        for shown in [e.to_string(), hint.to_string()] {
+            assert!(!shown.contains(value), "{shown}");
+            assert!(!shown.contains(password), "{shown}");
+        }
+        assert!(spec.check_values(&[key.to_string()]).is_ok());
+    }
+    let text = format!("{MINIMAL}[env]\nGITHUB_PAT = \"{token}\"\n");
+    let hint = p
+        .ok(&text)
+        .check_values(&[])
+        .err()
+        .and_then(|e| e.hint().map(str::to_string));
+    assert!(
+        hint.as_deref()
+            .is_some_and(|h| h.contains("docker run -e GITHUB_PAT=\"$GITHUB_PAT\"")
+                && h.contains("[secrets] names")),
+        "{hint:?}"
+    );
+}
+
+#[test]
+fn secret_values_in_argument_lists_and_allowed_in_the_spec() {
+    let p = Project::new();
+    let token = format!("glpat-{}", "xY3_zW9-aB".repeat(2));
+    let text = format!("{MINIMAL}command = [\"python3\", \"app.py\", \"--token\", \"{token}\"]\n");
+    let e = match p.ok(&text).check_values(&[]) {
+        Ok(()) => panic!("command passed"),
+        Err(e) => e,
+    };
+    check(&e, &text, &format!("\"{token}\""), "gitlab-token");
+    assert!(!e.to_string().contains(&token));
+    let allowed = format!("{text}[secrets]\nallow = [\"command\"]\n");
+    let spec = p.ok(&allowed);
+    assert!(spec.check_values(&spec.secret_allow).is_ok());
+    let text = format!(
+        "{MINIMAL}[env]\nDATABASE_URL = \"postgres://admin:${{DB_PASS}}@db/prod\"\nEMPTY = \"redis://u:@cache\"\n"
+    );
+    let spec = p.ok(&text);
+    assert!(spec.value_findings.is_empty(), "{:?}", spec.value_findings);
+    let text = format!("{MINIMAL}workdir = \"/srv/{token}\"\n");
+    let spec = p.ok(&text);
+    let keys: Vec<&str> = spec.value_findings.iter().map(|f| f.key.as_str()).collect();
+    assert_eq!(keys, ["workdir"]);
+    assert!(spec.check_values(&["workdir".into()]).is_ok());
 }

@@ -10,6 +10,7 @@ use toml::Spanned;
 use super::entries::{DefaultOwner, MountKind};
 use super::fields::{absolute_hint, is_env_name, normalise_path};
 use super::raw::{OrderedTable, RawApp, RawFile, RawSecrets, RawSpec};
+use super::values::is_value_key;
 use super::{ExtraFile, Mount, Spec, SpecError};
 use crate::reference::Transport;
 
@@ -126,6 +127,7 @@ impl Validator<'_> {
         let (secret_names, secret_allow) = self.secrets(raw.secrets.as_ref())?;
         let env = self.env(raw.env.as_ref(), &secret_names)?;
         let labels = self.labels(raw.labels.as_ref())?;
+        let value_findings = self.value_findings(&raw_app, raw.env.as_ref(), raw.labels.as_ref());
 
         Ok(Spec {
             path: self.path.to_path_buf(),
@@ -146,6 +148,7 @@ impl Validator<'_> {
             secret_names,
             secret_allow,
             labels,
+            value_findings,
         })
     }
 
@@ -256,11 +259,15 @@ impl Validator<'_> {
         }
         let mut allow = Vec::new();
         for path in secrets.iter().flat_map(|s| s.allow.iter().flatten()) {
+            if is_value_key(path.get_ref()) {
+                allow.push(path.get_ref().clone());
+                continue;
+            }
             let normal = normalise_path(path.get_ref(), false).map_err(|why| {
                 self.error(
                     path.span(),
                     format!("[secrets] allow path `{}` {why}", path.get_ref()),
-                    "write the path in the image that the scan reported, e.g. \"/opt/app/tests/fixtures/key.pem\"",
+                    "write the path in the image that the scan reported, e.g. \"/opt/app/tests/fixtures/key.pem\", or the key of a value, e.g. \"env.NAME\"",
                 )
             })?;
             allow.push(normal);

@@ -38,6 +38,25 @@ pub enum TransportError {
     /// The request cannot work (a scratch source, a digest that does not match).
     #[error("{message}")]
     Usage { message: String, hint: String },
+    /// A sink failed after others had received the image.
+    #[error(transparent)]
+    Partial(#[from] PartialWrite),
+}
+
+/// Some destinations hold the image, then one failed: which ones, by their
+/// index in the destinations given to [`write_all`], so the export record can
+/// say exactly where the image is.
+#[derive(Debug, thiserror::Error)]
+#[error("{} failed after the image was written to {}", self.failed_name, self.reached_names.join(", "))]
+pub struct PartialWrite {
+    pub reached: Vec<usize>,
+    pub failed: usize,
+    reached_names: Vec<String>,
+    failed_name: String,
+    /// The digest of what the reached destinations hold.
+    pub digest: Digest,
+    #[source]
+    pub source: Box<TransportError>,
 }
 
 fn usage(message: impl Into<String>, hint: impl Into<String>) -> TransportError {
@@ -191,6 +210,14 @@ pub struct Written {
 
 /// Writes the artifact to every destination (I/O). Registry destinations in
 /// one repository are pushed together: blobs once, then one manifest per tag.
+///
+/// Every registry is pushed before any local output is written, so a failed
+/// push (the common failure: network, credentials) leaves no new file or
+/// folder behind; each archive is written to a temp file and renamed into
+/// place, and a layout is written in a temp folder (or, when it exists
+/// already, gets its index.json last). When a sink fails after others got
+/// the image, the error is
+/// [`TransportError::Partial`], naming the destinations that hold it.
 pub fn write_all(
     destinations: &[Transport],
     source: &Source,
@@ -198,36 +225,53 @@ pub fn write_all(
     options: &SinkOptions,
 ) -> Result<Vec<Written>, TransportError> {
     let mut written = Vec::new();
-    let mut pushes: BTreeMap<(String, String), (ImageRef, Vec<String>)> = BTreeMap::new();
-    for dest in destinations {
+    let mut reached: Vec<usize> = Vec::new();
+    let partial = |reached: &[usize], failed: usize, error: TransportError| {
+        if reached.is_empty() {
+            return error;
+        }
+        TransportError::Partial(PartialWrite {
+            reached: reached.to_vec(),
+            failed,
+            reached_names: reached
+                .iter()
+                .map(|i| destinations[*i].to_string())
+                .collect(),
+            failed_name: destinations[failed].to_string(),
+            digest: source.artifact.digest().clone(),
+            source: Box::new(error),
+        })
+    };
+    type Push = (ImageRef, Vec<String>, Vec<usize>);
+    let mut pushes: BTreeMap<(String, String), Push> = BTreeMap::new();
+    let mut locals = Vec::new();
+    for (index, dest) in destinations.iter().enumerate() {
         match dest {
             Transport::Registry(reference) => {
                 let tag = push_tag(reference, source.artifact.digest())?;
                 let entry = pushes
                     .entry((reference.registry.clone(), reference.repository.clone()))
-                    .or_insert_with(|| (reference.clone(), Vec::new()));
+                    .or_insert_with(|| (reference.clone(), Vec::new(), Vec::new()));
                 if !entry.1.contains(&tag) {
                     entry.1.push(tag);
                 }
+                entry.2.push(index);
             }
-            local => {
-                ensure_local(&source.artifact, source.origin.as_ref(), context)?;
-                write_local(local, &source.artifact, context.store, options)?;
-                written.push(Written {
-                    destination: local.to_string(),
-                    push: None,
-                });
-            }
+            local => locals.push((index, local)),
         }
     }
-    for (reference, tags) in pushes.into_values() {
-        let report = context.registry.push(
-            &source.artifact,
-            source.origin.as_ref(),
-            &reference,
-            &tags,
-            context.store,
-        )?;
+    for (reference, tags, indices) in pushes.into_values() {
+        let report = context
+            .registry
+            .push(
+                &source.artifact,
+                source.origin.as_ref(),
+                &reference,
+                &tags,
+                context.store,
+            )
+            .map_err(|e| partial(&reached, indices[0], e.into()))?;
+        reached.extend(indices);
         for tag in &tags {
             let mut named = reference.clone();
             named.tag = (tag.parse::<Digest>().is_err()).then(|| tag.clone());
@@ -237,6 +281,16 @@ pub fn write_all(
                 push: Some(report.clone()),
             });
         }
+    }
+    for (index, local) in locals {
+        ensure_local(&source.artifact, source.origin.as_ref(), context)
+            .and_then(|()| write_local(local, &source.artifact, context.store, options))
+            .map_err(|e| partial(&reached, index, e))?;
+        reached.push(index);
+        written.push(Written {
+            destination: local.to_string(),
+            push: None,
+        });
     }
     Ok(written)
 }

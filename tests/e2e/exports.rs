@@ -187,12 +187,20 @@ fn delete_both_records(
 ) {
     // The failed build pushed nothing: deleting its record must not touch
     // the tag it aimed at, which holds export 1's image.
-    let (_, log) = succeeds(sb.stowage().args(insecure).args(["exports", "delete", "2"]));
+    let (_, log) = succeeds(
+        sb.stowage()
+            .args(insecure)
+            .args(["exports", "delete", "2", "--yes"]),
+    );
     assert!(log.contains("left alone"), "{log}");
     assert_eq!(registry.manifest_status("e2e/records", "v1"), 200);
     assert!(archive.exists());
 
-    let (_, log) = succeeds(sb.stowage().args(insecure).args(["exports", "delete", "1"]));
+    let (_, log) = succeeds(
+        sb.stowage()
+            .args(insecure)
+            .args(["exports", "delete", "1", "--yes"]),
+    );
     assert!(log.contains(&format!("deleted manifest {digest}")), "{log}");
     assert!(!archive.exists(), "the archive file is removed");
     assert!(!skopeo_inspect_ok(pinned), "the manifest is gone");
@@ -218,7 +226,7 @@ fn assert_deleted_records_are_kept(sb: &Sandbox, insecure: &[&str], digest: &str
     let again = sb
         .stowage()
         .args(insecure)
-        .args(["exports", "delete", "1"])
+        .args(["exports", "delete", "1", "--yes"])
         .assert()
         .code(1)
         .get_output()
@@ -253,7 +261,7 @@ fn archive_records_its_path_and_size_and_delete_removes_the_file() {
     assert_eq!(archived["destinations"][0]["path"], file.to_str().unwrap());
     assert_eq!(archived["destinations"][0]["size"].as_u64(), Some(size));
     assert_eq!(archived["size"].as_u64(), Some(size));
-    run_ok(sb.stowage().args(["exports", "delete", "2"]));
+    run_ok(sb.stowage().args(["exports", "delete", "2", "--yes"]));
     assert!(!file.exists());
     assert_eq!(
         registry.manifest_status("e2e/archived", "v1"),
@@ -297,7 +305,7 @@ fn docker_hub_exports_are_deleted_through_the_hub_api() {
     assert_eq!(registry.manifest_status("acme/e2e-hub", &tag), 200);
 
     let no_login = stowage()
-        .args(["exports", "delete", "1"])
+        .args(["exports", "delete", "1", "--yes"])
         .assert()
         .code(1)
         .get_output()
@@ -321,7 +329,7 @@ fn docker_hub_exports_are_deleted_through_the_hub_api() {
 
     log_in_to_docker_hub(&sb, "alice", "wrong");
     let refused = stowage()
-        .args(["exports", "delete", "1"])
+        .args(["exports", "delete", "1", "--yes"])
         .assert()
         .code(1)
         .get_output()
@@ -332,7 +340,7 @@ fn docker_hub_exports_are_deleted_through_the_hub_api() {
 
     log_in_to_docker_hub(&sb, "alice", "s3cret");
     let log = stowage()
-        .args(["exports", "delete", "1"])
+        .args(["exports", "delete", "1", "--yes"])
         .assert()
         .success()
         .get_output()

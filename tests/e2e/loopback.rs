@@ -58,7 +58,7 @@ fn a_loopback_registry_needs_no_insecure_flag() {
 
     let records = export_records(&sb);
     assert_eq!(records[0]["destinations"][0]["plain_http"], true);
-    run_ok(sb.stowage().args(["exports", "delete", "1"]));
+    run_ok(sb.stowage().args(["exports", "delete", "1", "--yes"]));
     assert_eq!(registry.manifest_status("e2e/loopback", "v1"), 404);
 }
 
@@ -95,6 +95,6 @@ fn an_export_to_another_host_remembers_plain_http_for_delete() {
     assert_eq!(last["status"], "ok");
     assert_eq!(last["destinations"][0]["plain_http"], true);
     let id = last["id"].as_i64().expect("an id").to_string();
-    run_ok(sb.stowage().args(["exports", "delete", &id]));
+    run_ok(sb.stowage().args(["exports", "delete", &id, "--yes"]));
     assert_eq!(registry.manifest_status("e2e/remembered", "v1"), 404);
 }

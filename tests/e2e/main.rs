@@ -22,6 +22,7 @@ mod library;
 mod loopback;
 mod podman;
 mod progress;
+mod public_exports;
 mod registry;
 mod registry_auth;
 mod registry_failures;

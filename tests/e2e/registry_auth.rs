@@ -481,7 +481,11 @@ fn deleting_an_export_from_a_token_registry_asks_for_delete() {
     ));
     assert_eq!(reg.skopeo_digest("team/app:1"), printed.digest);
 
-    run_ok(sb.stowage().args(insecure).args(["exports", "delete", "1"]));
+    run_ok(
+        sb.stowage()
+            .args(insecure)
+            .args(["exports", "delete", "1", "--yes"]),
+    );
     let manifest = format!("/v2/team/app/manifests/{}", printed.digest);
     let log = reg.access_log();
     assert!(

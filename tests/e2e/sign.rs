@@ -498,7 +498,14 @@ fn exports_delete_removes_the_signature_tag_with_the_image() {
     assert!(signature_manifest(&host, "e2e/gone", &digest).is_some());
     let out = sb
         .stowage()
-        .args(["--insecure-registry", &host, "exports", "delete", "1"])
+        .args([
+            "--insecure-registry",
+            &host,
+            "exports",
+            "delete",
+            "1",
+            "--yes",
+        ])
         .assert()
         .success()
         .get_output()
@@ -566,7 +573,7 @@ fn a_signed_docker_hub_export_has_its_signature_tag_deleted_through_the_hub_api(
         0o600,
     );
     let out = stowage(&hub.url())
-        .args(["exports", "delete", "1"])
+        .args(["exports", "delete", "1", "--yes"])
         .assert()
         .success()
         .get_output()
