@@ -343,6 +343,26 @@ pub fn write_index_summary(
             m.digest
         )?;
     }
+    if !index.attestations.is_empty() {
+        writeln!(out, "Attestations")?;
+    }
+    for a in &index.attestations {
+        let describes = a
+            .describes
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_else(|| "-".into());
+        writeln!(out, "  {} for {describes}", a.digest)?;
+        for s in &a.statements {
+            writeln!(
+                out,
+                "    {:<32} {} ({} bytes)",
+                s.predicate_type.as_deref().unwrap_or(&s.media_type),
+                s.digest,
+                s.size
+            )?;
+        }
+    }
     Ok(())
 }
 

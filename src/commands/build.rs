@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
+use super::attestations;
 use super::record::{self, FailedBuild};
 use super::start_check::{self, CheckedBase};
 use super::{Recorded, Reported, Session, keep_record};
@@ -19,7 +20,7 @@ use crate::error::Error;
 use crate::gzip::CompressPool;
 use crate::image::config::{AddedLayers, edit_config};
 use crate::image::{
-    self, Artifact, Descriptor, Format, Image, Layer, Platform, canonical_json, media,
+    self, Artifact, Descriptor, Format, Image, ImageIndex, Layer, Platform, canonical_json, media,
 };
 use crate::layer::{
     self, BaseFolders, BuiltLayer, Compression, GroupKey, LayerProgress, WriteSettings,
@@ -104,6 +105,8 @@ pub struct BuildOutcome {
     pub base_digest: Option<Digest>,
     /// What the start check found; None when it was off (`--no-start-check`).
     pub start_check: Option<Checked>,
+    /// With `--attest` or `[attest]`: the OCI index of the image and its attestation manifest, which the sinks got.
+    pub attested: Option<ImageIndex>,
 }
 
 /// A finding in a file that came verbatim from a published package.
@@ -130,8 +133,24 @@ impl BuildOutcome {
     /// The line for stdout: `NAME@sha256:…`, or the bare digest when the image has no name.
     pub fn reference_line(&self) -> String {
         match &self.name {
-            Some(name) => name.with_digest(self.image.digest().as_str()),
-            None => self.image.digest().to_string(),
+            Some(name) => name.with_digest(self.digest().as_str()),
+            None => self.digest().to_string(),
+        }
+    }
+
+    /// What a tag of the export names: the attested index, else the image's manifest.
+    pub fn digest(&self) -> &Digest {
+        match &self.attested {
+            Some(index) => &index.digest,
+            None => self.image.digest(),
+        }
+    }
+
+    /// What the sinks were given: the attested index, else the image.
+    pub fn artifact(&self) -> Artifact {
+        match &self.attested {
+            Some(index) => Artifact::Index(index.clone()),
+            None => Artifact::Image(self.image.clone()),
         }
     }
 }
@@ -299,7 +318,7 @@ fn write_reports(
         transport::archive::write_atomic(&sbom.path, &document)?;
     }
     if let Some(path) = &command.digest_file {
-        transport::archive::write_atomic(path, outcome.image.digest().as_str().as_bytes())?;
+        transport::archive::write_atomic(path, outcome.digest().as_str().as_bytes())?;
     }
     if let Some(path) = &command.metadata_file {
         let mut text = serde_json::to_vec_pretty(metadata).unwrap_or_default();
@@ -357,17 +376,20 @@ pub fn build_image(
     context.store.write_bytes(image.raw_config())?;
     context.store.write_bytes(image.raw_manifest())?;
     let base_digest = base.image.as_ref().map(|i| i.digest().clone());
-    let written = write_sinks(plan, &image, base.origin, context)?;
-    Ok(BuildOutcome {
+    let mut outcome = BuildOutcome {
         image,
         name: plan.output_name(),
         layers: built,
-        written,
+        written: Vec::new(),
         allowed_findings,
         published_findings,
         base_digest,
         start_check,
-    })
+        attested: None,
+    };
+    outcome.attested = attestations::attach(plan, &outcome, context.store)?;
+    outcome.written = write_sinks(plan, outcome.artifact(), base.origin, context)?;
+    Ok(outcome)
 }
 
 /// The descriptors of the new layers, in the manifest family `format`.
@@ -428,7 +450,7 @@ fn assemble(
 /// Writes the image to every destination of the plan (I/O).
 fn write_sinks(
     plan: &BuildPlan,
-    image: &Image,
+    artifact: Artifact,
     origin: Option<Origin>,
     context: &Context<'_>,
 ) -> Result<Vec<Written>, Error> {
@@ -443,7 +465,7 @@ fn write_sinks(
         default_reference: plan.default_reference.clone(),
     };
     let source = Source {
-        artifact: Artifact::Image(image.clone()),
+        artifact,
         origin,
         name: None,
     };
@@ -656,7 +678,12 @@ pub fn metadata_json(outcome: &BuildOutcome, plan: &BuildPlan) -> Value {
         .collect();
     json!({
         "published_findings": published,
-        "digest": outcome.image.digest(),
+        "digest": outcome.digest(),
+        "manifest_digest": outcome.image.digest(),
+        "attestations": outcome.attested.as_ref().map(|index| index.images.iter().skip(1).map(|m| json!({
+            "digest": m.digest(),
+            "predicate_types": m.layers().iter().filter_map(|l| l.descriptor.annotations.get(image::attestation::PREDICATE_TYPE)).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>()),
         "reference": outcome.reference_line(),
         "media_type": outcome.image.media_type(),
         "config_digest": outcome.image.config_descriptor().digest,
@@ -726,6 +753,7 @@ pub fn plan_json(plan: &BuildPlan) -> Value {
         "platform": plan.platform.to_string(),
         "layers": layers,
         "relocation": relocation_json(plan),
+        "attest": {"sbom": plan.attest.sbom, "provenance": plan.attest.provenance},
         "destinations": plan.destinations.iter().map(ToString::to_string).collect::<Vec<_>>(),
     })
 }

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::attest::Attestations;
 use crate::image::Platform;
 use crate::reference::Transport;
 
@@ -164,6 +165,8 @@ pub struct Spec {
     /// `[secrets] allow`: normalised paths in the image the secret scan lets through.
     pub secret_allow: Vec<String>,
     pub labels: BTreeMap<String, String>,
+    /// `[attest]`: the attestations the image carries (`--attest` adds to them).
+    pub attest: Attestations,
 }
 
 /// Reads and validates the spec file (I/O: reads it and checks that sources exist).

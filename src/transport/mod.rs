@@ -11,7 +11,7 @@ pub mod archive;
 use std::collections::BTreeMap;
 
 use crate::digest::Digest;
-use crate::image::{Artifact, Image, ImageError, Platform};
+use crate::image::{Artifact, Image, ImageError, Platform, attestation};
 use crate::reference::{ImageRef, Transport};
 use crate::registry::{Origin, PushReport, Registry, RegistryError};
 use crate::store::{Store, StoreError};
@@ -80,7 +80,7 @@ pub fn read_source(
             let (artifact, name) =
                 archive::read_docker_archive_named(path, reference.as_ref(), store)?;
             let artifact = match platform {
-                Some(platform) => Artifact::Image(artifact.into_image(platform)?),
+                Some(platform) => artifact.for_platform(platform)?,
                 None => artifact,
             };
             return Ok(Source {
@@ -105,7 +105,7 @@ pub fn read_source(
         }
     };
     let artifact = match platform {
-        Some(platform) => Artifact::Image(artifact.into_image(platform)?),
+        Some(platform) => artifact.for_platform(platform)?,
         None => artifact,
     };
     Ok(Source {
@@ -169,6 +169,19 @@ pub fn ensure_local(
     Ok(())
 }
 
+/// Brings the layers of `image`, read from `source`, into the store (I/O): from the layout folder, or from the registry it came from.
+pub fn fetch_layers(
+    source: &Transport,
+    image: &Image,
+    origin: Option<&Origin>,
+    context: &Context<'_>,
+) -> Result<(), TransportError> {
+    if let Transport::Oci { path, .. } = source {
+        return Ok(archive::import_layout_layers(path, image, context.store)?);
+    }
+    ensure_local(&Artifact::Image(image.clone()), origin, context)
+}
+
 /// What a sink needs besides the artifact.
 #[derive(Debug, Clone)]
 pub struct SinkOptions {
@@ -211,8 +224,9 @@ pub fn write_all(
                 }
             }
             local => {
-                ensure_local(&source.artifact, source.origin.as_ref(), context)?;
-                write_local(local, &source.artifact, context.store, options)?;
+                let artifact = sink_artifact(local, &source.artifact, options)?;
+                ensure_local(&artifact, source.origin.as_ref(), context)?;
+                write_local(local, &artifact, context.store, options)?;
                 written.push(Written {
                     destination: local.to_string(),
                     push: None,
@@ -258,6 +272,24 @@ fn push_tag(reference: &ImageRef, digest: &Digest) -> Result<String, TransportEr
     })
 }
 
+/// What a sink is given: a docker-archive holds one runnable image (with its
+/// attestations, when the artifact is that image and its attestation manifest);
+/// every other sink takes the artifact whole.
+fn sink_artifact(
+    dest: &Transport,
+    artifact: &Artifact,
+    options: &SinkOptions,
+) -> Result<Artifact, TransportError> {
+    let (Transport::DockerArchive { .. }, Artifact::Index(index)) = (dest, artifact) else {
+        return Ok(artifact.clone());
+    };
+    let image = artifact.clone().into_image(&options.platform)?;
+    Ok(match attestation::single_attested_image(index) {
+        Some(only) if only.digest() == image.digest() => artifact.clone(),
+        _ => Artifact::Image(image),
+    })
+}
+
 fn write_local(
     dest: &Transport,
     artifact: &Artifact,
@@ -280,12 +312,19 @@ fn write_local(
             )?)
         }
         Transport::DockerArchive { path, reference } => {
-            let image = artifact.clone().into_image(&options.platform)?;
             let reference = reference.as_ref().or(options.default_reference.as_ref());
+            let (image, attested) = match artifact {
+                Artifact::Index(index) => match attestation::single_attested_image(index) {
+                    Some(image) => (image.clone(), Some(index)),
+                    None => (artifact.clone().into_image(&options.platform)?, None),
+                },
+                Artifact::Image(image) => (image.clone(), None),
+            };
             Ok(archive::write_docker_archive(
                 path,
                 reference,
                 &image,
+                attested,
                 store,
                 options.mtime,
             )?)
