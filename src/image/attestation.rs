@@ -181,6 +181,25 @@ mod tests {
     }
 
     #[test]
+    fn an_index_of_two_images_is_not_a_single_attested_one() {
+        let image = image();
+        let manifest = attestation_manifest(&[statement(b"s", "t")]).unwrap();
+        let platform = Platform::parse("linux/amd64").unwrap();
+        let mut index = attested_index(&image, &platform, &manifest).unwrap();
+        let mut parsed: Value = serde_json::from_slice(&index.raw).unwrap();
+        let mut other = parsed["manifests"][0].clone();
+        other["platform"]["architecture"] = json!("arm64");
+        parsed["manifests"].as_array_mut().unwrap().push(other);
+        index.raw = canonical_json(&parsed);
+        assert!(single_attested_image(&index).is_none());
+        // Narrowing it gives the one image, without the index.
+        let narrowed = crate::image::Artifact::Index(index)
+            .for_platform(&platform)
+            .unwrap();
+        assert_eq!(narrowed.digest(), image.digest());
+    }
+
+    #[test]
     fn attestation_manifest_is_buildkits_layout() {
         let statements = [
             statement(b"sbom", "https://spdx.dev/Document"),
@@ -238,6 +257,16 @@ mod tests {
         assert_eq!(
             single_attested_image(&index).unwrap().digest(),
             image.digest()
+        );
+        // Narrowed to its platform, the index stays whole: the attestations travel with the image.
+        let kept = crate::image::Artifact::Index(index.clone())
+            .for_platform(&platform)
+            .unwrap();
+        assert_eq!(kept.digest(), &index.digest);
+        assert!(
+            crate::image::Artifact::Index(index.clone())
+                .for_platform(&Platform::parse("linux/s390x").unwrap())
+                .is_err()
         );
         let found = attached(&index).unwrap();
         assert_eq!(found.len(), 1);

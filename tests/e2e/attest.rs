@@ -504,6 +504,15 @@ fn attested_docker_archive_loads_in_docker_and_podman() {
         &source,
     ]));
     assert_eq!(sha256_digest(picked.as_bytes()), image_digest);
+    // The export record notes them.
+    let exports: Value =
+        serde_json::from_str(&run_ok(sb.stowage().args(["--json", "exports"]))).unwrap();
+    let notes = exports[0]["notes"].to_string();
+    assert!(
+        notes.contains(&format!("attestations: {SPDX}, {SLSA}")) && notes.contains(image_digest),
+        "{exports}"
+    );
+    assert_eq!(exports[0]["digest"], printed.digest.as_str());
     let sbom: Value =
         serde_json::from_str(&run_ok(sb.stowage().args(["inspect", "--sbom", &source]))).unwrap();
     assert_eq!(sbom["spdxVersion"], "SPDX-2.3");
