@@ -257,6 +257,19 @@ pub fn print_built(out: &Output, built: &Built) {
             if layer.cached { " (cached)" } else { "" }
         ));
     }
+    if let Some(index) = &outcome.attested {
+        let attest = built.plan.attest;
+        let kinds: Vec<&str> = [(attest.sbom, "sbom"), (attest.provenance, "provenance")]
+            .into_iter()
+            .filter_map(|(on, kind)| on.then_some(kind))
+            .collect();
+        out.info(&format!(
+            "attested {} with {}: index {}",
+            outcome.image.digest(),
+            kinds.join(" and "),
+            index.digest
+        ));
+    }
     for written in &outcome.written {
         match &written.push {
             Some(report) => out.info(&push_line(&written.destination, report)),

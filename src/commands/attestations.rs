@@ -14,12 +14,13 @@ use crate::attest::provenance::{Dependency, ProvenanceInput, provenance};
 use crate::attest::{SbomFormat, render_sbom};
 use crate::digest::Digest;
 use crate::error::Error;
-use crate::image::ImageIndex;
 use crate::image::attestation::{StatementBlob, attestation_manifest, attested_index};
+use crate::image::{self, ImageIndex};
 use crate::layer::Compression;
 use crate::plan::BuildPlan;
 use crate::reference::Transport;
 use crate::store::Store;
+use crate::transport::archive::ArchiveError;
 
 /// The OCI index of the built image and its attestation manifest, every blob in the store (I/O); None when none is asked for.
 pub fn attach(
@@ -48,7 +49,7 @@ pub fn attach(
     let mut statements = Vec::new();
     if plan.attest.sbom {
         let document = render_sbom(&sbom_input(plan, outcome), SbomFormat::Spdx);
-        let predicate: Value = serde_json::from_slice(&document).unwrap_or(Value::Null);
+        let predicate: Value = image::parse_json("the SBOM document", &document)?;
         statements.push((SPDX_DOCUMENT, predicate));
     }
     if plan.attest.provenance {
@@ -77,14 +78,10 @@ pub fn attach(
 
 /// What the provenance says of this build (I/O: hashes the spec file).
 fn provenance_input(plan: &BuildPlan, outcome: &BuildOutcome) -> Result<ProvenanceInput, Error> {
-    let spec_bytes = std::fs::read(&plan.spec_path).map_err(|e| {
-        Error::usage(
-            format!(
-                "cannot read {} again for the provenance: {e}",
-                plan.spec_path.display()
-            ),
-            "keep the spec file in place while the build runs",
-        )
+    // Read again, not taken from the plan: the provenance names the bytes as they are on disk.
+    let spec_bytes = std::fs::read(&plan.spec_path).map_err(|source| ArchiveError::Read {
+        path: plan.spec_path.clone(),
+        source,
     })?;
     let spec_digest = Digest::of(&spec_bytes);
     let spec_dir = plan.spec_path.parent().unwrap_or(Path::new(""));

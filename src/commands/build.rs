@@ -18,6 +18,7 @@ use crate::check::Checked;
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::gzip::CompressPool;
+use crate::image::attestation::PREDICATE_TYPE;
 use crate::image::config::{AddedLayers, edit_config};
 use crate::image::{
     self, Artifact, Descriptor, Format, Image, ImageIndex, Layer, Platform, canonical_json, media,
@@ -680,17 +681,35 @@ pub fn metadata_json(outcome: &BuildOutcome, plan: &BuildPlan) -> Value {
         "published_findings": published,
         "digest": outcome.digest(),
         "manifest_digest": outcome.image.digest(),
-        "attestations": outcome.attested.as_ref().map(|index| index.images.iter().skip(1).map(|m| json!({
-            "digest": m.digest(),
-            "predicate_types": m.layers().iter().filter_map(|l| l.descriptor.annotations.get(image::attestation::PREDICATE_TYPE)).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>()),
+        "attestations": attestations_json(outcome),
         "reference": outcome.reference_line(),
-        "media_type": outcome.image.media_type(),
+        "media_type": outcome.artifact().descriptor().media_type,
         "config_digest": outcome.image.config_descriptor().digest,
         "references": outcome.written.iter().map(|w| w.destination.clone()).collect::<Vec<_>>(),
         "layers": layers,
         "relocation": relocation_json(plan),
     })
+}
+
+/// Each attestation manifest's digest and the predicate types of its statements; null without `--attest`.
+fn attestations_json(outcome: &BuildOutcome) -> Value {
+    let Some(index) = &outcome.attested else {
+        return Value::Null;
+    };
+    let manifests: Vec<Value> = index
+        .images
+        .iter()
+        .filter(|m| m.digest() != outcome.image.digest())
+        .map(|m| {
+            let types: Vec<&String> = m
+                .layers()
+                .iter()
+                .filter_map(|l| l.descriptor.annotations.get(PREDICATE_TYPE))
+                .collect();
+            json!({"digest": m.digest(), "predicate_types": types})
+        })
+        .collect();
+    json!(manifests)
 }
 
 /// The library's prefix rewrite and every file it changes; null when there is none.
