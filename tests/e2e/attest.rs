@@ -452,16 +452,30 @@ fn attested_docker_archive_loads_in_docker_and_podman() {
     let image = unique_ref("attest-archive");
     let spec = attested_app(&sb.join("app"), &image, false);
     let archive = sb.join("app.tar");
+    let oci_archive = sb.join("app.oci.tar");
     let printed = parse_printed(&run_ok(sb.stowage().args(["build", "-f"]).arg(&spec).args(
         [
             "-o",
             &format!("docker-archive:{}", archive.display()),
+            "-o",
+            &format!("oci-archive:{}:attested", oci_archive.display()),
             "--attest",
             "sbom",
             "--attest",
             "provenance",
         ],
     )));
+    // The oci-archive holds the same index, as skopeo reads it.
+    let raw = run_ok(skopeo().args([
+        "inspect",
+        "--raw",
+        &format!("oci-archive:{}:attested", oci_archive.display()),
+    ]));
+    assert_eq!(
+        sha256_digest(raw.as_bytes()),
+        printed.digest,
+        "oci-archive index"
+    );
     let members = DockerArchive::open(&archive);
     let index: Value = serde_json::from_slice(members.member("index.json")).unwrap();
     assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
