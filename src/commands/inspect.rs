@@ -143,15 +143,26 @@ pub fn inspect(
     }
 }
 
+/// `--platform` as given; else the one image of an attested index (whatever its platform,
+/// as for a single image), else this machine's.
+fn wanted_platform(artifact: &Artifact, platform: Option<&str>) -> Result<Platform, Error> {
+    if let Some(text) = platform {
+        return Ok(Platform::parse(text)?);
+    }
+    Ok(match artifact {
+        Artifact::Index(index) => attestation::single_attested_image(index)
+            .and_then(Image::platform)
+            .unwrap_or_else(Platform::host),
+        Artifact::Image(_) => Platform::host(),
+    })
+}
+
 fn image_part(
     artifact: Artifact,
     raw: Option<RawPart>,
     platform: Option<&str>,
 ) -> Result<Inspected, Error> {
-    let platform = match platform {
-        Some(text) => Platform::parse(text)?,
-        None => Platform::host(),
-    };
+    let platform = wanted_platform(&artifact, platform)?;
     let image = artifact.into_image(&platform)?;
     Ok(match raw {
         Some(RawPart::Manifest) => Inspected::Raw(image.raw_manifest().to_vec()),
@@ -242,13 +253,7 @@ fn predicate_of(
     let Artifact::Index(index) = &read.artifact else {
         return Err(none("it is a single image, with no attestations".into()));
     };
-    let platform = match platform {
-        Some(text) => Platform::parse(text)?,
-        None => match attestation::single_attested_image(index) {
-            Some(only) => only.platform().unwrap_or_else(Platform::host),
-            None => Platform::host(),
-        },
-    };
+    let platform = wanted_platform(&read.artifact, platform)?;
     let image = read.artifact.clone().into_image(&platform)?;
     let attached = attestation::attached(index)?;
     let Some(manifest) = attached

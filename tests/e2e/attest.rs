@@ -589,3 +589,55 @@ fn attestations_refuse_docker_format_and_bad_spec_values() {
     );
     assert!(stderr.contains("true or false"), "{stderr}");
 }
+
+#[test]
+fn an_attested_image_of_another_platform_inspects_as_a_single_image_does() {
+    let sb = Sandbox::new();
+    let spec = attested_app(&sb.join("app"), "localhost/stowage-e2e/attest-arm:1", true);
+    let other = if host_arch() == "arm64" {
+        "amd64"
+    } else {
+        "arm64"
+    };
+    let layout = sb.join("layout");
+    run_ok(
+        sb.stowage()
+            .args(["build", "--no-start-check", "-f"])
+            .arg(&spec)
+            .args([
+                "--platform",
+                &format!("linux/{other}"),
+                "-o",
+                &format!("oci:{}", layout.display()),
+            ]),
+    );
+    let source = format!("oci:{}", layout.display());
+    // No --platform: the one image, whatever its platform, as for an image without attestations.
+    let config: Value = serde_json::from_str(&run_ok(
+        sb.stowage().args(["inspect", "--raw", "config", &source]),
+    ))
+    .unwrap();
+    assert_eq!(config["architecture"], other);
+    let provenance: Value = serde_json::from_str(&run_ok(sb.stowage().args([
+        "inspect",
+        "--provenance",
+        &source,
+    ])))
+    .unwrap();
+    assert_eq!(
+        provenance["buildDefinition"]["externalParameters"]["platform"],
+        format!("linux/{other}")
+    );
+    // A platform it does not have is refused, naming the one it has.
+    let out = sb
+        .stowage()
+        .args(["inspect", "--sbom", "--platform", "linux/s390x", &source])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains(&format!("linux/{other}")),
+        "{}",
+        stderr_of(&out)
+    );
+}
