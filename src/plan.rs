@@ -11,6 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::attest::Attestations;
 use crate::error::Error;
 use crate::image::config::ConfigEdit;
 use crate::image::{Format, Platform};
@@ -58,6 +59,8 @@ pub struct BuildOptions {
     pub dry_run: bool,
     /// Check that the image would start before writing it (`--no-start-check` turns it off).
     pub start_check: bool,
+    /// `--attest`: attestations to attach besides the spec's `[attest]`.
+    pub attest: Attestations,
 }
 
 /// The layers a build would write and where it would send them, before anything is read or written.
@@ -98,6 +101,8 @@ pub struct BuildPlan {
     pub destinations: Vec<Transport>,
     /// The spec's `image` when it is a registry reference: the tag and name outputs default to.
     pub default_reference: Option<ImageRef>,
+    /// The attestations the image carries: the spec's `[attest]` and `--attest` together.
+    pub attest: Attestations,
 }
 
 impl BuildPlan {
@@ -194,6 +199,18 @@ pub fn plan_build(request: &BuildRequest) -> Result<BuildPlan, Error> {
         }
     }
     let history = layers.iter().map(|l| history_entry(spec, l)).collect();
+    let attest = spec.attest.union(options.attest);
+    let format = match options.format {
+        // BuildKit's attestation layout is an OCI index; a Docker manifest list cannot carry it.
+        Some(Format::Docker) if attest.any() => {
+            return Err(Error::usage(
+                "attestations need OCI media types, but --format docker was asked for",
+                "drop --format docker (attested images are written as OCI), or drop --attest and [attest]",
+            ));
+        }
+        None if attest.any() => Some(Format::Oci),
+        format => format,
+    };
     let default_reference = match &spec.image {
         Some(Transport::Registry(reference)) => Some(reference.clone()),
         _ => None,
@@ -204,7 +221,7 @@ pub fn plan_build(request: &BuildRequest) -> Result<BuildPlan, Error> {
         base_text: spec.base_text.clone(),
         platform,
         explicit_platform: options.platform.is_some() || spec.platform.is_some(),
-        format: options.format,
+        format,
         compression: options.compression,
         threads: options.threads,
         keep_base_remote: options.keep_base_remote,
@@ -219,6 +236,7 @@ pub fn plan_build(request: &BuildRequest) -> Result<BuildPlan, Error> {
         library,
         destinations,
         default_reference,
+        attest,
     })
 }
 

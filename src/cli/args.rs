@@ -125,6 +125,12 @@ pub enum Command {
         /// Platform to show when the source is an index.
         #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
         platform: Option<String>,
+        /// Print the SPDX document of the image's SBOM attestation.
+        #[arg(long, conflicts_with_all = ["raw", "provenance"])]
+        sbom: bool,
+        /// Print the SLSA provenance predicate of the image's provenance attestation.
+        #[arg(long, conflicts_with = "raw")]
+        provenance: bool,
     },
     /// Write a commented starter stowage.toml.
     Init {
@@ -246,6 +252,9 @@ pub struct BuildArgs {
     /// Sign the image each registry destination received with this private key, in cosign's format.
     #[arg(long, value_name = "KEY")]
     pub sign_key: Option<PathBuf>,
+    /// Attach an attestation to the image, as BuildKit stores them (repeatable; adds to the spec's [attest]).
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub attest: Vec<AttestArg>,
     #[command(flatten)]
     pub push: PushArgs,
 }
@@ -254,6 +263,14 @@ pub struct BuildArgs {
 pub enum FormatArg {
     Oci,
     Docker,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttestArg {
+    /// An SPDX document of the image's packages (in-toto predicate https://spdx.dev/Document)
+    Sbom,
+    /// SLSA provenance v1: builder, spec, base, sources, parameters
+    Provenance,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]

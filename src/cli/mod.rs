@@ -16,7 +16,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 
-use crate::attest::SbomFormat;
+use crate::attest::{Attestations, SbomFormat};
 use crate::commands::build::{BuildCommand, BuildResult, SbomRequest};
 use crate::commands::inspect::{Inspected, RawPart};
 use crate::commands::sign::{Signed, Signer};
@@ -29,8 +29,8 @@ use crate::layer::Compression;
 use crate::plan::BuildOptions;
 use crate::registry::{DEFAULT_RETRIES, LogSink, RegistryOptions, TransferProgress};
 use args::{
-    BuildArgs, Cli, Command, CompressionArg, ExportsAction, FormatArg, PushArgs, RawPart as RawArg,
-    SbomFormatArg, StatusArg,
+    AttestArg, BuildArgs, Cli, Command, CompressionArg, ExportsAction, FormatArg, PushArgs,
+    RawPart as RawArg, SbomFormatArg, StatusArg,
 };
 use render::Output;
 
@@ -182,7 +182,18 @@ fn dispatch(command: Command, out: &Output, settings: &Settings) -> anyhow::Resu
             source,
             raw,
             platform,
-        } => run_inspect(&source, raw, platform.as_deref(), out, settings),
+            sbom,
+            provenance,
+        } => {
+            let part = match (raw, sbom, provenance) {
+                (Some(RawArg::Manifest), ..) => Some(RawPart::Manifest),
+                (Some(RawArg::Config), ..) => Some(RawPart::Config),
+                (None, true, _) => Some(RawPart::Sbom),
+                (None, false, true) => Some(RawPart::Provenance),
+                (None, false, false) => None,
+            };
+            run_inspect(&source, part, platform.as_deref(), out, settings)
+        }
         Command::Init { dir } => run_init(dir.as_deref().unwrap_or(Path::new(".")), out),
         Command::Exports(args) => match args.action {
             None => run_exports_list(args.status, out),
@@ -239,6 +250,10 @@ fn run_build(args: BuildArgs, out: &Output, settings: &Settings) -> anyhow::Resu
             allow_secrets: args.allow_secrets.clone(),
             dry_run: args.dry_run,
             start_check: !args.no_start_check,
+            attest: Attestations {
+                sbom: args.attest.contains(&AttestArg::Sbom),
+                provenance: args.attest.contains(&AttestArg::Provenance),
+            },
         },
         digest_file: args.digest_file.clone(),
         metadata_file: args.metadata_file.clone(),
@@ -416,15 +431,11 @@ fn run_login(
 
 fn run_inspect(
     source: &str,
-    raw: Option<RawArg>,
+    raw: Option<RawPart>,
     platform: Option<&str>,
     out: &Output,
     settings: &Settings,
 ) -> anyhow::Result<()> {
-    let raw = raw.map(|r| match r {
-        RawArg::Manifest => RawPart::Manifest,
-        RawArg::Config => RawPart::Config,
-    });
     let session = settings.session(out, None);
     let inspected = commands::inspect::inspect(&session, source, raw, platform)?;
     let mut stdout = std::io::stdout().lock();

@@ -257,6 +257,19 @@ pub fn print_built(out: &Output, built: &Built) {
             if layer.cached { " (cached)" } else { "" }
         ));
     }
+    if let Some(index) = &outcome.attested {
+        let attest = built.plan.attest;
+        let kinds: Vec<&str> = [(attest.sbom, "sbom"), (attest.provenance, "provenance")]
+            .into_iter()
+            .filter_map(|(on, kind)| on.then_some(kind))
+            .collect();
+        out.info(&format!(
+            "attested {} with {}: index {}",
+            outcome.image.digest(),
+            kinds.join(" and "),
+            index.digest
+        ));
+    }
     for written in &outcome.written {
         match &written.push {
             Some(report) => out.info(&push_line(&written.destination, report)),
@@ -368,6 +381,26 @@ pub fn write_index_summary(
             m.platform.as_deref().unwrap_or("-"),
             m.digest
         )?;
+    }
+    if !index.attestations.is_empty() {
+        writeln!(out, "Attestations")?;
+    }
+    for a in &index.attestations {
+        let describes = a
+            .describes
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_else(|| "-".into());
+        writeln!(out, "  {} for {describes}", a.digest)?;
+        for s in &a.statements {
+            writeln!(
+                out,
+                "    {:<32} {} ({} bytes)",
+                s.predicate_type.as_deref().unwrap_or(&s.media_type),
+                s.digest,
+                s.size
+            )?;
+        }
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
+use super::attestations;
 use super::record::{self, FailedBuild};
 use super::sign::{self, Signed, Signer};
 use super::start_check::{self, CheckedBase};
@@ -18,9 +19,10 @@ use crate::check::Checked;
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::gzip::CompressPool;
+use crate::image::attestation::PREDICATE_TYPE;
 use crate::image::config::{AddedLayers, edit_config};
 use crate::image::{
-    self, Artifact, Descriptor, Format, Image, Layer, Platform, canonical_json, media,
+    self, Artifact, Descriptor, Format, Image, ImageIndex, Layer, Platform, canonical_json, media,
 };
 use crate::layer::{
     self, BaseFolders, BuiltLayer, Compression, GroupKey, LayerProgress, WriteSettings,
@@ -109,6 +111,8 @@ pub struct BuildOutcome {
     pub base_digest: Option<Digest>,
     /// What the start check found; None when it was off (`--no-start-check`).
     pub start_check: Option<Checked>,
+    /// With `--attest` or `[attest]`: the OCI index of the image and its attestation manifest, which the sinks got.
+    pub attested: Option<ImageIndex>,
 }
 
 /// A finding in a file that came verbatim from a published package.
@@ -135,8 +139,24 @@ impl BuildOutcome {
     /// The line for stdout: `NAME@sha256:…`, or the bare digest when the image has no name.
     pub fn reference_line(&self) -> String {
         match &self.name {
-            Some(name) => name.with_digest(self.image.digest().as_str()),
-            None => self.image.digest().to_string(),
+            Some(name) => name.with_digest(self.digest().as_str()),
+            None => self.digest().to_string(),
+        }
+    }
+
+    /// What a tag of the export names: the attested index, else the image's manifest.
+    pub fn digest(&self) -> &Digest {
+        match &self.attested {
+            Some(index) => &index.digest,
+            None => self.image.digest(),
+        }
+    }
+
+    /// What the sinks were given: the attested index, else the image.
+    pub fn artifact(&self) -> Artifact {
+        match &self.attested {
+            Some(index) => Artifact::Index(index.clone()),
+            None => Artifact::Image(self.image.clone()),
         }
     }
 }
@@ -314,7 +334,7 @@ fn reached_all(plan: &BuildPlan, outcome: &BuildOutcome, what_failed: &str, e: E
     Error::Partial {
         message: format!("the image was written to every destination, {what_failed}"),
         reached: (0..plan.destinations.len()).collect(),
-        digest: outcome.image.digest().to_string(),
+        digest: outcome.digest().to_string(),
         source: Box::new(e),
     }
 }
@@ -330,7 +350,7 @@ fn sign_pushed(
         return Ok(Vec::new());
     };
     let context = session.context()?;
-    sign::sign_destinations(&context, &plan.destinations, outcome.image.digest(), signer)
+    sign::sign_destinations(&context, &plan.destinations, outcome.digest(), signer)
 }
 
 /// Writes `--sbom`, `--digest-file` and `--metadata-file` (I/O).
@@ -345,7 +365,7 @@ fn write_reports(
         transport::archive::write_atomic(&sbom.path, &document)?;
     }
     if let Some(path) = &command.digest_file {
-        transport::archive::write_atomic(path, outcome.image.digest().as_str().as_bytes())?;
+        transport::archive::write_atomic(path, outcome.digest().as_str().as_bytes())?;
     }
     if let Some(path) = &command.metadata_file {
         let mut text = serde_json::to_vec_pretty(metadata).unwrap_or_default();
@@ -403,17 +423,20 @@ pub fn build_image(
     context.store.write_bytes(image.raw_config())?;
     context.store.write_bytes(image.raw_manifest())?;
     let base_digest = base.image.as_ref().map(|i| i.digest().clone());
-    let written = write_sinks(plan, &image, base.origin, context)?;
-    Ok(BuildOutcome {
+    let mut outcome = BuildOutcome {
         image,
         name: plan.output_name(),
         layers: built,
-        written,
+        written: Vec::new(),
         allowed_findings,
         published_findings,
         base_digest,
         start_check,
-    })
+        attested: None,
+    };
+    outcome.attested = attestations::attach(plan, &outcome, context.store)?;
+    outcome.written = write_sinks(plan, outcome.artifact(), base.origin, context)?;
+    Ok(outcome)
 }
 
 /// The descriptors of the new layers, in the manifest family `format`.
@@ -474,7 +497,7 @@ fn assemble(
 /// Writes the image to every destination of the plan (I/O).
 fn write_sinks(
     plan: &BuildPlan,
-    image: &Image,
+    artifact: Artifact,
     origin: Option<Origin>,
     context: &Context<'_>,
 ) -> Result<Vec<Written>, Error> {
@@ -489,7 +512,7 @@ fn write_sinks(
         default_reference: plan.default_reference.clone(),
     };
     let source = Source {
-        artifact: Artifact::Image(image.clone()),
+        artifact,
         origin,
         name: None,
     };
@@ -702,14 +725,37 @@ pub fn metadata_json(outcome: &BuildOutcome, plan: &BuildPlan) -> Value {
         .collect();
     json!({
         "published_findings": published,
-        "digest": outcome.image.digest(),
+        "digest": outcome.digest(),
+        "manifest_digest": outcome.image.digest(),
+        "attestations": attestations_json(outcome),
         "reference": outcome.reference_line(),
-        "media_type": outcome.image.media_type(),
+        "media_type": outcome.artifact().descriptor().media_type,
         "config_digest": outcome.image.config_descriptor().digest,
         "references": outcome.written.iter().map(|w| w.destination.clone()).collect::<Vec<_>>(),
         "layers": layers,
         "relocation": relocation_json(plan),
     })
+}
+
+/// Each attestation manifest's digest and the predicate types of its statements; null without `--attest`.
+fn attestations_json(outcome: &BuildOutcome) -> Value {
+    let Some(index) = &outcome.attested else {
+        return Value::Null;
+    };
+    let manifests: Vec<Value> = index
+        .images
+        .iter()
+        .filter(|m| m.digest() != outcome.image.digest())
+        .map(|m| {
+            let types: Vec<&String> = m
+                .layers()
+                .iter()
+                .filter_map(|l| l.descriptor.annotations.get(PREDICATE_TYPE))
+                .collect();
+            json!({"digest": m.digest(), "predicate_types": types})
+        })
+        .collect();
+    json!(manifests)
 }
 
 /// The library's prefix rewrite and every file it changes; null when there is none.
@@ -772,6 +818,7 @@ pub fn plan_json(plan: &BuildPlan) -> Value {
         "platform": plan.platform.to_string(),
         "layers": layers,
         "relocation": relocation_json(plan),
+        "attest": {"sbom": plan.attest.sbom, "provenance": plan.attest.provenance},
         "destinations": plan.destinations.iter().map(ToString::to_string).collect::<Vec<_>>(),
     })
 }

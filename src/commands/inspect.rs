@@ -6,18 +6,29 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::Session;
+use crate::attest::intoto::{SLSA_PROVENANCE_V1, SPDX_DOCUMENT};
 use crate::digest::Digest;
 use crate::error::Error;
-use crate::image::{Artifact, ImageIndex, Platform};
-use crate::reference;
-use crate::transport;
+use crate::image::attestation::{self, PREDICATE_TYPE};
+use crate::image::{self, Artifact, Image, ImageError, ImageIndex, Platform};
+use crate::reference::{self, Transport};
+use crate::transport::{self, Context, Source};
 
-/// Which exact bytes `--raw` prints.
-#[derive(Debug, Clone, Copy)]
+/// Which bytes are printed instead of the summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RawPart {
+    /// `--raw manifest`: the exact manifest (or index) bytes.
     Manifest,
+    /// `--raw config`: the exact config bytes.
     Config,
+    /// `--sbom`: the SPDX document of the image's SBOM attestation.
+    Sbom,
+    /// `--provenance`: the predicate of the image's provenance attestation.
+    Provenance,
 }
+
+/// Statements larger than this are refused: an SBOM of thousands of packages is a few MiB.
+const MAX_STATEMENT_BYTES: u64 = 256 * 1024 * 1024;
 
 /// What `stowage inspect` found.
 #[derive(Debug)]
@@ -30,12 +41,32 @@ pub enum Inspected {
     Image(Box<ImageSummary>),
 }
 
-/// An index: its digest and its images by platform.
+/// An index: its digest, its images by platform, and their attestations.
 #[derive(Debug, Serialize)]
 pub struct IndexSummary {
     pub digest: Digest,
     pub media_type: String,
     pub manifests: Vec<IndexEntry>,
+    pub attestations: Vec<AttestationSummary>,
+}
+
+/// An attestation manifest of an index, in BuildKit's layout.
+#[derive(Debug, Serialize)]
+pub struct AttestationSummary {
+    /// The attestation manifest's digest.
+    pub digest: Digest,
+    /// The image it describes (`vnd.docker.reference.digest`).
+    pub describes: Option<Digest>,
+    pub statements: Vec<StatementSummary>,
+}
+
+/// One in-toto statement of an attestation manifest.
+#[derive(Debug, Serialize)]
+pub struct StatementSummary {
+    pub predicate_type: Option<String>,
+    pub digest: Digest,
+    pub size: u64,
+    pub media_type: String,
 }
 
 /// One image of an index.
@@ -96,16 +127,34 @@ pub fn inspect(
 ) -> Result<Inspected, Error> {
     let transport = reference::parse_transport(source)?;
     let context = session.context()?;
-    let artifact = transport::read_source(&transport, &context, None, false)
-        .map_err(|e| Error::from(e).context(format!("cannot read {source}")))?
-        .artifact;
+    let read = transport::read_source(&transport, &context, None, false)
+        .map_err(|e| Error::from(e).context(format!("cannot read {source}")))?;
+    if let Some(wanted @ (RawPart::Sbom | RawPart::Provenance)) = raw {
+        return predicate_of(&transport, &read, wanted, platform, &context)
+            .map_err(|e| e.context(format!("cannot read the attestation of {source}")));
+    }
+    let artifact = read.artifact;
     match (&artifact, raw, platform) {
         (Artifact::Index(index), Some(RawPart::Manifest), None) => {
             Ok(Inspected::Raw(index.raw.clone()))
         }
-        (Artifact::Index(index), None, None) => Ok(Inspected::Index(index_summary(index))),
+        (Artifact::Index(index), None, None) => Ok(Inspected::Index(index_summary(index)?)),
         _ => image_part(artifact, raw, platform),
     }
+}
+
+/// `--platform` as given; else the one image of an attested index (whatever its platform,
+/// as for a single image), else this machine's.
+fn wanted_platform(artifact: &Artifact, platform: Option<&str>) -> Result<Platform, Error> {
+    if let Some(text) = platform {
+        return Ok(Platform::parse(text)?);
+    }
+    Ok(match artifact {
+        Artifact::Index(index) => attestation::single_attested_image(index)
+            .and_then(Image::platform)
+            .unwrap_or_else(Platform::host),
+        Artifact::Image(_) => Platform::host(),
+    })
 }
 
 fn image_part(
@@ -113,15 +162,12 @@ fn image_part(
     raw: Option<RawPart>,
     platform: Option<&str>,
 ) -> Result<Inspected, Error> {
-    let platform = match platform {
-        Some(text) => Platform::parse(text)?,
-        None => Platform::host(),
-    };
+    let platform = wanted_platform(&artifact, platform)?;
     let image = artifact.into_image(&platform)?;
     Ok(match raw {
         Some(RawPart::Manifest) => Inspected::Raw(image.raw_manifest().to_vec()),
         Some(RawPart::Config) => Inspected::Raw(image.raw_config().to_vec()),
-        None => {
+        None | Some(RawPart::Sbom | RawPart::Provenance) => {
             let config = image.config_json()?;
             Inspected::Image(Box::new(ImageSummary {
                 digest: image.digest().clone(),
@@ -148,8 +194,26 @@ fn image_part(
     })
 }
 
-fn index_summary(index: &ImageIndex) -> IndexSummary {
-    IndexSummary {
+fn index_summary(index: &ImageIndex) -> Result<IndexSummary, Error> {
+    let attestations = attestation::attached(index)?
+        .into_iter()
+        .map(|a| AttestationSummary {
+            digest: a.manifest.digest().clone(),
+            describes: a.describes,
+            statements: a
+                .manifest
+                .layers()
+                .iter()
+                .map(|l| StatementSummary {
+                    predicate_type: l.descriptor.annotations.get(PREDICATE_TYPE).cloned(),
+                    digest: l.descriptor.digest.clone(),
+                    size: l.descriptor.size,
+                    media_type: l.descriptor.media_type.clone(),
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(IndexSummary {
         digest: index.digest.clone(),
         media_type: index.media_type.clone(),
         manifests: index
@@ -161,7 +225,86 @@ fn index_summary(index: &ImageIndex) -> IndexSummary {
                 media_type: i.media_type().to_string(),
             })
             .collect(),
+        attestations,
+    })
+}
+
+/// The predicate of the image's attestation of `wanted`'s type (I/O: fetches that one statement),
+/// pretty-printed; the statement must name the image as its subject.
+fn predicate_of(
+    source: &Transport,
+    read: &Source,
+    wanted: RawPart,
+    platform: Option<&str>,
+    context: &Context<'_>,
+) -> Result<Inspected, Error> {
+    let (predicate_type, flag) = match wanted {
+        RawPart::Sbom => (SPDX_DOCUMENT, "--attest sbom"),
+        _ => (SLSA_PROVENANCE_V1, "--attest provenance"),
+    };
+    let none = |what: String| {
+        Error::usage(
+            what,
+            format!(
+                "build the image with `stowage build {flag}` (or `[attest]` in the spec) to attach one"
+            ),
+        )
+    };
+    let Artifact::Index(index) = &read.artifact else {
+        return Err(none("it is a single image, with no attestations".into()));
+    };
+    let platform = wanted_platform(&read.artifact, platform)?;
+    let image = read.artifact.clone().into_image(&platform)?;
+    let attached = attestation::attached(index)?;
+    let Some(manifest) = attached
+        .iter()
+        .find(|a| a.describes.as_ref() == Some(image.digest()))
+    else {
+        return Err(none(format!(
+            "no attestation manifest describes {}",
+            image.digest()
+        )));
+    };
+    let Some(layer) = manifest.manifest.layers().iter().find(|l| {
+        l.descriptor
+            .annotations
+            .get(PREDICATE_TYPE)
+            .map(String::as_str)
+            == Some(predicate_type)
+    }) else {
+        return Err(none(format!(
+            "attestation manifest {} holds no {predicate_type} statement",
+            manifest.manifest.digest()
+        )));
+    };
+    let statements = Image::clone(manifest.manifest);
+    transport::fetch_layers(source, &statements, read.origin.as_ref(), context)?;
+    let bytes = context
+        .store
+        .read_small(&layer.descriptor.digest, MAX_STATEMENT_BYTES)?;
+    let invalid = |problem: String| ImageError::Invalid {
+        what: format!("in-toto statement {}", layer.descriptor.digest),
+        problem,
+    };
+    let statement: Value = image::parse_json("in-toto statement", &bytes)?;
+    if statement.get("predicateType").and_then(Value::as_str) != Some(predicate_type) {
+        return Err(invalid(format!("its predicateType is not {predicate_type}")).into());
     }
+    let names_image = statement
+        .get("subject")
+        .and_then(Value::as_array)
+        .is_some_and(|subjects| {
+            subjects.iter().any(|s| {
+                s.pointer("/digest/sha256").and_then(Value::as_str) == Some(image.digest().hex())
+            })
+        });
+    if !names_image {
+        return Err(invalid(format!("its subject does not name {}", image.digest())).into());
+    }
+    let predicate = statement.get("predicate").cloned().unwrap_or(Value::Null);
+    let mut text = serde_json::to_vec_pretty(&predicate).unwrap_or_default();
+    text.push(b'\n');
+    Ok(Inspected::Raw(text))
 }
 
 /// The run config's well-known fields, read leniently: a field of another type is left out.

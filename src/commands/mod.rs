@@ -4,6 +4,7 @@
 //! returns a typed outcome (and, for exports, what happened to the export
 //! record), so the same use case can be driven by the CLI or by a test.
 
+mod attestations;
 pub mod build;
 pub mod exports;
 pub mod init;

@@ -11,13 +11,13 @@ use super::build::BuildOutcome;
 use super::run_command::run_command_for_destinations;
 use crate::error::Error;
 use crate::exports::{Destination, DestinationStatus, Kind, NewExport};
-use crate::image::{Artifact, Image, Platform};
+use crate::image::{Artifact, Image, ImageIndex, Platform, attestation};
 use crate::plan::BuildPlan;
 use crate::reference::{self, Transport};
 
 /// A record of a finished build (I/O: stats archive files).
 pub fn build_ok(plan: &BuildPlan, outcome: &BuildOutcome) -> NewExport {
-    let digest = outcome.image.digest().to_string();
+    let digest = outcome.digest().to_string();
     let config = outcome.image.config_json().unwrap_or(Value::Null);
     let run_command = run_command_for_destinations(
         &plan.destinations,
@@ -32,7 +32,7 @@ pub fn build_ok(plan: &BuildPlan, outcome: &BuildOutcome) -> NewExport {
         sources: plan.sources(),
         destinations: with_status(&plan.destinations, None),
         digest: Some(digest),
-        size: Some(image_size(&outcome.image)),
+        size: Some(artifact_size(&outcome.artifact())),
         error: None,
         run_command,
         secret_names: plan.secret_names.clone(),
@@ -40,8 +40,33 @@ pub fn build_ok(plan: &BuildPlan, outcome: &BuildOutcome) -> NewExport {
             .published_findings
             .iter()
             .map(|note| format!("secret scan: {note}"))
+            .chain(outcome.attested.as_ref().and_then(attestation_note))
             .collect(),
     }
+}
+
+/// `attestations: https://spdx.dev/Document, https://slsa.dev/provenance/v1 in sha256:… (for sha256:…)`.
+fn attestation_note(index: &ImageIndex) -> Option<String> {
+    let attached = attestation::attached(index).ok()?;
+    let notes: Vec<String> = attached
+        .iter()
+        .map(|a| {
+            let types: Vec<&str> = a
+                .manifest
+                .layers()
+                .iter()
+                .filter_map(|l| l.descriptor.annotations.get(attestation::PREDICATE_TYPE))
+                .map(String::as_str)
+                .collect();
+            let describes = a
+                .describes
+                .as_ref()
+                .map(|d| format!(" (for {d})"))
+                .unwrap_or_default();
+            format!("{} in {}{describes}", types.join(", "), a.manifest.digest())
+        })
+        .collect();
+    (!notes.is_empty()).then(|| format!("attestations: {}", notes.join("; ")))
 }
 
 /// How far a failed build got: the destinations it was asked for, and the
@@ -137,7 +162,10 @@ pub fn transfer(moved: &Moved<'_>, failure: Option<&Error>) -> NewExport {
         error,
         run_command,
         secret_names: moved.secret_names.to_vec(),
-        notes: Vec::new(),
+        notes: match moved.artifact {
+            Some(Artifact::Index(index)) => attestation_note(index).into_iter().collect(),
+            _ => Vec::new(),
+        },
     }
 }
 
@@ -189,7 +217,12 @@ fn first_image(artifact: &Artifact) -> Option<&Image> {
                 .images
                 .iter()
                 .find(|i| i.platform().is_some_and(|p| p.satisfies(&host)))
-                .or_else(|| index.images.first())
+                .or_else(|| {
+                    index
+                        .images
+                        .iter()
+                        .find(|i| i.platform().is_none_or(|p| p.os != "unknown"))
+                })
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::digest::Digest;
 
+use super::attestation::single_attested_image;
 use super::{Descriptor, Image, ImageError, Index, Platform, parse_json, select_platform};
 
 /// An image, or an index of images (one per platform).
@@ -41,6 +42,21 @@ impl Artifact {
                 index.raw.len() as u64,
             ),
         }
+    }
+
+    /// The artifact narrowed to `platform`: an index of one image and its
+    /// attestations stays whole when that image matches (its attestations
+    /// travel with it); any other index gives its matching image.
+    pub fn for_platform(self, platform: &Platform) -> Result<Artifact, ImageError> {
+        if let Artifact::Index(index) = &self
+            && let Some(only) = single_attested_image(index)
+        {
+            let chosen = self.clone().into_image(platform)?;
+            if chosen.digest() == only.digest() {
+                return Ok(self);
+            }
+        }
+        self.into_image(platform).map(Artifact::Image)
     }
 
     /// The image for `platform`: the image itself, or the index's match.

@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::digest::Digest;
 
 pub mod artifact;
+pub mod attestation;
 pub mod config;
 pub use artifact::{Artifact, ImageIndex};
 
@@ -524,7 +525,7 @@ pub fn select_platform<'a>(
     let candidates: Vec<&Descriptor> = manifests
         .iter()
         .filter(|d| is_manifest(&d.media_type) || is_index(&d.media_type))
-        .filter(|d| d.platform.as_ref().is_none_or(|p| p.os != "unknown"))
+        .filter(|d| !attestation::is_attestation(d))
         .collect();
     if let Some(found) = candidates
         .iter()

@@ -12,7 +12,7 @@ use super::client::{backoff, read_limited, status_error};
 use super::{CountingReader, Origin, Registry, RegistryError};
 use crate::digest::Digest;
 use crate::image::{self, Descriptor, Image, Index, MAX_JSON_BYTES, Platform, media};
-use crate::image::{Artifact, ImageIndex};
+use crate::image::{Artifact, ImageIndex, attestation};
 use crate::reference::ImageRef;
 use crate::store::{Store, StoreError};
 
@@ -161,28 +161,41 @@ impl Registry {
                 registry: registry.clone(),
                 problem: e.to_string(),
             })?;
-        let children: Vec<&Descriptor> =
-            match platform {
-                Some(platform) => vec![
-                    image::select_platform(&index.manifests, platform).map_err(|e| {
-                        RegistryError::NotFound {
-                            registry: registry.clone(),
-                            what: format!("{reference}: {e}"),
-                        }
-                    })?,
-                ],
-                None => index
-                    .manifests
-                    .iter()
-                    .filter(|d| image::is_manifest(&d.media_type))
-                    .collect(),
-            };
+        let every_image: Vec<&Descriptor> = index
+            .manifests
+            .iter()
+            .filter(|d| image::is_manifest(&d.media_type))
+            .collect();
+        // One image and its attestations stay together: the attestation manifests are small.
+        let attested_only = every_image.len() == index.manifests.len()
+            && every_image
+                .iter()
+                .filter(|d| !attestation::is_attestation(d))
+                .count()
+                == 1;
+        let children: Vec<&Descriptor> = match platform {
+            Some(platform) => {
+                let chosen = image::select_platform(&index.manifests, platform).map_err(|e| {
+                    RegistryError::NotFound {
+                        registry: registry.clone(),
+                        what: format!("{reference}: {e}"),
+                    }
+                })?;
+                if attested_only {
+                    every_image
+                } else {
+                    vec![chosen]
+                }
+            }
+            None => every_image,
+        };
+        let narrowed = platform.is_some() && children.len() == 1;
         let mut images = Vec::new();
         for child in children {
             let (child_raw, child_type) = self.fetch_manifest(reference, child.digest.as_str())?;
             images.push(self.read_image(&origin, child_raw, &child_type, store)?);
         }
-        if platform.is_some() {
+        if narrowed {
             return images
                 .pop()
                 .map(Artifact::Image)

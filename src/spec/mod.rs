@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::attest::Attestations;
 use crate::image::Platform;
 use crate::reference::Transport;
 
@@ -173,6 +174,8 @@ pub struct Spec {
     /// Values bound for the image's config that look like secrets; the build
     /// refuses them unless allowed (`Spec::check_values`).
     pub value_findings: Vec<ValueFinding>,
+    /// `[attest]`: the attestations the image carries (`--attest` adds to them).
+    pub attest: Attestations,
 }
 
 /// Reads and validates the spec file (I/O: reads it and checks that sources exist).

@@ -23,6 +23,7 @@ pub(super) struct RawSpec {
     pub(super) env: Option<OrderedTable>,
     pub(super) secrets: Option<RawSecrets>,
     pub(super) labels: Option<OrderedTable>,
+    pub(super) attest: Option<RawAttest>,
 }
 
 /// `[app]`.
@@ -68,6 +69,14 @@ pub(super) struct RawFile {
 pub(super) struct RawSecrets {
     pub(super) names: Option<Vec<Spanned<String>>>,
     pub(super) allow: Option<Vec<Spanned<String>>>,
+}
+
+/// `[attest]`: which attestations the image carries.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct RawAttest {
+    pub(super) sbom: Option<bool>,
+    pub(super) provenance: Option<bool>,
 }
 
 /// A free-form table kept in file order, with the position of every key and value.

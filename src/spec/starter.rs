@@ -62,6 +62,12 @@ names = []
 # values meant to be public by key (env.NAME, labels.KEY, command).
 # allow = ["/opt/app/tests/fixtures"]
 
+# Attestations attached to the image as BuildKit stores them (an OCI index),
+# read by Docker Hub and Docker Scout; `--attest sbom|provenance` adds to them.
+# [attest]
+# sbom = true        # an SPDX document of the library's packages
+# provenance = true  # SLSA provenance: stowage, the spec, the base, the sources
+
 [labels]
 # Quote dotted keys, or TOML reads them as nested tables.
 "org.opencontainers.image.description" = "Exported with stowage"

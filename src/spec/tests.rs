@@ -877,3 +877,26 @@ fn secret_values_in_argument_lists_and_allowed_in_the_spec() {
     assert_eq!(keys, ["workdir"]);
     assert!(spec.check_values(&["workdir".into()]).is_ok());
 }
+
+#[test]
+fn attest_table() {
+    let p = Project::new();
+    assert_eq!(p.ok(MINIMAL).attest, Attestations::default());
+    let spec = p.ok(&format!("{MINIMAL}[attest]\nsbom = true\n"));
+    assert!(spec.attest.sbom && !spec.attest.provenance);
+    let spec = p.ok(&format!(
+        "{MINIMAL}[attest]\nsbom = false\nprovenance = true\n"
+    ));
+    assert!(!spec.attest.sbom && spec.attest.provenance);
+    let text = format!("{MINIMAL}[attest]\nsbom = \"yes\"\n");
+    let e = p.err(&text);
+    check(&e, &text, "\"yes\"", "expected a boolean");
+    assert!(
+        e.hint().is_some_and(|h| h.contains("true or false")),
+        "{e:?}"
+    );
+    let text = format!("{MINIMAL}[attest]\nsignature = true\n");
+    let e = p.err(&text);
+    check(&e, &text, "signature", "unknown key");
+    assert!(e.hint().is_some_and(|h| h.contains("provenance")), "{e:?}");
+}

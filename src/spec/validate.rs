@@ -12,6 +12,7 @@ use super::fields::{absolute_hint, is_env_name, normalise_path};
 use super::raw::{OrderedTable, RawApp, RawFile, RawSecrets, RawSpec};
 use super::values::is_value_key;
 use super::{ExtraFile, Mount, Spec, SpecError};
+use crate::attest::Attestations;
 use crate::reference::Transport;
 
 /// Validates one spec file's raw tables.
@@ -81,6 +82,8 @@ impl Validator<'_> {
             } else if message.ends_with("expected a sequence") {
                 "write a list in brackets, e.g. [\"a\", \"b\"]; extra files are `[[files]]` tables"
                     .to_string()
+            } else if message.ends_with("expected a boolean") {
+                "write true or false, without quotes".to_string()
             } else if message.ends_with("expected a table") {
                 "write a table: `key = { source = \"…\", target = \"…\" }` or a `[section]`"
                     .to_string()
@@ -149,6 +152,12 @@ impl Validator<'_> {
             secret_allow,
             labels,
             value_findings,
+            attest: raw
+                .attest
+                .map_or_else(Attestations::default, |a| Attestations {
+                    sbom: a.sbom.unwrap_or(false),
+                    provenance: a.provenance.unwrap_or(false),
+                }),
         })
     }
 

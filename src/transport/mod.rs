@@ -11,7 +11,7 @@ pub mod archive;
 use std::collections::BTreeMap;
 
 use crate::digest::Digest;
-use crate::image::{Artifact, Image, ImageError, Platform};
+use crate::image::{Artifact, Image, ImageError, Platform, attestation};
 use crate::reference::{ImageRef, Transport};
 use crate::registry::{Origin, PushReport, Registry, RegistryError};
 use crate::store::{Store, StoreError};
@@ -99,7 +99,7 @@ pub fn read_source(
             let (artifact, name) =
                 archive::read_docker_archive_named(path, reference.as_ref(), store)?;
             let artifact = match platform {
-                Some(platform) => Artifact::Image(artifact.into_image(platform)?),
+                Some(platform) => artifact.for_platform(platform)?,
                 None => artifact,
             };
             return Ok(Source {
@@ -124,7 +124,7 @@ pub fn read_source(
         }
     };
     let artifact = match platform {
-        Some(platform) => Artifact::Image(artifact.into_image(platform)?),
+        Some(platform) => artifact.for_platform(platform)?,
         None => artifact,
     };
     Ok(Source {
@@ -186,6 +186,19 @@ pub fn ensure_local(
         }
     }
     Ok(())
+}
+
+/// Brings the layers of `image`, read from `source`, into the store (I/O): from the layout folder, or from the registry it came from.
+pub fn fetch_layers(
+    source: &Transport,
+    image: &Image,
+    origin: Option<&Origin>,
+    context: &Context<'_>,
+) -> Result<(), TransportError> {
+    if let Transport::Oci { path, .. } = source {
+        return Ok(archive::import_layout_layers(path, image, context.store)?);
+    }
+    ensure_local(&Artifact::Image(image.clone()), origin, context)
 }
 
 /// What a sink needs besides the artifact.
@@ -283,8 +296,11 @@ pub fn write_all(
         }
     }
     for (index, local) in locals {
-        ensure_local(&source.artifact, source.origin.as_ref(), context)
-            .and_then(|()| write_local(local, &source.artifact, context.store, options))
+        sink_artifact(local, &source.artifact, options)
+            .and_then(|artifact| {
+                ensure_local(&artifact, source.origin.as_ref(), context)?;
+                write_local(local, &artifact, context.store, options)
+            })
             .map_err(|e| partial(&reached, index, e))?;
         reached.push(index);
         written.push(Written {
@@ -312,6 +328,24 @@ fn push_tag(reference: &ImageRef, digest: &Digest) -> Result<String, TransportEr
     })
 }
 
+/// What a sink is given: a docker-archive holds one runnable image (with its
+/// attestations, when the artifact is that image and its attestation manifest);
+/// every other sink takes the artifact whole.
+fn sink_artifact(
+    dest: &Transport,
+    artifact: &Artifact,
+    options: &SinkOptions,
+) -> Result<Artifact, TransportError> {
+    let (Transport::DockerArchive { .. }, Artifact::Index(index)) = (dest, artifact) else {
+        return Ok(artifact.clone());
+    };
+    let image = artifact.clone().into_image(&options.platform)?;
+    Ok(match attestation::single_attested_image(index) {
+        Some(only) if only.digest() == image.digest() => artifact.clone(),
+        _ => Artifact::Image(image),
+    })
+}
+
 fn write_local(
     dest: &Transport,
     artifact: &Artifact,
@@ -334,12 +368,19 @@ fn write_local(
             )?)
         }
         Transport::DockerArchive { path, reference } => {
-            let image = artifact.clone().into_image(&options.platform)?;
             let reference = reference.as_ref().or(options.default_reference.as_ref());
+            let (image, attested) = match artifact {
+                Artifact::Index(index) => match attestation::single_attested_image(index) {
+                    Some(image) => (image.clone(), Some(index)),
+                    None => (artifact.clone().into_image(&options.platform)?, None),
+                },
+                Artifact::Image(image) => (image.clone(), None),
+            };
             Ok(archive::write_docker_archive(
                 path,
                 reference,
                 &image,
+                attested,
                 store,
                 options.mtime,
             )?)

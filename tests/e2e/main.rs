@@ -8,6 +8,7 @@
 
 mod rig;
 
+mod attest;
 mod bad_input;
 mod base;
 mod crash;

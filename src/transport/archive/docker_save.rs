@@ -8,11 +8,12 @@ use serde_json::json;
 
 use super::read::{ImportedTar, resolve_layout};
 use super::tar_import::{BlobCompression, ImportedFile, ScannedTar, safe_member_name, scan_tar};
-use super::write::{image_blobs, oci_layout_file, write_tar_atomic};
+use super::write::{image_blobs, index_blobs, oci_layout_file, write_tar_atomic};
 use super::{ArchiveError, CONTAINERD_NAME, REF_NAME};
 use crate::digest::Digest;
 use crate::image::{
-    self, Artifact, Descriptor, Format, Image, Layer, MAX_JSON_BYTES, canonical_json, media,
+    self, Artifact, Descriptor, Format, Image, ImageIndex, Layer, MAX_JSON_BYTES, canonical_json,
+    media,
 };
 use crate::reference::ImageRef;
 use crate::store::Store;
@@ -251,6 +252,7 @@ pub fn write_docker_archive(
     path: &Path,
     reference: Option<&ImageRef>,
     image: &Image,
+    attested: Option<&ImageIndex>,
     store: &Store,
     mtime: u64,
 ) -> Result<(), ArchiveError> {
@@ -261,7 +263,15 @@ pub fn write_docker_archive(
         "RepoTags": repo_tags,
         "Layers": image.layers().iter().map(|l| blob_path(&l.descriptor.digest)).collect::<Vec<_>>(),
     }]));
-    let mut descriptor = image.descriptor();
+    // With attestations, the OCI index names the index that holds them; manifest.json
+    // still names only the runnable image, which is all `docker load` reads.
+    let (mut descriptor, blobs) = match attested {
+        Some(index) => {
+            let artifact = Artifact::Index(index.clone());
+            (artifact.descriptor(), index_blobs(index))
+        }
+        None => (image.descriptor(), image_blobs(image)),
+    };
     if let Some(reference) = reference {
         descriptor
             .annotations
@@ -274,7 +284,6 @@ pub fn write_docker_archive(
         "schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": [descriptor]
     }));
     let gzip = path.extension().is_some_and(|e| e == "gz");
-    let blobs = image_blobs(image);
     write_tar_atomic(
         path,
         gzip,

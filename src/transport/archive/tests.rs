@@ -254,7 +254,7 @@ fn archives_written_read_back_with_the_same_digest() {
     let reference = ImageRef::parse("acme/app:7").unwrap();
     for name in ["a.tar", "a.tar.gz"] {
         let path = dir.path().join(name);
-        write_docker_archive(&path, Some(&reference), &image, &store, 1).unwrap();
+        write_docker_archive(&path, Some(&reference), &image, None, &store, 1).unwrap();
         let fresh = Store::open(dir.path().join(format!("fresh-{name}"))).unwrap();
         let back = read_docker_archive(&path, Some(&reference), &fresh).unwrap();
         assert_eq!(back.digest(), image.digest(), "{name}");
@@ -287,7 +287,7 @@ fn a_corrupt_store_blob_never_reaches_an_output() {
     bytes[last] ^= 0xff;
     fs::write(&path, &bytes).unwrap();
     let out = dir.path().join("out.tar");
-    let err = write_docker_archive(&out, None, &image, &store, 1).unwrap_err();
+    let err = write_docker_archive(&out, None, &image, None, &store, 1).unwrap_err();
     assert!(err.to_string().contains("corrupt"), "{err}");
     assert!(err.hint().unwrap().contains("again"), "{err}");
     assert!(!out.exists() && !store.contains(&layer.digest));

@@ -12,7 +12,7 @@ use super::{ArchiveError, REF_NAME, write_atomic};
 use crate::atomic;
 use crate::digest::Digest;
 use crate::gzip::{CompressPool, GzipWriter};
-use crate::image::{Artifact, Descriptor, Image, canonical_json, media};
+use crate::image::{Artifact, Descriptor, Image, ImageIndex, canonical_json, media};
 use crate::store::{Store, StoreError};
 
 /// A blob to write into an output: small JSON held in memory, layers streamed from the store.
@@ -54,14 +54,16 @@ pub(super) fn image_blobs(image: &Image) -> Vec<OutBlob<'_>> {
 pub(super) fn artifact_blobs(artifact: &Artifact) -> Vec<OutBlob<'_>> {
     match artifact {
         Artifact::Image(image) => image_blobs(image),
-        Artifact::Index(index) => {
-            let mut blobs = vec![OutBlob::Bytes(&index.raw)];
-            for image in &index.images {
-                blobs.extend(image_blobs(image));
-            }
-            blobs
-        }
+        Artifact::Index(index) => index_blobs(index),
     }
+}
+
+pub(super) fn index_blobs(index: &ImageIndex) -> Vec<OutBlob<'_>> {
+    let mut blobs = vec![OutBlob::Bytes(&index.raw)];
+    for image in &index.images {
+        blobs.extend(image_blobs(image));
+    }
+    blobs
 }
 
 pub(super) fn oci_layout_file() -> Vec<u8> {

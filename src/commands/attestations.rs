@@ -1,0 +1,227 @@
+//! A build's attestations: the SBOM and provenance statements, written to the store, and the index that carries them beside the image.
+//!
+//! Runs after the start check and before any sink sees a byte; without
+//! `--attest` or `[attest]` nothing here runs and the image is written alone.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use super::build::{BuildOutcome, sbom_input};
+use crate::attest::intoto::{self, SLSA_PROVENANCE_V1, SPDX_DOCUMENT, Subject};
+use crate::attest::provenance::{Dependency, ProvenanceInput, provenance};
+use crate::attest::{SbomFormat, render_sbom};
+use crate::digest::Digest;
+use crate::error::Error;
+use crate::image::attestation::{StatementBlob, attestation_manifest, attested_index};
+use crate::image::{self, ImageIndex};
+use crate::layer::Compression;
+use crate::plan::BuildPlan;
+use crate::reference::Transport;
+use crate::store::Store;
+use crate::transport::archive::ArchiveError;
+
+/// The OCI index of the built image and its attestation manifest, every blob in the store (I/O); None when none is asked for.
+pub fn attach(
+    plan: &BuildPlan,
+    outcome: &BuildOutcome,
+    store: &Store,
+) -> Result<Option<ImageIndex>, Error> {
+    if !plan.attest.any() {
+        return Ok(None);
+    }
+    let image = &outcome.image;
+    let platform = image.platform().unwrap_or_else(|| plan.platform.clone());
+    let subject = Subject {
+        name: match &outcome.name {
+            Some(name) => format!(
+                "pkg:docker/{}/{}@{}?platform={}",
+                name.registry,
+                name.repository,
+                name.tag_or_latest(),
+                platform.to_string().replace('/', "%2F")
+            ),
+            None => "_".into(),
+        },
+        digest: image.digest().clone(),
+    };
+    let mut statements = Vec::new();
+    if plan.attest.sbom {
+        let document = render_sbom(&sbom_input(plan, outcome), SbomFormat::Spdx);
+        let predicate: Value = image::parse_json("the SBOM document", &document)?;
+        statements.push((SPDX_DOCUMENT, predicate));
+    }
+    if plan.attest.provenance {
+        statements.push((
+            SLSA_PROVENANCE_V1,
+            provenance(&provenance_input(plan, outcome)?),
+        ));
+    }
+    let mut blobs = Vec::new();
+    for (predicate_type, predicate) in statements {
+        let bytes = intoto::statement(&subject, predicate_type, &predicate);
+        let digest = store.write_bytes(&bytes)?;
+        blobs.push(StatementBlob {
+            digest,
+            size: bytes.len() as u64,
+            predicate_type: predicate_type.to_string(),
+        });
+    }
+    let manifest = attestation_manifest(&blobs)?;
+    store.write_bytes(manifest.raw_config())?;
+    store.write_bytes(manifest.raw_manifest())?;
+    let index = attested_index(image, &platform, &manifest)?;
+    store.write_bytes(&index.raw)?;
+    Ok(Some(index))
+}
+
+/// What the provenance says of this build (I/O: hashes the spec file).
+fn provenance_input(plan: &BuildPlan, outcome: &BuildOutcome) -> Result<ProvenanceInput, Error> {
+    // Read again, not taken from the plan: the provenance names the bytes as they are on disk.
+    let spec_bytes = std::fs::read(&plan.spec_path).map_err(|source| ArchiveError::Read {
+        path: plan.spec_path.clone(),
+        source,
+    })?;
+    let spec_digest = Digest::of(&spec_bytes);
+    let spec_dir = plan.spec_path.parent().unwrap_or(Path::new(""));
+    let spec_name = plan
+        .spec_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut dependencies = vec![Dependency {
+        name: "spec".into(),
+        uri: format!("file:{spec_name}"),
+        digest: Some(spec_digest.clone()),
+        annotations: BTreeMap::new(),
+    }];
+    if let Some(digest) = &outcome.base_digest {
+        dependencies.push(Dependency {
+            name: "base".into(),
+            uri: base_uri(plan),
+            digest: Some(digest.clone()),
+            annotations: BTreeMap::from([("ref".to_string(), json!(plan.base_text))]),
+        });
+    }
+    dependencies.extend(source_dependencies(plan, outcome, spec_dir));
+    Ok(ProvenanceInput {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        spec_path: spec_name,
+        spec_digest,
+        dependencies,
+        parameters: parameters(plan),
+        time: plan.created.clone(),
+    })
+}
+
+/// A registry base as a package URL (as BuildKit names it), any other as written in the spec.
+fn base_uri(plan: &BuildPlan) -> String {
+    match &plan.base {
+        Transport::Registry(reference) => format!(
+            "pkg:docker/{}/{}@{}?platform={}",
+            reference.registry,
+            reference.repository,
+            reference
+                .tag
+                .clone()
+                .or_else(|| reference.digest.clone())
+                .unwrap_or_else(|| "latest".into()),
+            plan.platform.to_string().replace('/', "%2F")
+        ),
+        _ => plan.base_text.clone(),
+    }
+}
+
+/// The library as one input (its folder, target and layers), then each other added layer's sources.
+fn source_dependencies(
+    plan: &BuildPlan,
+    outcome: &BuildOutcome,
+    spec_dir: &Path,
+) -> Vec<Dependency> {
+    let layer_digest = |index: usize| -> Value {
+        outcome
+            .layers
+            .get(index)
+            .map(|l| json!(l.diff_id))
+            .unwrap_or(Value::Null)
+    };
+    let library_layers: Vec<Value> = plan
+        .library_layers()
+        .map(|(i, _)| layer_digest(i))
+        .collect();
+    let mut dependencies = vec![Dependency {
+        name: "library".into(),
+        uri: format!("file:{}", relative_text(&plan.library.source, spec_dir)),
+        digest: None,
+        annotations: BTreeMap::from([
+            ("target".to_string(), json!(plan.library.target)),
+            ("layers".to_string(), json!(library_layers)),
+            (
+                "packages".to_string(),
+                json!(plan.library.inventory.packages.len()),
+            ),
+        ]),
+    }];
+    for (index, layer) in plan.layers.iter().enumerate() {
+        if layer.name.starts_with("library") {
+            continue;
+        }
+        for source in &layer.sources {
+            dependencies.push(Dependency {
+                name: layer.name.clone(),
+                uri: format!("file:{}", relative_text(source, spec_dir)),
+                digest: None,
+                annotations: BTreeMap::from([("layer".to_string(), layer_digest(index))]),
+            });
+        }
+    }
+    dependencies
+}
+
+/// `path` relative to the spec's folder when it lies under it, so the provenance does not depend on where the checkout is.
+fn relative_text(path: &Path, spec_dir: &Path) -> String {
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let spec_dir = if spec_dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        spec_dir
+    };
+    let (path_abs, dir_abs) = (absolute(path), absolute(spec_dir));
+    match path_abs.strip_prefix(&dir_abs) {
+        Ok(rel) if rel.as_os_str().is_empty() => ".".into(),
+        Ok(rel) => rel.display().to_string(),
+        Err(_) => path_abs.display().to_string(),
+    }
+}
+
+/// The settings that shaped the image; destinations, secrets and credentials are left out.
+fn parameters(plan: &BuildPlan) -> BTreeMap<String, Value> {
+    let mut attest = Vec::new();
+    if plan.attest.sbom {
+        attest.push("sbom");
+    }
+    if plan.attest.provenance {
+        attest.push("provenance");
+    }
+    BTreeMap::from([
+        ("platform".to_string(), json!(plan.platform.to_string())),
+        ("format".to_string(), json!("oci")),
+        (
+            "compression".to_string(),
+            json!(match plan.compression {
+                Compression::Gzip => "gzip",
+                Compression::Zstd => "zstd",
+            }),
+        ),
+        ("keepBaseRemote".to_string(), json!(plan.keep_base_remote)),
+        ("startCheck".to_string(), json!(plan.start_check)),
+        ("allowSecrets".to_string(), json!(plan.allowed_secrets)),
+        (
+            "libraryLayers".to_string(),
+            json!(plan.library_layers().count()),
+        ),
+        ("created".to_string(), json!(plan.created)),
+        ("attest".to_string(), json!(attest)),
+    ])
+}
