@@ -685,3 +685,84 @@ fn on_a_terminal_the_password_is_asked_without_echo() {
         "{verified}"
     );
 }
+
+#[test]
+fn an_attested_export_is_signed_as_the_index_it_was_pushed_as() {
+    let Some(registry) = TestRegistry::anonymous() else {
+        return;
+    };
+    if !require_tools(&["openssl", "skopeo"]) {
+        return;
+    }
+    let sb = Sandbox::new();
+    let host = registry.host.clone();
+    let (key, public) = key_pair(sb.path(), "signer");
+    let repo = "e2e/attested-signed";
+    let reference = format!("{host}/{repo}:v1");
+    let key_arg = key.display().to_string();
+    let digest = build(
+        &sb,
+        &host,
+        &reference,
+        &[
+            "--attest",
+            "sbom",
+            "--attest",
+            "provenance",
+            "--sign-key",
+            &key_arg,
+        ],
+    );
+
+    let out = skopeo()
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .expect("run skopeo");
+    assert!(out.status.success(), "{}", show(&out.stderr));
+    assert_eq!(
+        sha256_digest(&out.stdout),
+        digest,
+        "the tag holds the index"
+    );
+    let index: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let manifests = index["manifests"].as_array().cloned().unwrap_or_default();
+    assert_eq!(manifests.len(), 2, "{index}");
+    assert_eq!(
+        manifests[1]["annotations"]["vnd.docker.reference.type"],
+        "attestation-manifest"
+    );
+
+    let manifest = signature_manifest(&host, repo, &digest).expect("a signature tag");
+    let layer = &manifest["layers"][0];
+    let signature = layer["annotations"]["dev.cosignproject.cosign/signature"]
+        .as_str()
+        .expect("the signature annotation")
+        .to_string();
+    let payload = blob(&host, repo, layer["digest"].as_str().unwrap());
+    let claims: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(
+        claims["critical"]["image"]["docker-manifest-digest"],
+        digest.as_str()
+    );
+    assert!(openssl_verifies(sb.path(), &public, &payload, &signature));
+    let platform_digest = manifests[0]["digest"].as_str().unwrap();
+    assert!(
+        signature_manifest(&host, repo, platform_digest).is_none(),
+        "only the pushed index is signed"
+    );
+
+    let verified = run_ok(
+        sb.stowage()
+            .args(["--insecure-registry", &host, "verify", &reference, "--key"])
+            .arg(&public),
+    );
+    assert!(
+        verified.contains(&format!("verified: {host}/{repo}@{digest}")),
+        "{verified}"
+    );
+}
