@@ -254,7 +254,11 @@ pub fn print_built(out: &Output, built: &Built) {
             layer.file_count,
             human_bytes(layer.size),
             layer.digest,
-            if layer.cached { " (cached)" } else { "" }
+            match (layer.cached, layer.reused) {
+                (true, _) => " (cached)",
+                (false, true) => " (reused: same content)",
+                (false, false) => "",
+            }
         ));
     }
     for written in &outcome.written {

@@ -344,6 +344,7 @@ pub fn build_image(
         base_folders: &folders,
         pool: &pool,
         progress,
+        shared: None,
     };
     let built = layer::write_layers(&plan.layers, context.store, &settings)?;
     layers.extend(added_layers(format, plan.compression, &built)?);
@@ -644,6 +645,7 @@ pub fn metadata_json(outcome: &BuildOutcome, plan: &BuildPlan) -> Value {
                 "files": layer.file_count,
                 "entries": layer.entry_count,
                 "cached": layer.cached,
+                "reused": layer.reused,
                 "source": layer_plan.sources.iter().map(|s| s.display().to_string()).collect::<Vec<_>>(),
                 "packages": parts_json(plan, layer_plan),
             })
