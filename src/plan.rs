@@ -58,6 +58,22 @@ pub struct BuildOptions {
     pub dry_run: bool,
     /// Check that the image would start before writing it (`--no-start-check` turns it off).
     pub start_check: bool,
+    /// `--cache-repo`: the registry repository that shares the content cache, as given.
+    pub cache_repo: Option<String>,
+}
+
+/// `--cache-repo` as a registry reference.
+fn cache_repo(given: Option<&str>) -> Result<Option<ImageRef>, Error> {
+    let Some(text) = given else {
+        return Ok(None);
+    };
+    match crate::reference::parse_transport(text)? {
+        Transport::Registry(reference) if reference.digest.is_none() => Ok(Some(reference)),
+        _ => Err(Error::usage(
+            format!("--cache-repo {text} does not name a registry repository"),
+            "give a repository and optionally a tag, e.g. --cache-repo registry.example.org/team/stowage-cache",
+        )),
+    }
 }
 
 /// The layers a build would write and where it would send them, before anything is read or written.
@@ -98,6 +114,8 @@ pub struct BuildPlan {
     pub destinations: Vec<Transport>,
     /// The spec's `image` when it is a registry reference: the tag and name outputs default to.
     pub default_reference: Option<ImageRef>,
+    /// The registry repository that shares the content cache (`--cache-repo`).
+    pub cache_repo: Option<ImageRef>,
 }
 
 impl BuildPlan {
@@ -205,6 +223,7 @@ pub fn plan_build(request: &BuildRequest) -> Result<BuildPlan, Error> {
         threads: options.threads,
         keep_base_remote: options.keep_base_remote,
         start_check: options.start_check,
+        cache_repo: cache_repo(options.cache_repo.as_deref())?,
         mtime: options.source_date_epoch.unwrap_or(1),
         created: crate::image::config::created_timestamp(options.source_date_epoch),
         layers,

@@ -219,6 +219,10 @@ pub struct BuildArgs {
     /// Do not check that the image's entrypoint and command would start (program, #! interpreter, ELF loader, user).
     #[arg(long)]
     pub no_start_check: bool,
+    /// Share the content cache through this registry repository (e.g. registry.example.org/team/stowage-cache):
+    /// read before the build, updated after it; its blobs are mounted, not compressed or uploaded again.
+    #[arg(long, value_name = "REF", env = "STOWAGE_CACHE_REPO")]
+    pub cache_repo: Option<String>,
     #[command(flatten)]
     pub push: PushArgs,
 }

@@ -232,6 +232,7 @@ fn run_build(args: BuildArgs, out: &Output, settings: &Settings) -> anyhow::Resu
             allow_secrets: args.allow_secrets.clone(),
             dry_run: args.dry_run,
             start_check: !args.no_start_check,
+            cache_repo: args.cache_repo.clone(),
         },
         digest_file: args.digest_file.clone(),
         metadata_file: args.metadata_file.clone(),

@@ -133,6 +133,10 @@ impl BuildEvents for BuildLog<'_> {
         }
     }
 
+    fn warning(&self, message: &str) {
+        self.out.warn(message);
+    }
+
     fn layer_progress(&self) -> Option<&dyn LayerProgress> {
         self.out
             .progress

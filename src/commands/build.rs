@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
+use super::cache_repo;
 use super::record::{self, FailedBuild};
 use super::start_check::{self, CheckedBase};
 use super::{Recorded, Reported, Session, keep_record};
@@ -22,7 +23,8 @@ use crate::image::{
     self, Artifact, Descriptor, Format, Image, Layer, Platform, canonical_json, media,
 };
 use crate::layer::{
-    self, BaseFolders, BuiltLayer, Compression, GroupKey, LayerProgress, WriteSettings,
+    self, BaseFolders, BuiltLayer, Compression, GroupKey, LayerProgress, SharedContents,
+    WriteSettings,
 };
 use crate::plan::{self, BuildPlan, BuildRequest};
 use crate::reference::{ImageRef, Transport};
@@ -66,6 +68,9 @@ pub trait BuildEvents {
     fn layer_progress(&self) -> Option<&dyn LayerProgress> {
         None
     }
+
+    /// Something the user should hear about that does not stop the build (the default says nothing).
+    fn warning(&self, _message: &str) {}
 }
 
 /// What `stowage build` did.
@@ -175,7 +180,7 @@ pub fn run(
     }
     let outcome = session
         .context()
-        .and_then(|context| build_image(&plan, &context, events.layer_progress()))
+        .and_then(|context| build_image(&plan, &context, events))
         .map_err(|e| {
             e.context(format!(
                 "cannot build the image described by {}",
@@ -310,12 +315,14 @@ fn write_reports(
 }
 
 /// Runs the plan (I/O): base into the store, layers written (their progress
-/// told to `progress`), config and manifest assembled, every sink written.
+/// and any warning told to `events`), config and manifest assembled, every
+/// sink written, and the cache repository updated.
 pub fn build_image(
     plan: &BuildPlan,
     context: &Context<'_>,
-    progress: Option<&dyn LayerProgress>,
+    events: &dyn BuildEvents,
 ) -> Result<BuildOutcome, Error> {
+    let warn = |message: &str| events.warning(message);
     let base = read_base(plan, context)?;
     let format = plan.format.unwrap_or_else(|| {
         base.image
@@ -338,13 +345,14 @@ pub fn build_image(
         Some(threads) => CompressPool::new(threads),
         None => CompressPool::for_this_machine(),
     };
+    let shared = cache_repo::open(plan, *context, &warn);
     let settings = WriteSettings {
         compression: plan.compression,
         mtime: plan.mtime,
         base_folders: &folders,
         pool: &pool,
-        progress,
-        shared: None,
+        progress: events.layer_progress(),
+        shared: shared.as_ref().map(|s| s as &dyn SharedContents),
     };
     let built = layer::write_layers(&plan.layers, context.store, &settings)?;
     layers.extend(added_layers(format, plan.compression, &built)?);
@@ -358,7 +366,13 @@ pub fn build_image(
     context.store.write_bytes(image.raw_config())?;
     context.store.write_bytes(image.raw_manifest())?;
     let base_digest = base.image.as_ref().map(|i| i.digest().clone());
+    if let Some(shared) = &shared {
+        shared.place_blobs(plan, &built, &warn);
+    }
     let written = write_sinks(plan, &image, base.origin, context)?;
+    if let Some(shared) = &shared {
+        shared.update(plan, &settings, &built, &warn);
+    }
     Ok(BuildOutcome {
         image,
         name: plan.output_name(),

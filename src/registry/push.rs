@@ -121,7 +121,7 @@ impl Registry {
         Ok(())
     }
 
-    fn push_blob(
+    pub(super) fn push_blob(
         &self,
         desc: &Descriptor,
         inline: Option<&[u8]>,
@@ -164,7 +164,7 @@ impl Registry {
     }
 
     /// Asks the registry to mount the blob from `origin`'s repository instead of uploading it (I/O).
-    fn mount(
+    pub(super) fn mount(
         &self,
         desc: &Descriptor,
         origin: &Origin,
@@ -440,7 +440,7 @@ impl Registry {
         finish_status(&dest.registry, &what, response)
     }
 
-    fn put_manifest(
+    pub(super) fn put_manifest(
         &self,
         dest: &ImageRef,
         by: &str,
@@ -501,14 +501,14 @@ impl Registry {
     }
 }
 
-enum BlobOutcome {
+pub(super) enum BlobOutcome {
     Skipped,
     Mounted,
     Uploaded,
 }
 
 /// What a cross-repository mount came to.
-enum Mount {
+pub(super) enum Mount {
     Mounted,
     /// Declined; the registry may have opened an upload session instead.
     Declined(Option<String>),

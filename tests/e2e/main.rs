@@ -10,6 +10,7 @@ mod rig;
 
 mod bad_input;
 mod base;
+mod cache;
 mod crash;
 mod docker;
 mod example;
