@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::rig::proxy::{Action, FaultProxy, summary};
 use crate::rig::registry::TestRegistry;
 use crate::rig::*;
 
@@ -330,4 +331,68 @@ fn an_unreachable_cache_repo_is_a_warning() {
         stderr.contains("warning: cannot read the cache repository 127.0.0.1:1/nobody/cache"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_registry_that_will_not_mount_gets_each_layer_uploaded_once() {
+    let Some(reg) = TestRegistry::anonymous() else {
+        return;
+    };
+    // In front of the registry: every cross-repository mount is refused.
+    let proxy = FaultProxy::start(&reg.host, |req| {
+        if req.method == "POST" && req.target.contains("mount=") {
+            Action::status(405)
+        } else {
+            Action::forward()
+        }
+    });
+    let sb = Sandbox::new();
+    let cache_repo = proxy.reference(&unique("stowage-cache"));
+    let first_ref = proxy.reference(&format!("{}:1", unique("no-mount-one")));
+    let second_ref = proxy.reference(&format!("{}:1", unique("no-mount-two")));
+    let spec_one = app_at(&sb.join("one/app"), &first_ref, "2001-02-03 04:05:06");
+    let (one, meta_one, _) = build(
+        &spec_one,
+        &sb.join("cache-one"),
+        &[
+            "--insecure-registry",
+            &proxy.addr,
+            "--cache-repo",
+            &cache_repo,
+        ],
+    );
+    let layers = layer_ids(&meta_one);
+
+    let mark = proxy.seen().len();
+    let spec_two = app_at(&sb.join("two/x/app"), &second_ref, "2024-12-31 23:59:59");
+    let (two, meta_two, stderr) = build(
+        &spec_two,
+        &sb.join("cache-two"),
+        &[
+            "--insecure-registry",
+            &proxy.addr,
+            "--cache-repo",
+            &cache_repo,
+        ],
+    );
+    assert_eq!(two.digest, one.digest);
+    assert!(all_reused(&meta_two), "{meta_two}\n{stderr}");
+    let seen = proxy.seen();
+    let refused = seen[mark..]
+        .iter()
+        .filter(|s| s.req.method == "POST" && s.req.target.contains("mount="))
+        .count();
+    assert!(refused > 0, "the fresh runner asked to mount");
+    for (digest, _, _) in &layers {
+        let uploads = seen[mark..]
+            .iter()
+            .filter(|s| s.req.is_blob_upload() && s.req.target.contains(digest.as_str()))
+            .count();
+        assert_eq!(
+            uploads,
+            1,
+            "layer {digest} is uploaded once: {}",
+            summary(&seen[mark..])
+        );
+    }
 }
