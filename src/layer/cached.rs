@@ -117,7 +117,7 @@ fn take_or_write(
         Some(reused) => reused,
         None => write_layer(plan, store, settings)?,
     };
-    remember_content(store, &hint, &built);
+    remember_content(store, plan, &hint, &built);
     let record = LayerRecord {
         digest: built.digest.clone(),
         diff_id: built.diff_id.clone(),

@@ -17,6 +17,11 @@
 //! depend on the thread count), so the content key names exactly the blob a
 //! cold build would write. With no hint the layer is compressed directly:
 //! a cold build pays no extra pass.
+//!
+//! The secret scan is over bytes too: what it found in a diff-id under the
+//! same rules is kept in the store, so the pass over a layer the store knows
+//! only hashes. A shared cache is trusted with blobs, not with findings: a
+//! layer whose findings the store does not hold is scanned during the pass.
 
 use std::io::{self, Write};
 
@@ -28,7 +33,7 @@ use super::{
     WriteSettings, ZSTD_LEVEL,
 };
 use crate::digest::Digest;
-use crate::scan::Scanner;
+use crate::scan::{self, Finding, ScanRules, Scanner};
 use crate::store::{Cache, Store};
 
 /// A shared content cache besides the store (a `--cache-repo`): the same two maps, and its blobs.
@@ -54,6 +59,20 @@ struct HintRecord {
 struct ContentRecord {
     digest: Digest,
     size: u64,
+}
+
+/// What the secret scan found in a diff-id under one set of rules.
+#[derive(Serialize, Deserialize)]
+struct ScanRecord {
+    findings: Vec<FindingRecord>,
+}
+
+/// A finding as the content cache keeps it (the rule by name).
+#[derive(Serialize, Deserialize)]
+struct FindingRecord {
+    path: String,
+    line: Option<u64>,
+    rule: String,
 }
 
 /// Where a hinted layer's blob can be had.
@@ -114,6 +133,38 @@ pub fn content_key(diff_id: &Digest, compression: Compression) -> Digest {
     )
 }
 
+/// The key of what the secret scan with `rules` found in the layer with `diff_id`.
+/// The rules are built in, so the version that has them is part of the key.
+fn scan_key(diff_id: &Digest, rules: &ScanRules) -> Digest {
+    let mut text = format!(
+        "stowage scan v{LAYER_FORMAT_VERSION} {} {diff_id}",
+        env!("CARGO_PKG_VERSION")
+    );
+    for name in &rules.secret_names {
+        text.push(' ');
+        text.push_str(&name.len().to_string());
+        text.push(':');
+        text.push_str(name);
+    }
+    Digest::of(text.as_bytes())
+}
+
+/// The findings the store keeps under `key` (I/O); None when absent or naming a rule this stowage lacks.
+fn read_findings(store: &Store, key: &Digest) -> Option<Vec<Finding>> {
+    store
+        .read_record::<ScanRecord>(Cache::Contents, key)?
+        .findings
+        .into_iter()
+        .map(|f| {
+            Some(Finding {
+                path: f.path,
+                line: f.line,
+                rule: scan::rule_named(&f.rule)?,
+            })
+        })
+        .collect()
+}
+
 /// The layer built from a blob the content cache holds for the same bytes
 /// (I/O: one uncompressed pass over the layer, which also runs the secret
 /// scan); None when the hint is unknown, no blob can be had, or the bytes differ.
@@ -134,7 +185,15 @@ pub(super) fn reuse_by_content(
     let Some(known) = known_blob(store, settings, &key) else {
         return Ok(None);
     };
-    let mut scanner = plan.secret_scan.as_ref().map(Scanner::new);
+    // Findings the store holds for these bytes and rules spare the scan; otherwise it runs in the pass.
+    let known_findings = plan
+        .secret_scan
+        .as_ref()
+        .map(|rules| read_findings(store, &scan_key(&hinted, rules)));
+    let mut scanner = match &known_findings {
+        Some(None) => plan.secret_scan.as_ref().map(Scanner::new),
+        _ => None,
+    };
     let base = settings.base_folders;
     let (_, diff_id) = write_tar(
         plan,
@@ -147,6 +206,11 @@ pub(super) fn reuse_by_content(
     if diff_id != hinted {
         return Ok(None);
     }
+    let findings = match (scanner, known_findings) {
+        (Some(scanner), _) => scanner.into_findings(),
+        (None, Some(Some(findings))) => findings,
+        (None, _) => Vec::new(),
+    };
     let (digest, size) = match known {
         Known::Store(digest, size) => (digest, size),
         Known::Shared(digest, size) => match settings.shared {
@@ -164,7 +228,7 @@ pub(super) fn reuse_by_content(
         file_count: plan.file_count,
         cached: false,
         reused: true,
-        findings: scanner.map(Scanner::into_findings).unwrap_or_default(),
+        findings,
     }))
 }
 
@@ -180,7 +244,23 @@ fn known_blob(store: &Store, settings: &WriteSettings<'_>, key: &Digest) -> Opti
 }
 
 /// Remembers the built layer in the store's content cache (I/O, best effort).
-pub(super) fn remember_content(store: &Store, hint: &Digest, built: &BuiltLayer) {
+pub(super) fn remember_content(store: &Store, plan: &LayerPlan, hint: &Digest, built: &BuiltLayer) {
+    if let Some(rules) = &plan.secret_scan {
+        let findings = built
+            .findings
+            .iter()
+            .map(|f| FindingRecord {
+                path: f.path.clone(),
+                line: f.line,
+                rule: f.rule.to_string(),
+            })
+            .collect();
+        store.write_record(
+            Cache::Contents,
+            &scan_key(&built.diff_id, rules),
+            &ScanRecord { findings },
+        );
+    }
     store.write_record(
         Cache::ContentHints,
         hint,
@@ -218,6 +298,7 @@ mod tests {
                 ".ssh/id_rsa",
                 b"-----BEGIN OPENSSH PRIVATE KEY-----\n".as_slice(),
             ),
+            (".env", b"MY_THING=abc\n".as_slice()),
         ] {
             let path = dir.join(rel);
             std::fs::create_dir_all(path.parent().unwrap_or(dir)).unwrap_or_else(|e| panic!("{e}"));
@@ -295,6 +376,31 @@ mod tests {
             );
             let warm = build(&plan_of(&second), &store, compression);
             assert!(warm.cached, "the reuse left a fingerprint record");
+
+            // Other scan rules: the blob is reused, the findings are the new rules' own.
+            let third = dir.path().join("third");
+            make_tree(&third, SECRET);
+            let mut plan = plan_of(&third);
+            plan.secret_scan = Some(ScanRules {
+                secret_names: vec!["MY_THING".into()],
+            });
+            let rescanned = build(&plan, &store, compression);
+            assert!(rescanned.reused);
+            assert_eq!(rescanned.digest, cold.digest);
+            let fresh = Store::open(dir.path().join("fresh")).unwrap_or_else(|e| panic!("{e}"));
+            let reference = build(&plan, &fresh, compression);
+            let names = |l: &BuiltLayer| {
+                l.findings
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(names(&rescanned), names(&reference));
+            assert!(
+                names(&rescanned).len() > names(&cold).len(),
+                "the new name is found: {:?}",
+                names(&rescanned)
+            );
         }
     }
 

@@ -396,3 +396,64 @@ fn a_registry_that_will_not_mount_gets_each_layer_uploaded_once() {
         );
     }
 }
+
+#[test]
+fn a_reused_layer_is_still_scanned_for_secrets() {
+    let Some(reg) = TestRegistry::anonymous() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let cache_repo = reg.reference(&unique("stowage-cache"));
+    let image = "localhost/stowage-e2e/cache-secret:1";
+    let with_secret = |root: &Path, date: &str| {
+        let spec = app_at(root, image, date);
+        write_file(&root.join("workspace/.env"), "DB_PASSWORD=hunter2\n", 0o644);
+        touch_tree(root, date);
+        spec
+    };
+    // Allowed once: the layers go into the store and the cache repository.
+    let spec_one = with_secret(&sb.join("one/app"), "2001-02-03 04:05:06");
+    let out1 = format!("oci:{}:r", sb.join("out1").display());
+    let allow = "/home/user/work/.env";
+    build(
+        &spec_one,
+        &sb.join("cache-one"),
+        &[
+            "--cache-repo",
+            &cache_repo,
+            "--allow-secret",
+            allow,
+            "-o",
+            &out1,
+        ],
+    );
+    // Without the allowance, a fresh checkout (store kept) and a fresh runner
+    // (only the cache repository) both refuse it, as a cold build does.
+    let spec_two = with_secret(&sb.join("two/app"), "2024-12-31 23:59:59");
+    fs::remove_dir_all(sb.join("cache-one/meta/layers")).unwrap();
+    for (cache, extra) in [
+        (sb.join("cache-one"), vec![]),
+        (
+            sb.join("cache-two"),
+            vec!["--cache-repo", cache_repo.as_str()],
+        ),
+    ] {
+        let out2 = format!("oci:{}:r", sb.join("out2").display());
+        let mut cmd = stowage_with_cache(&cache);
+        cmd.args(["build", "-f"])
+            .arg(&spec_two)
+            .args(&extra)
+            .args(["-o", &out2]);
+        let output = cmd.assert().failure().get_output().clone();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(
+            stderr.contains("/home/user/work/.env:1: env-file-secret"),
+            "{cache:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains("build: workspace hashed; its blob reused from the content cache"),
+            "{cache:?}: the layer with the secret was reused, not compressed: {stderr}"
+        );
+        assert!(!stderr.contains("hunter2"), "the value is never printed");
+    }
+}
