@@ -11,10 +11,11 @@
 use std::collections::BTreeSet;
 
 use reqwest::StatusCode;
+use reqwest::header::ACCEPT;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Scope;
-use super::client::status_error;
+use super::client::{read_limited, status_error};
 use super::push::Mount;
 use super::{Origin, Registry, RegistryError};
 use crate::digest::Digest;
@@ -64,11 +65,8 @@ impl Registry {
         reference: &ImageRef,
         store: &Store,
     ) -> Result<CacheMap, RegistryError> {
-        let tag = reference.tag_or_latest();
-        let manifest = match self.fetch_manifest(reference, tag) {
-            Ok((bytes, _)) => bytes,
-            Err(RegistryError::NotFound { .. }) => return Ok(CacheMap::default()),
-            Err(e) => return Err(e),
+        let Some(manifest) = self.fetch_cache_manifest(reference)? else {
+            return Ok(CacheMap::default());
         };
         let not_a_cache = |problem: String| RegistryError::Protocol {
             registry: reference.registry.clone(),
@@ -90,6 +88,36 @@ impl Registry {
                 source,
             })?;
         serde_json::from_slice(&bytes).map_err(|e| not_a_cache(e.to_string()))
+    }
+
+    /// The cache manifest's bytes (I/O); None when there is none yet. A
+    /// registry that cannot be reached is not tried again and again: the
+    /// cache is only worth the time it saves, and the caller builds without it.
+    fn fetch_cache_manifest(&self, reference: &ImageRef) -> Result<Option<Vec<u8>>, RegistryError> {
+        let registry = &reference.registry;
+        let repo = &reference.repository;
+        let tag = reference.tag_or_latest();
+        let what = format!("manifest {repo}:{tag}");
+        let response = self.send_with(
+            registry,
+            &[Scope::pull(repo)],
+            &what,
+            &|c, base| {
+                c.get(format!("{base}/v2/{repo}/manifests/{tag}"))
+                    .header(ACCEPT, media::OCI_MANIFEST)
+            },
+            false,
+        )?;
+        match response.status() {
+            StatusCode::NOT_FOUND => Ok(None),
+            status if status.is_success() => Ok(Some(read_limited(
+                response,
+                MAX_JSON_BYTES,
+                registry,
+                &what,
+            )?)),
+            _ => Err(status_error(registry, &what, response)),
+        }
     }
 
     /// Adds `new` to the map at `reference` (I/O): the map there now is read

@@ -320,16 +320,22 @@ fn an_unreachable_cache_repo_is_a_warning() {
     );
     let out = format!("oci:{}:r", sb.join("out").display());
     let mut cmd = stowage_with_cache(&sb.join("cache"));
-    cmd.env("STOWAGE_RETRIES", "0")
-        .args(["build", "-f"])
-        .arg(&spec)
-        .args(["--cache-repo", "127.0.0.1:1/nobody/cache", "-o", &out]);
+    cmd.args(["build", "-f"]).arg(&spec).args([
+        "--cache-repo",
+        "127.0.0.1:1/nobody/cache",
+        "-o",
+        &out,
+    ]);
     let output = cmd.assert().success().get_output().clone();
     parse_printed(&String::from_utf8(output.stdout).unwrap());
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(
         stderr.contains("warning: cannot read the cache repository 127.0.0.1:1/nobody/cache"),
         "{stderr}"
+    );
+    assert!(
+        !stderr.contains("gave up after"),
+        "an unreachable cache is not retried like a destination: {stderr}"
     );
 }
 
