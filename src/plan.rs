@@ -61,6 +61,22 @@ pub struct BuildOptions {
     pub start_check: bool,
     /// `--attest`: attestations to attach besides the spec's `[attest]`.
     pub attest: Attestations,
+    /// `--cache-repo`: the registry repository that shares the content cache, as given.
+    pub cache_repo: Option<String>,
+}
+
+/// `--cache-repo` as a registry reference.
+fn cache_repo(given: Option<&str>) -> Result<Option<ImageRef>, Error> {
+    let Some(text) = given else {
+        return Ok(None);
+    };
+    match crate::reference::parse_transport(text)? {
+        Transport::Registry(reference) if reference.digest.is_none() => Ok(Some(reference)),
+        _ => Err(Error::usage(
+            format!("--cache-repo {text} does not name a registry repository"),
+            "give a repository and optionally a tag, e.g. --cache-repo registry.example.org/team/stowage-cache",
+        )),
+    }
 }
 
 /// The layers a build would write and where it would send them, before anything is read or written.
@@ -103,6 +119,8 @@ pub struct BuildPlan {
     pub default_reference: Option<ImageRef>,
     /// The attestations the image carries: the spec's `[attest]` and `--attest` together.
     pub attest: Attestations,
+    /// The registry repository that shares the content cache (`--cache-repo`).
+    pub cache_repo: Option<ImageRef>,
 }
 
 impl BuildPlan {
@@ -226,6 +244,7 @@ pub fn plan_build(request: &BuildRequest) -> Result<BuildPlan, Error> {
         threads: options.threads,
         keep_base_remote: options.keep_base_remote,
         start_check: options.start_check,
+        cache_repo: cache_repo(options.cache_repo.as_deref())?,
         mtime: options.source_date_epoch.unwrap_or(1),
         created: crate::image::config::created_timestamp(options.source_date_epoch),
         layers,

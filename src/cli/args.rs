@@ -255,6 +255,10 @@ pub struct BuildArgs {
     /// Attach an attestation to the image, as BuildKit stores them (repeatable; adds to the spec's [attest]).
     #[arg(long, value_enum, value_name = "KIND")]
     pub attest: Vec<AttestArg>,
+    /// Share the content cache through this registry repository (e.g. registry.example.org/team/stowage-cache):
+    /// read before the build, updated after it; its blobs are mounted, not compressed or uploaded again.
+    #[arg(long, value_name = "REF", env = "STOWAGE_CACHE_REPO")]
+    pub cache_repo: Option<String>,
     #[command(flatten)]
     pub push: PushArgs,
 }

@@ -254,6 +254,7 @@ fn run_build(args: BuildArgs, out: &Output, settings: &Settings) -> anyhow::Resu
                 sbom: args.attest.contains(&AttestArg::Sbom),
                 provenance: args.attest.contains(&AttestArg::Provenance),
             },
+            cache_repo: args.cache_repo.clone(),
         },
         digest_file: args.digest_file.clone(),
         metadata_file: args.metadata_file.clone(),

@@ -501,6 +501,11 @@ impl Lines {
                 built.name,
                 human_bytes(built.size)
             ),
+            _ if built.reused => format!(
+                "build: {} hashed; its blob reused from the content cache ({})\n",
+                built.name,
+                human_bytes(built.size)
+            ),
             Some(layer) => format!(
                 "build: {} done: {} in {:.1} s, {} compressed\n",
                 built.name,
@@ -713,6 +718,7 @@ mod tests {
             entry_count: 1,
             file_count: 1,
             cached,
+            reused: false,
             findings: Vec::new(),
         }
     }

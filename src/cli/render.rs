@@ -133,6 +133,10 @@ impl BuildEvents for BuildLog<'_> {
         }
     }
 
+    fn warning(&self, message: &str) {
+        self.out.warn(message);
+    }
+
     fn layer_progress(&self) -> Option<&dyn LayerProgress> {
         self.out
             .progress
@@ -254,7 +258,11 @@ pub fn print_built(out: &Output, built: &Built) {
             layer.file_count,
             human_bytes(layer.size),
             layer.digest,
-            if layer.cached { " (cached)" } else { "" }
+            match (layer.cached, layer.reused) {
+                (true, _) => " (cached)",
+                (false, true) => " (reused: same content)",
+                (false, false) => "",
+            }
         ));
     }
     if let Some(index) = &outcome.attested {

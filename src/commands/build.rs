@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use super::attestations;
+use super::cache_repo;
 use super::record::{self, FailedBuild};
 use super::sign::{self, Signed, Signer};
 use super::start_check::{self, CheckedBase};
@@ -25,7 +26,8 @@ use crate::image::{
     self, Artifact, Descriptor, Format, Image, ImageIndex, Layer, Platform, canonical_json, media,
 };
 use crate::layer::{
-    self, BaseFolders, BuiltLayer, Compression, GroupKey, LayerProgress, WriteSettings,
+    self, BaseFolders, BuiltLayer, Compression, GroupKey, LayerProgress, SharedContents,
+    WriteSettings,
 };
 use crate::plan::{self, BuildPlan, BuildRequest};
 use crate::reference::{ImageRef, Transport};
@@ -71,6 +73,9 @@ pub trait BuildEvents {
     fn layer_progress(&self) -> Option<&dyn LayerProgress> {
         None
     }
+
+    /// Something the user should hear about that does not stop the build (the default says nothing).
+    fn warning(&self, _message: &str) {}
 }
 
 /// What `stowage build` did.
@@ -205,7 +210,7 @@ pub fn run(
     }
     let outcome = session
         .context()
-        .and_then(|context| build_image(&plan, &context, events.layer_progress()))
+        .and_then(|context| build_image(&plan, &context, events))
         .map_err(|e| {
             e.context(format!(
                 "cannot build the image described by {}",
@@ -376,12 +381,14 @@ fn write_reports(
 }
 
 /// Runs the plan (I/O): base into the store, layers written (their progress
-/// told to `progress`), config and manifest assembled, every sink written.
+/// and any warning told to `events`), config and manifest assembled, every
+/// sink written, and the cache repository updated.
 pub fn build_image(
     plan: &BuildPlan,
     context: &Context<'_>,
-    progress: Option<&dyn LayerProgress>,
+    events: &dyn BuildEvents,
 ) -> Result<BuildOutcome, Error> {
+    let warn = |message: &str| events.warning(message);
     let base = read_base(plan, context)?;
     let format = plan.format.unwrap_or_else(|| {
         base.image
@@ -404,12 +411,14 @@ pub fn build_image(
         Some(threads) => CompressPool::new(threads),
         None => CompressPool::for_this_machine(),
     };
+    let shared = cache_repo::open(plan, *context, &warn);
     let settings = WriteSettings {
         compression: plan.compression,
         mtime: plan.mtime,
         base_folders: &folders,
         pool: &pool,
-        progress,
+        progress: events.layer_progress(),
+        shared: shared.as_ref().map(|s| s as &dyn SharedContents),
     };
     let built = layer::write_layers(&plan.layers, context.store, &settings)?;
     layers.extend(added_layers(format, plan.compression, &built)?);
@@ -435,7 +444,13 @@ pub fn build_image(
         attested: None,
     };
     outcome.attested = attestations::attach(plan, &outcome, context.store)?;
+    if let Some(shared) = &shared {
+        shared.place_blobs(plan, &outcome.layers, &warn);
+    }
     outcome.written = write_sinks(plan, outcome.artifact(), base.origin, context)?;
+    if let Some(shared) = &shared {
+        shared.update(plan, &settings, &outcome.layers, &warn);
+    }
     Ok(outcome)
 }
 
@@ -713,6 +728,7 @@ pub fn metadata_json(outcome: &BuildOutcome, plan: &BuildPlan) -> Value {
                 "files": layer.file_count,
                 "entries": layer.entry_count,
                 "cached": layer.cached,
+                "reused": layer.reused,
                 "source": layer_plan.sources.iter().map(|s| s.display().to_string()).collect::<Vec<_>>(),
                 "packages": parts_json(plan, layer_plan),
             })

@@ -6,6 +6,7 @@
 
 mod attestations;
 pub mod build;
+mod cache_repo;
 pub mod exports;
 pub mod init;
 pub mod inspect;

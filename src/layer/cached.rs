@@ -1,4 +1,5 @@
-//! Writing a build's layers several at once, each skipped when the layer cache knows its inputs.
+//! Writing a build's layers several at once, each skipped when the layer cache knows its inputs
+//! (or only hashed when the content cache knows its bytes).
 //!
 //! A layer's fingerprint (paths, sizes, modes, times, inodes, owners and the
 //! write settings) keys a record of the blob it built. A record is trusted
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use std::io::Write;
 
+use super::content::{content_hint, remember_content, reuse_by_content};
 use super::{
     BaseFolders, BuiltLayer, Compression, EntryKind, GZIP_LEVEL, LAYER_FORMAT_VERSION, LayerError,
     LayerPlan, WriteSettings, ZSTD_LEVEL, write_layer,
@@ -110,7 +112,12 @@ fn take_or_write(
     {
         return Ok(cached);
     }
-    let built = write_layer(plan, store, settings)?;
+    let hint = content_hint(plan, settings);
+    let built = match reuse_by_content(plan, store, settings, &hint)? {
+        Some(reused) => reused,
+        None => write_layer(plan, store, settings)?,
+    };
+    remember_content(store, plan, &hint, &built);
     let record = LayerRecord {
         digest: built.digest.clone(),
         diff_id: built.diff_id.clone(),
@@ -155,6 +162,7 @@ fn from_record(
         entry_count: plan.entry_count_over(settings.base_folders),
         file_count: plan.file_count,
         cached: true,
+        reused: false,
     })
 }
 

@@ -20,6 +20,7 @@ use crate::store::StoreError;
 
 pub mod base_folders;
 pub mod cached;
+mod content;
 mod excludes;
 pub mod progress;
 mod relocate;
@@ -29,6 +30,7 @@ mod write;
 
 pub use base_folders::scan_base_folders;
 pub use cached::write_layers;
+pub use content::{SharedContents, content_hint, content_key};
 pub use excludes::Excludes;
 pub use progress::LayerProgress;
 pub use relocate::{Relocation, RewriteKind, relocated_head};
@@ -216,6 +218,8 @@ pub struct BuiltLayer {
     pub file_count: u64,
     /// Taken from the layer cache: nothing was read or compressed.
     pub cached: bool,
+    /// Its blob came from the content cache: the layer was read and hashed, not compressed.
+    pub reused: bool,
     /// What the secret scan found while the layer was written (empty when it did not run).
     pub findings: Vec<Finding>,
 }
@@ -368,6 +372,14 @@ impl LayerPlan {
                 entry.disk.as_path(),
                 entry.rewrite.zip(self.relocation.as_ref()),
             )),
+            _ => None,
+        }
+    }
+
+    /// The size on disk of entry `index`, when it is a file (the content hint's view).
+    pub fn file_size(&self, index: usize) -> Option<u64> {
+        match self.entries.get(index)?.kind {
+            EntryKind::File { size } => Some(size),
             _ => None,
         }
     }

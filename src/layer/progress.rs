@@ -117,6 +117,7 @@ mod tests {
             base_folders: &base,
             pool: &pool,
             progress: None,
+            shared: None,
         };
         let silent = write_layers(
             std::slice::from_ref(&plan),

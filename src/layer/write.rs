@@ -8,6 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::rc::Rc;
 
+use super::content::SharedContents;
 use super::progress::LayerProgress;
 use super::progress::Ticker;
 use super::relocate::{self, Relocation};
@@ -55,6 +56,8 @@ pub struct WriteSettings<'a> {
     pub pool: &'a CompressPool,
     /// Where the bytes read are reported; None reports nothing.
     pub progress: Option<&'a dyn LayerProgress>,
+    /// A content cache shared beyond the store (`--cache-repo`); None uses the store's alone.
+    pub shared: Option<&'a dyn SharedContents>,
 }
 
 /// Writes the planned layer into the store (I/O) and returns its digests; gzip runs on `pool`.
@@ -71,6 +74,7 @@ pub fn write_layer(
         base_folders,
         pool,
         progress,
+        shared: _,
     } = *settings;
     let ticker = progress.map(|progress| Ticker::new(progress, &plan.name));
     let write_err = |source: io::Error| LayerError::Write {
@@ -116,6 +120,7 @@ pub fn write_layer(
         entry_count: plan.entry_count_over(base_folders),
         file_count: plan.file_count,
         cached: false,
+        reused: false,
         findings: scanner.map(Scanner::into_findings).unwrap_or_default(),
     })
 }

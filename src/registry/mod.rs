@@ -12,6 +12,7 @@
 //! retry policy, and blobs are pushed by a bounded pool of threads.
 
 pub mod auth;
+pub mod cache_repo;
 mod client;
 pub mod credentials;
 pub mod hub;

@@ -144,7 +144,7 @@ impl Registry {
         Ok(())
     }
 
-    fn push_blob(
+    pub(super) fn push_blob(
         &self,
         desc: &Descriptor,
         inline: Option<&[u8]>,
@@ -187,7 +187,7 @@ impl Registry {
     }
 
     /// Asks the registry to mount the blob from `origin`'s repository instead of uploading it (I/O).
-    fn mount(
+    pub(super) fn mount(
         &self,
         desc: &Descriptor,
         origin: &Origin,
@@ -463,7 +463,7 @@ impl Registry {
         finish_status(&dest.registry, &what, response)
     }
 
-    fn put_manifest(
+    pub(super) fn put_manifest(
         &self,
         dest: &ImageRef,
         by: &str,
@@ -524,14 +524,14 @@ impl Registry {
     }
 }
 
-enum BlobOutcome {
+pub(super) enum BlobOutcome {
     Skipped,
     Mounted,
     Uploaded,
 }
 
 /// What a cross-repository mount came to.
-enum Mount {
+pub(super) enum Mount {
     Mounted,
     /// Declined; the registry may have opened an upload session instead.
     Declined(Option<String>),

@@ -27,15 +27,21 @@ pub enum Cache {
     BaseFiles,
     /// An image config digest (and whether the base was read) → the start check passed for it.
     StartChecks,
+    /// A layer's content hint (its entries without times, inodes or checkout path) → the diff-id it had.
+    ContentHints,
+    /// A diff-id with the compression settings and layer format → the blob compressing it gave.
+    Contents,
 }
 
 impl Cache {
     /// Every cache, for the sweep of temp files when the store opens.
-    pub const ALL: [Cache; 4] = [
+    pub const ALL: [Cache; 6] = [
         Cache::Layers,
         Cache::BaseFolders,
         Cache::BaseFiles,
         Cache::StartChecks,
+        Cache::ContentHints,
+        Cache::Contents,
     ];
 
     fn folder(self) -> &'static str {
@@ -44,6 +50,8 @@ impl Cache {
             Cache::BaseFolders => "base-folders",
             Cache::BaseFiles => "base-files",
             Cache::StartChecks => "start-checks",
+            Cache::ContentHints => "content-hints",
+            Cache::Contents => "contents",
         }
     }
 }
