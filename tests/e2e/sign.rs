@@ -78,6 +78,28 @@ fn signature_manifest(host: &str, repo: &str, digest: &str) -> Option<Value> {
         .then(|| serde_json::from_slice(&out.stdout).expect("the signature manifest is JSON"))
 }
 
+/// The one signature at `digest`'s tag: its manifest, payload bytes and base64 signature.
+fn only_signature(host: &str, repo: &str, digest: &str) -> (Value, Vec<u8>, String) {
+    let manifest = signature_manifest(host, repo, digest).expect("a signature tag");
+    let layers = manifest["layers"].as_array().cloned().unwrap_or_default();
+    assert_eq!(layers.len(), 1, "{manifest}");
+    let signature = layers[0]["annotations"]["dev.cosignproject.cosign/signature"]
+        .as_str()
+        .expect("the signature annotation")
+        .to_string();
+    let payload = blob(host, repo, layers[0]["digest"].as_str().unwrap());
+    (manifest, payload, signature)
+}
+
+/// `stowage verify REFERENCE --key PUBLIC`, which must pass: its stdout.
+fn verify_ok(sb: &Sandbox, host: &str, reference: &str, public: &Path) -> String {
+    run_ok(
+        sb.stowage()
+            .args(["--insecure-registry", host, "verify", reference, "--key"])
+            .arg(public),
+    )
+}
+
 fn blob(host: &str, repo: &str, digest: &str) -> Vec<u8> {
     let (status, body) = get(host, &format!("/v2/{repo}/blobs/{digest}"));
     assert_eq!(status, 200, "blob {digest}");
@@ -174,27 +196,20 @@ fn a_signed_build_verifies_with_openssl_and_stowage_and_a_tampered_payload_fails
         &["--sign-key", &key_arg],
     );
 
-    let manifest = signature_manifest(&host, repo, &digest).expect("a signature tag");
+    let (manifest, payload, signature) = only_signature(&host, repo, &digest);
     assert_eq!(
         manifest["mediaType"],
         "application/vnd.oci.image.manifest.v1+json"
     );
-    let layers = manifest["layers"].as_array().cloned().unwrap_or_default();
-    assert_eq!(layers.len(), 1, "{manifest}");
-    let layer = &layers[0];
+    let layer = &manifest["layers"][0];
     assert_eq!(
         layer["mediaType"],
         "application/vnd.dev.cosign.simplesigning.v1+json"
     );
-    let signature = layer["annotations"]["dev.cosignproject.cosign/signature"]
-        .as_str()
-        .expect("the signature annotation")
-        .to_string();
     let config = blob(&host, repo, manifest["config"]["digest"].as_str().unwrap());
     let config: Value = serde_json::from_slice(&config).unwrap();
     assert_eq!(config["rootfs"]["diff_ids"][0], layer["digest"]);
 
-    let payload = blob(&host, repo, layer["digest"].as_str().unwrap());
     let claims: Value = serde_json::from_slice(&payload).unwrap();
     assert_eq!(
         claims["critical"]["image"]["docker-manifest-digest"],
@@ -210,17 +225,7 @@ fn a_signed_build_verifies_with_openssl_and_stowage_and_a_tampered_payload_fails
     );
     assert!(openssl_verifies(sb.path(), &public, &payload, &signature));
 
-    let verified = run_ok(
-        sb.stowage()
-            .args([
-                "--insecure-registry",
-                &host,
-                "verify",
-                &format!("{host}/{repo}:v1"),
-                "--key",
-            ])
-            .arg(&public),
-    );
+    let verified = verify_ok(&sb, &host, &format!("{host}/{repo}:v1"), &public);
     assert!(
         verified.contains(&format!("verified: {host}/{repo}@{digest}")),
         "{verified}"
@@ -424,11 +429,7 @@ fn a_cosign_encrypted_key_signs_with_its_password_and_a_wrong_one_fails_without_
     let out = build(password).assert().success().get_output().clone();
     let digest = parse_printed(&show(&out.stdout)).digest;
     assert!(!show(&out.stderr).contains(password));
-    let verified = run_ok(
-        sb.stowage()
-            .args(["--insecure-registry", &host, "verify", &reference, "--key"])
-            .arg(&public),
-    );
+    let verified = verify_ok(&sb, &host, &reference, &public);
     assert!(
         verified.contains(&format!("@{digest} signature")),
         "{verified}"
@@ -675,11 +676,7 @@ fn on_a_terminal_the_password_is_asked_without_echo() {
         !shown.contains(password),
         "the typed password was echoed: {shown}"
     );
-    let verified = run_ok(
-        sb.stowage()
-            .args(["--insecure-registry", &host, "verify", &reference, "--key"])
-            .arg(&public),
-    );
+    let verified = verify_ok(&sb, &host, &reference, &public);
     assert!(
         verified.contains(&format!("@{digest} signature")),
         "{verified}"
@@ -737,13 +734,7 @@ fn an_attested_export_is_signed_as_the_index_it_was_pushed_as() {
         "attestation-manifest"
     );
 
-    let manifest = signature_manifest(&host, repo, &digest).expect("a signature tag");
-    let layer = &manifest["layers"][0];
-    let signature = layer["annotations"]["dev.cosignproject.cosign/signature"]
-        .as_str()
-        .expect("the signature annotation")
-        .to_string();
-    let payload = blob(&host, repo, layer["digest"].as_str().unwrap());
+    let (_, payload, signature) = only_signature(&host, repo, &digest);
     let claims: Value = serde_json::from_slice(&payload).unwrap();
     assert_eq!(
         claims["critical"]["image"]["docker-manifest-digest"],
@@ -755,12 +746,7 @@ fn an_attested_export_is_signed_as_the_index_it_was_pushed_as() {
         signature_manifest(&host, repo, platform_digest).is_none(),
         "only the pushed index is signed"
     );
-
-    let verified = run_ok(
-        sb.stowage()
-            .args(["--insecure-registry", &host, "verify", &reference, "--key"])
-            .arg(&public),
-    );
+    let verified = verify_ok(&sb, &host, &reference, &public);
     assert!(
         verified.contains(&format!("verified: {host}/{repo}@{digest}")),
         "{verified}"
