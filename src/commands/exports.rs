@@ -164,14 +164,20 @@ fn delete_on_registry(
         // A failed export has no digest of its own: resolve what its tag points at now.
         None => {
             let by = reference.tag_or_latest().to_string();
-            match context.registry.fetch_manifest(reference, &by) {
+            match context
+                .registry()
+                .and_then(|r| r.fetch_manifest(reference, &by))
+            {
                 Ok((bytes, _)) => Digest::of(&bytes),
                 Err(RegistryError::NotFound { .. }) => return Ok("already gone".into()),
                 Err(e) => return Err(registry_failure(registry, &e)),
             }
         }
     };
-    match context.registry.delete_manifest(reference, &digest) {
+    match context
+        .registry()
+        .and_then(|r| r.delete_manifest(reference, &digest))
+    {
         Ok(()) => Ok(format!("deleted manifest {digest}")),
         Err(RegistryError::NotFound { .. }) => Ok("already gone".into()),
         Err(e) => Err(registry_failure(registry, &e)),

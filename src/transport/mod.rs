@@ -18,10 +18,26 @@ use crate::store::{Store, StoreError};
 use archive::ArchiveError;
 
 /// What reading and writing need: the blob store and a registry client, opened once per command.
+///
+/// The client is opened only when a registry is first reached: setting it up
+/// starts reqwest's runtime thread, which a build into a local layout never needs.
 #[derive(Clone, Copy)]
 pub struct Context<'a> {
     pub store: &'a Store,
-    pub registry: &'a Registry,
+    pub registries: &'a dyn OpenRegistry,
+}
+
+/// Whoever holds the command's registry client, opening it on the first call.
+pub trait OpenRegistry {
+    /// The one registry client (I/O: opens it the first time).
+    fn open_registry(&self) -> Result<&Registry, RegistryError>;
+}
+
+impl<'a> Context<'a> {
+    /// The registry client, opened now if this is the first request.
+    pub fn registry(&self) -> Result<&'a Registry, RegistryError> {
+        self.registries.open_registry()
+    }
 }
 
 /// What went wrong moving an image between transports.
@@ -96,7 +112,9 @@ pub fn read_source(
             ));
         }
         Transport::Registry(reference) => {
-            let artifact = context.registry.read_artifact(reference, platform, store)?;
+            let artifact = context
+                .registry()?
+                .read_artifact(reference, platform, store)?;
             return Ok(Source {
                 artifact,
                 origin: Some(Origin::of(reference)),
@@ -154,7 +172,7 @@ pub fn ensure_local(
             match origin {
                 Some(origin) => {
                     context
-                        .registry
+                        .registry()?
                         .fetch_blob(origin, &layer.descriptor, context.store)?
                 }
                 None => {
@@ -221,7 +239,7 @@ pub fn write_all(
         }
     }
     for (reference, tags) in pushes.into_values() {
-        let report = context.registry.push(
+        let report = context.registry()?.push(
             &source.artifact,
             source.origin.as_ref(),
             &reference,
