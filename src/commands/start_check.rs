@@ -157,7 +157,7 @@ impl ReadHead for Heads<'_> {
                 let Some((path, rewrite)) = file else {
                     return Err(CheckError::Internal("an added file the plan does not hold").into());
                 };
-                let head = read_disk_head(path, limit)?;
+                let head = read_disk_head(&path, limit)?;
                 return Ok(match rewrite {
                     Some((kind, relocation)) => layer::relocated_head(head, kind, relocation),
                     None => head,

@@ -223,7 +223,7 @@ pub(super) fn append_entry<W: Write>(
     let appended = match &entry.kind {
         EntryKind::Dir => {
             header.set_entry_type(tar::EntryType::Directory);
-            let mut dir_path = entry.path.clone();
+            let mut dir_path = entry.path.to_vec();
             dir_path.push(b'/');
             builder.append_data(&mut header, OsStr::from_bytes(&dir_path), io::empty())
         }
@@ -260,16 +260,17 @@ pub(super) fn append_entry<W: Write>(
         EntryKind::File { size } => {
             header.set_entry_type(tar::EntryType::Regular);
             header.set_size(*size);
-            let file = File::open(&entry.disk).map_err(|source| {
+            let disk = entry.disk();
+            let file = File::open(&disk).map_err(|source| {
                 AppendError::Source(LayerError::Read {
-                    path: entry.disk.clone(),
+                    path: disk.clone(),
                     source,
                 })
             })?;
             let mut reader = ExactReader {
                 inner: file,
                 remaining: *size,
-                path: &entry.disk,
+                path: &disk,
                 changed: false,
                 marker,
                 ticker,
@@ -277,13 +278,13 @@ pub(super) fn append_entry<W: Write>(
             let result = append_scanned(builder, &mut header, &entry.path, &mut reader, scanner);
             if reader.changed {
                 return Err(AppendError::Source(LayerError::Changed {
-                    path: entry.disk.clone(),
+                    path: disk.clone(),
                 }));
             }
             result.map_err(|source| match source.kind() {
                 io::ErrorKind::Other if source.get_ref().is_some_and(|e| e.is::<ReadFailure>()) => {
                     AppendError::Source(LayerError::Read {
-                        path: entry.disk.clone(),
+                        path: disk.clone(),
                         source,
                     })
                 }
