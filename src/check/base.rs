@@ -32,7 +32,7 @@ fn head_key(base_digest: &Digest, layer: usize, member: &str, limit: usize) -> D
 }
 
 /// The remembered tree of this base, if any (I/O: one file).
-pub fn cached_base_tree(store: &Store, base_digest: &Digest) -> Option<Tree> {
+pub fn cached_base_tree(store: &Store, base_digest: &Digest) -> Option<Tree<'static>> {
     let record: Vec<NodeRecord> = store.read_record(Cache::BaseFiles, &tree_key(base_digest))?;
     record
         .into_iter()
@@ -64,7 +64,7 @@ pub fn read_base_tree(
     store: &Store,
     base_digest: &Digest,
     layers: &[Layer],
-) -> Result<Tree, CheckError> {
+) -> Result<Tree<'static>, CheckError> {
     let mut tree = Tree::default();
     for (index, layer) in layers.iter().enumerate() {
         let read_err = |source| LayerError::BaseLayer {

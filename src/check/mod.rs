@@ -263,7 +263,7 @@ pub enum Checked {
 /// Checks that `config`'s program would start in the image `tree` holds
 /// (`scope` says whether that is the whole image); heads come from `heads`.
 pub fn check_start<R: ReadHead>(
-    tree: &Tree,
+    tree: &Tree<'_>,
     config: &StartConfig,
     scope: Scope,
     heads: &mut R,
@@ -301,7 +301,7 @@ struct Ids {
 }
 
 struct Checker<'a, R> {
-    tree: &'a Tree,
+    tree: &'a Tree<'a>,
     path_var: &'a str,
     scope: Scope,
     heads: &'a mut R,

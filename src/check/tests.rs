@@ -22,7 +22,7 @@ impl ReadHead for Heads {
 
 /// A tiny image: changes built from `(path, what)`, heads from `contents`.
 struct Image {
-    tree: Tree,
+    tree: Tree<'static>,
     heads: Heads,
 }
 

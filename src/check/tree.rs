@@ -3,7 +3,9 @@
 //! Pure: it holds tar-header facts (kind, mode, owner, link target, where
 //! a file's bytes are) and never reads a file's content.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
+use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 
@@ -108,23 +110,38 @@ pub enum Lookup {
 }
 
 /// Every path of the image, after all layers so far.
+///
+/// An added layer's paths are borrowed from its plan (`'p`), not copied: the
+/// tree holds every file of the build, and a library can have a million.
 #[derive(Debug, Clone, Default)]
-pub struct Tree {
-    nodes: BTreeMap<Vec<u8>, Node>,
+pub struct Tree<'p> {
+    nodes: BTreeMap<Cow<'p, [u8]>, Node>,
     /// Every path a symlink was put at (some may since be gone): a folder
     /// with none of these above it is where it says, with no walk needed.
     symlinks: HashSet<Vec<u8>>,
 }
 
-impl PartialEq for Tree {
-    fn eq(&self, other: &Tree) -> bool {
+impl PartialEq for Tree<'_> {
+    fn eq(&self, other: &Tree<'_>) -> bool {
         self.nodes == other.nodes
     }
 }
 
-impl Eq for Tree {}
+impl Eq for Tree<'_> {}
 
-impl Tree {
+/// A layer's entry as the tree puts it: like [`Change`], with a path that may be borrowed.
+enum Put<'p> {
+    Node {
+        path: Cow<'p, [u8]>,
+        node: Node,
+    },
+    Link {
+        path: Cow<'p, [u8]>,
+        to: Cow<'p, [u8]>,
+    },
+}
+
+impl<'p> Tree<'p> {
     /// Applies one layer over the tree: its whiteouts hide what the layers
     /// below made (not what it makes itself), then its entries go in, in order.
     pub fn apply(&mut self, layer: impl IntoIterator<Item = Change>) {
@@ -134,10 +151,17 @@ impl Tree {
             match change {
                 Change::Whiteout { path } => {
                     remove_beneath(&mut below, &path);
-                    below.remove(&path);
+                    below.remove(path.as_slice());
                 }
                 Change::Opaque { path } => remove_beneath(&mut below, &path),
-                other => entries.push(other),
+                Change::Put { path, node } => entries.push(Put::Node {
+                    path: Cow::Owned(path),
+                    node,
+                }),
+                Change::Link { path, to } => entries.push(Put::Link {
+                    path: Cow::Owned(path),
+                    to: Cow::Owned(to),
+                }),
             }
         }
         self.nodes = below;
@@ -145,15 +169,15 @@ impl Tree {
     }
 
     /// Puts a layer's entries (no whiteouts among them) into the tree, in order.
-    fn put_all(&mut self, entries: impl IntoIterator<Item = Change>) {
+    fn put_all(&mut self, entries: impl IntoIterator<Item = Put<'p>>) {
         let mut memo = None;
         for change in entries {
             match change {
-                Change::Put { path, node } => {
+                Put::Node { path, node } => {
                     let path = self.placed(path, &mut memo);
                     if matches!(node, Node::Symlink { .. }) {
                         memo = None;
-                        self.symlinks.insert(path.clone());
+                        self.symlinks.insert(path.to_vec());
                     }
                     // A non-folder replaces a folder together with all beneath it.
                     if node != Node::Dir {
@@ -161,29 +185,28 @@ impl Tree {
                     }
                     self.nodes.insert(path, node);
                 }
-                Change::Link { path, to } => {
+                Put::Link { path, to } => {
                     let path = self.placed(path, &mut memo);
                     let to = self.placed(to, &mut None);
-                    if let Some(node @ Node::File { .. }) = self.nodes.get(&to).cloned() {
+                    if let Some(node @ Node::File { .. }) = self.nodes.get(&*to).cloned() {
                         self.nodes.insert(path, node);
                     }
                 }
-                Change::Whiteout { .. } | Change::Opaque { .. } => {}
             }
         }
     }
 
     /// Applies added layer number `index` as it will be written over the
     /// base. stowage never writes whiteouts, so its entries go straight in.
-    pub fn apply_plan(&mut self, index: usize, layer: &LayerPlan, base: &BaseFolders) {
+    pub fn apply_plan(&mut self, index: usize, layer: &'p LayerPlan, base: &'p BaseFolders) {
         let changes = layer.planned_entries(base).map(|entry| {
-            let path = entry.path.to_vec();
+            let path = Cow::Borrowed(entry.path);
             match entry.kind {
-                PlannedKind::Dir => Change::Put {
+                PlannedKind::Dir => Put::Node {
                     path,
                     node: Node::Dir,
                 },
-                PlannedKind::File => Change::Put {
+                PlannedKind::File => Put::Node {
                     path,
                     node: Node::File {
                         mode: entry.mode,
@@ -195,15 +218,15 @@ impl Tree {
                         },
                     },
                 },
-                PlannedKind::Symlink { target } => Change::Put {
+                PlannedKind::Symlink { target } => Put::Node {
                     path,
                     node: Node::Symlink {
                         target: target.into_owned(),
                     },
                 },
-                PlannedKind::HardLink { to } => Change::Link {
+                PlannedKind::HardLink { to } => Put::Link {
                     path,
-                    to: to.to_vec(),
+                    to: Cow::Borrowed(to),
                 },
             }
         });
@@ -221,17 +244,20 @@ impl Tree {
     }
 
     /// Every path and what it is, sorted (for the cache record).
-    pub fn nodes(&self) -> impl Iterator<Item = (&Vec<u8>, &Node)> {
-        self.nodes.iter()
+    pub fn nodes(&self) -> impl Iterator<Item = (&[u8], &Node)> {
+        self.nodes.iter().map(|(path, node)| (&**path, node))
     }
 
     /// The tree of these nodes, as a cache record gives them back.
-    pub fn from_nodes(nodes: impl IntoIterator<Item = (Vec<u8>, Node)>) -> Tree {
-        let nodes: BTreeMap<Vec<u8>, Node> = nodes.into_iter().collect();
+    pub fn from_nodes(nodes: impl IntoIterator<Item = (Vec<u8>, Node)>) -> Tree<'p> {
+        let nodes: BTreeMap<Cow<'p, [u8]>, Node> = nodes
+            .into_iter()
+            .map(|(path, node)| (Cow::Owned(path), node))
+            .collect();
         let symlinks = nodes
             .iter()
             .filter(|(_, node)| matches!(node, Node::Symlink { .. }))
-            .map(|(path, _)| path.clone())
+            .map(|(path, _)| path.to_vec())
             .collect();
         Tree { nodes, symlinks }
     }
@@ -255,7 +281,7 @@ impl Tree {
     /// absolute target starts again from the root.
     pub fn resolve(&self, path: &[u8]) -> Result<Found<'_>, Lookup> {
         let key = self.walk(path)?;
-        match self.nodes.get(&key) {
+        match self.nodes.get(key.as_slice()) {
             Some(Node::File {
                 mode,
                 uid,
@@ -284,7 +310,7 @@ impl Tree {
             }
             current.push(part);
             let key = current.join(&b'/');
-            match self.nodes.get(&key) {
+            match self.nodes.get(key.as_slice()) {
                 Some(Node::Symlink { target }) => {
                     followed += 1;
                     if followed > MAX_SYMLINKS {
@@ -307,7 +333,7 @@ impl Tree {
 
     /// Where an entry lands when it is unpacked: a symlink among its parents
     /// is followed inside the image, as containerd and podman unpack layers.
-    fn placed(&self, path: Vec<u8>, memo: &mut Option<(Vec<u8>, Vec<u8>)>) -> Vec<u8> {
+    fn placed(&self, path: Cow<'p, [u8]>, memo: &mut Option<(Vec<u8>, Vec<u8>)>) -> Cow<'p, [u8]> {
         let Some(i) = path.iter().rposition(|b| *b == b'/') else {
             return path;
         };
@@ -319,7 +345,7 @@ impl Tree {
             return if real == parent {
                 path
             } else {
-                join(real, name)
+                Cow::Owned(join(real, name))
             };
         }
         let real = if self.may_cross_symlink(parent) {
@@ -327,20 +353,16 @@ impl Tree {
         } else {
             parent.to_vec()
         };
-        let placed = if real == parent {
-            path.clone()
-        } else {
-            join(&real, name)
-        };
+        let moved = (real != parent).then(|| join(&real, name));
         *memo = Some((parent.to_vec(), real));
-        placed
+        moved.map_or(path, Cow::Owned)
     }
 
     /// Whether some path lies beneath `folder` (a folder a tar implies without listing it).
     fn has_beneath(&self, folder: &[u8]) -> bool {
         let prefix = join(folder, b"");
         self.nodes
-            .range(prefix.clone()..)
+            .range::<[u8], _>((Bound::Included(prefix.as_slice()), Bound::Unbounded))
             .next()
             .is_some_and(|(path, _)| path.starts_with(&prefix))
     }
@@ -364,7 +386,7 @@ fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
 }
 
 /// Removes every path strictly beneath `folder` (everything, for the root).
-fn remove_beneath(nodes: &mut BTreeMap<Vec<u8>, Node>, folder: &[u8]) {
+fn remove_beneath(nodes: &mut BTreeMap<Cow<'_, [u8]>, Node>, folder: &[u8]) {
     if folder.is_empty() {
         nodes.clear();
         return;
@@ -374,20 +396,19 @@ fn remove_beneath(nodes: &mut BTreeMap<Vec<u8>, Node>, folder: &[u8]) {
     }
     let prefix = join(folder, b"");
     let doomed: Vec<Vec<u8>> = nodes
-        .range(prefix.clone()..)
+        .range::<[u8], _>((Bound::Included(prefix.as_slice()), Bound::Unbounded))
         .take_while(|(path, _)| path.starts_with(&prefix))
-        .map(|(path, _)| path.clone())
+        .map(|(path, _)| path.to_vec())
         .collect();
     for path in doomed {
-        nodes.remove(&path);
+        nodes.remove(path.as_slice());
     }
 }
 
 /// Whether any path lies beneath `folder`, without allocating: keys that
 /// start with `folder` and a byte below `/` (`a-b` after `a`) sort before
 /// `folder/…` and are skipped.
-fn has_beneath(nodes: &BTreeMap<Vec<u8>, Node>, folder: &[u8]) -> bool {
-    use std::ops::Bound;
+fn has_beneath(nodes: &BTreeMap<Cow<'_, [u8]>, Node>, folder: &[u8]) -> bool {
     let after = nodes.range::<[u8], _>((Bound::Excluded(folder), Bound::Unbounded));
     for (path, _) in after {
         let Some(rest) = path.strip_prefix(folder) else {

@@ -698,7 +698,7 @@ fn base_layers_in(
             if image::is_uncompressed_layer(&descriptor.media_type) {
                 if let Some(origin) = origin {
                     context
-                        .registry
+                        .registry()?
                         .fetch_blob(origin, &descriptor, context.store)?;
                 }
                 let (digest, size) = layer::gzip_stored_layer(context.store, &descriptor.digest)?;

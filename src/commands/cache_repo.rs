@@ -14,13 +14,15 @@ use crate::image::{Descriptor, media};
 use crate::layer::{self, BuiltLayer, Compression, SharedContents, WriteSettings};
 use crate::plan::BuildPlan;
 use crate::reference::{ImageRef, Transport};
-use crate::registry::Origin;
 use crate::registry::cache_repo::CacheEntry;
+use crate::registry::{Origin, Registry};
+use crate::store::Store;
 use crate::transport::Context;
 
 /// The shared content cache of one build, as read from its repository.
 pub struct RepoCache<'a> {
-    context: Context<'a>,
+    registry: &'a Registry,
+    store: &'a Store,
     reference: ImageRef,
     origin: Origin,
     /// Content hint → diff-id.
@@ -41,7 +43,17 @@ pub fn open<'a>(
     warn: &dyn Fn(&str),
 ) -> Option<RepoCache<'a>> {
     let reference = plan.cache_repo.clone()?;
-    let map = match context.registry.read_cache_map(&reference, context.store) {
+    let registry = match context.registry() {
+        Ok(registry) => registry,
+        Err(e) => {
+            warn(&format!(
+                "cannot open a registry client for the cache repository {reference} ({}); building without it",
+                one_line(&e)
+            ));
+            return None;
+        }
+    };
+    let map = match registry.read_cache_map(&reference, context.store) {
         Ok(map) => map,
         Err(e) => {
             warn(&format!(
@@ -65,7 +77,8 @@ pub fn open<'a>(
         blobs.entry(entry.key.clone()).or_insert(entry);
     }
     Some(RepoCache {
-        context,
+        registry,
+        store: context.store,
         origin: Origin::of(&reference),
         reference,
         hints,
@@ -86,7 +99,7 @@ impl SharedContents for RepoCache<'_> {
     }
 
     fn bring(&self, digest: &Digest, size: u64) -> bool {
-        let registry = self.context.registry;
+        let registry = self.registry;
         let found = if self.fetch {
             let media_type = self
                 .blobs
@@ -94,9 +107,7 @@ impl SharedContents for RepoCache<'_> {
                 .find(|e| e.digest == *digest)
                 .map_or(media::OCI_LAYER_GZIP, |e| e.media_type.as_str());
             let desc = Descriptor::new(media_type, digest.clone(), size);
-            registry
-                .fetch_blob(&self.origin, &desc, self.context.store)
-                .is_ok()
+            registry.fetch_blob(&self.origin, &desc, self.store).is_ok()
         } else {
             registry.has_blob(&self.origin, digest).unwrap_or(false)
         };
@@ -112,8 +123,8 @@ impl RepoCache<'_> {
     /// by mounting them from the cache repository (I/O); a registry that will
     /// not mount gets the blob through the store, uploaded once by the push.
     pub fn place_blobs(&self, plan: &BuildPlan, built: &[BuiltLayer], warn: &dyn Fn(&str)) {
-        let store = self.context.store;
-        let registry = self.context.registry;
+        let store = self.store;
+        let registry = self.registry;
         for layer in built.iter().filter(|l| l.reused) {
             let desc = Descriptor::new(
                 layer_media_type(layer.compression),
@@ -177,12 +188,10 @@ impl RepoCache<'_> {
             Transport::Registry(r) if r.registry == self.reference.registry => Some(Origin::of(r)),
             _ => None,
         });
-        if let Err(e) = self.context.registry.write_cache_map(
-            &self.reference,
-            &entries,
-            pushed.as_ref(),
-            self.context.store,
-        ) {
+        if let Err(e) =
+            self.registry
+                .write_cache_map(&self.reference, &entries, pushed.as_ref(), self.store)
+        {
             warn(&format!(
                 "cannot update the cache repository {} ({})",
                 self.reference,

@@ -242,14 +242,20 @@ fn delete_on_registry(
         // A failed export has no digest of its own: resolve what its tag points at now.
         None => {
             let by = reference.tag_or_latest().to_string();
-            match context.registry.fetch_manifest(reference, &by) {
+            match context
+                .registry()
+                .and_then(|r| r.fetch_manifest(reference, &by))
+            {
                 Ok((bytes, _)) => Digest::of(&bytes),
                 Err(RegistryError::NotFound { .. }) => return Ok("already gone".into()),
                 Err(e) => return Err(registry_failure(registry, &e)),
             }
         }
     };
-    match context.registry.delete_manifest(reference, &digest) {
+    match context
+        .registry()
+        .and_then(|r| r.delete_manifest(reference, &digest))
+    {
         Ok(()) => Ok(format!("deleted manifest {digest}")),
         Err(RegistryError::NotFound { .. }) => Ok("already gone".into()),
         Err(e) => Err(registry_failure(registry, &e)),
@@ -263,8 +269,11 @@ fn delete_signatures(
     context: &Context<'_>,
 ) -> Result<Option<String>, (String, String)> {
     let tag = cosign::signature_tag(digest);
+    let registry = context
+        .registry()
+        .map_err(|e| registry_failure(&reference.registry, &e))?;
     // Asked of the registry first, so an unsigned export costs no Docker Hub API call.
-    let signatures = match context.registry.fetch_manifest(reference, &tag) {
+    let signatures = match registry.fetch_manifest(reference, &tag) {
         Ok((bytes, _)) => Digest::of(&bytes),
         Err(RegistryError::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(registry_failure(&reference.registry, &e)),
@@ -275,7 +284,7 @@ fn delete_signatures(
             hub::Outcome::AlreadyGone => Ok(None),
         };
     }
-    match context.registry.delete_manifest(reference, &signatures) {
+    match registry.delete_manifest(reference, &signatures) {
         Ok(()) => Ok(Some(format!("deleted signatures {tag} ({signatures})"))),
         Err(RegistryError::NotFound { .. }) => Ok(None),
         Err(e) => Err(registry_failure(&reference.registry, &e)),

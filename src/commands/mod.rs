@@ -22,9 +22,9 @@ use std::sync::OnceLock;
 use crate::error::Error;
 use crate::exports::{Destination, Exports, ExportsError, NewExport};
 use crate::reference::ImageRef;
-use crate::registry::{Registry, RegistryOptions};
+use crate::registry::{Registry, RegistryError, RegistryOptions};
 use crate::store::{self, Store};
-use crate::transport::Context;
+use crate::transport::{Context, OpenRegistry};
 
 /// The store and the registry client, each opened on first use and then shared by the whole command.
 pub struct Session {
@@ -43,7 +43,7 @@ impl Session {
         }
     }
 
-    /// The store and registry client, opening them the first time (I/O).
+    /// The store, opened the first time (I/O), and the registry client, opened on its first request.
     pub fn context(&self) -> Result<Context<'_>, Error> {
         let store = match self.store.get() {
             Some(store) => store,
@@ -54,7 +54,7 @@ impl Session {
         };
         Ok(Context {
             store,
-            registry: self.registry()?,
+            registries: self,
         })
     }
 
@@ -67,6 +67,12 @@ impl Session {
 
     /// The registry client alone (I/O: none until a request is sent).
     pub fn registry(&self) -> Result<&Registry, Error> {
+        Ok(self.open_registry()?)
+    }
+}
+
+impl OpenRegistry for Session {
+    fn open_registry(&self) -> Result<&Registry, RegistryError> {
         if let Some(registry) = self.registry.get() {
             return Ok(registry);
         }

@@ -201,7 +201,7 @@ pub fn sign_digest(
         (&layer, payload.as_slice()),
     ];
     context
-        .registry
+        .registry()?
         .push_small(
             reference,
             &blobs,
@@ -284,7 +284,9 @@ fn check_layer(
             layer.size
         )));
     }
-    context.registry.fetch_blob(origin, layer, context.store)?;
+    context
+        .registry()?
+        .fetch_blob(origin, layer, context.store)?;
     let payload = context.store.read_small(&layer.digest, MAX_JSON_BYTES)?;
     Ok(cosign::check(key, &payload, signature, digest))
 }
@@ -307,7 +309,7 @@ fn resolve_digest(context: &Context<'_>, reference: &ImageRef) -> Result<Digest,
         .clone()
         .unwrap_or_else(|| reference.tag_or_latest().to_string());
     let (bytes, _) = context
-        .registry
+        .registry()?
         .fetch_manifest(reference, &by)
         .map_err(|e| Error::from(e).context(format!("cannot read {reference}")))?;
     Ok(Digest::of(&bytes))
@@ -319,7 +321,7 @@ fn fetch_optional(
     reference: &ImageRef,
     tag: &str,
 ) -> Result<Option<Vec<u8>>, Error> {
-    match context.registry.fetch_manifest(reference, tag) {
+    match context.registry()?.fetch_manifest(reference, tag) {
         Ok((bytes, _)) => Ok(Some(bytes)),
         Err(RegistryError::NotFound { .. }) => Ok(None),
         Err(e) => Err(e.into()),

@@ -121,7 +121,11 @@ fn run_check(
 }
 
 /// The base's tree, remembered per base digest; its layers are fetched only when it is not.
-fn base_tree(image: &Image, origin: Option<&Origin>, context: &Context<'_>) -> Result<Tree, Error> {
+fn base_tree(
+    image: &Image,
+    origin: Option<&Origin>,
+    context: &Context<'_>,
+) -> Result<Tree<'static>, Error> {
     if let Some(tree) = check::cached_base_tree(context.store, image.digest()) {
         return Ok(tree);
     }
@@ -157,7 +161,7 @@ impl ReadHead for Heads<'_> {
                 let Some((path, rewrite)) = file else {
                     return Err(CheckError::Internal("an added file the plan does not hold").into());
                 };
-                let head = read_disk_head(path, limit)?;
+                let head = read_disk_head(&path, limit)?;
                 return Ok(match rewrite {
                     Some((kind, relocation)) => layer::relocated_head(head, kind, relocation),
                     None => head,

@@ -172,38 +172,49 @@ impl LayerPlan {
     /// Equal fingerprints mean the layer need not be read or compressed again.
     pub fn fingerprint(&self, base: &BaseFolders, compression: Compression, mtime: u64) -> Digest {
         let mut hasher = crate::digest::hash_sink();
-        let mut put = |bytes: &[u8]| {
-            let _ = hasher.write_all(&(bytes.len() as u64).to_le_bytes());
-            let _ = hasher.write_all(bytes);
+        // Each field is framed by its length; an entry's fields are gathered
+        // first and hashed in one write (the same bytes as one write per field).
+        let mut frames = Vec::with_capacity(512);
+        let put = |frames: &mut Vec<u8>, bytes: &[u8]| {
+            frames.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+            frames.extend_from_slice(bytes);
         };
-        put(format!("stowage layer v{LAYER_FORMAT_VERSION}").as_bytes());
-        put(compression.name().as_bytes());
-        put(&match compression {
-            Compression::Gzip => GZIP_LEVEL as i64,
-            Compression::Zstd => ZSTD_LEVEL as i64,
-        }
-        .to_le_bytes());
-        put(&mtime.to_le_bytes());
+        put(
+            &mut frames,
+            format!("stowage layer v{LAYER_FORMAT_VERSION}").as_bytes(),
+        );
+        put(&mut frames, compression.name().as_bytes());
+        put(
+            &mut frames,
+            &match compression {
+                Compression::Gzip => GZIP_LEVEL as i64,
+                Compression::Zstd => ZSTD_LEVEL as i64,
+            }
+            .to_le_bytes(),
+        );
+        put(&mut frames, &mtime.to_le_bytes());
         // A cached layer carries the scan's findings, so the scan's settings are inputs too.
         match &self.secret_scan {
             Some(rules) => {
-                put(b"scan");
+                put(&mut frames, b"scan");
                 for name in &rules.secret_names {
-                    put(name.as_bytes());
+                    put(&mut frames, name.as_bytes());
                 }
             }
-            None => put(b"no scan"),
+            None => put(&mut frames, b"no scan"),
         }
         // A relocated layer's bytes depend on the prefixes and on which entries are rewritten.
         if let Some(relocation) = &self.relocation {
-            put(b"relocate");
-            put(relocation.from.as_bytes());
-            put(relocation.to.as_bytes());
+            put(&mut frames, b"relocate");
+            put(&mut frames, relocation.from.as_bytes());
+            put(&mut frames, relocation.to.as_bytes());
         }
         for entry in self.entries_over(base) {
-            put(&entry.path);
+            let _ = hasher.write_all(&frames);
+            frames.clear();
+            put(&mut frames, &entry.path);
             if let Some(kind) = entry.rewrite {
-                put(kind.name().as_bytes());
+                put(&mut frames, kind.name().as_bytes());
             }
             let (tag, extra): (&[u8], &[u8]) = match &entry.kind {
                 EntryKind::Dir => (b"d", b""),
@@ -211,19 +222,25 @@ impl LayerPlan {
                 EntryKind::Symlink { target } => (b"s", target),
                 EntryKind::HardLink { to } => (b"h", to),
             };
-            put(tag);
-            put(extra);
-            put(&entry.mode.to_le_bytes());
-            put(&entry.owner.uid.to_le_bytes());
-            put(&entry.owner.gid.to_le_bytes());
+            put(&mut frames, tag);
+            put(&mut frames, extra);
+            put(&mut frames, &entry.mode.to_le_bytes());
+            put(&mut frames, &entry.owner.uid.to_le_bytes());
+            put(&mut frames, &entry.owner.gid.to_le_bytes());
             let st = entry.stamp;
-            for field in [st.mtime, st.mtime_nsec, st.ctime, st.ctime_nsec] {
-                put(&field.to_le_bytes());
+            for field in [
+                st.mtime,
+                i64::from(st.mtime_nsec),
+                st.ctime,
+                i64::from(st.ctime_nsec),
+            ] {
+                put(&mut frames, &field.to_le_bytes());
             }
             for field in [st.size, st.inode, st.device] {
-                put(&field.to_le_bytes());
+                put(&mut frames, &field.to_le_bytes());
             }
         }
+        let _ = hasher.write_all(&frames);
         hasher.finish().1
     }
 }

@@ -8,10 +8,13 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::fs::{self};
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::digest::Digest;
 use crate::scan::{Finding, ScanRules};
@@ -163,25 +166,42 @@ pub struct LayerRoot {
 enum EntryKind {
     Dir,
     File { size: u64 },
-    Symlink { target: Vec<u8> },
-    HardLink { to: Vec<u8> },
+    Symlink { target: Box<[u8]> },
+    HardLink { to: Box<[u8]> },
 }
 
+/// One planned entry. A plan holds one per file of the tree for the whole
+/// build, so it is kept small: the path is its only allocation, and where
+/// the bytes are read from is derived from it and the shared source folder.
 #[derive(Debug, Clone)]
 struct Entry {
-    path: Vec<u8>,
-    disk: PathBuf,
+    path: Box<[u8]>,
+    /// The source folder (or single file) the entry was found under, shared by its entries.
+    source: Arc<Path>,
+    /// Where `path`'s part below `source` starts; at or past its end for `source` itself.
+    rel_start: u32,
     kind: EntryKind,
     mode: u32,
     owner: Owner,
-    inode: Option<(u64, u64)>,
-    /// What stat said, for the layer cache's fingerprint.
+    /// What stat said, for the layer cache's fingerprint and hard-link detection.
     stamp: Stamp,
+    /// A regular file with more than one link: a hard-link candidate.
+    multi_linked: bool,
     /// An ancestor folder whose mode and owner are only the default guess,
     /// to be replaced by the base's own when the base has the folder.
     defaulted: bool,
     /// The library's install prefix is rewritten in this entry (see `relocate`).
     rewrite: Option<RewriteKind>,
+}
+
+impl Entry {
+    /// Where the entry's bytes are read from (allocates: asked once per file written).
+    fn disk(&self) -> PathBuf {
+        match self.path.get(self.rel_start as usize..) {
+            Some(rel) if !rel.is_empty() => self.source.join(OsStr::from_bytes(rel)),
+            _ => self.source.to_path_buf(),
+        }
+    }
 }
 
 /// The entries of one layer, sorted, checked and counted, before any byte is read.
@@ -256,7 +276,7 @@ impl LayerPlan {
         self.entries
             .iter()
             .filter(|e| e.defaulted)
-            .map(|e| e.path.as_slice())
+            .map(|e| &*e.path)
     }
 
     /// The entries as written over `base`: a defaulted ancestor takes the
@@ -267,7 +287,7 @@ impl LayerPlan {
             if !entry.defaulted {
                 return Some(Cow::Borrowed(entry));
             }
-            match base.get(&entry.path) {
+            match base.get(&*entry.path) {
                 Some(BaseFolder::Dir { mode, owner }) => {
                     let mut resolved = entry.clone();
                     resolved.mode = *mode;
@@ -285,7 +305,7 @@ impl LayerPlan {
         let dropped = self
             .entries
             .iter()
-            .filter(|e| e.defaulted && base.get(&e.path) == Some(&BaseFolder::NotDir))
+            .filter(|e| e.defaulted && base.get(&*e.path) == Some(&BaseFolder::NotDir))
             .count() as u64;
         self.entry_count - dropped
     }
@@ -302,8 +322,6 @@ pub struct PlannedEntry<'a> {
     /// Permission bits as written into the tar header.
     pub mode: u32,
     pub owner: Owner,
-    /// Where a file's bytes are read from while the layer is written.
-    pub disk: &'a Path,
     /// How relocation rewrites the file's bytes on their way into the layer.
     pub rewrite: Option<(RewriteKind, &'a Relocation)>,
 }
@@ -334,7 +352,7 @@ impl LayerPlan {
         self.entries
             .iter()
             .enumerate()
-            .filter(move |(_, e)| !(e.defaulted && base.get(&e.path) == Some(&BaseFolder::NotDir)))
+            .filter(move |(_, e)| !(e.defaulted && base.get(&*e.path) == Some(&BaseFolder::NotDir)))
             .map(|(index, entry)| PlannedEntry {
                 index,
                 path: &entry.path,
@@ -345,16 +363,15 @@ impl LayerPlan {
                         target: match (entry.rewrite, &self.relocation) {
                             (Some(RewriteKind::Symlink), Some(relocation)) => {
                                 relocate::link_target(target, relocation)
-                                    .map_or(Cow::Borrowed(target.as_slice()), Cow::Owned)
+                                    .map_or(Cow::Borrowed(&**target), Cow::Owned)
                             }
-                            _ => Cow::Borrowed(target.as_slice()),
+                            _ => Cow::Borrowed(&**target),
                         },
                     },
                     EntryKind::HardLink { to } => PlannedKind::HardLink { to },
                 },
                 mode: entry.mode,
                 owner: entry.owner,
-                disk: &entry.disk,
                 rewrite: entry.rewrite.zip(self.relocation.as_ref()),
             })
     }
@@ -365,13 +382,12 @@ impl LayerPlan {
     pub fn planned_file(
         &self,
         index: usize,
-    ) -> Option<(&Path, Option<(RewriteKind, &Relocation)>)> {
+    ) -> Option<(PathBuf, Option<(RewriteKind, &Relocation)>)> {
         let entry = self.entries.get(index)?;
         match entry.kind {
-            EntryKind::File { .. } => Some((
-                entry.disk.as_path(),
-                entry.rewrite.zip(self.relocation.as_ref()),
-            )),
+            EntryKind::File { .. } => {
+                Some((entry.disk(), entry.rewrite.zip(self.relocation.as_ref())))
+            }
             _ => None,
         }
     }
@@ -390,11 +406,11 @@ impl LayerPlan {
 struct Stamp {
     size: u64,
     mtime: i64,
-    mtime_nsec: i64,
     ctime: i64,
-    ctime_nsec: i64,
     inode: u64,
     device: u64,
+    mtime_nsec: u32,
+    ctime_nsec: u32,
 }
 
 impl Stamp {
@@ -402,9 +418,10 @@ impl Stamp {
         Stamp {
             size: meta.len(),
             mtime: meta.mtime(),
-            mtime_nsec: meta.mtime_nsec(),
+            // Nanoseconds are below 10^9, so they fit; 0 stands in should a filesystem say otherwise.
+            mtime_nsec: u32::try_from(meta.mtime_nsec()).unwrap_or(0),
             ctime: meta.ctime(),
-            ctime_nsec: meta.ctime_nsec(),
+            ctime_nsec: u32::try_from(meta.ctime_nsec()).unwrap_or(0),
             inode: meta.ino(),
             device: meta.dev(),
         }

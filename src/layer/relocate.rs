@@ -103,7 +103,7 @@ impl LayerPlan {
     pub fn rewrites(&self) -> impl Iterator<Item = (&[u8], RewriteKind)> {
         self.entries
             .iter()
-            .filter_map(|e| Some((e.path.as_slice(), e.rewrite?)))
+            .filter_map(|e| Some((&*e.path, e.rewrite?)))
     }
 }
 
@@ -141,7 +141,7 @@ fn rewrite_of(
     } else {
         size
     };
-    let head = read_capped(&entry.disk, size, limit)?;
+    let head = read_capped(&entry.disk(), size, limit)?;
     let named = match kind {
         RewriteKind::Shebang => {
             let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
@@ -188,11 +188,9 @@ pub(super) fn rewritten_file(
     kind: RewriteKind,
     relocation: &Relocation,
 ) -> Result<Vec<u8>, LayerError> {
-    let mut bytes = read_capped(&entry.disk, size, size.saturating_add(1))?;
+    let mut bytes = read_capped(&entry.disk(), size, size.saturating_add(1))?;
     if bytes.len() as u64 != size {
-        return Err(LayerError::Changed {
-            path: entry.disk.clone(),
-        });
+        return Err(LayerError::Changed { path: entry.disk() });
     }
     let (from, to) = (relocation.from.as_bytes(), relocation.to.as_bytes());
     match kind {

@@ -20,6 +20,9 @@ use super::{Entry, EntryKind, LayerPlan};
 use crate::digest::Digest;
 use crate::inventory::{Inventory, WalkedPath};
 
+/// How many entries the split moves between shrinks of the plan's list.
+const SHRINK_EVERY: usize = 1 << 14;
+
 /// A group this big (bytes of file content) gets a layer of its own.
 pub const OWN_LAYER_BYTES: u64 = 8 * 1024 * 1024;
 
@@ -55,14 +58,14 @@ pub struct LibrarySplit<'a> {
 
 impl LibrarySplit<'_> {
     /// The group an entry (path in the image) belongs to; None for the root and its ancestors.
-    fn group_of(&self, owners: &HashMap<&str, usize>, path: &[u8]) -> Option<GroupKey> {
+    fn group_of<'p>(&self, owners: &HashMap<&str, usize>, path: &'p [u8]) -> Option<GroupRef<'p>> {
         let root = self.target.trim_matches('/').as_bytes();
         let rest = path.strip_prefix(root)?.strip_prefix(b"/")?;
         let Ok(rel) = std::str::from_utf8(rest) else {
-            return Some(GroupKey::Unowned);
+            return Some(GroupRef::Unowned);
         };
         if let Some(index) = owners.get(rel) {
-            return Some(GroupKey::Package(*index));
+            return Some(GroupRef::Package(*index));
         }
         let inventory = self.inventory;
         let folder = inventory
@@ -76,13 +79,14 @@ impl LibrarySplit<'_> {
                 .split('/')
                 .next()
                 .unwrap_or_default();
-            return Some(GroupKey::Folder(format!("{folder}/{child}")));
+            // `folder/child`, as the path spells it: no copy per entry.
+            return Some(GroupRef::Folder(&rel[..folder.len() + 1 + child.len()]));
         }
         if inventory.packages.is_empty() && inventory.package_folders.is_empty() {
             let top = rel.split('/').next().unwrap_or_default();
-            return Some(GroupKey::Folder(top.to_string()));
+            return Some(GroupRef::Folder(top));
         }
-        Some(GroupKey::Unowned)
+        Some(GroupRef::Unowned)
     }
 
     fn label(&self, key: &GroupKey) -> String {
@@ -109,6 +113,24 @@ impl LibrarySplit<'_> {
     }
 }
 
+/// A group as an entry's path names it, borrowed: a [`GroupKey`] is made once per group, not per entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum GroupRef<'p> {
+    Package(usize),
+    Folder(&'p str),
+    Unowned,
+}
+
+impl GroupRef<'_> {
+    fn key(self) -> GroupKey {
+        match self {
+            GroupRef::Package(index) => GroupKey::Package(index),
+            GroupRef::Folder(path) => GroupKey::Folder(path.to_string()),
+            GroupRef::Unowned => GroupKey::Unowned,
+        }
+    }
+}
+
 /// Which layer each group goes to: own layers, shared layers by hash, unowned last.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Clone, Hash)]
 enum Slot {
@@ -128,36 +150,51 @@ impl LayerPlan {
             ..*split
         };
         let owners = split.inventory.owners();
-        let keys: Vec<Option<GroupKey>> = self
+        // Each entry's group by number; the groups themselves are made once.
+        let mut ids: HashMap<GroupRef<'_>, u32> = HashMap::new();
+        let mut groups: Vec<GroupKey> = Vec::new();
+        let keys: Vec<Option<u32>> = self
             .entries
             .iter()
             .map(|entry| {
                 // A hard link must sit in the same layer as the file it links to.
                 let anchor = match &entry.kind {
-                    EntryKind::HardLink { to } => to.as_slice(),
-                    _ => entry.path.as_slice(),
+                    EntryKind::HardLink { to } => &**to,
+                    _ => &*entry.path,
                 };
-                match entry.kind {
-                    // Folders go where the entries below them go.
-                    EntryKind::Dir => None,
-                    _ => split.group_of(&owners, anchor),
+                // Folders go where the entries below them go.
+                if matches!(entry.kind, EntryKind::Dir) {
+                    return None;
                 }
+                let group = split.group_of(&owners, anchor)?;
+                let next = u32::try_from(groups.len()).ok()?;
+                Some(*ids.entry(group).or_insert_with(|| {
+                    groups.push(group.key());
+                    next
+                }))
             })
             .collect();
-        let mut parts: BTreeMap<GroupKey, LayerPart> = BTreeMap::new();
+        drop(ids);
+        let mut totals = vec![(0u64, 0u64); groups.len()];
         for (entry, key) in self.entries.iter().zip(&keys) {
-            let Some(key) = key else { continue };
-            let part = parts.entry(key.clone()).or_insert_with(|| LayerPart {
-                key: key.clone(),
-                label: split.label(key),
-                bytes: 0,
-                files: 0,
-            });
-            if let EntryKind::File { size } = entry.kind {
-                part.bytes += size;
-                part.files += 1;
+            if let (Some(key), EntryKind::File { size }) = (key, &entry.kind) {
+                totals[*key as usize].0 += size;
+                totals[*key as usize].1 += 1;
             }
         }
+        let parts: BTreeMap<GroupKey, LayerPart> = groups
+            .iter()
+            .zip(totals)
+            .map(|(key, (bytes, files))| {
+                let part = LayerPart {
+                    key: key.clone(),
+                    label: split.label(key),
+                    bytes,
+                    files,
+                };
+                (key.clone(), part)
+            })
+            .collect();
         if split.max_layers <= 1 || parts.len() <= 1 {
             let mut whole = self;
             whole.parts = parts.into_values().collect();
@@ -168,13 +205,14 @@ impl LayerPlan {
             return vec![whole];
         }
         let slots = assign_slots(split, &parts);
-        self.into_slots(&keys, &parts, &slots)
+        self.into_slots(&keys, &groups, &parts, &slots)
     }
 
     /// Builds one layer per slot that holds a regular file; a slot without one joins the last layer.
     fn into_slots(
         self,
-        keys: &[Option<GroupKey>],
+        keys: &[Option<u32>],
+        groups: &[GroupKey],
         parts: &BTreeMap<GroupKey, LayerPart>,
         slots: &BTreeMap<GroupKey, Slot>,
     ) -> Vec<LayerPlan> {
@@ -207,13 +245,19 @@ impl LayerPlan {
             .enumerate()
             .flat_map(|(i, (_, slots))| slots.iter().map(move |s| (*s, i)))
             .collect();
-        let entry_layer: Vec<Option<usize>> = keys
+        // At most 64 layers, so a layer's number fits a byte.
+        let group_layer: Vec<Option<u8>> = groups
             .iter()
             .map(|k| {
-                k.as_ref()
-                    .and_then(|k| slots.get(k))
-                    .and_then(|s| slot_index.get(s).copied())
+                slots
+                    .get(k)
+                    .and_then(|s| slot_index.get(s))
+                    .and_then(|i| u8::try_from(*i).ok())
             })
+            .collect();
+        let entry_layer: Vec<Option<u8>> = keys
+            .iter()
+            .map(|k| k.and_then(|k| group_layer[k as usize]))
             .collect();
         let part_lists: Vec<Vec<LayerPart>> = layer_parts
             .into_iter()
@@ -230,32 +274,54 @@ impl LayerPlan {
     /// sorted and a file is moved, never copied.
     fn distribute(
         mut self,
-        entry_layer: &[Option<usize>],
+        entry_layer: &[Option<u8>],
         part_lists: Vec<Vec<LayerPart>>,
     ) -> Vec<LayerPlan> {
         let total = part_lists.len();
         let needed = self.folder_masks(entry_layer);
         let last = total.saturating_sub(1);
-        let mut buckets: Vec<Vec<Entry>> = vec![Vec::new(); total];
-        let entries = std::mem::take(&mut self.entries);
-        for (index, entry) in entries.into_iter().enumerate() {
+        // A folder nothing below needs (an empty one) still belongs in the image.
+        let mask_of = |index: usize| match needed[index] {
+            0 => 1u64 << last,
+            mask => mask,
+        };
+        let mut sizes = vec![0usize; total];
+        for (index, entry) in self.entries.iter().enumerate() {
             match (&entry.kind, entry_layer[index]) {
                 (EntryKind::Dir, _) => {
-                    // A folder nothing below needs (an empty one) still belongs in the image.
-                    let mask = if needed[index] == 0 {
-                        1 << last
-                    } else {
-                        needed[index]
-                    };
+                    let mask = mask_of(index);
+                    for (layer, size) in sizes.iter_mut().enumerate() {
+                        *size += usize::from(mask & (1 << layer) != 0);
+                    }
+                }
+                (_, Some(layer)) => sizes[usize::from(layer)] += 1,
+                (_, None) => {}
+            }
+        }
+        let mut buckets: Vec<Vec<Entry>> = sizes.iter().map(|n| Vec::with_capacity(*n)).collect();
+        // Taken from the end, and the plan's own list shrunk as the buckets
+        // fill: the two never both hold every entry.
+        let mut entries = std::mem::take(&mut self.entries);
+        while let Some(entry) = entries.pop() {
+            let index = entries.len();
+            match (&entry.kind, entry_layer[index]) {
+                (EntryKind::Dir, _) => {
+                    let mask = mask_of(index);
                     for (layer, bucket) in buckets.iter_mut().enumerate() {
                         if mask & (1 << layer) != 0 {
                             bucket.push(entry.clone());
                         }
                     }
                 }
-                (_, Some(layer)) => buckets[layer].push(entry),
+                (_, Some(layer)) => buckets[usize::from(layer)].push(entry),
                 (_, None) => {}
             }
+            if index.is_multiple_of(SHRINK_EVERY) {
+                entries.shrink_to_fit();
+            }
+        }
+        for bucket in &mut buckets {
+            bucket.reverse();
         }
         buckets
             .into_iter()
@@ -266,13 +332,13 @@ impl LayerPlan {
     }
 
     /// For each folder entry, a mask of the layers whose entries sit below it.
-    fn folder_masks(&self, entry_layer: &[Option<usize>]) -> Vec<u64> {
+    fn folder_masks(&self, entry_layer: &[Option<u8>]) -> Vec<u64> {
         let dir_index: HashMap<&[u8], usize> = self
             .entries
             .iter()
             .enumerate()
             .filter(|(_, e)| matches!(e.kind, EntryKind::Dir))
-            .map(|(i, e)| (e.path.as_slice(), i))
+            .map(|(i, e)| (&*e.path, i))
             .collect();
         let mut needed: Vec<u64> = vec![0; self.entries.len()];
         let mut last_parent: &[u8] = &[];

@@ -216,7 +216,11 @@ fn an_empty_folder_is_kept_in_some_layer() {
     let layers = split(dir.path(), &inventory, 16);
     let holders = layers
         .iter()
-        .filter(|l| l.entries.iter().any(|e| e.path == b"opt/venv/share/empty"))
+        .filter(|l| {
+            l.entries
+                .iter()
+                .any(|e| &*e.path == b"opt/venv/share/empty")
+        })
         .count();
     assert_eq!(holders, 1);
 }

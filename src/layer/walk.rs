@@ -1,11 +1,12 @@
 //! Planning a layer: walking its sources (sorted, in parallel) into checked, counted entries, with every ancestor folder made explicit. Stats only; no file is read.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsStr;
 use std::fs::{self};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use super::excludes::Excludes;
 use super::{Entry, EntryKind, KnownDir, KnownDirs, LayerError, LayerPlan, LayerRoot, Stamp};
@@ -39,29 +40,43 @@ pub fn plan_layer(
     let mut entries = Vec::new();
     let mut warnings = Vec::new();
     for root in roots {
-        let target = root.target.trim_start_matches('/').as_bytes().to_vec();
+        let target = root.target.trim_start_matches('/').as_bytes();
         let meta = fs::symlink_metadata(&root.source).map_err(|source| LayerError::Read {
             path: root.source.clone(),
             source,
         })?;
         if meta.is_dir() {
-            walk_folder(root, &target, excludes, &mut entries, &mut warnings)?;
-        } else if let Some(entry) =
-            entry_for(&root.source, target, &meta, root.owner, &mut warnings)?
-        {
-            let mode = root.mode.unwrap_or(entry.mode);
-            entries.push(Entry { mode, ..entry });
+            walk_folder(root, target, excludes, &mut entries, &mut warnings)?;
+        } else {
+            let found = Found {
+                source: &Arc::from(root.source.as_path()),
+                path: target.into(),
+                rel_start: rel_start(target),
+                meta: &meta,
+                owner: root.owner,
+            };
+            if let Some(entry) = entry_for(found, &mut warnings)? {
+                let mode = root.mode.unwrap_or(entry.mode);
+                entries.push(Entry { mode, ..entry });
+            }
         }
     }
     add_ancestors(roots, known_dirs, &mut entries);
-    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    // In place (a stable sort would allocate half the plan again); equal paths
+    // are a collision, ordered by source so the error names them the same way each run.
+    entries.sort_unstable_by(|a, b| {
+        a.path
+            .cmp(&b.path)
+            .then_with(|| a.source.cmp(&b.source))
+            .then_with(|| a.rel_start.cmp(&b.rel_start))
+    });
     for pair in entries.windows(2) {
         if pair[0].path == pair[1].path {
             return Err(LayerError::Collision {
                 layer: name.to_string(),
                 target: String::from_utf8_lossy(&pair[0].path).into_owned(),
-                first: pair[0].disk.clone(),
-                second: pair[1].disk.clone(),
+                first: pair[0].disk(),
+                second: pair[1].disk(),
             });
         }
     }
@@ -69,7 +84,7 @@ pub fn plan_layer(
     for entry in &entries {
         if matches!(entry.kind, EntryKind::Dir) {
             known_dirs.insert(
-                entry.path.clone(),
+                entry.path.to_vec(),
                 KnownDir {
                     mode: entry.mode,
                     owner: entry.owner,
@@ -127,12 +142,13 @@ pub(super) fn add_ancestors(roots: &[LayerRoot], known_dirs: &KnownDirs, entries
             defaulted: true,
         });
         entries.push(Entry {
-            disk: PathBuf::from("(ancestor folder)"),
-            path,
+            source: Arc::from(Path::new("(ancestor folder)")),
+            rel_start: u32::MAX,
+            path: path.into(),
             kind: EntryKind::Dir,
             mode: known.mode,
             owner: known.owner,
-            inode: None,
+            multi_linked: false,
             stamp: Stamp::default(),
             defaulted: known.defaulted,
             rewrite: None,
@@ -151,7 +167,15 @@ pub(super) fn walk_folder(
         path: root.source.clone(),
         source,
     })?;
-    if let Some(entry) = entry_for(&root.source, target.to_vec(), &meta, root.owner, warnings)? {
+    let source: Arc<Path> = Arc::from(root.source.as_path());
+    let found = Found {
+        source: &source,
+        path: target.into(),
+        rel_start: rel_start(target),
+        meta: &meta,
+        owner: root.owner,
+    };
+    if let Some(entry) = entry_for(found, warnings)? {
         entries.push(entry);
     }
     // Folders are listed by a few threads at once: a stat is a syscall, and
@@ -175,8 +199,13 @@ pub(super) fn walk_folder(
                 scope.spawn(|| {
                     let (mut found, mut notes) = (Vec::new(), Vec::new());
                     while let Some(rel_dir) = queue.next() {
-                        match list_folder(root, target, excludes, &rel_dir, &mut found, &mut notes)
-                        {
+                        let folder = Folder {
+                            root,
+                            source: &source,
+                            target,
+                            rel_dir: &rel_dir,
+                        };
+                        match list_folder(&folder, excludes, &mut found, &mut notes) {
                             Ok(folders) => queue.done(folders),
                             Err(err) => queue.fail(err),
                         }
@@ -185,15 +214,17 @@ pub(super) fn walk_folder(
                 })
             })
             .collect();
+        let mut lists = Vec::new();
         for walker in walkers {
             match walker.join() {
                 Ok((found, notes)) => {
-                    entries.extend(found);
+                    lists.push(found);
                     warnings.extend(notes);
                 }
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         }
+        gather(entries, lists);
     });
     // Sorted, so warnings come in the same order whichever thread met them.
     warnings[first_warning..].sort();
@@ -248,76 +279,153 @@ impl WalkQueue {
     }
 }
 
+/// Moves the walkers' entries into `entries` without holding two copies: the
+/// largest list is grown in place (a large allocation is remapped, not copied),
+/// and each other list is freed once moved.
+fn gather(entries: &mut Vec<Entry>, mut lists: Vec<Vec<Entry>>) {
+    lists.sort_by_key(|list| std::cmp::Reverse(list.len()));
+    let mut lists = lists.into_iter();
+    let Some(mut largest) = lists.next() else {
+        return;
+    };
+    let rest: usize = lists.as_slice().iter().map(Vec::len).sum();
+    largest.reserve_exact(rest + entries.len());
+    largest.append(entries);
+    for mut list in lists {
+        largest.append(&mut list);
+    }
+    *entries = largest;
+}
+
+/// Where `path`'s part below its source folder starts, for a path that is `target` plus `/` and that part.
+fn rel_start(target: &[u8]) -> u32 {
+    u32::try_from(target.len() + 1).unwrap_or(u32::MAX)
+}
+
+/// One folder of a walk: the root it is under and its path relative to the root's source.
+pub(super) struct Folder<'a> {
+    pub(super) root: &'a LayerRoot,
+    pub(super) source: &'a Arc<Path>,
+    pub(super) target: &'a [u8],
+    pub(super) rel_dir: &'a Path,
+}
+
 /// Lists one folder of the walk into `entries`; returns the subfolders to list next.
+///
+/// This runs once per file of the tree, so it allocates only the entry's
+/// path: the stat is an `fstatat` on the open folder, and the path on disk
+/// is built only for what needs it (a symlink, an error).
 pub(super) fn list_folder(
-    root: &LayerRoot,
-    target: &[u8],
+    folder: &Folder<'_>,
     excludes: &Excludes,
-    rel_dir: &Path,
     entries: &mut Vec<Entry>,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<PathBuf>, LayerError> {
-    let dir = root.source.join(rel_dir);
+    let dir = folder.root.source.join(folder.rel_dir);
     let listing = fs::read_dir(&dir).map_err(|source| LayerError::Read {
         path: dir.clone(),
         source,
     })?;
+    let rel_dir = folder.rel_dir.as_os_str().as_bytes();
+    // target/rel_dir/ : every path of this folder starts with it.
+    let mut prefix = Vec::with_capacity(folder.target.len() + rel_dir.len() + 2);
+    prefix.extend_from_slice(folder.target);
+    prefix.push(b'/');
+    if !rel_dir.is_empty() {
+        prefix.extend_from_slice(rel_dir);
+        prefix.push(b'/');
+    }
+    let rel_start = rel_start(folder.target);
     let mut folders = Vec::new();
     for item in listing {
         let item = item.map_err(|source| LayerError::Read {
             path: dir.clone(),
             source,
         })?;
-        let rel = rel_dir.join(item.file_name());
-        let disk = root.source.join(&rel);
+        let name = item.file_name();
+        let name = name.as_bytes();
+        let mut path = Vec::with_capacity(prefix.len() + name.len());
+        path.extend_from_slice(&prefix);
+        path.extend_from_slice(name);
+        let rel = Path::new(OsStr::from_bytes(&path[rel_start as usize..]));
         // fstatat on the open folder, not a lookup of the whole path; like
         // symlink_metadata, it does not follow a symlink.
         let meta = item.metadata().map_err(|source| LayerError::Read {
-            path: disk.clone(),
+            path: dir.join(OsStr::from_bytes(name)),
             source,
         })?;
-        let excluded = excludes.is_excluded(&rel);
+        let excluded = excludes.is_excluded(rel);
         if meta.is_dir() && (!excluded || excludes.may_reinclude()) {
-            folders.push(rel.clone());
+            folders.push(rel.to_path_buf());
         }
         if excluded {
             continue;
         }
-        if item.file_name().as_bytes().starts_with(b".wh.") {
-            return Err(LayerError::Whiteout { path: disk });
+        if name.starts_with(b".wh.") {
+            return Err(LayerError::Whiteout {
+                path: dir.join(OsStr::from_bytes(name)),
+            });
         }
-        let mut path = target.to_vec();
-        path.push(b'/');
-        path.extend_from_slice(rel.as_os_str().as_bytes());
-        if let Some(entry) = entry_for(&disk, path, &meta, root.owner, warnings)? {
+        let found = Found {
+            source: folder.source,
+            path: path.into_boxed_slice(),
+            rel_start,
+            meta: &meta,
+            owner: folder.root.owner,
+        };
+        if let Some(entry) = entry_for(found, warnings)? {
             entries.push(entry);
         }
     }
     Ok(folders)
 }
 
+/// What the walk found at one path, before it is checked into an entry.
+pub(super) struct Found<'a> {
+    pub(super) source: &'a Arc<Path>,
+    pub(super) path: Box<[u8]>,
+    pub(super) rel_start: u32,
+    pub(super) meta: &'a fs::Metadata,
+    pub(super) owner: Owner,
+}
+
 pub(super) fn entry_for(
-    disk: &Path,
-    path: Vec<u8>,
-    meta: &fs::Metadata,
-    owner: Owner,
+    found: Found<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<Option<Entry>, LayerError> {
+    let Found {
+        source,
+        path,
+        rel_start,
+        meta,
+        owner,
+    } = found;
+    let mut entry = Entry {
+        path,
+        source: Arc::clone(source),
+        rel_start,
+        kind: EntryKind::Dir,
+        mode: meta.mode() & 0o7777,
+        owner,
+        stamp: Stamp::of(meta),
+        multi_linked: meta.is_file() && meta.nlink() > 1,
+        defaulted: false,
+        rewrite: None,
+    };
     let file_type = meta.file_type();
-    let kind = if file_type.is_dir() {
+    entry.kind = if file_type.is_dir() {
         EntryKind::Dir
     } else if file_type.is_file() {
         EntryKind::File { size: meta.len() }
     } else if file_type.is_symlink() {
-        let target = fs::read_link(disk).map_err(|source| LayerError::Read {
-            path: disk.to_path_buf(),
-            source,
-        })?;
+        let disk = entry.disk();
+        let target =
+            fs::read_link(&disk).map_err(|source| LayerError::Read { path: disk, source })?;
         EntryKind::Symlink {
-            target: target.as_os_str().as_bytes().to_vec(),
+            target: target.as_os_str().as_bytes().into(),
         }
     } else if file_type.is_socket() {
-        warnings.push(format!("skipped socket {}", disk.display()));
+        warnings.push(format!("skipped socket {}", entry.disk().display()));
         return Ok(None);
     } else {
         let kind = if file_type.is_fifo() {
@@ -328,29 +436,21 @@ pub(super) fn entry_for(
             "block device"
         };
         return Err(LayerError::Special {
-            path: disk.to_path_buf(),
+            path: entry.disk(),
             kind,
         });
     };
-    let inode = (meta.is_file() && meta.nlink() > 1).then(|| (meta.dev(), meta.ino()));
-    Ok(Some(Entry {
-        path,
-        disk: disk.to_path_buf(),
-        kind,
-        mode: meta.mode() & 0o7777,
-        owner,
-        inode,
-        stamp: Stamp::of(meta),
-        defaulted: false,
-        rewrite: None,
-    }))
+    Ok(Some(entry))
 }
 
 /// The first path of a (dev, inode) pair in sorted order keeps the content; later ones become tar hard links to it.
 pub(super) fn link_hard_links(entries: &mut [Entry]) {
-    let mut first_seen: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
+    let mut first_seen: HashMap<(u64, u64), Box<[u8]>> = HashMap::new();
     for entry in entries.iter_mut() {
-        let Some(inode) = entry.inode else { continue };
+        if !entry.multi_linked {
+            continue;
+        }
+        let inode = (entry.stamp.device, entry.stamp.inode);
         match first_seen.get(&inode) {
             Some(first) => entry.kind = EntryKind::HardLink { to: first.clone() },
             None => {

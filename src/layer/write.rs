@@ -4,9 +4,11 @@ use std::cell::Cell;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use super::content::SharedContents;
 use super::progress::LayerProgress;
@@ -153,15 +155,16 @@ pub(super) fn write_tar<W: Write>(
     let mut builder = tar::Builder::new(counted);
     // Holes would become GNU sparse entries, which not every unpacker reads.
     builder.sparse(false);
+    let mut opener = Opener::default();
     for entry in plan.entries_over(base) {
         append_entry(
             &mut builder,
             &entry,
-            mtime,
+            (mtime, plan.relocation.as_ref()),
             scanner.as_deref_mut(),
             marker.as_ref(),
             ticker,
-            plan.relocation.as_ref(),
+            &mut opener,
         )
         .map_err(|e| match e {
             AppendError::Source(err) => err,
@@ -211,11 +214,11 @@ pub(super) struct ContentMarker {
 pub(super) fn append_entry<W: Write>(
     builder: &mut tar::Builder<W>,
     entry: &Entry,
-    mtime: u64,
+    (mtime, relocation): (u64, Option<&Relocation>),
     scanner: Option<&mut Scanner>,
     marker: Option<&ContentMarker>,
     ticker: Option<&Ticker<'_>>,
-    relocation: Option<&Relocation>,
+    opener: &mut Opener,
 ) -> Result<(), AppendError> {
     let rewrite = entry.rewrite.zip(relocation);
     let mut header = tar::Header::new_gnu();
@@ -228,7 +231,7 @@ pub(super) fn append_entry<W: Write>(
     let appended = match &entry.kind {
         EntryKind::Dir => {
             header.set_entry_type(tar::EntryType::Directory);
-            let mut dir_path = entry.path.clone();
+            let mut dir_path = entry.path.to_vec();
             dir_path.push(b'/');
             builder.append_data(&mut header, OsStr::from_bytes(&dir_path), io::empty())
         }
@@ -265,16 +268,16 @@ pub(super) fn append_entry<W: Write>(
         EntryKind::File { size } => {
             header.set_entry_type(tar::EntryType::Regular);
             header.set_size(*size);
-            let file = File::open(&entry.disk).map_err(|source| {
+            let file = opener.open(entry).map_err(|source| {
                 AppendError::Source(LayerError::Read {
-                    path: entry.disk.clone(),
+                    path: entry.disk(),
                     source,
                 })
             })?;
             let mut reader = ExactReader {
                 inner: file,
                 remaining: *size,
-                path: &entry.disk,
+                entry,
                 changed: false,
                 marker,
                 ticker,
@@ -282,13 +285,13 @@ pub(super) fn append_entry<W: Write>(
             let result = append_scanned(builder, &mut header, &entry.path, &mut reader, scanner);
             if reader.changed {
                 return Err(AppendError::Source(LayerError::Changed {
-                    path: entry.disk.clone(),
+                    path: entry.disk(),
                 }));
             }
             result.map_err(|source| match source.kind() {
                 io::ErrorKind::Other if source.get_ref().is_some_and(|e| e.is::<ReadFailure>()) => {
                     AppendError::Source(LayerError::Read {
-                        path: entry.disk.clone(),
+                        path: entry.disk(),
                         source,
                     })
                 }
@@ -355,7 +358,8 @@ pub(super) struct ReadFailure(String);
 pub(super) struct ExactReader<'a> {
     pub(super) inner: File,
     pub(super) remaining: u64,
-    pub(super) path: &'a Path,
+    /// The entry read, to name its file in errors.
+    pub(super) entry: &'a Entry,
     pub(super) changed: bool,
     /// Taken at the first read: by then the builder has written every header byte and no content byte.
     pub(super) marker: Option<&'a ContentMarker>,
@@ -373,13 +377,13 @@ impl Read for ExactReader<'_> {
             if self
                 .inner
                 .read(&mut probe)
-                .map_err(|e| wrap_read(self.path, e))?
+                .map_err(|e| wrap_read(&self.entry.disk(), e))?
                 > 0
             {
                 self.changed = true;
                 return Err(io::Error::other(ReadFailure(format!(
                     "{} grew",
-                    self.path.display()
+                    self.entry.disk().display()
                 ))));
             }
             return Ok(0);
@@ -390,12 +394,12 @@ impl Read for ExactReader<'_> {
         let n = self
             .inner
             .read(&mut buf[..limit])
-            .map_err(|e| wrap_read(self.path, e))?;
+            .map_err(|e| wrap_read(&self.entry.disk(), e))?;
         if n == 0 {
             self.changed = true;
             return Err(io::Error::other(ReadFailure(format!(
                 "{} shrank",
-                self.path.display()
+                self.entry.disk().display()
             ))));
         }
         self.remaining -= n as u64;
@@ -408,4 +412,60 @@ impl Read for ExactReader<'_> {
 
 pub(super) fn wrap_read(path: &Path, err: io::Error) -> io::Error {
     io::Error::other(ReadFailure(format!("{}: {err}", path.display())))
+}
+
+/// Opens a layer's files relative to their folder, which is opened once for
+/// all its files (they come in path order): the kernel looks up one name per
+/// file instead of every folder above it, and no path is built per file.
+#[derive(Default)]
+pub(super) struct Opener {
+    /// The folder open now: its source, its path below the source, and its descriptor.
+    folder: Option<(Arc<Path>, Vec<u8>, File)>,
+    /// The file's name, NUL-terminated for `openat`.
+    name: Vec<u8>,
+}
+
+impl Opener {
+    /// Opens the file of `entry` for reading (I/O), as `File::open` of its path on disk would.
+    pub(super) fn open(&mut self, entry: &Entry) -> io::Result<File> {
+        let rel = entry
+            .path
+            .get(entry.rel_start as usize..)
+            .unwrap_or_default();
+        let Some(slash) = rel.iter().rposition(|b| *b == b'/') else {
+            // Directly in the source folder, or the source itself: rare enough to open by path.
+            return File::open(entry.disk());
+        };
+        let (folder, name) = (&rel[..slash], &rel[slash + 1..]);
+        let current = self
+            .folder
+            .as_ref()
+            .is_some_and(|(source, open, _)| Arc::ptr_eq(source, &entry.source) && open == folder);
+        if !current {
+            let dir = File::open(entry.source.join(OsStr::from_bytes(folder)))?;
+            self.folder = Some((Arc::clone(&entry.source), folder.to_vec(), dir));
+        }
+        let Some((_, _, dir)) = &self.folder else {
+            return File::open(entry.disk());
+        };
+        self.name.clear();
+        self.name.extend_from_slice(name);
+        self.name.push(0);
+        let Ok(name) = std::ffi::CStr::from_bytes_with_nul(&self.name) else {
+            return File::open(entry.disk());
+        };
+        // SAFETY: `dir` is an open descriptor and `name` a NUL-terminated string, both alive for the call.
+        let fd = unsafe {
+            libc::openat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just opened and is owned by nothing else.
+        Ok(unsafe { File::from_raw_fd(fd) })
+    }
 }

@@ -18,10 +18,26 @@ use crate::store::{Store, StoreError};
 use archive::ArchiveError;
 
 /// What reading and writing need: the blob store and a registry client, opened once per command.
+///
+/// The client is opened only when a registry is first reached: setting it up
+/// starts reqwest's runtime thread, which a build into a local layout never needs.
 #[derive(Clone, Copy)]
 pub struct Context<'a> {
     pub store: &'a Store,
-    pub registry: &'a Registry,
+    pub registries: &'a dyn OpenRegistry,
+}
+
+/// Whoever holds the command's registry client, opening it on the first call.
+pub trait OpenRegistry {
+    /// The one registry client (I/O: opens it the first time).
+    fn open_registry(&self) -> Result<&Registry, RegistryError>;
+}
+
+impl<'a> Context<'a> {
+    /// The registry client, opened now if this is the first request.
+    pub fn registry(&self) -> Result<&'a Registry, RegistryError> {
+        self.registries.open_registry()
+    }
 }
 
 /// What went wrong moving an image between transports.
@@ -115,7 +131,9 @@ pub fn read_source(
             ));
         }
         Transport::Registry(reference) => {
-            let artifact = context.registry.read_artifact(reference, platform, store)?;
+            let artifact = context
+                .registry()?
+                .read_artifact(reference, platform, store)?;
             return Ok(Source {
                 artifact,
                 origin: Some(Origin::of(reference)),
@@ -173,7 +191,7 @@ pub fn ensure_local(
             match origin {
                 Some(origin) => {
                     context
-                        .registry
+                        .registry()?
                         .fetch_blob(origin, &layer.descriptor, context.store)?
                 }
                 None => {
@@ -275,14 +293,16 @@ pub fn write_all(
     }
     for (reference, tags, indices) in pushes.into_values() {
         let report = context
-            .registry
-            .push(
-                &source.artifact,
-                source.origin.as_ref(),
-                &reference,
-                &tags,
-                context.store,
-            )
+            .registry()
+            .and_then(|registry| {
+                registry.push(
+                    &source.artifact,
+                    source.origin.as_ref(),
+                    &reference,
+                    &tags,
+                    context.store,
+                )
+            })
             .map_err(|e| partial(&reached, indices[0], e.into()))?;
         reached.extend(indices);
         for tag in &tags {

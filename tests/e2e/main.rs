@@ -30,6 +30,7 @@ mod registry_auth;
 mod registry_failures;
 mod relocate;
 mod reproducible;
+mod scale;
 mod secrets;
 mod secrets_never_printed;
 mod sign;
