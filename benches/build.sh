@@ -45,43 +45,7 @@ APP=$WORK/app
 if [ ! -f "$APP/.generated-v2-$SIZE_MB" ]; then
     rm -rf "$APP"
     echo "bench: generating a ${SIZE_MB} MB app in $APP" >&2
-    python3 - "$APP" "$SIZE_MB" <<'PY'
-import os, random, sys
-root, size_mb = sys.argv[1], int(sys.argv[2])
-rng = random.Random(20261121)
-total = size_mb * 1024 * 1024
-large_share = total // 2            # half the bytes in 10 large files
-small_files = 19_990
-small_avg = (total - large_share) // small_files
-words = [bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9))) for _ in range(5000)]
-def text(n):
-    out = bytearray()
-    while len(out) < n:
-        out += b" ".join(rng.choice(words) for _ in range(12)) + b"\n"
-    return bytes(out[:n])
-def noise(n):
-    return rng.randbytes(n)
-lib = os.path.join(root, "library")
-# Packages under site-packages with no metadata, as `pip --target` of wheels stripped of dist-info.
-site = os.path.join(lib, "lib", "python3.11", "site-packages")
-for i in range(small_files):
-    pkg = os.path.join(site, f"pkg{i % 40:02d}", f"mod{i % 7}")
-    os.makedirs(pkg, exist_ok=True)
-    n = max(1, int(rng.expovariate(1 / small_avg)))
-    with open(os.path.join(pkg, f"f{i:05d}.{'py' if i % 2 else 'bin'}"), "wb") as f:
-        f.write(text(n) if i % 2 else noise(n))
-for i in range(10):
-    with open(os.path.join(site, f"pkg{i:02d}", f"large{i}.dat"), "wb") as f:
-        chunk = large_share // 10
-        f.write(text(chunk) if i % 2 else noise(chunk))
-os.makedirs(os.path.join(root, "workspace"), exist_ok=True)
-with open(os.path.join(root, "workspace", "notebook.ipynb"), "w") as f:
-    f.write('{"cells": []}\n')
-with open(os.path.join(root, "stowage.toml"), "w") as f:
-    f.write('base = "scratch"\n[app]\nlibrary = { source = "library", target = "/opt/app" }\n'
-            'workspace = { source = "workspace", target = "/home/user/work" }\ncommand = ["/opt/app/run"]\n')
-open(os.path.join(root, f".generated-v2-{size_mb}"), "w").close()
-PY
+    python3 benches/gen_app.py "$APP" "$SIZE_MB"
 fi
 LIB=$APP/library
 # The command the spec names, for the start check (a tree generated before it had none).

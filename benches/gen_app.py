@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The synthetic app of the benches: python3 benches/gen_app.py DIR SIZE_MB.
 
-The same tree benches/build.sh generates inline (same seed, same marker
-file), so either bench may generate it and the other reuses it: SIZE_MB in
+benches/build.sh and benches/cache.sh both generate it here (same seed,
+same marker file), so either may generate it and the other reuses it: SIZE_MB in
 about 20,000 files under lib/python3.11/site-packages, half compressible
 text and half random bytes, half the bytes in 10 large files.
 """
