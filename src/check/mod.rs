@@ -2,7 +2,8 @@
 //!
 //! Before anything is written or pushed, the first word of entrypoint +
 //! command is resolved in the image's own filesystem (`tree`: the base's
-//! layers, then the added ones, with whiteouts and symlinks), against the
+//! layers with whiteouts and symlinks; `stack`: the added ones over them,
+//! looked up in their plans), against the
 //! config's PATH for a bare name. It must be a regular file the image's user
 //! may execute; a `#!` interpreter (and what `/usr/bin/env NAME` runs) and
 //! an ELF's program interpreter must be in the image too (`program`); a user
