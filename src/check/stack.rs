@@ -93,13 +93,18 @@ impl<'a> Stack<'a> {
     /// Whether added layer `number` puts a non-folder at a folder above
     /// `key`, which hides whatever the layers below have at `key`.
     fn hides(&self, number: usize, layer: &Added<'_>, key: &[u8]) -> bool {
-        key.iter()
-            .enumerate()
-            .filter(|(_, b)| **b == b'/')
-            .any(|(i, _)| {
-                self.node_in(number, layer, &key[..i])
-                    .is_some_and(|node| node != Node::Dir)
-            })
+        let folders = key.iter().enumerate().filter(|(_, b)| **b == b'/');
+        for (end, _) in folders {
+            match self.node_in(number, layer, &key[..end]) {
+                Some(Node::Dir) => {}
+                Some(_) => return true,
+                // The layer spells out the ancestors of what it holds: with
+                // nothing at this folder (and no entry moved), nothing beneath it either.
+                None if layer.moves.is_empty() => return false,
+                None => {}
+            }
+        }
+        false
     }
 }
 
