@@ -398,4 +398,44 @@ mod tests {
             );
         }
     }
+    #[test]
+    fn a_file_over_a_base_folder_hides_it_from_every_layer_above() {
+        // No layer here moves an entry, so lookups take the early way out.
+        let dir = tempfile::tempdir().unwrap();
+        let single = dir.path().join("single");
+        fs::write(&single, "x").unwrap();
+        let (excludes, mut known) = (Excludes::new(&[]).unwrap(), KnownDirs::new());
+        let file = [root(&single, "/opt/x", None)];
+        let lower = plan_layer("lower", &file, &excludes, &mut known).unwrap();
+        let folder = [root(&single, "/opt/x/new", None)];
+        let upper = plan_layer("upper", &folder, &excludes, &mut known).unwrap();
+        let folders = folders_of(&base(), &[&lower, &upper]);
+        let mut eager = base();
+        eager.apply_plan(0, &lower, &folders);
+        eager.apply_plan(1, &upper, &folders);
+        let mut lazy = Stack::new(base(), &folders);
+        lazy.push(&lower);
+        lazy.push(&upper);
+        for path in [
+            "/opt/x/old",
+            "/opt/x/new",
+            "/opt/x",
+            "/opt",
+            "/usr/bin/python3",
+        ] {
+            let (want, got) = (
+                eager.resolve(path.as_bytes()),
+                lazy.resolve(path.as_bytes()),
+            );
+            assert_eq!(got, want, "{path}");
+        }
+        assert_eq!(lazy.resolve(b"/opt/x/old"), Err(Lookup::Missing));
+        assert!(matches!(
+            lazy.resolve(b"/opt/x/new"),
+            Ok(Found::File {
+                source: Source::Added { layer: 1, .. },
+                ..
+            })
+        ));
+    }
 }
