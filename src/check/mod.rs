@@ -2,7 +2,8 @@
 //!
 //! Before anything is written or pushed, the first word of entrypoint +
 //! command is resolved in the image's own filesystem (`tree`: the base's
-//! layers, then the added ones, with whiteouts and symlinks), against the
+//! layers with whiteouts and symlinks; `stack`: the added ones over them,
+//! looked up in their plans), against the
 //! config's PATH for a bare name. It must be a regular file the image's user
 //! may execute; a `#!` interpreter (and what `/usr/bin/env NAME` runs) and
 //! an ELF's program interpreter must be in the image too (`program`); a user
@@ -20,11 +21,13 @@ use serde_json::Value;
 
 pub mod base;
 pub mod program;
+pub mod stack;
 pub mod tree;
 pub mod users;
 
 pub use base::{cached_base_head, cached_base_tree, read_base_head, read_base_tree};
-pub use tree::{Change, Found, Lookup, Node, Source, Tree};
+pub use stack::Stack;
+pub use tree::{Change, Filesystem, Found, Lookup, Node, Source, Tree};
 
 use program::{HEAD_BYTES, Kind};
 
@@ -262,8 +265,8 @@ pub enum Checked {
 
 /// Checks that `config`'s program would start in the image `tree` holds
 /// (`scope` says whether that is the whole image); heads come from `heads`.
-pub fn check_start<R: ReadHead>(
-    tree: &Tree<'_>,
+pub fn check_start<F: Filesystem, R: ReadHead>(
+    tree: &F,
     config: &StartConfig,
     scope: Scope,
     heads: &mut R,
@@ -300,8 +303,8 @@ struct Ids {
     gids: Vec<u64>,
 }
 
-struct Checker<'a, R> {
-    tree: &'a Tree<'a>,
+struct Checker<'a, F, R> {
+    tree: &'a F,
     path_var: &'a str,
     scope: Scope,
     heads: &'a mut R,
@@ -312,7 +315,7 @@ struct Checker<'a, R> {
     top: String,
 }
 
-impl<R: ReadHead> Checker<'_, R> {
+impl<F: Filesystem, R: ReadHead> Checker<'_, F, R> {
     fn fail(&self, why: Why) -> R::Error {
         let said = docker_said(&why, &self.top);
         CheckError::WouldNotStart { said, why }.into()
@@ -367,7 +370,7 @@ impl<R: ReadHead> Checker<'_, R> {
                 gid,
                 source,
                 ..
-            }) => (mode, uid, gid, source.clone()),
+            }) => (mode, uid, gid, source),
             Ok(Found::Dir) => return Err(self.fail(Why::Directory { path: label })),
             Err(Lookup::Loop) => return Err(self.fail(Why::Loop { path: label })),
             Err(Lookup::Missing) if self.scope == Scope::AddedOnly => {
@@ -550,10 +553,7 @@ impl<R: ReadHead> Checker<'_, R> {
     /// The bytes of a file of the image, or None when it is not there.
     fn image_file(&mut self, path: &str) -> Result<Option<Vec<u8>>, R::Error> {
         match self.tree.resolve(path.as_bytes()) {
-            Ok(Found::File { source, .. }) => {
-                let source = source.clone();
-                Ok(Some(self.heads.read_head(&source, MAX_READ)?))
-            }
+            Ok(Found::File { source, .. }) => Ok(Some(self.heads.read_head(&source, MAX_READ)?)),
             _ => Ok(None),
         }
     }

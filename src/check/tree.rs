@@ -9,6 +9,7 @@ use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(test)]
 use crate::layer::{BaseFolders, LayerPlan, PlannedKind};
 
 /// How many symlinks one lookup follows before it gives up, as Linux does (`ELOOP`).
@@ -88,14 +89,14 @@ impl Change {
 
 /// What a lookup found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Found<'a> {
+pub enum Found {
     /// A regular file, at this path once every symlink is followed.
     File {
         path: Vec<u8>,
         mode: u32,
         uid: u64,
         gid: u64,
-        source: &'a Source,
+        source: Source,
     },
     /// A folder (listed, or implied by paths beneath it).
     Dir,
@@ -109,10 +110,10 @@ pub enum Lookup {
     Loop,
 }
 
-/// Every path of the image, after all layers so far.
-///
-/// An added layer's paths are borrowed from its plan (`'p`), not copied: the
-/// tree holds every file of the build, and a library can have a million.
+/// Every path of the image, after all layers so far: the base's layers, as
+/// the check keeps them. A build's added layers are looked up in their plans
+/// instead (`Stack`); the tests apply them here too, borrowing their paths
+/// (`'p`), as the model the lazy lookups must agree with.
 #[derive(Debug, Clone, Default)]
 pub struct Tree<'p> {
     nodes: BTreeMap<Cow<'p, [u8]>, Node>,
@@ -198,6 +199,9 @@ impl<'p> Tree<'p> {
 
     /// Applies added layer number `index` as it will be written over the
     /// base. stowage never writes whiteouts, so its entries go straight in.
+    /// The build looks added layers up lazily (`Stack`); this eager copy is
+    /// the model the tests hold `Stack` to.
+    #[cfg(test)]
     pub fn apply_plan(&mut self, index: usize, layer: &'p LayerPlan, base: &'p BaseFolders) {
         let changes = layer.planned_entries(base).map(|entry| {
             let path = Cow::Borrowed(entry.path);
@@ -276,61 +280,6 @@ impl<'p> Tree<'p> {
             .any(|prefix| self.symlinks.contains(prefix))
     }
 
-    /// What an absolute (or root-relative) path leads to, following symlinks
-    /// inside the image the way the kernel does: `..` stops at the root, an
-    /// absolute target starts again from the root.
-    pub fn resolve(&self, path: &[u8]) -> Result<Found<'_>, Lookup> {
-        let key = self.walk(path)?;
-        match self.nodes.get(key.as_slice()) {
-            Some(Node::File {
-                mode,
-                uid,
-                gid,
-                source,
-            }) => Ok(Found::File {
-                path: key,
-                mode: *mode,
-                uid: *uid,
-                gid: *gid,
-                source,
-            }),
-            _ => Ok(Found::Dir),
-        }
-    }
-
-    /// The path with every symlink on it followed; each part must exist.
-    fn walk(&self, path: &[u8]) -> Result<Vec<u8>, Lookup> {
-        let mut pending: Vec<Vec<u8>> = components(path).rev().collect();
-        let mut current: Vec<Vec<u8>> = Vec::new();
-        let mut followed = 0;
-        while let Some(part) = pending.pop() {
-            if part == b".." {
-                current.pop();
-                continue;
-            }
-            current.push(part);
-            let key = current.join(&b'/');
-            match self.nodes.get(key.as_slice()) {
-                Some(Node::Symlink { target }) => {
-                    followed += 1;
-                    if followed > MAX_SYMLINKS {
-                        return Err(Lookup::Loop);
-                    }
-                    current.pop();
-                    if target.starts_with(b"/") {
-                        current.clear();
-                    }
-                    pending.extend(components(target).rev());
-                }
-                Some(Node::File { .. }) if !pending.is_empty() => return Err(Lookup::Missing),
-                Some(_) => {}
-                None if !self.has_beneath(&key) => return Err(Lookup::Missing),
-                None => {}
-            }
-        }
-        Ok(current.join(&b'/'))
-    }
-
     /// Where an entry lands when it is unpacked: a symlink among its parents
     /// is followed inside the image, as containerd and podman unpack layers.
     fn placed(&self, path: Cow<'p, [u8]>, memo: &mut Option<(Vec<u8>, Vec<u8>)>) -> Cow<'p, [u8]> {
@@ -357,8 +306,79 @@ impl<'p> Tree<'p> {
         *memo = Some((parent.to_vec(), real));
         moved.map_or(path, Cow::Owned)
     }
+}
+
+/// An image's filesystem as the check asks it: what is at a path, and
+/// whether a folder is implied by paths beneath it; symlinks are followed
+/// on top of these two.
+pub trait Filesystem {
+    /// What is at `key` (no leading `/`, no symlink followed), if anything.
+    fn node(&self, key: &[u8]) -> Option<Cow<'_, Node>>;
 
     /// Whether some path lies beneath `folder` (a folder a tar implies without listing it).
+    fn has_beneath(&self, folder: &[u8]) -> bool;
+
+    /// What an absolute (or root-relative) path leads to, following symlinks
+    /// inside the image the way the kernel does: `..` stops at the root, an
+    /// absolute target starts again from the root.
+    fn resolve(&self, path: &[u8]) -> Result<Found, Lookup> {
+        let key = self.walk(path)?;
+        match self.node(&key).map(Cow::into_owned) {
+            Some(Node::File {
+                mode,
+                uid,
+                gid,
+                source,
+            }) => Ok(Found::File {
+                path: key,
+                mode,
+                uid,
+                gid,
+                source,
+            }),
+            _ => Ok(Found::Dir),
+        }
+    }
+
+    /// The path with every symlink on it followed; each part must exist.
+    fn walk(&self, path: &[u8]) -> Result<Vec<u8>, Lookup> {
+        let mut pending: Vec<Vec<u8>> = components(path).rev().collect();
+        let mut current: Vec<Vec<u8>> = Vec::new();
+        let mut followed = 0;
+        while let Some(part) = pending.pop() {
+            if part == b".." {
+                current.pop();
+                continue;
+            }
+            current.push(part);
+            let key = current.join(&b'/');
+            match self.node(&key).as_deref() {
+                Some(Node::Symlink { target }) => {
+                    followed += 1;
+                    if followed > MAX_SYMLINKS {
+                        return Err(Lookup::Loop);
+                    }
+                    current.pop();
+                    if target.starts_with(b"/") {
+                        current.clear();
+                    }
+                    pending.extend(components(target).rev());
+                }
+                Some(Node::File { .. }) if !pending.is_empty() => return Err(Lookup::Missing),
+                Some(_) => {}
+                None if !self.has_beneath(&key) => return Err(Lookup::Missing),
+                None => {}
+            }
+        }
+        Ok(current.join(&b'/'))
+    }
+}
+
+impl Filesystem for Tree<'_> {
+    fn node(&self, key: &[u8]) -> Option<Cow<'_, Node>> {
+        self.nodes.get(key).map(Cow::Borrowed)
+    }
+
     fn has_beneath(&self, folder: &[u8]) -> bool {
         let prefix = join(folder, b"");
         self.nodes

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Digest;
 use crate::store::Cache;
 
-use crate::check::{self, CheckError, Checked, ReadHead, Scope, Source, StartConfig, Tree};
+use crate::check::{self, CheckError, Checked, ReadHead, Scope, Source, Stack, StartConfig, Tree};
 use crate::error::Error;
 use crate::image::{Artifact, Image};
 use crate::layer::{self, BaseFolders};
@@ -93,7 +93,7 @@ pub(super) fn check_start(
     Ok(Some(checked))
 }
 
-/// The check itself: the base's tree, the added layers over it, the program resolved.
+/// The check itself: the base's tree, the added layers over it (looked up lazily), the program resolved.
 fn run_check(
     plan: &BuildPlan,
     base: &CheckedBase<'_>,
@@ -103,12 +103,14 @@ fn run_check(
     context: &Context<'_>,
 ) -> Result<Checked, Error> {
     let read_base = base.image.filter(|_| !plan.keep_base_remote);
-    let mut tree = match read_base {
+    let base_tree = match read_base {
         Some(image) => base_tree(image, base.origin, context)?,
         None => Tree::default(),
     };
-    for (index, layer) in plan.layers.iter().enumerate() {
-        tree.apply_plan(index, layer, folders);
+    // The added layers are looked into, not copied: the check holds nothing per added file.
+    let mut image = Stack::new(base_tree, folders);
+    for layer in &plan.layers {
+        image.push(layer);
     }
     let mut heads = Heads {
         plan,
@@ -117,7 +119,7 @@ fn run_check(
         context,
         fetched: false,
     };
-    check::check_start(&tree, config, scope, &mut heads)
+    check::check_start(&image, config, scope, &mut heads)
 }
 
 /// The base's tree, remembered per base digest; its layers are fetched only when it is not.

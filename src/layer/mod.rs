@@ -347,33 +347,52 @@ impl LayerPlan {
         &'a self,
         base: &'a BaseFolders,
     ) -> impl Iterator<Item = PlannedEntry<'a>> + 'a {
-        // A defaulted folder takes the base's mode, which the check never looks at;
-        // where the base has something other than a folder, the layer leaves it out.
-        self.entries
-            .iter()
-            .enumerate()
-            .filter(move |(_, e)| !(e.defaulted && base.get(&*e.path) == Some(&BaseFolder::NotDir)))
-            .map(|(index, entry)| PlannedEntry {
-                index,
-                path: &entry.path,
-                kind: match &entry.kind {
-                    EntryKind::Dir => PlannedKind::Dir,
-                    EntryKind::File { .. } => PlannedKind::File,
-                    EntryKind::Symlink { target } => PlannedKind::Symlink {
-                        target: match (entry.rewrite, &self.relocation) {
-                            (Some(RewriteKind::Symlink), Some(relocation)) => {
-                                relocate::link_target(target, relocation)
-                                    .map_or(Cow::Borrowed(&**target), Cow::Owned)
-                            }
-                            _ => Cow::Borrowed(&**target),
-                        },
+        (0..self.entries.len()).filter_map(move |index| self.planned_entry(index, base))
+    }
+
+    /// Entry `index` as written over `base`; None past the end, or for a
+    /// defaulted folder the layer leaves out because the base has something
+    /// other than a folder there.
+    pub fn planned_entry<'a>(
+        &'a self,
+        index: usize,
+        base: &'a BaseFolders,
+    ) -> Option<PlannedEntry<'a>> {
+        let entry = self.entries.get(index)?;
+        // A defaulted folder takes the base's mode, which the check never looks at.
+        if entry.defaulted && base.get(&*entry.path) == Some(&BaseFolder::NotDir) {
+            return None;
+        }
+        Some(PlannedEntry {
+            index,
+            path: &entry.path,
+            kind: match &entry.kind {
+                EntryKind::Dir => PlannedKind::Dir,
+                EntryKind::File { .. } => PlannedKind::File,
+                EntryKind::Symlink { target } => PlannedKind::Symlink {
+                    target: match (entry.rewrite, &self.relocation) {
+                        (Some(RewriteKind::Symlink), Some(relocation)) => {
+                            relocate::link_target(target, relocation)
+                                .map_or(Cow::Borrowed(&**target), Cow::Owned)
+                        }
+                        _ => Cow::Borrowed(&**target),
                     },
-                    EntryKind::HardLink { to } => PlannedKind::HardLink { to },
                 },
-                mode: entry.mode,
-                owner: entry.owner,
-                rewrite: entry.rewrite.zip(self.relocation.as_ref()),
-            })
+                EntryKind::HardLink { to } => PlannedKind::HardLink { to },
+            },
+            mode: entry.mode,
+            owner: entry.owner,
+            rewrite: entry.rewrite.zip(self.relocation.as_ref()),
+        })
+    }
+
+    /// The index of the entry whose image path (no leading `/`) is exactly
+    /// `path`, left-out folders included: a binary search, as the entries are
+    /// sorted by path bytes.
+    pub fn find(&self, path: &[u8]) -> Option<usize> {
+        self.entries
+            .binary_search_by(|entry| (*entry.path).cmp(path))
+            .ok()
     }
 }
 

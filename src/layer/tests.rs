@@ -523,3 +523,39 @@ mod secret_scan_in_the_layer_pass {
         );
     }
 }
+
+#[test]
+fn find_looks_up_an_exact_image_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("lib");
+    fs::create_dir_all(src.join("b")).unwrap();
+    fs::write(src.join("b/z.txt"), "z").unwrap();
+    // `a-c` sorts between `a` and `a/…`: a search by string order would miss.
+    fs::write(src.join("a-c"), "ac").unwrap();
+    fs::create_dir(src.join("a")).unwrap();
+    fs::write(src.join("a/x"), "x").unwrap();
+    let plan = plan_layer(
+        "library",
+        &[root(&src, "/opt/app")],
+        &Excludes::new(&[]).unwrap(),
+        &mut KnownDirs::new(),
+    )
+    .unwrap();
+    let folders = BaseFolders::new();
+    let all: Vec<_> = plan.planned_entries(&folders).collect();
+    for entry in &all {
+        assert_eq!(plan.find(entry.path), Some(entry.index), "{:?}", entry.path);
+        let again = plan.planned_entry(entry.index, &folders).unwrap();
+        assert_eq!(again.path, entry.path);
+    }
+    assert_eq!(all.len(), 7);
+    for missing in [&b"opt/app/b/z"[..], b"/opt", b"opt/app/", b"opt/app/c", b""] {
+        assert_eq!(plan.find(missing), None, "{missing:?}");
+    }
+    // A defaulted ancestor the base has as a symlink is found, but not planned.
+    let mut over_link = BaseFolders::new();
+    over_link.insert(b"opt".to_vec(), BaseFolder::NotDir);
+    let opt = plan.find(b"opt").unwrap();
+    assert!(plan.planned_entry(opt, &over_link).is_none());
+    assert_eq!(plan.planned_entries(&over_link).count(), 6);
+}

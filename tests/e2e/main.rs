@@ -36,4 +36,5 @@ mod secrets_never_printed;
 mod sign;
 mod speed;
 mod start_check;
+mod start_check_layers;
 mod umoci_base;
