@@ -183,6 +183,9 @@ impl LayerPlan {
             &mut frames,
             format!("stowage layer v{LAYER_FORMAT_VERSION}").as_bytes(),
         );
+        // Each entry's stat facts go in as a digest (`Stamp::digest`); records
+        // of builds that hashed the fields themselves never match this input.
+        put(&mut frames, b"stamp digests");
         put(&mut frames, compression.name().as_bytes());
         put(
             &mut frames,
@@ -227,18 +230,7 @@ impl LayerPlan {
             put(&mut frames, &entry.mode.to_le_bytes());
             put(&mut frames, &entry.owner.uid.to_le_bytes());
             put(&mut frames, &entry.owner.gid.to_le_bytes());
-            let st = entry.stamp;
-            for field in [
-                st.mtime,
-                i64::from(st.mtime_nsec),
-                st.ctime,
-                i64::from(st.ctime_nsec),
-            ] {
-                put(&mut frames, &field.to_le_bytes());
-            }
-            for field in [st.size, st.inode, st.device] {
-                put(&mut frames, &field.to_le_bytes());
-            }
+            put(&mut frames, &entry.stamp);
         }
         let _ = hasher.write_all(&frames);
         hasher.finish().1

@@ -183,9 +183,10 @@ struct Entry {
     kind: EntryKind,
     mode: u32,
     owner: Owner,
-    /// What stat said, for the layer cache's fingerprint and hard-link detection.
-    stamp: Stamp,
-    /// A regular file with more than one link: a hard-link candidate.
+    /// A digest of what stat said, for the layer cache's fingerprint (16 bytes, not the 48 of the stat fields).
+    stamp: StampDigest,
+    /// A regular file with more than one link: a hard-link candidate, whose
+    /// inode the walk keeps aside (few files have one).
     multi_linked: bool,
     /// An ancestor folder whose mode and owner are only the default guess,
     /// to be replaced by the base's own when the base has the folder.
@@ -401,6 +402,10 @@ impl LayerPlan {
     }
 }
 
+/// A digest of the stat fields that change when a file's content or
+/// metadata may have changed: what the layer cache's fingerprint hashes per entry.
+type StampDigest = [u8; 16];
+
 /// The stat fields that change when a file's content or metadata may have changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 struct Stamp {
@@ -425,6 +430,35 @@ impl Stamp {
             inode: meta.ino(),
             device: meta.dev(),
         }
+    }
+
+    /// The first 16 bytes of a SHA-256 of the fields: a cache key needs
+    /// every change to show, and 128 bits make a collision as unlikely as
+    /// the fingerprint's own. The fields go in as fixed-width little-endian
+    /// words, so no two stamps share an input.
+    fn digest(&self) -> StampDigest {
+        use sha2::Digest as _;
+        let mut words = [0u8; 56];
+        let fields = [
+            self.mtime,
+            i64::from(self.mtime_nsec),
+            self.ctime,
+            i64::from(self.ctime_nsec),
+        ];
+        for (slot, field) in words.chunks_exact_mut(8).zip(fields) {
+            slot.copy_from_slice(&field.to_le_bytes());
+        }
+        for (slot, field) in
+            words[32..]
+                .chunks_exact_mut(8)
+                .zip([self.size, self.inode, self.device])
+        {
+            slot.copy_from_slice(&field.to_le_bytes());
+        }
+        let full = sha2::Sha256::digest(words);
+        let mut digest = [0u8; 16];
+        digest.copy_from_slice(&full[..16]);
+        digest
     }
 }
 

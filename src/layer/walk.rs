@@ -39,6 +39,7 @@ pub fn plan_layer(
 ) -> Result<LayerPlan, LayerError> {
     let mut entries = Vec::new();
     let mut warnings = Vec::new();
+    let mut links = Vec::new();
     for root in roots {
         let target = root.target.trim_start_matches('/').as_bytes();
         let meta = fs::symlink_metadata(&root.source).map_err(|source| LayerError::Read {
@@ -46,7 +47,24 @@ pub fn plan_layer(
             source,
         })?;
         if meta.is_dir() {
-            walk_folder(root, target, excludes, &mut entries, &mut warnings)?;
+            let found = Found {
+                source: &Arc::from(root.source.as_path()),
+                path: target.into(),
+                rel_start: rel_start(target),
+                meta: &meta,
+                owner: root.owner,
+            };
+            if let Some(entry) = entry_for(found, &mut warnings, &mut links)? {
+                entries.push(entry);
+            }
+            walk_folder(
+                root,
+                target,
+                excludes,
+                &mut entries,
+                &mut warnings,
+                &mut links,
+            )?;
         } else {
             let found = Found {
                 source: &Arc::from(root.source.as_path()),
@@ -55,7 +73,7 @@ pub fn plan_layer(
                 meta: &meta,
                 owner: root.owner,
             };
-            if let Some(entry) = entry_for(found, &mut warnings)? {
+            if let Some(entry) = entry_for(found, &mut warnings, &mut links)? {
                 let mode = root.mode.unwrap_or(entry.mode);
                 entries.push(Entry { mode, ..entry });
             }
@@ -80,7 +98,7 @@ pub fn plan_layer(
             });
         }
     }
-    link_hard_links(&mut entries);
+    link_hard_links(&mut entries, links);
     for entry in &entries {
         if matches!(entry.kind, EntryKind::Dir) {
             known_dirs.insert(
@@ -149,7 +167,7 @@ pub(super) fn add_ancestors(roots: &[LayerRoot], known_dirs: &KnownDirs, entries
             mode: known.mode,
             owner: known.owner,
             multi_linked: false,
-            stamp: Stamp::default(),
+            stamp: Stamp::default().digest(),
             defaulted: known.defaulted,
             rewrite: None,
         });
@@ -162,22 +180,9 @@ pub(super) fn walk_folder(
     excludes: &Excludes,
     entries: &mut Vec<Entry>,
     warnings: &mut Vec<String>,
+    links: &mut Vec<LinkCandidate>,
 ) -> Result<(), LayerError> {
-    let meta = fs::symlink_metadata(&root.source).map_err(|source| LayerError::Read {
-        path: root.source.clone(),
-        source,
-    })?;
     let source: Arc<Path> = Arc::from(root.source.as_path());
-    let found = Found {
-        source: &source,
-        path: target.into(),
-        rel_start: rel_start(target),
-        meta: &meta,
-        owner: root.owner,
-    };
-    if let Some(entry) = entry_for(found, warnings)? {
-        entries.push(entry);
-    }
     // Folders are listed by a few threads at once: a stat is a syscall, and
     // on a cold disk cache it waits on the disk. The plan is sorted
     // afterwards, so the order they finish in does not matter.
@@ -197,7 +202,7 @@ pub(super) fn walk_folder(
         let walkers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
-                    let (mut found, mut notes) = (Vec::new(), Vec::new());
+                    let mut found = Listed::default();
                     while let Some(rel_dir) = queue.next() {
                         let folder = Folder {
                             root,
@@ -205,21 +210,22 @@ pub(super) fn walk_folder(
                             target,
                             rel_dir: &rel_dir,
                         };
-                        match list_folder(&folder, excludes, &mut found, &mut notes) {
+                        match list_folder(&folder, excludes, &mut found) {
                             Ok(folders) => queue.done(folders),
                             Err(err) => queue.fail(err),
                         }
                     }
-                    (found, notes)
+                    found
                 })
             })
             .collect();
         let mut lists = Vec::new();
         for walker in walkers {
             match walker.join() {
-                Ok((found, notes)) => {
-                    lists.push(found);
-                    warnings.extend(notes);
+                Ok(found) => {
+                    lists.push(found.entries);
+                    warnings.extend(found.warnings);
+                    links.extend(found.links);
                 }
                 Err(panic) => std::panic::resume_unwind(panic),
             }
@@ -318,8 +324,7 @@ pub(super) struct Folder<'a> {
 pub(super) fn list_folder(
     folder: &Folder<'_>,
     excludes: &Excludes,
-    entries: &mut Vec<Entry>,
-    warnings: &mut Vec<String>,
+    listed: &mut Listed,
 ) -> Result<Vec<PathBuf>, LayerError> {
     let dir = folder.root.source.join(folder.rel_dir);
     let listing = fs::read_dir(&dir).map_err(|source| LayerError::Read {
@@ -373,12 +378,24 @@ pub(super) fn list_folder(
             meta: &meta,
             owner: folder.root.owner,
         };
-        if let Some(entry) = entry_for(found, warnings)? {
-            entries.push(entry);
+        if let Some(entry) = entry_for(found, &mut listed.warnings, &mut listed.links)? {
+            listed.entries.push(entry);
         }
     }
     Ok(folders)
 }
+
+/// What one walking thread found.
+#[derive(Default)]
+pub(super) struct Listed {
+    pub(super) entries: Vec<Entry>,
+    pub(super) warnings: Vec<String>,
+    pub(super) links: Vec<LinkCandidate>,
+}
+
+/// A file with more than one link, by path, and its (device, inode): kept
+/// beside the entries rather than in each, since few files have one.
+pub(super) type LinkCandidate = (Box<[u8]>, (u64, u64));
 
 /// What the walk found at one path, before it is checked into an entry.
 pub(super) struct Found<'a> {
@@ -392,6 +409,7 @@ pub(super) struct Found<'a> {
 pub(super) fn entry_for(
     found: Found<'_>,
     warnings: &mut Vec<String>,
+    links: &mut Vec<LinkCandidate>,
 ) -> Result<Option<Entry>, LayerError> {
     let Found {
         source,
@@ -407,7 +425,7 @@ pub(super) fn entry_for(
         kind: EntryKind::Dir,
         mode: meta.mode() & 0o7777,
         owner,
-        stamp: Stamp::of(meta),
+        stamp: Stamp::of(meta).digest(),
         multi_linked: meta.is_file() && meta.nlink() > 1,
         defaulted: false,
         rewrite: None,
@@ -440,21 +458,30 @@ pub(super) fn entry_for(
             kind,
         });
     };
+    if entry.multi_linked {
+        links.push((entry.path.clone(), (meta.dev(), meta.ino())));
+    }
     Ok(Some(entry))
 }
 
 /// The first path of a (dev, inode) pair in sorted order keeps the content; later ones become tar hard links to it.
-pub(super) fn link_hard_links(entries: &mut [Entry]) {
+pub(super) fn link_hard_links(entries: &mut [Entry], links: Vec<LinkCandidate>) {
+    if links.is_empty() {
+        return;
+    }
+    let inodes: HashMap<Box<[u8]>, (u64, u64)> = links.into_iter().collect();
     let mut first_seen: HashMap<(u64, u64), Box<[u8]>> = HashMap::new();
     for entry in entries.iter_mut() {
         if !entry.multi_linked {
             continue;
         }
-        let inode = (entry.stamp.device, entry.stamp.inode);
-        match first_seen.get(&inode) {
+        let Some(inode) = inodes.get(&entry.path) else {
+            continue;
+        };
+        match first_seen.get(inode) {
             Some(first) => entry.kind = EntryKind::HardLink { to: first.clone() },
             None => {
-                first_seen.insert(inode, entry.path.clone());
+                first_seen.insert(*inode, entry.path.clone());
             }
         }
     }
