@@ -25,6 +25,7 @@ pub mod base_folders;
 pub mod cached;
 mod content;
 mod excludes;
+mod paths;
 pub mod progress;
 mod relocate;
 mod split;
@@ -35,6 +36,7 @@ pub use base_folders::scan_base_folders;
 pub use cached::write_layers;
 pub use content::{SharedContents, content_hint, content_key};
 pub use excludes::Excludes;
+use paths::{PathArena, Span};
 pub use progress::LayerProgress;
 pub use relocate::{Relocation, RewriteKind, relocated_head};
 pub use split::{GroupKey, LayerPart, LibrarySplit, OWN_LAYER_BYTES};
@@ -162,20 +164,22 @@ pub struct LayerRoot {
     pub mode: Option<u32>,
 }
 
-#[derive(Debug, Clone)]
+/// What an entry is; link targets are in the plan's [`PathArena`].
+#[derive(Debug, Clone, Copy)]
 enum EntryKind {
     Dir,
     File { size: u64 },
-    Symlink { target: Box<[u8]> },
-    HardLink { to: Box<[u8]> },
+    Symlink { target: Span },
+    HardLink { to: Span },
 }
 
 /// One planned entry. A plan holds one per file of the tree for the whole
-/// build, so it is kept small: the path is its only allocation, and where
-/// the bytes are read from is derived from it and the shared source folder.
+/// build, so it is kept small: it allocates nothing (its path is in the
+/// plan's arena), and where the bytes are read from is derived from the
+/// path and the shared source folder.
 #[derive(Debug, Clone)]
 struct Entry {
-    path: Box<[u8]>,
+    path: Span,
     /// The source folder (or single file) the entry was found under, shared by its entries.
     source: Arc<Path>,
     /// Where `path`'s part below `source` starts; at or past its end for `source` itself.
@@ -195,13 +199,41 @@ struct Entry {
     rewrite: Option<RewriteKind>,
 }
 
-impl Entry {
+/// An entry with its path and link target read from the plan's arena, as
+/// writing, fingerprinting and relocation see it.
+#[derive(Debug, Clone, Copy)]
+struct EntryView<'a> {
+    path: &'a [u8],
+    kind: ViewKind<'a>,
+    source: &'a Arc<Path>,
+    rel_start: u32,
+    mode: u32,
+    owner: Owner,
+    stamp: &'a StampDigest,
+    rewrite: Option<RewriteKind>,
+}
+
+/// [`EntryKind`] with the link targets' bytes.
+#[derive(Debug, Clone, Copy)]
+enum ViewKind<'a> {
+    Dir,
+    File { size: u64 },
+    Symlink { target: &'a [u8] },
+    HardLink { to: &'a [u8] },
+}
+
+impl EntryView<'_> {
     /// Where the entry's bytes are read from (allocates: asked once per file written).
     fn disk(&self) -> PathBuf {
-        match self.path.get(self.rel_start as usize..) {
-            Some(rel) if !rel.is_empty() => self.source.join(OsStr::from_bytes(rel)),
-            _ => self.source.to_path_buf(),
-        }
+        disk_path(self.source, self.path, self.rel_start)
+    }
+}
+
+/// Where the bytes of the entry at `path`, found under `source`, are read from.
+fn disk_path(source: &Path, path: &[u8], rel_start: u32) -> PathBuf {
+    match path.get(rel_start as usize..) {
+        Some(rel) if !rel.is_empty() => source.join(OsStr::from_bytes(rel)),
+        _ => source.to_path_buf(),
     }
 }
 
@@ -210,7 +242,10 @@ impl Entry {
 pub struct LayerPlan {
     pub name: String,
     pub sources: Vec<PathBuf>,
+    /// Sorted by path bytes.
     entries: Vec<Entry>,
+    /// The entries' paths and link targets, shared by the plans a split makes of one.
+    paths: Arc<PathArena>,
     /// Entries of every kind (folders, files, links).
     pub entry_count: u64,
     /// Regular files (hard links not counted twice).
@@ -277,26 +312,55 @@ impl LayerPlan {
         self.entries
             .iter()
             .filter(|e| e.defaulted)
-            .map(|e| &*e.path)
+            .map(|e| self.paths.get(e.path))
+    }
+
+    /// Entry `entry` with its bytes from the arena.
+    fn view<'a>(&'a self, entry: &'a Entry) -> EntryView<'a> {
+        let paths = &*self.paths;
+        EntryView {
+            path: paths.get(entry.path),
+            kind: match entry.kind {
+                EntryKind::Dir => ViewKind::Dir,
+                EntryKind::File { size } => ViewKind::File { size },
+                EntryKind::Symlink { target } => ViewKind::Symlink {
+                    target: paths.get(target),
+                },
+                EntryKind::HardLink { to } => ViewKind::HardLink { to: paths.get(to) },
+            },
+            source: &entry.source,
+            rel_start: entry.rel_start,
+            mode: entry.mode,
+            owner: entry.owner,
+            stamp: &entry.stamp,
+            rewrite: entry.rewrite,
+        }
+    }
+
+    /// The index of the entry whose image path (without the leading `/`) is exactly `path`.
+    pub fn find(&self, path: &[u8]) -> Option<usize> {
+        self.entries
+            .binary_search_by(|entry| self.paths.get(entry.path).cmp(path))
+            .ok()
     }
 
     /// The entries as written over `base`: a defaulted ancestor takes the
     /// base's mode and owner, and is left out where the base has something
     /// other than a folder. The plan itself never changes.
-    fn entries_over<'a>(&'a self, base: &'a BaseFolders) -> impl Iterator<Item = Cow<'a, Entry>> {
+    fn entries_over<'a>(&'a self, base: &'a BaseFolders) -> impl Iterator<Item = EntryView<'a>> {
         self.entries.iter().filter_map(|entry| {
+            let mut view = self.view(entry);
             if !entry.defaulted {
-                return Some(Cow::Borrowed(entry));
+                return Some(view);
             }
-            match base.get(&*entry.path) {
+            match base.get(view.path) {
                 Some(BaseFolder::Dir { mode, owner }) => {
-                    let mut resolved = entry.clone();
-                    resolved.mode = *mode;
-                    resolved.owner = *owner;
-                    Some(Cow::Owned(resolved))
+                    view.mode = *mode;
+                    view.owner = *owner;
+                    Some(view)
                 }
                 Some(BaseFolder::NotDir) => None,
-                None => Some(Cow::Borrowed(entry)),
+                None => Some(view),
             }
         })
     }
@@ -306,7 +370,9 @@ impl LayerPlan {
         let dropped = self
             .entries
             .iter()
-            .filter(|e| e.defaulted && base.get(&*e.path) == Some(&BaseFolder::NotDir))
+            .filter(|e| {
+                e.defaulted && base.get(self.paths.get(e.path)) == Some(&BaseFolder::NotDir)
+            })
             .count() as u64;
         self.entry_count - dropped
     }
@@ -353,23 +419,25 @@ impl LayerPlan {
         self.entries
             .iter()
             .enumerate()
-            .filter(move |(_, e)| !(e.defaulted && base.get(&*e.path) == Some(&BaseFolder::NotDir)))
+            .filter(move |(_, e)| {
+                !(e.defaulted && base.get(self.paths.get(e.path)) == Some(&BaseFolder::NotDir))
+            })
             .map(|(index, entry)| PlannedEntry {
                 index,
-                path: &entry.path,
-                kind: match &entry.kind {
-                    EntryKind::Dir => PlannedKind::Dir,
-                    EntryKind::File { .. } => PlannedKind::File,
-                    EntryKind::Symlink { target } => PlannedKind::Symlink {
+                path: self.paths.get(entry.path),
+                kind: match self.view(entry).kind {
+                    ViewKind::Dir => PlannedKind::Dir,
+                    ViewKind::File { .. } => PlannedKind::File,
+                    ViewKind::Symlink { target } => PlannedKind::Symlink {
                         target: match (entry.rewrite, &self.relocation) {
                             (Some(RewriteKind::Symlink), Some(relocation)) => {
                                 relocate::link_target(target, relocation)
-                                    .map_or(Cow::Borrowed(&**target), Cow::Owned)
+                                    .map_or(Cow::Borrowed(target), Cow::Owned)
                             }
-                            _ => Cow::Borrowed(&**target),
+                            _ => Cow::Borrowed(target),
                         },
                     },
-                    EntryKind::HardLink { to } => PlannedKind::HardLink { to },
+                    ViewKind::HardLink { to } => PlannedKind::HardLink { to },
                 },
                 mode: entry.mode,
                 owner: entry.owner,
@@ -386,9 +454,10 @@ impl LayerPlan {
     ) -> Option<(PathBuf, Option<(RewriteKind, &Relocation)>)> {
         let entry = self.entries.get(index)?;
         match entry.kind {
-            EntryKind::File { .. } => {
-                Some((entry.disk(), entry.rewrite.zip(self.relocation.as_ref())))
-            }
+            EntryKind::File { .. } => Some((
+                self.view(entry).disk(),
+                entry.rewrite.zip(self.relocation.as_ref()),
+            )),
             _ => None,
         }
     }

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 
 use super::excludes::Excludes;
-use super::{Entry, EntryKind, KnownDir, KnownDirs, LayerError, LayerPlan, LayerRoot, Stamp};
+use super::paths::{PathArena, Span};
+use super::{
+    Entry, EntryKind, KnownDir, KnownDirs, LayerError, LayerPlan, LayerRoot, Stamp, disk_path,
+};
 use crate::spec::Owner;
 
 /// Mode of an ancestor folder nobody described: what every distribution uses.
@@ -37,72 +40,62 @@ pub fn plan_layer(
     excludes: &Excludes,
     known_dirs: &mut KnownDirs,
 ) -> Result<LayerPlan, LayerError> {
-    let mut entries = Vec::new();
-    let mut warnings = Vec::new();
-    let mut links = Vec::new();
+    let mut listed = Listed::default();
     for root in roots {
         let target = root.target.trim_start_matches('/').as_bytes();
         let meta = fs::symlink_metadata(&root.source).map_err(|source| LayerError::Read {
             path: root.source.clone(),
             source,
         })?;
+        let found = Found {
+            source: &Arc::from(root.source.as_path()),
+            path: target,
+            rel_start: rel_start(target),
+            meta: &meta,
+            owner: root.owner,
+        };
+        if let Some(entry) = entry_for(found, &mut listed)? {
+            let mode = if meta.is_dir() { None } else { root.mode };
+            let mode = mode.unwrap_or(entry.mode);
+            listed.entries.push(Entry { mode, ..entry });
+        }
         if meta.is_dir() {
-            let found = Found {
-                source: &Arc::from(root.source.as_path()),
-                path: target.into(),
-                rel_start: rel_start(target),
-                meta: &meta,
-                owner: root.owner,
-            };
-            if let Some(entry) = entry_for(found, &mut warnings, &mut links)? {
-                entries.push(entry);
-            }
-            walk_folder(
-                root,
-                target,
-                excludes,
-                &mut entries,
-                &mut warnings,
-                &mut links,
-            )?;
-        } else {
-            let found = Found {
-                source: &Arc::from(root.source.as_path()),
-                path: target.into(),
-                rel_start: rel_start(target),
-                meta: &meta,
-                owner: root.owner,
-            };
-            if let Some(entry) = entry_for(found, &mut warnings, &mut links)? {
-                let mode = root.mode.unwrap_or(entry.mode);
-                entries.push(Entry { mode, ..entry });
-            }
+            walk_folder(root, target, excludes, &mut listed)?;
         }
     }
-    add_ancestors(roots, known_dirs, &mut entries);
+    add_ancestors(roots, known_dirs, &mut listed)?;
+    let Listed {
+        mut entries,
+        warnings,
+        links,
+        mut paths,
+    } = listed;
+    paths.shrink();
     // In place (a stable sort would allocate half the plan again); equal paths
     // are a collision, ordered by source so the error names them the same way each run.
     entries.sort_unstable_by(|a, b| {
-        a.path
-            .cmp(&b.path)
+        paths
+            .get(a.path)
+            .cmp(paths.get(b.path))
             .then_with(|| a.source.cmp(&b.source))
             .then_with(|| a.rel_start.cmp(&b.rel_start))
     });
     for pair in entries.windows(2) {
-        if pair[0].path == pair[1].path {
+        let (first, second) = (paths.get(pair[0].path), paths.get(pair[1].path));
+        if first == second {
             return Err(LayerError::Collision {
                 layer: name.to_string(),
-                target: String::from_utf8_lossy(&pair[0].path).into_owned(),
-                first: pair[0].disk(),
-                second: pair[1].disk(),
+                target: String::from_utf8_lossy(first).into_owned(),
+                first: disk_path(&pair[0].source, first, pair[0].rel_start),
+                second: disk_path(&pair[1].source, second, pair[1].rel_start),
             });
         }
     }
-    link_hard_links(&mut entries, links);
+    link_hard_links(&mut entries, &paths, links);
     for entry in &entries {
         if matches!(entry.kind, EntryKind::Dir) {
             known_dirs.insert(
-                entry.path.to_vec(),
+                paths.get(entry.path).to_vec(),
                 KnownDir {
                     mode: entry.mode,
                     owner: entry.owner,
@@ -129,6 +122,7 @@ pub fn plan_layer(
         file_count,
         content_bytes,
         entries,
+        paths: Arc::new(paths),
         warnings,
         secret_scan: None,
         parts: Vec::new(),
@@ -136,7 +130,18 @@ pub fn plan_layer(
     })
 }
 
-pub(super) fn add_ancestors(roots: &[LayerRoot], known_dirs: &KnownDirs, entries: &mut Vec<Entry>) {
+/// Keeps `bytes` in the plan's arena.
+fn keep(paths: &mut PathArena, bytes: &[u8]) -> Result<Span, LayerError> {
+    paths.push(bytes).ok_or(LayerError::Internal(
+        "a path or link target longer than 4 GiB",
+    ))
+}
+
+pub(super) fn add_ancestors(
+    roots: &[LayerRoot],
+    known_dirs: &KnownDirs,
+    listed: &mut Listed,
+) -> Result<(), LayerError> {
     let mut ancestors: BTreeMap<Vec<u8>, ()> = BTreeMap::new();
     for root in roots {
         let target = root.target.trim_start_matches('/').as_bytes();
@@ -146,6 +151,7 @@ pub(super) fn add_ancestors(roots: &[LayerRoot], known_dirs: &KnownDirs, entries
             }
         }
     }
+    listed.entries.reserve_exact(ancestors.len());
     for path in ancestors.into_keys() {
         // A root may itself be the ancestor of another root; its own entry wins.
         if roots
@@ -159,10 +165,11 @@ pub(super) fn add_ancestors(roots: &[LayerRoot], known_dirs: &KnownDirs, entries
             owner: Owner { uid: 0, gid: 0 },
             defaulted: true,
         });
-        entries.push(Entry {
+        let span = keep(&mut listed.paths, &path)?;
+        listed.entries.push(Entry {
             source: Arc::from(Path::new("(ancestor folder)")),
             rel_start: u32::MAX,
-            path: path.into(),
+            path: span,
             kind: EntryKind::Dir,
             mode: known.mode,
             owner: known.owner,
@@ -172,15 +179,15 @@ pub(super) fn add_ancestors(roots: &[LayerRoot], known_dirs: &KnownDirs, entries
             rewrite: None,
         });
     }
+    Ok(())
 }
 
+/// Walks the folder `root` (its own entry is the caller's) into `listed`.
 pub(super) fn walk_folder(
     root: &LayerRoot,
     target: &[u8],
     excludes: &Excludes,
-    entries: &mut Vec<Entry>,
-    warnings: &mut Vec<String>,
-    links: &mut Vec<LinkCandidate>,
+    listed: &mut Listed,
 ) -> Result<(), LayerError> {
     let source: Arc<Path> = Arc::from(root.source.as_path());
     // Folders are listed by a few threads at once: a stat is a syscall, and
@@ -197,7 +204,7 @@ pub(super) fn walk_folder(
         }),
         changed: Condvar::new(),
     };
-    let first_warning = warnings.len();
+    let first_warning = listed.warnings.len();
     std::thread::scope(|scope| {
         let walkers: Vec<_> = (0..threads)
             .map(|_| {
@@ -222,18 +229,14 @@ pub(super) fn walk_folder(
         let mut lists = Vec::new();
         for walker in walkers {
             match walker.join() {
-                Ok(found) => {
-                    lists.push(found.entries);
-                    warnings.extend(found.warnings);
-                    links.extend(found.links);
-                }
+                Ok(found) => lists.push(found),
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         }
-        gather(entries, lists);
+        gather(listed, lists);
     });
     // Sorted, so warnings come in the same order whichever thread met them.
-    warnings[first_warning..].sort();
+    listed.warnings[first_warning..].sort();
     let state = queue.state.into_inner().unwrap_or_else(|p| p.into_inner());
     state.error.map_or(Ok(()), Err)
 }
@@ -285,22 +288,35 @@ impl WalkQueue {
     }
 }
 
-/// Moves the walkers' entries into `entries` without holding two copies: the
-/// largest list is grown in place (a large allocation is remapped, not copied),
-/// and each other list is freed once moved.
-fn gather(entries: &mut Vec<Entry>, mut lists: Vec<Vec<Entry>>) {
+/// Moves the walkers' findings into `listed` without holding two copies:
+/// the arenas' chunks are taken as they are, the largest list of entries is
+/// grown in place (a large allocation is remapped, not copied), and each
+/// other list is freed once moved.
+fn gather(listed: &mut Listed, mut lists: Vec<Listed>) {
+    for list in &mut lists {
+        let moved = listed.paths.absorb(std::mem::take(&mut list.paths));
+        for entry in &mut list.entries {
+            entry.path = entry.path.moved(moved);
+            if let EntryKind::Symlink { target } = &mut entry.kind {
+                *target = target.moved(moved);
+            }
+        }
+        listed.warnings.append(&mut list.warnings);
+        listed.links.append(&mut list.links);
+    }
+    let mut lists: Vec<Vec<Entry>> = lists.into_iter().map(|list| list.entries).collect();
     lists.sort_by_key(|list| std::cmp::Reverse(list.len()));
     let mut lists = lists.into_iter();
     let Some(mut largest) = lists.next() else {
         return;
     };
     let rest: usize = lists.as_slice().iter().map(Vec::len).sum();
-    largest.reserve_exact(rest + entries.len());
-    largest.append(entries);
+    largest.reserve_exact(rest + listed.entries.len());
+    largest.append(&mut listed.entries);
     for mut list in lists {
         largest.append(&mut list);
     }
-    *entries = largest;
+    listed.entries = largest;
 }
 
 /// Where `path`'s part below its source folder starts, for a path that is `target` plus `/` and that part.
@@ -342,6 +358,8 @@ pub(super) fn list_folder(
     }
     let rel_start = rel_start(folder.target);
     let mut folders = Vec::new();
+    // Reused: the entry keeps its path in the arena, not in an allocation of its own.
+    let mut path = Vec::with_capacity(prefix.len() + 64);
     for item in listing {
         let item = item.map_err(|source| LayerError::Read {
             path: dir.clone(),
@@ -349,7 +367,7 @@ pub(super) fn list_folder(
         })?;
         let name = item.file_name();
         let name = name.as_bytes();
-        let mut path = Vec::with_capacity(prefix.len() + name.len());
+        path.clear();
         path.extend_from_slice(&prefix);
         path.extend_from_slice(name);
         let rel = Path::new(OsStr::from_bytes(&path[rel_start as usize..]));
@@ -373,12 +391,12 @@ pub(super) fn list_folder(
         }
         let found = Found {
             source: folder.source,
-            path: path.into_boxed_slice(),
+            path: &path,
             rel_start,
             meta: &meta,
             owner: folder.root.owner,
         };
-        if let Some(entry) = entry_for(found, &mut listed.warnings, &mut listed.links)? {
+        if let Some(entry) = entry_for(found, listed)? {
             listed.entries.push(entry);
         }
     }
@@ -391,6 +409,8 @@ pub(super) struct Listed {
     pub(super) entries: Vec<Entry>,
     pub(super) warnings: Vec<String>,
     pub(super) links: Vec<LinkCandidate>,
+    /// The entries' paths and symlink targets.
+    pub(super) paths: PathArena,
 }
 
 /// A file with more than one link, by path, and its (device, inode): kept
@@ -400,16 +420,16 @@ pub(super) type LinkCandidate = (Box<[u8]>, (u64, u64));
 /// What the walk found at one path, before it is checked into an entry.
 pub(super) struct Found<'a> {
     pub(super) source: &'a Arc<Path>,
-    pub(super) path: Box<[u8]>,
+    pub(super) path: &'a [u8],
     pub(super) rel_start: u32,
     pub(super) meta: &'a fs::Metadata,
     pub(super) owner: Owner,
 }
 
+/// The entry for what the walk found, its path and link target kept in `listed`'s arena; None for a socket (a warning).
 pub(super) fn entry_for(
     found: Found<'_>,
-    warnings: &mut Vec<String>,
-    links: &mut Vec<LinkCandidate>,
+    listed: &mut Listed,
 ) -> Result<Option<Entry>, LayerError> {
     let Found {
         source,
@@ -418,32 +438,24 @@ pub(super) fn entry_for(
         meta,
         owner,
     } = found;
-    let mut entry = Entry {
-        path,
-        source: Arc::clone(source),
-        rel_start,
-        kind: EntryKind::Dir,
-        mode: meta.mode() & 0o7777,
-        owner,
-        stamp: Stamp::of(meta).digest(),
-        multi_linked: meta.is_file() && meta.nlink() > 1,
-        defaulted: false,
-        rewrite: None,
-    };
+    let disk = || disk_path(source, path, rel_start);
     let file_type = meta.file_type();
-    entry.kind = if file_type.is_dir() {
+    let kind = if file_type.is_dir() {
         EntryKind::Dir
     } else if file_type.is_file() {
         EntryKind::File { size: meta.len() }
     } else if file_type.is_symlink() {
-        let disk = entry.disk();
-        let target =
-            fs::read_link(&disk).map_err(|source| LayerError::Read { path: disk, source })?;
+        let target = fs::read_link(disk()).map_err(|source| LayerError::Read {
+            path: disk(),
+            source,
+        })?;
         EntryKind::Symlink {
-            target: target.as_os_str().as_bytes().into(),
+            target: keep(&mut listed.paths, target.as_os_str().as_bytes())?,
         }
     } else if file_type.is_socket() {
-        warnings.push(format!("skipped socket {}", entry.disk().display()));
+        listed
+            .warnings
+            .push(format!("skipped socket {}", disk().display()));
         return Ok(None);
     } else {
         let kind = if file_type.is_fifo() {
@@ -453,35 +465,44 @@ pub(super) fn entry_for(
         } else {
             "block device"
         };
-        return Err(LayerError::Special {
-            path: entry.disk(),
-            kind,
-        });
+        return Err(LayerError::Special { path: disk(), kind });
     };
-    if entry.multi_linked {
-        links.push((entry.path.clone(), (meta.dev(), meta.ino())));
+    let multi_linked = meta.is_file() && meta.nlink() > 1;
+    if multi_linked {
+        listed.links.push((path.into(), (meta.dev(), meta.ino())));
     }
-    Ok(Some(entry))
+    Ok(Some(Entry {
+        path: keep(&mut listed.paths, path)?,
+        source: Arc::clone(source),
+        rel_start,
+        kind,
+        mode: meta.mode() & 0o7777,
+        owner,
+        stamp: Stamp::of(meta).digest(),
+        multi_linked,
+        defaulted: false,
+        rewrite: None,
+    }))
 }
 
 /// The first path of a (dev, inode) pair in sorted order keeps the content; later ones become tar hard links to it.
-pub(super) fn link_hard_links(entries: &mut [Entry], links: Vec<LinkCandidate>) {
+pub(super) fn link_hard_links(entries: &mut [Entry], paths: &PathArena, links: Vec<LinkCandidate>) {
     if links.is_empty() {
         return;
     }
     let inodes: HashMap<Box<[u8]>, (u64, u64)> = links.into_iter().collect();
-    let mut first_seen: HashMap<(u64, u64), Box<[u8]>> = HashMap::new();
+    let mut first_seen: HashMap<(u64, u64), Span> = HashMap::new();
     for entry in entries.iter_mut() {
         if !entry.multi_linked {
             continue;
         }
-        let Some(inode) = inodes.get(&entry.path) else {
+        let Some(inode) = inodes.get(paths.get(entry.path)) else {
             continue;
         };
         match first_seen.get(inode) {
-            Some(first) => entry.kind = EntryKind::HardLink { to: first.clone() },
+            Some(first) => entry.kind = EntryKind::HardLink { to: *first },
             None => {
-                first_seen.insert(*inode, entry.path.clone());
+                first_seen.insert(*inode, entry.path);
             }
         }
     }
