@@ -180,13 +180,10 @@ enum EntryKind {
 #[derive(Debug, Clone)]
 struct Entry {
     path: Span,
-    /// The source folder (or single file) the entry was found under, shared by its entries.
-    source: Arc<Path>,
-    /// Where `path`'s part below `source` starts; at or past its end for `source` itself.
-    rel_start: u32,
+    /// Index of its [`Origin`] in the plan's list: where it was found and whose it is.
+    origin: u32,
     kind: EntryKind,
     mode: u32,
-    owner: Owner,
     /// A digest of what stat said, for the layer cache's fingerprint (16 bytes, not the 48 of the stat fields).
     stamp: StampDigest,
     /// A regular file with more than one link: a hard-link candidate, whose
@@ -197,6 +194,16 @@ struct Entry {
     defaulted: bool,
     /// The library's install prefix is rewritten in this entry (see `relocate`).
     rewrite: Option<RewriteKind>,
+}
+
+/// What the entries found under one root (or one ancestor folder) share.
+#[derive(Debug, Clone)]
+struct Origin {
+    /// The source folder (or single file) the entries were found under.
+    source: Arc<Path>,
+    /// Where an entry's path's part below `source` starts; at or past its end for `source` itself.
+    rel_start: u32,
+    owner: Owner,
 }
 
 /// An entry with its path and link target read from the plan's arena, as
@@ -246,6 +253,8 @@ pub struct LayerPlan {
     entries: Vec<Entry>,
     /// The entries' paths and link targets, shared by the plans a split makes of one.
     paths: Arc<PathArena>,
+    /// The entries' origins (by [`Entry::origin`]), shared likewise.
+    origins: Arc<[Origin]>,
     /// Entries of every kind (folders, files, links).
     pub entry_count: u64,
     /// Regular files (hard links not counted twice).
@@ -318,6 +327,7 @@ impl LayerPlan {
     /// Entry `entry` with its bytes from the arena.
     fn view<'a>(&'a self, entry: &'a Entry) -> EntryView<'a> {
         let paths = &*self.paths;
+        let origin = self.origin(entry);
         EntryView {
             path: paths.get(entry.path),
             kind: match entry.kind {
@@ -328,13 +338,19 @@ impl LayerPlan {
                 },
                 EntryKind::HardLink { to } => ViewKind::HardLink { to: paths.get(to) },
             },
-            source: &entry.source,
-            rel_start: entry.rel_start,
+            source: &origin.source,
+            rel_start: origin.rel_start,
             mode: entry.mode,
-            owner: entry.owner,
+            owner: origin.owner,
             stamp: &entry.stamp,
             rewrite: entry.rewrite,
         }
+    }
+
+    /// Where `entry` was found. The walk makes an entry's origin before the
+    /// entry, and a split shares the list, so the index is always in it.
+    fn origin(&self, entry: &Entry) -> &Origin {
+        &self.origins[entry.origin as usize]
     }
 
     /// The index of the entry whose image path (without the leading `/`) is exactly `path`.
@@ -440,7 +456,7 @@ impl LayerPlan {
                     ViewKind::HardLink { to } => PlannedKind::HardLink { to },
                 },
                 mode: entry.mode,
-                owner: entry.owner,
+                owner: self.origin(entry).owner,
                 rewrite: entry.rewrite.zip(self.relocation.as_ref()),
             })
     }

@@ -381,6 +381,7 @@ impl LayerPlan {
             name: format!("{}-{}of{total}", self.name, index + 1),
             sources: self.sources.clone(),
             paths: Arc::clone(&self.paths),
+            origins: Arc::clone(&self.origins),
             entry_count: entries.len() as u64,
             file_count: entries
                 .iter()

@@ -11,7 +11,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use super::excludes::Excludes;
 use super::paths::{PathArena, Span};
 use super::{
-    Entry, EntryKind, KnownDir, KnownDirs, LayerError, LayerPlan, LayerRoot, Stamp, disk_path,
+    Entry, EntryKind, KnownDir, KnownDirs, LayerError, LayerPlan, LayerRoot, Origin, Stamp,
+    disk_path,
 };
 use crate::spec::Owner;
 
@@ -41,18 +42,23 @@ pub fn plan_layer(
     known_dirs: &mut KnownDirs,
 ) -> Result<LayerPlan, LayerError> {
     let mut listed = Listed::default();
+    let mut origins = Vec::new();
     for root in roots {
         let target = root.target.trim_start_matches('/').as_bytes();
         let meta = fs::symlink_metadata(&root.source).map_err(|source| LayerError::Read {
             path: root.source.clone(),
             source,
         })?;
-        let found = Found {
-            source: &Arc::from(root.source.as_path()),
-            path: target,
+        let origin = Origin {
+            source: Arc::from(root.source.as_path()),
             rel_start: rel_start(target),
-            meta: &meta,
             owner: root.owner,
+        };
+        let origin = (origin_index(&origins)?, &origin);
+        let found = Found {
+            origin,
+            path: target,
+            meta: &meta,
         };
         if let Some(entry) = entry_for(found, &mut listed)? {
             let mode = if meta.is_dir() { None } else { root.mode };
@@ -60,10 +66,17 @@ pub fn plan_layer(
             listed.entries.push(Entry { mode, ..entry });
         }
         if meta.is_dir() {
-            walk_folder(root, target, excludes, &mut listed)?;
+            let folder = Folder {
+                root,
+                origin,
+                target,
+                rel_dir: Path::new(""),
+            };
+            walk_folder(&folder, excludes, &mut listed)?;
         }
+        origins.push(origin.1.clone());
     }
-    add_ancestors(roots, known_dirs, &mut listed)?;
+    add_ancestors(roots, known_dirs, &mut listed, &mut origins)?;
     let Listed {
         mut entries,
         warnings,
@@ -71,26 +84,7 @@ pub fn plan_layer(
         mut paths,
     } = listed;
     paths.shrink();
-    // In place (a stable sort would allocate half the plan again); equal paths
-    // are a collision, ordered by source so the error names them the same way each run.
-    entries.sort_unstable_by(|a, b| {
-        paths
-            .get(a.path)
-            .cmp(paths.get(b.path))
-            .then_with(|| a.source.cmp(&b.source))
-            .then_with(|| a.rel_start.cmp(&b.rel_start))
-    });
-    for pair in entries.windows(2) {
-        let (first, second) = (paths.get(pair[0].path), paths.get(pair[1].path));
-        if first == second {
-            return Err(LayerError::Collision {
-                layer: name.to_string(),
-                target: String::from_utf8_lossy(first).into_owned(),
-                first: disk_path(&pair[0].source, first, pair[0].rel_start),
-                second: disk_path(&pair[1].source, second, pair[1].rel_start),
-            });
-        }
-    }
+    sort_checked(name, &mut entries, &paths, &origins)?;
     link_hard_links(&mut entries, &paths, links);
     for entry in &entries {
         if matches!(entry.kind, EntryKind::Dir) {
@@ -98,7 +92,7 @@ pub fn plan_layer(
                 paths.get(entry.path).to_vec(),
                 KnownDir {
                     mode: entry.mode,
-                    owner: entry.owner,
+                    owner: origins[entry.origin as usize].owner,
                     defaulted: entry.defaulted,
                 },
             );
@@ -123,11 +117,50 @@ pub fn plan_layer(
         content_bytes,
         entries,
         paths: Arc::new(paths),
+        origins: origins.into(),
         warnings,
         secret_scan: None,
         parts: Vec::new(),
         relocation: None,
     })
+}
+
+/// Sorts the entries by path; two entries at one path are a collision.
+fn sort_checked(
+    name: &str,
+    entries: &mut [Entry],
+    paths: &PathArena,
+    origins: &[Origin],
+) -> Result<(), LayerError> {
+    // In place (a stable sort would allocate half the plan again); equal paths
+    // are a collision, ordered by source so the error names them the same way each run.
+    entries.sort_unstable_by(|a, b| {
+        paths.get(a.path).cmp(paths.get(b.path)).then_with(|| {
+            let (a, b) = (&origins[a.origin as usize], &origins[b.origin as usize]);
+            a.source.cmp(&b.source).then(a.rel_start.cmp(&b.rel_start))
+        })
+    });
+    for pair in entries.windows(2) {
+        let (first, second) = (paths.get(pair[0].path), paths.get(pair[1].path));
+        if first == second {
+            let disk = |entry: &Entry, path| {
+                let origin = &origins[entry.origin as usize];
+                disk_path(&origin.source, path, origin.rel_start)
+            };
+            return Err(LayerError::Collision {
+                layer: name.to_string(),
+                target: String::from_utf8_lossy(first).into_owned(),
+                first: disk(&pair[0], first),
+                second: disk(&pair[1], second),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The number the next origin of `origins` gets.
+fn origin_index(origins: &[Origin]) -> Result<u32, LayerError> {
+    u32::try_from(origins.len()).map_err(|_| LayerError::Internal("more than 2^32 layer roots"))
 }
 
 /// Keeps `bytes` in the plan's arena.
@@ -141,6 +174,7 @@ pub(super) fn add_ancestors(
     roots: &[LayerRoot],
     known_dirs: &KnownDirs,
     listed: &mut Listed,
+    origins: &mut Vec<Origin>,
 ) -> Result<(), LayerError> {
     let mut ancestors: BTreeMap<Vec<u8>, ()> = BTreeMap::new();
     for root in roots {
@@ -166,13 +200,17 @@ pub(super) fn add_ancestors(
             defaulted: true,
         });
         let span = keep(&mut listed.paths, &path)?;
-        listed.entries.push(Entry {
+        let origin = origin_index(origins)?;
+        origins.push(Origin {
             source: Arc::from(Path::new("(ancestor folder)")),
             rel_start: u32::MAX,
+            owner: known.owner,
+        });
+        listed.entries.push(Entry {
+            origin,
             path: span,
             kind: EntryKind::Dir,
             mode: known.mode,
-            owner: known.owner,
             multi_linked: false,
             stamp: Stamp::default().digest(),
             defaulted: known.defaulted,
@@ -182,14 +220,12 @@ pub(super) fn add_ancestors(
     Ok(())
 }
 
-/// Walks the folder `root` (its own entry is the caller's) into `listed`.
+/// Walks the folder `top` (a root; its own entry is the caller's) into `listed`.
 pub(super) fn walk_folder(
-    root: &LayerRoot,
-    target: &[u8],
+    top: &Folder<'_>,
     excludes: &Excludes,
     listed: &mut Listed,
 ) -> Result<(), LayerError> {
-    let source: Arc<Path> = Arc::from(root.source.as_path());
     // Folders are listed by a few threads at once: a stat is a syscall, and
     // on a cold disk cache it waits on the disk. The plan is sorted
     // afterwards, so the order they finish in does not matter.
@@ -212,10 +248,8 @@ pub(super) fn walk_folder(
                     let mut found = Listed::default();
                     while let Some(rel_dir) = queue.next() {
                         let folder = Folder {
-                            root,
-                            source: &source,
-                            target,
                             rel_dir: &rel_dir,
+                            ..*top
                         };
                         match list_folder(&folder, excludes, &mut found) {
                             Ok(folders) => queue.done(folders),
@@ -325,9 +359,11 @@ fn rel_start(target: &[u8]) -> u32 {
 }
 
 /// One folder of a walk: the root it is under and its path relative to the root's source.
+#[derive(Clone, Copy)]
 pub(super) struct Folder<'a> {
     pub(super) root: &'a LayerRoot,
-    pub(super) source: &'a Arc<Path>,
+    /// The root's origin and its number.
+    pub(super) origin: (u32, &'a Origin),
     pub(super) target: &'a [u8],
     pub(super) rel_dir: &'a Path,
 }
@@ -390,11 +426,9 @@ pub(super) fn list_folder(
             });
         }
         let found = Found {
-            source: folder.source,
+            origin: folder.origin,
             path: &path,
-            rel_start,
             meta: &meta,
-            owner: folder.root.owner,
         };
         if let Some(entry) = entry_for(found, listed)? {
             listed.entries.push(entry);
@@ -419,11 +453,10 @@ pub(super) type LinkCandidate = (Box<[u8]>, (u64, u64));
 
 /// What the walk found at one path, before it is checked into an entry.
 pub(super) struct Found<'a> {
-    pub(super) source: &'a Arc<Path>,
+    /// Where it was found, and the origin's number.
+    pub(super) origin: (u32, &'a Origin),
     pub(super) path: &'a [u8],
-    pub(super) rel_start: u32,
     pub(super) meta: &'a fs::Metadata,
-    pub(super) owner: Owner,
 }
 
 /// The entry for what the walk found, its path and link target kept in `listed`'s arena; None for a socket (a warning).
@@ -432,13 +465,11 @@ pub(super) fn entry_for(
     listed: &mut Listed,
 ) -> Result<Option<Entry>, LayerError> {
     let Found {
-        source,
+        origin: (origin, found_at),
         path,
-        rel_start,
         meta,
-        owner,
     } = found;
-    let disk = || disk_path(source, path, rel_start);
+    let disk = || disk_path(&found_at.source, path, found_at.rel_start);
     let file_type = meta.file_type();
     let kind = if file_type.is_dir() {
         EntryKind::Dir
@@ -473,11 +504,9 @@ pub(super) fn entry_for(
     }
     Ok(Some(Entry {
         path: keep(&mut listed.paths, path)?,
-        source: Arc::clone(source),
-        rel_start,
+        origin,
         kind,
         mode: meta.mode() & 0o7777,
-        owner,
         stamp: Stamp::of(meta).digest(),
         multi_linked,
         defaulted: false,
