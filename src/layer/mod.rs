@@ -184,7 +184,7 @@ struct Entry {
     origin: u32,
     kind: EntryKind,
     mode: u32,
-    /// A digest of what stat said, for the layer cache's fingerprint (16 bytes, not the 48 of the stat fields).
+    /// A digest of what stat said, for the layer cache's fingerprint (8 bytes, not the 48 of the stat fields).
     stamp: StampDigest,
     /// A regular file with more than one link: a hard-link candidate, whose
     /// inode the walk keeps aside (few files have one).
@@ -489,7 +489,7 @@ impl LayerPlan {
 
 /// A digest of the stat fields that change when a file's content or
 /// metadata may have changed: what the layer cache's fingerprint hashes per entry.
-type StampDigest = [u8; 16];
+type StampDigest = [u8; 8];
 
 /// The stat fields that change when a file's content or metadata may have changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -517,10 +517,11 @@ impl Stamp {
         }
     }
 
-    /// The first 16 bytes of a SHA-256 of the fields: a cache key needs
-    /// every change to show, and 128 bits make a collision as unlikely as
-    /// the fingerprint's own. The fields go in as fixed-width little-endian
-    /// words, so no two stamps share an input.
+    /// The first 8 bytes of a SHA-256 of the fields. The stamp only has to
+    /// change when the file may have: stat's own facts (a second's mtime on
+    /// some filesystems, an inode reused) are far coarser than a 2^-64
+    /// chance that a changed stamp keeps its digest. The fields go in as
+    /// fixed-width little-endian words, so no two stamps share an input.
     fn digest(&self) -> StampDigest {
         use sha2::Digest as _;
         let mut words = [0u8; 56];
@@ -541,8 +542,8 @@ impl Stamp {
             slot.copy_from_slice(&field.to_le_bytes());
         }
         let full = sha2::Sha256::digest(words);
-        let mut digest = [0u8; 16];
-        digest.copy_from_slice(&full[..16]);
+        let mut digest = [0u8; 8];
+        digest.copy_from_slice(&full[..8]);
         digest
     }
 }
