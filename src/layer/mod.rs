@@ -430,35 +430,44 @@ impl LayerPlan {
         &'a self,
         base: &'a BaseFolders,
     ) -> impl Iterator<Item = PlannedEntry<'a>> + 'a {
-        // A defaulted folder takes the base's mode, which the check never looks at;
-        // where the base has something other than a folder, the layer leaves it out.
-        self.entries
-            .iter()
-            .enumerate()
-            .filter(move |(_, e)| {
-                !(e.defaulted && base.get(self.paths.get(e.path)) == Some(&BaseFolder::NotDir))
-            })
-            .map(|(index, entry)| PlannedEntry {
-                index,
-                path: self.paths.get(entry.path),
-                kind: match self.view(entry).kind {
-                    ViewKind::Dir => PlannedKind::Dir,
-                    ViewKind::File { .. } => PlannedKind::File,
-                    ViewKind::Symlink { target } => PlannedKind::Symlink {
-                        target: match (entry.rewrite, &self.relocation) {
-                            (Some(RewriteKind::Symlink), Some(relocation)) => {
-                                relocate::link_target(target, relocation)
-                                    .map_or(Cow::Borrowed(target), Cow::Owned)
-                            }
-                            _ => Cow::Borrowed(target),
-                        },
+        (0..self.entries.len()).filter_map(move |index| self.planned_entry(index, base))
+    }
+
+    /// Entry `index` as written over `base`; None past the end, or for a
+    /// defaulted folder the layer leaves out because the base has something
+    /// other than a folder there.
+    pub fn planned_entry<'a>(
+        &'a self,
+        index: usize,
+        base: &'a BaseFolders,
+    ) -> Option<PlannedEntry<'a>> {
+        let entry = self.entries.get(index)?;
+        let view = self.view(entry);
+        // A defaulted folder takes the base's mode, which the check never looks at.
+        if entry.defaulted && base.get(view.path) == Some(&BaseFolder::NotDir) {
+            return None;
+        }
+        Some(PlannedEntry {
+            index,
+            path: view.path,
+            kind: match view.kind {
+                ViewKind::Dir => PlannedKind::Dir,
+                ViewKind::File { .. } => PlannedKind::File,
+                ViewKind::Symlink { target } => PlannedKind::Symlink {
+                    target: match (entry.rewrite, &self.relocation) {
+                        (Some(RewriteKind::Symlink), Some(relocation)) => {
+                            relocate::link_target(target, relocation)
+                                .map_or(Cow::Borrowed(target), Cow::Owned)
+                        }
+                        _ => Cow::Borrowed(target),
                     },
-                    ViewKind::HardLink { to } => PlannedKind::HardLink { to },
                 },
-                mode: entry.mode,
-                owner: self.origin(entry).owner,
-                rewrite: entry.rewrite.zip(self.relocation.as_ref()),
-            })
+                ViewKind::HardLink { to } => PlannedKind::HardLink { to },
+            },
+            mode: entry.mode,
+            owner: view.owner,
+            rewrite: entry.rewrite.zip(self.relocation.as_ref()),
+        })
     }
 }
 
