@@ -370,9 +370,10 @@ pub(super) struct Folder<'a> {
 
 /// Lists one folder of the walk into `entries`; returns the subfolders to list next.
 ///
-/// This runs once per file of the tree, so it allocates only the entry's
-/// path: the stat is an `fstatat` on the open folder, and the path on disk
-/// is built only for what needs it (a symlink, an error).
+/// This runs once per file of the tree, so it allocates nothing per file:
+/// the path is built in a reused buffer and copied into the arena, the stat
+/// is an `fstatat` on the open folder, and the path on disk is built only
+/// for what needs it (a symlink, an error).
 pub(super) fn list_folder(
     folder: &Folder<'_>,
     excludes: &Excludes,
