@@ -15,8 +15,8 @@ use std::io::Write;
 
 use super::content::{content_hint, remember_content, reuse_by_content};
 use super::{
-    BaseFolders, BuiltLayer, Compression, EntryKind, GZIP_LEVEL, LAYER_FORMAT_VERSION, LayerError,
-    LayerPlan, WriteSettings, ZSTD_LEVEL, write_layer,
+    BaseFolders, BuiltLayer, Compression, GZIP_LEVEL, LAYER_FORMAT_VERSION, LayerError, LayerPlan,
+    ViewKind, WriteSettings, ZSTD_LEVEL, write_layer,
 };
 use crate::digest::Digest;
 use crate::scan::{self, Finding};
@@ -183,6 +183,9 @@ impl LayerPlan {
             &mut frames,
             format!("stowage layer v{LAYER_FORMAT_VERSION}").as_bytes(),
         );
+        // Each entry's stat facts go in as a digest (`Stamp::digest`); records
+        // of builds that hashed the fields themselves never match this input.
+        put(&mut frames, b"stamp digests");
         put(&mut frames, compression.name().as_bytes());
         put(
             &mut frames,
@@ -212,33 +215,22 @@ impl LayerPlan {
         for entry in self.entries_over(base) {
             let _ = hasher.write_all(&frames);
             frames.clear();
-            put(&mut frames, &entry.path);
+            put(&mut frames, entry.path);
             if let Some(kind) = entry.rewrite {
                 put(&mut frames, kind.name().as_bytes());
             }
-            let (tag, extra): (&[u8], &[u8]) = match &entry.kind {
-                EntryKind::Dir => (b"d", b""),
-                EntryKind::File { .. } => (b"f", b""),
-                EntryKind::Symlink { target } => (b"s", target),
-                EntryKind::HardLink { to } => (b"h", to),
+            let (tag, extra): (&[u8], &[u8]) = match entry.kind {
+                ViewKind::Dir => (b"d", b""),
+                ViewKind::File { .. } => (b"f", b""),
+                ViewKind::Symlink { target } => (b"s", target),
+                ViewKind::HardLink { to } => (b"h", to),
             };
             put(&mut frames, tag);
             put(&mut frames, extra);
             put(&mut frames, &entry.mode.to_le_bytes());
             put(&mut frames, &entry.owner.uid.to_le_bytes());
             put(&mut frames, &entry.owner.gid.to_le_bytes());
-            let st = entry.stamp;
-            for field in [
-                st.mtime,
-                i64::from(st.mtime_nsec),
-                st.ctime,
-                i64::from(st.ctime_nsec),
-            ] {
-                put(&mut frames, &field.to_le_bytes());
-            }
-            for field in [st.size, st.inode, st.device] {
-                put(&mut frames, &field.to_le_bytes());
-            }
+            put(&mut frames, entry.stamp);
         }
         let _ = hasher.write_all(&frames);
         hasher.finish().1

@@ -25,6 +25,7 @@ pub mod base_folders;
 pub mod cached;
 mod content;
 mod excludes;
+mod paths;
 pub mod progress;
 mod relocate;
 mod split;
@@ -35,6 +36,7 @@ pub use base_folders::scan_base_folders;
 pub use cached::write_layers;
 pub use content::{SharedContents, content_hint, content_key};
 pub use excludes::Excludes;
+use paths::{PathArena, Span};
 pub use progress::LayerProgress;
 pub use relocate::{Relocation, RewriteKind, relocated_head};
 pub use split::{GroupKey, LayerPart, LibrarySplit, OWN_LAYER_BYTES};
@@ -162,30 +164,30 @@ pub struct LayerRoot {
     pub mode: Option<u32>,
 }
 
-#[derive(Debug, Clone)]
+/// What an entry is; link targets are in the plan's [`PathArena`].
+#[derive(Debug, Clone, Copy)]
 enum EntryKind {
     Dir,
     File { size: u64 },
-    Symlink { target: Box<[u8]> },
-    HardLink { to: Box<[u8]> },
+    Symlink { target: Span },
+    HardLink { to: Span },
 }
 
 /// One planned entry. A plan holds one per file of the tree for the whole
-/// build, so it is kept small: the path is its only allocation, and where
-/// the bytes are read from is derived from it and the shared source folder.
+/// build, so it is kept small: it allocates nothing (its path is in the
+/// plan's arena), and where the bytes are read from is derived from the
+/// path and the shared source folder.
 #[derive(Debug, Clone)]
 struct Entry {
-    path: Box<[u8]>,
-    /// The source folder (or single file) the entry was found under, shared by its entries.
-    source: Arc<Path>,
-    /// Where `path`'s part below `source` starts; at or past its end for `source` itself.
-    rel_start: u32,
+    path: Span,
+    /// Index of its [`Origin`] in the plan's list: where it was found and whose it is.
+    origin: u32,
     kind: EntryKind,
     mode: u32,
-    owner: Owner,
-    /// What stat said, for the layer cache's fingerprint and hard-link detection.
-    stamp: Stamp,
-    /// A regular file with more than one link: a hard-link candidate.
+    /// A digest of what stat said, for the layer cache's fingerprint (8 bytes, not the 48 of the stat fields).
+    stamp: StampDigest,
+    /// A regular file with more than one link: a hard-link candidate, whose
+    /// inode the walk keeps aside (few files have one).
     multi_linked: bool,
     /// An ancestor folder whose mode and owner are only the default guess,
     /// to be replaced by the base's own when the base has the folder.
@@ -194,13 +196,51 @@ struct Entry {
     rewrite: Option<RewriteKind>,
 }
 
-impl Entry {
+/// What the entries found under one root (or one ancestor folder) share.
+#[derive(Debug, Clone)]
+struct Origin {
+    /// The source folder (or single file) the entries were found under.
+    source: Arc<Path>,
+    /// Where an entry's path's part below `source` starts; at or past its end for `source` itself.
+    rel_start: u32,
+    owner: Owner,
+}
+
+/// An entry with its path and link target read from the plan's arena, as
+/// writing, fingerprinting and relocation see it.
+#[derive(Debug, Clone, Copy)]
+struct EntryView<'a> {
+    path: &'a [u8],
+    kind: ViewKind<'a>,
+    source: &'a Arc<Path>,
+    rel_start: u32,
+    mode: u32,
+    owner: Owner,
+    stamp: &'a StampDigest,
+    rewrite: Option<RewriteKind>,
+}
+
+/// [`EntryKind`] with the link targets' bytes.
+#[derive(Debug, Clone, Copy)]
+enum ViewKind<'a> {
+    Dir,
+    File { size: u64 },
+    Symlink { target: &'a [u8] },
+    HardLink { to: &'a [u8] },
+}
+
+impl EntryView<'_> {
     /// Where the entry's bytes are read from (allocates: asked once per file written).
     fn disk(&self) -> PathBuf {
-        match self.path.get(self.rel_start as usize..) {
-            Some(rel) if !rel.is_empty() => self.source.join(OsStr::from_bytes(rel)),
-            _ => self.source.to_path_buf(),
-        }
+        disk_path(self.source, self.path, self.rel_start)
+    }
+}
+
+/// Where the bytes of the entry at `path`, found under `source`, are read from.
+fn disk_path(source: &Path, path: &[u8], rel_start: u32) -> PathBuf {
+    match path.get(rel_start as usize..) {
+        Some(rel) if !rel.is_empty() => source.join(OsStr::from_bytes(rel)),
+        _ => source.to_path_buf(),
     }
 }
 
@@ -209,7 +249,12 @@ impl Entry {
 pub struct LayerPlan {
     pub name: String,
     pub sources: Vec<PathBuf>,
+    /// Sorted by path bytes.
     entries: Vec<Entry>,
+    /// The entries' paths and link targets, shared by the plans a split makes of one.
+    paths: Arc<PathArena>,
+    /// The entries' origins (by [`Entry::origin`]), shared likewise.
+    origins: Arc<[Origin]>,
     /// Entries of every kind (folders, files, links).
     pub entry_count: u64,
     /// Regular files (hard links not counted twice).
@@ -276,26 +321,62 @@ impl LayerPlan {
         self.entries
             .iter()
             .filter(|e| e.defaulted)
-            .map(|e| &*e.path)
+            .map(|e| self.paths.get(e.path))
+    }
+
+    /// Entry `entry` with its bytes from the arena.
+    fn view<'a>(&'a self, entry: &'a Entry) -> EntryView<'a> {
+        let paths = &*self.paths;
+        let origin = self.origin(entry);
+        EntryView {
+            path: paths.get(entry.path),
+            kind: match entry.kind {
+                EntryKind::Dir => ViewKind::Dir,
+                EntryKind::File { size } => ViewKind::File { size },
+                EntryKind::Symlink { target } => ViewKind::Symlink {
+                    target: paths.get(target),
+                },
+                EntryKind::HardLink { to } => ViewKind::HardLink { to: paths.get(to) },
+            },
+            source: &origin.source,
+            rel_start: origin.rel_start,
+            mode: entry.mode,
+            owner: origin.owner,
+            stamp: &entry.stamp,
+            rewrite: entry.rewrite,
+        }
+    }
+
+    /// Where `entry` was found. The walk makes an entry's origin before the
+    /// entry, and a split shares the list, so the index is always in it.
+    fn origin(&self, entry: &Entry) -> &Origin {
+        &self.origins[entry.origin as usize]
+    }
+
+    /// The index of the entry whose image path (without the leading `/`) is exactly `path`.
+    pub fn find(&self, path: &[u8]) -> Option<usize> {
+        self.entries
+            .binary_search_by(|entry| self.paths.get(entry.path).cmp(path))
+            .ok()
     }
 
     /// The entries as written over `base`: a defaulted ancestor takes the
     /// base's mode and owner, and is left out where the base has something
     /// other than a folder. The plan itself never changes.
-    fn entries_over<'a>(&'a self, base: &'a BaseFolders) -> impl Iterator<Item = Cow<'a, Entry>> {
+    fn entries_over<'a>(&'a self, base: &'a BaseFolders) -> impl Iterator<Item = EntryView<'a>> {
         self.entries.iter().filter_map(|entry| {
+            let mut view = self.view(entry);
             if !entry.defaulted {
-                return Some(Cow::Borrowed(entry));
+                return Some(view);
             }
-            match base.get(&*entry.path) {
+            match base.get(view.path) {
                 Some(BaseFolder::Dir { mode, owner }) => {
-                    let mut resolved = entry.clone();
-                    resolved.mode = *mode;
-                    resolved.owner = *owner;
-                    Some(Cow::Owned(resolved))
+                    view.mode = *mode;
+                    view.owner = *owner;
+                    Some(view)
                 }
                 Some(BaseFolder::NotDir) => None,
-                None => Some(Cow::Borrowed(entry)),
+                None => Some(view),
             }
         })
     }
@@ -305,7 +386,9 @@ impl LayerPlan {
         let dropped = self
             .entries
             .iter()
-            .filter(|e| e.defaulted && base.get(&*e.path) == Some(&BaseFolder::NotDir))
+            .filter(|e| {
+                e.defaulted && base.get(self.paths.get(e.path)) == Some(&BaseFolder::NotDir)
+            })
             .count() as u64;
         self.entry_count - dropped
     }
@@ -359,40 +442,32 @@ impl LayerPlan {
         base: &'a BaseFolders,
     ) -> Option<PlannedEntry<'a>> {
         let entry = self.entries.get(index)?;
+        let view = self.view(entry);
         // A defaulted folder takes the base's mode, which the check never looks at.
-        if entry.defaulted && base.get(&*entry.path) == Some(&BaseFolder::NotDir) {
+        if entry.defaulted && base.get(view.path) == Some(&BaseFolder::NotDir) {
             return None;
         }
         Some(PlannedEntry {
             index,
-            path: &entry.path,
-            kind: match &entry.kind {
-                EntryKind::Dir => PlannedKind::Dir,
-                EntryKind::File { .. } => PlannedKind::File,
-                EntryKind::Symlink { target } => PlannedKind::Symlink {
+            path: view.path,
+            kind: match view.kind {
+                ViewKind::Dir => PlannedKind::Dir,
+                ViewKind::File { .. } => PlannedKind::File,
+                ViewKind::Symlink { target } => PlannedKind::Symlink {
                     target: match (entry.rewrite, &self.relocation) {
                         (Some(RewriteKind::Symlink), Some(relocation)) => {
                             relocate::link_target(target, relocation)
-                                .map_or(Cow::Borrowed(&**target), Cow::Owned)
+                                .map_or(Cow::Borrowed(target), Cow::Owned)
                         }
-                        _ => Cow::Borrowed(&**target),
+                        _ => Cow::Borrowed(target),
                     },
                 },
-                EntryKind::HardLink { to } => PlannedKind::HardLink { to },
+                ViewKind::HardLink { to } => PlannedKind::HardLink { to },
             },
             mode: entry.mode,
-            owner: entry.owner,
+            owner: view.owner,
             rewrite: entry.rewrite.zip(self.relocation.as_ref()),
         })
-    }
-
-    /// The index of the entry whose image path (no leading `/`) is exactly
-    /// `path`, left-out folders included: a binary search, as the entries are
-    /// sorted by path bytes.
-    pub fn find(&self, path: &[u8]) -> Option<usize> {
-        self.entries
-            .binary_search_by(|entry| (*entry.path).cmp(path))
-            .ok()
     }
 }
 
@@ -404,9 +479,10 @@ impl LayerPlan {
     ) -> Option<(PathBuf, Option<(RewriteKind, &Relocation)>)> {
         let entry = self.entries.get(index)?;
         match entry.kind {
-            EntryKind::File { .. } => {
-                Some((entry.disk(), entry.rewrite.zip(self.relocation.as_ref())))
-            }
+            EntryKind::File { .. } => Some((
+                self.view(entry).disk(),
+                entry.rewrite.zip(self.relocation.as_ref()),
+            )),
             _ => None,
         }
     }
@@ -419,6 +495,10 @@ impl LayerPlan {
         }
     }
 }
+
+/// A digest of the stat fields that change when a file's content or
+/// metadata may have changed: what the layer cache's fingerprint hashes per entry.
+type StampDigest = [u8; 8];
 
 /// The stat fields that change when a file's content or metadata may have changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -444,6 +524,36 @@ impl Stamp {
             inode: meta.ino(),
             device: meta.dev(),
         }
+    }
+
+    /// The first 8 bytes of a SHA-256 of the fields. The stamp only has to
+    /// change when the file may have: stat's own facts (a second's mtime on
+    /// some filesystems, an inode reused) are far coarser than a 2^-64
+    /// chance that a changed stamp keeps its digest. The fields go in as
+    /// fixed-width little-endian words, so no two stamps share an input.
+    fn digest(&self) -> StampDigest {
+        use sha2::Digest as _;
+        let mut words = [0u8; 56];
+        let fields = [
+            self.mtime,
+            i64::from(self.mtime_nsec),
+            self.ctime,
+            i64::from(self.ctime_nsec),
+        ];
+        for (slot, field) in words.chunks_exact_mut(8).zip(fields) {
+            slot.copy_from_slice(&field.to_le_bytes());
+        }
+        for (slot, field) in
+            words[32..]
+                .chunks_exact_mut(8)
+                .zip([self.size, self.inode, self.device])
+        {
+            slot.copy_from_slice(&field.to_le_bytes());
+        }
+        let full = sha2::Sha256::digest(words);
+        let mut digest = [0u8; 8];
+        digest.copy_from_slice(&full[..8]);
+        digest
     }
 }
 

@@ -22,7 +22,7 @@ use std::path::Path;
 
 use memchr::memmem;
 
-use super::{Entry, EntryKind, LayerError, LayerPlan};
+use super::{EntryView, LayerError, LayerPlan, ViewKind};
 use crate::inventory::Inventory;
 
 /// The largest file rewritten in memory; a bigger candidate is an error, not a silent skip.
@@ -81,8 +81,9 @@ impl LayerPlan {
             .collect();
         let root = target.trim_matches('/').as_bytes();
         let mut any = false;
-        for entry in &mut self.entries {
-            let Some(rel) = entry
+        for index in 0..self.entries.len() {
+            let view = self.view(&self.entries[index]);
+            let Some(rel) = view
                 .path
                 .strip_prefix(root)
                 .and_then(|rest| rest.strip_prefix(b"/"))
@@ -90,8 +91,9 @@ impl LayerPlan {
             else {
                 continue;
             };
-            entry.rewrite = rewrite_of(entry, rel, &conda, &relocation)?;
-            any |= entry.rewrite.is_some();
+            let rewrite = rewrite_of(&view, rel, &conda, &relocation)?;
+            self.entries[index].rewrite = rewrite;
+            any |= rewrite.is_some();
         }
         if any {
             self.relocation = Some(relocation);
@@ -103,23 +105,23 @@ impl LayerPlan {
     pub fn rewrites(&self) -> impl Iterator<Item = (&[u8], RewriteKind)> {
         self.entries
             .iter()
-            .filter_map(|e| Some((&*e.path, e.rewrite?)))
+            .filter_map(|e| Some((self.paths.get(e.path), e.rewrite?)))
     }
 }
 
 /// How `entry` (at `rel` in the library) is rewritten, if it names the old prefix.
 fn rewrite_of(
-    entry: &Entry,
+    entry: &EntryView<'_>,
     rel: &str,
     conda: &HashMap<&str, bool>,
     relocation: &Relocation,
 ) -> Result<Option<RewriteKind>, LayerError> {
     let from = relocation.from.as_bytes();
-    let size = match &entry.kind {
-        EntryKind::Symlink { target } => {
+    let size = match entry.kind {
+        ViewKind::Symlink { target } => {
             return Ok(link_target(target, relocation).map(|_| RewriteKind::Symlink));
         }
-        EntryKind::File { size } => *size,
+        ViewKind::File { size } => size,
         _ => return Ok(None),
     };
     let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
@@ -154,7 +156,7 @@ fn rewrite_of(
     }
     if kind == RewriteKind::Binary && relocation.to.len() > relocation.from.len() {
         return Err(LayerError::LongerPrefix {
-            path: format!("/{}", String::from_utf8_lossy(&entry.path)),
+            path: format!("/{}", String::from_utf8_lossy(entry.path)),
             from: relocation.from.clone(),
             to: relocation.to.clone(),
         });
@@ -183,7 +185,7 @@ fn read_capped(path: &Path, size: u64, limit: u64) -> Result<Vec<u8>, LayerError
 
 /// Reads the whole file the plan marked for rewriting and rewrites it (I/O).
 pub(super) fn rewritten_file(
-    entry: &Entry,
+    entry: &EntryView<'_>,
     size: u64,
     kind: RewriteKind,
     relocation: &Relocation,
@@ -199,7 +201,7 @@ pub(super) fn rewritten_file(
         RewriteKind::Binary => {
             if !replace_binary(&mut bytes, from, to) {
                 return Err(LayerError::LongerPrefix {
-                    path: format!("/{}", String::from_utf8_lossy(&entry.path)),
+                    path: format!("/{}", String::from_utf8_lossy(entry.path)),
                     from: relocation.from.clone(),
                     to: relocation.to.clone(),
                 });

@@ -15,6 +15,7 @@
 //! them go, so each layer unpacks on its own.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use super::{Entry, EntryKind, LayerPlan};
 use crate::digest::Digest;
@@ -158,9 +159,9 @@ impl LayerPlan {
             .iter()
             .map(|entry| {
                 // A hard link must sit in the same layer as the file it links to.
-                let anchor = match &entry.kind {
-                    EntryKind::HardLink { to } => &**to,
-                    _ => &*entry.path,
+                let anchor = match entry.kind {
+                    EntryKind::HardLink { to } => self.paths.get(to),
+                    _ => self.paths.get(entry.path),
                 };
                 // Folders go where the entries below them go.
                 if matches!(entry.kind, EntryKind::Dir) {
@@ -338,23 +339,24 @@ impl LayerPlan {
             .iter()
             .enumerate()
             .filter(|(_, e)| matches!(e.kind, EntryKind::Dir))
-            .map(|(i, e)| (&*e.path, i))
+            .map(|(i, e)| (self.paths.get(e.path), i))
             .collect();
         let mut needed: Vec<u64> = vec![0; self.entries.len()];
         let mut last_parent: &[u8] = &[];
         let mut ancestors: Vec<usize> = Vec::new();
         for (entry, layer) in self.entries.iter().zip(entry_layer) {
             let Some(layer) = layer else { continue };
-            let parent = match entry.path.iter().rposition(|b| *b == b'/') {
-                Some(i) => &entry.path[..i],
-                None => &entry.path[..0],
+            let path = self.paths.get(entry.path);
+            let parent = match path.iter().rposition(|b| *b == b'/') {
+                Some(i) => &path[..i],
+                None => &path[..0],
             };
             if parent != last_parent {
                 last_parent = parent;
                 ancestors.clear();
-                for (i, byte) in entry.path.iter().enumerate() {
+                for (i, byte) in path.iter().enumerate() {
                     if *byte == b'/'
-                        && let Some(dir) = dir_index.get(&entry.path[..i])
+                        && let Some(dir) = dir_index.get(&path[..i])
                     {
                         ancestors.push(*dir);
                     }
@@ -378,6 +380,8 @@ impl LayerPlan {
         LayerPlan {
             name: format!("{}-{}of{total}", self.name, index + 1),
             sources: self.sources.clone(),
+            paths: Arc::clone(&self.paths),
+            origins: Arc::clone(&self.origins),
             entry_count: entries.len() as u64,
             file_count: entries
                 .iter()
@@ -453,8 +457,9 @@ impl LayerPlan {
     pub fn walked_under<'a>(&'a self, target: &str) -> impl Iterator<Item = WalkedPath<'a>> {
         let root = target.trim_matches('/').as_bytes().to_vec();
         self.entries.iter().filter_map(move |entry| {
-            let rest = entry
-                .path
+            let rest = self
+                .paths
+                .get(entry.path)
                 .strip_prefix(root.as_slice())?
                 .strip_prefix(b"/")?;
             Some(WalkedPath {

@@ -559,3 +559,48 @@ fn find_looks_up_an_exact_image_path() {
     assert!(plan.planned_entry(opt, &over_link).is_none());
     assert_eq!(plan.planned_entries(&over_link).count(), 6);
 }
+
+/// A plan holds one entry per file for the whole build: a field that makes
+/// it grow costs a megabyte per 131,072 files, so it must be a choice.
+#[test]
+fn an_entry_stays_48_bytes() {
+    assert_eq!(std::mem::size_of::<super::Entry>(), 48);
+}
+
+#[test]
+fn find_names_each_entry_by_its_image_path_and_planned_entry_agrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("lib");
+    fs::create_dir_all(src.join("a/b")).unwrap();
+    fs::write(src.join("a/b/c.py"), b"x").unwrap();
+    fs::write(src.join("a.b"), b"y").unwrap();
+    symlink("a/b/c.py", src.join("link")).unwrap();
+    let mut known = KnownDirs::new();
+    let plan = plan_layer(
+        "lib",
+        &[root(&src, "/opt/lib")],
+        &Excludes::new(&[]).unwrap(),
+        &mut known,
+    )
+    .unwrap();
+    let base = BaseFolders::new();
+    let all: Vec<_> = plan.planned_entries(&base).collect();
+    assert!(all.len() >= 6, "opt, opt/lib and its four entries");
+    for entry in &all {
+        assert_eq!(plan.find(entry.path), Some(entry.index));
+        let again = plan.planned_entry(entry.index, &base).unwrap();
+        assert_eq!(again.path, entry.path);
+    }
+    let link = plan.find(b"opt/lib/link").unwrap();
+    match plan.planned_entry(link, &base).unwrap().kind {
+        PlannedKind::Symlink { target } => assert_eq!(&*target, b"a/b/c.py"),
+        other => panic!("the link planned as {other:?}"),
+    }
+    assert_eq!(plan.find(b"opt/lib/a/b/c"), None);
+    assert_eq!(
+        plan.find(b"/opt/lib/a.b"),
+        None,
+        "image paths have no leading /"
+    );
+    assert!(plan.planned_entry(all.len() + 10, &base).is_none());
+}

@@ -9,7 +9,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 
 use super::excludes::Excludes;
-use super::{Entry, EntryKind, KnownDir, KnownDirs, LayerError, LayerPlan, LayerRoot, Stamp};
+use super::paths::{PathArena, Span};
+use super::{
+    Entry, EntryKind, KnownDir, KnownDirs, LayerError, LayerPlan, LayerRoot, Origin, Stamp,
+    disk_path,
+};
 use crate::spec::Owner;
 
 /// Mode of an ancestor folder nobody described: what every distribution uses.
@@ -37,57 +41,58 @@ pub fn plan_layer(
     excludes: &Excludes,
     known_dirs: &mut KnownDirs,
 ) -> Result<LayerPlan, LayerError> {
-    let mut entries = Vec::new();
-    let mut warnings = Vec::new();
+    let mut listed = Listed::default();
+    let mut origins = Vec::new();
     for root in roots {
         let target = root.target.trim_start_matches('/').as_bytes();
         let meta = fs::symlink_metadata(&root.source).map_err(|source| LayerError::Read {
             path: root.source.clone(),
             source,
         })?;
+        let origin = Origin {
+            source: Arc::from(root.source.as_path()),
+            rel_start: rel_start(target),
+            owner: root.owner,
+        };
+        let origin = (origin_index(&origins)?, &origin);
+        let found = Found {
+            origin,
+            path: target,
+            meta: &meta,
+        };
+        if let Some(entry) = entry_for(found, &mut listed)? {
+            let mode = if meta.is_dir() { None } else { root.mode };
+            let mode = mode.unwrap_or(entry.mode);
+            listed.entries.push(Entry { mode, ..entry });
+        }
         if meta.is_dir() {
-            walk_folder(root, target, excludes, &mut entries, &mut warnings)?;
-        } else {
-            let found = Found {
-                source: &Arc::from(root.source.as_path()),
-                path: target.into(),
-                rel_start: rel_start(target),
-                meta: &meta,
-                owner: root.owner,
+            let folder = Folder {
+                root,
+                origin,
+                target,
+                rel_dir: Path::new(""),
             };
-            if let Some(entry) = entry_for(found, &mut warnings)? {
-                let mode = root.mode.unwrap_or(entry.mode);
-                entries.push(Entry { mode, ..entry });
-            }
+            walk_folder(&folder, excludes, &mut listed)?;
         }
+        origins.push(origin.1.clone());
     }
-    add_ancestors(roots, known_dirs, &mut entries);
-    // In place (a stable sort would allocate half the plan again); equal paths
-    // are a collision, ordered by source so the error names them the same way each run.
-    entries.sort_unstable_by(|a, b| {
-        a.path
-            .cmp(&b.path)
-            .then_with(|| a.source.cmp(&b.source))
-            .then_with(|| a.rel_start.cmp(&b.rel_start))
-    });
-    for pair in entries.windows(2) {
-        if pair[0].path == pair[1].path {
-            return Err(LayerError::Collision {
-                layer: name.to_string(),
-                target: String::from_utf8_lossy(&pair[0].path).into_owned(),
-                first: pair[0].disk(),
-                second: pair[1].disk(),
-            });
-        }
-    }
-    link_hard_links(&mut entries);
+    add_ancestors(roots, known_dirs, &mut listed, &mut origins)?;
+    let Listed {
+        mut entries,
+        warnings,
+        links,
+        mut paths,
+    } = listed;
+    paths.shrink();
+    sort_checked(name, &mut entries, &paths, &origins)?;
+    link_hard_links(&mut entries, &paths, links);
     for entry in &entries {
         if matches!(entry.kind, EntryKind::Dir) {
             known_dirs.insert(
-                entry.path.to_vec(),
+                paths.get(entry.path).to_vec(),
                 KnownDir {
                     mode: entry.mode,
-                    owner: entry.owner,
+                    owner: origins[entry.origin as usize].owner,
                     defaulted: entry.defaulted,
                 },
             );
@@ -111,6 +116,8 @@ pub fn plan_layer(
         file_count,
         content_bytes,
         entries,
+        paths: Arc::new(paths),
+        origins: origins.into(),
         warnings,
         secret_scan: None,
         parts: Vec::new(),
@@ -118,7 +125,57 @@ pub fn plan_layer(
     })
 }
 
-pub(super) fn add_ancestors(roots: &[LayerRoot], known_dirs: &KnownDirs, entries: &mut Vec<Entry>) {
+/// Sorts the entries by path; two entries at one path are a collision.
+fn sort_checked(
+    name: &str,
+    entries: &mut [Entry],
+    paths: &PathArena,
+    origins: &[Origin],
+) -> Result<(), LayerError> {
+    // In place (a stable sort would allocate half the plan again); equal paths
+    // are a collision, ordered by source so the error names them the same way each run.
+    entries.sort_unstable_by(|a, b| {
+        paths.get(a.path).cmp(paths.get(b.path)).then_with(|| {
+            let (a, b) = (&origins[a.origin as usize], &origins[b.origin as usize]);
+            a.source.cmp(&b.source).then(a.rel_start.cmp(&b.rel_start))
+        })
+    });
+    for pair in entries.windows(2) {
+        let (first, second) = (paths.get(pair[0].path), paths.get(pair[1].path));
+        if first == second {
+            let disk = |entry: &Entry, path| {
+                let origin = &origins[entry.origin as usize];
+                disk_path(&origin.source, path, origin.rel_start)
+            };
+            return Err(LayerError::Collision {
+                layer: name.to_string(),
+                target: String::from_utf8_lossy(first).into_owned(),
+                first: disk(&pair[0], first),
+                second: disk(&pair[1], second),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The number the next origin of `origins` gets.
+fn origin_index(origins: &[Origin]) -> Result<u32, LayerError> {
+    u32::try_from(origins.len()).map_err(|_| LayerError::Internal("more than 2^32 layer roots"))
+}
+
+/// Keeps `bytes` in the plan's arena.
+fn keep(paths: &mut PathArena, bytes: &[u8]) -> Result<Span, LayerError> {
+    paths.push(bytes).ok_or(LayerError::Internal(
+        "a path or link target longer than 4 GiB",
+    ))
+}
+
+pub(super) fn add_ancestors(
+    roots: &[LayerRoot],
+    known_dirs: &KnownDirs,
+    listed: &mut Listed,
+    origins: &mut Vec<Origin>,
+) -> Result<(), LayerError> {
     let mut ancestors: BTreeMap<Vec<u8>, ()> = BTreeMap::new();
     for root in roots {
         let target = root.target.trim_start_matches('/').as_bytes();
@@ -128,6 +185,7 @@ pub(super) fn add_ancestors(roots: &[LayerRoot], known_dirs: &KnownDirs, entries
             }
         }
     }
+    listed.entries.reserve_exact(ancestors.len());
     for path in ancestors.into_keys() {
         // A root may itself be the ancestor of another root; its own entry wins.
         if roots
@@ -141,43 +199,33 @@ pub(super) fn add_ancestors(roots: &[LayerRoot], known_dirs: &KnownDirs, entries
             owner: Owner { uid: 0, gid: 0 },
             defaulted: true,
         });
-        entries.push(Entry {
+        let span = keep(&mut listed.paths, &path)?;
+        let origin = origin_index(origins)?;
+        origins.push(Origin {
             source: Arc::from(Path::new("(ancestor folder)")),
             rel_start: u32::MAX,
-            path: path.into(),
+            owner: known.owner,
+        });
+        listed.entries.push(Entry {
+            origin,
+            path: span,
             kind: EntryKind::Dir,
             mode: known.mode,
-            owner: known.owner,
             multi_linked: false,
-            stamp: Stamp::default(),
+            stamp: Stamp::default().digest(),
             defaulted: known.defaulted,
             rewrite: None,
         });
     }
+    Ok(())
 }
 
+/// Walks the folder `top` (a root; its own entry is the caller's) into `listed`.
 pub(super) fn walk_folder(
-    root: &LayerRoot,
-    target: &[u8],
+    top: &Folder<'_>,
     excludes: &Excludes,
-    entries: &mut Vec<Entry>,
-    warnings: &mut Vec<String>,
+    listed: &mut Listed,
 ) -> Result<(), LayerError> {
-    let meta = fs::symlink_metadata(&root.source).map_err(|source| LayerError::Read {
-        path: root.source.clone(),
-        source,
-    })?;
-    let source: Arc<Path> = Arc::from(root.source.as_path());
-    let found = Found {
-        source: &source,
-        path: target.into(),
-        rel_start: rel_start(target),
-        meta: &meta,
-        owner: root.owner,
-    };
-    if let Some(entry) = entry_for(found, warnings)? {
-        entries.push(entry);
-    }
     // Folders are listed by a few threads at once: a stat is a syscall, and
     // on a cold disk cache it waits on the disk. The plan is sorted
     // afterwards, so the order they finish in does not matter.
@@ -192,42 +240,37 @@ pub(super) fn walk_folder(
         }),
         changed: Condvar::new(),
     };
-    let first_warning = warnings.len();
+    let first_warning = listed.warnings.len();
     std::thread::scope(|scope| {
         let walkers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
-                    let (mut found, mut notes) = (Vec::new(), Vec::new());
+                    let mut found = Listed::default();
                     while let Some(rel_dir) = queue.next() {
                         let folder = Folder {
-                            root,
-                            source: &source,
-                            target,
                             rel_dir: &rel_dir,
+                            ..*top
                         };
-                        match list_folder(&folder, excludes, &mut found, &mut notes) {
+                        match list_folder(&folder, excludes, &mut found) {
                             Ok(folders) => queue.done(folders),
                             Err(err) => queue.fail(err),
                         }
                     }
-                    (found, notes)
+                    found
                 })
             })
             .collect();
         let mut lists = Vec::new();
         for walker in walkers {
             match walker.join() {
-                Ok((found, notes)) => {
-                    lists.push(found);
-                    warnings.extend(notes);
-                }
+                Ok(found) => lists.push(found),
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         }
-        gather(entries, lists);
+        gather(listed, lists);
     });
     // Sorted, so warnings come in the same order whichever thread met them.
-    warnings[first_warning..].sort();
+    listed.warnings[first_warning..].sort();
     let state = queue.state.into_inner().unwrap_or_else(|p| p.into_inner());
     state.error.map_or(Ok(()), Err)
 }
@@ -279,22 +322,35 @@ impl WalkQueue {
     }
 }
 
-/// Moves the walkers' entries into `entries` without holding two copies: the
-/// largest list is grown in place (a large allocation is remapped, not copied),
-/// and each other list is freed once moved.
-fn gather(entries: &mut Vec<Entry>, mut lists: Vec<Vec<Entry>>) {
+/// Moves the walkers' findings into `listed` without holding two copies:
+/// the arenas' chunks are taken as they are, the largest list of entries is
+/// grown in place (a large allocation is remapped, not copied), and each
+/// other list is freed once moved.
+fn gather(listed: &mut Listed, mut lists: Vec<Listed>) {
+    for list in &mut lists {
+        let moved = listed.paths.absorb(std::mem::take(&mut list.paths));
+        for entry in &mut list.entries {
+            entry.path = entry.path.moved(moved);
+            if let EntryKind::Symlink { target } = &mut entry.kind {
+                *target = target.moved(moved);
+            }
+        }
+        listed.warnings.append(&mut list.warnings);
+        listed.links.append(&mut list.links);
+    }
+    let mut lists: Vec<Vec<Entry>> = lists.into_iter().map(|list| list.entries).collect();
     lists.sort_by_key(|list| std::cmp::Reverse(list.len()));
     let mut lists = lists.into_iter();
     let Some(mut largest) = lists.next() else {
         return;
     };
     let rest: usize = lists.as_slice().iter().map(Vec::len).sum();
-    largest.reserve_exact(rest + entries.len());
-    largest.append(entries);
+    largest.reserve_exact(rest + listed.entries.len());
+    largest.append(&mut listed.entries);
     for mut list in lists {
         largest.append(&mut list);
     }
-    *entries = largest;
+    listed.entries = largest;
 }
 
 /// Where `path`'s part below its source folder starts, for a path that is `target` plus `/` and that part.
@@ -303,23 +359,25 @@ fn rel_start(target: &[u8]) -> u32 {
 }
 
 /// One folder of a walk: the root it is under and its path relative to the root's source.
+#[derive(Clone, Copy)]
 pub(super) struct Folder<'a> {
     pub(super) root: &'a LayerRoot,
-    pub(super) source: &'a Arc<Path>,
+    /// The root's origin and its number.
+    pub(super) origin: (u32, &'a Origin),
     pub(super) target: &'a [u8],
     pub(super) rel_dir: &'a Path,
 }
 
 /// Lists one folder of the walk into `entries`; returns the subfolders to list next.
 ///
-/// This runs once per file of the tree, so it allocates only the entry's
-/// path: the stat is an `fstatat` on the open folder, and the path on disk
-/// is built only for what needs it (a symlink, an error).
+/// This runs once per file of the tree, so it allocates nothing per file:
+/// the path is built in a reused buffer and copied into the arena, the stat
+/// is an `fstatat` on the open folder, and the path on disk is built only
+/// for what needs it (a symlink, an error).
 pub(super) fn list_folder(
     folder: &Folder<'_>,
     excludes: &Excludes,
-    entries: &mut Vec<Entry>,
-    warnings: &mut Vec<String>,
+    listed: &mut Listed,
 ) -> Result<Vec<PathBuf>, LayerError> {
     let dir = folder.root.source.join(folder.rel_dir);
     let listing = fs::read_dir(&dir).map_err(|source| LayerError::Read {
@@ -337,6 +395,8 @@ pub(super) fn list_folder(
     }
     let rel_start = rel_start(folder.target);
     let mut folders = Vec::new();
+    // Reused: the entry keeps its path in the arena, not in an allocation of its own.
+    let mut path = Vec::with_capacity(prefix.len() + 64);
     for item in listing {
         let item = item.map_err(|source| LayerError::Read {
             path: dir.clone(),
@@ -344,7 +404,7 @@ pub(super) fn list_folder(
         })?;
         let name = item.file_name();
         let name = name.as_bytes();
-        let mut path = Vec::with_capacity(prefix.len() + name.len());
+        path.clear();
         path.extend_from_slice(&prefix);
         path.extend_from_slice(name);
         let rel = Path::new(OsStr::from_bytes(&path[rel_start as usize..]));
@@ -367,65 +427,67 @@ pub(super) fn list_folder(
             });
         }
         let found = Found {
-            source: folder.source,
-            path: path.into_boxed_slice(),
-            rel_start,
+            origin: folder.origin,
+            path: &path,
             meta: &meta,
-            owner: folder.root.owner,
         };
-        if let Some(entry) = entry_for(found, warnings)? {
-            entries.push(entry);
+        if let Some(entry) = entry_for(found, listed)? {
+            listed.entries.push(entry);
         }
     }
     Ok(folders)
 }
 
-/// What the walk found at one path, before it is checked into an entry.
-pub(super) struct Found<'a> {
-    pub(super) source: &'a Arc<Path>,
-    pub(super) path: Box<[u8]>,
-    pub(super) rel_start: u32,
-    pub(super) meta: &'a fs::Metadata,
-    pub(super) owner: Owner,
+/// What one walking thread found.
+#[derive(Default)]
+pub(super) struct Listed {
+    pub(super) entries: Vec<Entry>,
+    pub(super) warnings: Vec<String>,
+    pub(super) links: Vec<LinkCandidate>,
+    /// The entries' paths and symlink targets.
+    pub(super) paths: PathArena,
 }
 
+/// A file with more than one link, by path, and its (device, inode): kept
+/// beside the entries rather than in each, since few files have one.
+pub(super) type LinkCandidate = (Box<[u8]>, (u64, u64));
+
+/// What the walk found at one path, before it is checked into an entry.
+pub(super) struct Found<'a> {
+    /// Where it was found, and the origin's number.
+    pub(super) origin: (u32, &'a Origin),
+    pub(super) path: &'a [u8],
+    pub(super) meta: &'a fs::Metadata,
+}
+
+/// The entry for what the walk found, its path and link target kept in `listed`'s arena; None for a socket (a warning).
 pub(super) fn entry_for(
     found: Found<'_>,
-    warnings: &mut Vec<String>,
+    listed: &mut Listed,
 ) -> Result<Option<Entry>, LayerError> {
     let Found {
-        source,
+        origin: (origin, found_at),
         path,
-        rel_start,
         meta,
-        owner,
     } = found;
-    let mut entry = Entry {
-        path,
-        source: Arc::clone(source),
-        rel_start,
-        kind: EntryKind::Dir,
-        mode: meta.mode() & 0o7777,
-        owner,
-        stamp: Stamp::of(meta),
-        multi_linked: meta.is_file() && meta.nlink() > 1,
-        defaulted: false,
-        rewrite: None,
-    };
+    let disk = || disk_path(&found_at.source, path, found_at.rel_start);
     let file_type = meta.file_type();
-    entry.kind = if file_type.is_dir() {
+    let kind = if file_type.is_dir() {
         EntryKind::Dir
     } else if file_type.is_file() {
         EntryKind::File { size: meta.len() }
     } else if file_type.is_symlink() {
-        let disk = entry.disk();
-        let target =
-            fs::read_link(&disk).map_err(|source| LayerError::Read { path: disk, source })?;
+        let target = fs::read_link(disk()).map_err(|source| LayerError::Read {
+            path: disk(),
+            source,
+        })?;
         EntryKind::Symlink {
-            target: target.as_os_str().as_bytes().into(),
+            target: keep(&mut listed.paths, target.as_os_str().as_bytes())?,
         }
     } else if file_type.is_socket() {
-        warnings.push(format!("skipped socket {}", entry.disk().display()));
+        listed
+            .warnings
+            .push(format!("skipped socket {}", disk().display()));
         return Ok(None);
     } else {
         let kind = if file_type.is_fifo() {
@@ -435,26 +497,42 @@ pub(super) fn entry_for(
         } else {
             "block device"
         };
-        return Err(LayerError::Special {
-            path: entry.disk(),
-            kind,
-        });
+        return Err(LayerError::Special { path: disk(), kind });
     };
-    Ok(Some(entry))
+    let multi_linked = meta.is_file() && meta.nlink() > 1;
+    if multi_linked {
+        listed.links.push((path.into(), (meta.dev(), meta.ino())));
+    }
+    Ok(Some(Entry {
+        path: keep(&mut listed.paths, path)?,
+        origin,
+        kind,
+        mode: meta.mode() & 0o7777,
+        stamp: Stamp::of(meta).digest(),
+        multi_linked,
+        defaulted: false,
+        rewrite: None,
+    }))
 }
 
 /// The first path of a (dev, inode) pair in sorted order keeps the content; later ones become tar hard links to it.
-pub(super) fn link_hard_links(entries: &mut [Entry]) {
-    let mut first_seen: HashMap<(u64, u64), Box<[u8]>> = HashMap::new();
+pub(super) fn link_hard_links(entries: &mut [Entry], paths: &PathArena, links: Vec<LinkCandidate>) {
+    if links.is_empty() {
+        return;
+    }
+    let inodes: HashMap<Box<[u8]>, (u64, u64)> = links.into_iter().collect();
+    let mut first_seen: HashMap<(u64, u64), Span> = HashMap::new();
     for entry in entries.iter_mut() {
         if !entry.multi_linked {
             continue;
         }
-        let inode = (entry.stamp.device, entry.stamp.inode);
-        match first_seen.get(&inode) {
-            Some(first) => entry.kind = EntryKind::HardLink { to: first.clone() },
+        let Some(inode) = inodes.get(paths.get(entry.path)) else {
+            continue;
+        };
+        match first_seen.get(inode) {
+            Some(first) => entry.kind = EntryKind::HardLink { to: *first },
             None => {
-                first_seen.insert(inode, entry.path.clone());
+                first_seen.insert(*inode, entry.path);
             }
         }
     }

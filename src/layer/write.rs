@@ -15,8 +15,8 @@ use super::progress::LayerProgress;
 use super::progress::Ticker;
 use super::relocate::{self, Relocation};
 use super::{
-    BaseFolders, BuiltLayer, Compression, Entry, EntryKind, GZIP_LEVEL, LAYER_FORMAT_VERSION,
-    LayerError, LayerPlan, ZSTD_LEVEL,
+    BaseFolders, BuiltLayer, Compression, EntryView, GZIP_LEVEL, LAYER_FORMAT_VERSION, LayerError,
+    LayerPlan, ViewKind, ZSTD_LEVEL,
 };
 use crate::digest::{Digest, HashingWriter};
 use crate::gzip::{CompressPool, FileMarks, GzipWriter};
@@ -213,7 +213,7 @@ pub(super) struct ContentMarker {
 
 pub(super) fn append_entry<W: Write>(
     builder: &mut tar::Builder<W>,
-    entry: &Entry,
+    entry: &EntryView<'_>,
     (mtime, relocation): (u64, Option<&Relocation>),
     scanner: Option<&mut Scanner>,
     marker: Option<&ContentMarker>,
@@ -227,34 +227,34 @@ pub(super) fn append_entry<W: Write>(
     header.set_gid(entry.owner.gid);
     header.set_mtime(mtime);
     header.set_size(0);
-    let path = OsStr::from_bytes(&entry.path);
-    let appended = match &entry.kind {
-        EntryKind::Dir => {
+    let path = OsStr::from_bytes(entry.path);
+    let appended = match entry.kind {
+        ViewKind::Dir => {
             header.set_entry_type(tar::EntryType::Directory);
             let mut dir_path = entry.path.to_vec();
             dir_path.push(b'/');
             builder.append_data(&mut header, OsStr::from_bytes(&dir_path), io::empty())
         }
-        EntryKind::Symlink { target } => {
+        ViewKind::Symlink { target } => {
             header.set_entry_type(tar::EntryType::Symlink);
             let relocated = rewrite.and_then(|(_, r)| relocate::link_target(target, r));
             let target = relocated.as_deref().unwrap_or(target);
             builder.append_link(&mut header, path, OsStr::from_bytes(target))
         }
-        EntryKind::HardLink { to } => {
+        ViewKind::HardLink { to } => {
             if let Some(scanner) = scanner {
-                scanner.link(&entry.path);
+                scanner.link(entry.path);
             }
             header.set_entry_type(tar::EntryType::Link);
             builder.append_link(&mut header, path, OsStr::from_bytes(to))
         }
-        EntryKind::File { size } if rewrite.is_some() => {
+        ViewKind::File { size } if rewrite.is_some() => {
             let Some((kind, relocation)) = rewrite else {
                 return Err(AppendError::Source(LayerError::Internal(
                     "a rewrite without a relocation",
                 )));
             };
-            let bytes = relocate::rewritten_file(entry, *size, kind, relocation)
+            let bytes = relocate::rewritten_file(entry, size, kind, relocation)
                 .map_err(AppendError::Source)?;
             header.set_entry_type(tar::EntryType::Regular);
             header.set_size(bytes.len() as u64);
@@ -263,11 +263,11 @@ pub(super) fn append_entry<W: Write>(
                 marker,
                 ticker,
             };
-            append_scanned(builder, &mut header, &entry.path, &mut reader, scanner)
+            append_scanned(builder, &mut header, entry.path, &mut reader, scanner)
         }
-        EntryKind::File { size } => {
+        ViewKind::File { size } => {
             header.set_entry_type(tar::EntryType::Regular);
-            header.set_size(*size);
+            header.set_size(size);
             let file = opener.open(entry).map_err(|source| {
                 AppendError::Source(LayerError::Read {
                     path: entry.disk(),
@@ -276,13 +276,13 @@ pub(super) fn append_entry<W: Write>(
             })?;
             let mut reader = ExactReader {
                 inner: file,
-                remaining: *size,
+                remaining: size,
                 entry,
                 changed: false,
                 marker,
                 ticker,
             };
-            let result = append_scanned(builder, &mut header, &entry.path, &mut reader, scanner);
+            let result = append_scanned(builder, &mut header, entry.path, &mut reader, scanner);
             if reader.changed {
                 return Err(AppendError::Source(LayerError::Changed {
                     path: entry.disk(),
@@ -359,7 +359,7 @@ pub(super) struct ExactReader<'a> {
     pub(super) inner: File,
     pub(super) remaining: u64,
     /// The entry read, to name its file in errors.
-    pub(super) entry: &'a Entry,
+    pub(super) entry: &'a EntryView<'a>,
     pub(super) changed: bool,
     /// Taken at the first read: by then the builder has written every header byte and no content byte.
     pub(super) marker: Option<&'a ContentMarker>,
@@ -427,7 +427,7 @@ pub(super) struct Opener {
 
 impl Opener {
     /// Opens the file of `entry` for reading (I/O), as `File::open` of its path on disk would.
-    pub(super) fn open(&mut self, entry: &Entry) -> io::Result<File> {
+    pub(super) fn open(&mut self, entry: &EntryView<'_>) -> io::Result<File> {
         let rel = entry
             .path
             .get(entry.rel_start as usize..)
@@ -440,10 +440,10 @@ impl Opener {
         let current = self
             .folder
             .as_ref()
-            .is_some_and(|(source, open, _)| Arc::ptr_eq(source, &entry.source) && open == folder);
+            .is_some_and(|(source, open, _)| Arc::ptr_eq(source, entry.source) && open == folder);
         if !current {
             let dir = File::open(entry.source.join(OsStr::from_bytes(folder)))?;
-            self.folder = Some((Arc::clone(&entry.source), folder.to_vec(), dir));
+            self.folder = Some((Arc::clone(entry.source), folder.to_vec(), dir));
         }
         let Some((_, _, dir)) = &self.folder else {
             return File::open(entry.disk());
