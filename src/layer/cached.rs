@@ -31,12 +31,31 @@ struct LayerRecord {
     findings: Vec<FindingRecord>,
 }
 
-/// A secret-scan finding as the layer cache keeps it (the rule by name).
+/// A secret-scan finding as the layer and content caches keep it (the rule by name).
 #[derive(Serialize, Deserialize)]
-struct FindingRecord {
+pub(super) struct FindingRecord {
     path: String,
     line: Option<u64>,
     rule: String,
+}
+
+impl FindingRecord {
+    pub(super) fn of(finding: &Finding) -> FindingRecord {
+        FindingRecord {
+            path: finding.path.clone(),
+            line: finding.line,
+            rule: finding.rule.to_string(),
+        }
+    }
+
+    /// The finding again; None when the rule is no longer known (the record is then not used).
+    pub(super) fn into_finding(self) -> Option<Finding> {
+        Some(Finding {
+            path: self.path,
+            line: self.line,
+            rule: scan::rule_named(&self.rule)?,
+        })
+    }
 }
 
 /// Writes the layers (I/O), several at once, each skipped when the layer cache
@@ -122,15 +141,7 @@ fn take_or_write(
         digest: built.digest.clone(),
         diff_id: built.diff_id.clone(),
         size: built.size,
-        findings: built
-            .findings
-            .iter()
-            .map(|f| FindingRecord {
-                path: f.path.clone(),
-                line: f.line,
-                rule: f.rule.to_string(),
-            })
-            .collect(),
+        findings: built.findings.iter().map(FindingRecord::of).collect(),
     };
     store.write_record(Cache::Layers, &fingerprint, &record);
     Ok(built)
@@ -144,13 +155,7 @@ fn from_record(
     let findings = record
         .findings
         .into_iter()
-        .map(|f| {
-            Some(Finding {
-                path: f.path,
-                line: f.line,
-                rule: scan::rule_named(&f.rule)?,
-            })
-        })
+        .map(FindingRecord::into_finding)
         .collect::<Option<Vec<_>>>()?;
     Some(BuiltLayer {
         name: plan.name.clone(),

@@ -27,13 +27,14 @@ use std::io::{self, Write};
 
 use serde::{Deserialize, Serialize};
 
+use super::cached::FindingRecord;
 use super::write::write_tar;
 use super::{
     BuiltLayer, Compression, GZIP_LEVEL, LAYER_FORMAT_VERSION, LayerError, LayerPlan, PlannedKind,
     WriteSettings, ZSTD_LEVEL,
 };
 use crate::digest::Digest;
-use crate::scan::{self, Finding, ScanRules, Scanner};
+use crate::scan::{Finding, ScanRules, Scanner};
 use crate::store::{Cache, Store};
 
 /// A shared content cache besides the store (a `--cache-repo`): the same two maps, and its blobs.
@@ -65,14 +66,6 @@ struct ContentRecord {
 #[derive(Serialize, Deserialize)]
 struct ScanRecord {
     findings: Vec<FindingRecord>,
-}
-
-/// A finding as the content cache keeps it (the rule by name).
-#[derive(Serialize, Deserialize)]
-struct FindingRecord {
-    path: String,
-    line: Option<u64>,
-    rule: String,
 }
 
 /// Where a hinted layer's blob can be had.
@@ -155,13 +148,7 @@ fn read_findings(store: &Store, key: &Digest) -> Option<Vec<Finding>> {
         .read_record::<ScanRecord>(Cache::Contents, key)?
         .findings
         .into_iter()
-        .map(|f| {
-            Some(Finding {
-                path: f.path,
-                line: f.line,
-                rule: scan::rule_named(&f.rule)?,
-            })
-        })
+        .map(FindingRecord::into_finding)
         .collect()
 }
 
@@ -246,15 +233,7 @@ fn known_blob(store: &Store, settings: &WriteSettings<'_>, key: &Digest) -> Opti
 /// Remembers the built layer in the store's content cache (I/O, best effort).
 pub(super) fn remember_content(store: &Store, plan: &LayerPlan, hint: &Digest, built: &BuiltLayer) {
     if let Some(rules) = &plan.secret_scan {
-        let findings = built
-            .findings
-            .iter()
-            .map(|f| FindingRecord {
-                path: f.path.clone(),
-                line: f.line,
-                rule: f.rule.to_string(),
-            })
-            .collect();
+        let findings = built.findings.iter().map(FindingRecord::of).collect();
         store.write_record(
             Cache::Contents,
             &scan_key(&built.diff_id, rules),
