@@ -382,6 +382,14 @@ with open(out, "w") as f:
     );
 }
 
+/// A P-256 key pair whose private half is a cosign-encrypted key under `password`: (`cosign.key`, public PEM).
+fn encrypted_key_pair(sb: &Sandbox, password: &str) -> (PathBuf, PathBuf) {
+    let (pem, public) = key_pair(sb.path(), "plain");
+    let key = sb.join("cosign.key");
+    cosign_key(&pem, password, &key);
+    (key, public)
+}
+
 #[test]
 fn a_cosign_encrypted_key_signs_with_its_password_and_a_wrong_one_fails_without_showing_it() {
     let Some(registry) = TestRegistry::anonymous() else {
@@ -392,10 +400,8 @@ fn a_cosign_encrypted_key_signs_with_its_password_and_a_wrong_one_fails_without_
     }
     let sb = Sandbox::new();
     let host = registry.host.clone();
-    let (pem, public) = key_pair(sb.path(), "plain");
-    let key = sb.join("cosign.key");
     let password = "correct horse 7f3a";
-    cosign_key(&pem, password, &key);
+    let (key, public) = encrypted_key_pair(&sb, password);
     let reference = format!("{host}/e2e/cosignkey:v1");
     let spec = write_app(sb.path(), &reference);
     let build = |password: &str| {
@@ -646,10 +652,8 @@ fn on_a_terminal_the_password_is_asked_without_echo() {
     }
     let sb = Sandbox::new();
     let host = registry.host.clone();
-    let (pem, public) = key_pair(sb.path(), "plain");
-    let key = sb.join("cosign.key");
     let password = "typed pw 41d2";
-    cosign_key(&pem, password, &key);
+    let (key, public) = encrypted_key_pair(&sb, password);
     let reference = format!("{host}/e2e/typed:v1");
     let digest = build(&sb, &host, &reference, &[]);
     let key_arg = key.display().to_string();
