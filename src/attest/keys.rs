@@ -137,17 +137,7 @@ pub fn parse_private_key(path: &Path, text: &str) -> Result<PrivateKeyPem, KeyEr
     let blocks = pem_blocks(text);
     // openssl's `ecparam -genkey` puts an `EC PARAMETERS` block first.
     let Some((label, block)) = blocks.iter().find(|(l, _)| l.contains("PRIVATE KEY")) else {
-        return Err(match blocks.first() {
-            Some((label, _)) => KeyError::Unsupported {
-                path: path.to_path_buf(),
-                found: label.clone(),
-                wanted: WANTED,
-            },
-            None => KeyError::NoPem {
-                path: path.to_path_buf(),
-                wanted: WANTED,
-            },
-        });
+        return Err(no_block(path, &blocks, WANTED));
     };
     match label.as_str() {
         "PRIVATE KEY" => SigningKey::from_pkcs8_pem(block)
@@ -169,22 +159,27 @@ pub fn parse_private_key(path: &Path, text: &str) -> Result<PrivateKeyPem, KeyEr
     }
 }
 
+/// The error for a key file with no PEM block of the kind `wanted`: it names the first block found, if any.
+fn no_block(path: &Path, blocks: &[(String, String)], wanted: &'static str) -> KeyError {
+    match blocks.first() {
+        Some((label, _)) => KeyError::Unsupported {
+            path: path.to_path_buf(),
+            found: label.clone(),
+            wanted,
+        },
+        None => KeyError::NoPem {
+            path: path.to_path_buf(),
+            wanted,
+        },
+    }
+}
+
 /// Parses a PEM SPKI `PUBLIC KEY` file's text.
 pub fn parse_public_key(path: &Path, text: &str) -> Result<VerifyingKey, KeyError> {
     const WANTED: &str = "public key";
     let blocks = pem_blocks(text);
     let Some((_, block)) = blocks.iter().find(|(l, _)| l == "PUBLIC KEY") else {
-        return Err(match blocks.first() {
-            Some((label, _)) => KeyError::Unsupported {
-                path: path.to_path_buf(),
-                found: label.clone(),
-                wanted: WANTED,
-            },
-            None => KeyError::NoPem {
-                path: path.to_path_buf(),
-                wanted: WANTED,
-            },
-        });
+        return Err(no_block(path, &blocks, WANTED));
     };
     VerifyingKey::from_public_key_pem(block).map_err(|e| KeyError::Malformed {
         path: path.to_path_buf(),
