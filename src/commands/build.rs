@@ -555,7 +555,7 @@ fn check_findings(
         for finding in &layer.findings {
             if finding.is_allowed(&plan.allowed_secrets) {
                 allowed.push(finding.clone());
-            } else if let Some(note) = published_finding(plan, in_library, finding)? {
+            } else if let Some(note) = published_finding(plan, layer_plan, in_library, finding)? {
                 published.push(note);
             } else {
                 refused.push(finding.clone());
@@ -571,6 +571,7 @@ fn check_findings(
 /// The note for a finding in a library file whose bytes match its package's record, if it is one.
 fn published_finding(
     plan: &BuildPlan,
+    layer_plan: &layer::LayerPlan,
     in_library: bool,
     finding: &Finding,
 ) -> Result<Option<PublishedFinding>, Error> {
@@ -580,7 +581,10 @@ fn published_finding(
         Some(rest) if in_library && rest.starts_with('/') => &rest[1..],
         _ => return Ok(None),
     };
-    let Some(found) = library.inventory.published(&library.source, rel)? else {
+    let Some(key) = layer_plan.file_key(finding.path.trim_start_matches('/').as_bytes()) else {
+        return Ok(None);
+    };
+    let Some(found) = library.inventory.published(&library.source, rel, key)? else {
         return Ok(None);
     };
     let package = &library.inventory.packages[found.package];

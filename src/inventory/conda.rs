@@ -7,9 +7,9 @@
 
 use serde::Deserialize;
 
-use super::locate::{Context, Found, normalise, split_last};
+use super::locate::{Context, FileIndex, Found, normalise, split_last};
 use super::purl::purl;
-use super::{Ecosystem, InventoryError, Package, PackageFile, PrefixPlaceholder, new_package};
+use super::{Ecosystem, FileKey, InventoryError, Package, PrefixedFile, new_package};
 
 /// The fields of a conda-meta record stowage uses; others are ignored.
 #[derive(Debug, Deserialize)]
@@ -63,7 +63,7 @@ pub(super) fn read_packages(
             cx.warn(path, "no name or version");
             continue;
         };
-        let env_root = split_last(split_last(path).0).0;
+        let root = env_root(path);
         // Records from old conda lack `channel`; the package URL's folder names it.
         let from_url = record.url.as_deref().map(|url| split_last(url).0);
         let channel = record
@@ -72,13 +72,9 @@ pub(super) fn read_packages(
             .or(record.schannel.as_deref())
             .or(from_url)
             .and_then(channel_name);
-        let mut package = new_package(
-            Ecosystem::Conda,
-            name,
-            version,
-            path,
-            record_files(env_root, record.files, record.paths_data),
-        );
+        let (files, prefixed) = record_files(root, record.files, record.paths_data, &cx.files);
+        let mut package = new_package(Ecosystem::Conda, name, version, path, files);
+        package.prefixed = prefixed;
         package.purl = purl(
             "conda",
             &package.name,
@@ -92,53 +88,63 @@ pub(super) fn read_packages(
     Ok(packages)
 }
 
-/// `paths_data` entries (with hashes and placeholders) first, then `files` entries it lacks.
+/// The keys of the walked files a record lists (`paths_data`, then `files`),
+/// and those that embed the prefix.
 fn record_files(
     env_root: &str,
     files: Option<Vec<String>>,
     paths_data: Option<PathsData>,
-) -> Vec<PackageFile> {
-    let mut out = Vec::new();
+    walked: &FileIndex,
+) -> (Vec<FileKey>, Vec<PrefixedFile>) {
+    let mut keys = Vec::new();
+    let mut prefixed = Vec::new();
     for entry in paths_data.map(|data| data.paths).unwrap_or_default() {
-        let kind = entry.path_type.as_deref().unwrap_or("hardlink");
-        if kind == "directory" {
+        if entry.path_type.as_deref() == Some("directory") {
             continue;
         }
-        let Some(path) = normalise(env_root, &entry.path) else {
+        let Some(key) = normalise(env_root, &entry.path).and_then(|path| walked.key_of(&path))
+        else {
             continue;
         };
-        let sha256 = if kind == "softlink" {
-            None
-        } else {
+        keys.push(key);
+        if entry.prefix_placeholder.is_some_and(|p| !p.is_empty()) {
+            prefixed.push(PrefixedFile {
+                key,
+                binary: entry.file_mode.as_deref() == Some("binary"),
+            });
+        }
+    }
+    for file in files.unwrap_or_default() {
+        if let Some(key) = normalise(env_root, &file).and_then(|path| walked.key_of(&path)) {
+            keys.push(key);
+        }
+    }
+    (keys, prefixed)
+}
+
+/// The sha256 a conda record (its JSON `bytes`, in the env at `env_root`)
+/// records for the file `rel` as installed: `sha256_in_prefix` when conda
+/// rewrote the prefix in it, else `sha256`; none for a softlink.
+pub(super) fn recorded_hash(env_root: &str, bytes: &[u8], rel: &str) -> Option<[u8; 32]> {
+    let record: Record = serde_json::from_slice(bytes).ok()?;
+    record
+        .paths_data?
+        .paths
+        .into_iter()
+        .filter(|entry| !matches!(entry.path_type.as_deref(), Some("directory" | "softlink")))
+        .find(|entry| normalise(env_root, &entry.path).as_deref() == Some(rel))
+        .and_then(|entry| {
             entry
                 .sha256_in_prefix
                 .as_deref()
                 .or(entry.sha256.as_deref())
                 .and_then(decode_hex)
-        };
-        let prefix = entry
-            .prefix_placeholder
-            .filter(|p| !p.is_empty())
-            .map(|placeholder| PrefixPlaceholder {
-                placeholder,
-                binary: entry.file_mode.as_deref() == Some("binary"),
-            });
-        out.push(PackageFile {
-            path,
-            sha256,
-            prefix,
-        });
-    }
-    for file in files.unwrap_or_default() {
-        if let Some(path) = normalise(env_root, &file) {
-            out.push(PackageFile {
-                path,
-                sha256: None,
-                prefix: None,
-            });
-        }
-    }
-    out
+        })
+}
+
+/// The folder a conda record at `record` (`<env>/conda-meta/<name>.json`) describes.
+pub(super) fn env_root(record: &str) -> &str {
+    split_last(split_last(record).0).0
 }
 
 /// The channel's name from a record's `channel`: `conda-forge` from

@@ -49,25 +49,17 @@ impl Ecosystem {
     }
 }
 
-/// How conda records a file that embeds its install prefix.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PrefixPlaceholder {
-    /// The prefix string as it appears in the file.
-    pub placeholder: String,
+/// The number the caller gives each walked path (unique per path); the
+/// inventory names a package's files by it instead of keeping a copy of each
+/// path, so a library of a million files costs 8 bytes a file here.
+pub type FileKey = u64;
+
+/// A conda file that embeds its install prefix (`prefix_placeholder`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PrefixedFile {
+    pub key: FileKey,
     /// `file_mode` is `binary` (NUL-padded rewrite), else text.
     pub binary: bool,
-}
-
-/// One file a package's metadata lists.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PackageFile {
-    /// Relative to the library root, `/`-separated, normalised (no `.`, `..` or leading `/`).
-    pub path: String,
-    /// The sha256 the metadata records for the file's published bytes
-    /// (RECORD's `sha256=`, conda's `sha256` / `sha256_in_prefix`).
-    pub sha256: Option<[u8; 32]>,
-    /// conda: the file embeds the build prefix.
-    pub prefix: Option<PrefixPlaceholder>,
 }
 
 /// One installed package.
@@ -83,9 +75,12 @@ pub struct Package {
     pub purl: String,
     /// The metadata folder or file, relative to the library root.
     pub metadata: String,
-    /// The files the package owns, relative to the library root, sorted.
-    /// Files the metadata lists outside the root are left out.
-    pub files: Vec<PackageFile>,
+    /// The walked files the package owns, by key, sorted and unique. Files
+    /// the metadata lists but the walk did not find (outside the root,
+    /// excluded, missing) are left out.
+    pub files: Vec<FileKey>,
+    /// conda: the files among them that embed the build prefix, sorted by key.
+    pub prefixed: Vec<PrefixedFile>,
     /// The tool that installed it, where recorded (`pip`, `uv`, `conda`).
     pub installer: Option<String>,
     /// Python: `direct_url.json` says the install is editable (its code lives elsewhere).
@@ -155,6 +150,8 @@ pub enum InventoryError {
 pub struct WalkedPath<'a> {
     pub path: &'a str,
     pub is_dir: bool,
+    /// The caller's key for the path, which packages name their files by.
+    pub key: FileKey,
 }
 
 impl Inventory {
@@ -191,7 +188,10 @@ impl Inventory {
             packages.push(extension.package);
         }
         for package in &mut packages {
-            sort_files(&mut package.files);
+            package.files.sort_unstable();
+            package.files.dedup();
+            package.prefixed.sort_unstable();
+            package.prefixed.dedup_by_key(|file| file.key);
         }
         packages.sort_by_cached_key(|p| {
             (
@@ -202,8 +202,8 @@ impl Inventory {
             )
         });
         let editables = prefix::read_editables(&mut cx, &packages)?;
-        link_vendored_dist_infos(&mut packages);
-        link_shipped_extensions(&mut packages, &shipping);
+        link_vendored_dist_infos(&mut packages, &cx.files);
+        link_shipped_extensions(&mut packages, &shipping, &cx.files);
         let mut package_folders: Vec<String> = found
             .package_folders
             .iter()
@@ -222,52 +222,44 @@ impl Inventory {
         })
     }
 
-    /// The first package in sort order whose metadata records a sha256 for
-    /// `path` (its shipper, for a shipped extension), and that hash.
-    ///
-    /// Costs a binary search per Python and conda package (files are
-    /// sorted), so it suits the few files the secret scan flags; use `owners`
-    /// for bulk questions.
-    pub fn recorded(&self, path: &str) -> Option<(usize, [u8; 32])> {
-        self.recorded_all(path).next()
+    /// Which package owns each file: the first in sort order that lists it
+    /// (a shipped extension's or vendored dist-info's shipper).
+    pub fn owners(&self) -> Owners {
+        let mut pairs: Vec<(FileKey, u32)> = Vec::new();
+        pairs.reserve_exact(self.packages.iter().map(|p| p.files.len()).sum());
+        for (index, package) in self.packages.iter().enumerate() {
+            let Ok(owner) = u32::try_from(package.shipped_by.unwrap_or(index)) else {
+                break;
+            };
+            pairs.extend(package.files.iter().map(|&key| (key, owner)));
+        }
+        // Stable: for a key two packages list, the first in sort order stays first.
+        pairs.sort_by_key(|&(key, _)| key);
+        pairs.dedup_by_key(|pair| pair.0);
+        Owners { pairs }
     }
 
-    /// Every package that records a sha256 for `path`, in sort order, with
-    /// that hash. Two can: a conda package's record and the RECORD of the
-    /// dist-info it installs may differ when conda rewrote a prefix.
-    pub fn recorded_all<'s>(
-        &'s self,
-        path: &'s str,
-    ) -> impl Iterator<Item = (usize, [u8; 32])> + 's {
-        // Only dist-info RECORDs and conda records carry hashes.
+    /// The packages that list the file `key`, in sort order, with their index.
+    fn listing(&self, key: FileKey) -> impl Iterator<Item = (usize, &Package)> {
         self.packages
             .iter()
             .enumerate()
-            .filter(|(_, package)| {
-                matches!(package.ecosystem, Ecosystem::Python | Ecosystem::Conda)
-            })
-            .filter_map(move |(index, package)| {
-                let at = package
-                    .files
-                    .binary_search_by(|file| file.path.as_str().cmp(path))
-                    .ok()?;
-                let sha256 = package.files[at].sha256?;
-                Some((package.shipped_by.unwrap_or(index), sha256))
-            })
+            .filter(move |(_, package)| package.files.binary_search(&key).is_ok())
     }
+}
 
-    /// Which package owns each file: path relative to the root → index in `packages`.
-    /// A file two packages list goes to the first in sort order; a shipped
-    /// extension's files go to the Python package that ships it.
-    pub fn owners(&self) -> HashMap<&str, usize> {
-        let mut owners = HashMap::new();
-        for (index, package) in self.packages.iter().enumerate() {
-            let owner = package.shipped_by.unwrap_or(index);
-            for file in &package.files {
-                owners.entry(file.path.as_str()).or_insert(owner);
-            }
-        }
-        owners
+/// File key → the index of the package that owns it, for every file some package lists.
+#[derive(Debug, Default)]
+pub struct Owners {
+    /// Sorted by key, one pair per key.
+    pairs: Vec<(FileKey, u32)>,
+}
+
+impl Owners {
+    /// The owning package's index in the inventory's `packages`.
+    pub fn get(&self, key: FileKey) -> Option<usize> {
+        let at = self.pairs.binary_search_by_key(&key, |&(k, _)| k).ok()?;
+        Some(self.pairs[at].1 as usize)
     }
 }
 
@@ -278,7 +270,7 @@ fn new_package(
     name: String,
     version: String,
     metadata: &str,
-    files: Vec<PackageFile>,
+    files: Vec<FileKey>,
 ) -> Package {
     let purl_name = match ecosystem {
         Ecosystem::Python => purl::pep503(&name),
@@ -293,6 +285,7 @@ fn new_package(
         purl,
         metadata: metadata.to_owned(),
         files,
+        prefixed: Vec::new(),
         installer: None,
         editable: false,
         editable_location: None,
@@ -300,41 +293,29 @@ fn new_package(
     }
 }
 
-/// Sorts by path and keeps one entry per path, the one with a recorded hash when there is one.
-fn sort_files(files: &mut Vec<PackageFile>) {
-    files.sort_by(|a, b| {
-        a.path
-            .cmp(&b.path)
-            .then(a.sha256.is_none().cmp(&b.sha256.is_none()))
-    });
-    files.dedup_by(|later, first| later.path == first.path);
-}
-
 /// Sets `shipped_by` on each dist-info another package's file list names:
 /// a Python RECORD (`setuptools/_vendor/wheel-0.43.0.dist-info`: the vendored
 /// project's files are the vendoring package's, as it installed and may have
 /// patched them), or a conda record (conda's Python packages carry a
 /// dist-info; the conda package is the one listed, once).
-fn link_vendored_dist_infos(packages: &mut [Package]) {
-    let metadata_files: HashMap<String, usize> = packages
+fn link_vendored_dist_infos(packages: &mut [Package], walked: &locate::FileIndex) {
+    let metadata_files: HashMap<FileKey, usize> = packages
         .iter()
         .enumerate()
         .filter(|(_, p)| p.ecosystem == Ecosystem::Python && p.metadata.ends_with(".dist-info"))
-        .map(|(index, p)| (format!("{}/METADATA", p.metadata), index))
+        .filter_map(|(index, p)| Some((walked.key_of(&format!("{}/METADATA", p.metadata))?, index)))
         .collect();
     let mut links: Vec<(usize, usize)> = Vec::new();
-    for (index, package) in packages.iter().enumerate() {
-        if !matches!(package.ecosystem, Ecosystem::Python | Ecosystem::Conda) {
-            continue;
-        }
-        for file in package
-            .files
-            .iter()
-            .filter(|f| f.path.ends_with("/METADATA"))
-        {
-            match metadata_files.get(&file.path) {
-                Some(&vendored) if vendored != index => links.push((vendored, index)),
-                _ => {}
+    if !metadata_files.is_empty() {
+        for (index, package) in packages.iter().enumerate() {
+            if !matches!(package.ecosystem, Ecosystem::Python | Ecosystem::Conda) {
+                continue;
+            }
+            for key in &package.files {
+                match metadata_files.get(key) {
+                    Some(&vendored) if vendored != index => links.push((vendored, index)),
+                    _ => {}
+                }
             }
         }
     }
@@ -360,10 +341,19 @@ fn link_vendored_dist_infos(packages: &mut [Package]) {
 /// Sets `shipped_by` on each JupyterLab extension a Python package ships: the
 /// one whose RECORD lists the extension's `package.json`, else the one its
 /// `install.json` names. `shipping` maps an extension's metadata path to that name.
-fn link_shipped_extensions(packages: &mut [Package], shipping: &HashMap<String, Option<String>>) {
+fn link_shipped_extensions(
+    packages: &mut [Package],
+    shipping: &HashMap<String, Option<String>>,
+    walked: &locate::FileIndex,
+) {
     if shipping.is_empty() {
         return;
     }
+    // Each extension's manifest by key, to find the RECORD that lists it.
+    let manifests: Vec<(&str, FileKey)> = shipping
+        .keys()
+        .filter_map(|metadata| Some((metadata.as_str(), walked.key_of(metadata)?)))
+        .collect();
     let mut by_record: HashMap<&str, usize> = HashMap::new();
     let mut by_name: HashMap<String, usize> = HashMap::new();
     for (index, package) in packages.iter().enumerate() {
@@ -371,13 +361,9 @@ fn link_shipped_extensions(packages: &mut [Package], shipping: &HashMap<String, 
             continue;
         }
         by_name.entry(purl::pep503(&package.name)).or_insert(index);
-        for file in package
-            .files
-            .iter()
-            .filter(|f| f.path.ends_with("/package.json"))
-        {
-            if shipping.contains_key(&file.path) {
-                by_record.entry(file.path.as_str()).or_insert(index);
+        for (metadata, key) in &manifests {
+            if package.files.binary_search(key).is_ok() {
+                by_record.entry(metadata).or_insert(index);
             }
         }
     }

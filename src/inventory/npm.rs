@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::locate::{Context, FileIndex, Found, split_last};
 use super::purl::pep503;
-use super::{Ecosystem, InventoryError, Package, PackageFile, new_package};
+use super::{Ecosystem, FileKey, InventoryError, Package, new_package};
 
 /// A prebuilt JupyterLab extension, and the Python package its
 /// `install.json` names (PEP 503-normalised).
@@ -145,13 +145,13 @@ fn license(manifest: &Manifest) -> Option<String> {
 }
 
 /// The walked files under `folder`, skipping each nested `node_modules` subtree in one jump.
-fn files_outside_nested(index: &FileIndex, folder: &str) -> Vec<PackageFile> {
+fn files_outside_nested(index: &FileIndex, folder: &str) -> Vec<FileKey> {
     let under = index.under(folder);
     let skip = folder.len() + 1;
     let mut files = Vec::new();
     let mut i = 0;
     while i < under.len() {
-        let path = under[i];
+        let (path, key) = under[i];
         let rest = &path[skip..];
         let nested = if rest.starts_with("node_modules/") {
             Some(0)
@@ -160,14 +160,10 @@ fn files_outside_nested(index: &FileIndex, folder: &str) -> Vec<PackageFile> {
         };
         if let Some(at) = nested {
             let prefix = &path[..skip + at + "node_modules/".len()];
-            i += under[i..].partition_point(|p| p.starts_with(prefix));
+            i += under[i..].partition_point(|(p, _)| p.starts_with(prefix));
             continue;
         }
-        files.push(PackageFile {
-            path: path.to_owned(),
-            sha256: None,
-            prefix: None,
-        });
+        files.push(key);
         i += 1;
     }
     files

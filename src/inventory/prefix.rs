@@ -49,8 +49,8 @@ fn shebang_prefix(cx: &mut Context) -> Result<Option<String>, InventoryError> {
         .files
         .under("bin")
         .iter()
-        .filter(|path| !split_last(path).0.contains('/'))
-        .map(|path| (*path).to_owned())
+        .filter(|(path, _)| !split_last(path).0.contains('/'))
+        .map(|(path, _)| (*path).to_owned())
         .collect();
     let mut found: Option<String> = None;
     for script in scripts {
@@ -131,12 +131,12 @@ pub(super) fn read_editables(
         .files
         .under("")
         .iter()
-        .filter(|path| {
+        .filter(|(path, _)| {
             let name = split_last(path).1;
             (name.starts_with("__editable__") && name.ends_with(".pth"))
                 || name.ends_with(".egg-link")
         })
-        .map(|path| (*path).to_owned())
+        .map(|(path, _)| (*path).to_owned())
         .collect();
     for path in candidates {
         let name = split_last(&path).1;

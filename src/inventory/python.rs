@@ -9,7 +9,7 @@ use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
 use super::locate::{Context, FileIndex, Found, normalise, split_last};
-use super::{Ecosystem, InventoryError, Package, PackageFile, VenvConfig, new_package};
+use super::{Ecosystem, FileKey, InventoryError, Package, VenvConfig, new_package};
 
 /// RECORD writes `sha256=` in URL-safe base64 without padding; some tools pad it.
 const RECORD_BASE64: GeneralPurpose = GeneralPurpose::new(
@@ -63,7 +63,8 @@ fn read_dist_info(cx: &mut Context, dir: &str) -> Result<Option<Package>, Invent
     {
         files = parse_record(split_last(dir).0, &record, &cx.files);
     }
-    files.extend(walked_files(cx, dir));
+    // The walked files in the metadata folder are its package's, whatever RECORD says.
+    files.extend(cx.files.keys_under(dir));
     let mut package = core.into_package(dir, files);
     let installer_path = format!("{dir}/INSTALLER");
     let installer = cx.read_if_walked(&installer_path)?;
@@ -114,14 +115,11 @@ fn read_egg_info_dir(cx: &mut Context, dir: &str) -> Result<Option<Package>, Inv
         files = installed
             .lines()
             .filter_map(|line| normalise(dir, line.trim_end_matches('\r')))
-            .map(|path| PackageFile {
-                path,
-                sha256: None,
-                prefix: None,
-            })
+            .filter_map(|path| cx.files.key_of(&path))
             .collect();
     }
-    files.extend(walked_files(cx, dir));
+    // The walked files in the metadata folder are its package's, whatever RECORD says.
+    files.extend(cx.files.keys_under(dir));
     Ok(Some(core.into_package(dir, files)))
 }
 
@@ -133,21 +131,8 @@ fn read_egg_info_file(cx: &mut Context, file: &str) -> Result<Option<Package>, I
         cx.warn(file, "no Name or Version");
         return Ok(None);
     };
-    let files = vec![PackageFile {
-        path: file.to_owned(),
-        sha256: None,
-        prefix: None,
-    }];
+    let files = cx.files.key_of(file).into_iter().collect();
     Ok(Some(core.into_package(file, files)))
-}
-
-/// The walked files in a metadata folder, which belong to its package whatever RECORD says.
-fn walked_files<'c>(cx: &'c Context, dir: &str) -> impl Iterator<Item = PackageFile> + 'c {
-    cx.files.under(dir).iter().map(|path| PackageFile {
-        path: (*path).to_owned(),
-        sha256: None,
-        prefix: None,
-    })
 }
 
 /// The core metadata fields stowage uses (METADATA, PKG-INFO).
@@ -239,40 +224,53 @@ impl CoreMetadata {
         })
     }
 
-    fn into_package(self, metadata: &str, files: Vec<PackageFile>) -> Package {
+    fn into_package(self, metadata: &str, files: Vec<FileKey>) -> Package {
         let mut package = new_package(Ecosystem::Python, self.name, self.version, metadata, files);
         package.license = self.license;
         package
     }
 }
 
-/// RECORD rows (`path,hash,size`, csv) as files relative to the root;
-/// `base` is the dist-info's parent.
-fn parse_record(base: &str, text: &str, walked: &FileIndex) -> Vec<PackageFile> {
+/// The keys of the walked files RECORD's rows (`path,hash,size`, csv)
+/// name; `base` is the dist-info's parent.
+fn parse_record(base: &str, text: &str, walked: &FileIndex) -> Vec<FileKey> {
+    record_rows(base, text, |path| walked.key_of(path))
+        .map(|(key, _)| key)
+        .collect()
+}
+
+/// The sha256 RECORD's text records for the file `rel` (relative to the
+/// root), when a row names it; `base` is the dist-info's parent.
+pub(super) fn recorded_hash(base: &str, text: &str, rel: &str) -> Option<[u8; 32]> {
+    record_rows(base, text, |path| (path == rel).then_some(()))
+        .find_map(|((), hash)| hash.strip_prefix("sha256=").and_then(decode_record_hash))
+}
+
+/// RECORD's rows whose path, resolved against `base`, `found` accepts, with
+/// what it returned and the row's hash field.
+fn record_rows<'t, T>(
+    base: &str,
+    text: &'t str,
+    found: impl Fn(&str) -> Option<T>,
+) -> impl Iterator<Item = (T, &'t str)> {
     // `pip install --target T` installs under a temporary home and moves its
     // `lib/python/*` into T and `bin/`, `share/` beside them, so RECORD's
     // `../../bin/x` (from `lib/python`) is `T/bin/x`. Paths that leave the
-    // folder are tried both ways and the one the walk found is kept.
+    // folder are tried both ways.
     let target_base = format!("{base}/lib/python");
-    text.lines()
-        .filter_map(|line| {
-            let (path, hash) = record_row(line.trim_end_matches('\r'))?;
-            let plain = normalise(base, &path);
-            let path = match plain {
-                Some(found) if !path.starts_with("../") || walked.contains(&found) => found,
-                _ => match normalise(&target_base, &path) {
-                    Some(target) if walked.contains(&target) => target,
-                    _ => plain?,
-                },
-            };
-            let sha256 = hash.strip_prefix("sha256=").and_then(decode_record_hash);
-            Some(PackageFile {
-                path,
-                sha256,
-                prefix: None,
-            })
-        })
-        .collect()
+    let base = base.to_owned();
+    text.lines().filter_map(move |line| {
+        let (path, hash) = record_row(line.trim_end_matches('\r'))?;
+        let plain = normalise(&base, &path);
+        if let Some(hit) = plain.as_deref().and_then(&found) {
+            return Some((hit, hash));
+        }
+        if !path.starts_with("../") {
+            return None;
+        }
+        let moved = normalise(&target_base, &path)?;
+        Some((found(&moved)?, hash))
+    })
 }
 
 /// One csv row's path (unquoted, or quoted with `""` escapes) and hash field.

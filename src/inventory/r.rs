@@ -5,7 +5,7 @@
 //! that name) is not an R package and is passed over without a warning.
 
 use super::locate::{Context, Found, split_last};
-use super::{Ecosystem, InventoryError, Package, PackageFile, new_package};
+use super::{Ecosystem, InventoryError, Package, new_package};
 
 /// Reads the R packages among the scan's `DESCRIPTION` files, and the
 /// library folders that hold them.
@@ -37,16 +37,7 @@ pub(super) fn read_packages(
             cx.warn(path, "no Package or Version");
             continue;
         };
-        let files = cx
-            .files
-            .under(folder)
-            .iter()
-            .map(|file| PackageFile {
-                path: (*file).to_owned(),
-                sha256: None,
-                prefix: None,
-            })
-            .collect();
+        let files = cx.files.keys_under(folder).collect();
         let mut package = new_package(
             Ecosystem::R,
             name.to_owned(),

@@ -52,16 +52,53 @@ fn walk(root: &Path) -> Vec<(String, bool)> {
     out
 }
 
-fn read(root: &Path) -> Inventory {
-    let walked = walk(root);
-    Inventory::read(
-        root,
-        walked.iter().map(|(path, is_dir)| WalkedPath {
+/// The walk as the inventory takes it: each path keyed by its place in `walk(root)`.
+fn walked_paths(walked: &[(String, bool)]) -> impl Iterator<Item = WalkedPath<'_>> {
+    walked
+        .iter()
+        .zip(0..)
+        .map(|((path, is_dir), key)| WalkedPath {
             path,
             is_dir: *is_dir,
-        }),
-    )
-    .unwrap()
+            key,
+        })
+}
+
+fn read(root: &Path) -> Inventory {
+    let walked = walk(root);
+    Inventory::read(root, walked_paths(&walked)).unwrap()
+}
+
+/// The key `read` gave `rel`.
+fn key(root: &Path, rel: &str) -> Option<FileKey> {
+    let at = walk(root).iter().position(|(path, _)| path == rel)?;
+    FileKey::try_from(at).ok()
+}
+
+/// A package's files as paths, sorted.
+fn paths_of(root: &Path, package: &Package) -> Vec<String> {
+    let walked = walk(root);
+    let mut paths: Vec<String> = package
+        .files
+        .iter()
+        .map(|&key| walked[usize::try_from(key).unwrap()].0.clone())
+        .collect();
+    paths.sort();
+    paths
+}
+
+/// The first recorded hash of `rel`, and its package.
+fn recorded(inventory: &Inventory, root: &Path, rel: &str) -> Option<(usize, [u8; 32])> {
+    let found = inventory.recorded(root, rel, key(root, rel)?).unwrap();
+    found.first().map(|r| (r.package, r.sha256))
+}
+
+fn owner(inventory: &Inventory, root: &Path, rel: &str) -> Option<usize> {
+    inventory.owners().get(key(root, rel)?)
+}
+
+fn published(inventory: &Inventory, root: &Path, rel: &str) -> Option<Published> {
+    inventory.published(root, rel, key(root, rel)?).unwrap()
 }
 
 fn find<'i>(inventory: &'i Inventory, name: &str) -> (usize, &'i Package) {
@@ -235,7 +272,7 @@ fn python_venv_dist_info_egg_info_and_labextensions() {
     assert_eq!(pyg.license.as_deref(), Some("BSD-3-Clause"));
     assert_eq!(pyg.installer.as_deref(), Some("uv"));
     assert!(!pyg.editable);
-    let paths: Vec<&str> = pyg.files.iter().map(|f| f.path.as_str()).collect();
+    let paths = paths_of(root, pyg);
     assert_eq!(
         paths,
         [
@@ -248,23 +285,6 @@ fn python_venv_dist_info_egg_info_and_labextensions() {
             "share/jupyter/labextensions/jupyterlab_pygments/package.json",
         ]
     );
-    assert_eq!(
-        inventory.recorded("bin/script"),
-        Some((pyg_index, sha(b"#!/opt/venv/bin/python\nimport sys\n")))
-    );
-    assert_eq!(
-        inventory.recorded(&format!(
-            "{SITE}/jupyterlab_pygments/__pycache__/__init__.cpython-311.pyc"
-        )),
-        Some((pyg_index, sha(b"\xa7\r\r\n compiled")))
-    );
-    assert_eq!(
-        inventory.recorded(&format!(
-            "{SITE}/jupyterlab_pygments-0.3.0.dist-info/RECORD"
-        )),
-        None
-    );
-    assert_eq!(inventory.recorded("nowhere"), None);
 
     let (_, mine) = find(&inventory, "Mine");
     assert!(mine.editable);
@@ -272,7 +292,7 @@ fn python_venv_dist_info_egg_info_and_labextensions() {
 
     let (_, legacy) = find(&inventory, "legacy");
     assert_eq!(legacy.license, None);
-    let paths: Vec<&str> = legacy.files.iter().map(|f| f.path.as_str()).collect();
+    let paths = paths_of(root, legacy);
     assert_eq!(
         paths,
         [
@@ -296,12 +316,46 @@ fn python_venv_dist_info_egg_info_and_labextensions() {
     );
     assert_eq!(widgets.shipped_by, None);
 
-    let owners = inventory.owners();
     assert_eq!(
-        owners["share/jupyter/labextensions/jupyterlab_pygments/static/remoteEntry.js"],
+        owner(
+            &inventory,
+            root,
+            "share/jupyter/labextensions/jupyterlab_pygments/static/remoteEntry.js"
+        )
+        .unwrap(),
         pyg_index
     );
-    assert_eq!(owners["bin/script"], pyg_index);
+    assert_eq!(owner(&inventory, root, "bin/script").unwrap(), pyg_index);
+}
+
+#[test]
+fn a_records_hashes_are_read_again_for_the_file_asked_about() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let root = dir.path();
+    write_python(root);
+    let inventory = read(root);
+    let (pyg_index, _) = find(&inventory, "jupyterlab_pygments");
+    assert_eq!(
+        recorded(&inventory, root, "bin/script"),
+        Some((pyg_index, sha(b"#!/opt/venv/bin/python\nimport sys\n")))
+    );
+    assert_eq!(
+        recorded(
+            &inventory,
+            root,
+            &format!("{SITE}/jupyterlab_pygments/__pycache__/__init__.cpython-311.pyc")
+        ),
+        Some((pyg_index, sha(b"\xa7\r\r\n compiled")))
+    );
+    assert_eq!(
+        recorded(
+            &inventory,
+            root,
+            &format!("{SITE}/jupyterlab_pygments-0.3.0.dist-info/RECORD")
+        ),
+        None
+    );
+    assert_eq!(recorded(&inventory, root, "nowhere"), None);
 }
 
 #[test]
@@ -379,6 +433,7 @@ fn conda_record_in_published_format() {
     write(root, "conda-meta/bad-1-0.json", b"{\"name\": ");
     write(root, "lib/libz.so.1.3.1", lib);
     write(root, "lib/pkgconfig/zlib.pc", installed_config);
+    std::os::unix::fs::symlink("libz.so.1.3.1", root.join("lib/libz.so")).unwrap();
     let inventory = read(root);
 
     assert_eq!(inventory.packages.len(), 1);
@@ -391,24 +446,30 @@ fn conda_record_in_published_format() {
     );
     assert_eq!(package.license.as_deref(), Some("Zlib"));
     assert_eq!(package.installer.as_deref(), Some("conda"));
-    let paths: Vec<&str> = package.files.iter().map(|f| f.path.as_str()).collect();
+    let paths = paths_of(root, package);
     assert_eq!(
         paths,
         ["lib/libz.so", "lib/libz.so.1.3.1", "lib/pkgconfig/zlib.pc"]
     );
-    assert_eq!(package.files[0].sha256, None);
-    assert_eq!(inventory.recorded("lib/libz.so.1.3.1"), Some((0, sha(lib))));
     assert_eq!(
-        inventory.recorded("lib/pkgconfig/zlib.pc"),
+        recorded(&inventory, root, "lib/libz.so"),
+        None,
+        "a softlink"
+    );
+    assert_eq!(
+        recorded(&inventory, root, "lib/libz.so.1.3.1"),
+        Some((0, sha(lib)))
+    );
+    assert_eq!(
+        recorded(&inventory, root, "lib/pkgconfig/zlib.pc"),
         Some((0, sha(installed_config)))
     );
-    let prefix = package.files[2].prefix.clone().unwrap();
     assert_eq!(
-        prefix,
-        PrefixPlaceholder {
-            placeholder: PLACEHOLDER.to_owned(),
+        package.prefixed,
+        [PrefixedFile {
+            key: key(root, "lib/pkgconfig/zlib.pc").unwrap(),
             binary: false
-        }
+        }]
     );
 }
 
@@ -453,7 +514,10 @@ fn r_library_of_two_packages() {
     );
     assert_eq!(inventory.packages[0].files.len(), 3);
     assert_eq!(inventory.packages[1].files.len(), 2);
-    assert_eq!(inventory.owners()["lib/R/library/Rcpp/libs/Rcpp.so"], 1);
+    assert_eq!(
+        owner(&inventory, root, "lib/R/library/Rcpp/libs/Rcpp.so").unwrap(),
+        1
+    );
 }
 
 #[test]
@@ -509,14 +573,27 @@ fn node_modules_scoped_and_nested() {
             ("pkg:npm/left-pad@1.3.0", Some("WTFPL"), 3),
         ]
     );
-    let owners = inventory.owners();
-    assert_eq!(owners["node_modules/@scope/pkg/zz.js"], 0);
     assert_eq!(
-        owners["node_modules/@scope/pkg/node_modules/dep/index.js"],
+        owner(&inventory, root, "node_modules/@scope/pkg/zz.js").unwrap(),
+        0
+    );
+    assert_eq!(
+        owner(
+            &inventory,
+            root,
+            "node_modules/@scope/pkg/node_modules/dep/index.js"
+        )
+        .unwrap(),
         1
     );
-    assert_eq!(owners["node_modules/left-pad/lib/package.json"], 2);
-    assert!(!owners.contains_key("node_modules/.package-lock.json"));
+    assert_eq!(
+        owner(&inventory, root, "node_modules/left-pad/lib/package.json").unwrap(),
+        2
+    );
+    assert_eq!(
+        owner(&inventory, root, "node_modules/.package-lock.json"),
+        None
+    );
 }
 
 #[cfg(unix)]
@@ -532,14 +609,7 @@ fn unreadable_metadata_is_an_error() {
         return; // running as root: permissions do not stop reads
     }
     let walked = walk(root);
-    let error = Inventory::read(
-        root,
-        walked.iter().map(|(path, is_dir)| WalkedPath {
-            path,
-            is_dir: *is_dir,
-        }),
-    )
-    .unwrap_err();
+    let error = Inventory::read(root, walked_paths(&walked)).unwrap_err();
     assert!(
         error.to_string().ends_with("x-1.dist-info/METADATA"),
         "{error}"
@@ -557,10 +627,12 @@ fn a_file_the_walk_did_not_find_is_not_read() {
         WalkedPath {
             path: "a-1.dist-info",
             is_dir: true,
+            key: 0,
         },
         WalkedPath {
             path: "a-1.dist-info/METADATA",
             is_dir: false,
+            key: 1,
         },
     ];
     let inventory = Inventory::read(root, paths).unwrap();
@@ -626,12 +698,17 @@ fn a_conda_env_python_package_has_both_records() {
     // The dist-info is the conda package's: both records name the conda package.
     assert_eq!(inventory.packages[1].shipped_by, Some(2));
     assert_eq!(
-        inventory.recorded("bin/six-tool"),
+        recorded(&inventory, root, "bin/six-tool"),
         Some((2, sha(wheel_script)))
     );
-    let all: Vec<_> = inventory.recorded_all("bin/six-tool").collect();
+    let all: Vec<_> = inventory
+        .recorded(root, "bin/six-tool", key(root, "bin/six-tool").unwrap())
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.package, r.sha256))
+        .collect();
     assert_eq!(all, [(2, sha(wheel_script)), (2, sha(installed_script))]);
-    assert_eq!(inventory.owners()["bin/six-tool"], 2);
+    assert_eq!(owner(&inventory, root, "bin/six-tool").unwrap(), 2);
     assert_eq!(inventory.package_folders, ["lib/python3.12/site-packages"]);
 }
 
@@ -666,7 +743,7 @@ fn pip_target_record_paths_resolve_to_the_moved_bin_and_share() {
     let inventory = read(root);
 
     let python = &inventory.packages[0];
-    let paths: Vec<&str> = python.files.iter().map(|f| f.path.as_str()).collect();
+    let paths = paths_of(root, python);
     assert_eq!(
         paths,
         [
@@ -677,7 +754,7 @@ fn pip_target_record_paths_resolve_to_the_moved_bin_and_share() {
             "share/jupyter/labextensions/myext/package.json",
         ]
     );
-    assert_eq!(inventory.recorded("bin/tool"), Some((0, sha(tool))));
+    assert_eq!(recorded(&inventory, root, "bin/tool"), Some((0, sha(tool))));
     assert_eq!(inventory.packages[1].shipped_by, Some(0));
 }
 
@@ -721,7 +798,7 @@ fn a_vendored_dist_info_is_shipped_by_its_vendor() {
         .collect();
     assert_eq!(names, [("setuptools", None), ("wheel", Some(0))]);
     assert_eq!(
-        inventory.owners()["setuptools/_vendor/wheel/__init__.py"],
+        owner(&inventory, root, "setuptools/_vendor/wheel/__init__.py").unwrap(),
         0
     );
     assert!(inventory.warnings.is_empty(), "{:?}", inventory.warnings);
@@ -781,9 +858,15 @@ fn a_nested_conda_env_lists_files_from_its_own_root() {
         package.purl,
         "pkg:conda/tzdata@2024a?build=h0c530f3_0&channel=conda-forge"
     );
-    assert_eq!(package.files[0].path, "envs/tools/share/zoneinfo/UTC");
-    assert_eq!(inventory.recorded("envs/tools/share/zoneinfo/UTC"), None);
-    assert_eq!(inventory.owners()["envs/tools/share/zoneinfo/UTC"], 0);
+    assert_eq!(paths_of(root, package), ["envs/tools/share/zoneinfo/UTC"]);
+    assert_eq!(
+        recorded(&inventory, root, "envs/tools/share/zoneinfo/UTC"),
+        None
+    );
+    assert_eq!(
+        owner(&inventory, root, "envs/tools/share/zoneinfo/UTC").unwrap(),
+        0
+    );
 }
 
 #[test]
@@ -811,9 +894,7 @@ fn a_file_is_published_when_its_bytes_match_any_record_of_it() {
         record.as_bytes(),
     );
     let inventory = read(root);
-    let found = inventory
-        .published(root, &format!("{site}/tornado/test/test.key"))
-        .unwrap();
+    let found = published(&inventory, root, &format!("{site}/tornado/test/test.key"));
     assert_eq!(
         found,
         Some(Published {
@@ -821,15 +902,11 @@ fn a_file_is_published_when_its_bytes_match_any_record_of_it() {
             record: "RECORD"
         })
     );
-    let changed = inventory
-        .published(root, &format!("{site}/tornado/other.key"))
-        .unwrap();
+    let changed = published(&inventory, root, &format!("{site}/tornado/other.key"));
     assert_eq!(
         changed, None,
         "bytes that differ from the record are not published"
     );
-    let unlisted = inventory
-        .published(root, &format!("{site}/tornado/__init__.py"))
-        .unwrap();
+    let unlisted = published(&inventory, root, &format!("{site}/tornado/__init__.py"));
     assert_eq!(unlisted, None);
 }

@@ -360,6 +360,12 @@ impl LayerPlan {
             .ok()
     }
 
+    /// The key the inventory knows the entry at `path` by (see [`LayerPlan::walked_under`]).
+    pub fn file_key(&self, path: &[u8]) -> Option<crate::inventory::FileKey> {
+        let index = self.find(path)?;
+        Some(self.entries[index].path.key())
+    }
+
     /// The entries as written over `base`: a defaulted ancestor takes the
     /// base's mode and owner, and is left out where the base has something
     /// other than a folder. The plan itself never changes.

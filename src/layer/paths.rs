@@ -16,6 +16,13 @@ pub(super) struct Span {
 }
 
 impl Span {
+    /// A number unique to this span among those of one arena's non-empty
+    /// pushes: where its bytes start. A split's plans share the arena, so an
+    /// entry keeps its key in whichever layer it lands.
+    pub(super) fn key(self) -> u64 {
+        (u64::from(self.chunk) << 32) | u64::from(self.offset)
+    }
+
     /// The same bytes once the arena they were pushed to has been appended after `chunks` others.
     pub(super) fn moved(self, chunks: u32) -> Span {
         Span {

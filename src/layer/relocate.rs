@@ -23,7 +23,7 @@ use std::path::Path;
 use memchr::memmem;
 
 use super::{EntryView, LayerError, LayerPlan, ViewKind};
-use crate::inventory::Inventory;
+use crate::inventory::{FileKey, Inventory};
 
 /// The largest file rewritten in memory; a bigger candidate is an error, not a silent skip.
 pub const MAX_REWRITE_BYTES: u64 = 64 * 1024 * 1024;
@@ -73,11 +73,11 @@ impl LayerPlan {
         inventory: &Inventory,
         relocation: Relocation,
     ) -> Result<(), LayerError> {
-        let conda: HashMap<&str, bool> = inventory
+        let conda: HashMap<FileKey, bool> = inventory
             .packages
             .iter()
-            .flat_map(|p| &p.files)
-            .filter_map(|f| Some((f.path.as_str(), f.prefix.as_ref()?.binary)))
+            .flat_map(|p| &p.prefixed)
+            .map(|f| (f.key, f.binary))
             .collect();
         let root = target.trim_matches('/').as_bytes();
         let mut any = false;
@@ -91,7 +91,8 @@ impl LayerPlan {
             else {
                 continue;
             };
-            let rewrite = rewrite_of(&view, rel, &conda, &relocation)?;
+            let prefixed = conda.get(&self.entries[index].path.key()).copied();
+            let rewrite = rewrite_of(&view, rel, prefixed, &relocation)?;
             self.entries[index].rewrite = rewrite;
             any |= rewrite.is_some();
         }
@@ -113,7 +114,7 @@ impl LayerPlan {
 fn rewrite_of(
     entry: &EntryView<'_>,
     rel: &str,
-    conda: &HashMap<&str, bool>,
+    prefixed: Option<bool>,
     relocation: &Relocation,
 ) -> Result<Option<RewriteKind>, LayerError> {
     let from = relocation.from.as_bytes();
@@ -125,7 +126,7 @@ fn rewrite_of(
         _ => return Ok(None),
     };
     let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
-    let kind = match conda.get(rel) {
+    let kind = match prefixed {
         Some(true) => RewriteKind::Binary,
         Some(false) => RewriteKind::Text,
         None if rel == "pyvenv.cfg"

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use super::{Entry, EntryKind, LayerPlan};
 use crate::digest::Digest;
-use crate::inventory::{Inventory, WalkedPath};
+use crate::inventory::{FileKey, Inventory, Owners, WalkedPath};
 
 /// How many entries the split moves between shrinks of the plan's list.
 const SHRINK_EVERY: usize = 1 << 14;
@@ -58,16 +58,16 @@ pub struct LibrarySplit<'a> {
 }
 
 impl LibrarySplit<'_> {
-    /// The group an entry (path in the image) belongs to; None for the root and its ancestors.
-    fn group_of<'p>(&self, owners: &HashMap<&str, usize>, path: &'p [u8]) -> Option<GroupRef<'p>> {
+    /// The group an entry (path in the image, walked with `key`) belongs to; None for the root and its ancestors.
+    fn group_of<'p>(&self, owners: &Owners, key: FileKey, path: &'p [u8]) -> Option<GroupRef<'p>> {
         let root = self.target.trim_matches('/').as_bytes();
         let rest = path.strip_prefix(root)?.strip_prefix(b"/")?;
+        if let Some(index) = owners.get(key) {
+            return Some(GroupRef::Package(index));
+        }
         let Ok(rel) = std::str::from_utf8(rest) else {
             return Some(GroupRef::Unowned);
         };
-        if let Some(index) = owners.get(rel) {
-            return Some(GroupRef::Package(*index));
-        }
         let inventory = self.inventory;
         let folder = inventory
             .package_folders
@@ -154,20 +154,20 @@ impl LayerPlan {
         // Each entry's group by number; the groups themselves are made once.
         let mut ids: HashMap<GroupRef<'_>, u32> = HashMap::new();
         let mut groups: Vec<GroupKey> = Vec::new();
-        let keys: Vec<Option<u32>> = self
+        let entry_groups: Vec<Option<u32>> = self
             .entries
             .iter()
             .map(|entry| {
                 // A hard link must sit in the same layer as the file it links to.
                 let anchor = match entry.kind {
-                    EntryKind::HardLink { to } => self.paths.get(to),
-                    _ => self.paths.get(entry.path),
+                    EntryKind::HardLink { to } => to,
+                    _ => entry.path,
                 };
                 // Folders go where the entries below them go.
                 if matches!(entry.kind, EntryKind::Dir) {
                     return None;
                 }
-                let group = split.group_of(&owners, anchor)?;
+                let group = split.group_of(&owners, anchor.key(), self.paths.get(anchor))?;
                 let next = u32::try_from(groups.len()).ok()?;
                 Some(*ids.entry(group).or_insert_with(|| {
                     groups.push(group.key());
@@ -175,9 +175,12 @@ impl LayerPlan {
                 }))
             })
             .collect();
+        // Per-file maps go as soon as they have served: the split's peak is
+        // while the entries move into the layers' lists.
         drop(ids);
+        drop(owners);
         let mut totals = vec![(0u64, 0u64); groups.len()];
-        for (entry, key) in self.entries.iter().zip(&keys) {
+        for (entry, key) in self.entries.iter().zip(&entry_groups) {
             if let (Some(key), EntryKind::File { size }) = (key, &entry.kind) {
                 totals[*key as usize].0 += size;
                 totals[*key as usize].1 += 1;
@@ -206,13 +209,13 @@ impl LayerPlan {
             return vec![whole];
         }
         let slots = assign_slots(split, &parts);
-        self.into_slots(&keys, &groups, &parts, &slots)
+        self.into_slots(entry_groups, &groups, &parts, &slots)
     }
 
     /// Builds one layer per slot that holds a regular file; a slot without one joins the last layer.
     fn into_slots(
         self,
-        keys: &[Option<u32>],
+        entry_groups: Vec<Option<u32>>,
         groups: &[GroupKey],
         parts: &BTreeMap<GroupKey, LayerPart>,
         slots: &BTreeMap<GroupKey, Slot>,
@@ -256,10 +259,11 @@ impl LayerPlan {
                     .and_then(|i| u8::try_from(*i).ok())
             })
             .collect();
-        let entry_layer: Vec<Option<u8>> = keys
+        let entry_layer: Vec<Option<u8>> = entry_groups
             .iter()
             .map(|k| k.and_then(|k| group_layer[k as usize]))
             .collect();
+        drop(entry_groups);
         let part_lists: Vec<Vec<LayerPart>> = layer_parts
             .into_iter()
             .map(|(parts, _)| parts.into_iter().cloned().collect())
@@ -282,15 +286,17 @@ impl LayerPlan {
         let needed = self.folder_masks(entry_layer);
         let last = total.saturating_sub(1);
         // A folder nothing below needs (an empty one) still belongs in the image.
-        let mask_of = |index: usize| match needed[index] {
+        let mask_of = |folder: usize| match needed[folder] {
             0 => 1u64 << last,
             mask => mask,
         };
         let mut sizes = vec![0usize; total];
+        let mut folder = 0;
         for (index, entry) in self.entries.iter().enumerate() {
             match (&entry.kind, entry_layer[index]) {
                 (EntryKind::Dir, _) => {
-                    let mask = mask_of(index);
+                    let mask = mask_of(folder);
+                    folder += 1;
                     for (layer, size) in sizes.iter_mut().enumerate() {
                         *size += usize::from(mask & (1 << layer) != 0);
                     }
@@ -307,7 +313,8 @@ impl LayerPlan {
             let index = entries.len();
             match (&entry.kind, entry_layer[index]) {
                 (EntryKind::Dir, _) => {
-                    let mask = mask_of(index);
+                    folder -= 1;
+                    let mask = mask_of(folder);
                     for (layer, bucket) in buckets.iter_mut().enumerate() {
                         if mask & (1 << layer) != 0 {
                             bucket.push(entry.clone());
@@ -332,16 +339,17 @@ impl LayerPlan {
             .collect()
     }
 
-    /// For each folder entry, a mask of the layers whose entries sit below it.
+    /// For each folder entry, in order (the nth folder's at n), a mask of the
+    /// layers whose entries sit below it. One word a folder, not one an entry.
     fn folder_masks(&self, entry_layer: &[Option<u8>]) -> Vec<u64> {
         let dir_index: HashMap<&[u8], usize> = self
             .entries
             .iter()
+            .filter(|e| matches!(e.kind, EntryKind::Dir))
             .enumerate()
-            .filter(|(_, e)| matches!(e.kind, EntryKind::Dir))
             .map(|(i, e)| (self.paths.get(e.path), i))
             .collect();
-        let mut needed: Vec<u64> = vec![0; self.entries.len()];
+        let mut needed: Vec<u64> = vec![0; dir_index.len()];
         let mut last_parent: &[u8] = &[];
         let mut ancestors: Vec<usize> = Vec::new();
         for (entry, layer) in self.entries.iter().zip(entry_layer) {
@@ -453,7 +461,8 @@ fn shared_index(name: &str, shared: usize) -> usize {
 }
 
 impl LayerPlan {
-    /// The entries under `target`, relative to it, as the inventory reads them (non-UTF-8 paths left out).
+    /// The entries under `target`, relative to it, as the inventory reads them
+    /// (non-UTF-8 paths left out), keyed by where their path sits in the arena.
     pub fn walked_under<'a>(&'a self, target: &str) -> impl Iterator<Item = WalkedPath<'a>> {
         let root = target.trim_matches('/').as_bytes().to_vec();
         self.entries.iter().filter_map(move |entry| {
@@ -465,6 +474,7 @@ impl LayerPlan {
             Some(WalkedPath {
                 path: std::str::from_utf8(rest).ok()?,
                 is_dir: matches!(entry.kind, EntryKind::Dir),
+                key: entry.path.key(),
             })
         })
     }

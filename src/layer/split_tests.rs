@@ -5,7 +5,7 @@ use std::fs;
 use std::path::Path;
 
 use super::*;
-use crate::inventory::{Ecosystem, Inventory, Package, PackageFile};
+use crate::inventory::{Ecosystem, Inventory, Package};
 use crate::layer::{Excludes, KnownDirs, LayerRoot, plan_layer};
 use crate::spec::Owner;
 
@@ -17,7 +17,39 @@ fn write(root: &Path, rel: &str, bytes: usize) {
     fs::write(path, vec![b'x'; bytes]).unwrap();
 }
 
-fn package(name: &str, files: &[&str]) -> Package {
+/// A hand-written inventory whose packages name their files by path; the
+/// keys are filled in from the plan's walk by `split`.
+#[derive(Clone, Default)]
+struct Listed {
+    inventory: Inventory,
+    /// The files of `inventory.packages[i]`, relative to the library root.
+    files: Vec<Vec<String>>,
+}
+
+impl Listed {
+    fn with_folders(folders: &[&str]) -> Listed {
+        Listed {
+            inventory: Inventory {
+                package_folders: folders.iter().map(|f| (*f).to_owned()).collect(),
+                ..Inventory::default()
+            },
+            files: Vec::new(),
+        }
+    }
+
+    /// Adds a package at its place in name order.
+    fn add(&mut self, name: &str, files: &[&str]) {
+        let at = self
+            .inventory
+            .packages
+            .partition_point(|p| p.name.as_str() < name);
+        self.inventory.packages.insert(at, package(name));
+        self.files
+            .insert(at, files.iter().map(|f| (*f).to_owned()).collect());
+    }
+}
+
+fn package(name: &str) -> Package {
     Package {
         ecosystem: Ecosystem::Python,
         name: name.into(),
@@ -25,14 +57,8 @@ fn package(name: &str, files: &[&str]) -> Package {
         license: None,
         purl: format!("pkg:pypi/{name}@1.0"),
         metadata: format!("{SITE}/{name}-1.0.dist-info"),
-        files: files
-            .iter()
-            .map(|f| PackageFile {
-                path: (*f).to_string(),
-                sha256: None,
-                prefix: None,
-            })
-            .collect(),
+        files: Vec::new(),
+        prefixed: Vec::new(),
         installer: None,
         editable: false,
         editable_location: None,
@@ -41,8 +67,8 @@ fn package(name: &str, files: &[&str]) -> Package {
 }
 
 /// A venv-like library: `count` small packages (one with a `bin/` script), one big one, and unowned files.
-fn library(root: &Path, count: usize) -> Inventory {
-    let mut packages = Vec::new();
+fn library(root: &Path, count: usize) -> Listed {
+    let mut listed = Listed::with_folders(&[SITE]);
     for i in 0..count {
         let name = format!("pkg{i:02}");
         let mut files = vec![
@@ -56,22 +82,17 @@ fn library(root: &Path, count: usize) -> Inventory {
             write(root, f, 1000 + i);
         }
         let refs: Vec<&str> = files.iter().map(String::as_str).collect();
-        packages.push(package(&name, &refs));
+        listed.add(&name, &refs);
     }
     let big = format!("{SITE}/big/data.bin");
     write(root, &big, (OWN_LAYER_BYTES + 1) as usize);
-    packages.push(package("big", &[&big]));
+    listed.add("big", &[&big]);
     write(root, "pyvenv.cfg", 50);
     write(root, "bin/activate", 500);
-    packages.sort_by(|a, b| a.name.cmp(&b.name));
-    Inventory {
-        packages,
-        package_folders: vec![SITE.into()],
-        ..Inventory::default()
-    }
+    listed
 }
 
-fn split(root: &Path, inventory: &Inventory, max_layers: usize) -> Vec<LayerPlan> {
+fn split(root: &Path, listed: &Listed, max_layers: usize) -> Vec<LayerPlan> {
     let roots = [LayerRoot {
         source: root.to_path_buf(),
         target: "/opt/venv".into(),
@@ -85,9 +106,18 @@ fn split(root: &Path, inventory: &Inventory, max_layers: usize) -> Vec<LayerPlan
         &mut KnownDirs::new(),
     )
     .unwrap();
+    let keys: HashMap<String, u64> = plan
+        .walked_under("/opt/venv")
+        .map(|walked| (walked.path.to_owned(), walked.key))
+        .collect();
+    let mut inventory = listed.inventory.clone();
+    for (package, files) in inventory.packages.iter_mut().zip(&listed.files) {
+        package.files = files.iter().map(|f| keys[f]).collect();
+        package.files.sort_unstable();
+    }
     plan.split_by_package(&LibrarySplit {
         target: "/opt/venv",
-        inventory,
+        inventory: &inventory,
         max_layers,
     })
 }
@@ -147,7 +177,7 @@ fn adding_a_package_changes_at_most_one_layer() {
     let mut after_inventory = before_inventory.clone();
     let new = format!("{SITE}/newcomer/__init__.py");
     write(dir.path(), &new, 700);
-    after_inventory.packages.push(package("newcomer", &[&new]));
+    after_inventory.add("newcomer", &[&new]);
     let after: Vec<BTreeSet<String>> = split(dir.path(), &after_inventory, 16)
         .iter()
         .map(files_of)
@@ -163,11 +193,7 @@ fn without_metadata_the_children_of_site_packages_are_the_packages() {
     for i in 0..20 {
         write(dir.path(), &format!("{SITE}/pkg{i:02}/mod.py"), 100);
     }
-    let inventory = Inventory {
-        package_folders: vec![SITE.into()],
-        ..Inventory::default()
-    };
-    let layers = split(dir.path(), &inventory, 16);
+    let layers = split(dir.path(), &Listed::with_folders(&[SITE]), 16);
     assert!(layers.len() > 3, "{}", layers.len());
     let labels: Vec<&str> = layers
         .iter()
@@ -186,7 +212,7 @@ fn with_nothing_recognisable_the_top_level_entries_are_the_groups() {
     for i in 0..20 {
         write(dir.path(), &format!("pkg{i:02}/mod.py"), 100);
     }
-    let layers = split(dir.path(), &Inventory::default(), 8);
+    let layers = split(dir.path(), &Listed::default(), 8);
     assert!(layers.len() > 2 && layers.len() <= 8, "{}", layers.len());
     assert!(layers.iter().all(|l| l.file_count > 0));
 }
@@ -198,11 +224,8 @@ fn one_layer_when_asked_and_for_a_library_of_one_package() {
     assert_eq!(split(dir.path(), &inventory, 1).len(), 1);
     let small = tempfile::tempdir().unwrap();
     write(small.path(), &format!("{SITE}/only/a.py"), 10);
-    let only = Inventory {
-        packages: vec![package("only", &[&format!("{SITE}/only/a.py")])],
-        package_folders: vec![SITE.into()],
-        ..Inventory::default()
-    };
+    let mut only = Listed::with_folders(&[SITE]);
+    only.add("only", &[&format!("{SITE}/only/a.py")]);
     let layers = split(small.path(), &only, 16);
     assert_eq!(layers.len(), 1);
     assert_eq!(layers[0].file_count, 1);

@@ -7,23 +7,34 @@
 //! and reserved-but-untouched memory; unlike a cgroup v1 memory limit, it
 //! needs no root and counts no page cache. The tree is written to /dev/shm
 //! when there is one, so creating a million files takes seconds.
+//!
+//! Each package has a dist-info whose RECORD lists every one of its files
+//! with its sha256, as pip writes it: the inventory reads them all, and the
+//! bound holds with what a real environment's metadata makes it keep.
 
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use base64::Engine as _;
+use sha2::{Digest as _, Sha256};
+
 use crate::rig::{Layout, require_tool, stowage_bin};
 
-/// Files in the tree (plus the command the spec names).
+/// Package files in the tree (plus each package's three metadata files and the command the spec names).
 const FILES: usize = 1_000_000;
+
+/// Files a package holds, besides its dist-info.
+const PACKAGE_FILES: usize = 1000;
 
 /// The peak RSS a build of [`FILES`] tiny files must stay under: issue 14's 200 MiB.
 ///
 /// A plan keeps a 48-byte entry per file and its path's bytes in an arena,
-/// and the start check looks added paths up in the plans instead of
-/// copying them: a million files peak near 145 MiB (debug build), where
-/// they took 376 MiB before.
+/// a package names its files by 8-byte keys, and the start check looks added
+/// paths up in the plans instead of copying them: a million files with
+/// their RECORDs peak near 158 MiB (debug build), where they took 354 MiB
+/// with owned paths and hashes per package file.
 const PEAK_RSS_LIMIT_MIB: u64 = 200;
 
 /// A static x86-64 ELF that exits 0: a command the start check can follow on scratch.
@@ -53,27 +64,58 @@ fn exit0_elf() -> Vec<u8> {
     elf
 }
 
+/// A RECORD row's hash and size fields for `content`, as pip writes them.
+fn row_tail(content: &str) -> String {
+    let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(content));
+    format!("sha256={hash},{}", content.len())
+}
+
+/// A small file's content, and its RECORD row's hash and size.
+fn small_file(file: usize) -> (String, String) {
+    let content = format!("x = {file}\n");
+    let tail = row_tail(&content);
+    (content, tail)
+}
+
+/// Writes one package: its files (100 a folder) and a dist-info whose RECORD lists them all.
+fn write_package(site: &Path, package: usize, rows: &[(String, String)]) {
+    let name = format!("pkg{package:04}");
+    let mut record = String::new();
+    for sub in 0..PACKAGE_FILES / 100 {
+        let folder = site.join(format!("{name}/sub{sub}"));
+        fs::create_dir_all(&folder).expect("create a package folder");
+        for (file, (content, row_tail)) in rows.iter().enumerate() {
+            let rel = format!("{name}/sub{sub}/m{file:03}.py");
+            fs::write(site.join(&rel), content).expect("write a small file");
+            record.push_str(&format!("{rel},{row_tail}\n"));
+        }
+    }
+    let dist_info = site.join(format!("{name}-1.0.dist-info"));
+    fs::create_dir_all(&dist_info).expect("create a dist-info");
+    let metadata = format!("Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n");
+    for (file, content) in [("METADATA", metadata.as_str()), ("INSTALLER", "pip\n")] {
+        fs::write(dist_info.join(file), content).expect("write package metadata");
+        record.push_str(&format!(
+            "{name}-1.0.dist-info/{file},{}\n",
+            row_tail(content)
+        ));
+    }
+    record.push_str(&format!("{name}-1.0.dist-info/RECORD,,\n"));
+    fs::write(dist_info.join("RECORD"), record).expect("write a RECORD");
+}
+
 /// Writes the app: FILES tiny files in packages under site-packages (1,000 a
-/// package, 100 a folder), the command, and the spec. Two threads share the packages.
+/// package, each with a dist-info), the command, and the spec. Two threads share the packages.
 fn write_million_files(root: &Path) -> PathBuf {
     let site = root.join("library/lib/python3.11/site-packages");
-    let packages = FILES / 1000;
+    let packages = FILES / PACKAGE_FILES;
+    let rows: Vec<(String, String)> = (0..100).map(small_file).collect();
     std::thread::scope(|scope| {
         for half in 0..2 {
-            let site = &site;
+            let (site, rows) = (&site, &rows);
             scope.spawn(move || {
                 for package in (half..packages).step_by(2) {
-                    for sub in 0..10 {
-                        let folder = site.join(format!("pkg{package:04}/sub{sub}"));
-                        fs::create_dir_all(&folder).expect("create a package folder");
-                        for file in 0..100 {
-                            fs::write(
-                                folder.join(format!("m{file:03}.py")),
-                                format!("x = {file}\n"),
-                            )
-                            .expect("write a small file");
-                        }
-                    }
+                    write_package(site, package, rows);
                 }
             });
         }
@@ -190,5 +232,10 @@ fn a_million_files_build_in_bounded_memory() {
             files_in_layer(&out.join("blobs/sha256").join(&digest["sha256:".len()..]))
         })
         .sum();
-    assert_eq!(files, FILES + 1, "regular files in the image's layers");
+    let packages = FILES / PACKAGE_FILES;
+    assert_eq!(
+        files,
+        FILES + 3 * packages + 1,
+        "regular files in the image's layers"
+    );
 }
