@@ -14,7 +14,7 @@
 #      docker-registry, with a fresh --cache-repo
 #   4. fresh runner: empty store, the app at another path, build + push to a
 #      fresh repository with the shared --cache-repo      target <= 30% of 3
-# The tree has no program at its command's path, so the start check is off.
+# The command the spec names is a static ELF that exits 0, so the start check runs as in a real build.
 # It checks that 4 gives the digest 3 gives and uploads no layer blob (the
 # registry's access log), and that 2 gives the digest of 1.
 set -euo pipefail
@@ -41,6 +41,8 @@ if [ ! -f "$APP/.generated-v2-$SIZE_MB" ]; then
     echo "bench: generating a ${SIZE_MB} MB app in $APP" >&2
     python3 benches/gen_app.py "$APP" "$SIZE_MB"
 fi
+# The command the spec names, for the start check (a tree generated before it had none).
+[ -f "$APP/library/run" ] || python3 benches/exit0-elf.py "$APP/library/run"
 echo "bench: app is $(du -sh --apparent-size "$APP/library" | cut -f1) in $(find "$APP/library" -type f | wc -l) files" >&2
 
 # A registry of our own, with its access log, on a free loopback port.
@@ -77,21 +79,21 @@ next_run="echo \$(( \$(cat $N) + 1 )) > $N"
 
 # 1 and 2: the store in $WORK/cache-c.
 cold_prep="rm -rf $WORK/cache-c $WORK/out-c"
-cold_cmd="STOWAGE_CACHE_DIR=$WORK/cache-c $STOWAGE -q build --no-start-check -f $APP/stowage.toml -o oci:$WORK/out-c:bench"
+cold_cmd="STOWAGE_CACHE_DIR=$WORK/cache-c $STOWAGE -q build -f $APP/stowage.toml -o oci:$WORK/out-c:bench"
 checkout_prep="rm -rf $WORK/checkout-2 $WORK/out-c $WORK/cache-c/meta/layers && cp -r $APP $WORK/checkout-2"
-checkout_cmd="STOWAGE_CACHE_DIR=$WORK/cache-c $STOWAGE -q build --no-start-check -f $WORK/checkout-2/stowage.toml -o oci:$WORK/out-c:bench"
+checkout_cmd="STOWAGE_CACHE_DIR=$WORK/cache-c $STOWAGE -q build -f $WORK/checkout-2/stowage.toml -o oci:$WORK/out-c:bench"
 
 # 3 and 4: pushes to $REG; runner 4 shares the cache repository runner 3 filled once.
 runner1_prep="$next_run && rm -rf $WORK/cache-r1"
-runner1_cmd="STOWAGE_CACHE_DIR=$WORK/cache-r1 $STOWAGE -q build --no-start-check -f $APP/stowage.toml -o $REG/runner-one-\$(cat $N):1 --cache-repo $REG/cache-cold-\$(cat $N)"
+runner1_cmd="STOWAGE_CACHE_DIR=$WORK/cache-r1 $STOWAGE -q build -f $APP/stowage.toml -o $REG/runner-one-\$(cat $N):1 --cache-repo $REG/cache-cold-\$(cat $N)"
 runner2_prep="$next_run && rm -rf $WORK/cache-r2 $WORK/runner-2 && cp -r $APP $WORK/runner-2"
-runner2_cmd="STOWAGE_CACHE_DIR=$WORK/cache-r2 $STOWAGE -q build --no-start-check -f $WORK/runner-2/stowage.toml -o $REG/runner-two-\$(cat $N):1 --cache-repo $REG/shared-cache"
+runner2_cmd="STOWAGE_CACHE_DIR=$WORK/cache-r2 $STOWAGE -q build -f $WORK/runner-2/stowage.toml -o $REG/runner-two-\$(cat $N):1 --cache-repo $REG/shared-cache"
 
 # Fill the store for 2 and the shared cache repository for 4, and keep the digests.
 eval "$cold_prep"
 digest_cold=$(eval "$cold_cmd")
 rm -rf "$WORK/cache-r1"
-digest_runner1=$(STOWAGE_CACHE_DIR=$WORK/cache-r1 $STOWAGE -q build --no-start-check -f "$APP/stowage.toml" -o "$REG/runner-one-fill:1" --cache-repo "$REG/shared-cache")
+digest_runner1=$(STOWAGE_CACHE_DIR=$WORK/cache-r1 $STOWAGE -q build -f "$APP/stowage.toml" -o "$REG/runner-one-fill:1" --cache-repo "$REG/shared-cache")
 
 hyperfine --style basic --runs "$RUNS" --export-json "$WORK/cache.json" \
     --prepare "$cold_prep" --prepare "$checkout_prep" --prepare "$runner1_prep" --prepare "$runner2_prep" \
