@@ -277,7 +277,7 @@ fn plan_layers(request: &BuildRequest) -> Result<(Vec<LayerPlan>, LibraryPlan), 
     )?;
     let inventory = Inventory::read(
         &spec.library.source,
-        library.walked_under(&spec.library.target),
+        &library.walked_under(&spec.library.target),
     )?;
     check_editables(spec, &inventory)?;
     let relocation = relocation(spec, &inventory)?;

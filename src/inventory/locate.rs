@@ -9,7 +9,9 @@
 
 use std::path::Path;
 
-use super::{FileKey, InventoryError, WalkedPath};
+use std::ops::Range;
+
+use super::{FileKey, InventoryError, WalkedTree};
 
 /// The metadata locations the scan found, borrowed from the walked paths.
 #[derive(Debug, Default)]
@@ -34,13 +36,38 @@ pub(super) struct Found<'a> {
     pub pyvenv: bool,
 }
 
-/// The walked files (not folders), sorted by path bytes, for "what is under X", "is X there" and "what is X's key".
-#[derive(Debug, Default)]
+/// The walked files under the root, for "what is under X", "is X there" and
+/// "what is X's key": binary searches over the caller's own sorted list, so
+/// the inventory keeps no copy of it.
+#[derive(Clone, Copy)]
 pub(super) struct FileIndex<'a> {
-    files: Vec<(&'a str, FileKey)>,
+    tree: &'a dyn WalkedTree,
 }
 
 impl<'a> FileIndex<'a> {
+    /// The first index whose path is not below `bound` (bytes order).
+    fn first_not_below(&self, bound: &[u8]) -> usize {
+        let (mut low, mut high) = (0, self.tree.len());
+        while low < high {
+            let mid = low + (high - low) / 2;
+            if self.tree.entry(mid).path < bound {
+                low = mid + 1;
+            } else {
+                high = mid;
+            }
+        }
+        low
+    }
+
+    /// The file (not folder) at index `at`, when its path is UTF-8.
+    fn file(&self, at: usize) -> Option<(&'a str, FileKey)> {
+        let entry = self.tree.entry(at);
+        if entry.is_dir {
+            return None;
+        }
+        Some((std::str::from_utf8(entry.path).ok()?, entry.key))
+    }
+
     /// Whether the walk found the file `path`.
     pub fn contains(&self, path: &str) -> bool {
         self.key_of(path).is_some()
@@ -48,37 +75,54 @@ impl<'a> FileIndex<'a> {
 
     /// The caller's key of the walked file `path`.
     pub fn key_of(&self, path: &str) -> Option<FileKey> {
-        let at = self.files.binary_search_by(|(p, _)| (*p).cmp(path)).ok()?;
-        Some(self.files[at].1)
+        let at = self.first_not_below(path.as_bytes());
+        let entry = (at < self.tree.len()).then(|| self.tree.entry(at))?;
+        (entry.path == path.as_bytes() && !entry.is_dir).then_some(entry.key)
+    }
+
+    /// The indices of the walked entries under `folder` (every depth); all for the root (`""`).
+    pub fn range_under(&self, folder: &str) -> Range<usize> {
+        if folder.is_empty() {
+            return 0..self.tree.len();
+        }
+        // Every path that starts with "folder/" sorts at or after "folder/"
+        // and before "folder0" ('0' follows '/'), so they are one range.
+        let start = self.first_not_below(format!("{folder}/").as_bytes());
+        let end = self.first_not_below(format!("{folder}0").as_bytes());
+        start..end.max(start)
     }
 
     /// The walked files under `folder` (every depth), sorted, with their keys; all files for the root (`""`).
-    pub fn under(&self, folder: &str) -> &[(&'a str, FileKey)] {
-        if folder.is_empty() {
-            return &self.files;
-        }
-        // Every path that starts with "folder/" sorts at or after "folder/"
-        // and before any other path that does not, so they are one range.
-        let prefix = format!("{folder}/");
-        let start = self.files.partition_point(|(p, _)| *p < prefix.as_str());
-        let len = self.files[start..].partition_point(|(p, _)| p.starts_with(prefix.as_str()));
-        &self.files[start..start + len]
+    pub fn under(&self, folder: &str) -> impl Iterator<Item = (&'a str, FileKey)> + use<'a> {
+        let index = *self;
+        self.range_under(folder)
+            .filter_map(move |at| index.file(at))
     }
 
     /// The keys of the walked files under `folder`.
-    pub fn keys_under<'s>(&'s self, folder: &str) -> impl Iterator<Item = FileKey> + use<'s, 'a> {
-        self.under(folder).iter().map(|&(_, key)| key)
+    pub fn keys_under(&self, folder: &str) -> impl Iterator<Item = FileKey> + use<'a> {
+        self.under(folder).map(|(_, key)| key)
+    }
+
+    /// The walked files at indices `range`, with their index.
+    pub fn files_in(
+        &self,
+        range: Range<usize>,
+    ) -> impl Iterator<Item = (usize, &'a str, FileKey)> + use<'a> {
+        let index = *self;
+        range.filter_map(move |at| index.file(at).map(|(path, key)| (at, path, key)))
     }
 }
 
-/// Goes once over the walked paths: the metadata locations and the sorted file index.
-pub(super) fn scan<'a>(
-    paths: impl IntoIterator<Item = WalkedPath<'a>>,
-) -> (Found<'a>, FileIndex<'a>) {
+/// Goes once over the walked paths: the metadata locations, and the index over them.
+pub(super) fn scan(tree: &dyn WalkedTree) -> (Found<'_>, FileIndex<'_>) {
     let mut found = Found::default();
-    let mut files = Vec::new();
-    for walked in paths {
-        let path = walked.path;
+    for at in 0..tree.len() {
+        let walked = tree.entry(at);
+        // Metadata has UTF-8 names; a path that is not is no package's file either.
+        let Ok(path) = std::str::from_utf8(walked.path) else {
+            continue;
+        };
         let (parent, name) = split_last(path);
         if walked.is_dir {
             match name {
@@ -92,7 +136,6 @@ pub(super) fn scan<'a>(
             }
             continue;
         }
-        files.push((path, walked.key));
         match name {
             "METADATA" if parent.ends_with(".dist-info") && !in_dist_info(split_last(parent).0) => {
                 found.dist_infos.push(parent);
@@ -116,13 +159,7 @@ pub(super) fn scan<'a>(
         list.sort_unstable();
         list.dedup();
     }
-    // The walk is sorted folder by folder, which is not always path-byte
-    // order ("a/b" comes before "a.b" there); sort only when it is not.
-    if !files.is_sorted_by(|a, b| a.0 <= b.0) {
-        files.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    }
-    files.dedup_by(|later, first| later.0 == first.0);
-    (found, FileIndex { files })
+    (found, FileIndex { tree })
 }
 
 /// A `package.json` is an npm package's manifest one level under `node_modules`
@@ -312,13 +349,21 @@ fn is_symlink_refusal(error: &std::io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inventory::WalkedPath;
 
-    fn walked(list: &[(&'static str, bool)]) -> (Found<'static>, FileIndex<'static>) {
-        scan(
-            list.iter()
-                .zip(0..)
-                .map(|(&(path, is_dir), key)| WalkedPath { path, is_dir, key }),
-        )
+    /// `list` keyed by position, sorted by path bytes as a walk gives it.
+    fn sorted(list: &[(&'static str, bool)]) -> Vec<WalkedPath<'static>> {
+        let mut paths: Vec<WalkedPath<'static>> = list
+            .iter()
+            .zip(0..)
+            .map(|(&(path, is_dir), key)| WalkedPath {
+                path: path.as_bytes(),
+                is_dir,
+                key,
+            })
+            .collect();
+        paths.sort_by(|a, b| a.path.cmp(b.path));
+        paths
     }
 
     #[test]
@@ -339,24 +384,29 @@ mod tests {
 
     #[test]
     fn under_is_the_folder_range_only() {
-        let (_, index) = walked(&[
+        let tree = sorted(&[
             ("a/b", false),
             ("a.b", false),
             ("a/c/d", false),
             ("ab", false),
             ("a", true),
+            ("a/c", true),
+            ("a0", false),
         ]);
-        assert_eq!(index.under("a"), [("a/b", 0), ("a/c/d", 2)]);
+        let (_, index) = scan(&tree);
+        let under: Vec<_> = index.under("a").collect();
+        assert_eq!(under, [("a/b", 0), ("a/c/d", 2)]);
         assert_eq!(index.key_of("a.b"), Some(1));
         assert!(index.contains("a.b"));
         assert!(!index.contains("a"));
-        assert_eq!(index.under("").len(), 4);
-        assert!(index.under("zz").is_empty());
+        assert!(!index.contains("a/c"), "a folder is not a file");
+        assert_eq!(index.under("").count(), 5);
+        assert_eq!(index.under("zz").count(), 0);
     }
 
     #[test]
     fn scan_classifies_metadata() {
-        let (found, _) = walked(&[
+        let tree = sorted(&[
             ("pyvenv.cfg", false),
             ("lib/python3.11/site-packages", true),
             ("lib/python3.11/site-packages/six-1.dist-info", true),
@@ -379,6 +429,7 @@ mod tests {
             ("etc/jupyter/labextensions/other/package.json", false),
             ("R/lib/foo/DESCRIPTION", false),
         ]);
+        let (found, _) = scan(&tree);
         assert!(found.pyvenv);
         assert_eq!(
             found.dist_infos,
@@ -390,8 +441,8 @@ mod tests {
         assert_eq!(
             found.npm_manifests,
             [
-                "node_modules/a/package.json",
-                "node_modules/@s/b/package.json"
+                "node_modules/@s/b/package.json",
+                "node_modules/a/package.json"
             ]
         );
         assert_eq!(

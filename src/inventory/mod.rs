@@ -18,7 +18,8 @@ mod r;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::path::{Path, PathBuf};
 
 mod published;
@@ -145,26 +146,49 @@ pub enum InventoryError {
     },
 }
 
-/// One path the layer walk found, relative to the library root.
+/// One path the layer walk found under the library root.
 #[derive(Debug, Clone, Copy)]
 pub struct WalkedPath<'a> {
-    pub path: &'a str,
+    /// Relative to the library root, `/`-separated.
+    pub path: &'a [u8],
     pub is_dir: bool,
     /// The caller's key for the path, which packages name their files by.
     pub key: FileKey,
 }
 
+/// The walk under the library root as its owner keeps it: sorted by path
+/// bytes, with random access. The inventory searches it in place (the layer
+/// plan's own entries serve), so it makes no copy of a million paths.
+pub trait WalkedTree {
+    fn len(&self) -> usize;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The entry at `index`, which is below `len()`.
+    fn entry(&self, index: usize) -> WalkedPath<'_>;
+}
+
+/// A list of walked paths, sorted by path bytes.
+impl WalkedTree for Vec<WalkedPath<'_>> {
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+
+    fn entry(&self, index: usize) -> WalkedPath<'_> {
+        self[index]
+    }
+}
+
 impl Inventory {
-    /// Reads the metadata files among `paths` (relative to `root`, as the walk found them).
+    /// Reads the metadata files among the walked paths (relative to `root`).
     ///
     /// Only metadata files are read, each once; a file the walk did not find
     /// is never opened. Metadata that cannot be understood is skipped with a
     /// line in `warnings`; a metadata file that cannot be read is an error.
-    pub fn read<'a>(
-        root: &Path,
-        paths: impl IntoIterator<Item = WalkedPath<'a>>,
-    ) -> Result<Inventory, InventoryError> {
-        let (found, files) = locate::scan(paths);
+    pub fn read(root: &Path, walked: &dyn WalkedTree) -> Result<Inventory, InventoryError> {
+        let (found, files) = locate::scan(walked);
         let mut cx = locate::Context {
             root,
             files,
@@ -225,18 +249,32 @@ impl Inventory {
     /// Which package owns each file: the first in sort order that lists it
     /// (a shipped extension's or vendored dist-info's shipper).
     pub fn owners(&self) -> Owners {
-        let mut pairs: Vec<(FileKey, u32)> = Vec::new();
-        pairs.reserve_exact(self.packages.iter().map(|p| p.files.len()).sum());
-        for (index, package) in self.packages.iter().enumerate() {
-            let Ok(owner) = u32::try_from(package.shipped_by.unwrap_or(index)) else {
-                break;
-            };
-            pairs.extend(package.files.iter().map(|&key| (key, owner)));
+        // A merge of the packages' sorted lists, smallest key first and, for
+        // a key two list, the first package in sort order first: the output
+        // is written once, with nothing bigger in between.
+        let total: usize = self.packages.iter().map(|p| p.files.len()).sum();
+        let mut keys: Vec<FileKey> = Vec::with_capacity(total);
+        let mut packages: Vec<u32> = Vec::with_capacity(total);
+        let mut heads: BinaryHeap<Reverse<(FileKey, usize, usize)>> = self
+            .packages
+            .iter()
+            .enumerate()
+            .filter_map(|(index, p)| Some(Reverse((*p.files.first()?, index, 0))))
+            .collect();
+        while let Some(Reverse((key, index, at))) = heads.pop() {
+            let package = &self.packages[index];
+            if keys.last() != Some(&key) {
+                let Ok(owner) = u32::try_from(package.shipped_by.unwrap_or(index)) else {
+                    break;
+                };
+                keys.push(key);
+                packages.push(owner);
+            }
+            if let Some(&next) = package.files.get(at + 1) {
+                heads.push(Reverse((next, index, at + 1)));
+            }
         }
-        // Stable: for a key two packages list, the first in sort order stays first.
-        pairs.sort_by_key(|&(key, _)| key);
-        pairs.dedup_by_key(|pair| pair.0);
-        Owners { pairs }
+        Owners { keys, packages }
     }
 
     /// The packages that list the file `key`, in sort order, with their index.
@@ -251,15 +289,17 @@ impl Inventory {
 /// File key → the index of the package that owns it, for every file some package lists.
 #[derive(Debug, Default)]
 pub struct Owners {
-    /// Sorted by key, one pair per key.
-    pairs: Vec<(FileKey, u32)>,
+    /// Sorted, one per file.
+    keys: Vec<FileKey>,
+    /// The owner of the file at the same place in `keys`.
+    packages: Vec<u32>,
 }
 
 impl Owners {
     /// The owning package's index in the inventory's `packages`.
     pub fn get(&self, key: FileKey) -> Option<usize> {
-        let at = self.pairs.binary_search_by_key(&key, |&(k, _)| k).ok()?;
-        Some(self.pairs[at].1 as usize)
+        let at = self.keys.binary_search(&key).ok()?;
+        Some(self.packages[at] as usize)
     }
 }
 

@@ -146,25 +146,24 @@ fn license(manifest: &Manifest) -> Option<String> {
 
 /// The walked files under `folder`, skipping each nested `node_modules` subtree in one jump.
 fn files_outside_nested(index: &FileIndex, folder: &str) -> Vec<FileKey> {
-    let under = index.under(folder);
+    let under = index.range_under(folder);
     let skip = folder.len() + 1;
     let mut files = Vec::new();
-    let mut i = 0;
-    while i < under.len() {
-        let (path, key) = under[i];
+    let mut next = under.start;
+    while let Some((at, path, key)) = index.files_in(next..under.end).next() {
         let rest = &path[skip..];
         let nested = if rest.starts_with("node_modules/") {
             Some(0)
         } else {
             rest.find("/node_modules/").map(|at| at + 1)
         };
-        if let Some(at) = nested {
-            let prefix = &path[..skip + at + "node_modules/".len()];
-            i += under[i..].partition_point(|(p, _)| p.starts_with(prefix));
+        if let Some(nested_at) = nested {
+            let nested_folder = &path[..skip + nested_at + "node_modules".len()];
+            next = index.range_under(nested_folder).end.max(at + 1);
             continue;
         }
         files.push(key);
-        i += 1;
+        next = at + 1;
     }
     files
 }

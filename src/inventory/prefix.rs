@@ -48,9 +48,8 @@ fn shebang_prefix(cx: &mut Context) -> Result<Option<String>, InventoryError> {
     let scripts: Vec<String> = cx
         .files
         .under("bin")
-        .iter()
         .filter(|(path, _)| !split_last(path).0.contains('/'))
-        .map(|(path, _)| (*path).to_owned())
+        .map(|(path, _)| path.to_owned())
         .collect();
     let mut found: Option<String> = None;
     for script in scripts {
@@ -130,13 +129,12 @@ pub(super) fn read_editables(
     let candidates: Vec<String> = cx
         .files
         .under("")
-        .iter()
         .filter(|(path, _)| {
             let name = split_last(path).1;
             (name.starts_with("__editable__") && name.ends_with(".pth"))
                 || name.ends_with(".egg-link")
         })
-        .map(|(path, _)| (*path).to_owned())
+        .map(|(path, _)| path.to_owned())
         .collect();
     for path in candidates {
         let name = split_last(&path).1;

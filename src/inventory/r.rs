@@ -17,7 +17,7 @@ pub(super) fn read_packages(
     let mut libraries = Vec::new();
     for path in &found.descriptions {
         let folder = split_last(path).0;
-        let has_meta = !cx.files.under(&format!("{folder}/Meta")).is_empty();
+        let has_meta = cx.files.under(&format!("{folder}/Meta")).next().is_some();
         let Some(bytes) = cx.read_metadata(path)? else {
             continue;
         };

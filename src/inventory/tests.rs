@@ -52,21 +52,24 @@ fn walk(root: &Path) -> Vec<(String, bool)> {
     out
 }
 
-/// The walk as the inventory takes it: each path keyed by its place in `walk(root)`.
-fn walked_paths(walked: &[(String, bool)]) -> impl Iterator<Item = WalkedPath<'_>> {
-    walked
+/// The walk as the inventory takes it: sorted by path bytes, each path keyed by its place in `walk(root)`.
+fn walked_paths(walked: &[(String, bool)]) -> Vec<WalkedPath<'_>> {
+    let mut paths: Vec<WalkedPath<'_>> = walked
         .iter()
         .zip(0..)
         .map(|((path, is_dir), key)| WalkedPath {
-            path,
+            path: path.as_bytes(),
             is_dir: *is_dir,
             key,
         })
+        .collect();
+    paths.sort_by(|a, b| a.path.cmp(b.path));
+    paths
 }
 
 fn read(root: &Path) -> Inventory {
     let walked = walk(root);
-    Inventory::read(root, walked_paths(&walked)).unwrap()
+    Inventory::read(root, &walked_paths(&walked)).unwrap()
 }
 
 /// The key `read` gave `rel`.
@@ -609,7 +612,7 @@ fn unreadable_metadata_is_an_error() {
         return; // running as root: permissions do not stop reads
     }
     let walked = walk(root);
-    let error = Inventory::read(root, walked_paths(&walked)).unwrap_err();
+    let error = Inventory::read(root, &walked_paths(&walked)).unwrap_err();
     assert!(
         error.to_string().ends_with("x-1.dist-info/METADATA"),
         "{error}"
@@ -623,19 +626,19 @@ fn a_file_the_walk_did_not_find_is_not_read() {
     write(root, "a-1.dist-info/METADATA", b"Name: a\nVersion: 1\n");
     write(root, "a-1.dist-info/RECORD", b"a.py,sha256=AAAA,1\n");
     // The walk (an exclude, say) left RECORD out: the package has no listed files.
-    let paths = [
+    let paths = vec![
         WalkedPath {
-            path: "a-1.dist-info",
+            path: b"a-1.dist-info",
             is_dir: true,
             key: 0,
         },
         WalkedPath {
-            path: "a-1.dist-info/METADATA",
+            path: b"a-1.dist-info/METADATA",
             is_dir: false,
             key: 1,
         },
     ];
-    let inventory = Inventory::read(root, paths).unwrap();
+    let inventory = Inventory::read(root, &paths).unwrap();
     assert_eq!(inventory.packages.len(), 1);
     assert_eq!(inventory.packages[0].files.len(), 1);
 }

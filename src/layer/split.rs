@@ -15,11 +15,12 @@
 //! them go, so each layer unpacks on its own.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
 use std::sync::Arc;
 
 use super::{Entry, EntryKind, LayerPlan};
 use crate::digest::Digest;
-use crate::inventory::{FileKey, Inventory, Owners, WalkedPath};
+use crate::inventory::{FileKey, Inventory, Owners, WalkedPath, WalkedTree};
 
 /// How many entries the split moves between shrinks of the plan's list.
 const SHRINK_EVERY: usize = 1 << 14;
@@ -114,6 +115,15 @@ impl LibrarySplit<'_> {
     }
 }
 
+/// A group's number, one more than its index in the split's list: 4 bytes an
+/// entry, `None` included.
+type GroupId = std::num::NonZeroU32;
+
+/// The index in the split's list of groups of the group numbered `id`.
+fn group_index(id: GroupId) -> usize {
+    id.get() as usize - 1
+}
+
 /// A group as an entry's path names it, borrowed: a [`GroupKey`] is made once per group, not per entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum GroupRef<'p> {
@@ -152,9 +162,9 @@ impl LayerPlan {
         };
         let owners = split.inventory.owners();
         // Each entry's group by number; the groups themselves are made once.
-        let mut ids: HashMap<GroupRef<'_>, u32> = HashMap::new();
+        let mut ids: HashMap<GroupRef<'_>, GroupId> = HashMap::new();
         let mut groups: Vec<GroupKey> = Vec::new();
-        let entry_groups: Vec<Option<u32>> = self
+        let entry_groups: Vec<Option<GroupId>> = self
             .entries
             .iter()
             .map(|entry| {
@@ -168,7 +178,7 @@ impl LayerPlan {
                     return None;
                 }
                 let group = split.group_of(&owners, anchor.key(), self.paths.get(anchor))?;
-                let next = u32::try_from(groups.len()).ok()?;
+                let next = GroupId::new(u32::try_from(groups.len() + 1).ok()?)?;
                 Some(*ids.entry(group).or_insert_with(|| {
                     groups.push(group.key());
                     next
@@ -182,8 +192,8 @@ impl LayerPlan {
         let mut totals = vec![(0u64, 0u64); groups.len()];
         for (entry, key) in self.entries.iter().zip(&entry_groups) {
             if let (Some(key), EntryKind::File { size }) = (key, &entry.kind) {
-                totals[*key as usize].0 += size;
-                totals[*key as usize].1 += 1;
+                totals[group_index(*key)].0 += size;
+                totals[group_index(*key)].1 += 1;
             }
         }
         let parts: BTreeMap<GroupKey, LayerPart> = groups
@@ -215,7 +225,7 @@ impl LayerPlan {
     /// Builds one layer per slot that holds a regular file; a slot without one joins the last layer.
     fn into_slots(
         self,
-        entry_groups: Vec<Option<u32>>,
+        entry_groups: Vec<Option<GroupId>>,
         groups: &[GroupKey],
         parts: &BTreeMap<GroupKey, LayerPart>,
         slots: &BTreeMap<GroupKey, Slot>,
@@ -261,7 +271,7 @@ impl LayerPlan {
             .collect();
         let entry_layer: Vec<Option<u8>> = entry_groups
             .iter()
-            .map(|k| k.and_then(|k| group_layer[k as usize]))
+            .map(|k| k.and_then(|k| group_layer[group_index(k)]))
             .collect();
         drop(entry_groups);
         let part_lists: Vec<Vec<LayerPart>> = layer_parts
@@ -460,23 +470,56 @@ fn shared_index(name: &str, shared: usize) -> usize {
     (value % shared as u64) as usize
 }
 
+/// A plan's entries under a target folder, relative to it, as the inventory
+/// reads them: a view of the plan's sorted list, not a copy. Each is keyed by
+/// where its path sits in the arena, which the split keeps.
+pub struct WalkedUnder<'a> {
+    plan: &'a LayerPlan,
+    entries: Range<usize>,
+    /// Bytes of the target's path (and its `/`) before each relative path.
+    skip: usize,
+}
+
 impl LayerPlan {
-    /// The entries under `target`, relative to it, as the inventory reads them
-    /// (non-UTF-8 paths left out), keyed by where their path sits in the arena.
-    pub fn walked_under<'a>(&'a self, target: &str) -> impl Iterator<Item = WalkedPath<'a>> {
-        let root = target.trim_matches('/').as_bytes().to_vec();
-        self.entries.iter().filter_map(move |entry| {
-            let rest = self
-                .paths
-                .get(entry.path)
-                .strip_prefix(root.as_slice())?
-                .strip_prefix(b"/")?;
-            Some(WalkedPath {
-                path: std::str::from_utf8(rest).ok()?,
-                is_dir: matches!(entry.kind, EntryKind::Dir),
-                key: entry.path.key(),
-            })
-        })
+    /// The entries below `target` (the plan's entries are sorted by path bytes, so they are one range).
+    pub fn walked_under(&self, target: &str) -> WalkedUnder<'_> {
+        let root = target.trim_matches('/');
+        if root.is_empty() {
+            return WalkedUnder {
+                plan: self,
+                entries: 0..self.entries.len(),
+                skip: 0,
+            };
+        }
+        // Paths below "root/" sort from "root/" up to "root0" ('0' follows '/').
+        let first = format!("{root}/");
+        let bound = format!("{root}0");
+        let at = |edge: &str| {
+            self.entries
+                .partition_point(|entry| self.paths.get(entry.path) < edge.as_bytes())
+        };
+        let start = at(&first);
+        WalkedUnder {
+            plan: self,
+            entries: start..at(&bound).max(start),
+            skip: first.len(),
+        }
+    }
+}
+
+impl WalkedTree for WalkedUnder<'_> {
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn entry(&self, index: usize) -> WalkedPath<'_> {
+        let entry = &self.plan.entries[self.entries.start + index];
+        let path = self.plan.paths.get(entry.path);
+        WalkedPath {
+            path: path.get(self.skip..).unwrap_or_default(),
+            is_dir: matches!(entry.kind, EntryKind::Dir),
+            key: entry.path.key(),
+        }
     }
 }
 

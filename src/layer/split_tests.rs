@@ -106,9 +106,10 @@ fn split(root: &Path, listed: &Listed, max_layers: usize) -> Vec<LayerPlan> {
         &mut KnownDirs::new(),
     )
     .unwrap();
-    let keys: HashMap<String, u64> = plan
-        .walked_under("/opt/venv")
-        .map(|walked| (walked.path.to_owned(), walked.key))
+    let walked = plan.walked_under("/opt/venv");
+    let keys: HashMap<String, u64> = (0..walked.len())
+        .map(|at| walked.entry(at))
+        .map(|entry| (String::from_utf8(entry.path.to_vec()).unwrap(), entry.key))
         .collect();
     let mut inventory = listed.inventory.clone();
     for (package, files) in inventory.packages.iter_mut().zip(&listed.files) {
