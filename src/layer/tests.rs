@@ -1,5 +1,6 @@
 //! Walking, splitting and writing layers, checked on trees made here and read back with the tar crate.
 
+use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 
