@@ -63,7 +63,13 @@ impl Stat {
             )
         };
         if done != 0 {
-            return Err(io::Error::last_os_error());
+            let error = io::Error::last_os_error();
+            // Kernels before 4.11 lack statx, and older container seccomp
+            // profiles refuse it with EPERM: fstatat answers the same (as std does).
+            return match error.raw_os_error() {
+                Some(libc::ENOSYS | libc::EPERM) => Stat::at_fstatat(dir, name),
+                _ => Err(error),
+            };
         }
         // SAFETY: statx succeeded, so it wrote the struct (and it was zeroed before).
         let out = unsafe { out.assume_init() };
@@ -77,6 +83,36 @@ impl Stat {
             mtime_nsec: out.stx_mtime.tv_nsec,
             ctime: out.stx_ctime.tv_sec,
             ctime_nsec: out.stx_ctime.tv_nsec,
+        })
+    }
+
+    /// As [`Stat::at`], through `fstatat`.
+    pub(super) fn at_fstatat(dir: &File, name: &CStr) -> io::Result<Stat> {
+        let mut out = std::mem::MaybeUninit::<libc::stat>::zeroed();
+        // SAFETY: `dir` is open, `name` NUL-terminated, `out` a writable stat; all alive for the call.
+        let done = unsafe {
+            libc::fstatat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                out.as_mut_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        if done != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fstatat succeeded, so it wrote the struct (and it was zeroed before).
+        let out = unsafe { out.assume_init() };
+        Ok(Stat {
+            mode: out.st_mode,
+            size: u64::try_from(out.st_size).unwrap_or(0),
+            nlink: widen(out.st_nlink),
+            inode: out.st_ino,
+            device: out.st_dev,
+            mtime: out.st_mtime,
+            mtime_nsec: u32::try_from(out.st_mtime_nsec).unwrap_or(0),
+            ctime: out.st_ctime,
+            ctime_nsec: u32::try_from(out.st_ctime_nsec).unwrap_or(0),
         })
     }
 
@@ -101,6 +137,11 @@ impl Stat {
     pub(super) fn is_char_device(&self) -> bool {
         self.kind() == libc::S_IFCHR
     }
+}
+
+/// A field whose width differs by target (`nlink_t` is 64 bits on x86-64, 32 on others), as u64.
+fn widen(n: impl Into<u64>) -> u64 {
+    n.into()
 }
 
 /// `FileTypeExt` answers for the root's `symlink_metadata`, `Stat` for everything below it: both must agree.
@@ -231,8 +272,10 @@ mod tests {
         let open = open_folder(dir.path()).unwrap();
         for name in ["file", "folder", "link", "second", "fifo"] {
             let meta = std::fs::symlink_metadata(dir.path().join(name)).unwrap();
-            let stat = Stat::at(&open, &CString::new(name).unwrap()).unwrap();
+            let cname = CString::new(name).unwrap();
+            let stat = Stat::at(&open, &cname).unwrap();
             assert_eq!(stat, Stat::of(&meta), "{name}");
+            assert_eq!(Stat::at_fstatat(&open, &cname).unwrap(), stat, "{name}");
             assert!(same_type(&meta, &stat), "{name}");
         }
         let stat = Stat::at(&open, c"file").unwrap();
