@@ -42,7 +42,7 @@ STOWAGE=$PWD/target/release/stowage
 
 mkdir -p "$WORK"
 APP=$WORK/app
-if [ ! -f "$APP/.generated-v2-$SIZE_MB" ]; then
+if [ ! -f "$APP/.generated-v3-$SIZE_MB" ]; then
     rm -rf "$APP"
     echo "bench: generating a ${SIZE_MB} MB app in $APP" >&2
     python3 benches/gen_app.py "$APP" "$SIZE_MB"

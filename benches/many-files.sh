@@ -6,7 +6,8 @@
 #
 # It generates a deterministic tree of FILES (default 300,000) files of a few
 # hundred bytes, in packages under lib/python3.11/site-packages (1,000 files
-# a package, 100 a folder), and times with hyperfine:
+# a package, 100 a folder, each package with a pip dist-info whose RECORD
+# lists its files: benches/dist_info.py), and times with hyperfine:
 #   stowage cold build (fresh cache and output each run)
 #   tar -cf - DIR | pigz | sha256sum          (the pipeline limit, same tree)
 #   stowage rebuild with nothing changed
@@ -35,31 +36,39 @@ STOWAGE=$PWD/target/release/stowage
 generate() {
     python3 - "$1" "$2" "$3" <<'PY'
 import os, random, sys
+sys.path.insert(0, "benches")
+from dist_info import write_dist_info
 root, files, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 rng = random.Random(20261130)
 words = [bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9))) for _ in range(2000)]
 site = os.path.join(root, "library", "lib", "python3.11", "site-packages")
+package = []
 for i in range(files):
-    folder = os.path.join(site, f"pkg{i // 1000:04d}", f"sub{i % 1000 // 100}")
+    name = f"pkg{i // 1000:04d}"
+    rel = os.path.join(name, f"sub{i % 1000 // 100}", f"m{i % 100:03d}.py")
     if i % 100 == 0:
-        os.makedirs(folder, exist_ok=True)
+        os.makedirs(os.path.dirname(os.path.join(site, rel)), exist_ok=True)
     if size > 16:
         n = rng.randint(size // 3, size * 5 // 3)
         body = b" ".join(rng.choice(words) for _ in range(n // 6 + 1))[:n] + b"\n"
     else:
         body = b"x = %d\n" % i
-    with open(os.path.join(folder, f"m{i % 100:03d}.py"), "wb") as f:
+    with open(os.path.join(site, rel), "wb") as f:
         f.write(body)
+    package.append(rel)
+    if i % 1000 == 999 or i == files - 1:
+        write_dist_info(site, name, package)
+        package = []
 with open(os.path.join(root, "stowage.toml"), "w") as f:
     f.write('base = "scratch"\n[app]\nlibrary = { source = "library", target = "/opt/app" }\n'
             'command = ["/opt/app/run"]\n')
 PY
     python3 benches/exit0-elf.py "$1/library/run"
-    touch "$1/.generated-v1-$2-$3"
+    touch "$1/.generated-v2-$2-$3"
 }
 
 APP=$WORK/many-$FILES
-if [ ! -f "$APP/.generated-v1-$FILES-350" ]; then
+if [ ! -f "$APP/.generated-v2-$FILES-350" ]; then
     rm -rf "$APP"
     echo "bench: generating $FILES small files in $APP" >&2
     generate "$APP" "$FILES" 350
@@ -88,7 +97,7 @@ rss_pipeline=$(peak "$pipeline")
 rss_million=""
 if [ "$MILLION" = 1 ]; then
     BIG=$WORK/many-1000000
-    if [ ! -f "$BIG/.generated-v1-1000000-0" ]; then
+    if [ ! -f "$BIG/.generated-v2-1000000-0" ]; then
         rm -rf "$BIG"
         echo "bench: generating 1,000,000 tiny files in $BIG" >&2
         generate "$BIG" 1000000 0

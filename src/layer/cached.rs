@@ -171,15 +171,18 @@ fn from_record(
     })
 }
 
+/// How many bytes of framed fields `fingerprint` gathers before hashing them.
+const FRAMES_PER_WRITE: usize = 64 * 1024;
+
 impl LayerPlan {
     /// A digest of everything that decides this layer's bytes, short of the bytes themselves:
     /// paths, kinds, link targets, modes, owners, and each file's size, times and inode.
     /// Equal fingerprints mean the layer need not be read or compressed again.
     pub fn fingerprint(&self, base: &BaseFolders, compression: Compression, mtime: u64) -> Digest {
         let mut hasher = crate::digest::hash_sink();
-        // Each field is framed by its length; an entry's fields are gathered
-        // first and hashed in one write (the same bytes as one write per field).
-        let mut frames = Vec::with_capacity(512);
+        // Each field is framed by its length; entries' fields are gathered
+        // and hashed 64 KiB at a time (the same bytes as one write per field).
+        let mut frames = Vec::with_capacity(FRAMES_PER_WRITE + 512);
         let put = |frames: &mut Vec<u8>, bytes: &[u8]| {
             frames.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
             frames.extend_from_slice(bytes);
@@ -218,8 +221,10 @@ impl LayerPlan {
             put(&mut frames, relocation.to.as_bytes());
         }
         for entry in self.entries_over(base) {
-            let _ = hasher.write_all(&frames);
-            frames.clear();
+            if frames.len() >= FRAMES_PER_WRITE {
+                let _ = hasher.write_all(&frames);
+                frames.clear();
+            }
             put(&mut frames, entry.path);
             if let Some(kind) = entry.rewrite {
                 put(&mut frames, kind.name().as_bytes());

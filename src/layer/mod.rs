@@ -9,10 +9,8 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::fs::{self};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -29,6 +27,7 @@ mod paths;
 pub mod progress;
 mod relocate;
 mod split;
+mod stat;
 mod walk;
 mod write;
 
@@ -519,16 +518,15 @@ struct Stamp {
 }
 
 impl Stamp {
-    fn of(meta: &fs::Metadata) -> Stamp {
+    fn of(stat: &stat::Stat) -> Stamp {
         Stamp {
-            size: meta.len(),
-            mtime: meta.mtime(),
-            // Nanoseconds are below 10^9, so they fit; 0 stands in should a filesystem say otherwise.
-            mtime_nsec: u32::try_from(meta.mtime_nsec()).unwrap_or(0),
-            ctime: meta.ctime(),
-            ctime_nsec: u32::try_from(meta.ctime_nsec()).unwrap_or(0),
-            inode: meta.ino(),
-            device: meta.dev(),
+            size: stat.size,
+            mtime: stat.mtime,
+            mtime_nsec: stat.mtime_nsec,
+            ctime: stat.ctime,
+            ctime_nsec: stat.ctime_nsec,
+            inode: stat.inode,
+            device: stat.device,
         }
     }
 

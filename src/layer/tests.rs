@@ -1,5 +1,6 @@
 //! Walking, splitting and writing layers, checked on trees made here and read back with the tar crate.
 
+use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 
@@ -603,4 +604,42 @@ fn find_names_each_entry_by_its_image_path_and_planned_entry_agrees() {
         "image paths have no leading /"
     );
     assert!(plan.planned_entry(all.len() + 10, &base).is_none());
+}
+
+/// Sorting in halves on two threads must give exactly the order one sort gives, duplicates included.
+#[test]
+fn sort_in_halves_orders_as_one_sort_does() {
+    let mut paths = PathArena::default();
+    let mut entries = Vec::new();
+    // A multiplicative sequence: paths in no order, with folders, prefixes of
+    // one another ("a/b" and "a.b") and repeats, more than the threshold.
+    for i in 0u64..70_000 {
+        let n = i.wrapping_mul(2_654_435_761) % 50_000;
+        let path = match n % 3 {
+            0 => format!("opt/app/pkg{}/m{}.py", n % 97, n),
+            1 => format!("opt/app/pkg{}.b/m{}", n % 97, n % 1000),
+            _ => format!("opt/app/pkg{}", n % 89),
+        };
+        entries.push(Entry {
+            origin: u32::try_from(i % 3).unwrap(),
+            path: paths.push(path.as_bytes()).unwrap(),
+            kind: EntryKind::Dir,
+            mode: 0o755,
+            multi_linked: false,
+            stamp: Stamp::default().digest(),
+            defaulted: false,
+            rewrite: None,
+        });
+    }
+    let order = |a: &Entry, b: &Entry| {
+        paths
+            .get(a.path)
+            .cmp(paths.get(b.path))
+            .then(a.origin.cmp(&b.origin))
+    };
+    let mut halves = entries.clone();
+    super::walk::sort_in_halves(&mut halves, &order);
+    entries.sort_by(order);
+    let key = |e: &Entry| (paths.get(e.path).to_vec(), e.origin);
+    assert!(halves.iter().map(key).eq(entries.iter().map(key)));
 }

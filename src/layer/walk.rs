@@ -4,12 +4,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::fs::{self};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 
 use super::excludes::Excludes;
 use super::paths::{PathArena, Span};
+use super::stat::{FolderReader, Stat, open_folder};
 use super::{
     Entry, EntryKind, KnownDir, KnownDirs, LayerError, LayerPlan, LayerRoot, Origin, Stamp,
     disk_path,
@@ -58,7 +58,7 @@ pub fn plan_layer(
         let found = Found {
             origin,
             path: target,
-            meta: &meta,
+            stat: &Stat::of(&meta),
         };
         if let Some(entry) = entry_for(found, &mut listed)? {
             let mode = if meta.is_dir() { None } else { root.mode };
@@ -134,7 +134,7 @@ fn sort_checked(
 ) -> Result<(), LayerError> {
     // In place (a stable sort would allocate half the plan again); equal paths
     // are a collision, ordered by source so the error names them the same way each run.
-    entries.sort_unstable_by(|a, b| {
+    sort_in_halves(entries, &|a: &Entry, b: &Entry| {
         paths.get(a.path).cmp(paths.get(b.path)).then_with(|| {
             let (a, b) = (&origins[a.origin as usize], &origins[b.origin as usize]);
             a.source.cmp(&b.source).then(a.rel_start.cmp(&b.rel_start))
@@ -156,6 +156,42 @@ fn sort_checked(
         }
     }
     Ok(())
+}
+
+/// Entries from which a plan is sorted on two threads: below it the thread costs more than it saves.
+const SORT_IN_HALVES_FROM: usize = 1 << 15;
+
+/// Sorts `entries` by `order`, which is total (equal entries are a
+/// collision), on two threads when there are many and two cores: the entries
+/// are partitioned in place around the median of a sample, then each side is
+/// sorted by its own thread. The sort runs on the main thread after the walk,
+/// with nothing else to do, so halving it shortens every build; in place, so
+/// it takes no memory. The result is the one a single sort gives.
+pub(super) fn sort_in_halves<F>(entries: &mut [Entry], order: &F)
+where
+    F: Fn(&Entry, &Entry) -> std::cmp::Ordering + Sync,
+{
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if entries.len() < SORT_IN_HALVES_FROM || cores < 2 {
+        entries.sort_unstable_by(order);
+        return;
+    }
+    let step = entries.len() / 64;
+    let mut sample: Vec<Entry> = (1..64).map(|i| entries[i * step].clone()).collect();
+    sample.sort_unstable_by(order);
+    let pivot = &sample[sample.len() / 2];
+    let mut below = 0;
+    for index in 0..entries.len() {
+        if order(&entries[index], pivot).is_lt() {
+            entries.swap(below, index);
+            below += 1;
+        }
+    }
+    let (low, high) = entries.split_at_mut(below);
+    std::thread::scope(|scope| {
+        scope.spawn(|| low.sort_unstable_by(order));
+        high.sort_unstable_by(order);
+    });
 }
 
 /// The number the next origin of `origins` gets.
@@ -246,12 +282,13 @@ pub(super) fn walk_folder(
             .map(|_| {
                 scope.spawn(|| {
                     let mut found = Listed::default();
+                    let mut reader = FolderReader::default();
                     while let Some(rel_dir) = queue.next() {
                         let folder = Folder {
                             rel_dir: &rel_dir,
                             ..*top
                         };
-                        match list_folder(&folder, excludes, &mut found) {
+                        match list_folder(&folder, excludes, &mut reader, &mut found) {
                             Ok(folders) => queue.done(folders),
                             Err(err) => queue.fail(err),
                         }
@@ -371,19 +408,22 @@ pub(super) struct Folder<'a> {
 /// Lists one folder of the walk into `entries`; returns the subfolders to list next.
 ///
 /// This runs once per file of the tree, so it allocates nothing per file:
-/// the path is built in a reused buffer and copied into the arena, the stat
-/// is an `fstatat` on the open folder, and the path on disk is built only
-/// for what needs it (a symlink, an error).
+/// names come from `getdents64` into the thread's reused buffer, the path
+/// is built in a reused buffer and copied into the arena, the stat is a
+/// `statx` on the open folder for the fields a plan keeps, and the path on
+/// disk is built only for what needs it (a symlink, an error).
 pub(super) fn list_folder(
     folder: &Folder<'_>,
     excludes: &Excludes,
+    reader: &mut FolderReader,
     listed: &mut Listed,
 ) -> Result<Vec<PathBuf>, LayerError> {
     let dir = folder.root.source.join(folder.rel_dir);
-    let listing = fs::read_dir(&dir).map_err(|source| LayerError::Read {
+    let read_error = |source| LayerError::Read {
         path: dir.clone(),
         source,
-    })?;
+    };
+    let open = open_folder(&dir).map_err(read_error)?;
     let rel_dir = folder.rel_dir.as_os_str().as_bytes();
     // target/rel_dir/ : every path of this folder starts with it.
     let mut prefix = Vec::with_capacity(folder.target.len() + rel_dir.len() + 2);
@@ -397,29 +437,22 @@ pub(super) fn list_folder(
     let mut folders = Vec::new();
     // Reused: the entry keeps its path in the arena, not in an allocation of its own.
     let mut path = Vec::with_capacity(prefix.len() + 64);
-    for item in listing {
-        let item = item.map_err(|source| LayerError::Read {
-            path: dir.clone(),
+    reader.for_each(&open, read_error, |name| {
+        let stat = Stat::at(&open, name).map_err(|source| LayerError::Read {
+            path: dir.join(OsStr::from_bytes(name.to_bytes())),
             source,
         })?;
-        let name = item.file_name();
-        let name = name.as_bytes();
+        let name = name.to_bytes();
         path.clear();
         path.extend_from_slice(&prefix);
         path.extend_from_slice(name);
         let rel = Path::new(OsStr::from_bytes(&path[rel_start as usize..]));
-        // fstatat on the open folder, not a lookup of the whole path; like
-        // symlink_metadata, it does not follow a symlink.
-        let meta = item.metadata().map_err(|source| LayerError::Read {
-            path: dir.join(OsStr::from_bytes(name)),
-            source,
-        })?;
         let excluded = excludes.is_excluded(rel);
-        if meta.is_dir() && (!excluded || excludes.may_reinclude()) {
+        if stat.is_dir() && (!excluded || excludes.may_reinclude()) {
             folders.push(rel.to_path_buf());
         }
         if excluded {
-            continue;
+            return Ok(());
         }
         if name.starts_with(b".wh.") {
             return Err(LayerError::Whiteout {
@@ -429,12 +462,13 @@ pub(super) fn list_folder(
         let found = Found {
             origin: folder.origin,
             path: &path,
-            meta: &meta,
+            stat: &stat,
         };
         if let Some(entry) = entry_for(found, listed)? {
             listed.entries.push(entry);
         }
-    }
+        Ok(())
+    })?;
     Ok(folders)
 }
 
@@ -457,7 +491,7 @@ pub(super) struct Found<'a> {
     /// Where it was found, and the origin's number.
     pub(super) origin: (u32, &'a Origin),
     pub(super) path: &'a [u8],
-    pub(super) meta: &'a fs::Metadata,
+    pub(super) stat: &'a Stat,
 }
 
 /// The entry for what the walk found, its path and link target kept in `listed`'s arena; None for a socket (a warning).
@@ -468,15 +502,14 @@ pub(super) fn entry_for(
     let Found {
         origin: (origin, found_at),
         path,
-        meta,
+        stat,
     } = found;
     let disk = || disk_path(&found_at.source, path, found_at.rel_start);
-    let file_type = meta.file_type();
-    let kind = if file_type.is_dir() {
+    let kind = if stat.is_dir() {
         EntryKind::Dir
-    } else if file_type.is_file() {
-        EntryKind::File { size: meta.len() }
-    } else if file_type.is_symlink() {
+    } else if stat.is_file() {
+        EntryKind::File { size: stat.size }
+    } else if stat.is_symlink() {
         let target = fs::read_link(disk()).map_err(|source| LayerError::Read {
             path: disk(),
             source,
@@ -484,31 +517,31 @@ pub(super) fn entry_for(
         EntryKind::Symlink {
             target: keep(&mut listed.paths, target.as_os_str().as_bytes())?,
         }
-    } else if file_type.is_socket() {
+    } else if stat.is_socket() {
         listed
             .warnings
             .push(format!("skipped socket {}", disk().display()));
         return Ok(None);
     } else {
-        let kind = if file_type.is_fifo() {
+        let kind = if stat.is_fifo() {
             "FIFO (named pipe)"
-        } else if file_type.is_char_device() {
+        } else if stat.is_char_device() {
             "character device"
         } else {
             "block device"
         };
         return Err(LayerError::Special { path: disk(), kind });
     };
-    let multi_linked = meta.is_file() && meta.nlink() > 1;
+    let multi_linked = stat.is_file() && stat.nlink > 1;
     if multi_linked {
-        listed.links.push((path.into(), (meta.dev(), meta.ino())));
+        listed.links.push((path.into(), (stat.device, stat.inode)));
     }
     Ok(Some(Entry {
         path: keep(&mut listed.paths, path)?,
         origin,
         kind,
-        mode: meta.mode() & 0o7777,
-        stamp: Stamp::of(meta).digest(),
+        mode: stat.mode & 0o7777,
+        stamp: Stamp::of(stat).digest(),
         multi_linked,
         defaulted: false,
         rewrite: None,

@@ -22,6 +22,7 @@ mod layout;
 mod libraries_rig;
 mod library;
 mod loopback;
+mod noop;
 mod podman;
 mod progress;
 mod public_exports;

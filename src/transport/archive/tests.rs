@@ -359,6 +359,29 @@ fn layout_keeps_other_tags_and_replaces_the_same_tag() {
     assert!(err.to_string().contains("no image tagged `zzz`"), "{err}");
 }
 
+/// A rebuild that changes nothing leaves index.json as it was (not rewritten
+/// through a temp file, so its inode stays); a changed tag rewrites it.
+#[test]
+fn layout_index_is_rewritten_only_when_it_changes() {
+    use std::os::unix::fs::MetadataExt;
+    let (dir, store) = setup();
+    let layout = dir.path().join("layout");
+    let first = Artifact::Image(sample_image(&store, "one"));
+    let inode = || fs::metadata(layout.join("index.json")).unwrap().ino();
+    write_oci_layout(&layout, "a", &first, &store).unwrap();
+    let before = (inode(), fs::read(layout.join("index.json")).unwrap());
+    write_oci_layout(&layout, "a", &first, &store).unwrap();
+    assert_eq!(
+        before,
+        (inode(), fs::read(layout.join("index.json")).unwrap())
+    );
+    let second = Artifact::Image(sample_image(&store, "two"));
+    write_oci_layout(&layout, "a", &second, &store).unwrap();
+    assert_ne!(before.0, inode());
+    let read = read_oci_layout(&layout, Some("a"), &store, true).unwrap();
+    assert_eq!(read.digest(), second.digest());
+}
+
 #[test]
 fn archive_ending_without_padding_or_end_blocks_reads() {
     let (dir, store) = setup();

@@ -138,15 +138,18 @@ pub(super) fn fill_oci_layout(
         write_atomic(&layout_marker, &oci_layout_file())?;
     }
     let index_path = dir.join("index.json");
-    let mut index: Value = if index_path.is_file() {
-        let raw = read_small_file(&index_path)?;
-        serde_json::from_slice(&raw).map_err(|e| ArchiveError::Invalid {
+    let old = if index_path.is_file() {
+        Some(read_small_file(&index_path)?)
+    } else {
+        None
+    };
+    let mut index: Value = match &old {
+        Some(raw) => serde_json::from_slice(raw).map_err(|e| ArchiveError::Invalid {
             path: index_path.clone(),
             kind: "OCI index",
             problem: format!("{e}; stowage will not overwrite it"),
-        })?
-    } else {
-        json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": []})
+        })?,
+        None => json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": []}),
     };
     let mut descriptor = artifact.descriptor();
     descriptor.annotations.insert(REF_NAME.into(), tag.into());
@@ -169,7 +172,12 @@ pub(super) fn fill_oci_layout(
             != Some(tag)
     });
     manifests.push(descriptor);
-    write_atomic(&index_path, &canonical_json(&index))
+    let new = canonical_json(&index);
+    // A rebuild with nothing changed gives the same index: not rewritten (nor synced) then.
+    if old.as_deref() == Some(new.as_slice()) {
+        return Ok(());
+    }
+    write_atomic(&index_path, &new)
 }
 
 /// Writes the artifact as an oci-archive tar at `path` (I/O), atomically.
