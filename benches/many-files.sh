@@ -10,7 +10,8 @@
 # lists its files: benches/dist_info.py), and times with hyperfine:
 #   stowage cold build (fresh cache and output each run)
 #   tar -cf - DIR | pigz | sha256sum          (the pipeline limit, same tree)
-#   stowage rebuild with nothing changed
+#   stowage rebuild with nothing changed, against find stat-ing the same
+#   tree (one find, and two finds over halves of it at once: the floor on two cores)
 # then reports medians, the ratio against the pipeline of the same run, and
 # peak RSS (/usr/bin/time -v). With MILLION=1 (the default) it also builds a
 # tree of 1,000,000 tiny files once and reports that build's peak RSS.
@@ -85,8 +86,15 @@ hyperfine --style basic --runs "$RUNS" --warmup 1 --export-json "$WORK/many.json
     -n "stowage cold" "$build" \
     -n "tar|pigz|sha256sum" "$pipeline"
 $build >/dev/null
+# The no-op's peers: find stat-ing every file of the tree, alone and as two
+# finds over halves of the packages at once (the floor on two cores).
+SITE=$LIB/lib/python3.11/site-packages
+stat_all="find $LIB -printf '%s %T@ %i\\n' >/dev/null"
+stat_halves="cd $SITE && { find pkg???[02468] pkg???[02468]-* -printf '%s %T@ %i\\n' >/dev/null & find pkg???[13579] pkg???[13579]-* -printf '%s %T@ %i\\n' >/dev/null; wait; }"
 hyperfine --style basic --runs "$RUNS" --warmup 1 --export-json "$WORK/many-rebuild.json" \
-    -n "rebuild, nothing changed" "$build"
+    -n "rebuild, nothing changed" "$build" \
+    -n "find -printf (stat all)" "$stat_all" \
+    -n "two finds on halves" "$stat_halves"
 
 peak() { /usr/bin/time -v bash -c "$1" 2>&1 >/dev/null | awk -F': ' '/Maximum resident/ {print $2}'; }
 eval "$cold"
@@ -120,7 +128,10 @@ for name, r in rows.items():
     mem = f"{int(rss[name]) / 1024:13.1f}" if rss.get(name, "").isdigit() else f"{'':>13}"
     print(f"{name:28} {r['median']:9.3f} {r['median'] / base:11.2f}x {mem}")
 cold = rows["stowage cold"]["median"]
-print(f"per file: cold {cold / files * 1e6:.1f} us, no-op {rows['rebuild, nothing changed']['median'] / files * 1e6:.1f} us")
+noop = rows["rebuild, nothing changed"]["median"]
+print(f"per file: cold {cold / files * 1e6:.1f} us, no-op {noop / files * 1e6:.1f} us")
+print(f"no-op vs find: {noop / rows['find -printf (stat all)']['median']:.2f}x one find, "
+      f"{noop / rows['two finds on halves']['median']:.2f}x two finds on halves at once")
 if "$rss_million".isdigit():
     print(f"1,000,000 tiny files, cold build: peak RSS {int('$rss_million') / 1024:.1f} MiB")
 PY
