@@ -9,6 +9,7 @@
 
 use std::path::Path;
 
+use std::cell::Cell;
 use std::ops::Range;
 
 use super::{FileKey, InventoryError, WalkedTree};
@@ -39,9 +40,13 @@ pub(super) struct Found<'a> {
 /// The walked files under the root, for "what is under X", "is X there" and
 /// "what is X's key": binary searches over the caller's own sorted list, so
 /// the inventory keeps no copy of it.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub(super) struct FileIndex<'a> {
     tree: &'a dyn WalkedTree,
+    /// Where the last `key_of` found its file: a RECORD or conda record
+    /// lists a package's files mostly in path order, so the next one asked
+    /// for is usually the next entry or close after it.
+    cursor: Cell<usize>,
 }
 
 impl<'a> FileIndex<'a> {
@@ -59,15 +64,6 @@ impl<'a> FileIndex<'a> {
         low
     }
 
-    /// The file (not folder) at index `at`, when its path is UTF-8.
-    fn file(&self, at: usize) -> Option<(&'a str, FileKey)> {
-        let entry = self.tree.entry(at);
-        if entry.is_dir {
-            return None;
-        }
-        Some((std::str::from_utf8(entry.path).ok()?, entry.key))
-    }
-
     /// Whether the walk found the file `path`.
     pub fn contains(&self, path: &str) -> bool {
         self.key_of(path).is_some()
@@ -75,9 +71,19 @@ impl<'a> FileIndex<'a> {
 
     /// The caller's key of the walked file `path`.
     pub fn key_of(&self, path: &str) -> Option<FileKey> {
-        let at = self.first_not_below(path.as_bytes());
-        let entry = (at < self.tree.len()).then(|| self.tree.entry(at))?;
-        (entry.path == path.as_bytes() && !entry.is_dir).then_some(entry.key)
+        let wanted = path.as_bytes();
+        let len = self.tree.len();
+        // The few entries after the last hit first (folders sit between a
+        // package's files), then a binary search.
+        let from = self.cursor.get();
+        let near = (from..len.min(from + 4)).find(|&at| self.tree.entry(at).path == wanted);
+        let at = near.unwrap_or_else(|| self.first_not_below(wanted));
+        let entry = (at < len).then(|| self.tree.entry(at))?;
+        if entry.path != wanted {
+            return None;
+        }
+        self.cursor.set(at + 1);
+        (!entry.is_dir).then_some(entry.key)
     }
 
     /// The indices of the walked entries under `folder` (every depth); all for the root (`""`).
@@ -94,9 +100,23 @@ impl<'a> FileIndex<'a> {
 
     /// The walked files under `folder` (every depth), sorted, with their keys; all files for the root (`""`).
     pub fn under(&self, folder: &str) -> impl Iterator<Item = (&'a str, FileKey)> + use<'a> {
-        let index = *self;
+        let tree = self.tree;
         self.range_under(folder)
-            .filter_map(move |at| index.file(at))
+            .filter_map(move |at| file_at(tree, at))
+    }
+
+    /// The walked files whose name (last segment) `wanted` accepts, by its
+    /// bytes: the rest of a million paths are not decoded.
+    pub fn named<F: Fn(&[u8]) -> bool>(
+        &self,
+        wanted: F,
+    ) -> impl Iterator<Item = &'a str> + use<'a, F> {
+        let tree = self.tree;
+        (0..tree.len()).filter_map(move |at| {
+            let entry = tree.entry(at);
+            (!entry.is_dir && wanted(last_segment(entry.path))).then_some(())?;
+            std::str::from_utf8(entry.path).ok()
+        })
     }
 
     /// The keys of the walked files under `folder`.
@@ -109,9 +129,18 @@ impl<'a> FileIndex<'a> {
         &self,
         range: Range<usize>,
     ) -> impl Iterator<Item = (usize, &'a str, FileKey)> + use<'a> {
-        let index = *self;
-        range.filter_map(move |at| index.file(at).map(|(path, key)| (at, path, key)))
+        let tree = self.tree;
+        range.filter_map(move |at| file_at(tree, at).map(|(path, key)| (at, path, key)))
     }
+}
+
+/// The file (not folder) at index `at` of `tree`, when its path is UTF-8.
+fn file_at(tree: &dyn WalkedTree, at: usize) -> Option<(&str, FileKey)> {
+    let entry = tree.entry(at);
+    if entry.is_dir {
+        return None;
+    }
+    Some((std::str::from_utf8(entry.path).ok()?, entry.key))
 }
 
 /// Goes once over the walked paths: the metadata locations, and the index over them.
@@ -119,6 +148,9 @@ pub(super) fn scan(tree: &dyn WalkedTree) -> (Found<'_>, FileIndex<'_>) {
     let mut found = Found::default();
     for at in 0..tree.len() {
         let walked = tree.entry(at);
+        if !may_be_metadata(walked.path, walked.is_dir) {
+            continue;
+        }
         // Metadata has UTF-8 names; a path that is not is no package's file either.
         let Ok(path) = std::str::from_utf8(walked.path) else {
             continue;
@@ -159,7 +191,34 @@ pub(super) fn scan(tree: &dyn WalkedTree) -> (Found<'_>, FileIndex<'_>) {
         list.sort_unstable();
         list.dedup();
     }
-    (found, FileIndex { tree })
+    let index = FileIndex {
+        tree,
+        cursor: Cell::new(0),
+    };
+    (found, index)
+}
+
+/// `a/b/c` → `c`, on bytes.
+fn last_segment(path: &[u8]) -> &[u8] {
+    match memchr::memrchr(b'/', path) {
+        Some(slash) => &path[slash + 1..],
+        None => path,
+    }
+}
+
+/// Whether the last segment of `path` could name metadata `scan` looks for,
+/// by its bytes alone: most paths are neither, and are not decoded.
+fn may_be_metadata(path: &[u8], is_dir: bool) -> bool {
+    let name = last_segment(path);
+    if is_dir {
+        return matches!(name, b"site-packages" | b"dist-packages" | b"node_modules")
+            || name.ends_with(b".dist-info");
+    }
+    matches!(
+        name,
+        b"METADATA" | b"PKG-INFO" | b"DESCRIPTION" | b"pyvenv.cfg"
+    ) || name.ends_with(b".json")
+        || name.ends_with(b".egg-info")
 }
 
 /// A `package.json` is an npm package's manifest one level under `node_modules`
@@ -207,6 +266,14 @@ pub(super) fn normalise(base: &str, rel: &str) -> Option<String> {
     if rel.starts_with('/') || rel.is_empty() {
         return None;
     }
+    // Most rows are plain (`six.py`, `pkg/mod.py`): one allocation, no split.
+    if is_plain(base) && is_plain(rel) {
+        return Some(if base.is_empty() {
+            rel.to_owned()
+        } else {
+            format!("{base}/{rel}")
+        });
+    }
     let mut parts: Vec<&str> = base
         .split('/')
         .filter(|p| !p.is_empty() && *p != ".")
@@ -224,6 +291,14 @@ pub(super) fn normalise(base: &str, rel: &str) -> Option<String> {
         return None;
     }
     Some(parts.join("/"))
+}
+
+/// A relative path with no empty, `.` or `..` segment (and no leading or trailing `/`).
+fn is_plain(path: &str) -> bool {
+    !path.starts_with('/')
+        && !path.ends_with('/')
+        && !path.contains("//")
+        && path.split('/').all(|part| part != "." && part != "..")
 }
 
 /// What every reader shares: the root to read from, the walked files, and the warnings so far.
@@ -380,6 +455,17 @@ mod tests {
         assert_eq!(normalise(base, "../../../../etc/passwd"), None);
         assert_eq!(normalise(base, "/usr/bin/x"), None);
         assert_eq!(normalise("", "./a//b"), Some("a/b".to_owned()));
+        // The plain fast path gives what the general one would.
+        assert_eq!(normalise("", "a/b").as_deref(), Some("a/b"));
+        assert_eq!(
+            normalise(base, "pkg/mod.py").as_deref(),
+            Some("lib/python3.11/site-packages/pkg/mod.py")
+        );
+        assert_eq!(
+            normalise(base, "pkg/").as_deref(),
+            Some("lib/python3.11/site-packages/pkg")
+        );
+        assert_eq!(normalise("a/./b", "c").as_deref(), Some("a/b/c"));
     }
 
     #[test]
@@ -400,6 +486,18 @@ mod tests {
         assert!(index.contains("a.b"));
         assert!(!index.contains("a"));
         assert!(!index.contains("a/c"), "a folder is not a file");
+        // In any order, near the last hit or far from it.
+        for (path, key) in [
+            ("ab", 3),
+            ("a/b", 0),
+            ("a/c/d", 2),
+            ("a0", 6),
+            ("a.b", 1),
+            ("a/b", 0),
+        ] {
+            assert_eq!(index.key_of(path), Some(key), "{path}");
+        }
+        assert_eq!(index.key_of("a/c/e"), None);
         assert_eq!(index.under("").count(), 5);
         assert_eq!(index.under("zz").count(), 0);
     }

@@ -339,12 +339,15 @@ fn new_package(
 /// patched them), or a conda record (conda's Python packages carry a
 /// dist-info; the conda package is the one listed, once).
 fn link_vendored_dist_infos(packages: &mut [Package], walked: &locate::FileIndex) {
-    let metadata_files: HashMap<FileKey, usize> = packages
+    // Each Python dist-info's METADATA by key, sorted: a package's files are
+    // looked up here with a binary search of u64s, the cheapest test per file.
+    let mut metadata_files: Vec<(FileKey, usize)> = packages
         .iter()
         .enumerate()
         .filter(|(_, p)| p.ecosystem == Ecosystem::Python && p.metadata.ends_with(".dist-info"))
         .filter_map(|(index, p)| Some((walked.key_of(&format!("{}/METADATA", p.metadata))?, index)))
         .collect();
+    metadata_files.sort_unstable();
     let mut links: Vec<(usize, usize)> = Vec::new();
     if !metadata_files.is_empty() {
         for (index, package) in packages.iter().enumerate() {
@@ -352,9 +355,12 @@ fn link_vendored_dist_infos(packages: &mut [Package], walked: &locate::FileIndex
                 continue;
             }
             for key in &package.files {
-                match metadata_files.get(key) {
-                    Some(&vendored) if vendored != index => links.push((vendored, index)),
-                    _ => {}
+                let Ok(at) = metadata_files.binary_search_by_key(key, |&(k, _)| k) else {
+                    continue;
+                };
+                let vendored = metadata_files[at].1;
+                if vendored != index {
+                    links.push((vendored, index));
                 }
             }
         }

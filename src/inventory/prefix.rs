@@ -128,13 +128,11 @@ pub(super) fn read_editables(
     }
     let candidates: Vec<String> = cx
         .files
-        .under("")
-        .filter(|(path, _)| {
-            let name = split_last(path).1;
-            (name.starts_with("__editable__") && name.ends_with(".pth"))
-                || name.ends_with(".egg-link")
+        .named(|name| {
+            (name.starts_with(b"__editable__") && name.ends_with(b".pth"))
+                || name.ends_with(b".egg-link")
         })
-        .map(|(path, _)| path.to_owned())
+        .map(str::to_owned)
         .collect();
     for path in candidates {
         let name = split_last(&path).1;

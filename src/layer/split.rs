@@ -164,6 +164,7 @@ impl LayerPlan {
         // Each entry's group by number; the groups themselves are made once.
         let mut ids: HashMap<GroupRef<'_>, GroupId> = HashMap::new();
         let mut groups: Vec<GroupKey> = Vec::new();
+        let mut last_group: Option<(GroupRef<'_>, GroupId)> = None;
         let entry_groups: Vec<Option<GroupId>> = self
             .entries
             .iter()
@@ -178,11 +179,19 @@ impl LayerPlan {
                     return None;
                 }
                 let group = split.group_of(&owners, anchor.key(), self.paths.get(anchor))?;
+                // Sorted entries come a package at a time: most need no hashing.
+                if let Some((last, id)) = last_group
+                    && last == group
+                {
+                    return Some(id);
+                }
                 let next = GroupId::new(u32::try_from(groups.len() + 1).ok()?)?;
-                Some(*ids.entry(group).or_insert_with(|| {
+                let id = *ids.entry(group).or_insert_with(|| {
                     groups.push(group.key());
                     next
-                }))
+                });
+                last_group = Some((group, id));
+                Some(id)
             })
             .collect();
         // Per-file maps go as soon as they have served: the split's peak is
