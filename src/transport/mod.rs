@@ -359,11 +359,13 @@ fn sink_artifact(
     let (Transport::DockerArchive { .. }, Artifact::Index(index)) = (dest, artifact) else {
         return Ok(artifact.clone());
     };
-    let image = artifact.clone().into_image(&options.platform)?;
-    Ok(match attestation::single_attested_image(index) {
-        Some(only) if only.digest() == image.digest() => artifact.clone(),
-        _ => Artifact::Image(image),
-    })
+    // One runnable image and its attestations is what an archive holds,
+    // whatever its platform (a --platform that does not match it was already
+    // refused when the source was read).
+    if attestation::single_attested_image(index).is_some() {
+        return Ok(artifact.clone());
+    }
+    Ok(Artifact::Image(artifact.clone().into_image(&options.platform)?))
 }
 
 fn write_local(

@@ -628,6 +628,25 @@ fn an_attested_image_of_another_platform_inspects_as_a_single_image_does() {
         provenance["buildDefinition"]["externalParameters"]["platform"],
         format!("linux/{other}")
     );
+    // `run-command` gives the line that runs it, from its docker-archive too,
+    // though the host's platform is another.
+    let archive = sb.join("attest-arm.tar");
+    run_ok(
+        sb.stowage()
+            .args(["copy", &source])
+            .arg(format!(
+                "docker-archive:{}:localhost/stowage-e2e/attest-arm:1",
+                archive.display()
+            )),
+    );
+    let line = run_ok(sb.stowage().args([
+        "run-command",
+        &format!("docker-archive:{}", archive.display()),
+    ]));
+    assert!(
+        line.starts_with("docker run -p 8888:8888 ") && line.trim_end().ends_with("attest-arm:1"),
+        "{line}"
+    );
     // A platform it does not have is refused, naming the one it has.
     let out = sb
         .stowage()
