@@ -365,7 +365,9 @@ fn sink_artifact(
     if attestation::single_attested_image(index).is_some() {
         return Ok(artifact.clone());
     }
-    Ok(Artifact::Image(artifact.clone().into_image(&options.platform)?))
+    Ok(Artifact::Image(
+        artifact.clone().into_image(&options.platform)?,
+    ))
 }
 
 fn write_local(

@@ -631,14 +631,10 @@ fn an_attested_image_of_another_platform_inspects_as_a_single_image_does() {
     // `run-command` gives the line that runs it, from its docker-archive too,
     // though the host's platform is another.
     let archive = sb.join("attest-arm.tar");
-    run_ok(
-        sb.stowage()
-            .args(["copy", &source])
-            .arg(format!(
-                "docker-archive:{}:localhost/stowage-e2e/attest-arm:1",
-                archive.display()
-            )),
-    );
+    run_ok(sb.stowage().args(["copy", &source]).arg(format!(
+        "docker-archive:{}:localhost/stowage-e2e/attest-arm:1",
+        archive.display()
+    )));
     let line = run_ok(sb.stowage().args([
         "run-command",
         &format!("docker-archive:{}", archive.display()),
