@@ -5,8 +5,7 @@ use serde_json::Value;
 use super::Session;
 use crate::error::Error;
 use crate::exports::{Exports, ExportsError, Status};
-use crate::image::attestation::single_attested_image;
-use crate::image::{Artifact, Platform};
+use crate::image::Platform;
 use crate::reference::{self, ImageRef, Transport};
 
 /// The run line for `target`: an export id (its recorded line), or an image
@@ -39,12 +38,7 @@ pub fn run_command_for(session: &Session, target: &str) -> Result<String, Error>
     let transport = reference::parse_transport(target)?;
     let host = Platform::host();
     let read = crate::transport::read_source(&transport, &session.context()?, None, false)?;
-    let image = match &read.artifact {
-        // One runnable image (with its attestations): that is what docker
-        // runs, whatever its platform, as for an image without attestations.
-        Artifact::Index(index) if let Some(only) = single_attested_image(index) => only.clone(),
-        artifact => artifact.clone().into_image(&host)?,
-    };
+    let image = read.artifact.runnable_image(&host)?;
     let config = image.config_json()?;
     let shown = match &transport {
         Transport::Registry(reference) => reference.with_digest(read.artifact.digest().as_str()),

@@ -59,6 +59,18 @@ impl Artifact {
         self.into_image(platform).map(Artifact::Image)
     }
 
+    /// The image docker runs from it: an index of one image and its
+    /// attestations gives that image, whatever its platform (as a plain
+    /// image would); any other index gives its match for `platform`.
+    pub fn runnable_image(&self, platform: &Platform) -> Result<Image, ImageError> {
+        if let Artifact::Index(index) = self
+            && let Some(only) = single_attested_image(index)
+        {
+            return Ok(only.clone());
+        }
+        self.clone().into_image(platform)
+    }
+
     /// The image for `platform`: the image itself, or the index's match.
     pub fn into_image(self, platform: &Platform) -> Result<Image, ImageError> {
         match self {

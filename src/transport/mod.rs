@@ -393,12 +393,13 @@ fn write_local(
         }
         Transport::DockerArchive { path, reference } => {
             let reference = reference.as_ref().or(options.default_reference.as_ref());
-            let (image, attested) = match artifact {
-                Artifact::Index(index) => match attestation::single_attested_image(index) {
-                    Some(image) => (image.clone(), Some(index)),
-                    None => (artifact.clone().into_image(&options.platform)?, None),
-                },
-                Artifact::Image(image) => (image.clone(), None),
+            let image = artifact.runnable_image(&options.platform)?;
+            // The index goes along only when it is that image's with its attestations.
+            let attested = match artifact {
+                Artifact::Index(index) if attestation::single_attested_image(index).is_some() => {
+                    Some(index)
+                }
+                _ => None,
             };
             Ok(archive::write_docker_archive(
                 path,
