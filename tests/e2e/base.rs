@@ -31,11 +31,16 @@ fn docker_saved_base(sb: &Sandbox, dir: &Path, name: &str) -> (PathBuf, PathBuf,
     symlink("busybox", ctx.join("rootfs/bin/sh")).unwrap();
     write_file(&ctx.join("etc/base-release"), "stowage-e2e base\n", 0o644);
     fs::write(ctx.join("Dockerfile"), DOCKERFILE).unwrap();
-    // No buildx here: the classic builder.
+    // No buildx here: the classic builder. Two tests build this Dockerfile
+    // at once: with the build cache they share intermediate images, and the
+    // first to finish prunes them under the other's build with its `rmi -f`
+    // ("unable to find image"), so each build makes its own.
     run_ok(
         docker()
             .env("DOCKER_BUILDKIT", "0")
-            .args(["build", "-q", "-t", name])
+            .args(["build", "-q", "--no-cache", "--label"])
+            .arg(format!("org.stowage.test.image={name}"))
+            .args(["-t", name])
             .arg(&ctx),
     );
     let guard = DockerImage(name.to_owned());
