@@ -25,13 +25,15 @@ use crate::store::{Store, StoreError};
 const FALLBACK_CHUNK: u64 = 16 * 1024 * 1024;
 
 impl Registry {
-    /// Pushes the artifact to `dest`'s repository under each tag (I/O); blobs missing from the store come from `origin`.
-    pub fn push(
+    /// Pushes what the artifact's tags will name to `dest`'s repository
+    /// (I/O): every blob, and for an index each of its images' manifests,
+    /// put by digest. Blobs missing from the store come from `origin`.
+    /// [`Registry::put_tag`] then names it.
+    pub fn push_content(
         &self,
         artifact: &Artifact,
         origin: Option<&Origin>,
         dest: &ImageRef,
-        tags: &[String],
         store: &Store,
     ) -> Result<PushReport, RegistryError> {
         let images: Vec<&Image> = match artifact {
@@ -42,27 +44,34 @@ impl Registry {
         for image in &images {
             self.push_blobs(image, origin, dest, store, &mut report)?;
         }
-        match artifact {
-            Artifact::Image(image) => {
-                for tag in tags {
-                    self.put_manifest(dest, tag, image.raw_manifest(), image.media_type())?;
-                }
-            }
-            Artifact::Index(index) => {
-                for image in &images {
-                    self.put_manifest(
-                        dest,
-                        image.digest().as_str(),
-                        image.raw_manifest(),
-                        image.media_type(),
-                    )?;
-                }
-                for tag in tags {
-                    self.put_manifest(dest, tag, &index.raw, &index.media_type)?;
-                }
+        if let Artifact::Index(_) = artifact {
+            for image in &images {
+                self.put_manifest(
+                    dest,
+                    image.digest().as_str(),
+                    image.raw_manifest(),
+                    image.media_type(),
+                )?;
             }
         }
         Ok(report)
+    }
+
+    /// Puts the artifact's manifest (an image's, or an index's) under `tag`
+    /// in `dest`'s repository (I/O), once [`Registry::push_content`] put
+    /// what it names.
+    pub fn put_tag(
+        &self,
+        artifact: &Artifact,
+        dest: &ImageRef,
+        tag: &str,
+    ) -> Result<(), RegistryError> {
+        match artifact {
+            Artifact::Image(image) => {
+                self.put_manifest(dest, tag, image.raw_manifest(), image.media_type())
+            }
+            Artifact::Index(index) => self.put_manifest(dest, tag, &index.raw, &index.media_type),
+        }
     }
 
     /// Pushes a small artifact whose new blobs are in memory (a signature

@@ -240,7 +240,8 @@ pub struct Written {
 }
 
 /// Writes the artifact to every destination (I/O). Registry destinations in
-/// one repository are pushed together: blobs once, then one manifest per tag.
+/// one repository are pushed together: blobs once, then one manifest per tag,
+/// each tag its own step (a refused tag leaves those put before it reached).
 ///
 /// Every registry is pushed before any local output is written, so a failed
 /// push (the common failure: network, credentials) leaves no new file or
@@ -273,39 +274,45 @@ pub fn write_all(
             source: Box::new(error),
         })
     };
-    type Push = (ImageRef, Vec<String>, Vec<usize>);
+    // Per repository: its reference, and each tag with the destinations it serves.
+    type Push = (ImageRef, Vec<(String, Vec<usize>)>);
     let mut pushes: BTreeMap<(String, String), Push> = BTreeMap::new();
     let mut locals = Vec::new();
     for (index, dest) in destinations.iter().enumerate() {
         match dest {
             Transport::Registry(reference) => {
                 let tag = push_tag(reference, source.artifact.digest())?;
-                let entry = pushes
+                let (_, tags) = pushes
                     .entry((reference.registry.clone(), reference.repository.clone()))
-                    .or_insert_with(|| (reference.clone(), Vec::new(), Vec::new()));
-                if !entry.1.contains(&tag) {
-                    entry.1.push(tag);
+                    .or_insert_with(|| (reference.clone(), Vec::new()));
+                match tags.iter_mut().find(|(known, _)| *known == tag) {
+                    Some((_, indices)) => indices.push(index),
+                    None => tags.push((tag, vec![index])),
                 }
-                entry.2.push(index);
             }
             local => locals.push((index, local)),
         }
     }
-    for (reference, tags, indices) in pushes.into_values() {
-        let report = context
+    for (reference, tags) in pushes.into_values() {
+        // Each tag is its own step, so when one tag's manifest is refused
+        // the tags put before it are recorded as pushed, not failed.
+        let first = tags[0].1[0];
+        let registry = context
             .registry()
-            .and_then(|registry| {
-                registry.push(
-                    &source.artifact,
-                    source.origin.as_ref(),
-                    &reference,
-                    &tags,
-                    context.store,
-                )
-            })
-            .map_err(|e| partial(&reached, indices[0], e.into()))?;
-        reached.extend(indices);
-        for tag in &tags {
+            .map_err(|e| partial(&reached, first, e.into()))?;
+        let report = registry
+            .push_content(
+                &source.artifact,
+                source.origin.as_ref(),
+                &reference,
+                context.store,
+            )
+            .map_err(|e| partial(&reached, first, e.into()))?;
+        for (tag, indices) in tags {
+            registry
+                .put_tag(&source.artifact, &reference, &tag)
+                .map_err(|e| partial(&reached, indices[0], e.into()))?;
+            reached.extend(&indices);
             let mut named = reference.clone();
             named.tag = (tag.parse::<Digest>().is_err()).then(|| tag.clone());
             named.digest = None;

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use serde_json::Value;
 
+use crate::rig::proxy::{Action, FaultProxy};
 use crate::rig::registry::{TestRegistry, free_port};
 use crate::rig::*;
 
@@ -411,6 +412,68 @@ fn a_local_sink_failing_after_a_push_is_recorded_and_delete_removes_exactly_what
     let record = records(&sb).remove(0);
     assert_eq!(record["status"], "deleted");
     assert_eq!(statuses(&record), ["deleted", "deleted", "failed"]);
+}
+
+#[test]
+fn a_tag_the_registry_refuses_leaves_the_tags_put_before_it_recorded_as_pushed() {
+    let Some(registry) = TestRegistry::anonymous() else {
+        return;
+    };
+    // Harbor refuses to move an immutable tag at the manifest PUT, after
+    // the blobs and the repository's other tags went up.
+    let proxy = FaultProxy::start(&registry.host, |req| {
+        if req.is_manifest_put() && req.target.ends_with("/manifests/v2") {
+            Action::Respond {
+                status: 403,
+                headers: vec![("Content-Type".into(), "application/json".into())],
+                body: br#"{"errors":[{"code":"DENIED","message":"tag v2 is immutable"}]}"#.to_vec(),
+            }
+        } else {
+            Action::forward()
+        }
+    });
+    let sb = Sandbox::new();
+    let repo = unique("e2e/tags");
+    let v1 = proxy.reference(&format!("{repo}:v1"));
+    let v2 = proxy.reference(&format!("{repo}:v2"));
+    let archive = sb.join("after.tar");
+    let spec = write_app(sb.path(), &v1);
+    label_uniquely(&spec, "tags");
+    let run = sb
+        .stowage()
+        .args(["--insecure-registry", &proxy.addr, "build", "-f"])
+        .arg(&spec)
+        .args(["-o", &v1, "-o", &v2, "-o"])
+        .arg(format!("docker-archive:{}", archive.display()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("tag v2 is immutable"), "{stderr}");
+    assert!(
+        stderr.contains("failed after the image was written to") && stderr.contains(&v1),
+        "{stderr}"
+    );
+    assert_eq!(registry.manifest_status(&repo, "v1"), 200);
+    assert_eq!(registry.manifest_status(&repo, "v2"), 404);
+    assert!(!archive.exists(), "no local output after a failed push");
+
+    let record = records(&sb).remove(0);
+    assert_eq!(record["status"], "failed");
+    assert_eq!(statuses(&record), ["pushed", "failed", "failed"]);
+    run_ok(sb.stowage().args([
+        "--insecure-registry",
+        &proxy.addr,
+        "exports",
+        "delete",
+        "1",
+        "--yes",
+    ]));
+    assert_eq!(registry.manifest_status(&repo, "v1"), 404);
+    assert_eq!(
+        statuses(&records(&sb).remove(0)),
+        ["deleted", "failed", "failed"]
+    );
 }
 
 /// Runs `stowage exports delete ID` on a pseudo-terminal (util-linux
