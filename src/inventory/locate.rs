@@ -308,7 +308,17 @@ pub(super) struct Context<'a> {
     pub warnings: Vec<String>,
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
+    /// A context for another thread: the same root and walk, its own
+    /// search cursor and warnings (appended to this one's in order after).
+    pub fn fork(&self) -> Context<'a> {
+        Context {
+            root: self.root,
+            files: self.files.clone(),
+            warnings: Vec::new(),
+        }
+    }
+
     /// Reads one metadata file, relative to the root; `None` (with a warning)
     /// when it is a symlink. The walk does not follow symlinks, and neither
     /// does the inventory: its target may lie outside the library, and is

@@ -159,7 +159,8 @@ pub struct WalkedPath<'a> {
 /// The walk under the library root as its owner keeps it: sorted by path
 /// bytes, with random access. The inventory searches it in place (the layer
 /// plan's own entries serve), so it makes no copy of a million paths.
-pub trait WalkedTree {
+/// `Sync`: the inventory reads metadata folders on several threads at once.
+pub trait WalkedTree: Sync {
     fn len(&self) -> usize;
 
     fn is_empty(&self) -> bool {

@@ -25,15 +25,60 @@ pub(super) fn read_packages(
     cx: &mut Context,
     found: &Found,
 ) -> Result<Vec<Package>, InventoryError> {
-    let mut packages = Vec::new();
-    for dir in &found.dist_infos {
-        packages.extend(read_dist_info(cx, dir)?);
-    }
+    let mut packages = read_dist_infos(cx, &found.dist_infos)?;
     for dir in &found.egg_info_dirs {
         packages.extend(read_egg_info_dir(cx, dir)?);
     }
     for file in &found.egg_info_files {
         packages.extend(read_egg_info_file(cx, file)?);
+    }
+    Ok(packages)
+}
+
+/// Below this many dist-infos one thread reads them: a thread costs more than it saves.
+const DIST_INFOS_A_THREAD: usize = 64;
+
+/// Reads the dist-infos, several threads each taking a run of them when
+/// there are many (a RECORD row costs a path search in the walk); the
+/// packages and warnings come out in `dirs` order whatever the threads do.
+fn read_dist_infos(cx: &mut Context, dirs: &[&str]) -> Result<Vec<Package>, InventoryError> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(dirs.len() / DIST_INFOS_A_THREAD)
+        .clamp(1, 4);
+    let read_run = |cx: &mut Context, run: &[&str]| -> Result<Vec<Package>, InventoryError> {
+        let mut packages = Vec::with_capacity(run.len());
+        for dir in run {
+            packages.extend(read_dist_info(cx, dir)?);
+        }
+        Ok(packages)
+    };
+    if threads == 1 {
+        return read_run(cx, dirs);
+    }
+    let runs: Vec<&[&str]> = dirs.chunks(dirs.len().div_ceil(threads)).collect();
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = runs
+            .iter()
+            .map(|run| {
+                let mut forked = cx.fork();
+                scope.spawn(move || read_run(&mut forked, run).map(|p| (p, forked.warnings)))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let mut packages = Vec::with_capacity(dirs.len());
+    for result in results {
+        let (read, warnings) = result?;
+        packages.extend(read);
+        cx.warnings.extend(warnings);
     }
     Ok(packages)
 }

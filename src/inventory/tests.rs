@@ -913,3 +913,61 @@ fn a_file_is_published_when_its_bytes_match_any_record_of_it() {
     let unlisted = published(&inventory, root, &format!("{site}/tornado/__init__.py"));
     assert_eq!(unlisted, None);
 }
+
+#[test]
+fn many_dist_infos_read_on_threads_keep_their_order_files_and_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let site = "lib/python3.12/site-packages";
+    // Enough dist-infos for several threads; every seventh has no Version,
+    // so warnings come from every run.
+    let count: usize = 300;
+    for i in 0..count {
+        let name = format!("pkg{i:03}");
+        let info = format!("{site}/{name}-1.{i}.dist-info");
+        let module = format!("{site}/{name}/__init__.py");
+        write(root, &module, b"x = 1\n");
+        let version = if i % 7 == 0 {
+            String::new()
+        } else {
+            format!("Version: 1.{i}\n")
+        };
+        write(
+            root,
+            &format!("{info}/METADATA"),
+            format!("Metadata-Version: 2.1\nName: {name}\n{version}").as_bytes(),
+        );
+        write(
+            root,
+            &format!("{info}/RECORD"),
+            format!(
+                "{name}/__init__.py,{},6\n{name}-1.{i}.dist-info/RECORD,,\n",
+                record_hash(b"x = 1\n")
+            )
+            .as_bytes(),
+        );
+    }
+    let inventory = read(root);
+    let expected: Vec<String> = (0..count)
+        .filter(|i| i % 7 != 0)
+        .map(|i| format!("pkg{i:03}"))
+        .collect();
+    let names: Vec<&str> = inventory.packages.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, expected);
+    for package in &inventory.packages {
+        let paths = paths_of(root, package);
+        assert!(
+            paths.contains(&format!("{site}/{}/__init__.py", package.name)),
+            "{paths:?}"
+        );
+    }
+    let warned: Vec<&String> = inventory
+        .warnings
+        .iter()
+        .filter(|w| w.contains("no Name or Version"))
+        .collect();
+    assert_eq!(warned.len(), count.div_ceil(7));
+    let mut sorted = warned.clone();
+    sorted.sort();
+    assert_eq!(warned, sorted, "warnings in the dist-infos' order");
+}
