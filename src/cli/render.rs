@@ -357,16 +357,17 @@ pub fn write_delete_plan(
     plan: &crate::commands::exports::DeletePlan,
 ) -> std::io::Result<()> {
     writeln!(out, "Export {} will be deleted from:", plan.id)?;
-    if plan.removes.is_empty() {
+    let removes = plan.removes();
+    if removes.is_empty() {
         writeln!(
             out,
             "  nothing: it wrote nowhere (the record is only marked deleted)"
         )?;
     }
-    for line in &plan.removes {
+    for line in &removes {
         writeln!(out, "  - {line}")?;
     }
-    for line in &plan.leaves {
+    for line in &plan.leaves() {
         writeln!(out, "  left alone: {line}")?;
     }
     Ok(())

@@ -18,6 +18,7 @@ pub mod credentials;
 pub mod hub;
 mod pull;
 mod push;
+mod tags;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -31,6 +32,7 @@ use crate::reference::ImageRef;
 use crate::store::StoreError;
 use auth::ChallengeError;
 use credentials::{Credential, CredentialError};
+pub use tags::TagDeletion;
 
 /// The default longest wait for a connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);

@@ -13,6 +13,7 @@ mod bad_input;
 mod base;
 mod cache;
 mod crash;
+mod delete_scope;
 mod docker;
 mod example;
 mod exports;
