@@ -102,10 +102,10 @@ fn run_step(id: i64, step: &Step, context: &Context<'_>) -> StepResult {
             Ok(untagged) if untagged.tags.is_empty() => Ok(("already gone".into(), None)),
             Ok(untagged) => Ok((
                 format!(
-                    "removed tag(s) {} from the layout, and {} blob(s) ({} bytes) no other tag uses",
+                    "removed tag(s) {} from the layout, and {} blob(s) ({:.1} MiB) no other tag uses",
                     untagged.tags.join(", "),
                     untagged.blobs,
-                    untagged.bytes
+                    untagged.bytes as f64 / (1024.0 * 1024.0)
                 ),
                 Some(Removed::LayoutTags {
                     path: path.display().to_string(),
@@ -198,7 +198,7 @@ fn delete_registry_tag(
         Ok(TagDeletion::NotFound) => Ok(("already gone".into(), None)),
         Ok(TagDeletion::Unsupported) => Err((
             format!(
-                "{} cannot delete tag {tag} alone, and deleting manifest {digest} would also take {}; nothing was deleted",
+                "{} cannot delete tag {tag} alone, and deleting manifest {digest} would also take the other tags that point at it: {}; nothing was deleted",
                 reference.registry,
                 other_tags_text(kept_by)
             ),
