@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::image::{Artifact, Image};
 use crate::layer::{self, BaseFolders};
 use crate::plan::BuildPlan;
+use crate::reference::Transport;
 use crate::registry::Origin;
 use crate::transport::{self, Context};
 
@@ -119,7 +120,21 @@ fn run_check(
         context,
         fetched: false,
     };
-    check::check_start(&image, config, scope, &mut heads)
+    check::check_start(&image, config, scope, &mut heads).map_err(|e| with_base_name(e, plan))
+}
+
+/// Names the base in a venv's hint when `docker run` can run it by that name.
+fn with_base_name(mut error: Error, plan: &BuildPlan) -> Error {
+    if let (
+        Error::Check(CheckError::WouldNotStart {
+            venv: Some(fix), ..
+        }),
+        Transport::Registry(reference),
+    ) = (&mut error, &plan.base)
+    {
+        fix.base = Some(reference.to_string());
+    }
+    error
 }
 
 /// The base's tree, remembered per base digest; its layers are fetched only when it is not.

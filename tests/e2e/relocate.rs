@@ -88,13 +88,14 @@ fn a_venv_made_elsewhere_is_rewritten_in_the_layer_only() {
 
     // On scratch the relocated script's interpreter (/opt/venv/bin/python,
     // a link to the base's /usr/bin/python3) is missing: the start check
-    // refuses it, naming the interpreter, and writes nothing.
+    // refuses it, naming the chain of links, and writes nothing.
     let out = build(&sb, &spec, &dest, &[]);
     let stderr = show(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains(
-            "/opt/venv/bin/cowsay: its interpreter /opt/venv/bin/python is not in the image"
+            "/opt/venv/bin/cowsay: its interpreter /opt/venv/bin/python -> /opt/venv/bin/python3 \
+             -> /usr/bin/python3: /usr/bin/python3 is not in the image"
         ),
         "{stderr}"
     );
