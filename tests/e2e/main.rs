@@ -14,6 +14,7 @@ mod base;
 mod cache;
 mod crash;
 mod docker;
+mod dry_run;
 mod example;
 mod exports;
 mod faults;
