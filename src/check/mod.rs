@@ -423,8 +423,9 @@ impl<F: Filesystem, R: ReadHead> Checker<'_, F, R> {
             Ok(Found::Dir) => return Err(self.fail(Why::Directory { path: label })),
             Err(Lookup::Loop) => return Err(self.fail(Why::Loop { path: label })),
             Err(Lookup::Missing) if self.scope == Scope::AddedOnly => {
+                let links = led_to(&self.tree.links_followed(path.as_bytes()));
                 self.unchecked
-                    .push(format!("{label} (not in the added layers)"));
+                    .push(format!("{label}{links} (not in the added layers)"));
                 return Ok(());
             }
             Err(Lookup::Missing) => {

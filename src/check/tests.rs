@@ -352,6 +352,18 @@ fn a_chain_of_symlinks_out_of_the_image_is_named_hop_by_hop() {
         hint.contains("python:3.11-slim python3 -m venv venv"),
         "{hint}"
     );
+
+    // With only the added layers (--keep-base-remote) the chain is listed as not checked.
+    match image.check_added(&entrypoint(&["/opt/venv/bin/python3"])) {
+        Ok(Checked::Starts { unchecked, .. }) => assert_eq!(
+            unchecked,
+            [
+                "/opt/venv/bin/python3 -> /opt/venv/bin/python3.11 -> /root/.pyenv/versions/3.11.7/bin/python3.11: \
+              /root/.pyenv/versions/3.11.7/bin/python3.11 (not in the added layers)"
+            ]
+        ),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
