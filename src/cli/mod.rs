@@ -277,14 +277,13 @@ fn run_build(args: BuildArgs, out: &Output, settings: &Settings) -> anyhow::Resu
     };
     let reported = commands::build::run(&session, &command, &events);
     report(out, reported, |result| match result {
-        BuildResult::Planned(plan) => {
+        BuildResult::Planned(dry) => {
+            render::print_dry_run(out, &dry);
             if out.json {
-                println!(
-                    "{}",
-                    commands::json_text(&commands::build::plan_json(&plan))
-                );
+                let json = commands::dry_run::dry_run_json(&dry);
+                println!("{}", commands::json_text(&json));
             } else {
-                render::print_plan(&plan);
+                render::print_plan(&dry.plan);
             }
         }
         BuildResult::Built(built) => {

@@ -15,6 +15,7 @@ mod cache;
 mod crash;
 mod delete_scope;
 mod docker;
+mod dry_run;
 mod example;
 mod exports;
 mod faults;
