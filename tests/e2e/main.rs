@@ -23,6 +23,7 @@ mod libraries_rig;
 mod library;
 mod loopback;
 mod noop;
+mod output;
 mod pipes;
 mod podman;
 mod progress;
