@@ -23,6 +23,17 @@ fn fails(cmd: &mut Command) -> (i32, String) {
     (out.status.code().expect("an exit code"), stderr)
 }
 
+/// Runs `stowage ARGS -f SPEC -o LAYOUT` (ARGS ending in `build` and its flags), expecting a failure.
+fn build_fails(sb: &Sandbox, args: &[&str], spec: &Path, layout: &str) -> (i32, String) {
+    fails(
+        sb.stowage()
+            .args(args)
+            .arg("-f")
+            .arg(spec)
+            .args(["-o", layout]),
+    )
+}
+
 fn exports(sb: &Sandbox) -> Vec<Value> {
     let text = run_ok(sb.stowage().args(["exports", "list", "--json"]));
     let listed: Value = serde_json::from_str(&text).expect("exports list --json is JSON");
@@ -73,12 +84,7 @@ fn usage_and_spec_errors_leave_no_export_record() {
         text.replace("base = \"scratch\"", "base = \"oci:no-such-layout\""),
     )
     .unwrap();
-    let (code, stderr) = fails(
-        sb.stowage()
-            .args(["build", "-f"])
-            .arg(&missing_base)
-            .args(["-o", &layout]),
-    );
+    let (code, stderr) = build_fails(&sb, &["build"], &missing_base, &layout);
     assert_eq!(code, 1, "{stderr}");
     let records = exports(&sb);
     assert_eq!(records.len(), 1, "{records:#?}");
@@ -96,12 +102,7 @@ fn the_exports_table_shows_what_a_failed_scan_found() {
         0o600,
     );
     let layout = format!("oci:{}:t", sb.join("out/layout").display());
-    let (code, _) = fails(
-        sb.stowage()
-            .args(["build", "-f"])
-            .arg(&spec)
-            .args(["-o", &layout]),
-    );
+    let (code, _) = build_fails(&sb, &["build"], &spec, &layout);
     assert_eq!(code, 1);
     let table = run_ok(sb.stowage().arg("exports"));
     assert!(
@@ -183,12 +184,7 @@ fn with_v_the_record_line_comes_after_the_error() {
     )
     .unwrap();
     let layout = format!("oci:{}:t", sb.join("out/layout").display());
-    let (code, stderr) = fails(
-        sb.stowage()
-            .args(["-v", "build", "-f"])
-            .arg(&spec)
-            .args(["-o", &layout]),
-    );
+    let (code, stderr) = build_fails(&sb, &["-v", "build"], &spec, &layout);
     assert_eq!(code, 1);
     let error = stderr.find("error:").expect("an error line");
     let hint = stderr.find("hint:").expect("a hint line");
@@ -234,12 +230,7 @@ fn a_missing_oci_base_says_what_is_missing_and_what_to_do() {
             text.replace("base = \"scratch\"", &format!("base = \"{base}\"")),
         )
         .unwrap();
-        let (code, stderr) = fails(
-            sb.stowage()
-                .args(["build", "-f"])
-                .arg(&spec)
-                .args(["-o", &layout]),
-        );
+        let (code, stderr) = build_fails(&sb, &["build"], &spec, &layout);
         assert_eq!(code, 1, "{base}");
         assert!(stderr.contains(says), "{base}: {says:?} in:\n{stderr}");
         assert!(stderr.contains(hint), "{base}: {hint:?} in:\n{stderr}");
@@ -256,12 +247,7 @@ fn a_platform_without_its_os_gets_the_hint_to_write_it() {
         ("aarch64", "hint: give the OS too: write linux/arm64"),
         ("Linux/AMD64", "hint: write it as linux/amd64"),
     ] {
-        let (code, stderr) = fails(
-            sb.stowage()
-                .args(["build", "--platform", platform, "-f"])
-                .arg(&spec)
-                .args(["-o", &layout]),
-        );
+        let (code, stderr) = build_fails(&sb, &["build", "--platform", platform], &spec, &layout);
         assert_eq!(code, 2, "{platform}");
         assert!(stderr.contains(hint), "{platform}: {hint:?} in:\n{stderr}");
     }
@@ -275,12 +261,7 @@ fn a_platform_without_its_os_gets_the_hint_to_write_it() {
         ),
     )
     .unwrap();
-    let (code, stderr) = fails(
-        sb.stowage()
-            .args(["build", "-f"])
-            .arg(&spec)
-            .args(["-o", &layout]),
-    );
+    let (code, stderr) = build_fails(&sb, &["build"], &spec, &layout);
     assert_eq!(code, 2);
     assert!(
         stderr.contains("hint: give the OS too: write linux/amd64"),

@@ -6,13 +6,14 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command as StdCommand, Stdio};
+use std::process::{Command as StdCommand, CommandEnvs, Stdio};
 
 use assert_cmd::Command;
 use serde_json::Value;
 
 use crate::rig::registry::TestRegistry;
 use crate::rig::*;
+use crate::sign::key_pair;
 
 const IMAGE: &str = "localhost/stowage-e2e/pipes:1";
 
@@ -41,16 +42,21 @@ struct Piped {
 fn std_command(cmd: &Command) -> StdCommand {
     let mut std = StdCommand::new(cmd.get_program());
     std.args(cmd.get_args());
-    for (key, value) in cmd.get_envs() {
+    same_environment(&mut std, cmd.get_envs(), cmd.get_current_dir());
+    std
+}
+
+/// Gives `to` the environment changes `envs` and the folder `dir`.
+fn same_environment(to: &mut StdCommand, envs: CommandEnvs<'_>, dir: Option<&Path>) {
+    for (key, value) in envs {
         match value {
-            Some(value) => std.env(key, value),
-            None => std.env_remove(key),
+            Some(value) => to.env(key, value),
+            None => to.env_remove(key),
         };
     }
-    if let Some(dir) = cmd.get_current_dir() {
-        std.current_dir(dir);
+    if let Some(dir) = dir {
+        to.current_dir(dir);
     }
-    std
 }
 
 /// Runs `cmd` with its stdout going into `reader`; stowage's own exit code and stderr.
@@ -69,15 +75,7 @@ fn run_into(cmd: &Command, reader: Reader, scratch: &Path) -> Piped {
                 .args(stowage.get_args())
                 .env("PIPES_STDERR", &stderr_file)
                 .env("PIPES_CODE", &code_file);
-            for (key, value) in stowage.get_envs() {
-                match value {
-                    Some(value) => sh.env(key, value),
-                    None => sh.env_remove(key),
-                };
-            }
-            if let Some(dir) = stowage.get_current_dir() {
-                sh.current_dir(dir);
-            }
+            same_environment(&mut sh, stowage.get_envs(), stowage.get_current_dir());
             let status = sh.status().expect("run sh");
             assert!(status.success(), "the pipeline's reader {reader} failed");
             let code = fs::read_to_string(&code_file).expect("the pipeline wrote stowage's code");
@@ -208,23 +206,7 @@ fn registry_commands_end_quietly_when_their_reader_goes() {
     }
     let sb = Sandbox::new();
     let (_, layout, _) = built_app(&sb);
-    let key = sb.join("key.pem");
-    let made = StdCommand::new("openssl")
-        .args(["genpkey", "-algorithm", "EC", "-pkeyopt"])
-        .args(["ec_paramgen_curve:P-256", "-out"])
-        .arg(&key)
-        .status()
-        .expect("run openssl genpkey");
-    assert!(made.success());
-    let public = sb.join("key.pub.pem");
-    let made = StdCommand::new("openssl")
-        .args(["pkey", "-pubout", "-in"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&public)
-        .status()
-        .expect("run openssl pkey");
-    assert!(made.success());
+    let (key, public) = key_pair(sb.path(), "key");
     let pushed = registry.reference("pipes/app:1");
     let key = key.display().to_string();
     let public = public.display().to_string();
