@@ -9,7 +9,7 @@ use crate::attest::cosign::SignatureError;
 use crate::attest::keys::KeyError;
 use crate::check::CheckError;
 use crate::exports::ExportsError;
-use crate::image::ImageError;
+use crate::image::{ImageError, Platform};
 use crate::inventory::InventoryError;
 use crate::layer::LayerError;
 use crate::reference::ReferenceError;
@@ -163,9 +163,7 @@ impl Error {
             Error::Check(e) => e.hint(),
             Error::Key(e) => Some(e.hint()),
             Error::Signature(e) => Some(e.hint()),
-            Error::Image(ImageError::BadPlatform(_)) => {
-                Some("write it in lowercase, e.g. linux/amd64 or linux/arm64/v8".into())
-            }
+            Error::Image(ImageError::BadPlatform(input)) => Some(Platform::hint_for(input)),
             Error::Image(ImageError::NoPlatform { .. }) => Some(
                 "pick one of the available platforms with --platform or `platform` in the spec"
                     .into(),

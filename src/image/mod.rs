@@ -121,6 +121,25 @@ impl Platform {
         })
     }
 
+    /// What to write instead of `input`, which `parse` refused: the OS a
+    /// bare architecture lacks, the architecture a bare OS lacks, lowercase,
+    /// or the grammar itself.
+    pub fn hint_for(input: &str) -> String {
+        let lower = input.trim().to_ascii_lowercase();
+        if !lower.contains('/') {
+            if let Some(arch) = oci_architecture(&lower) {
+                return format!("give the OS too: write linux/{arch}");
+            }
+            if matches!(lower.as_str(), "linux" | "windows" | "darwin" | "freebsd") {
+                return format!("give the architecture too: write {lower}/amd64 or {lower}/arm64");
+            }
+        }
+        if lower != input && Platform::parse(&lower).is_ok() {
+            return format!("write it as {lower}");
+        }
+        "write OS/ARCH or OS/ARCH/VARIANT, e.g. linux/amd64 or linux/arm64/v8".into()
+    }
+
     /// The platform this binary runs on, in OCI terms.
     pub fn host() -> Platform {
         let architecture = match std::env::consts::ARCH {
@@ -160,6 +179,20 @@ impl std::fmt::Display for Platform {
         }
         Ok(())
     }
+}
+
+/// The OCI name of an architecture, also from the kernel's name (`x86_64`, `aarch64`), when `name` is one.
+fn oci_architecture(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "amd64" | "x86_64" | "x86-64" => "amd64",
+        "arm64" | "aarch64" => "arm64",
+        "arm" | "armhf" | "armv7" | "armv7l" => "arm/v7",
+        "386" | "i386" | "i686" | "x86" => "386",
+        "ppc64le" => "ppc64le",
+        "s390x" => "s390x",
+        "riscv64" => "riscv64",
+        _ => return None,
+    })
 }
 
 /// The parts of an image manifest stowage uses; the raw bytes stay the identity.
@@ -611,5 +644,31 @@ mod tests {
         );
         assert!(Platform::parse("linux").is_err());
         assert!(Platform::parse("linux/amd64/v1/x").is_err());
+    }
+
+    #[test]
+    fn a_refused_platform_gets_the_hint_for_what_it_lacks() {
+        for (input, hint) in [
+            ("amd64", "give the OS too: write linux/amd64"),
+            ("x86_64", "give the OS too: write linux/amd64"),
+            ("aarch64", "give the OS too: write linux/arm64"),
+            (
+                "linux",
+                "give the architecture too: write linux/amd64 or linux/arm64",
+            ),
+            ("Linux/AMD64", "write it as linux/amd64"),
+            (" linux/arm64 ", "write it as linux/arm64"),
+            (
+                "linux/amd64/v1/x",
+                "write OS/ARCH or OS/ARCH/VARIANT, e.g. linux/amd64 or linux/arm64/v8",
+            ),
+            (
+                "linux//amd64",
+                "write OS/ARCH or OS/ARCH/VARIANT, e.g. linux/amd64 or linux/arm64/v8",
+            ),
+        ] {
+            assert!(Platform::parse(input).is_err(), "{input:?} is refused");
+            assert_eq!(Platform::hint_for(input), hint, "{input:?}");
+        }
     }
 }

@@ -53,7 +53,7 @@ impl Validator<'_> {
             self.error(
                 value.span(),
                 format!("platform `{p}` is not OS/ARCH[/VARIANT]"),
-                "write it in lowercase, e.g. \"linux/amd64\" or \"linux/arm64/v8\"",
+                Platform::hint_for(p),
             )
         })
     }

@@ -25,6 +25,8 @@ mod libraries_rig;
 mod library;
 mod loopback;
 mod noop;
+mod output;
+mod pipes;
 mod podman;
 mod progress;
 mod public_exports;
