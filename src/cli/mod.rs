@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use crate::attest::{Attestations, SbomFormat};
 use crate::commands::build::{BuildCommand, BuildResult, SbomRequest};
@@ -33,6 +33,13 @@ use args::{
     RawPart as RawArg, SbomFormatArg, StatusArg,
 };
 use render::{Output, StdoutError, to_stdout};
+
+/// The command line's full clap definition, for `tests/reference.rs`, which
+/// generates the command reference, man pages and completions from it.
+#[doc(hidden)]
+pub fn command() -> clap::Command {
+    Cli::command()
+}
 
 /// Runs the command line and returns the process exit code.
 pub fn run() -> i32 {
