@@ -187,6 +187,8 @@ pub enum ExportsAction {
 pub enum StatusArg {
     Ok,
     Failed,
+    /// Stopped by SIGINT or SIGTERM; its destinations say what it reached.
+    Interrupted,
     Deleted,
 }
 

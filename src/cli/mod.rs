@@ -25,6 +25,7 @@ use crate::commands::{self, Reported, Session};
 use crate::error::Error;
 use crate::exports::{Kind, Status};
 use crate::image::Format;
+use crate::interrupt::{self, Signal, Stop};
 use crate::layer::Compression;
 use crate::plan::BuildOptions;
 use crate::registry::{DEFAULT_RETRIES, LogSink, RegistryOptions, TransferProgress};
@@ -67,6 +68,12 @@ pub fn run() -> i32 {
         connect_timeout: cli.connect_timeout,
         retries: cli.retries,
     };
+    if matches!(
+        cli.command,
+        Command::Build(_) | Command::Copy { .. } | Command::Push { .. } | Command::Archive { .. }
+    ) {
+        catch_interrupts(&out);
+    }
     let result = dispatch(cli.command, &out, &settings);
     out.end_progress();
     let code = match result {
@@ -76,6 +83,26 @@ pub fn run() -> i32 {
     };
     out.after_error();
     code
+}
+
+/// SIGINT and SIGTERM stop an export at its next safe point, and it records
+/// what it reached; the watcher's news goes above the progress bars.
+fn catch_interrupts(out: &Output) {
+    let progress = out.progress.clone();
+    let quiet = out.quiet;
+    let report = move |signal: Signal, stop: Stop| {
+        let line = render::stop_line(signal, stop);
+        match &progress {
+            Some(progress) => progress.println(&line),
+            None if !quiet || stop == Stop::GivingUp => eprintln!("{line}"),
+            None => {}
+        }
+    };
+    if let Err(e) = interrupt::install(report) {
+        out.warn(&format!(
+            "cannot catch SIGINT and SIGTERM ({e}): an interrupt will end stowage without recording the export"
+        ));
+    }
 }
 
 /// Large buffers (1 MiB gzip chunks) go straight to mmap and back to the
@@ -520,6 +547,7 @@ fn run_exports_list(status: Option<StatusArg>, out: &Output) -> anyhow::Result<(
     let status = status.map(|s| match s {
         StatusArg::Ok => Status::Ok,
         StatusArg::Failed => Status::Failed,
+        StatusArg::Interrupted => Status::Interrupted,
         StatusArg::Deleted => Status::Deleted,
     });
     let records = commands::exports::list(status)?;

@@ -12,6 +12,7 @@ use crate::commands::inspect::{ImageSummary, IndexSummary};
 use crate::commands::{Recorded, transfer::Transferred};
 use crate::error::Error;
 use crate::exports::ExportRecord;
+use crate::interrupt::{STOP_GRACE, Signal, Stop};
 use crate::layer::LayerProgress;
 use crate::plan::BuildPlan;
 use crate::reference::Transport;
@@ -121,8 +122,17 @@ pub fn reader_gone(err: &anyhow::Error) -> bool {
 }
 
 /// Prints `error:`, each `Caused by:` and the `hint:`; returns the exit code.
+/// An interrupted export is one line: what stopped, what it reached, its record.
 pub fn report_error(err: &anyhow::Error) -> i32 {
     let mut stderr = std::io::stderr().lock();
+    if let Some(stopped) = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<Error>())
+        .filter(|e| e.stopped_by().is_some())
+    {
+        let _ = writeln!(stderr, "stowage: {stopped}");
+        return stopped.exit_code();
+    }
     let _ = writeln!(stderr, "error: {err}");
     for cause in err.chain().skip(1) {
         let _ = writeln!(stderr, "  Caused by: {cause}");
@@ -132,6 +142,25 @@ pub fn report_error(err: &anyhow::Error) -> i32 {
         let _ = writeln!(stderr, "hint: {hint}");
     }
     library_error.map(Error::exit_code).unwrap_or(1)
+}
+
+/// What the signal watcher says: at the first signal, that the export is
+/// stopping and that a second signal ends it at once; and when the stop
+/// outlasts its grace, that stowage ends without waiting.
+pub fn stop_line(signal: Signal, stop: Stop) -> String {
+    let name = signal.name();
+    match (stop, signal) {
+        (Stop::Stopping, Signal::Interrupt) => format!(
+            "stowage: {name}: stopping at the next safe point to record what was reached (Ctrl-C again ends it at once, unrecorded)"
+        ),
+        (Stop::Stopping, Signal::Terminate) => format!(
+            "stowage: {name}: stopping at the next safe point to record what was reached (a second signal ends it at once, unrecorded)"
+        ),
+        (Stop::GivingUp, _) => format!(
+            "stowage: still stopping {} s after {name} (a request in flight gets no answer): ending now, unrecorded; the next run removes the temp files",
+            STOP_GRACE.as_secs()
+        ),
+    }
 }
 
 /// `1.5 MiB`: bytes in binary units.
@@ -386,7 +415,7 @@ pub fn write_exports_table(
 ) -> std::io::Result<()> {
     writeln!(
         stdout,
-        "{:<5} {:<20} {:<7} {:<7} {:<19} {:>10}  DESTINATIONS",
+        "{:<5} {:<20} {:<7} {:<11} {:<19} {:>10}  DESTINATIONS",
         "ID", "TIME", "KIND", "STATUS", "DIGEST", "SIZE"
     )?;
     for r in records {
@@ -411,7 +440,7 @@ pub fn write_exports_table(
             .collect();
         writeln!(
             stdout,
-            "{:<5} {:<20} {:<7} {:<7} {:<19} {:>10}  {}",
+            "{:<5} {:<20} {:<7} {:<11} {:<19} {:>10}  {}",
             r.id,
             r.time,
             r.kind.as_str(),

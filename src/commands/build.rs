@@ -273,13 +273,16 @@ fn failure<T>(
     failed: &FailedBuild<'_>,
     error: Error,
 ) -> Reported<T> {
-    let record = if command.request.dry_run {
-        Recorded::Nothing
-    } else {
-        keep_failure_record(session, &record::build_failed(failed, &error), &error)
-    };
+    if command.request.dry_run {
+        return Reported {
+            result: Err(error),
+            record: Recorded::Nothing,
+        };
+    }
+    let error = record::build_interrupted(failed, error);
+    let record = keep_failure_record(session, &record::build_failed(failed, &error), &error);
     Reported {
-        result: Err(error),
+        result: Err(error.recorded_as(record.id())),
         record,
     }
 }

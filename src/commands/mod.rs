@@ -94,6 +94,16 @@ pub enum Recorded {
     NotKept(ExportsError),
 }
 
+impl Recorded {
+    /// The id of the record kept.
+    pub fn id(&self) -> Option<i64> {
+        match self {
+            Recorded::Kept(id) => Some(*id),
+            Recorded::Nothing | Recorded::NotKept(_) => None,
+        }
+    }
+}
+
 /// A command's result together with what happened to its export record.
 #[derive(Debug)]
 pub struct Reported<T> {

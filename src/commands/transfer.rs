@@ -218,12 +218,14 @@ fn finish(
         artifact: Some(&artifact),
         secret_names: &secret_names,
     };
+    let written = written.map_err(|e| record::transfer_interrupted(&moved, e));
     let mut new = record::transfer(&moved, written.as_ref().err());
     new.notes.extend(sign::notes(&signed));
     let record = match &written {
         Ok(_) => keep_record(session, &new),
         Err(e) => keep_failure_record(session, &new, e),
     };
+    let written = written.map_err(|e| e.recorded_as(record.id()));
     let result = written.map(|written| Transferred {
         run_command: new.run_command.filter(|_| {
             destinations
@@ -260,9 +262,10 @@ fn record_failure(
         artifact,
         secret_names: &secret_names,
     };
+    let error = record::transfer_interrupted(&moved, error);
     let record = keep_failure_record(session, &record::transfer(&moved, Some(&error)), &error);
     Reported {
-        result: Err(error),
+        result: Err(error.recorded_as(record.id())),
         record,
     }
 }

@@ -225,6 +225,8 @@ impl Registry {
                 Next::Done(response) => return Ok(response),
                 Next::Fail(error) => return Err(error),
                 Next::Retry { wait, why } => {
+                    // A signal came: no waiting for another attempt.
+                    crate::interrupt::check()?;
                     self.pause(&why, wait);
                     attempt += 1;
                 }

@@ -28,6 +28,7 @@ use std::time::Duration;
 use reqwest::blocking::Client;
 
 use crate::digest::Digest;
+use crate::interrupt::{self, Interrupted};
 use crate::reference::ImageRef;
 use crate::store::StoreError;
 use auth::ChallengeError;
@@ -107,6 +108,9 @@ pub enum RegistryError {
         #[source]
         source: std::io::Error,
     },
+    /// A signal stopped the transfer at a safe point (an upload in flight is cancelled).
+    #[error(transparent)]
+    Interrupted(#[from] Interrupted),
 }
 
 impl RegistryError {
@@ -295,8 +299,11 @@ struct CountingReader<R> {
     progress: Option<Arc<dyn TransferProgress>>,
 }
 
+/// Each read is a safe point: a body that fails to read makes reqwest drop
+/// the request, so an upload or download stops within one read of a signal.
 impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        interrupt::check_io()?;
         let n = self.inner.read(buf)?;
         if let Some(progress) = &self.progress {
             progress.advance(n as u64);

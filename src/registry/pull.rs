@@ -81,6 +81,8 @@ impl Registry {
         let what = format!("blob {digest}");
         let mut attempt = 0;
         loop {
+            // Before each download, first or again: a signal's read error is no reason to retry.
+            crate::interrupt::check()?;
             let response =
                 self.send(&origin.registry, &[Scope::pull(repo)], &what, &|c, base| {
                     c.get(format!("{base}/v2/{repo}/blobs/{digest}"))

@@ -18,6 +18,7 @@ use super::{
 };
 use crate::digest::Digest;
 use crate::image::{Artifact, Descriptor, Image};
+use crate::interrupt;
 use crate::reference::ImageRef;
 use crate::store::{Store, StoreError};
 
@@ -161,6 +162,7 @@ impl Registry {
         dest: &ImageRef,
         store: &Store,
     ) -> Result<BlobOutcome, RegistryError> {
+        interrupt::check()?;
         let registry = &dest.registry;
         let repo = &dest.repository;
         let digest = &desc.digest;
@@ -187,6 +189,7 @@ impl Registry {
             Some(bytes) => BlobData::Bytes(bytes),
             None => BlobData::Stored(self.stored_blob(desc, origin, store)?),
         };
+        interrupt::check()?;
         if let Some(progress) = &self.options.progress {
             progress.begin("pushing", digest, desc.size);
         }
@@ -322,6 +325,11 @@ impl Registry {
                 Some(size) => self.upload_chunked(dest, desc, data, &location, size.max(1)),
                 None => self.upload_monolithic(dest, desc, data, &location),
             };
+            if let (Err(_), Some(signal)) = (&result, interrupt::received()) {
+                // The body stopped at a signal (or the upload failed as one came): no retry.
+                self.cancel_upload(dest, &location);
+                return Err(interrupt::Interrupted { signal }.into());
+            }
             match result {
                 Ok(()) => return Ok(()),
                 Err(UploadFailure::Refused(status)) if chunk.is_none() => {
@@ -369,6 +377,27 @@ impl Registry {
                 }
                 Err(UploadFailure::Error(e)) => return Err(e),
             }
+        }
+    }
+
+    /// Cancels an upload session a signal stopped (I/O, best effort), so the
+    /// registry drops the bytes it got instead of keeping them until it
+    /// purges old uploads. One attempt: the process is stopping.
+    fn cancel_upload(&self, dest: &ImageRef, location: &str) {
+        let url = self.absolute(&dest.registry, location);
+        let cancelled = self.send_with(
+            &dest.registry,
+            &[Scope::push(&dest.repository)],
+            "cancelling an upload",
+            &|c, _| c.delete(&url),
+            false,
+        );
+        match cancelled {
+            Ok(response) => self.log(&format!(
+                "cancelled the upload session: {}",
+                response.status()
+            )),
+            Err(e) => self.log(&format!("could not cancel the upload session: {e}")),
         }
     }
 
@@ -479,6 +508,8 @@ impl Registry {
         bytes: &[u8],
         media_type: &str,
     ) -> Result<(), RegistryError> {
+        // A manifest PUT in flight is finished, never cut: the tag is put whole or not at all.
+        interrupt::check()?;
         let repo = &dest.repository;
         let what = format!("manifest {repo}:{by}");
         let response = self.send(&dest.registry, &[Scope::push(repo)], &what, &|c, base| {
