@@ -220,7 +220,7 @@ impl Registry {
         loop {
             let base = self.base_url(registry);
             let request = self.prepare(&call, &base)?;
-            let sent = self.client(insecure).execute(request);
+            let sent = super::push::execute(self.client(insecure), request, registry)?;
             match self.classify(&call, &base, sent, attempt, reauthenticated) {
                 Next::Done(response) => return Ok(response),
                 Next::Fail(error) => return Err(error),

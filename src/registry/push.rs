@@ -5,10 +5,12 @@
 use std::collections::BTreeSet;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::PathBuf;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use reqwest::StatusCode;
-use reqwest::blocking::{Body, Response};
+use reqwest::blocking::{Body, Client, Request, Response};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
 
 use super::auth::Scope;
@@ -641,6 +643,43 @@ impl BlobData<'_> {
                     progress,
                 };
                 Ok(Body::sized(reader, len))
+            }
+        }
+    }
+}
+
+/// Sends one request (I/O). A blob upload is sent from a thread of its own
+/// while this one waits, looking for a signal every 50 ms: once its body is
+/// in the kernel's socket buffers (megabytes), the answer comes only when
+/// the registry has read them all, and over a slow link a stop would wait
+/// that long. Left to itself, the upload ends with the process; a blob no
+/// manifest names is invisible, and the caller cancels its session. Other
+/// requests (a manifest PUT above all) are waited for: what they did must
+/// be known to the record.
+pub(super) fn execute(
+    client: &Client,
+    request: Request,
+    registry: &str,
+) -> Result<reqwest::Result<Response>, RegistryError> {
+    let upload = matches!(request.method().as_str(), "PUT" | "PATCH")
+        && request.url().path().contains("/blobs/uploads/");
+    if !upload {
+        return Ok(client.execute(request));
+    }
+    let client = client.clone();
+    let (answer, answered) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = answer.send(client.execute(request));
+    });
+    loop {
+        match answered.recv_timeout(Duration::from_millis(50)) {
+            Ok(sent) => return Ok(sent),
+            Err(RecvTimeoutError::Timeout) => interrupt::check()?,
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(RegistryError::Protocol {
+                    registry: registry.to_string(),
+                    problem: "an upload's thread ended without an answer".into(),
+                });
             }
         }
     }

@@ -20,6 +20,7 @@ mod example;
 mod exports;
 mod faults;
 mod hostile;
+mod interrupts;
 mod layout;
 mod libraries_rig;
 mod library;
