@@ -352,7 +352,7 @@ _stowage() {
             fi
             case "${prev}" in
                 --status)
-                    COMPREPLY=($(compgen -W "ok failed deleted" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "ok failed interrupted deleted" -- "${cur}"))
                     return 0
                     ;;
                 --insecure-registry)
@@ -472,7 +472,7 @@ _stowage() {
             fi
             case "${prev}" in
                 --status)
-                    COMPREPLY=($(compgen -W "ok failed deleted" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "ok failed interrupted deleted" -- "${cur}"))
                     return 0
                     ;;
                 --insecure-registry)

@@ -173,6 +173,7 @@ complete -c stowage -n "__fish_stowage_using_subcommand init" -l json -d 'Print 
 complete -c stowage -n "__fish_stowage_using_subcommand init" -s h -l help -d 'Print help'
 complete -c stowage -n "__fish_stowage_using_subcommand exports; and not __fish_seen_subcommand_from list delete help" -l status -d 'Show only exports with this status' -r -f -a "ok\t''
 failed\t''
+interrupted\t''
 deleted\t''"
 complete -c stowage -n "__fish_stowage_using_subcommand exports; and not __fish_seen_subcommand_from list delete help" -l insecure-registry -d 'Allow plain HTTP or unverified TLS for this registry host only (repeatable; loopback hosts need no flag for plain HTTP)' -r
 complete -c stowage -n "__fish_stowage_using_subcommand exports; and not __fish_seen_subcommand_from list delete help" -l timeout -d 'Give up on a registry that does not answer, or stops sending, for this many seconds [default: 60]' -r
@@ -187,6 +188,7 @@ complete -c stowage -n "__fish_stowage_using_subcommand exports; and not __fish_
 complete -c stowage -n "__fish_stowage_using_subcommand exports; and not __fish_seen_subcommand_from list delete help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from list" -l status -d 'Show only exports with this status' -r -f -a "ok\t''
 failed\t''
+interrupted\t''
 deleted\t''"
 complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from list" -l insecure-registry -d 'Allow plain HTTP or unverified TLS for this registry host only (repeatable; loopback hosts need no flag for plain HTTP)' -r
 complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from list" -l timeout -d 'Give up on a registry that does not answer, or stops sending, for this many seconds [default: 60]' -r

@@ -187,7 +187,6 @@ pub enum ExportsAction {
 pub enum StatusArg {
     Ok,
     Failed,
-    /// Stopped by SIGINT or SIGTERM; its destinations say what it reached.
     Interrupted,
     Deleted,
 }
