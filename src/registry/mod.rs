@@ -11,6 +11,7 @@
 //! files with a Content-Length, every request shares one auth state and one
 //! retry policy, and blobs are pushed by a bounded pool of threads.
 
+mod answer;
 pub mod auth;
 pub mod cache_repo;
 mod client;
@@ -18,6 +19,7 @@ pub mod credentials;
 pub mod hub;
 mod pull;
 mod push;
+mod retry;
 mod tags;
 
 use std::collections::HashMap;
@@ -367,7 +369,7 @@ impl Registry {
             registry: "(client)".into(),
             what: "setting up HTTP".into(),
             plain_http: false,
-            source: client::no_answer(source),
+            source: answer::no_answer(source),
         };
         Ok(Registry {
             http: client::http_client(false, &options).map_err(build_err)?,

@@ -7,8 +7,9 @@ use std::io::BufReader;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 
+use super::answer::{read_limited, status_error};
 use super::auth::Scope;
-use super::client::{backoff, read_limited, status_error};
+use super::retry::backoff;
 use super::{CountingReader, Origin, Registry, RegistryError};
 use crate::digest::Digest;
 use crate::image::{self, Descriptor, Image, Index, MAX_JSON_BYTES, Platform, media};

@@ -13,8 +13,9 @@ use reqwest::StatusCode;
 use reqwest::blocking::{Body, Client, Request, Response};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
 
+use super::answer::status_error;
 use super::auth::Scope;
-use super::client::{backoff, status_error};
+use super::retry::backoff;
 use super::{
     CountingReader, Origin, PushReport, Registry, RegistryError, TransferProgress, relock,
 };
