@@ -8,6 +8,7 @@ mod args;
 mod password;
 mod progress;
 mod render;
+mod units;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

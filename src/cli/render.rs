@@ -19,6 +19,7 @@ use crate::reference::Transport;
 use crate::registry::PushReport;
 
 use super::progress::Progress;
+use super::units::human_bytes;
 
 /// How chatty stderr is.
 pub struct Output {
@@ -160,22 +161,6 @@ pub fn stop_line(signal: Signal, stop: Stop) -> String {
             "stowage: still stopping {} s after {name} (a request in flight gets no answer): ending now, unrecorded; the next run removes the temp files",
             STOP_GRACE.as_secs()
         ),
-    }
-}
-
-/// `1.5 MiB`: bytes in binary units.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }
 

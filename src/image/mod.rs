@@ -13,10 +13,21 @@ use crate::digest::Digest;
 
 pub mod artifact;
 pub mod attestation;
+#[cfg(test)]
+mod attested_tests;
 pub mod config;
-pub use artifact::{Artifact, ImageIndex};
+pub use artifact::Artifact;
 
 /// Media types stowage reads and writes.
+/// An image index with every child image resolved.
+#[derive(Debug, Clone)]
+pub struct ImageIndex {
+    pub raw: Vec<u8>,
+    pub digest: Digest,
+    pub media_type: String,
+    pub images: Vec<Image>,
+}
+
 pub mod media {
     pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
     pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";

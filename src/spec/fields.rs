@@ -7,7 +7,7 @@
 
 use toml::Spanned;
 
-use super::validate::Validator;
+use super::validator::Validator;
 use super::{Owner, SpecError};
 use crate::image::Platform;
 use crate::reference::{self, Transport};
