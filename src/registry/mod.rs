@@ -3,13 +3,14 @@
 //! Not for image formats or the store (`image`, `store`), nor for image
 //! names (`reference` owns Docker Hub's names and API host).
 //!
-//! Why not oci-client for the whole of it: its push buffers whole blobs in
-//! memory, has no retries, and mounts with a token scoped to one repository,
-//! which Docker Hub refuses; and a pull path of its own would keep a second
-//! token cache beside the one a push needs. So the registry API is spoken
-//! here directly, on reqwest's blocking client: uploads stream from store
-//! files with a Content-Length, every request shares one auth state and one
-//! retry policy, and blobs are pushed by a bounded pool of threads.
+//! Why not oci-client for the whole of it: its `push` takes whole blobs in
+//! memory (its stream upload is chunked PATCHes only), it has no retries, and
+//! it mounts with a token scoped to one repository, which Docker Hub refuses;
+//! and a pull path of its own would keep a second token cache beside the one
+//! a push needs. So the registry API is spoken here directly, on reqwest's
+//! blocking client: uploads stream from store files with a Content-Length,
+//! every request shares one auth state and one retry policy, and blobs are
+//! pushed by a bounded pool of threads.
 
 mod answer;
 pub mod auth;
