@@ -18,7 +18,7 @@ use anyhow::Context;
 use clap::{CommandFactory, Parser};
 
 use crate::attest::{Attestations, SbomFormat};
-use crate::commands::build::{BuildCommand, BuildResult, SbomRequest};
+use crate::commands::build::{BuildCommand, BuildResult, DryRunReport, SbomRequest};
 use crate::commands::inspect::{Inspected, RawPart};
 use crate::commands::sign::{Signed, Signer};
 use crate::commands::transfer::TransferCommand;
@@ -323,8 +323,8 @@ fn run_build(args: BuildArgs, out: &Output, settings: &Settings) -> anyhow::Resu
         BuildResult::Planned(dry) => {
             render::print_dry_run(out, &dry);
             if out.json {
-                let json = commands::dry_run::dry_run_json(&dry);
-                to_stdout(|w| writeln!(w, "{}", commands::json_text(&json)))
+                let report = DryRunReport::new(&dry);
+                to_stdout(|w| writeln!(w, "{}", commands::json_text(&report)))
             } else {
                 to_stdout(|w| render::write_plan(w, &dry.plan))
             }

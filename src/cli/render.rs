@@ -6,8 +6,7 @@ use std::io::{self, Write};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::check::Checked;
-use crate::commands::build::{BuildEvents, Built};
-use crate::commands::dry_run::DryRun;
+use crate::commands::build::{BuildEvents, Built, DryRun};
 use crate::commands::inspect::{ImageSummary, IndexSummary};
 use crate::commands::{Recorded, transfer::Transferred};
 use crate::error::Error;
@@ -220,10 +219,10 @@ impl BuildEvents for BuildLog<'_> {
 
 /// What a dry run's checks say on stderr: findings let through, start-check notes, what was checked.
 pub fn print_dry_run(out: &Output, dry: &DryRun) {
-    for finding in &dry.allowed_findings {
+    for finding in &dry.findings.allowed {
         out.info(&format!("secret scan: {finding} (allowed)"));
     }
-    for note in &dry.published_findings {
+    for note in &dry.findings.published {
         out.info(&format!("note: secret scan: {note}"));
     }
     let base_unread = dry.plan.keep_base_remote && dry.plan.base != Transport::Scratch;
@@ -334,15 +333,16 @@ fn start_check_notes(out: &Output, checked: Option<&Checked>, base_unread: bool)
 /// What a finished build says on stderr: allowed findings, layers, destinations, the run line.
 pub fn print_built(out: &Output, built: &Built) {
     let outcome = &built.outcome;
-    for finding in &outcome.allowed_findings {
+    let image = &outcome.built;
+    for finding in &image.findings.allowed {
         out.info(&format!("secret scan: {finding} (allowed)"));
     }
-    for note in &outcome.published_findings {
+    for note in &image.findings.published {
         out.info(&format!("note: secret scan: {note}"));
     }
-    let base_unread = built.plan.keep_base_remote && outcome.base_digest.is_some();
-    start_check_notes(out, outcome.start_check.as_ref(), base_unread);
-    for layer in &outcome.layers {
+    let base_unread = built.plan.keep_base_remote && image.base_digest.is_some();
+    start_check_notes(out, image.start_check.as_ref(), base_unread);
+    for layer in &image.layers {
         out.info(&format!(
             "layer {:<16} {} files, {} → {}{}",
             layer.name,
@@ -356,7 +356,7 @@ pub fn print_built(out: &Output, built: &Built) {
             }
         ));
     }
-    if let Some(index) = &outcome.attested {
+    if let Some(index) = outcome.attested() {
         let attest = built.plan.attest;
         let kinds: Vec<&str> = [(attest.sbom, "sbom"), (attest.provenance, "provenance")]
             .into_iter()
@@ -364,7 +364,7 @@ pub fn print_built(out: &Output, built: &Built) {
             .collect();
         out.info(&format!(
             "attested {} with {}: index {}",
-            outcome.image.digest(),
+            image.image.digest(),
             kinds.join(" and "),
             index.digest
         ));

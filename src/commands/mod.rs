@@ -4,10 +4,8 @@
 //! returns a typed outcome (and, for exports, what happened to the export
 //! record), so the same use case can be driven by the CLI or by a test.
 
-mod attestations;
 pub mod build;
 mod cache_repo;
-pub mod dry_run;
 pub mod exports;
 pub mod init;
 pub mod inspect;

@@ -7,7 +7,6 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::build::BuildOutcome;
 use super::run_command::run_command_for_destinations;
 use crate::error::Error;
 use crate::exports::{Destination, DestinationStatus, Kind, NewExport};
@@ -16,16 +15,23 @@ use crate::interrupt;
 use crate::plan::BuildPlan;
 use crate::reference::{self, Transport};
 
-/// A record of a finished build (I/O: stats archive files).
-pub fn build_ok(plan: &BuildPlan, outcome: &BuildOutcome) -> NewExport {
-    let digest = outcome.digest().to_string();
-    let config = outcome.image.config_json().unwrap_or(Value::Null);
+/// A record of a finished build (I/O: stats archive files): `image` as
+/// built, `artifact` as the sinks got it (the image, or the index that
+/// attests it), and the secret-scan findings in published files, in words.
+pub fn build_ok(
+    plan: &BuildPlan,
+    image: &Image,
+    artifact: &Artifact,
+    published_findings: &[String],
+) -> NewExport {
+    let digest = artifact.digest().to_string();
+    let config = image.config_json().unwrap_or(Value::Null);
     let run_command = run_command_for_destinations(
         &plan.destinations,
         &digest,
         &config,
         &plan.secret_names,
-        outcome.name.as_ref(),
+        plan.output_name().as_ref(),
     );
     NewExport {
         kind: Kind::Build,
@@ -33,16 +39,18 @@ pub fn build_ok(plan: &BuildPlan, outcome: &BuildOutcome) -> NewExport {
         sources: plan.sources(),
         destinations: with_status(&plan.destinations, None, &default_tag(plan)),
         digest: Some(digest),
-        size: Some(artifact_size(&outcome.artifact())),
+        size: Some(artifact_size(artifact)),
         error: None,
         interrupted: false,
         run_command,
         secret_names: plan.secret_names.clone(),
-        notes: outcome
-            .published_findings
+        notes: published_findings
             .iter()
             .map(|note| format!("secret scan: {note}"))
-            .chain(outcome.attested.as_ref().and_then(attestation_note))
+            .chain(match artifact {
+                Artifact::Index(index) => attestation_note(index),
+                Artifact::Image(_) => None,
+            })
             .collect(),
     }
 }

@@ -9,12 +9,12 @@
 //! it does not run, and says so. It writes no output and records nothing;
 //! the base may be fetched into the store, as the build would.
 
-use serde_json::{Value, json};
-
-use super::Session;
-use super::build::{self, BuildEvents, PublishedFinding};
-use super::start_check::{self, CheckedBase};
+use super::base;
+use super::events::BuildEvents;
+use super::findings::{self, Findings};
 use crate::check::{Checked, StartConfig};
+use crate::commands::Session;
+use crate::commands::start_check::{self, CheckedBase};
 use crate::error::Error;
 use crate::image::config::{AddedLayers, edit_config};
 use crate::layer::{BaseFolders, PlannedKind};
@@ -30,10 +30,8 @@ pub struct DryRun {
     pub plan: BuildPlan,
     /// What the start check found; None when it was off (`--no-start-check`).
     pub start_check: Option<Checked>,
-    /// By-name findings that `--allow-secret` or `[secrets] allow` let through.
-    pub allowed_findings: Vec<Finding>,
-    /// By-name findings in library files that match their package's recorded hash.
-    pub published_findings: Vec<PublishedFinding>,
+    /// The by-name findings let through: allowed, or in library files that match their package's recorded hash.
+    pub findings: Findings,
     /// The checks that ran, in words.
     pub checked: Vec<&'static str>,
     /// What a build checks that this dry run did not, in words.
@@ -58,21 +56,20 @@ pub fn check(
     }
     events.not_checked(&not_checked);
     let context = session.context()?;
-    let base = build::read_base(&plan, &context)?;
-    build::image_format(&plan, &base)?;
+    let base = base::read_base(&plan, &context)?;
+    base::image_format(&plan, &base)?;
     if base.image.is_some() {
         checked.push("base image");
     }
     // Only the start check looks at the folders above the targets: the by-name rules judge files.
     let folders = if plan.start_check {
-        build::base_folders(&plan, &base, &context)?
+        base::base_folders(&plan, &base, &context)?
     } else {
         BaseFolders::new()
     };
     // In the build's order: the scan's findings stop it before the start check runs.
     let found = name_findings(&plan, &folders);
-    let (allowed_findings, published_findings) =
-        build::check_findings(&plan, found.iter().map(Vec::as_slice))?;
+    let findings = findings::check_findings(&plan, found.iter().map(Vec::as_slice))?;
     if scan_on {
         checked.push("secret scan of file names");
     }
@@ -94,8 +91,7 @@ pub fn check(
     Ok(DryRun {
         plan,
         start_check,
-        allowed_findings,
-        published_findings,
+        findings,
         checked,
         not_checked,
     })
@@ -118,28 +114,6 @@ fn name_findings(plan: &BuildPlan, folders: &BaseFolders) -> Vec<Vec<Finding>> {
                 .collect()
         })
         .collect()
-}
-
-/// `--dry-run --json`: the plan, and what was checked and what was not.
-pub fn dry_run_json(dry: &DryRun) -> Value {
-    let mut value = build::plan_json(&dry.plan);
-    let start_check = match &dry.start_check {
-        None => Value::Null,
-        Some(Checked::NoCommand) => json!({"result": "no command"}),
-        Some(Checked::Starts { program, unchecked }) => {
-            json!({"result": "starts", "program": program, "unchecked": unchecked})
-        }
-    };
-    value["start_check"] = start_check;
-    value["allowed_findings"] = json!(texts(&dry.allowed_findings));
-    value["published_findings"] = json!(texts(&dry.published_findings));
-    value["checked"] = json!(dry.checked);
-    value["not_checked"] = json!(dry.not_checked);
-    value
-}
-
-fn texts<T: ToString>(items: &[T]) -> Vec<String> {
-    items.iter().map(ToString::to_string).collect()
 }
 
 #[cfg(test)]

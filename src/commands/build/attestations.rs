@@ -8,7 +8,8 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use super::build::{BuildOutcome, sbom_input};
+use super::assemble::BuiltImage;
+use super::sbom::sbom_input;
 use crate::attest::intoto::{self, SLSA_PROVENANCE_V1, SPDX_DOCUMENT, Subject};
 use crate::attest::provenance::{Dependency, ProvenanceInput, provenance};
 use crate::attest::{SbomFormat, render_sbom};
@@ -25,16 +26,16 @@ use crate::transport::archive::ArchiveError;
 /// The OCI index of the built image and its attestation manifest, every blob in the store (I/O); None when none is asked for.
 pub fn attach(
     plan: &BuildPlan,
-    outcome: &BuildOutcome,
+    built: &BuiltImage,
     store: &Store,
 ) -> Result<Option<ImageIndex>, Error> {
     if !plan.attest.any() {
         return Ok(None);
     }
-    let image = &outcome.image;
+    let image = &built.image;
     let platform = image.platform().unwrap_or_else(|| plan.platform.clone());
     let subject = Subject {
-        name: match &outcome.name {
+        name: match &built.name {
             Some(name) => format!(
                 "pkg:docker/{}/{}@{}?platform={}",
                 name.registry,
@@ -48,14 +49,14 @@ pub fn attach(
     };
     let mut statements = Vec::new();
     if plan.attest.sbom {
-        let document = render_sbom(&sbom_input(plan, outcome), SbomFormat::Spdx);
+        let document = render_sbom(&sbom_input(plan, built), SbomFormat::Spdx);
         let predicate: Value = image::parse_json("the SBOM document", &document)?;
         statements.push((SPDX_DOCUMENT, predicate));
     }
     if plan.attest.provenance {
         statements.push((
             SLSA_PROVENANCE_V1,
-            provenance(&provenance_input(plan, outcome)?),
+            provenance(&provenance_input(plan, built)?),
         ));
     }
     let mut blobs = Vec::new();
@@ -77,7 +78,7 @@ pub fn attach(
 }
 
 /// What the provenance says of this build (I/O: hashes the spec file).
-fn provenance_input(plan: &BuildPlan, outcome: &BuildOutcome) -> Result<ProvenanceInput, Error> {
+fn provenance_input(plan: &BuildPlan, built: &BuiltImage) -> Result<ProvenanceInput, Error> {
     // Read again, not taken from the plan: the provenance names the bytes as they are on disk.
     let spec_bytes = std::fs::read(&plan.spec_path).map_err(|source| ArchiveError::Read {
         path: plan.spec_path.clone(),
@@ -96,7 +97,7 @@ fn provenance_input(plan: &BuildPlan, outcome: &BuildOutcome) -> Result<Provenan
         digest: Some(spec_digest.clone()),
         annotations: BTreeMap::new(),
     }];
-    if let Some(digest) = &outcome.base_digest {
+    if let Some(digest) = &built.base_digest {
         dependencies.push(Dependency {
             name: "base".into(),
             uri: base_uri(plan),
@@ -104,7 +105,7 @@ fn provenance_input(plan: &BuildPlan, outcome: &BuildOutcome) -> Result<Provenan
             annotations: BTreeMap::from([("ref".to_string(), json!(plan.base_text))]),
         });
     }
-    dependencies.extend(source_dependencies(plan, outcome, spec_dir));
+    dependencies.extend(source_dependencies(plan, built, spec_dir));
     Ok(ProvenanceInput {
         version: env!("CARGO_PKG_VERSION").to_string(),
         spec_path: spec_name,
@@ -134,13 +135,9 @@ fn base_uri(plan: &BuildPlan) -> String {
 }
 
 /// The library as one input (its folder, target and layers), then each other added layer's sources.
-fn source_dependencies(
-    plan: &BuildPlan,
-    outcome: &BuildOutcome,
-    spec_dir: &Path,
-) -> Vec<Dependency> {
+fn source_dependencies(plan: &BuildPlan, built: &BuiltImage, spec_dir: &Path) -> Vec<Dependency> {
     let layer_digest = |index: usize| -> Value {
-        outcome
+        built
             .layers
             .get(index)
             .map(|l| json!(l.diff_id))
