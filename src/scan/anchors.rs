@@ -5,8 +5,11 @@ use std::sync::OnceLock;
 use aho_corasick::{AhoCorasick, MatchKind};
 use base64::Engine as _;
 
+use super::services::{self, Service};
+use super::url;
+
 /// What a matched anchor may be the start (or the middle) of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 enum Anchor {
     PemBegin,
     OpensshBody,
@@ -20,6 +23,9 @@ enum Anchor {
     Slack,
     PyPi,
     Jwt,
+    /// `://`, where a URL may carry a password.
+    Url,
+    Service(Service),
 }
 
 const ANCHORS: &[(&str, Anchor)] = &[
@@ -45,8 +51,37 @@ const ANCHORS: &[(&str, Anchor)] = &[
     ("xoxp-", Anchor::Slack),
     ("xoxr-", Anchor::Slack),
     ("xoxs-", Anchor::Slack),
+    ("xapp-", Anchor::Slack),
     ("pypi-AgEI", Anchor::PyPi),
     ("eyJ", Anchor::Jwt),
+    ("://", Anchor::Url),
+    ("hooks.slack.com/", Anchor::Service(Service::SlackWebhook)),
+    (
+        "discord.com/api/webhooks/",
+        Anchor::Service(Service::DiscordWebhook),
+    ),
+    (
+        "discordapp.com/api/webhooks/",
+        Anchor::Service(Service::DiscordWebhook),
+    ),
+    (
+        "webhook.office.com/webhookb2/",
+        Anchor::Service(Service::TeamsWebhook),
+    ),
+    ("npm_", Anchor::Service(Service::Npm)),
+    ("hf_", Anchor::Service(Service::HuggingFace)),
+    ("sk_live_", Anchor::Service(Service::Stripe)),
+    ("rk_live_", Anchor::Service(Service::Stripe)),
+    ("SG.", Anchor::Service(Service::SendGrid)),
+    ("AIza", Anchor::Service(Service::GoogleApiKey)),
+    ("T3BlbkFJ", Anchor::Service(Service::OpenAi)),
+    ("sk-ant-", Anchor::Service(Service::Anthropic)),
+    ("shpat_", Anchor::Service(Service::Shopify)),
+    ("shpca_", Anchor::Service(Service::Shopify)),
+    ("shppa_", Anchor::Service(Service::Shopify)),
+    ("shpss_", Anchor::Service(Service::Shopify)),
+    ("AccountKey=", Anchor::Service(Service::AzureStorage)),
+    ("\"auth\"", Anchor::Service(Service::DockerAuth)),
 ];
 
 /// One automaton for every anchor, built on first use.
@@ -61,27 +96,27 @@ pub(super) fn automaton() -> &'static AhoCorasick {
     })
 }
 
-fn is_alnum(b: u8) -> bool {
+pub(super) fn is_alnum(b: u8) -> bool {
     b.is_ascii_alphanumeric()
 }
-fn is_word(b: u8) -> bool {
+pub(super) fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
-fn is_token(b: u8) -> bool {
+pub(super) fn is_token(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
 }
-fn is_b64(b: u8) -> bool {
+pub(super) fn is_b64(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'/' || b == b'+'
 }
 
 /// How many bytes from `from` satisfy `pred`.
-fn run(line: &[u8], from: usize, pred: fn(u8) -> bool) -> usize {
+pub(super) fn run(line: &[u8], from: usize, pred: fn(u8) -> bool) -> usize {
     line.get(from..)
         .map_or(0, |rest| rest.iter().take_while(|b| pred(**b)).count())
 }
 
 /// True when the byte before `at` does not continue a token of `pred`.
-fn starts_token(line: &[u8], at: usize, pred: fn(u8) -> bool) -> bool {
+pub(super) fn starts_token(line: &[u8], at: usize, pred: fn(u8) -> bool) -> bool {
     at == 0 || !pred(line[at - 1])
 }
 
@@ -141,6 +176,8 @@ fn check_anchor(anchor: Anchor, line: &[u8], at: usize, len: usize) -> Option<&'
         Anchor::PyPi => (starts_token(line, at, is_word) && run(line, end, is_token) >= 50)
             .then_some("pypi-token"),
         Anchor::Jwt => jwt(line, at),
+        Anchor::Url => url::file_url_has_password(line, at).then_some("url-credentials"),
+        Anchor::Service(service) => services::check(service, line, at, end),
     }
 }
 

@@ -17,10 +17,16 @@
 //! carried (at most [`MAX_LINE`] bytes of it) and searched when it ends.
 
 mod anchors;
+mod keyed;
 mod names;
+mod placeholder;
+mod services;
+mod url;
 
 use std::fmt;
 use std::io::{self, Read};
+
+use keyed::KeyedFile;
 
 pub use names::{
     DENIED_SECRET_NAMES, DENIED_SECRET_SUFFIXES, is_builtin_secret_name, is_secret_name,
@@ -61,29 +67,69 @@ pub const CONTENT_RULES: &[(&str, &str)] = &[
     ("docker-hub-token", "a Docker Hub access token: dckr_pat_…"),
     (
         "slack-token",
-        "a Slack token: xoxa-, xoxb-, xoxp-, xoxr-, xoxs-",
+        "a Slack token: xoxa-, xoxb-, xoxp-, xoxr-, xoxs-, xapp-",
+    ),
+    (
+        "slack-webhook",
+        "a Slack webhook: hooks.slack.com/services/T…/B…/…, /workflows/…, /triggers/…",
+    ),
+    (
+        "discord-webhook",
+        "a Discord webhook: discord.com/api/webhooks/<id>/<token> (or discordapp.com)",
+    ),
+    (
+        "teams-webhook",
+        "a Microsoft Teams webhook: ….webhook.office.com/webhookb2/…/IncomingWebhook/…",
     ),
     ("pypi-token", "a PyPI upload token: pypi-AgEI…"),
+    (
+        "npm-token",
+        "an npm access token: npm_ and 36 letters or digits",
+    ),
+    (
+        "huggingface-token",
+        "a Hugging Face access token: hf_ and 34 letters",
+    ),
+    (
+        "stripe-key",
+        "a Stripe live secret or restricted key: sk_live_…, rk_live_…",
+    ),
+    ("sendgrid-key", "a SendGrid API key: SG.<22>.<43>"),
+    (
+        "google-api-key",
+        "a Google API key: AIza and 35 more characters",
+    ),
+    ("openai-key", "an OpenAI API key: sk-… holding T3BlbkFJ"),
+    ("anthropic-key", "an Anthropic API key: sk-ant-…"),
+    (
+        "shopify-token",
+        "a Shopify access token: shpat_, shpca_, shppa_, shpss_ and 32 hex digits",
+    ),
+    (
+        "azure-storage-key",
+        "an Azure storage account key in a connection string: AccountKey=<88 base64 characters>",
+    ),
+    (
+        "docker-config-auth",
+        "a Docker or podman auth file entry: \"auth\": \"<base64 of user:password>\"",
+    ),
     (
         "jwt",
         "a JSON Web Token: three base64url parts, the first a JSON header with \"alg\"",
     ),
     (
+        "url-credentials",
+        "a URL with a password, scheme://user:password@host, any scheme (in files: not a placeholder, template or documentation URL; in the spec's values: any password but an empty or ${VAR} one)",
+    ),
+    (
         "env-file-secret",
-        "a deny-listed name given a value in a .env file (.env, .env.*, *.env)",
+        "a .env file (.env, .env.*, *.env) giving a real value to a deny-listed name or to …_PASS, …_PWD, …_KEY",
+    ),
+    (
+        "npmrc-credentials",
+        "an .npmrc giving a real value to _auth, _authToken or _password",
     ),
 ];
-
-/// Rules for the values a spec writes into the image's config (`[env]`,
-/// `[labels]`, `entrypoint`, `command`), on top of every content rule.
-///
-/// Not for file contents: documentation and tests are full of
-/// `postgres://user:password@localhost`, but a value baked into a public
-/// image's config is read by everyone who pulls it.
-pub const VALUE_RULES: &[(&str, &str)] = &[(
-    "url-credentials",
-    "a URL with a password, scheme://user:password@host (any scheme; a ${VAR} or empty password is fine)",
-)];
 
 /// One possible secret in a value: the rule and the value masked so it can be shown.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,13 +139,16 @@ pub struct ValueHit {
     pub masked: String,
 }
 
-/// What the content rules and [`VALUE_RULES`] find in `value`, each rule once, in rule order.
+/// What the content rules find in `value`, each rule once, in rule order;
+/// `url-credentials` by the stricter rule for values (any password but an
+/// empty or `${VAR}` one), with only the password masked.
 pub fn scan_value(value: &str) -> Vec<ValueHit> {
     let mut scanner = Scanner::new(&ScanRules::default());
     let mut file = scanner.file(b"");
     file.feed(value.as_bytes());
     file.finish();
     let mut rules: Vec<&'static str> = scanner.into_findings().iter().map(|f| f.rule).collect();
+    rules.retain(|rule| *rule != "url-credentials");
     rules.sort_unstable();
     rules.dedup();
     let mut hits: Vec<ValueHit> = rules
@@ -109,14 +158,14 @@ pub fn scan_value(value: &str) -> Vec<ValueHit> {
             masked: mask(value),
         })
         .collect();
-    if let Some(password) = url_password(value) {
+    if let Some(password) = url::value_password(value) {
         hits.push(ValueHit {
             rule: "url-credentials",
             masked: format!(
                 "{}…({} chars){}",
                 &value[..password.start],
                 value[password.clone()].chars().count(),
-                mask_tail(&value[password.end..])
+                url::mask_tail(&value[password.end..])
             ),
         });
     }
@@ -130,57 +179,6 @@ pub fn mask(value: &str) -> String {
     format!("{head}…({} chars)", value.chars().count())
 }
 
-/// What follows a URL's password: the host is shown, anything past it counted only.
-fn mask_tail(rest: &str) -> String {
-    let host_end = rest[1..]
-        .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace())
-        .map_or(rest.len(), |i| i + 1);
-    let more = rest[host_end..].chars().count();
-    if more == 0 {
-        rest.to_string()
-    } else {
-        format!("{}…(+{more} chars)", &rest[..host_end])
-    }
-}
-
-/// The byte range of the first real password in a `scheme://user:password@host`
-/// URL in `value`: not empty and not a `${VAR}` or `$VAR` to be expanded.
-fn url_password(value: &str) -> Option<std::ops::Range<usize>> {
-    let bytes = value.as_bytes();
-    for (at, _) in value.match_indices("://") {
-        let scheme_len = bytes[..at]
-            .iter()
-            .rev()
-            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
-            .count();
-        let scheme = &bytes[at - scheme_len..at];
-        if !scheme.iter().any(u8::is_ascii_alphabetic) {
-            continue;
-        }
-        let start = at + 3;
-        let authority_len = bytes[start..]
-            .iter()
-            .take_while(|b| {
-                !matches!(b, b'/' | b'?' | b'#' | b'"' | b'\'' | b'<' | b'>')
-                    && !b.is_ascii_whitespace()
-            })
-            .count();
-        let authority = &value[start..start + authority_len];
-        let Some(userinfo_end) = authority.rfind('@') else {
-            continue;
-        };
-        let Some(colon) = authority[..userinfo_end].find(':') else {
-            continue;
-        };
-        let password = &authority[colon + 1..userinfo_end];
-        if password.is_empty() || password.starts_with('$') {
-            continue;
-        }
-        return Some(start + colon + 1..start + userinfo_end);
-    }
-    None
-}
-
 /// By-name rules: credential stores refused wherever they sit in a source tree.
 pub const NAME_RULES: &[(&str, &str)] = &[
     ("netrc-file", ".netrc or _netrc"),
@@ -189,6 +187,10 @@ pub const NAME_RULES: &[(&str, &str)] = &[
     ("aws-credentials-file", ".aws/credentials"),
     ("ssh-key-file", ".ssh/id_* (not *.pub)"),
     ("pypirc-file", ".pypirc"),
+    (
+        "pgpass-file",
+        ".pgpass or pgpass.conf (PostgreSQL passwords)",
+    ),
     (
         "kubeconfig-file",
         ".kube/config, kubeconfig or *.kubeconfig",
@@ -238,7 +240,6 @@ pub fn rule_named(name: &str) -> Option<&'static str> {
     CONTENT_RULES
         .iter()
         .chain(NAME_RULES)
-        .chain(VALUE_RULES)
         .map(|(rule, _)| *rule)
         .find(|rule| *rule == name)
 }
@@ -305,7 +306,7 @@ impl Scanner {
         FileScan {
             // A credential file is refused whole; its lines add nothing.
             active: by_name.is_none(),
-            env_file: is_env_file(path),
+            keyed: KeyedFile::of(path),
             path: shown,
             scanner: self,
             carry: Vec::new(),
@@ -350,19 +351,11 @@ fn name_rule(path: &[u8]) -> Option<&'static str> {
             Some("ssh-key-file")
         }
         (_, b".pypirc") => Some("pypirc-file"),
+        (_, b".pgpass" | b"pgpass.conf") => Some("pgpass-file"),
         (b".kube", b"config") | (_, b"kubeconfig") => Some("kubeconfig-file"),
         (_, name) if name.ends_with(b".kubeconfig") => Some("kubeconfig-file"),
         _ => None,
     }
-}
-
-/// `.env`, `.env.local`, `prod.env`…, but not the templates projects commit on purpose.
-fn is_env_file(path: &[u8]) -> bool {
-    let base = path.rsplit(|b| *b == b'/').next().unwrap_or_default();
-    let template = [b".example" as &[u8], b".sample", b".template", b".dist"]
-        .iter()
-        .any(|t| base.ends_with(t));
-    !template && (base == b".env" || base.starts_with(b".env.") || base.ends_with(b".env"))
 }
 
 /// The scan of one file's bytes; `finish` it after the last chunk.
@@ -370,7 +363,7 @@ pub struct FileScan<'a> {
     scanner: &'a mut Scanner,
     path: String,
     active: bool,
-    env_file: bool,
+    keyed: Option<KeyedFile>,
     /// The start of a line that has not ended yet (at most MAX_LINE bytes).
     carry: Vec<u8>,
     /// 1-based number of the line the next byte belongs to.
@@ -450,10 +443,10 @@ impl FileScan<'_> {
     /// Scans `text`: whole lines separated by `\n`, the first of them numbered
     /// `self.line`; leaves `self.line` at the number of the last one.
     fn scan_lines(&mut self, text: &[u8]) {
-        if self.env_file {
+        if let Some(keyed) = self.keyed {
             for (line, l) in (self.line..).zip(text.split(|b| *b == b'\n')) {
-                if names::env_line_is_secret(l, &self.scanner.rules.secret_names) {
-                    self.hit(line, "env-file-secret");
+                if let Some(rule) = keyed.check(l, &self.scanner.rules.secret_names) {
+                    self.hit(line, rule);
                 }
             }
         }

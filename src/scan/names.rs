@@ -1,4 +1,4 @@
-//! Secret names: the built-in deny-list for `[env]`, and the keys a `.env` file may not give a value.
+//! Secret names: the built-in deny-list of environment names that `[env]` may not set.
 
 /// Environment names ending in these (compared case-insensitively) are deploy-time secrets.
 ///
@@ -24,6 +24,10 @@ pub const DENIED_SECRET_NAMES: &[&str] = &[
     "NUVLA_API_SECRET",
     "SECRET_KEY",
     "DOCKER_AUTH_CONFIG",
+    "API_KEY",
+    "PASSWORD",
+    "TOKEN",
+    "SECRET",
 ];
 
 /// True when `name` must never be baked into an image: the built-in deny-list (case-insensitive) or one of `extra` (exact).
@@ -36,21 +40,4 @@ pub fn is_builtin_secret_name(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
     DENIED_SECRET_NAMES.contains(&upper.as_str())
         || DENIED_SECRET_SUFFIXES.iter().any(|s| upper.ends_with(s))
-}
-
-/// `NAME=value` (optionally `export NAME=value`) with a deny-listed NAME and a non-empty value.
-pub(super) fn env_line_is_secret(line: &[u8], extra: &[String]) -> bool {
-    let Ok(text) = std::str::from_utf8(line) else {
-        return false;
-    };
-    let text = text.trim();
-    if text.starts_with('#') {
-        return false;
-    }
-    let text = text.strip_prefix("export ").unwrap_or(text);
-    let Some((name, value)) = text.split_once('=') else {
-        return false;
-    };
-    let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
-    !value.is_empty() && !value.starts_with("${") && is_secret_name(name.trim(), extra)
 }

@@ -196,6 +196,8 @@ fn each_name_rule_has_a_positive_and_a_negative() {
             "/w/.ssh/id_ed25519.pub",
         ),
         ("pypirc-file", "/w/.pypirc", "/w/pypirc.md"),
+        ("pgpass-file", "/root/.pgpass", "/w/pgpass.md"),
+        ("pgpass-file", "/w/pgpass.conf", "/w/pgpass.conf.sample"),
         ("kubeconfig-file", "/w/.kube/config", "/w/.kube/cache"),
         ("kubeconfig-file", "/w/prod.kubeconfig", "/w/kubeconfig.md"),
     ];
@@ -220,7 +222,7 @@ fn each_name_rule_has_a_positive_and_a_negative() {
 
 #[test]
 fn env_files_with_deny_listed_names() {
-    let text = "# settings\nPYTHON_VERSION=3.12\nGPG_KEY=7169605F62C751356D054A26A821E680E5FA6305\nexport DB_PASSWORD='hunter2'\nAPI_TOKEN=\nNUVLA_API_SECRET=${FROM_ENV}\nMY_URL=x\n";
+    let text = "# settings\nPYTHON_VERSION=3.12\nGPG_KEY=7169605F62C751356D054A26A821E680E5FA6305\nexport DB_PASSWORD='hunter2'\nAPI_TOKEN=\nNUVLA_API_SECRET=${FROM_ENV}\nMY_URL=db.internal\n";
     assert_eq!(
         scan_with("/w/.env", text.as_bytes(), 5, &["MY_URL"]),
         ["/w/.env:4: env-file-secret", "/w/.env:7: env-file-secret"]
@@ -303,9 +305,9 @@ fn secret_names() {
     // One positive per suffix and per listed name, each with its near miss.
     let cases = [
         ("X_SECRET", "X_SECRETS"),
-        ("x_secret", "SECRET"),
+        ("x_secret", "SECRETS"),
         ("DB_PASSWORD", "DB_PASSWORD_FILE"),
-        ("FTP_PASSWD", "PASSWD"),
+        ("FTP_PASSWD", "PASSWD_FILE"),
         ("GPG_PASSPHRASE", "PASSPHRASE_HINT"),
         ("GH_TOKEN", "TOKENIZER"),
         ("OPENAI_API_KEY", "API_KEY_FILE"),
@@ -318,6 +320,10 @@ fn secret_names() {
         ("NUVLA_API_SECRET", "NUVLA_API"),
         ("SECRET_KEY", "KEY"),
         ("DOCKER_AUTH_CONFIG", "DOCKER_CONFIG"),
+        ("API_KEY", "API_KEY_ID"),
+        ("password", "PASSWORD_MIN_LENGTH"),
+        ("TOKEN", "TOKENS"),
+        ("SECRET", "SECRET_NAME"),
     ];
     for (secret, harmless) in cases {
         assert!(is_secret_name(secret, none), "{secret}");
@@ -326,7 +332,6 @@ fn secret_names() {
     // A base image's ordinary env: python, node and debian images set these.
     for name in [
         "PATH",
-        "TOKEN",
         "GPG_KEY",
         "PYTHON_VERSION",
         "PYTHON_SHA256",
@@ -408,5 +413,364 @@ fn url_credentials_need_a_real_password() {
         "mailto:a:b@c",
     ] {
         assert!(scan_value(fine).is_empty(), "{fine}");
+    }
+}
+
+/// A body of `n` characters cycling through `alphabet`: varied like a generated secret.
+fn body(alphabet: &str, n: usize) -> String {
+    alphabet.chars().cycle().take(n).collect()
+}
+
+const ALNUM: &str = "aB3dE5gH7jK9mN2pQ4sT6vW8yZ";
+const HEX: &str = "0a1b2c3d4e5f6789";
+
+/// (rule, a line it finds, its near miss) for each rule of a hosted service.
+fn service_cases() -> Vec<(&'static str, String, String)> {
+    let mut cases = webhook_cases();
+    cases.extend(token_cases());
+    cases
+}
+
+fn webhook_cases() -> Vec<(&'static str, String, String)> {
+    let uuid = "5f2b8c1e-3d4a-4b6c-9e8f-7a6b5c4d3e2f";
+    vec![
+        (
+            "slack-webhook",
+            format!(
+                "SLACK = \"https://hooks.slack.com/services/T0A1B2C3D/B0E4F5G6H/{}\"\n",
+                body(ALNUM, 24)
+            ),
+            // Slack's own documentation example.
+            format!(
+                "https://hooks.slack.com/services/T00000000/B00000000/{}\n",
+                "X".repeat(24)
+            ),
+        ),
+        (
+            "slack-webhook",
+            format!("https://hooks.slack.com/triggers/{}\n", body(ALNUM, 48)),
+            "https://hooks.slack.com/services/T0A1B2C3D/\n".to_string(),
+        ),
+        (
+            "discord-webhook",
+            format!(
+                "url: https://discord.com/api/webhooks/123456789012345678/{}\n",
+                body("aB3-dE5_gH7j", 68)
+            ),
+            "url: https://discord.com/api/webhooks/{webhook_id}/{webhook_token}\n".to_string(),
+        ),
+        (
+            "discord-webhook",
+            format!(
+                "https://discordapp.com/api/webhooks/98765432109876543/{}\n",
+                body(ALNUM, 64)
+            ),
+            format!(
+                "https://discordapp.com/api/webhooks/12345/{}\n",
+                body(ALNUM, 64)
+            ),
+        ),
+        (
+            "teams-webhook",
+            format!(
+                "https://acme.webhook.office.com/webhookb2/{uuid}@{uuid}/IncomingWebhook/{}/{uuid}\n",
+                body(HEX, 32)
+            ),
+            "https://acme.webhook.office.com/webhookb2/<your-webhook>\n".to_string(),
+        ),
+    ]
+}
+
+fn token_cases() -> Vec<(&'static str, String, String)> {
+    vec![
+        (
+            "slack-token",
+            format!("{}\n", tok("xapp-1-A0123456789-", "1234567890", 3)),
+            "xapp-not-a-token\n".to_string(),
+        ),
+        (
+            "npm-token",
+            format!("token: {}\n", tok("npm_", &body(ALNUM, 36), 1)),
+            format!("npm_config_registry={}\n", body(ALNUM, 36)),
+        ),
+        (
+            "huggingface-token",
+            format!(
+                "HF = \"{}\"\n",
+                tok("hf_", &body("aBcDeFgHiJkLmNoPqRsTuVwXyZ", 34), 1)
+            ),
+            "path = hf_hub_download(repo_id, filename)\n".to_string(),
+        ),
+        (
+            "stripe-key",
+            format!(
+                "stripe.api_key = \"{}\"\n",
+                tok("sk_live_", &body(ALNUM, 24), 1)
+            ),
+            format!("stripe.api_key = \"{}\"\n", tok("sk_live_", "x", 24)),
+        ),
+        (
+            "stripe-key",
+            format!("{}\n", tok("rk_live_", &body(ALNUM, 99), 1)),
+            format!("{}\n", tok("rk_live_", &body(ALNUM, 12), 1)),
+        ),
+        (
+            "sendgrid-key",
+            format!(
+                "{}\n",
+                tok(
+                    "SG.",
+                    &format!("{}.{}", body(ALNUM, 22), body("aB-3_dE5", 43)),
+                    1
+                )
+            ),
+            format!(
+                "{}\n",
+                tok(
+                    "SG.",
+                    &format!("{}.{}", body(ALNUM, 22), body(ALNUM, 20)),
+                    1
+                )
+            ),
+        ),
+        (
+            "google-api-key",
+            format!("key={}\n", tok("AIza", &body("aB3-dE5_gH7j", 35), 1)),
+            format!("key={}\n", tok("AIza", &body("aB3-dE5_gH7j", 34), 1)),
+        ),
+        (
+            "openai-key",
+            format!(
+                "OPENAI = \"sk-proj-{}T3BlbkFJ{}\"\n",
+                body(ALNUM, 24),
+                body(ALNUM, 24)
+            ),
+            format!(
+                "data = \"{}T3BlbkFJ{}\"\n",
+                body(ALNUM, 24),
+                body(ALNUM, 24)
+            ),
+        ),
+        (
+            "anthropic-key",
+            format!("{}AA\n", tok("sk-ant-api03-", &body("aB3-dE5_gH7j", 93), 1)),
+            "sk-ant-api03-...\n".to_string(),
+        ),
+        (
+            "shopify-token",
+            format!("{}\n", tok("shpat_", &body(HEX, 32), 1)),
+            format!("{}\n", tok("shpat_", &body(HEX, 31), 1)),
+        ),
+        (
+            "azure-storage-key",
+            format!(
+                "DefaultEndpointsProtocol=https;AccountName=acme;AccountKey={}==;EndpointSuffix=core.windows.net\n",
+                body("aB3+dE5/gH7j", 86)
+            ),
+            // The storage emulator's published key.
+            format!(
+                "AccountName=devstoreaccount1;AccountKey={}==;\n",
+                tok(
+                    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq",
+                    "/K1SZFPTOtr/KBHBeksoGMGw",
+                    1
+                )
+            ),
+        ),
+    ]
+}
+
+#[test]
+fn each_service_rule_has_a_positive_and_a_near_miss() {
+    for (rule, positive, negative) in &service_cases() {
+        assert_eq!(
+            rules_of("/w/file.txt", positive),
+            [*rule],
+            "{rule} should match {positive:?}"
+        );
+        assert!(
+            rules_of("/w/file.txt", negative).is_empty(),
+            "{rule} should not match {negative:?}"
+        );
+    }
+}
+
+#[test]
+fn service_tokens_in_values_are_masked() {
+    for (rule, positive, _) in &service_cases() {
+        let value = positive.trim_end();
+        let hits = scan_value(value);
+        assert_eq!(hits.len(), 1, "{rule}: {hits:?}");
+        assert_eq!(hits[0].rule, *rule);
+        assert_eq!(hits[0].masked, mask(value));
+    }
+}
+
+#[test]
+fn docker_auth_entries_need_a_real_password() {
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let config = |auth: &str| {
+        format!(
+            "{{\n  \"auths\": {{\n    \"reg.acme.io\": {{\n      \"auth\": \"{auth}\"\n    }}\n  }}\n}}\n"
+        )
+    };
+    assert_eq!(
+        scan(
+            "/w/ci/config.json",
+            config(&b64("ci:s3cr3t-T0k3n")).as_bytes()
+        ),
+        ["/w/ci/config.json:4: docker-config-auth"]
+    );
+    let compact = format!(
+        "{{\"auths\":{{\"r\":{{\"auth\" : \"{}\"}}}}}}",
+        b64("u:hunter22")
+    );
+    assert_eq!(
+        scan("/w/auth.json", compact.as_bytes()),
+        ["/w/auth.json:1: docker-config-auth"]
+    );
+    for fine in [
+        config(""),
+        config(&b64("user:password")),
+        config(&b64("token-without-colon")),
+        config("not base64!"),
+        "case\"auth\":var i=e.indexOf(\":\")\n".to_string(),
+        "    \"auth\": None,\n".to_string(),
+    ] {
+        assert!(scan("/w/config.json", fine.as_bytes()).is_empty(), "{fine}");
+    }
+}
+
+#[test]
+fn url_credentials_in_files() {
+    let secret = body(ALNUM, 20);
+    let git_config = format!(
+        "[core]\n\tbare = false\n[remote \"origin\"]\n\turl = https://u:{secret}@git.acme.io/acme/app.git\n\tfetch = +refs/heads/*:refs/remotes/origin/*\n"
+    );
+    assert_eq!(
+        scan("/w/.git/config", git_config.as_bytes()),
+        ["/w/.git/config:4: url-credentials"]
+    );
+    for (path, found) in [
+        (
+            "/w/.env",
+            "REDIS_URL=redis://:p4ssw0rd@cache:6379/0\n".to_string(),
+        ),
+        (
+            "/etc/pip.conf",
+            format!("[global]\nindex-url = https://ci:{secret}@pypi.acme.io/simple\n"),
+        ),
+        (
+            "/w/app/settings.py",
+            format!("DB = \"postgres://app:{secret}@db.internal/app\"\n"),
+        ),
+        (
+            "/w/a.txt",
+            format!("x-y.z://u:{secret}@h?x=1 and mysql+pymysql://root:Tr0ub4dor@db\n"),
+        ),
+    ] {
+        assert_eq!(
+            rules_of(path, &found),
+            ["url-credentials"],
+            "{path}: {found}"
+        );
+    }
+}
+
+#[test]
+fn url_credentials_skip_placeholders_templates_and_documentation() {
+    for fine in [
+        "\turl = git@github.com:acme/app.git\n",
+        "\turl = https://github.com/acme/app.git\n",
+        "ssh://git@github.com:22/acme/app.git\n",
+        "postgres://user:password@localhost/db\n",
+        "postgresql://winappdbg:winappdbg@localhost\n",
+        "http://userid:password@example.com:8080/\n",
+        "https://jo%40email.com:a%20secret@www.example.com\n",
+        "http://john%40example.com:P%40SSWORD@localhost:3128\n",
+        "url = f\"https://{user}:{password}@{host}/\"\n",
+        "url = \"%s://%s:%s@%s\" % parts\n",
+        "redis://:${REDIS_PASSWORD}@cache:6379\n",
+        "redis://:$REDIS_PASSWORD@cache:6379\n",
+        "http://a:b@localhost\n",
+        "https://user:<password>@host/\n",
+        "mysql://root:changeme@db/app\n",
+        "amqp://guest:guest@rabbit//\n",
+        "https://u:xxxxxxxx@host/\n",
+        "https://u:tok@\"\n",
+        "postgres://admin:@db/prod\n",
+        "https://example.org/a:b@c\n",
+        "mailto:a:b@c\n",
+        "re = r\"^(?P<scheme>\\w+)://(?P<user>[^:]+):(?P<pw>[^@]+)@\"\n",
+    ] {
+        assert!(rules_of("/w/doc.md", fine).is_empty(), "{fine}");
+    }
+}
+
+#[test]
+fn env_files_are_judged_by_their_keys() {
+    let secret = body(ALNUM, 16);
+    let text = format!(
+        "PASSWORD={secret}\nTOKEN=\"{secret}\"\nSECRET='{secret}' # prod\nDB_PASS={secret}\nSMTP_PWD={secret}\nSTRIPE_KEY={secret}\nexport GITHUB_TOKEN={secret}\n"
+    );
+    let found = scan("/w/.env", text.as_bytes());
+    assert_eq!(found.len(), 7, "{found:?}");
+    assert!(
+        found.iter().all(|f| f.ends_with(": env-file-secret")),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().all(|f| !f.contains(&secret)),
+        "never the value: {found:?}"
+    );
+    let fine = "PASSWORD=\nTOKEN=changeme\nSECRET=${SECRET}\nDB_PASS=<your password>\nAPI_KEY=xxxxxxxx\n\
+                SORT_KEY=name\nSTRIPE_PUBLISHABLE_KEY=pk_live_abcdefgh12345678\nSSH_PUBLIC_KEY=ssh-ed25519AAAA\n\
+                GPG_KEY=7169605F62C751356D054A26A821E680E5FA6305\nREQUIRE_PASSWORD=false\nPASSWORD= # set at deploy\n\
+                # TOKEN=abcdefgh\nDB_PASSWORD=\"your-password-here\"\nPASSWORD_MIN_LENGTH=12\nDEBUG=1\n";
+    assert_eq!(scan("/w/prod.env", fine.as_bytes()), Vec::<String>::new());
+    assert!(
+        scan("/w/.env.example", text.as_bytes()).is_empty(),
+        "templates are skipped"
+    );
+}
+
+#[test]
+fn npmrc_credentials() {
+    let secret = body(ALNUM, 20);
+    let npmrc = format!(
+        "registry=https://registry.npmjs.org/\n//npm.acme.io/:_authToken={secret}\n_auth = {secret}\n//npm.acme.io/:_password=\"{secret}\"\n"
+    );
+    assert_eq!(
+        scan("/w/.npmrc", npmrc.as_bytes()),
+        [
+            "/w/.npmrc:2: npmrc-credentials",
+            "/w/.npmrc:3: npmrc-credentials",
+            "/w/.npmrc:4: npmrc-credentials"
+        ]
+    );
+    let fine = "registry=https://registry.npmjs.org/\n//registry.npmjs.org/:_authToken=${NPM_TOKEN}\n_auth=\n; _authToken=abcdefgh\nalways-auth=true\n";
+    assert!(scan("/w/.npmrc", fine.as_bytes()).is_empty());
+    assert!(
+        scan("/w/notes.txt", npmrc.as_bytes()).is_empty(),
+        "only .npmrc files are read by key"
+    );
+}
+
+#[test]
+fn every_rule_has_a_name_the_cache_can_read_back() {
+    let names: Vec<&str> = CONTENT_RULES
+        .iter()
+        .chain(NAME_RULES)
+        .map(|(rule, _)| *rule)
+        .collect();
+    for rule in &names {
+        assert_eq!(rule_named(rule), Some(*rule));
+    }
+    let mut unique = names.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len(), "rule names are unique");
+    for (rule, _, _) in service_cases() {
+        assert!(names.contains(&rule), "{rule}");
     }
 }
