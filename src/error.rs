@@ -110,6 +110,10 @@ impl From<TransportError> for Error {
                 digest: partial.digest.to_string(),
                 source: Box::new(Error::from(*partial.source)),
             },
+            TransportError::NothingWritten(nothing) => {
+                let message = nothing.to_string();
+                Error::from(*nothing.source).context(message)
+            }
         }
     }
 }

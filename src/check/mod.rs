@@ -24,10 +24,12 @@ pub mod program;
 pub mod stack;
 pub mod tree;
 pub mod users;
+pub mod venv;
 
 pub use base::{cached_base_head, cached_base_tree, read_base_head, read_base_tree};
 pub use stack::Stack;
 pub use tree::{Change, Filesystem, Found, Lookup, Node, Source, Tree};
+pub use venv::VenvFix;
 
 use program::{HEAD_BYTES, Kind};
 
@@ -45,8 +47,12 @@ const MAX_READ: usize = 1 << 20;
 pub enum Why {
     #[error("no executable file named {name} in any folder of the image's PATH ({path})")]
     NotOnPath { name: String, path: String },
-    #[error("{path} is not in the image")]
-    Missing { path: String },
+    #[error("{path}{} is not in the image", led_to(.links))]
+    Missing {
+        path: String,
+        /// Where the symlinks at or above `path` led, in order (see [`Filesystem::links_followed`]).
+        links: Vec<String>,
+    },
     #[error("{path}: too many levels of symbolic links (a symlink loop in the image)")]
     Loop { path: String },
     #[error("{path} is a folder in the image")]
@@ -57,10 +63,12 @@ pub enum Why {
         mode: u32,
         user: String,
     },
-    #[error("{program}: its interpreter {interpreter} is not in the image")]
+    #[error("{program}: its interpreter {interpreter}{} is not in the image", led_to(.links))]
     Interpreter {
         program: String,
         interpreter: String,
+        /// Where the symlinks at or above `interpreter` led, in order.
+        links: Vec<String>,
     },
     #[error(
         "{program}: its interpreter `{env} {name}` finds no {name} on the image's PATH ({path})"
@@ -71,8 +79,13 @@ pub enum Why {
         name: String,
         path: String,
     },
-    #[error("{program}: its program interpreter {loader} is not in the image")]
-    Loader { program: String, loader: String },
+    #[error("{program}: its program interpreter {loader}{} is not in the image", led_to(.links))]
+    Loader {
+        program: String,
+        loader: String,
+        /// Where the symlinks at or above `loader` led, in order.
+        links: Vec<String>,
+    },
     #[error("{program} is neither an ELF program nor a script starting with #!")]
     Format { program: String },
     #[error("{program}: more than {MAX_NESTING} nested #! interpreters")]
@@ -91,7 +104,9 @@ pub enum CheckError {
     WouldNotStart {
         said: String,
         #[source]
-        why: Why,
+        why: Box<Why>,
+        /// Set when the program or its interpreter is a venv's Python that links out of the image.
+        venv: Option<Box<VenvFix>>,
     },
     #[error("cannot read {path} for the start check")]
     Read {
@@ -109,14 +124,17 @@ pub enum CheckError {
 impl CheckError {
     /// What the user can do about it.
     pub fn hint(&self) -> Option<String> {
-        let CheckError::WouldNotStart { why, .. } = self else {
+        let CheckError::WouldNotStart { why, venv, .. } = self else {
             return match self {
                 CheckError::Layer(e) => e.hint(),
                 _ => None,
             };
         };
         let off = "; or build with --no-start-check if the image gets it some other way";
-        let hint = match why {
+        if let Some(venv) = venv {
+            return Some(format!("{}{off}", venv.hint()));
+        }
+        let hint = match &**why {
             Why::NotOnPath { .. } => {
                 "give the full path in `entrypoint` or `command`, put the program in a folder on PATH, or set PATH in [env]"
             }
@@ -142,13 +160,22 @@ impl CheckError {
     }
 }
 
+/// ` -> A -> B: B` for the places symlinks led to (empty when none were followed):
+/// the chain, and the path that is actually missing.
+fn led_to(links: &[String]) -> String {
+    match links.last() {
+        Some(last) => format!(" -> {}: {last}", links.join(" -> ")),
+        None => String::new(),
+    }
+}
+
 /// What `docker run` would print for `why`, when `top` is the program it runs.
 fn docker_said(why: &Why, top: &str) -> String {
     match why {
         Why::NotOnPath { name, .. } => {
             format!("exec: \"{name}\": executable file not found in $PATH")
         }
-        Why::Missing { path } => {
+        Why::Missing { path, .. } => {
             format!("exec: \"{path}\": stat {path}: no such file or directory")
         }
         Why::Loop { path } if path == top => {
@@ -317,8 +344,30 @@ struct Checker<'a, F, R> {
 
 impl<F: Filesystem, R: ReadHead> Checker<'_, F, R> {
     fn fail(&self, why: Why) -> R::Error {
+        self.fail_in_venv(why, None)
+    }
+
+    fn fail_in_venv(&self, why: Why, venv: Option<VenvFix>) -> R::Error {
         let said = docker_said(&why, &self.top);
-        CheckError::WouldNotStart { said, why }.into()
+        let (why, venv) = (Box::new(why), venv.map(Box::new));
+        CheckError::WouldNotStart { said, why, venv }.into()
+    }
+
+    /// The fix for `path` missing at the end of `links`, when `path` is in a
+    /// venv's `bin/` (its `pyvenv.cfg` in the image) and links out of it.
+    fn venv_fix(&mut self, path: &str, links: &[String]) -> Result<Option<VenvFix>, R::Error> {
+        let Some(venv) = venv::venv_of(path).filter(|_| !links.is_empty()) else {
+            return Ok(None);
+        };
+        let Some(cfg) = self.image_file(&format!("{venv}/pyvenv.cfg"))? else {
+            return Ok(None);
+        };
+        Ok(Some(VenvFix {
+            venv: venv.to_string(),
+            version: venv::cfg_version(&cfg),
+            image_python: self.on_path("python3"),
+            base: None,
+        }))
     }
 
     /// Where the first word leads: itself with a `/` (against WorkingDir when relative), else the first executable on PATH.
@@ -374,18 +423,23 @@ impl<F: Filesystem, R: ReadHead> Checker<'_, F, R> {
             Ok(Found::Dir) => return Err(self.fail(Why::Directory { path: label })),
             Err(Lookup::Loop) => return Err(self.fail(Why::Loop { path: label })),
             Err(Lookup::Missing) if self.scope == Scope::AddedOnly => {
+                let links = led_to(&self.tree.links_followed(path.as_bytes()));
                 self.unchecked
-                    .push(format!("{label} (not in the added layers)"));
+                    .push(format!("{label}{links} (not in the added layers)"));
                 return Ok(());
             }
             Err(Lookup::Missing) => {
-                return Err(self.fail(match via {
+                let links = self.tree.links_followed(path.as_bytes());
+                let venv = self.venv_fix(path, &links)?;
+                let why = match via {
                     Some(program) => Why::Interpreter {
                         program: program.to_string(),
                         interpreter: path.to_string(),
+                        links,
                     },
-                    None => Why::Missing { path: label },
-                }));
+                    None => Why::Missing { path: label, links },
+                };
+                return Err(self.fail_in_venv(why, venv));
             }
         };
         if !self.may_execute(mode, uid, gid) {
@@ -465,9 +519,15 @@ impl<F: Filesystem, R: ReadHead> Checker<'_, F, R> {
                 self.unchecked.push(note);
                 Ok(())
             }
+            Err(Lookup::Missing) => Err(self.fail(Why::Loader {
+                program: label.to_string(),
+                loader: loader.to_string(),
+                links: self.tree.links_followed(loader.as_bytes()),
+            })),
             _ => Err(self.fail(Why::Loader {
                 program: label.to_string(),
                 loader: loader.to_string(),
+                links: Vec::new(),
             })),
         }
     }

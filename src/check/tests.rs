@@ -94,7 +94,7 @@ fn entrypoint(words: &[&str]) -> StartConfig {
 /// The (said, why) of a failed check.
 fn failure(result: Result<Checked, CheckError>) -> (String, Why) {
     match result {
-        Err(CheckError::WouldNotStart { said, why }) => (said, why),
+        Err(CheckError::WouldNotStart { said, why, .. }) => (said, *why),
         other => panic!("expected a failed start check, got {other:?}"),
     }
 }
@@ -280,6 +280,128 @@ fn a_script_needs_its_interpreter() {
             .check(&entrypoint(&["/opt/app/start.sh"]))
             .is_ok()
     );
+}
+
+/// The pyenv venv of issue 21: `bin/python3 -> python3.11 -> /root/.pyenv/…`, over a base without it.
+fn pyenv_venv(base: Vec<Change>) -> Image {
+    let venv = vec![
+        file("opt/venv/pyvenv.cfg", 0o644),
+        file("opt/venv/bin/flask", 0o755),
+        link("opt/venv/bin/python", "python3.11"),
+        link("opt/venv/bin/python3", "python3.11"),
+        link(
+            "opt/venv/bin/python3.11",
+            "/root/.pyenv/versions/3.11.7/bin/python3.11",
+        ),
+    ];
+    Image::new(vec![base, venv])
+        .content(
+            "opt/venv/bin/flask",
+            b"#!/opt/venv/bin/python3\nimport flask\n",
+        )
+        .content(
+            "opt/venv/pyvenv.cfg",
+            b"home = /root/.pyenv/versions/3.11.7/bin\nversion = 3.11.7\n",
+        )
+}
+
+/// The venv fix a failed check carries, and its hint.
+fn venv_failure(result: Result<Checked, CheckError>) -> (Why, Option<Box<VenvFix>>, String) {
+    match result {
+        Err(e @ CheckError::WouldNotStart { .. }) => {
+            let hint = e.hint().unwrap_or_default();
+            let CheckError::WouldNotStart { why, venv, .. } = e else {
+                unreachable!()
+            };
+            (*why, venv, hint)
+        }
+        other => panic!("expected a failed start check, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_chain_of_symlinks_out_of_the_image_is_named_hop_by_hop() {
+    let mut image = pyenv_venv(vec![file("usr/local/bin/python3", 0o755)]);
+    let (why, venv, hint) = venv_failure(image.check(&entrypoint(&["/opt/venv/bin/python3"])));
+    assert_eq!(
+        why.to_string(),
+        "/opt/venv/bin/python3 -> /opt/venv/bin/python3.11 -> /root/.pyenv/versions/3.11.7/bin/python3.11: \
+         /root/.pyenv/versions/3.11.7/bin/python3.11 is not in the image"
+    );
+    let venv = venv.expect("a venv's python");
+    assert_eq!(venv.venv, "/opt/venv");
+    assert_eq!(venv.version.as_deref(), Some("3.11"));
+    assert_eq!(venv.image_python.as_deref(), Some("/usr/local/bin/python3"));
+    assert!(hint.contains("recreate the venv"), "{hint}");
+    assert!(
+        hint.contains("BASE /usr/local/bin/python3 -m venv venv"),
+        "{hint}"
+    );
+
+    // A script of the venv: its interpreter is the chain; scratch has no python3 at all.
+    let mut image = pyenv_venv(Vec::new());
+    let (why, venv, hint) = venv_failure(image.check(&entrypoint(&["/opt/venv/bin/flask"])));
+    assert_eq!(
+        why.to_string(),
+        "/opt/venv/bin/flask: its interpreter /opt/venv/bin/python3 -> /opt/venv/bin/python3.11 -> \
+         /root/.pyenv/versions/3.11.7/bin/python3.11: /root/.pyenv/versions/3.11.7/bin/python3.11 is not in the image"
+    );
+    assert_eq!(venv.and_then(|v| v.image_python), None);
+    assert!(hint.contains("no python3 on its PATH"), "{hint}");
+    assert!(
+        hint.contains("python:3.11-slim python3 -m venv venv"),
+        "{hint}"
+    );
+
+    // With only the added layers (--keep-base-remote) the chain is listed as not checked.
+    match image.check_added(&entrypoint(&["/opt/venv/bin/python3"])) {
+        Ok(Checked::Starts { unchecked, .. }) => assert_eq!(
+            unchecked,
+            [
+                "/opt/venv/bin/python3 -> /opt/venv/bin/python3.11 -> /root/.pyenv/versions/3.11.7/bin/python3.11: \
+              /root/.pyenv/versions/3.11.7/bin/python3.11 (not in the added layers)"
+            ]
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_link_through_a_folder_and_dot_dot_shows_whole_paths() {
+    // `/bin -> usr/bin` (merged /usr) and a relative `..` target: each hop is the whole path it leads to.
+    let mut image = Image::new(vec![vec![
+        link("bin", "usr/bin"),
+        file("usr/bin/env", 0o755),
+        link("usr/bin/python3", "../lib/python/python3"),
+        file("opt/app/run", 0o755),
+    ]])
+    .content("opt/app/run", b"#!/bin/python3\n");
+    let (why, venv, _) = venv_failure(image.check(&entrypoint(&["/opt/app/run"])));
+    assert_eq!(
+        why.to_string(),
+        "/opt/app/run: its interpreter /bin/python3 -> /usr/bin/python3 -> /usr/lib/python/python3: \
+         /usr/lib/python/python3 is not in the image"
+    );
+    assert!(venv.is_none(), "not a venv: no pyvenv.cfg");
+    // Without a symlink on the way the message is as before.
+    let (_, why) = failure(image.check(&entrypoint(&["/opt/app/gone"])));
+    assert_eq!(why.to_string(), "/opt/app/gone is not in the image");
+}
+
+#[test]
+fn pyvenv_cfg_versions_and_venv_folders() {
+    assert_eq!(
+        venv::cfg_version(b"home = /usr/bin\nversion = 3.11.2\n").as_deref(),
+        Some("3.11")
+    );
+    assert_eq!(
+        venv::cfg_version(b"version_info = 3.12.4.final.0\n").as_deref(),
+        Some("3.12")
+    );
+    assert_eq!(venv::cfg_version(b"version = three\n"), None);
+    assert_eq!(venv::venv_of("/opt/venv/bin/python3"), Some("/opt/venv"));
+    assert_eq!(venv::venv_of("/bin/python3"), None);
+    assert_eq!(venv::venv_of("/opt/venv/lib/python3"), None);
 }
 
 #[test]

@@ -342,36 +342,71 @@ pub trait Filesystem {
 
     /// The path with every symlink on it followed; each part must exist.
     fn walk(&self, path: &[u8]) -> Result<Vec<u8>, Lookup> {
-        let mut pending: Vec<Vec<u8>> = components(path).rev().collect();
-        let mut current: Vec<Vec<u8>> = Vec::new();
-        let mut followed = 0;
-        while let Some(part) = pending.pop() {
-            if part == b".." {
-                current.pop();
-                continue;
-            }
-            current.push(part);
-            let key = current.join(&b'/');
-            match self.node(&key).as_deref() {
-                Some(Node::Symlink { target }) => {
-                    followed += 1;
-                    if followed > MAX_SYMLINKS {
-                        return Err(Lookup::Loop);
-                    }
-                    current.pop();
-                    if target.starts_with(b"/") {
-                        current.clear();
-                    }
-                    pending.extend(components(target).rev());
-                }
-                Some(Node::File { .. }) if !pending.is_empty() => return Err(Lookup::Missing),
-                Some(_) => {}
-                None if !self.has_beneath(&key) => return Err(Lookup::Missing),
-                None => {}
-            }
-        }
-        Ok(current.join(&b'/'))
+        walk_noting(self, path, None)
     }
+
+    /// Where each symlink a lookup of `path` follows leads: the whole path
+    /// after that link, absolute, up to where the lookup stops. What names
+    /// the chain when a path that is in the image leads to one that is not.
+    fn links_followed(&self, path: &[u8]) -> Vec<String> {
+        let mut led_to = Vec::new();
+        let _ = walk_noting(self, path, Some(&mut led_to));
+        led_to
+    }
+}
+
+/// [`Filesystem::walk`], noting in `led_to` the path each symlink leads to.
+fn walk_noting<F: Filesystem + ?Sized>(
+    fs: &F,
+    path: &[u8],
+    mut led_to: Option<&mut Vec<String>>,
+) -> Result<Vec<u8>, Lookup> {
+    let mut pending: Vec<Vec<u8>> = components(path).rev().collect();
+    let mut current: Vec<Vec<u8>> = Vec::new();
+    let mut followed = 0;
+    while let Some(part) = pending.pop() {
+        if part == b".." {
+            current.pop();
+            continue;
+        }
+        current.push(part);
+        let key = current.join(&b'/');
+        match fs.node(&key).as_deref() {
+            Some(Node::Symlink { target }) => {
+                followed += 1;
+                if followed > MAX_SYMLINKS {
+                    return Err(Lookup::Loop);
+                }
+                current.pop();
+                if target.starts_with(b"/") {
+                    current.clear();
+                }
+                pending.extend(components(target).rev());
+                if let Some(led_to) = led_to.as_deref_mut() {
+                    led_to.push(shown_path(&current, &pending));
+                }
+            }
+            Some(Node::File { .. }) if !pending.is_empty() => return Err(Lookup::Missing),
+            Some(_) => {}
+            None if !fs.has_beneath(&key) => return Err(Lookup::Missing),
+            None => {}
+        }
+    }
+    Ok(current.join(&b'/'))
+}
+
+/// `/` + the resolved folders + the parts still to walk (last first), with
+/// `..` taken off lexically: how a user reads where a link leads.
+fn shown_path(current: &[Vec<u8>], pending: &[Vec<u8>]) -> String {
+    let mut parts: Vec<&[u8]> = current.iter().map(Vec::as_slice).collect();
+    for part in pending.iter().rev() {
+        if part == b".." {
+            parts.pop();
+        } else {
+            parts.push(part);
+        }
+    }
+    format!("/{}", String::from_utf8_lossy(&parts.join(&b'/')))
 }
 
 impl Filesystem for Tree<'_> {

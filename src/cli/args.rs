@@ -165,14 +165,20 @@ pub enum ExportsAction {
         #[arg(long, value_enum)]
         status: Option<StatusArg>,
     },
-    /// Delete an export's image from its registry (or its archive file) and mark the record deleted.
-    /// On a terminal it shows what it will remove and asks first.
+    /// Delete what an export put in its registry, layout or archive file, and mark the record deleted.
+    /// Only the export's own tag goes: a manifest other tags point at stays
+    /// (or, where the registry cannot delete a tag alone, the delete is refused
+    /// and names those tags). On a terminal it shows what it will remove and asks first.
     Delete {
         /// The id from `stowage exports`.
         id: i64,
         /// Delete without asking (for scripts; without a terminal it is required).
         #[arg(long, short = 'y')]
         yes: bool,
+        /// Also delete every other tag that points at the export's image (the prompt lists them);
+        /// the other exports that held them are marked deleted too.
+        #[arg(long)]
+        all_tags: bool,
     },
 }
 

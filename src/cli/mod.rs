@@ -198,7 +198,9 @@ fn dispatch(command: Command, out: &Output, settings: &Settings) -> anyhow::Resu
         Command::Exports(args) => match args.action {
             None => run_exports_list(args.status, out),
             Some(ExportsAction::List { status }) => run_exports_list(status.or(args.status), out),
-            Some(ExportsAction::Delete { id, yes }) => run_exports_delete(id, yes, out, settings),
+            Some(ExportsAction::Delete { id, yes, all_tags }) => {
+                run_exports_delete(id, yes, all_tags, out, settings)
+            }
         },
         Command::StartLine { target } => {
             let session = settings.session(out, None);
@@ -275,14 +277,13 @@ fn run_build(args: BuildArgs, out: &Output, settings: &Settings) -> anyhow::Resu
     };
     let reported = commands::build::run(&session, &command, &events);
     report(out, reported, |result| match result {
-        BuildResult::Planned(plan) => {
+        BuildResult::Planned(dry) => {
+            render::print_dry_run(out, &dry);
             if out.json {
-                println!(
-                    "{}",
-                    commands::json_text(&commands::build::plan_json(&plan))
-                );
+                let json = commands::dry_run::dry_run_json(&dry);
+                println!("{}", commands::json_text(&json));
             } else {
-                render::print_plan(&plan);
+                render::print_plan(&dry.plan);
             }
         }
         BuildResult::Built(built) => {
@@ -463,20 +464,25 @@ fn run_init(dir: &Path, out: &Output) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Shows what `exports delete` will remove and asks on the terminal; refuses
-/// without one, since a script that meant it passes `--yes`.
-fn confirm_delete(plan: &commands::exports::DeletePlan) -> anyhow::Result<()> {
-    use std::io::{BufRead, IsTerminal};
-    let id = plan.id;
-    if !std::io::stdin().is_terminal() {
-        return Err(Error::usage(
-            format!("export {id} was not deleted: there is no terminal to ask on"),
-            format!(
-                "pass --yes to delete without asking: `stowage exports delete {id} --yes` (`stowage exports list` shows what it holds)"
-            ),
-        )
-        .into());
+/// Refuses `exports delete` without `--yes` when there is no terminal to ask on, before anything is read.
+fn require_terminal(id: i64) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        return Ok(());
     }
+    Err(Error::usage(
+        format!("export {id} was not deleted: there is no terminal to ask on"),
+        format!(
+            "pass --yes to delete without asking: `stowage exports delete {id} --yes` (`stowage exports list` shows what it holds)"
+        ),
+    )
+    .into())
+}
+
+/// Shows what `exports delete` will remove and asks on the terminal.
+fn confirm_delete(plan: &commands::exports::DeletePlan) -> anyhow::Result<()> {
+    use std::io::BufRead;
+    let id = plan.id;
     let mut stderr = std::io::stderr().lock();
     render::write_delete_plan(&mut stderr, plan)?;
     write!(stderr, "Delete? [y/N] ")?;
@@ -517,17 +523,36 @@ fn run_exports_list(status: Option<StatusArg>, out: &Output) -> anyhow::Result<(
     Ok(())
 }
 
-fn run_exports_delete(id: i64, yes: bool, out: &Output, settings: &Settings) -> anyhow::Result<()> {
+fn run_exports_delete(
+    id: i64,
+    yes: bool,
+    all_tags: bool,
+    out: &Output,
+    settings: &Settings,
+) -> anyhow::Result<()> {
     if !yes {
-        let plan = commands::exports::delete_plan(id)
-            .with_context(|| format!("cannot delete export {id}"))?;
-        confirm_delete(&plan)?;
+        require_terminal(id)?;
     }
     let session = settings.session(out, None);
-    let done = commands::exports::delete(&session, id)
+    let plan = commands::exports::delete_plan(&session, id, all_tags)
         .with_context(|| format!("cannot delete export {id}"))?;
-    for d in &done {
+    if !yes {
+        confirm_delete(&plan)?;
+    }
+    let report = commands::exports::delete(&session, &plan)
+        .with_context(|| format!("cannot delete export {id}"))?;
+    for d in &report.done {
         out.info(&format!("{}: {}", d.destination, d.what));
+    }
+    for other in &report.also_deleted {
+        out.info(&format!(
+            "export {other} is marked deleted too: what it put there went with this delete"
+        ));
+    }
+    for other in &report.also_touched {
+        out.info(&format!(
+            "export {other} lost a destination to this delete; its record says which"
+        ));
     }
     out.info(&format!("export {id} is marked deleted"));
     Ok(())

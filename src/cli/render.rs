@@ -7,12 +7,14 @@ use std::sync::Arc;
 
 use crate::check::Checked;
 use crate::commands::build::{BuildEvents, Built};
+use crate::commands::dry_run::DryRun;
 use crate::commands::inspect::{ImageSummary, IndexSummary};
 use crate::commands::{Recorded, transfer::Transferred};
 use crate::error::Error;
 use crate::exports::ExportRecord;
 use crate::layer::LayerProgress;
 use crate::plan::BuildPlan;
+use crate::reference::Transport;
 use crate::registry::PushReport;
 
 use super::progress::Progress;
@@ -137,11 +139,33 @@ impl BuildEvents for BuildLog<'_> {
         self.out.warn(message);
     }
 
+    fn not_checked(&self, what: &[&str]) {
+        if !what.is_empty() {
+            self.out
+                .info(&format!("not checked in a dry run: {}", what.join(", ")));
+        }
+    }
+
     fn layer_progress(&self) -> Option<&dyn LayerProgress> {
         self.out
             .progress
             .as_deref()
             .map(|progress| progress as &dyn LayerProgress)
+    }
+}
+
+/// What a dry run's checks say on stderr: findings let through, start-check notes, what was checked.
+pub fn print_dry_run(out: &Output, dry: &DryRun) {
+    for finding in &dry.allowed_findings {
+        out.info(&format!("secret scan: {finding} (allowed)"));
+    }
+    for note in &dry.published_findings {
+        out.info(&format!("note: secret scan: {note}"));
+    }
+    let base_unread = dry.plan.keep_base_remote && dry.plan.base != Transport::Scratch;
+    start_check_notes(out, dry.start_check.as_ref(), base_unread);
+    if !dry.checked.is_empty() {
+        out.info(&format!("checked in a dry run: {}", dry.checked.join(", ")));
     }
 }
 
@@ -219,15 +243,13 @@ fn library_summary(plan: &BuildPlan) -> String {
     text
 }
 
-/// What the start check could not say: nothing to check, or the base unread.
-fn start_check_notes(out: &Output, built: &Built) {
-    match &built.outcome.start_check {
+/// What the start check could not say: nothing to check, or the base unread (`base_unread`: a base not read, with --keep-base-remote).
+fn start_check_notes(out: &Output, checked: Option<&Checked>, base_unread: bool) {
+    match checked {
         Some(Checked::NoCommand) => out.info(
             "note: start check: the image has no entrypoint or command, so `docker run` needs one on its command line",
         ),
-        Some(Checked::Starts { unchecked, .. })
-            if built.plan.keep_base_remote && built.outcome.base_digest.is_some() =>
-        {
+        Some(Checked::Starts { unchecked, .. }) if base_unread => {
             let mut text = "the start check did not read the base (--keep-base-remote): only the added layers were checked".to_string();
             if !unchecked.is_empty() {
                 text.push_str(&format!(
@@ -250,7 +272,8 @@ pub fn print_built(out: &Output, built: &Built) {
     for note in &outcome.published_findings {
         out.info(&format!("note: secret scan: {note}"));
     }
-    start_check_notes(out, built);
+    let base_unread = built.plan.keep_base_remote && outcome.base_digest.is_some();
+    start_check_notes(out, outcome.start_check.as_ref(), base_unread);
     for layer in &outcome.layers {
         out.info(&format!(
             "layer {:<16} {} files, {} → {}{}",
@@ -357,16 +380,17 @@ pub fn write_delete_plan(
     plan: &crate::commands::exports::DeletePlan,
 ) -> std::io::Result<()> {
     writeln!(out, "Export {} will be deleted from:", plan.id)?;
-    if plan.removes.is_empty() {
+    let removes = plan.removes();
+    if removes.is_empty() {
         writeln!(
             out,
             "  nothing: it wrote nowhere (the record is only marked deleted)"
         )?;
     }
-    for line in &plan.removes {
+    for line in &removes {
         writeln!(out, "  - {line}")?;
     }
-    for line in &plan.leaves {
+    for line in &plan.leaves() {
         writeln!(out, "  left alone: {line}")?;
     }
     Ok(())

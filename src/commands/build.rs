@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::attestations;
 use super::cache_repo;
+use super::dry_run::{self, DryRun};
 use super::record::{self, FailedBuild};
 use super::sign::{self, Signed, Signer};
 use super::start_check::{self, CheckedBase};
@@ -76,13 +77,16 @@ pub trait BuildEvents {
 
     /// Something the user should hear about that does not stop the build (the default says nothing).
     fn warning(&self, _message: &str) {}
+
+    /// `--dry-run`, before its checks: what a build checks that it will not (the default says nothing).
+    fn not_checked(&self, _what: &[&str]) {}
 }
 
 /// What `stowage build` did.
 #[derive(Debug)]
 pub enum BuildResult {
-    /// `--dry-run`: the plan, and nothing written.
-    Planned(Box<BuildPlan>),
+    /// `--dry-run`: the plan and what the checks that read no file contents found; nothing written.
+    Planned(Box<DryRun>),
     /// The image, written to every destination.
     Built(Box<Built>),
 }
@@ -203,8 +207,14 @@ pub fn run(
     }
     events.planned(&plan);
     if command.request.dry_run {
+        let checked = dry_run::check(session, plan, events).map_err(|e| {
+            e.context(format!(
+                "cannot build the image described by {}",
+                command.spec_file.display()
+            ))
+        });
         return Reported {
-            result: Ok(BuildResult::Planned(Box::new(plan))),
+            result: checked.map(|dry| BuildResult::Planned(Box::new(dry))),
             record: Recorded::Nothing,
         };
     }
@@ -390,18 +400,7 @@ pub fn build_image(
 ) -> Result<BuildOutcome, Error> {
     let warn = |message: &str| events.warning(message);
     let base = read_base(plan, context)?;
-    let format = plan.format.unwrap_or_else(|| {
-        base.image
-            .as_ref()
-            .map(Image::format)
-            .unwrap_or(Format::Oci)
-    });
-    if plan.compression == Compression::Zstd && format == Format::Docker {
-        return Err(Error::usage(
-            "zstd layers cannot be described in a Docker schema 2 manifest",
-            "add --format oci, or use gzip compression",
-        ));
-    }
+    let format = image_format(plan, &base)?;
     let folders = base_folders(plan, &base, context)?;
     let mut layers = match &base.image {
         Some(image) => base_layers_in(format, image, base.origin.as_ref(), context)?,
@@ -422,7 +421,8 @@ pub fn build_image(
     };
     let built = layer::write_layers(&plan.layers, context.store, &settings)?;
     layers.extend(added_layers(format, plan.compression, &built)?);
-    let (allowed_findings, published_findings) = check_findings(plan, &built)?;
+    let found = built.iter().map(|layer| layer.findings.as_slice());
+    let (allowed_findings, published_findings) = check_findings(plan, found)?;
     let image = assemble(plan, &base, format, layers, &built)?;
     let checked_base = CheckedBase {
         image: base.image.as_ref(),
@@ -452,6 +452,23 @@ pub fn build_image(
         shared.update(plan, &settings, &outcome.layers, &warn);
     }
     Ok(outcome)
+}
+
+/// The manifest family of the image: `--format`, else the base's; refused when it cannot hold the plan's layers.
+pub(super) fn image_format(plan: &BuildPlan, base: &Base) -> Result<Format, Error> {
+    let format = plan.format.unwrap_or_else(|| {
+        base.image
+            .as_ref()
+            .map(Image::format)
+            .unwrap_or(Format::Oci)
+    });
+    if plan.compression == Compression::Zstd && format == Format::Docker {
+        return Err(Error::usage(
+            "zstd layers cannot be described in a Docker schema 2 manifest",
+            "add --format oci, or use gzip compression",
+        ));
+    }
+    Ok(format)
 }
 
 /// The descriptors of the new layers, in the manifest family `format`.
@@ -539,20 +556,21 @@ fn write_sinks(
     )?)
 }
 
-/// Stops the build when a layer holds a finding no allow-list covers and
-/// that is not in a published library file; returns the allowed findings and
-/// the published ones. Runs after the layers are in the store and before any
-/// sink sees a byte (I/O: hashes the library files with findings).
-fn check_findings(
+/// Stops the build when a layer holds a finding (`found`: each layer's, in
+/// layer order) no allow-list covers and that is not in a published library
+/// file; returns the allowed findings and the published ones. Runs after the
+/// layers are in the store and before any sink sees a byte (I/O: hashes the
+/// library files with findings).
+pub(super) fn check_findings<'f>(
     plan: &BuildPlan,
-    built: &[BuiltLayer],
+    found: impl IntoIterator<Item = &'f [Finding]>,
 ) -> Result<(Vec<Finding>, Vec<PublishedFinding>), Error> {
     let mut allowed = Vec::new();
     let mut published = Vec::new();
     let mut refused = Vec::new();
-    for (layer, layer_plan) in built.iter().zip(&plan.layers) {
+    for (findings, layer_plan) in found.into_iter().zip(&plan.layers) {
         let in_library = layer_plan.name.starts_with("library");
-        for finding in &layer.findings {
+        for finding in findings {
             if finding.is_allowed(&plan.allowed_secrets) {
                 allowed.push(finding.clone());
             } else if let Some(note) = published_finding(plan, layer_plan, in_library, finding)? {
@@ -596,19 +614,19 @@ fn published_finding(
 }
 
 /// What the build starts from.
-struct Base {
+pub(super) struct Base {
     /// None for scratch.
-    image: Option<Image>,
+    pub image: Option<Image>,
     /// Where a registry base's blobs live.
-    origin: Option<Origin>,
+    pub origin: Option<Origin>,
     /// The base's full name, when it has one that is not a local path.
-    name: Option<String>,
+    pub name: Option<String>,
     /// The config JSON to edit.
-    config: Value,
+    pub config: Value,
 }
 
 /// Reads the base image (I/O), or makes the empty config for scratch.
-fn read_base(plan: &BuildPlan, context: &Context<'_>) -> Result<Base, Error> {
+pub(super) fn read_base(plan: &BuildPlan, context: &Context<'_>) -> Result<Base, Error> {
     let platform = &plan.platform;
     if matches!(plan.base, Transport::Scratch) {
         return Ok(Base {
@@ -654,7 +672,7 @@ fn scratch_config(platform: &Platform) -> Value {
 /// What the base has at the folders above the targets (I/O: reads the base
 /// layers' tar headers, fetching them first, unless remembered for this base).
 /// Empty for scratch and with `--keep-base-remote`: the defaults stay.
-fn base_folders(
+pub(super) fn base_folders(
     plan: &BuildPlan,
     base: &Base,
     context: &Context<'_>,

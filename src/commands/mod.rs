@@ -7,6 +7,7 @@
 mod attestations;
 pub mod build;
 mod cache_repo;
+pub mod dry_run;
 pub mod exports;
 pub mod init;
 pub mod inspect;

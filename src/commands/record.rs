@@ -30,7 +30,7 @@ pub fn build_ok(plan: &BuildPlan, outcome: &BuildOutcome) -> NewExport {
         kind: Kind::Build,
         spec: Some(absolute_text(&plan.spec_path)),
         sources: plan.sources(),
-        destinations: with_status(&plan.destinations, None),
+        destinations: with_status(&plan.destinations, None, &default_tag(plan)),
         digest: Some(digest),
         size: Some(artifact_size(&outcome.artifact())),
         error: None,
@@ -83,7 +83,7 @@ pub struct FailedBuild<'a> {
 /// and the destinations that hold the image if a sink failed after others got it.
 pub fn build_failed(failed: &FailedBuild<'_>, error: &Error) -> NewExport {
     let destinations = match failed.plan {
-        Some(plan) => with_status(&plan.destinations, Some(error)),
+        Some(plan) => with_status(&plan.destinations, Some(error), &default_tag(plan)),
         None => failed
             .requested
             .iter()
@@ -144,7 +144,7 @@ pub fn transfer(moved: &Moved<'_>, failure: Option<&Error>) -> NewExport {
         }
         _ => None,
     };
-    let destinations = with_status(moved.destinations, failure);
+    let destinations = with_status(moved.destinations, failure, "latest");
     let size = match moved.kind {
         Kind::Archive => destinations.iter().find_map(|d| d.size),
         _ => moved.artifact.map(artifact_size),
@@ -169,10 +169,37 @@ pub fn transfer(moved: &Moved<'_>, failure: Option<&Error>) -> NewExport {
     }
 }
 
+/// The tag an `oci:` or `oci-archive:` destination without one is written under (as `build`'s sinks choose it).
+fn default_tag(plan: &BuildPlan) -> String {
+    plan.default_reference
+        .as_ref()
+        .map(|r| r.tag_or_latest().to_string())
+        .unwrap_or_else(|| "latest".into())
+}
+
+/// `oci:DIR` as `oci:DIR:TAG` with the tag it was written under, so a record says which tag is its own.
+fn with_tag(transport: &Transport, default_tag: &str) -> Transport {
+    match transport {
+        Transport::Oci { path, tag: None } => Transport::Oci {
+            path: path.clone(),
+            tag: Some(default_tag.to_string()),
+        },
+        Transport::OciArchive { path, tag: None } => Transport::OciArchive {
+            path: path.clone(),
+            tag: Some(default_tag.to_string()),
+        },
+        other => other.clone(),
+    }
+}
+
 /// Each destination with what the export left there: every one when it
 /// went through; after a failure, those the error says got the image, and
-/// `failed` for the rest.
-fn with_status(destinations: &[Transport], failure: Option<&Error>) -> Vec<Destination> {
+/// `failed` for the rest. Layouts and OCI archives name the tag written.
+fn with_status(
+    destinations: &[Transport],
+    failure: Option<&Error>,
+    default_tag: &str,
+) -> Vec<Destination> {
     let reached = |index: usize| match failure {
         None => true,
         Some(e) => e
@@ -183,7 +210,7 @@ fn with_status(destinations: &[Transport], failure: Option<&Error>) -> Vec<Desti
         .iter()
         .enumerate()
         .map(|(index, transport)| {
-            let destination = Destination::of(transport);
+            let destination = Destination::of(&with_tag(transport, default_tag));
             if reached(index) {
                 Destination {
                     status: Some(DestinationStatus::reached(&destination.kind)),

@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::image::{Artifact, Image};
 use crate::layer::{self, BaseFolders};
 use crate::plan::BuildPlan;
+use crate::reference::Transport;
 use crate::registry::Origin;
 use crate::transport::{self, Context};
 
@@ -62,15 +63,7 @@ pub(super) fn check_start(
     if !plan.start_check {
         return Ok(None);
     }
-    let config = StartConfig::from_config(&image.config_json()?);
-    if config.program().is_none() {
-        return Ok(Some(Checked::NoCommand));
-    }
-    let scope = match (base.image, plan.keep_base_remote) {
-        (Some(_), true) => Scope::AddedOnly,
-        _ => Scope::Image,
-    };
-    let key = passed_key(image, scope);
+    let key = passed_key(image, scope(plan, base));
     if let Some(passed) = context
         .store
         .read_record::<Passed>(Cache::StartChecks, &key)
@@ -80,8 +73,9 @@ pub(super) fn check_start(
             unchecked: passed.unchecked,
         }));
     }
-    let checked = run_check(plan, base, folders, &config, scope, context)?;
-    if let Checked::Starts { program, unchecked } = &checked {
+    let config = StartConfig::from_config(&image.config_json()?);
+    let checked = check_config(plan, base, folders, &config, context)?;
+    if let Some(Checked::Starts { program, unchecked }) = &checked {
         let passed = Passed {
             program: program.clone(),
             unchecked: unchecked.clone(),
@@ -90,7 +84,35 @@ pub(super) fn check_start(
             .store
             .write_record(Cache::StartChecks, &key, &passed);
     }
-    Ok(Some(checked))
+    Ok(checked)
+}
+
+/// Checks that `config`'s program would start over the base and the plan's
+/// layers (I/O as [`check_start`]), remembering nothing: a dry run has no
+/// image whose config digest could name the result. None when `--no-start-check`.
+pub(super) fn check_config(
+    plan: &BuildPlan,
+    base: &CheckedBase<'_>,
+    folders: &BaseFolders,
+    config: &StartConfig,
+    context: &Context<'_>,
+) -> Result<Option<Checked>, Error> {
+    if !plan.start_check {
+        return Ok(None);
+    }
+    if config.program().is_none() {
+        return Ok(Some(Checked::NoCommand));
+    }
+    let scope = scope(plan, base);
+    run_check(plan, base, folders, config, scope, context).map(Some)
+}
+
+/// How much of the image the check sees: the added layers only when the base is there but not read.
+fn scope(plan: &BuildPlan, base: &CheckedBase<'_>) -> Scope {
+    match (base.image, plan.keep_base_remote) {
+        (Some(_), true) => Scope::AddedOnly,
+        _ => Scope::Image,
+    }
 }
 
 /// The check itself: the base's tree, the added layers over it (looked up lazily), the program resolved.
@@ -119,7 +141,21 @@ fn run_check(
         context,
         fetched: false,
     };
-    check::check_start(&image, config, scope, &mut heads)
+    check::check_start(&image, config, scope, &mut heads).map_err(|e| with_base_name(e, plan))
+}
+
+/// Names the base in a venv's hint when `docker run` can run it by that name.
+fn with_base_name(mut error: Error, plan: &BuildPlan) -> Error {
+    if let (
+        Error::Check(CheckError::WouldNotStart {
+            venv: Some(fix), ..
+        }),
+        Transport::Registry(reference),
+    ) = (&mut error, &plan.base)
+    {
+        fix.base = Some(reference.to_string());
+    }
+    error
 }
 
 /// The base's tree, remembered per base digest; its layers are fetched only when it is not.

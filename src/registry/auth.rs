@@ -13,7 +13,9 @@ use base64::Engine as _;
 use reqwest::blocking::Response;
 use reqwest::header::AUTHORIZATION;
 
-use super::client::{backoff, is_retryable, read_limited, redact_error, retry_wait, status_error};
+use super::client::{
+    after_attempts, failure_of, is_retryable, no_answer, read_limited, retry_wait, status_error,
+};
 use super::credentials::{self, Credential};
 use super::{Registry, RegistryError, relock};
 use crate::image::MAX_JSON_BYTES;
@@ -330,7 +332,8 @@ impl Registry {
     }
 
     /// A token for `scopes` from the token service at `realm`, with the
-    /// registry's credential if there is one (I/O, retried like any request).
+    /// registry's credential if there is one (I/O, retried like any request:
+    /// a token service that got no answer as `client::retry_wait_without_answer` allows).
     fn fetch_token(
         &self,
         registry: &str,
@@ -381,17 +384,19 @@ impl Registry {
                     self.pause(&why, retry_wait(&response, attempt));
                 }
                 Ok(response) => return Err(status_error(registry, &what, response)),
-                Err(source) if attempt < self.options.retries => {
-                    let why = format!("token service unreachable ({source})");
-                    self.pause(&why, backoff(attempt));
-                }
                 Err(source) => {
-                    return Err(RegistryError::Connect {
-                        registry: realm_host(realm),
-                        what: self.gave_up(&what),
-                        plain_http: false,
-                        source: redact_error(source),
-                    });
+                    let failure = failure_of(&source);
+                    let host = realm_host(realm);
+                    let Some(wait) = self.retry_without_answer(failure, &host, attempt) else {
+                        return Err(RegistryError::Connect {
+                            registry: host,
+                            what: after_attempts(&what, attempt + 1),
+                            plain_http: false,
+                            source: no_answer(source),
+                        });
+                    };
+                    let why = format!("token service unreachable ({})", failure.describe());
+                    self.pause(&why, wait);
                 }
             }
             attempt += 1;

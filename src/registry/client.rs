@@ -13,8 +13,8 @@ use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, RETRY_AFTER, WWW_AUTHENTICA
 
 use super::auth::{self, Challenge, Scope};
 use super::{
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Registry, RegistryError, RegistryOptions, chain_text,
-    relock,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, NetworkError, NetworkFailure, Registry,
+    RegistryError, RegistryOptions, relock,
 };
 use crate::reference::api_host;
 
@@ -80,10 +80,18 @@ impl Registry {
 
     /// `what`, saying that retrying did not help when there were retries.
     pub(super) fn gave_up(&self, what: &str) -> String {
-        match self.options.retries {
-            0 => what.to_string(),
-            n => format!("{what}; gave up after {} attempts", n + 1),
-        }
+        after_attempts(what, self.options.retries + 1)
+    }
+
+    /// How long to wait before retrying a request to `host` that got no
+    /// answer, after `attempt` retries; `None` to give up. See [`retry_wait_without_answer`].
+    pub(super) fn retry_without_answer(
+        &self,
+        failure: NetworkFailure,
+        host: &str,
+        attempt: u32,
+    ) -> Option<Duration> {
+        retry_wait_without_answer(failure, is_loopback(host), attempt, self.options.retries)
     }
 
     /// Whether `--insecure-registry` names the registry or its API host:
@@ -117,7 +125,7 @@ impl Registry {
         }
         let url = format!("https://{}/v2/", api_host(registry));
         match self.client(insecure).get(&url).send() {
-            Err(error) if insecure || looks_like_plain_http(&error) => {
+            Err(error) if insecure || failure_of(&error) == NetworkFailure::PlainHttp => {
                 self.use_plain_http(registry, &error);
             }
             _ => {
@@ -239,7 +247,7 @@ impl Registry {
                 registry: call.registry.to_string(),
                 what: call.what.to_string(),
                 plain_http: false,
-                source: redact_error(source),
+                source: no_answer(source),
             })?;
         *request.timeout_mut() = Some(self.request_deadline(&request));
         if is_registry_host(request.url(), call.registry)
@@ -287,9 +295,9 @@ impl Registry {
     }
 
     /// No answer came: an insecure host's HTTPS falls back to plain HTTP (a
-    /// loopback host's when it answered in plain HTTP),
-    /// a passing failure is retried, and plain HTTP where HTTPS was expected,
-    /// a permanent failure or an upload fails at once.
+    /// loopback host's when it answered in plain HTTP), a failure that may
+    /// pass is retried as [`retry_wait_without_answer`] allows, and an
+    /// upload fails at once.
     fn after_transport_error(
         &self,
         call: &Call<'_>,
@@ -297,28 +305,27 @@ impl Registry {
         source: reqwest::Error,
         attempt: u32,
     ) -> Next {
-        let plain_http = looks_like_plain_http(&source);
+        let failure = failure_of(&source);
+        let plain_http = failure == NetworkFailure::PlainHttp;
         if base.starts_with("https://") && (call.insecure || (call.loopback && plain_http)) {
             return Next::PlainHttp(source);
         }
-        let permanent = is_permanent(&source);
-        if call.retry_transport && attempt < self.options.retries && !plain_http && !permanent {
+        let error = no_answer(source);
+        let retry = match call.retry_transport {
+            true => self.retry_without_answer(failure, call.registry, attempt),
+            false => None,
+        };
+        if let Some(wait) = retry {
             return Next::Retry {
-                wait: backoff(attempt),
-                why: format!("{}: {source}", call.registry),
+                wait,
+                why: format!("{}: {} ({error})", call.registry, failure.describe()),
             };
         }
-        // "Gave up" only where retrying was possible and did not help.
-        let what = if plain_http || permanent || !call.retry_transport {
-            call.what.to_string()
-        } else {
-            self.gave_up(call.what)
-        };
         Next::Fail(RegistryError::Connect {
             registry: call.registry.to_string(),
-            what,
+            what: after_attempts(call.what, attempt + 1),
             plain_http,
-            source: redact_error(source),
+            source: error,
         })
     }
 
@@ -460,13 +467,141 @@ fn is_registry_host(url: &reqwest::Url, registry: &str) -> bool {
     with_port == api || host == api
 }
 
-/// The error without its URL's query: upload and redirect URLs may carry signed state or credentials.
-pub(super) fn redact_error(mut error: reqwest::Error) -> reqwest::Error {
-    if let Some(url) = error.url_mut() {
-        url.set_query(None);
-        let _ = url.set_password(None);
+/// The error as a [`NetworkError`]: its kind, its URL without query or
+/// password (upload and redirect URLs may carry signed state or
+/// credentials), and each cause that says something, once.
+pub(super) fn no_answer(error: reqwest::Error) -> NetworkError {
+    let failure = failure_of(&error);
+    let mut causes: Vec<String> = Vec::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        let said = causes.last().is_some_and(|last| last.contains(&text));
+        if !said && !only_passes_on(&text) {
+            causes.push(text);
+        }
+        next = cause.source();
     }
-    error
+    if causes.is_empty() {
+        causes.push(failure.describe().to_string());
+    }
+    let detail = match error.url() {
+        Some(url) => format!("{}: {}", redact_url(url), causes.join(": ")),
+        None => causes.join(": "),
+    };
+    NetworkError { failure, detail }
+}
+
+/// Whether `message` is one of reqwest's and hyper's wrappers, which say
+/// only which layer passed the error on (the URL is shown apart).
+fn only_passes_on(message: &str) -> bool {
+    let lower = message.to_lowercase();
+    lower.starts_with("error sending request for url")
+        || lower.starts_with("client error (")
+        || ["tcp connect error", "dns error", "error resolving dns"].contains(&lower.as_str())
+}
+
+/// What kind of failure a request that got no answer ran into. reqwest
+/// exposes timeouts, connect and body errors; refused connections and
+/// missing routes are read from the `io::Error` at the chain's end, and DNS
+/// failures, certificates and plain HTTP from the causes' text.
+pub(super) fn failure_of(error: &reqwest::Error) -> NetworkFailure {
+    let causes = causes_text(error);
+    let io_kind = io_error_kind(error);
+    if error.is_builder() || error.is_redirect() {
+        NetworkFailure::Unusable
+    } else if causes.contains("certificate") {
+        NetworkFailure::Untrusted
+    } else if causes.contains("invalidcontenttype")
+        || causes.contains("corrupt message")
+        || causes.contains("wrong version number")
+    {
+        NetworkFailure::PlainHttp
+    } else if error.is_timeout() {
+        NetworkFailure::Timeout
+    } else if io_kind == Some(std::io::ErrorKind::ConnectionRefused) {
+        NetworkFailure::Refused
+    } else if matches!(
+        io_kind,
+        Some(std::io::ErrorKind::HostUnreachable | std::io::ErrorKind::NetworkUnreachable)
+    ) {
+        NetworkFailure::NoRoute
+    } else if causes.contains("dns error") || causes.contains("failed to lookup address") {
+        NetworkFailure::Unresolved
+    } else if error.is_connect() {
+        NetworkFailure::NoConnection
+    } else if error.is_body() || error.is_request() {
+        NetworkFailure::BrokeOff
+    } else {
+        NetworkFailure::Unusable
+    }
+}
+
+/// The causes of `error`, without its own message (which holds the URL,
+/// whose path may say anything), as one lower-case text.
+fn causes_text(error: &reqwest::Error) -> String {
+    let mut text = String::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push(' ');
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text.to_lowercase()
+}
+
+/// The kind of the first `io::Error` among the causes of `error`.
+fn io_error_kind(error: &reqwest::Error) -> Option<std::io::ErrorKind> {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        source = cause.source();
+    }
+    None
+}
+
+/// `what`, saying that retrying did not help when there were retries.
+pub(super) fn after_attempts(what: &str, attempts: u32) -> String {
+    match attempts {
+        0 | 1 => what.to_string(),
+        n => format!("{what}; gave up after {n} attempts"),
+    }
+}
+
+/// How long to wait before retry `attempt + 1` of a request that got no
+/// answer, or `None` to give up; never more than `retries` retries.
+///
+/// A refused connection is an answer: nothing listens there. crane
+/// (go-containerregistry) never retries it (ECONNREFUSED is not a temporary
+/// error in Go's net package); containers/image retries it like any network
+/// error, three times from 2 s doubling. On a loopback host it is one quick
+/// retry (a registry a script has just started may be a moment late);
+/// elsewhere two short ones, about 1.5 s in all, which cover a registry
+/// restarting behind a load balancer without making a wrong host or port
+/// wait. A name that does not resolve gets one retry after a second (a
+/// resolver may fail once; neither peer retries it at all). A certificate,
+/// plain HTTP or a request that cannot be built never passes; a timeout or a
+/// connection broken mid-answer gets the full backoff.
+pub(super) fn retry_wait_without_answer(
+    failure: NetworkFailure,
+    loopback: bool,
+    attempt: u32,
+    retries: u32,
+) -> Option<Duration> {
+    let (most, wait) = match failure {
+        NetworkFailure::Refused if loopback => (1, Duration::from_millis(250)),
+        NetworkFailure::Refused | NetworkFailure::NoRoute => (2, backoff(attempt)),
+        NetworkFailure::Unresolved => (1, Duration::from_secs(1)),
+        NetworkFailure::Untrusted | NetworkFailure::PlainHttp | NetworkFailure::Unusable => {
+            (0, Duration::ZERO)
+        }
+        NetworkFailure::Timeout | NetworkFailure::BrokeOff | NetworkFailure::NoConnection => {
+            (retries, backoff(attempt))
+        }
+    };
+    (attempt < most.min(retries)).then_some(wait)
 }
 
 /// A URL without its query: upload URLs carry session state some registries sign.
@@ -550,18 +685,6 @@ pub(super) fn is_retryable(status: StatusCode) -> bool {
     status == StatusCode::REQUEST_TIMEOUT
         || status == StatusCode::TOO_MANY_REQUESTS
         || status.is_server_error()
-}
-
-/// Errors a retry cannot fix: a bad request, a redirect loop, an untrusted certificate.
-fn is_permanent(error: &reqwest::Error) -> bool {
-    error.is_builder() || error.is_redirect() || chain_text(error).contains("certificate")
-}
-
-fn looks_like_plain_http(error: &reqwest::Error) -> bool {
-    let text = chain_text(error);
-    text.contains("invalidcontenttype")
-        || text.contains("corrupt message")
-        || text.contains("wrong version number")
 }
 
 /// Exponential backoff from 0.5 s, capped at 30 s, with ±25% jitter so retrying clients spread out.
@@ -695,6 +818,157 @@ mod tests {
                 "{registry} needs --insecure-registry"
             );
         }
+    }
+
+    /// A client that goes straight to the host, whatever HTTPS_PROXY says.
+    fn test_client() -> Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .expect("an HTTP client")
+    }
+
+    /// What a GET of `url` fails with.
+    fn failed_get(url: &str) -> reqwest::Error {
+        match test_client()
+            .get(url)
+            .timeout(Duration::from_millis(300))
+            .send()
+        {
+            Err(error) => error,
+            Ok(response) => panic!("{url} answered {}", response.status()),
+        }
+    }
+
+    /// A loopback port nothing listens on: bound, then let go.
+    fn free_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address").port()
+    }
+
+    /// A loopback server that does `with` to each connection; its address.
+    fn serve(with: fn(std::net::TcpStream)) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address").to_string();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                with(stream);
+            }
+        });
+        address
+    }
+
+    #[test]
+    fn a_refused_connection_is_refused_and_said_once() {
+        let url = format!("https://127.0.0.1:{}/v2/x?_state=secret", free_port());
+        let error = failed_get(&url);
+        assert_eq!(failure_of(&error), NetworkFailure::Refused);
+        let detail = no_answer(error).to_string();
+        assert!(
+            detail.starts_with("https://127.0.0.1:") && detail.contains("/v2/x: "),
+            "the URL, without its query: {detail}"
+        );
+        assert!(!detail.contains("secret"), "{detail}");
+        assert!(detail.contains("Connection refused"), "{detail}");
+        for wrapper in ["client error", "tcp connect error", "error sending request"] {
+            assert!(!detail.contains(wrapper), "{wrapper}: {detail}");
+        }
+    }
+
+    #[test]
+    fn a_name_that_does_not_resolve_is_unresolved() {
+        // `.invalid` never resolves (RFC 6761), online or not.
+        let error = failed_get("https://nonexistent.invalid/v2/");
+        assert_eq!(failure_of(&error), NetworkFailure::Unresolved, "{error:?}");
+        let detail = no_answer(error).to_string();
+        assert!(!detail.contains("dns error"), "{detail}");
+        assert!(
+            detail.starts_with("https://nonexistent.invalid/v2/: "),
+            "{detail}"
+        );
+    }
+
+    #[test]
+    fn silence_times_out_and_a_hang_up_breaks_off() {
+        let silent = serve(|stream| {
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_secs(5));
+                drop(stream);
+            });
+        });
+        let error = failed_get(&format!("http://{silent}/v2/"));
+        assert_eq!(failure_of(&error), NetworkFailure::Timeout);
+        let hangs_up = serve(drop);
+        let error = failed_get(&format!("http://{hangs_up}/v2/"));
+        assert_eq!(failure_of(&error), NetworkFailure::BrokeOff, "{error:?}");
+    }
+
+    #[test]
+    fn plain_http_answering_https_is_plain_http() {
+        let plain = serve(|mut stream| {
+            use std::io::Write;
+            let mut hello = [0u8; 512];
+            let _ = stream.read(&mut hello);
+            let _ = stream.write_all(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        });
+        let error = failed_get(&format!("https://{plain}/v2/"));
+        assert_eq!(failure_of(&error), NetworkFailure::PlainHttp, "{error:?}");
+        let error = failed_get("http://exa mple/v2/");
+        assert_eq!(failure_of(&error), NetworkFailure::Unusable, "{error:?}");
+    }
+
+    #[test]
+    fn refused_and_unresolved_are_retried_briefly() {
+        let total = |failure, loopback, retries| {
+            (0..)
+                .map_while(|attempt| retry_wait_without_answer(failure, loopback, attempt, retries))
+                .collect::<Vec<Duration>>()
+        };
+        let loopback_refused = total(NetworkFailure::Refused, true, 5);
+        assert_eq!(loopback_refused.len(), 1, "one quick retry");
+        assert!(loopback_refused[0] <= Duration::from_millis(500));
+        let refused = total(NetworkFailure::Refused, false, 5);
+        assert_eq!(refused.len(), 2);
+        assert!(
+            refused.iter().sum::<Duration>() < Duration::from_secs(2),
+            "{refused:?}"
+        );
+        let no_route = total(NetworkFailure::NoRoute, false, 5);
+        assert_eq!(no_route.len(), 2);
+        let unresolved = total(NetworkFailure::Unresolved, false, 5);
+        assert_eq!(unresolved, [Duration::from_secs(1)]);
+        for never in [
+            NetworkFailure::Untrusted,
+            NetworkFailure::PlainHttp,
+            NetworkFailure::Unusable,
+        ] {
+            assert!(total(never, false, 5).is_empty(), "{never:?}");
+        }
+        // What may pass keeps every retry asked for.
+        for passing in [
+            NetworkFailure::Timeout,
+            NetworkFailure::BrokeOff,
+            NetworkFailure::NoConnection,
+        ] {
+            assert_eq!(total(passing, true, 5).len(), 5, "{passing:?}");
+        }
+        // --retries 0 means none, whatever the failure.
+        assert!(total(NetworkFailure::Refused, true, 0).is_empty());
+        assert!(total(NetworkFailure::Unresolved, false, 0).is_empty());
+        assert_eq!(total(NetworkFailure::Refused, false, 1).len(), 1);
+    }
+
+    #[test]
+    fn attempts_are_counted_only_when_there_were_retries() {
+        assert_eq!(after_attempts("the manifest", 1), "the manifest");
+        assert_eq!(
+            after_attempts("the manifest", 2),
+            "the manifest; gave up after 2 attempts"
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod credentials;
 pub mod hub;
 mod pull;
 mod push;
+mod tags;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -31,6 +32,7 @@ use crate::reference::ImageRef;
 use crate::store::StoreError;
 use auth::ChallengeError;
 use credentials::{Credential, CredentialError};
+pub use tags::TagDeletion;
 
 /// The default longest wait for a connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -42,13 +44,13 @@ pub const DEFAULT_RETRIES: u32 = 5;
 /// What went wrong talking to a registry.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("cannot reach {registry} ({what}): {}", network_cause(.source))]
+    #[error("cannot reach {registry} ({what}): {}", .source.failure.describe())]
     Connect {
         registry: String,
         what: String,
         plain_http: bool,
         #[source]
-        source: reqwest::Error,
+        source: NetworkError,
     },
     #[error("{registry} refused the credentials for {what}")]
     Unauthorized {
@@ -113,33 +115,7 @@ impl RegistryError {
         match self {
             RegistryError::Connect {
                 registry, source, ..
-            } if source.is_timeout() => Some(format!(
-                "{registry} stopped answering; if it is only slow, raise --timeout (or STOWAGE_TIMEOUT), else check the network"
-            )),
-            // Docker Hub is never plain HTTP nor self-signed: advice to turn off
-            // TLS for it is wrong, and an unreachable Hub often means the
-            // destination was a file name taken for an image.
-            RegistryError::Connect { registry, .. }
-                if crate::reference::canonical_registry(registry) == crate::reference::DOCKER_HUB
-                    || registry.ends_with(".docker.io") =>
-            {
-                Some(format!(
-                    "check that {registry} is reachable from here (HTTPS_PROXY/NO_PROXY are honoured); if you meant a file or folder, write it as docker-archive:PATH or oci:PATH"
-                ))
-            }
-            RegistryError::Connect {
-                registry, source, ..
-            } if chain_text(source).contains("certificate") => Some(format!(
-                "{registry}'s TLS certificate is not trusted; add its CA to the system's trust store, or, only if you trust the network, pass --insecure-registry {registry}"
-            )),
-            RegistryError::Connect {
-                registry, plain_http: true, ..
-            } => Some(format!(
-                "{registry} seems to speak plain HTTP; if you trust it, pass --insecure-registry {registry}"
-            )),
-            RegistryError::Connect { registry, .. } => Some(format!(
-                "check that {registry} is up and reachable (HTTPS_PROXY/NO_PROXY are honoured); for a plain-HTTP registry pass --insecure-registry {registry}"
-            )),
+            } => Some(connect_hint(registry, source.failure)),
             RegistryError::Unauthorized {
                 registry,
                 had_credentials: true,
@@ -155,6 +131,131 @@ impl RegistryError {
             RegistryError::Store { source, .. } => source.hint(),
             _ => None,
         }
+    }
+}
+
+/// Why a request got no answer, as far as retries and hints care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkFailure {
+    /// The host's name does not resolve (or no resolver answered).
+    Unresolved,
+    /// The host answered that nothing listens at that port.
+    Refused,
+    /// The network has no route to the host.
+    NoRoute,
+    /// No answer, or no next bytes of one, within the timeout.
+    Timeout,
+    /// The server's TLS certificate is not trusted.
+    Untrusted,
+    /// The server answered HTTPS in plain HTTP.
+    PlainHttp,
+    /// The request cannot be sent as built, or its redirects loop.
+    Unusable,
+    /// Connected, then the connection broke off before a whole answer came.
+    BrokeOff,
+    /// No connection for another reason (a proxy that failed, a reset during the handshake).
+    NoConnection,
+}
+
+impl NetworkFailure {
+    /// In words, after "cannot reach REGISTRY (WHAT): ".
+    pub fn describe(self) -> &'static str {
+        match self {
+            NetworkFailure::Unresolved => "its name does not resolve",
+            NetworkFailure::Refused => "the connection was refused",
+            NetworkFailure::NoRoute => "no route to the host",
+            NetworkFailure::Timeout => "no answer within the timeout",
+            NetworkFailure::Untrusted => "its TLS certificate is not trusted",
+            NetworkFailure::PlainHttp => "it answered HTTPS in plain HTTP",
+            NetworkFailure::Unusable => "the request failed",
+            NetworkFailure::BrokeOff => "the connection broke off",
+            NetworkFailure::NoConnection => "could not connect",
+        }
+    }
+}
+
+/// A request that got no answer: the kind of failure, and the URL with the
+/// causes that say something. reqwest's error chain names each layer that
+/// passed the error on ("client error (Connect)", "tcp connect error"),
+/// which would print as as many `Caused by:` lines saying nothing.
+#[derive(Debug, thiserror::Error)]
+#[error("{detail}")]
+pub struct NetworkError {
+    pub failure: NetworkFailure,
+    detail: String,
+}
+
+/// What to do about a request to `registry` that got no answer.
+///
+/// A loopback registry is never told to pass `--insecure-registry` unless
+/// its certificate is refused: it may answer plain HTTP without the flag,
+/// so the flag cannot be what is missing.
+fn connect_hint(registry: &str, failure: NetworkFailure) -> String {
+    let proxies = "HTTPS_PROXY/NO_PROXY are honoured";
+    // Docker Hub is never plain HTTP nor self-signed: advice to turn off
+    // TLS for it is wrong, and an unreachable Hub often means the
+    // destination was a file name taken for an image.
+    let hub = crate::reference::canonical_registry(registry) == crate::reference::DOCKER_HUB
+        || registry.ends_with(".docker.io");
+    let loopback = client::is_loopback(registry);
+    let check = match failure {
+        NetworkFailure::Timeout => {
+            return format!(
+                "{registry} stopped answering; if it is only slow, raise --timeout (or STOWAGE_TIMEOUT), else check the network"
+            );
+        }
+        NetworkFailure::Untrusted if !hub => {
+            return format!(
+                "{registry}'s TLS certificate is not trusted; add its CA to the system's trust store, or, only if you trust the network, pass --insecure-registry {registry}"
+            );
+        }
+        NetworkFailure::PlainHttp if !hub && !loopback => {
+            return format!(
+                "{registry} seems to speak plain HTTP; if you trust it, pass --insecure-registry {registry}"
+            );
+        }
+        NetworkFailure::Unresolved => format!(
+            "the name {} does not resolve: {}check that this machine is online and its DNS works ({proxies})",
+            host_name(registry),
+            if hub { "" } else { "check it for typos, and " }
+        ),
+        NetworkFailure::Refused => format!(
+            "nothing listens at {registry}: check that the registry is running and that the host and port are right"
+        ),
+        NetworkFailure::NoRoute => {
+            format!("there is no route to {registry}: check the network connection ({proxies})")
+        }
+        _ => format!("check that {registry} is up and reachable from here ({proxies})"),
+    };
+    if hub {
+        return format!(
+            "{check}; if you meant a file or folder, write it as docker-archive:PATH or oci:PATH"
+        );
+    }
+    let port_given = registry
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()));
+    match failure {
+        _ if loopback => check,
+        // HTTPS goes to port 443; only the flag makes a host without a port reached on 80.
+        NetworkFailure::Refused if !port_given => format!(
+            "{check}; if it serves plain HTTP on port 80 only, pass --insecure-registry {registry}"
+        ),
+        NetworkFailure::BrokeOff | NetworkFailure::NoConnection | NetworkFailure::Unusable => {
+            format!("{check}; for a plain-HTTP registry pass --insecure-registry {registry}")
+        }
+        _ => check,
+    }
+}
+
+/// The name DNS is asked for: the registry's API host without its port.
+fn host_name(registry: &str) -> String {
+    let host = crate::reference::api_host(registry);
+    match host.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            name.to_string()
+        }
+        _ => host.into_owned(),
     }
 }
 
@@ -259,7 +360,7 @@ impl Registry {
             registry: "(client)".into(),
             what: "setting up HTTP".into(),
             plain_http: false,
-            source,
+            source: client::no_answer(source),
         };
         Ok(Registry {
             http: client::http_client(false, &options).map_err(build_err)?,
@@ -279,31 +380,6 @@ impl Registry {
     }
 }
 
-/// What a failed request ran into, in words: reqwest's own messages speak of receivers and bodies.
-fn network_cause(error: &reqwest::Error) -> &'static str {
-    if error.is_timeout() {
-        "no answer within the timeout"
-    } else if error.is_connect() {
-        "could not connect"
-    } else if error.is_body() || error.is_request() {
-        "the connection broke off"
-    } else {
-        "the request failed"
-    }
-}
-
-/// The error and all its causes as one lower-case text, for recognising kinds reqwest does not expose.
-fn chain_text(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push(' ');
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text.to_lowercase()
-}
-
 /// `mutex`'s guard, even if a thread panicked holding it: the registry's
 /// locks guard only caches and a work queue, which stay usable.
 fn relock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -314,44 +390,111 @@ fn relock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Client, RegistryError};
+    use super::{NetworkError, NetworkFailure, RegistryError};
 
-    /// A real connection error: nothing listens on port 1 of the loopback.
-    fn refused() -> reqwest::Error {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        match Client::new().get("http://127.0.0.1:1/v2/").send() {
-            Err(e) => e,
-            Ok(r) => panic!("port 1 answered: {}", r.status()),
+    const EVERY_FAILURE: [NetworkFailure; 9] = [
+        NetworkFailure::Unresolved,
+        NetworkFailure::Refused,
+        NetworkFailure::NoRoute,
+        NetworkFailure::Timeout,
+        NetworkFailure::Untrusted,
+        NetworkFailure::PlainHttp,
+        NetworkFailure::Unusable,
+        NetworkFailure::BrokeOff,
+        NetworkFailure::NoConnection,
+    ];
+
+    fn unreachable(registry: &str, failure: NetworkFailure) -> RegistryError {
+        RegistryError::Connect {
+            registry: registry.into(),
+            what: "the manifest".into(),
+            plain_http: failure == NetworkFailure::PlainHttp,
+            source: NetworkError {
+                failure,
+                detail: format!("https://{registry}/v2/: some cause"),
+            },
         }
+    }
+
+    fn hint(registry: &str, failure: NetworkFailure) -> String {
+        unreachable(registry, failure).hint().unwrap_or_default()
     }
 
     #[test]
     fn docker_hub_hints_never_suggest_an_insecure_registry() {
-        for (registry, plain_http) in [
-            ("docker.io", true),
-            ("docker.io", false),
-            ("registry-1.docker.io", true),
-        ] {
-            let e = RegistryError::Connect {
-                registry: registry.into(),
-                what: "the manifest".into(),
-                plain_http,
-                source: refused(),
-            };
-            let hint = e.hint().unwrap_or_default();
-            assert!(!hint.contains("insecure"), "{hint}");
-            assert!(hint.contains("docker-archive:PATH"), "{hint}");
+        for registry in ["docker.io", "registry-1.docker.io"] {
+            for failure in EVERY_FAILURE {
+                let hint = hint(registry, failure);
+                assert!(!hint.contains("insecure"), "{failure:?}: {hint}");
+                if failure != NetworkFailure::Timeout {
+                    assert!(hint.contains("docker-archive:PATH"), "{failure:?}: {hint}");
+                }
+            }
         }
-        let e = RegistryError::Connect {
-            registry: "10.0.0.5:5000".into(),
-            what: "the manifest".into(),
-            plain_http: true,
-            source: refused(),
-        };
         assert!(
-            e.hint()
-                .unwrap_or_default()
+            hint("10.0.0.5:5000", NetworkFailure::PlainHttp)
                 .contains("--insecure-registry 10.0.0.5:5000")
+        );
+    }
+
+    #[test]
+    fn loopback_hints_never_suggest_the_flag_it_does_not_need() {
+        for registry in ["127.0.0.1:5999", "localhost:5000", "[::1]:5000"] {
+            for failure in EVERY_FAILURE {
+                let hint = hint(registry, failure);
+                // Only an untrusted certificate needs the flag on loopback too.
+                assert_eq!(
+                    hint.contains("--insecure-registry"),
+                    failure == NetworkFailure::Untrusted,
+                    "{registry} {failure:?}: {hint}"
+                );
+            }
+        }
+        let refused = hint("127.0.0.1:5999", NetworkFailure::Refused);
+        assert!(
+            refused.contains("nothing listens at 127.0.0.1:5999"),
+            "{refused}"
+        );
+        assert!(refused.contains("host and port"), "{refused}");
+    }
+
+    #[test]
+    fn each_failure_gets_its_own_hint() {
+        let dns = hint("nonexistent.invalid:5000", NetworkFailure::Unresolved);
+        assert!(
+            dns.contains("the name nonexistent.invalid does not resolve"),
+            "{dns}"
+        );
+        assert!(dns.contains("DNS") && dns.contains("online"), "{dns}");
+        assert!(!dns.contains("insecure"), "{dns}");
+        let hub_dns = hint("docker.io", NetworkFailure::Unresolved);
+        assert!(hub_dns.contains("registry-1.docker.io"), "{hub_dns}");
+        // Refused on 443: a registry serving plain HTTP on 80 needs the flag.
+        let no_port = hint("registry.example.org", NetworkFailure::Refused);
+        assert!(
+            no_port.contains("--insecure-registry registry.example.org"),
+            "{no_port}"
+        );
+        // With a port, HTTPS and plain HTTP go to the same one: the flag cannot help.
+        let port = hint("registry.example.org:5000", NetworkFailure::Refused);
+        assert!(!port.contains("insecure"), "{port}");
+        let route = hint("10.9.9.9:5000", NetworkFailure::NoRoute);
+        assert!(route.contains("no route to 10.9.9.9:5000"), "{route}");
+        let slow = hint("10.9.9.9:5000", NetworkFailure::Timeout);
+        assert!(slow.contains("--timeout"), "{slow}");
+    }
+
+    #[test]
+    fn the_message_says_the_failure_and_the_cause_says_the_url() {
+        let error = unreachable("127.0.0.1:5999", NetworkFailure::Refused);
+        assert_eq!(
+            error.to_string(),
+            "cannot reach 127.0.0.1:5999 (the manifest): the connection was refused"
+        );
+        let cause = std::error::Error::source(&error).map(ToString::to_string);
+        assert_eq!(
+            cause.as_deref(),
+            Some("https://127.0.0.1:5999/v2/: some cause")
         );
     }
 }

@@ -337,6 +337,17 @@ fn image_path(path: &[u8]) -> String {
     format!("/{}", String::from_utf8_lossy(path).trim_start_matches('/'))
 }
 
+/// The finding of the by-name rules for a file at `path` (relative to the
+/// image root, as in the tar): judged from the path alone, so a dry run can
+/// ask it of the plan without reading a byte. [`Scanner::file`] applies the same.
+pub fn name_finding(path: &[u8]) -> Option<Finding> {
+    name_rule(path).map(|rule| Finding {
+        path: image_path(path),
+        line: None,
+        rule,
+    })
+}
+
 /// The by-name rule a path in the image falls under, if any.
 fn name_rule(path: &[u8]) -> Option<&'static str> {
     let mut parts = path.rsplit(|b| *b == b'/');

@@ -57,22 +57,44 @@ pub enum TransportError {
     /// A sink failed after others had received the image.
     #[error(transparent)]
     Partial(#[from] PartialWrite),
+    /// The first sink failed, so none of the destinations got the image.
+    #[error(transparent)]
+    NothingWritten(#[from] NothingWritten),
 }
 
 /// Some destinations hold the image, then one failed: which ones, by their
 /// index in the destinations given to [`write_all`], so the export record can
 /// say exactly where the image is.
 #[derive(Debug, thiserror::Error)]
-#[error("{} failed after the image was written to {}", self.failed_name, self.reached_names.join(", "))]
+#[error("{message}")]
 pub struct PartialWrite {
     pub reached: Vec<usize>,
     pub failed: usize,
-    reached_names: Vec<String>,
-    failed_name: String,
+    /// "X failed after the image was written to A, B; not written: C".
+    message: String,
     /// The digest of what the reached destinations hold.
     pub digest: Digest,
     #[source]
     pub source: Box<TransportError>,
+}
+
+/// The first destination tried failed, and with it the export: none of the
+/// destinations holds the image.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct NothingWritten {
+    /// "nothing was written: X failed; not written: A, B".
+    message: String,
+    #[source]
+    pub source: Box<TransportError>,
+}
+
+/// "; not written: A, B" for destinations a failure kept from being written.
+fn not_written(names: &[String]) -> String {
+    match names {
+        [] => String::new(),
+        names => format!("; not written: {}", names.join(", ")),
+    }
 }
 
 fn usage(message: impl Into<String>, hint: impl Into<String>) -> TransportError {
@@ -249,7 +271,9 @@ pub struct Written {
 /// place, and a layout is written in a temp folder (or, when it exists
 /// already, gets its index.json last). When a sink fails after others got
 /// the image, the error is
-/// [`TransportError::Partial`], naming the destinations that hold it.
+/// [`TransportError::Partial`], naming the destinations that hold it; when
+/// the first one fails, [`TransportError::NothingWritten`], naming the
+/// others. Either names the destinations never tried.
 pub fn write_all(
     destinations: &[Transport],
     source: &Source,
@@ -259,17 +283,34 @@ pub fn write_all(
     let mut written = Vec::new();
     let mut reached: Vec<usize> = Vec::new();
     let partial = |reached: &[usize], failed: usize, error: TransportError| {
+        let name = |i: &usize| destinations[*i].to_string();
+        let unreached: Vec<String> = (0..destinations.len())
+            .filter(|i| *i != failed && !reached.contains(i))
+            .map(|i| name(&i))
+            .collect();
         if reached.is_empty() {
-            return error;
+            if unreached.is_empty() {
+                return error;
+            }
+            return TransportError::NothingWritten(NothingWritten {
+                message: format!(
+                    "nothing was written: {} failed{}",
+                    name(&failed),
+                    not_written(&unreached)
+                ),
+                source: Box::new(error),
+            });
         }
+        let reached_names: Vec<String> = reached.iter().map(name).collect();
         TransportError::Partial(PartialWrite {
             reached: reached.to_vec(),
             failed,
-            reached_names: reached
-                .iter()
-                .map(|i| destinations[*i].to_string())
-                .collect(),
-            failed_name: destinations[failed].to_string(),
+            message: format!(
+                "{} failed after the image was written to {}{}",
+                name(&failed),
+                reached_names.join(", "),
+                not_written(&unreached)
+            ),
             digest: source.artifact.digest().clone(),
             source: Box::new(error),
         })

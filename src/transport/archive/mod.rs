@@ -92,10 +92,12 @@ mod read;
 mod tar_import;
 #[cfg(test)]
 mod tests;
+mod untag;
 mod write;
 
 pub use docker_save::{read_docker_archive, read_docker_archive_named, write_docker_archive};
 pub use read::{import_layout_layers, read_oci_archive, read_oci_layout};
+pub use untag::{Untagged, layout_tags, remove_layout_tags};
 pub use write::{write_oci_archive, write_oci_layout};
 
 /// Writes `bytes` to `path` through a temp file and a rename (I/O).
