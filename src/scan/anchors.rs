@@ -122,6 +122,10 @@ pub(super) fn starts_token(line: &[u8], at: usize, pred: fn(u8) -> bool) -> bool
 
 /// Decides whether a real secret is at the match of anchor `pattern` (of `len` bytes at `at` in `line`): the rule that found it.
 pub(super) fn check(pattern: usize, line: &[u8], at: usize, len: usize) -> Option<&'static str> {
+    // An anchor cut by the end of the searched part of a line (MAX_LINE) is not whole.
+    if at + len > line.len() {
+        return None;
+    }
     check_anchor(ANCHORS[pattern].1, line, at, len)
 }
 

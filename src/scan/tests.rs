@@ -277,6 +277,40 @@ fn line_numbers_survive_chunking_and_long_lines() {
 }
 
 #[test]
+fn an_anchor_cut_by_the_line_limit_is_not_read_past_it() {
+    let anchors = [
+        "-----BEGIN ",
+        "AKIA",
+        "\"private_key\"",
+        "github_pat_",
+        "eyJ",
+        "://",
+        "hooks.slack.com/",
+        "discord.com/api/webhooks/",
+        "webhook.office.com/webhookb2/",
+        "SG.",
+        "T3BlbkFJ",
+        "AccountKey=",
+        "\"auth\"",
+    ];
+    for anchor in anchors {
+        for cut in 1..anchor.len() {
+            let line = format!(
+                "{}{anchor}{}\n",
+                "x".repeat(MAX_LINE - cut),
+                "Q".repeat(100)
+            );
+            for chunk in [4096, line.len()] {
+                assert!(
+                    scan_with("/w/f", line.as_bytes(), chunk, &[]).is_empty(),
+                    "{anchor} cut after {cut} bytes, in chunks of {chunk}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn binary_and_empty_files_are_quiet() {
     assert!(scan("/w/empty", b"").is_empty());
     let noise: Vec<u8> = (0..200_000u32)
