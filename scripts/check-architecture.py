@@ -45,7 +45,7 @@ from pathlib import Path
 # The rules. Edit these lists, not the code below.
 
 # Leaves may depend only on other leaves.
-LEAVES = ["gzip", "digest", "atomic", "scan", "reference", "tar_read"]
+LEAVES = ["gzip", "digest", "atomic", "scan", "reference", "tar_read", "interrupt"]
 
 # What a module must not use: ("crate", name) is any path into that external
 # crate (`use tar::Header;`, `tar::Header::new_gnu()`, `::tar::...`,
@@ -547,6 +547,95 @@ def forbidden_problems(files, forbidden=FORBIDDEN):
             if name in macros:
                 found.append((line, f"uses macro {name}!: {macros[name]}"))
         problems += [f"{f.shown}:{line}: {what}" for line, what in sorted(set(found))]
+    return problems
+
+
+# --- Files inside a folder ---------------------------------------------------
+
+
+def folder_reexports(files, module_paths):
+    """{(module path, Name): module path} for the names a module's `use`
+    declarations bring in from its own children (`pub use walk::plan_layer;`
+    in layer/mod.rs), so `super::plan_layer` in a sibling counts as a use of
+    walk.rs, where it lives."""
+    names = {}
+    for f in files:
+        here = tuple(f.module_path)
+        paths, _ = use_paths(f.tokens)
+        for p in paths:
+            segs = list(p.segments)
+            if segs and segs[0] == "self":
+                segs = segs[1:]
+            if len(segs) < 2 or segs[-1] in ("*", "self"):
+                continue
+            child = here + (segs[0],)
+            if child not in module_paths:
+                continue
+            depth = 1
+            while depth < len(segs) - 1 and child + tuple(segs[1 : depth + 1]) in module_paths:
+                depth += 1
+            names[(here, segs[-1])] = child + tuple(segs[1:depth])
+    return names
+
+
+def resolve_module_path(path, file, module_paths, reexports):
+    """The module path (a tuple) a path leads to inside the crate, as deep
+    as it names modules, or None when it leads elsewhere."""
+    segs = path.segments
+    if path.leading_colons or not segs:
+        return None
+    if segs[0] in ("crate", "$crate"):
+        here, i = (), 1
+    elif segs[0] in ("super", "self"):
+        here, i = list(file.module_path) + list(path.mods), 0
+        while i < len(segs) and segs[i] in ("super", "self"):
+            if segs[i] == "super":
+                if not here:
+                    return None
+                here.pop()
+            i += 1
+        here = tuple(here)
+    else:
+        return None
+    while i < len(segs) and here + (segs[i],) in module_paths:
+        here, i = here + (segs[i],), i + 1
+    if i < len(segs) and (here, segs[i]) in reexports:
+        here = reexports[(here, segs[i])]
+    return here or None
+
+
+def build_folder_graphs(files):
+    """{folder: Graph} of the files (and subfolders) directly inside each
+    folder: an edge a -> b when a file under a names something under its
+    sibling b. mod.rs is the folder itself, not a sibling, so a folder's
+    mod.rs that re-exports its children and children that use what mod.rs
+    defines make no cycle; two siblings that use each other do."""
+    module_paths = {tuple(f.module_path) for f in files}
+    reexports = folder_reexports(files, module_paths)
+    graphs = {}
+    for f in files:
+        mine = tuple(f.module_path)
+        for p in file_paths(f):
+            target = resolve_module_path(p, f, module_paths, reexports)
+            if not target:
+                continue
+            k = 0
+            while k < min(len(mine), len(target)) and mine[k] == target[k]:
+                k += 1
+            if k == 0 or k >= len(mine) or k >= len(target):
+                continue
+            folder = "/".join(mine[:k])
+            graph = graphs.setdefault(folder, Graph(set()))
+            graph.modules.update({mine[k], target[k]})
+            graph.add(mine[k], target[k], (f.shown, p.lines[0]))
+    return graphs
+
+
+def folder_cycle_problems(graphs):
+    problems = []
+    for folder in sorted(graphs):
+        for problem in cycle_problems(graphs[folder]):
+            problems.append(problem.replace("cycle between modules", f"cycle between files of {folder}/", 1))
     return problems
 
 

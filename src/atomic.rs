@@ -6,7 +6,15 @@
 //! holds an exclusive `flock` on them for as long as it lives: the kernel
 //! drops that lock when the process dies, however it dies. So a later run can
 //! tell an abandoned temp file (unlocked) from one another process is still
-//! writing (locked), and [`sweep_stale`] removes only the abandoned ones.
+//! writing (locked), and [`sweep_stale`] removes only the abandoned ones,
+//! whatever their age: a run killed a moment ago leaves nothing that the
+//! next run keeps.
+//!
+//! Between creating a temp file and locking it there is an instant in which
+//! a sweep may take it for abandoned and remove it. Rather than sparing
+//! young files (a margin every killed run's leftovers would then survive
+//! for), the creator checks once it holds the lock that its name still
+//! names its file, and makes another when a sweep got in between.
 //!
 //! Locks are `flock(2)` through `std::fs::File::lock` (Rust 1.89): advisory,
 //! released on exit, held per open file, and usable on a folder, so a layout
@@ -15,16 +23,15 @@
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
 
 use tempfile::{NamedTempFile, TempDir};
 
 /// The name prefix of every temp file and folder stowage creates.
 pub const TEMP_PREFIX: &str = ".stowage-tmp-";
 
-/// Leftovers younger than this are never swept: a writer locks its temp file
-/// right after creating it, and this margin covers that instant.
-const STALE_AFTER: Duration = Duration::from_secs(30);
+/// How often a temp file or folder is made again when sweeps keep removing
+/// it before it is locked; each time takes a sweep in the same instant.
+const CREATE_ATTEMPTS: usize = 8;
 
 /// Creates a temp file in `dir`, locked for as long as it (or its renamed self) is open.
 ///
@@ -32,12 +39,35 @@ const STALE_AFTER: Duration = Duration::from_secs(30);
 /// default, 0600, would make archives unreadable to other users).
 pub fn temp_file_in(dir: &Path) -> io::Result<NamedTempFile> {
     use std::os::unix::fs::PermissionsExt;
-    let file = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .permissions(fs::Permissions::from_mode(0o644))
-        .tempfile_in(dir)?;
-    file.as_file().lock()?;
-    Ok(file)
+    for _ in 0..CREATE_ATTEMPTS {
+        let file = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .permissions(fs::Permissions::from_mode(0o644))
+            .tempfile_in(dir)?;
+        file.as_file().lock()?;
+        if still_named(file.path(), file.as_file()) {
+            return Ok(file);
+        }
+        // Swept before it was locked: the name is gone (or another's), so it is not removed again.
+        drop(file.keep());
+    }
+    Err(swept_away(dir))
+}
+
+fn swept_away(dir: &Path) -> io::Error {
+    io::Error::other(format!(
+        "every temp file made in {} was removed before it could be locked",
+        dir.display()
+    ))
+}
+
+/// Whether `path` still names the file or folder open as `handle`.
+fn still_named(path: &Path, handle: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::symlink_metadata(path), handle.metadata()) {
+        (Ok(named), Ok(open)) => named.dev() == open.dev() && named.ino() == open.ino(),
+        _ => false,
+    }
 }
 
 /// Writes `bytes` to `path` whole or not at all (I/O): a locked temp file
@@ -104,12 +134,26 @@ impl LockedTempDir {
 
 /// Creates a temp folder in `parent`, locked like [`temp_file_in`]'s files.
 pub fn temp_dir_in(parent: &Path) -> io::Result<LockedTempDir> {
-    let dir = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .tempdir_in(parent)?;
-    let lock = File::open(dir.path())?;
-    lock.lock()?;
-    Ok(LockedTempDir { dir, _lock: lock })
+    for _ in 0..CREATE_ATTEMPTS {
+        let dir = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .tempdir_in(parent)?;
+        let lock = match File::open(dir.path()) {
+            Ok(lock) => lock,
+            // Swept before it could be opened.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                drop(dir.keep());
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        lock.lock()?;
+        if still_named(dir.path(), &lock) {
+            return Ok(LockedTempDir { dir, _lock: lock });
+        }
+        drop(dir.keep());
+    }
+    Err(swept_away(parent))
 }
 
 /// An exclusive lock on a folder, released when dropped (or when the process dies).
@@ -126,14 +170,13 @@ pub fn lock_folder(dir: &Path) -> io::Result<FolderLock> {
 
 /// Removes the temp files and folders in `dir` that a dead process left (I/O, best effort).
 ///
-/// Only names starting with [`TEMP_PREFIX`] that are older than a few
-/// seconds and whose lock can be taken are removed; errors are ignored,
-/// since sweeping only reclaims space.
+/// Only names starting with [`TEMP_PREFIX`] whose lock can be taken are
+/// removed, however young (see the module's note on the instant before a
+/// new one is locked); errors are ignored, since sweeping only reclaims space.
 pub fn sweep_stale(dir: &Path) -> usize {
     let Ok(entries) = fs::read_dir(dir) else {
         return 0;
     };
-    let now = SystemTime::now();
     let mut removed = 0;
     for entry in entries.flatten() {
         let name = entry.file_name();
@@ -144,12 +187,7 @@ pub fn sweep_stale(dir: &Path) -> usize {
         let Ok(meta) = fs::symlink_metadata(&path) else {
             continue;
         };
-        let old = meta
-            .modified()
-            .ok()
-            .and_then(|m| now.duration_since(m).ok())
-            .is_some_and(|age| age >= STALE_AFTER);
-        if !old || meta.file_type().is_symlink() {
+        if meta.file_type().is_symlink() {
             continue;
         }
         let Ok(handle) = File::open(&path) else {
@@ -170,34 +208,21 @@ pub fn sweep_stale(dir: &Path) -> usize {
     removed
 }
 
-/// Sets a path's modification time into the past, so tests can make a leftover look stale.
-#[cfg(test)]
-pub(crate) fn age(path: &Path) {
-    let past = SystemTime::now() - STALE_AFTER - Duration::from_secs(5);
-    let file = File::options().read(true).open(path).unwrap();
-    file.set_modified(past).unwrap();
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn only_old_unlocked_leftovers_are_swept() {
+    fn unlocked_leftovers_are_swept_however_young() {
         let dir = tempfile::tempdir().unwrap();
-        // A leftover of a dead writer: old, and nobody holds its lock.
+        // A leftover of a writer killed a moment ago: nobody holds its lock.
         let dead = dir.path().join(format!("{TEMP_PREFIX}dead"));
         fs::write(&dead, b"half").unwrap();
-        age(&dead);
-        // A live writer's file: old too, but locked.
+        // A live writer's file: locked.
         let live = temp_file_in(dir.path()).unwrap();
-        age(live.path());
-        // A fresh leftover and a user's own file stay.
-        let fresh = dir.path().join(format!("{TEMP_PREFIX}fresh"));
-        fs::write(&fresh, b"x").unwrap();
+        // A user's own file.
         let mine = dir.path().join("notes.txt");
         fs::write(&mine, b"x").unwrap();
-        age(&mine);
         // A temp folder whose writer died: kept on disk, its lock dropped.
         let LockedTempDir {
             dir: dead_dir,
@@ -205,11 +230,24 @@ mod tests {
         } = temp_dir_in(dir.path()).unwrap();
         let dead_dir_path = dead_dir.keep();
         drop(_lock);
-        age(&dead_dir_path);
+        // A live writer's temp folder.
+        let live_dir = temp_dir_in(dir.path()).unwrap();
 
         assert_eq!(sweep_stale(dir.path()), 2);
         assert!(!dead.exists() && !dead_dir_path.exists());
-        assert!(live.path().exists() && fresh.exists() && mine.exists());
+        assert!(live.path().exists() && live_dir.path().exists() && mine.exists());
+    }
+
+    #[test]
+    fn a_name_swept_or_taken_over_is_no_longer_the_writers() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = temp_file_in(dir.path()).unwrap();
+        assert!(still_named(tmp.path(), tmp.as_file()));
+        // What a sweep in the instant before the lock does, and a new file under the name.
+        fs::remove_file(tmp.path()).unwrap();
+        assert!(!still_named(tmp.path(), tmp.as_file()));
+        fs::write(tmp.path(), b"another's").unwrap();
+        assert!(!still_named(tmp.path(), tmp.as_file()));
     }
 
     #[test]

@@ -9,7 +9,8 @@ use crate::attest::cosign::SignatureError;
 use crate::attest::keys::KeyError;
 use crate::check::CheckError;
 use crate::exports::ExportsError;
-use crate::image::ImageError;
+use crate::image::{ImageError, Platform};
+use crate::interrupt::{Interrupted, Signal};
 use crate::inventory::InventoryError;
 use crate::layer::LayerError;
 use crate::reference::ReferenceError;
@@ -91,6 +92,46 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// A signal stopped the work at a safe point.
+    #[error(transparent)]
+    Interrupted(#[from] Interrupted),
+    /// A signal stopped an export: what it was, which destinations got the
+    /// image (`source` says where it stopped), and the record that says so.
+    #[error("{what} was interrupted by {}: {}{}", .signal.name(), reach(.reached, .missed), recorded(.record, .reached))]
+    Stopped {
+        signal: Signal,
+        /// `the build of /app/stowage.toml`, `the push of oci:out:1`.
+        what: String,
+        reached: Vec<String>,
+        missed: Vec<String>,
+        /// The export record's id, once it is kept.
+        record: Option<i64>,
+        #[source]
+        source: Box<Error>,
+    },
+}
+
+/// Which destinations a stopped export reached, in words.
+fn reach(reached: &[String], missed: &[String]) -> String {
+    match (reached.is_empty(), missed.is_empty()) {
+        (true, _) => "nothing was pushed or written".into(),
+        (false, true) => format!("every destination got the image ({})", reached.join(", ")),
+        (false, false) => format!(
+            "{} got the image, {} did not",
+            reached.join(", "),
+            missed.join(", ")
+        ),
+    }
+}
+
+fn recorded(record: &Option<i64>, reached: &[String]) -> String {
+    match record {
+        Some(id) if !reached.is_empty() => format!(
+            "; recorded as export {id}: `stowage exports delete {id} --yes` removes what it reached"
+        ),
+        Some(id) => format!("; recorded as export {id}"),
+        None => String::new(),
+    }
 }
 
 impl From<TransportError> for Error {
@@ -104,6 +145,7 @@ impl From<TransportError> for Error {
                 message,
                 hint: Some(hint),
             },
+            TransportError::Interrupted(e) => Error::Interrupted(e),
             TransportError::Partial(partial) => Error::Partial {
                 message: partial.to_string(),
                 reached: partial.reached,
@@ -119,9 +161,13 @@ impl From<TransportError> for Error {
 }
 
 impl Error {
-    /// 2 for problems with the spec or the command line, 1 for everything else.
+    /// 2 for problems with the spec or the command line, 128 plus the
+    /// signal's number for an interrupted export (130, 143), 1 for everything else.
     pub fn exit_code(&self) -> i32 {
         match self {
+            Error::Stopped { signal, .. } | Error::Interrupted(Interrupted { signal }) => {
+                signal.exit_code()
+            }
             Error::Context { source, .. } | Error::Partial { source, .. } => source.exit_code(),
             Error::Spec(_) | Error::Reference(_) | Error::Usage { .. } | Error::Key(_) => 2,
             Error::Image(ImageError::BadPlatform(_)) => 2,
@@ -163,9 +209,7 @@ impl Error {
             Error::Check(e) => e.hint(),
             Error::Key(e) => Some(e.hint()),
             Error::Signature(e) => Some(e.hint()),
-            Error::Image(ImageError::BadPlatform(_)) => {
-                Some("write it in lowercase, e.g. linux/amd64 or linux/arm64/v8".into())
-            }
+            Error::Image(ImageError::BadPlatform(input)) => Some(Platform::hint_for(input)),
             Error::Image(ImageError::NoPlatform { .. }) => Some(
                 "pick one of the available platforms with --platform or `platform` in the spec"
                     .into(),
@@ -188,12 +232,28 @@ impl Error {
     /// got it: their indices, and the image's digest.
     pub fn partial_write(&self) -> Option<(&[usize], &str)> {
         match self {
-            Error::Context { source, .. } => source.partial_write(),
+            Error::Context { source, .. } | Error::Stopped { source, .. } => source.partial_write(),
             Error::Partial {
                 reached, digest, ..
             } => Some((reached, digest)),
             _ => None,
         }
+    }
+
+    /// The signal that stopped the export, when this is an interrupted one.
+    pub fn stopped_by(&self) -> Option<Signal> {
+        match self {
+            Error::Stopped { signal, .. } => Some(*signal),
+            _ => None,
+        }
+    }
+
+    /// An interrupted export's error, naming the record kept of it.
+    pub fn recorded_as(mut self, id: Option<i64>) -> Error {
+        if let Error::Stopped { record, .. } = &mut self {
+            *record = id;
+        }
+        self
     }
 
     /// The error and its causes on one line, as an export record keeps it.

@@ -28,8 +28,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// earlier stowage wrote gets them on open, so its records still read.
 const ADDED_COLUMNS: &[(&str, &str)] = &[("notes", "TEXT NOT NULL DEFAULT '[]'")];
 
-/// The schema, version 2 (version 1 had no `notes`). `status` is ok, failed or deleted; list-valued
-/// columns hold JSON arrays.
+/// The schema, version 3 (version 1 had no `notes`, version 2's `status`
+/// could not be `interrupted`). `status` is ok, failed, interrupted or
+/// deleted; list-valued columns hold JSON arrays.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS exports (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -40,7 +41,7 @@ CREATE TABLE IF NOT EXISTS exports (
     destinations TEXT    NOT NULL,
     digest       TEXT,
     size         INTEGER,
-    status       TEXT    NOT NULL CHECK (status IN ('ok', 'failed', 'deleted')),
+    status       TEXT    NOT NULL CHECK (status IN ('ok', 'failed', 'interrupted', 'deleted')),
     error        TEXT,
     run_command  TEXT,
     secret_names TEXT    NOT NULL DEFAULT '[]',
@@ -155,6 +156,8 @@ impl Kind {
 pub enum Status {
     Ok,
     Failed,
+    /// A signal stopped it (SIGINT, SIGTERM); its destinations say which it reached.
+    Interrupted,
     Deleted,
 }
 
@@ -163,6 +166,7 @@ impl Status {
         match self {
             Status::Ok => "ok",
             Status::Failed => "failed",
+            Status::Interrupted => "interrupted",
             Status::Deleted => "deleted",
         }
     }
@@ -171,6 +175,7 @@ impl Status {
         Some(match s {
             "ok" => Status::Ok,
             "failed" => Status::Failed,
+            "interrupted" => Status::Interrupted,
             "deleted" => Status::Deleted,
             _ => return None,
         })
@@ -324,6 +329,8 @@ pub struct NewExport {
     pub size: Option<u64>,
     /// The error with its causes, for a failed export; None when it went through.
     pub error: Option<String>,
+    /// A signal stopped it: recorded as `interrupted` rather than `failed`.
+    pub interrupted: bool,
     pub run_command: Option<String>,
     /// `[secrets] names` of the spec, for `-e NAME=…` placeholders.
     pub secret_names: Vec<String>,
@@ -415,7 +422,8 @@ impl Exports {
             .map_err(db_err)?;
         tx.execute_batch(SCHEMA).map_err(db_err)?;
         add_missing_columns(&tx).map_err(db_err)?;
-        tx.pragma_update(None, "user_version", 2).map_err(db_err)?;
+        allow_every_status(&tx).map_err(db_err)?;
+        tx.pragma_update(None, "user_version", 3).map_err(db_err)?;
         tx.commit().map_err(db_err)?;
         Ok(Exports { conn, path })
     }
@@ -434,10 +442,10 @@ impl Exports {
 
     /// Adds a record (I/O) and returns its id.
     pub fn record(&mut self, new: &NewExport) -> Result<i64, ExportsError> {
-        let status = if new.error.is_some() {
-            Status::Failed
-        } else {
-            Status::Ok
+        let status = match (new.interrupted, &new.error) {
+            (true, _) => Status::Interrupted,
+            (false, Some(_)) => Status::Failed,
+            (false, None) => Status::Ok,
         };
         let path = self.path.clone();
         let db_err = |source| ExportsError::Database {
@@ -573,6 +581,28 @@ fn add_missing_columns(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Rebuilds a table whose `status` CHECK predates `interrupted` (SQLite
+/// cannot change a CHECK in place): renamed, made again from [`SCHEMA`],
+/// every record copied with its id, the old one dropped.
+fn allow_every_status(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    let table: String = tx.query_row(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'exports'",
+        [],
+        |row| row.get(0),
+    )?;
+    if table.contains("'interrupted'") {
+        return Ok(());
+    }
+    let columns = "id, time, kind, spec, sources, destinations, digest, size, status, error, run_command, secret_names, deleted_time, notes";
+    tx.execute_batch(&format!(
+        "ALTER TABLE exports RENAME TO exports_before_v3;
+         {SCHEMA}
+         INSERT INTO exports ({columns}) SELECT {columns} FROM exports_before_v3;
+         DROP TABLE exports_before_v3;
+         {SCHEMA}"
+    ))
+}
+
 /// JSON text of a list column; lists of strings and plain structs always serialise.
 fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "[]".into())
@@ -649,7 +679,7 @@ impl Row {
         for d in destinations.iter_mut().filter(|d| d.status.is_none()) {
             d.status = Some(match status {
                 Status::Ok => DestinationStatus::reached(&d.kind),
-                Status::Failed => DestinationStatus::Failed,
+                Status::Failed | Status::Interrupted => DestinationStatus::Failed,
                 Status::Deleted => DestinationStatus::Deleted,
             });
         }
@@ -695,6 +725,7 @@ mod tests {
                 .then(|| format!("sha256:{}", "a".repeat(64))),
             size: Some(1234),
             error: error.map(str::to_string),
+            interrupted: false,
             run_command: Some("docker run x".into()),
             secret_names: vec!["API_TOKEN".into()],
             notes: vec!["secret scan: tornado 6.5.2: published file".into()],
@@ -708,8 +739,11 @@ mod tests {
             Err(e) => panic!("{e}"),
         };
         let state = dir.path().join("state");
-        let version_1 = SCHEMA.replace(",\n    notes        TEXT    NOT NULL DEFAULT '[]'", "");
+        let version_1 = SCHEMA
+            .replace(",\n    notes        TEXT    NOT NULL DEFAULT '[]'", "")
+            .replace("'interrupted', ", "");
         assert!(!version_1.contains("notes"), "{version_1}");
+        assert!(!version_1.contains("interrupted"), "{version_1}");
         std::fs::create_dir_all(&state).ok();
         let old = match rusqlite::Connection::open(state.join(DB_FILE)) {
             Ok(c) => c,
@@ -733,6 +767,19 @@ mod tests {
         assert_eq!(exports.record(&new_export(Kind::Build, None)).ok(), Some(2));
         let notes = exports.get(2).map(|r| r.notes).unwrap_or_default();
         assert_eq!(notes, ["secret scan: tornado 6.5.2: published file"]);
+        // The table was rebuilt to allow the newer status, ids and records kept.
+        let mut stopped = new_export(Kind::Build, Some("interrupted by SIGTERM"));
+        stopped.interrupted = true;
+        assert_eq!(exports.record(&stopped).ok(), Some(3));
+        let statuses: Vec<Status> = exports
+            .list(None)
+            .unwrap_or_default()
+            .iter()
+            .map(|r| r.status)
+            .collect();
+        assert_eq!(statuses, [Status::Ok, Status::Ok, Status::Interrupted]);
+        drop(exports);
+        assert!(Exports::open(&state).is_ok(), "opens again once rebuilt");
     }
 
     #[test]
@@ -752,6 +799,35 @@ mod tests {
         let text = to_json(&[&destination]);
         let back: Result<Vec<Destination>, _> = serde_json::from_str(&text);
         assert!(matches!(back.as_deref(), Ok([d]) if d.plain_http), "{text}");
+    }
+
+    #[test]
+    fn an_interrupted_export_is_its_own_status() {
+        let dir = match tempfile::tempdir() {
+            Ok(d) => d,
+            Err(e) => panic!("{e}"),
+        };
+        let mut exports = match Exports::open(&dir.path().join("state")) {
+            Ok(e) => e,
+            Err(e) => panic!("{e}"),
+        };
+        let mut stopped = new_export(Kind::Build, Some("interrupted by SIGINT"));
+        stopped.interrupted = true;
+        stopped.destinations[0].status = Some(DestinationStatus::Pushed);
+        let ids = (
+            exports.record(&new_export(Kind::Push, Some("boom"))).ok(),
+            exports.record(&stopped).ok(),
+        );
+        assert_eq!(ids, (Some(1), Some(2)));
+        let listed = exports.list(Some(Status::Interrupted)).unwrap_or_default();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].id, 2);
+        assert_eq!(listed[0].status.as_str(), "interrupted");
+        assert!(listed[0].destinations[0].holds_image());
+        assert_eq!(
+            exports.list(Some(Status::Failed)).map(|l| l.len()).ok(),
+            Some(1)
+        );
     }
 
     #[test]

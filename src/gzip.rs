@@ -25,6 +25,8 @@ use std::time::Duration;
 
 use flate2::{Compress, Compression, FlushCompress, Status};
 
+use crate::interrupt;
+
 /// Bytes per independently compressed chunk: large enough that restarting
 /// the LZ77 window costs little, small enough to keep every core busy on a
 /// modest layer and memory bounded (in flight: about 2 × threads chunks).
@@ -128,8 +130,12 @@ impl CompressPool {
                             Err(_) => return,
                         };
                         let Ok(job) = next else { return };
-                        let out = take_spare(&spare);
-                        let result = encode_chunk(&job, out);
+                        // After a signal the queued chunks are refused, not
+                        // compressed: the writer is stopping and would drop them.
+                        let result = match interrupt::check_io() {
+                            Ok(()) => encode_chunk(&job, take_spare(&spare)),
+                            Err(e) => Err(e),
+                        };
                         // A writer that gave up no longer listens; nothing to do then.
                         let _ = job.reply.send((job.sequence, result, job.data));
                     }
@@ -508,6 +514,8 @@ impl<'p, W: Write> GzipWriter<'p, W> {
     }
 
     fn submit(&mut self, last: bool) -> io::Result<()> {
+        // Each chunk is a safe point: a multi-GiB layer stops within a megabyte of a signal.
+        interrupt::check_io()?;
         // Take a slot in the pool's budget, writing out finished chunks while waiting.
         loop {
             self.drain_ready()?;

@@ -14,6 +14,7 @@ pub mod error;
 pub mod exports;
 pub mod gzip;
 pub mod image;
+pub mod interrupt;
 pub mod inventory;
 pub mod layer;
 pub mod plan;

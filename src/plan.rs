@@ -139,6 +139,13 @@ impl BuildPlan {
             .or_else(|| self.default_reference.clone())
     }
 
+    /// The tag an `oci:` or `oci-archive:` destination without one gets: the spec's `image` tag, else `latest`.
+    pub fn default_tag(&self) -> &str {
+        self.default_reference
+            .as_ref()
+            .map_or("latest", ImageRef::tag_or_latest)
+    }
+
     /// What was read: the base as written and the app's folders and files.
     pub fn sources(&self) -> Vec<String> {
         let mut sources = vec![self.base_text.clone()];

@@ -166,6 +166,7 @@ pub enum ExportsAction {
         status: Option<StatusArg>,
     },
     /// Delete what an export put in its registry, layout or archive file, and mark the record deleted.
+    ///
     /// Only the export's own tag goes: a manifest other tags point at stays
     /// (or, where the registry cannot delete a tag alone, the delete is refused
     /// and names those tags). On a terminal it shows what it will remove and asks first.
@@ -186,6 +187,7 @@ pub enum ExportsAction {
 pub enum StatusArg {
     Ok,
     Failed,
+    Interrupted,
     Deleted,
 }
 

@@ -8,13 +8,14 @@ mod args;
 mod password;
 mod progress;
 mod render;
+mod units;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use crate::attest::{Attestations, SbomFormat};
 use crate::commands::build::{BuildCommand, BuildResult, SbomRequest};
@@ -25,6 +26,7 @@ use crate::commands::{self, Reported, Session};
 use crate::error::Error;
 use crate::exports::{Kind, Status};
 use crate::image::Format;
+use crate::interrupt::{self, Signal, Stop};
 use crate::layer::Compression;
 use crate::plan::BuildOptions;
 use crate::registry::{DEFAULT_RETRIES, LogSink, RegistryOptions, TransferProgress};
@@ -32,7 +34,14 @@ use args::{
     AttestArg, BuildArgs, Cli, Command, CompressionArg, ExportsAction, FormatArg, PushArgs,
     RawPart as RawArg, SbomFormatArg, StatusArg,
 };
-use render::Output;
+use render::{Output, StdoutError, to_stdout};
+
+/// The command line's full clap definition, for `tests/reference.rs`, which
+/// generates the command reference, man pages and completions from it.
+#[doc(hidden)]
+pub fn command() -> clap::Command {
+    Cli::command()
+}
 
 /// Runs the command line and returns the process exit code.
 pub fn run() -> i32 {
@@ -52,6 +61,7 @@ pub fn run() -> i32 {
         verbose: cli.verbose,
         json: cli.json,
         progress: (!cli.quiet).then(|| Arc::new(progress::Progress::for_stderr())),
+        failed_record: Mutex::new(None),
     };
     let settings = Settings {
         insecure: cli.insecure_registry,
@@ -59,11 +69,40 @@ pub fn run() -> i32 {
         connect_timeout: cli.connect_timeout,
         retries: cli.retries,
     };
+    if matches!(
+        cli.command,
+        Command::Build(_) | Command::Copy { .. } | Command::Push { .. } | Command::Archive { .. }
+    ) {
+        catch_interrupts(&out);
+    }
     let result = dispatch(cli.command, &out, &settings);
     out.end_progress();
-    match result {
+    let code = match result {
         Ok(()) => 0,
+        Err(err) if render::reader_gone(&err) => 0,
         Err(err) => render::report_error(&err),
+    };
+    out.after_error();
+    code
+}
+
+/// SIGINT and SIGTERM stop an export at its next safe point, and it records
+/// what it reached; the watcher's news goes above the progress bars.
+fn catch_interrupts(out: &Output) {
+    let progress = out.progress.clone();
+    let quiet = out.quiet;
+    let report = move |signal: Signal, stop: Stop| {
+        let line = render::stop_line(signal, stop);
+        match &progress {
+            Some(progress) => progress.println(&line),
+            None if !quiet || stop == Stop::GivingUp => eprintln!("{line}"),
+            None => {}
+        }
+    };
+    if let Err(e) = interrupt::install(report) {
+        out.warn(&format!(
+            "cannot catch SIGINT and SIGTERM ({e}): an interrupt will end stowage without recording the export"
+        ));
     }
 }
 
@@ -206,24 +245,28 @@ fn dispatch(command: Command, out: &Output, settings: &Settings) -> anyhow::Resu
             let session = settings.session(out, None);
             let line = commands::run_command::run_command_for(&session, &target)
                 .with_context(|| format!("cannot make the run command for {target}"))?;
-            println!("{line}");
-            Ok(())
+            Ok(to_stdout(|w| writeln!(w, "{line}"))?)
         }
     }
 }
 
-/// Shows a command's outcome, then what happened to its export record (as stowage always
-/// has: the record's line comes last), or, for a failure, the record's line before the error.
-fn report<T>(out: &Output, reported: Reported<T>, show: impl FnOnce(T)) -> anyhow::Result<()> {
+/// Shows a command's outcome, then what happened to its export record: the
+/// record's line comes last, after the result or after the error (`run`
+/// prints a failed command's record once its error is out).
+fn report<T>(
+    out: &Output,
+    reported: Reported<T>,
+    show: impl FnOnce(T) -> Result<(), StdoutError>,
+) -> anyhow::Result<()> {
     out.end_progress();
     match reported.result {
         Ok(value) => {
-            show(value);
+            let shown = show(value);
             out.record(&reported.record, false);
-            Ok(())
+            Ok(shown?)
         }
         Err(error) => {
-            out.record(&reported.record, true);
+            out.record_failure(reported.record);
             Err(error.into())
         }
     }
@@ -281,18 +324,18 @@ fn run_build(args: BuildArgs, out: &Output, settings: &Settings) -> anyhow::Resu
             render::print_dry_run(out, &dry);
             if out.json {
                 let json = commands::dry_run::dry_run_json(&dry);
-                println!("{}", commands::json_text(&json));
+                to_stdout(|w| writeln!(w, "{}", commands::json_text(&json)))
             } else {
-                render::print_plan(&dry.plan);
+                to_stdout(|w| render::write_plan(w, &dry.plan))
             }
         }
         BuildResult::Built(built) => {
             render::print_built(out, &built);
             print_signed(out, &built.signed);
             if out.json {
-                println!("{}", commands::json_text(&built.metadata));
+                to_stdout(|w| writeln!(w, "{}", commands::json_text(&built.metadata)))
             } else {
-                println!("{}", built.outcome.reference_line());
+                to_stdout(|w| writeln!(w, "{}", built.outcome.reference_line(&built.plan)))
             }
         }
     })
@@ -308,10 +351,10 @@ fn run_transfer(
     report(out, commands::transfer::copy(&session, command), |done| {
         render::print_transferred(out, &command.source, &done, false);
         print_signed(out, &done.signed);
-        println!("{}", done.reference_line);
         if let Some(line) = &done.run_command {
             out.info(&format!("run it with: {line}"));
         }
+        to_stdout(|w| writeln!(w, "{}", done.reference_line))
     })
 }
 
@@ -344,10 +387,10 @@ fn run_sign(reference: &str, key: &Path, out: &Output, settings: &Settings) -> a
     let signed = commands::sign::sign(&session, reference, &signer)
         .with_context(|| format!("cannot sign {reference}"))?;
     if out.json {
-        println!("{}", commands::json_text(&signed));
+        to_stdout(|w| writeln!(w, "{}", commands::json_text(&signed)))?;
     } else {
         print_signed(out, std::slice::from_ref(&signed));
-        println!("{}", signed.signature_tag);
+        to_stdout(|w| writeln!(w, "{}", signed.signature_tag))?;
     }
     Ok(())
 }
@@ -362,15 +405,18 @@ fn run_verify(
     let verified = commands::sign::verify(&session, reference, key)
         .with_context(|| format!("cannot verify {reference}"))?;
     if out.json {
-        println!("{}", commands::json_text(&verified));
+        to_stdout(|w| writeln!(w, "{}", commands::json_text(&verified)))?;
         return Ok(());
     }
     for s in &verified.signatures {
         match &s.problem {
-            None => println!(
-                "verified: {} signature {} with {}",
-                verified.image, s.payload, verified.key
-            ),
+            None => to_stdout(|w| {
+                writeln!(
+                    w,
+                    "verified: {} signature {} with {}",
+                    verified.image, s.payload, verified.key
+                )
+            })?,
             Some(problem) => out.info(&format!("not verified: signature {}: {problem}", s.payload)),
         }
     }
@@ -398,7 +444,7 @@ fn run_archive(
         commands::transfer::archive(&session, &command),
         |done| {
             render::print_transferred(out, &command.source, &done, true);
-            println!("{}", done.reference_line);
+            to_stdout(|w| writeln!(w, "{}", done.reference_line))
         },
     )
 }
@@ -440,17 +486,16 @@ fn run_inspect(
 ) -> anyhow::Result<()> {
     let session = settings.session(out, None);
     let inspected = commands::inspect::inspect(&session, source, raw, platform)?;
-    let mut stdout = std::io::stdout().lock();
     if !matches!(inspected, Inspected::Raw(_)) {
         out.detail(&format!("read {source}"));
     }
-    match inspected {
-        Inspected::Raw(bytes) => stdout.write_all(&bytes)?,
-        Inspected::Index(index) if out.json => writeln!(stdout, "{}", commands::json_text(&index))?,
-        Inspected::Image(image) if out.json => writeln!(stdout, "{}", commands::json_text(&image))?,
-        Inspected::Index(index) => render::write_index_summary(&mut stdout, source, &index)?,
-        Inspected::Image(image) => render::write_image_summary(&mut stdout, source, &image)?,
-    }
+    to_stdout(|w| match inspected {
+        Inspected::Raw(bytes) => w.write_all(&bytes),
+        Inspected::Index(index) if out.json => writeln!(w, "{}", commands::json_text(&index)),
+        Inspected::Image(image) if out.json => writeln!(w, "{}", commands::json_text(&image)),
+        Inspected::Index(index) => render::write_index_summary(w, source, &index),
+        Inspected::Image(image) => render::write_image_summary(w, source, &image),
+    })?;
     Ok(())
 }
 
@@ -460,8 +505,7 @@ fn run_init(dir: &Path, out: &Output) -> anyhow::Result<()> {
         "wrote {}; edit it, then run `stowage build`",
         path.display()
     ));
-    println!("{}", path.display());
-    Ok(())
+    Ok(to_stdout(|w| writeln!(w, "{}", path.display()))?)
 }
 
 /// Refuses `exports delete` without `--yes` when there is no terminal to ask on, before anything is read.
@@ -504,13 +548,14 @@ fn run_exports_list(status: Option<StatusArg>, out: &Output) -> anyhow::Result<(
     let status = status.map(|s| match s {
         StatusArg::Ok => Status::Ok,
         StatusArg::Failed => Status::Failed,
+        StatusArg::Interrupted => Status::Interrupted,
         StatusArg::Deleted => Status::Deleted,
     });
     let records = commands::exports::list(status)?;
-    let mut stdout = std::io::stdout().lock();
     if out.json {
-        writeln!(stdout, "{}", commands::json_text(&records))?;
-        return Ok(());
+        return Ok(to_stdout(|w| {
+            writeln!(w, "{}", commands::json_text(&records))
+        })?);
     }
     if records.is_empty() {
         match status {
@@ -519,8 +564,7 @@ fn run_exports_list(status: Option<StatusArg>, out: &Output) -> anyhow::Result<(
         }
         return Ok(());
     }
-    render::write_exports_table(&mut stdout, &records)?;
-    Ok(())
+    Ok(to_stdout(|w| render::write_exports_table(w, &records))?)
 }
 
 fn run_exports_delete(

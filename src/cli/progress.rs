@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::render::human_bytes;
+use super::units::human_bytes;
 use crate::digest::Digest;
 use crate::layer::{BuiltLayer, LayerProgress};
 use crate::registry::TransferProgress;

@@ -2,8 +2,8 @@
 //!
 //! Nothing here decides anything: it renders the outcomes `commands` return.
 
-use std::io::Write;
-use std::sync::Arc;
+use std::io::{self, Write};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::check::Checked;
 use crate::commands::build::{BuildEvents, Built};
@@ -12,12 +12,14 @@ use crate::commands::inspect::{ImageSummary, IndexSummary};
 use crate::commands::{Recorded, transfer::Transferred};
 use crate::error::Error;
 use crate::exports::ExportRecord;
+use crate::interrupt::{STOP_GRACE, Signal, Stop};
 use crate::layer::LayerProgress;
 use crate::plan::BuildPlan;
 use crate::reference::Transport;
 use crate::registry::PushReport;
 
 use super::progress::Progress;
+use super::units::human_bytes;
 
 /// How chatty stderr is.
 pub struct Output {
@@ -26,6 +28,8 @@ pub struct Output {
     pub json: bool,
     /// The progress display of layers and transfers; None with `-q`.
     pub progress: Option<Arc<Progress>>,
+    /// A failed command's export record, told after its error (`after_error`).
+    pub failed_record: Mutex<Option<Recorded>>,
 }
 
 impl Output {
@@ -68,11 +72,68 @@ impl Output {
             Recorded::NotKept(e) => self.warn(&format!("could not record this export: {e}")),
         }
     }
+
+    /// Keeps a failed command's record until its error has been printed: the outcome comes first.
+    pub fn record_failure(&self, recorded: Recorded) {
+        *self
+            .failed_record
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(recorded);
+    }
+
+    /// Tells what happened to a failed command's record, after the error.
+    pub fn after_error(&self) {
+        let recorded = self
+            .failed_record
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(recorded) = recorded {
+            self.record(&recorded, true);
+        }
+    }
+}
+
+/// Standard output could not be written. A type of its own, so that only
+/// stdout's broken pipe ends a command quietly; a registry connection's
+/// broken pipe stays an error.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write to standard output")]
+pub struct StdoutError(#[source] io::Error);
+
+/// Writes a command's result to stdout through `write`, flushed, so a write
+/// that cannot reach its reader fails here rather than in a panic at exit.
+pub fn to_stdout(write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<(), StdoutError> {
+    let mut stdout = io::stdout().lock();
+    write(&mut stdout)
+        .and_then(|()| stdout.flush())
+        .map_err(StdoutError)
+}
+
+/// Whether the command ended because stdout's reader went away (`stowage … | head -1`).
+///
+/// Such a command ends quietly with exit 0, as ripgrep and most Rust command
+/// lines do: the reader has what it wanted. stowage does not restore the
+/// default SIGPIPE, which would kill it mid-write of an export record.
+pub fn reader_gone(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<StdoutError>()
+            .is_some_and(|e| e.0.kind() == io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Prints `error:`, each `Caused by:` and the `hint:`; returns the exit code.
+/// An interrupted export is one line: what stopped, what it reached, its record.
 pub fn report_error(err: &anyhow::Error) -> i32 {
     let mut stderr = std::io::stderr().lock();
+    if let Some(stopped) = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<Error>())
+        .filter(|e| e.stopped_by().is_some())
+    {
+        let _ = writeln!(stderr, "stowage: {stopped}");
+        return stopped.exit_code();
+    }
     let _ = writeln!(stderr, "error: {err}");
     for cause in err.chain().skip(1) {
         let _ = writeln!(stderr, "  Caused by: {cause}");
@@ -84,19 +145,22 @@ pub fn report_error(err: &anyhow::Error) -> i32 {
     library_error.map(Error::exit_code).unwrap_or(1)
 }
 
-/// `1.5 MiB`: bytes in binary units.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
+/// What the signal watcher says: at the first signal, that the export is
+/// stopping and that a second signal ends it at once; and when the stop
+/// outlasts its grace, that stowage ends without waiting.
+pub fn stop_line(signal: Signal, stop: Stop) -> String {
+    let name = signal.name();
+    match (stop, signal) {
+        (Stop::Stopping, Signal::Interrupt) => format!(
+            "stowage: {name}: stopping at the next safe point to record what was reached (Ctrl-C again ends it at once, unrecorded)"
+        ),
+        (Stop::Stopping, Signal::Terminate) => format!(
+            "stowage: {name}: stopping at the next safe point to record what was reached (a second signal ends it at once, unrecorded)"
+        ),
+        (Stop::GivingUp, _) => format!(
+            "stowage: still stopping {} s after {name} (a request in flight gets no answer): ending now, unrecorded; the next run removes the temp files",
+            STOP_GRACE.as_secs()
+        ),
     }
 }
 
@@ -170,21 +234,22 @@ pub fn print_dry_run(out: &Output, dry: &DryRun) {
 }
 
 /// The plan as `--dry-run` prints it on stdout.
-pub fn print_plan(plan: &BuildPlan) {
-    println!("base       {}", plan.base);
-    println!("platform   {}", plan.platform);
-    println!("library    {}", library_summary(plan));
+pub fn write_plan(out: &mut dyn Write, plan: &BuildPlan) -> io::Result<()> {
+    writeln!(out, "base       {}", plan.base)?;
+    writeln!(out, "platform   {}", plan.platform)?;
+    writeln!(out, "library    {}", library_summary(plan))?;
     if let Some(relocation) = &plan.library.relocation {
         let files = plan.relocated_files();
-        println!(
+        writeln!(
+            out,
             "relocate   {} → {}: {} file{}",
             relocation.from,
             relocation.to,
             files.len(),
             if files.len() == 1 { "" } else { "s" }
-        );
+        )?;
         for (path, kind) in &files {
-            println!("           {:<8} {path}", kind.name());
+            writeln!(out, "           {:<8} {path}", kind.name())?;
         }
     }
     for (i, layer) in plan.layers.iter().enumerate() {
@@ -193,7 +258,8 @@ pub fn print_plan(plan: &BuildPlan) {
             .iter()
             .map(|s| s.display().to_string())
             .collect();
-        println!(
+        writeln!(
+            out,
             "layer {:<4} {:<16} {} files, {} entries, {}  from {}",
             i + 1,
             layer.name,
@@ -201,22 +267,24 @@ pub fn print_plan(plan: &BuildPlan) {
             layer.entry_count,
             human_bytes(layer.content_bytes),
             sources.join(", ")
-        );
+        )?;
         for part in &layer.parts {
-            println!(
+            writeln!(
+                out,
                 "           {:<40} {:>6} files  {}",
                 part.label,
                 part.files,
                 human_bytes(part.bytes)
-            );
+            )?;
         }
     }
     for dest in &plan.destinations {
-        println!("dest       {dest}");
+        writeln!(out, "dest       {dest}")?;
     }
     if plan.destinations.is_empty() {
-        println!("dest       none (a dry run needs no -o or `image`)");
+        writeln!(out, "dest       none (a dry run needs no -o or `image`)")?;
     }
+    Ok(())
 }
 
 /// What the inventory found in the library: `87 packages (pypi 85, npm 2)`, and whether it is a venv.
@@ -332,7 +400,7 @@ pub fn write_exports_table(
 ) -> std::io::Result<()> {
     writeln!(
         stdout,
-        "{:<5} {:<20} {:<7} {:<7} {:<19} {:>10}  DESTINATIONS",
+        "{:<5} {:<20} {:<7} {:<11} {:<19} {:>10}  DESTINATIONS",
         "ID", "TIME", "KIND", "STATUS", "DIGEST", "SIZE"
     )?;
     for r in records {
@@ -357,7 +425,7 @@ pub fn write_exports_table(
             .collect();
         writeln!(
             stdout,
-            "{:<5} {:<20} {:<7} {:<7} {:<19} {:>10}  {}",
+            "{:<5} {:<20} {:<7} {:<11} {:<19} {:>10}  {}",
             r.id,
             r.time,
             r.kind.as_str(),
@@ -367,11 +435,30 @@ pub fn write_exports_table(
             destinations.join(", ")
         )?;
         if let Some(error) = &r.error {
-            let first = error.lines().next().unwrap_or_default();
-            writeln!(stdout, "      error: {first}")?;
+            writeln!(stdout, "      error: {}", error_summary(error))?;
         }
     }
     Ok(())
+}
+
+/// A recorded error on one line: its first line and, when that ends in a
+/// colon (a list follows, such as the secret scan's findings), the list's
+/// first item and how many more `--json` shows.
+fn error_summary(error: &str) -> String {
+    let mut lines = error.lines();
+    let first = lines.next().unwrap_or_default();
+    if !first.ends_with(':') {
+        return first.to_string();
+    }
+    let items: Vec<&str> = lines.map(str::trim).filter(|l| !l.is_empty()).collect();
+    match items.as_slice() {
+        [] => first.trim_end_matches(':').to_string(),
+        [only] => format!("{first} {only}"),
+        [item, rest @ ..] => format!(
+            "{first} {item} (and {} more: `stowage exports list --json`)",
+            rest.len()
+        ),
+    }
 }
 
 /// What `exports delete` will remove, before it asks.
@@ -492,4 +579,27 @@ pub fn write_image_summary(
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_summary;
+
+    #[test]
+    fn a_recorded_error_that_ends_in_a_list_shows_its_first_item() {
+        let scan = "cannot build the image described by stowage.toml: the secret scan found 2 possible secrets in the files this image adds; nothing was pushed or written:\n  /app/.env: dotenv-secret\n  /app/id_rsa: private-key";
+        assert_eq!(
+            error_summary(scan),
+            "cannot build the image described by stowage.toml: the secret scan found 2 possible secrets in the files this image adds; nothing was pushed or written: /app/.env: dotenv-secret (and 1 more: `stowage exports list --json`)"
+        );
+        assert_eq!(
+            error_summary("found 1 thing:\n  /a: rule"),
+            "found 1 thing: /a: rule"
+        );
+        assert_eq!(
+            error_summary("cannot push: connection refused\nsecond line"),
+            "cannot push: connection refused"
+        );
+        assert_eq!(error_summary("an empty list:"), "an empty list");
+    }
 }

@@ -15,7 +15,7 @@ use super::dry_run::{self, DryRun};
 use super::record::{self, FailedBuild};
 use super::sign::{self, Signed, Signer};
 use super::start_check::{self, CheckedBase};
-use super::{Recorded, Reported, Session, keep_record};
+use super::{Recorded, Reported, Session, SinkDefaults, keep_failure_record, keep_record};
 use crate::attest::{SbomBase, SbomFormat, SbomInput, SbomPackage, render_sbom};
 use crate::check::Checked;
 use crate::digest::Digest;
@@ -145,12 +145,13 @@ impl std::fmt::Display for PublishedFinding {
 }
 
 impl BuildOutcome {
-    /// The line for stdout: `NAME@sha256:…`, or the bare digest when the image has no name.
-    pub fn reference_line(&self) -> String {
-        match &self.name {
-            Some(name) => name.with_digest(self.digest().as_str()),
-            None => self.digest().to_string(),
-        }
+    /// The line for stdout: where the image went, with its digest (`commands::reference_line`).
+    pub fn reference_line(&self, plan: &BuildPlan) -> String {
+        let defaults = SinkDefaults {
+            tag: plan.default_tag(),
+            reference: plan.default_reference.as_ref(),
+        };
+        super::reference_line(&plan.destinations, self.digest(), &defaults)
     }
 
     /// What a tag of the export names: the attested index, else the image's manifest.
@@ -265,20 +266,23 @@ pub fn run(
     }
 }
 
-/// A failed build is recorded, unless it was a dry run, which exports nothing.
+/// A failed build is recorded, unless it was a dry run or a usage or spec error, which export nothing.
 fn failure<T>(
     session: &Session,
     command: &BuildCommand,
     failed: &FailedBuild<'_>,
     error: Error,
 ) -> Reported<T> {
-    let record = if command.request.dry_run {
-        Recorded::Nothing
-    } else {
-        keep_record(session, &record::build_failed(failed, &error))
-    };
+    if command.request.dry_run {
+        return Reported {
+            result: Err(error),
+            record: Recorded::Nothing,
+        };
+    }
+    let error = record::build_interrupted(failed, error);
+    let record = keep_failure_record(session, &record::build_failed(failed, &error), &error);
     Reported {
-        result: Err(error),
+        result: Err(error.recorded_as(record.id())),
         record,
     }
 }
@@ -536,11 +540,7 @@ fn write_sinks(
     let options = SinkOptions {
         platform: plan.platform.clone(),
         mtime: plan.mtime,
-        default_tag: plan
-            .default_reference
-            .as_ref()
-            .map(|r| r.tag_or_latest().to_string())
-            .unwrap_or_else(|| "latest".into()),
+        default_tag: plan.default_tag().to_string(),
         default_reference: plan.default_reference.clone(),
     };
     let source = Source {
@@ -766,7 +766,7 @@ pub fn metadata_json(outcome: &BuildOutcome, plan: &BuildPlan) -> Value {
         "digest": outcome.digest(),
         "manifest_digest": outcome.image.digest(),
         "attestations": attestations_json(outcome),
-        "reference": outcome.reference_line(),
+        "reference": outcome.reference_line(plan),
         "media_type": outcome.artifact().descriptor().media_type,
         "config_digest": outcome.image.config_descriptor().digest,
         "references": outcome.written.iter().map(|w| w.destination.clone()).collect::<Vec<_>>(),

@@ -20,9 +20,10 @@ pub mod transfer;
 
 use std::sync::OnceLock;
 
+use crate::digest::Digest;
 use crate::error::Error;
 use crate::exports::{Destination, Exports, ExportsError, NewExport};
-use crate::reference::ImageRef;
+use crate::reference::{ImageRef, Transport};
 use crate::registry::{Registry, RegistryError, RegistryOptions};
 use crate::store::{self, Store};
 use crate::transport::{Context, OpenRegistry};
@@ -93,6 +94,16 @@ pub enum Recorded {
     NotKept(ExportsError),
 }
 
+impl Recorded {
+    /// The id of the record kept.
+    pub fn id(&self) -> Option<i64> {
+        match self {
+            Recorded::Kept(id) => Some(*id),
+            Recorded::Nothing | Recorded::NotKept(_) => None,
+        }
+    }
+}
+
 /// A command's result together with what happened to its export record.
 #[derive(Debug)]
 pub struct Reported<T> {
@@ -119,6 +130,16 @@ fn keep_record(session: &Session, new: &NewExport) -> Recorded {
     }
 }
 
+/// Records a failed export, unless it failed on its request: a usage or spec
+/// error (exit 2) that reached no destination exported nothing, and a record
+/// of every typo would bury the failures that matter.
+fn keep_failure_record(session: &Session, new: &NewExport, error: &Error) -> Recorded {
+    if error.exit_code() == 2 && error.partial_write().is_none() {
+        return Recorded::Nothing;
+    }
+    keep_record(session, new)
+}
+
 /// The registry a recorded registry destination went to, when its reference still parses.
 fn registry_of(destination: &Destination) -> Option<String> {
     let text = destination
@@ -126,6 +147,53 @@ fn registry_of(destination: &Destination) -> Option<String> {
         .strip_prefix("docker://")
         .unwrap_or(&destination.destination);
     ImageRef::parse(text).ok().map(|r| r.registry)
+}
+
+/// What a local destination without a tag or name of its own is written under.
+pub struct SinkDefaults<'a> {
+    /// The tag of an `oci:` or `oci-archive:` destination.
+    pub tag: &'a str,
+    /// The name of a `docker-archive:` destination.
+    pub reference: Option<&'a ImageRef>,
+}
+
+/// The line a command prints on stdout for the image it wrote: the first
+/// registry destination as `REPO@sha256:…`; with only local outputs, the
+/// first one as given on the command line, with the tag or name it was
+/// written under (`oci:out:1@sha256:…`, `docker-archive:app.tar:REF@sha256:…`),
+/// so the line never names a registry nothing was pushed to. Everything
+/// before the last `@` is a source `stowage copy` and `push` read.
+pub fn reference_line(
+    destinations: &[Transport],
+    digest: &Digest,
+    defaults: &SinkDefaults<'_>,
+) -> String {
+    let registry = destinations.iter().find_map(|d| match d {
+        Transport::Registry(reference) => Some(reference),
+        _ => None,
+    });
+    if let Some(reference) = registry {
+        return reference.with_digest(digest.as_str());
+    }
+    let written = destinations.iter().find_map(|d| match d {
+        Transport::Oci { path, tag } => Some(Transport::Oci {
+            path: path.clone(),
+            tag: Some(tag.clone().unwrap_or_else(|| defaults.tag.to_string())),
+        }),
+        Transport::OciArchive { path, tag } => Some(Transport::OciArchive {
+            path: path.clone(),
+            tag: Some(tag.clone().unwrap_or_else(|| defaults.tag.to_string())),
+        }),
+        Transport::DockerArchive { path, reference } => Some(Transport::DockerArchive {
+            path: path.clone(),
+            reference: reference.clone().or_else(|| defaults.reference.cloned()),
+        }),
+        Transport::Registry(_) | Transport::Scratch => None,
+    });
+    match written {
+        Some(written) => format!("{written}@{digest}"),
+        None => digest.to_string(),
+    }
 }
 
 /// `value` as indented JSON, for `--json` output (serde writes it; the CLI only prints it).
@@ -143,5 +211,61 @@ pub fn source_date_epoch() -> Result<Option<u64>, Error> {
             )
         })?)),
         _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SinkDefaults, reference_line};
+    use crate::digest::Digest;
+    use crate::reference::{ImageRef, Transport, parse_transport};
+
+    fn line(destinations: &[&str], defaults: &SinkDefaults<'_>) -> String {
+        let destinations: Vec<Transport> = destinations
+            .iter()
+            .map(|d| parse_transport(d).unwrap())
+            .collect();
+        reference_line(&destinations, &Digest::of(b"image"), defaults)
+    }
+
+    #[test]
+    fn the_printed_reference_names_where_the_image_was_written() {
+        let digest = Digest::of(b"image");
+        let named = ImageRef::parse("registry.example.org/nw/flask:2").unwrap();
+        let spec_image = SinkDefaults {
+            tag: "2",
+            reference: Some(&named),
+        };
+        let unnamed = SinkDefaults {
+            tag: "latest",
+            reference: None,
+        };
+        assert_eq!(
+            line(&["oci:out", "127.0.0.1:5000/a/b:1"], &spec_image),
+            format!("127.0.0.1:5000/a/b@{digest}"),
+            "a registry destination is printed whatever its place"
+        );
+        assert_eq!(
+            line(&["oci:out:1", "docker-archive:x.tar"], &spec_image),
+            format!("oci:out:1@{digest}")
+        );
+        assert_eq!(
+            line(&["oci:out"], &spec_image),
+            format!("oci:out:2@{digest}"),
+            "the tag the layout got"
+        );
+        assert_eq!(
+            line(&["oci-archive:o.tar"], &unnamed),
+            format!("oci-archive:o.tar:latest@{digest}")
+        );
+        assert_eq!(
+            line(&["docker-archive:x.tar.gz"], &spec_image),
+            format!("docker-archive:x.tar.gz:registry.example.org/nw/flask:2@{digest}")
+        );
+        assert_eq!(
+            line(&["docker-archive:x.tar"], &unnamed),
+            format!("docker-archive:x.tar@{digest}")
+        );
+        assert_eq!(line(&[], &unnamed), digest.to_string());
     }
 }

@@ -12,6 +12,7 @@ use super::run_command::run_command_for_destinations;
 use crate::error::Error;
 use crate::exports::{Destination, DestinationStatus, Kind, NewExport};
 use crate::image::{Artifact, Image, ImageIndex, Platform, attestation};
+use crate::interrupt;
 use crate::plan::BuildPlan;
 use crate::reference::{self, Transport};
 
@@ -34,6 +35,7 @@ pub fn build_ok(plan: &BuildPlan, outcome: &BuildOutcome) -> NewExport {
         digest: Some(digest),
         size: Some(artifact_size(&outcome.artifact())),
         error: None,
+        interrupted: false,
         run_command,
         secret_names: plan.secret_names.clone(),
         notes: outcome
@@ -109,9 +111,54 @@ pub fn build_failed(failed: &FailedBuild<'_>, error: &Error) -> NewExport {
         digest: error.partial_write().map(|(_, digest)| digest.to_string()),
         size: None,
         error: Some(error.one_line()),
+        interrupted: error.stopped_by().is_some(),
         run_command: None,
         secret_names: failed.secret_names.to_vec(),
         notes: Vec::new(),
+    }
+}
+
+/// A failed build's error, or when a signal stopped the build, the error
+/// that says so and names the destinations that got the image (the record
+/// is then `interrupted`, not `failed`).
+pub fn build_interrupted(failed: &FailedBuild<'_>, error: Error) -> Error {
+    let destinations: Vec<String> = match failed.plan {
+        Some(plan) => plan.destinations.iter().map(ToString::to_string).collect(),
+        None => failed.requested.to_vec(),
+    };
+    let what = format!("the build of {}", failed.spec_path.display());
+    interrupted(error, what, &destinations)
+}
+
+/// [`build_interrupted`] for a push, copy or archive.
+pub fn transfer_interrupted(moved: &Moved<'_>, error: Error) -> Error {
+    let destinations: Vec<String> = moved.destinations.iter().map(ToString::to_string).collect();
+    let what = format!("the {} of {}", moved.kind.as_str(), moved.source);
+    interrupted(error, what, &destinations)
+}
+
+/// `error` as [`Error::Stopped`] when a signal asked the run to stop: any
+/// error after a signal is the stop's (a read cut short, a request dropped).
+fn interrupted(error: Error, what: String, destinations: &[String]) -> Error {
+    let Some(signal) = interrupt::received() else {
+        return error;
+    };
+    if error.stopped_by().is_some() {
+        return error;
+    }
+    let reached: &[usize] = error.partial_write().map_or(&[], |(reached, _)| reached);
+    let (reached, missed): (Vec<_>, Vec<_>) = destinations
+        .iter()
+        .enumerate()
+        .partition(|(index, _)| reached.contains(index));
+    let names = |list: Vec<(usize, &String)>| list.into_iter().map(|(_, d)| d.clone()).collect();
+    Error::Stopped {
+        signal,
+        what,
+        reached: names(reached),
+        missed: names(missed),
+        record: None,
+        source: Box::new(error),
     }
 }
 
@@ -160,6 +207,7 @@ pub fn transfer(moved: &Moved<'_>, failure: Option<&Error>) -> NewExport {
         },
         size: if error.is_none() { size } else { None },
         error,
+        interrupted: failure.is_some_and(|e| e.stopped_by().is_some()),
         run_command,
         secret_names: moved.secret_names.to_vec(),
         notes: match moved.artifact {

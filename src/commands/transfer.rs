@@ -2,7 +2,7 @@
 
 use super::record::{self, Moved};
 use super::sign::{self, Signed, Signer};
-use super::{Recorded, Reported, Session, keep_record};
+use super::{Recorded, Reported, Session, SinkDefaults, keep_failure_record, keep_record};
 use crate::error::Error;
 use crate::exports::{Exports, Kind};
 use crate::image::{Artifact, Platform};
@@ -30,7 +30,7 @@ pub struct Transferred {
     /// What was read and written.
     pub artifact: Artifact,
     pub written: Vec<Written>,
-    /// The line for stdout: `REPO@sha256:…` for a registry, else the digest.
+    /// The line for stdout (`commands::reference_line`).
     pub reference_line: String,
     /// The `docker run` line, when the destination is a registry.
     pub run_command: Option<String>,
@@ -79,10 +79,11 @@ pub fn copy(session: &Session, command: &TransferCommand) -> Reported<Transferre
     let written = session.context().and_then(|context| {
         transport::write_all(&destinations, &read, &context, &options).map_err(Error::from)
     });
-    let reference_line = match &dest {
-        Transport::Registry(reference) => reference.with_digest(read.artifact.digest().as_str()),
-        _ => read.artifact.digest().to_string(),
+    let defaults = SinkDefaults {
+        tag: &options.default_tag,
+        reference: options.default_reference.as_ref(),
     };
+    let reference_line = super::reference_line(&destinations, read.artifact.digest(), &defaults);
     let written = written.map_err(|e| e.context(format!("cannot write {dest}")));
     let signed = match (&written, &command.signer) {
         (Ok(_), Some(signer)) => session.context().and_then(|context| {
@@ -217,9 +218,14 @@ fn finish(
         artifact: Some(&artifact),
         secret_names: &secret_names,
     };
+    let written = written.map_err(|e| record::transfer_interrupted(&moved, e));
     let mut new = record::transfer(&moved, written.as_ref().err());
     new.notes.extend(sign::notes(&signed));
-    let record = keep_record(session, &new);
+    let record = match &written {
+        Ok(_) => keep_record(session, &new),
+        Err(e) => keep_failure_record(session, &new, e),
+    };
+    let written = written.map_err(|e| e.recorded_as(record.id()));
     let result = written.map(|written| Transferred {
         run_command: new.run_command.filter(|_| {
             destinations
@@ -256,9 +262,10 @@ fn record_failure(
         artifact,
         secret_names: &secret_names,
     };
-    let record = keep_record(session, &record::transfer(&moved, Some(&error)));
+    let error = record::transfer_interrupted(&moved, error);
+    let record = keep_failure_record(session, &record::transfer(&moved, Some(&error)), &error);
     Reported {
-        result: Err(error),
+        result: Err(error.recorded_as(record.id())),
         record,
     }
 }

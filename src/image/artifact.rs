@@ -3,7 +3,9 @@
 use crate::digest::Digest;
 
 use super::attestation::single_attested_image;
-use super::{Descriptor, Image, ImageError, Index, Platform, parse_json, select_platform};
+use super::{
+    Descriptor, Image, ImageError, ImageIndex, Index, Platform, parse_json, select_platform,
+};
 
 /// An image, or an index of images (one per platform).
 // Artifacts are few and short-lived; boxing the common variant buys nothing.
@@ -12,15 +14,6 @@ use super::{Descriptor, Image, ImageError, Index, Platform, parse_json, select_p
 pub enum Artifact {
     Image(Image),
     Index(ImageIndex),
-}
-
-/// An image index with every child image resolved.
-#[derive(Debug, Clone)]
-pub struct ImageIndex {
-    pub raw: Vec<u8>,
-    pub digest: Digest,
-    pub media_type: String,
-    pub images: Vec<Image>,
 }
 
 impl Artifact {

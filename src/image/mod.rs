@@ -13,10 +13,21 @@ use crate::digest::Digest;
 
 pub mod artifact;
 pub mod attestation;
+#[cfg(test)]
+mod attested_tests;
 pub mod config;
-pub use artifact::{Artifact, ImageIndex};
+pub use artifact::Artifact;
 
 /// Media types stowage reads and writes.
+/// An image index with every child image resolved.
+#[derive(Debug, Clone)]
+pub struct ImageIndex {
+    pub raw: Vec<u8>,
+    pub digest: Digest,
+    pub media_type: String,
+    pub images: Vec<Image>,
+}
+
 pub mod media {
     pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
     pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -69,10 +80,23 @@ pub struct Descriptor {
     pub size: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<Platform>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub annotations: BTreeMap<String, String>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
+}
+
+/// Reads `null` as an empty map: Go writers emit `"annotations": null` for
+/// a nil map, and docker and containerd read it as none.
+fn null_as_empty<'de, D>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Ok(Option::<BTreeMap<String, String>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 impl Descriptor {
@@ -121,6 +145,25 @@ impl Platform {
         })
     }
 
+    /// What to write instead of `input`, which `parse` refused: the OS a
+    /// bare architecture lacks, the architecture a bare OS lacks, lowercase,
+    /// or the grammar itself.
+    pub fn hint_for(input: &str) -> String {
+        let lower = input.trim().to_ascii_lowercase();
+        if !lower.contains('/') {
+            if let Some(arch) = oci_architecture(&lower) {
+                return format!("give the OS too: write linux/{arch}");
+            }
+            if matches!(lower.as_str(), "linux" | "windows" | "darwin" | "freebsd") {
+                return format!("give the architecture too: write {lower}/amd64 or {lower}/arm64");
+            }
+        }
+        if lower != input && Platform::parse(&lower).is_ok() {
+            return format!("write it as {lower}");
+        }
+        "write OS/ARCH or OS/ARCH/VARIANT, e.g. linux/amd64 or linux/arm64/v8".into()
+    }
+
     /// The platform this binary runs on, in OCI terms.
     pub fn host() -> Platform {
         let architecture = match std::env::consts::ARCH {
@@ -162,6 +205,20 @@ impl std::fmt::Display for Platform {
     }
 }
 
+/// The OCI name of an architecture, also from the kernel's name (`x86_64`, `aarch64`), when `name` is one.
+fn oci_architecture(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "amd64" | "x86_64" | "x86-64" => "amd64",
+        "arm64" | "aarch64" => "arm64",
+        "arm" | "armhf" | "armv7" | "armv7l" => "arm/v7",
+        "386" | "i386" | "i686" | "x86" => "386",
+        "ppc64le" => "ppc64le",
+        "s390x" => "s390x",
+        "riscv64" => "riscv64",
+        _ => return None,
+    })
+}
+
 /// The parts of an image manifest stowage uses; the raw bytes stay the identity.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Manifest {
@@ -171,7 +228,7 @@ pub struct Manifest {
     pub media_type: Option<String>,
     pub config: Descriptor,
     pub layers: Vec<Descriptor>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub annotations: BTreeMap<String, String>,
 }
 
@@ -552,6 +609,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn null_annotations_read_as_none() {
+        let manifest: Manifest = serde_json::from_str(
+            r#"{"schemaVersion":2,"config":{"mediaType":"a","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":1,"annotations":null},"layers":[],"annotations":null}"#,
+        )
+        .unwrap();
+        assert!(manifest.annotations.is_empty());
+        assert!(manifest.config.annotations.is_empty());
+    }
+
+    #[test]
     fn canonical_json_sorts_keys_at_every_depth() {
         let v: Value =
             serde_json::from_str(r#"{"b":1,"a":{"z":[{"y":1,"x":2}],"c":"\u00e9"}}"#).unwrap();
@@ -611,5 +678,31 @@ mod tests {
         );
         assert!(Platform::parse("linux").is_err());
         assert!(Platform::parse("linux/amd64/v1/x").is_err());
+    }
+
+    #[test]
+    fn a_refused_platform_gets_the_hint_for_what_it_lacks() {
+        for (input, hint) in [
+            ("amd64", "give the OS too: write linux/amd64"),
+            ("x86_64", "give the OS too: write linux/amd64"),
+            ("aarch64", "give the OS too: write linux/arm64"),
+            (
+                "linux",
+                "give the architecture too: write linux/amd64 or linux/arm64",
+            ),
+            ("Linux/AMD64", "write it as linux/amd64"),
+            (" linux/arm64 ", "write it as linux/arm64"),
+            (
+                "linux/amd64/v1/x",
+                "write OS/ARCH or OS/ARCH/VARIANT, e.g. linux/amd64 or linux/arm64/v8",
+            ),
+            (
+                "linux//amd64",
+                "write OS/ARCH or OS/ARCH/VARIANT, e.g. linux/amd64 or linux/arm64/v8",
+            ),
+        ] {
+            assert!(Platform::parse(input).is_err(), "{input:?} is refused");
+            assert_eq!(Platform::hint_for(input), hint, "{input:?}");
+        }
     }
 }

@@ -20,6 +20,7 @@ use super::{
 };
 use crate::digest::{Digest, HashingWriter};
 use crate::gzip::{CompressPool, FileMarks, GzipWriter};
+use crate::interrupt;
 use crate::scan::{Scanner, Tee};
 use crate::store::{Store, StoreError};
 
@@ -157,6 +158,8 @@ pub(super) fn write_tar<W: Write>(
     builder.sparse(false);
     let mut opener = Opener::default();
     for entry in plan.entries_over(base) {
+        // Between entries, and (in `ExactReader`) between reads of a large file.
+        interrupt::check().map_err(|e| write_err(e.into()))?;
         append_entry(
             &mut builder,
             &entry,
@@ -369,6 +372,7 @@ pub(super) struct ExactReader<'a> {
 
 impl Read for ExactReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        interrupt::check_io()?;
         if let Some(marker) = self.marker.take() {
             marker.marks.mark(marker.position.get(), self.remaining);
         }

@@ -13,10 +13,9 @@ use base64::Engine as _;
 use reqwest::blocking::Response;
 use reqwest::header::AUTHORIZATION;
 
-use super::client::{
-    after_attempts, failure_of, is_retryable, no_answer, read_limited, retry_wait, status_error,
-};
+use super::answer::{failure_of, no_answer, read_limited, status_error};
 use super::credentials::{self, Credential};
+use super::retry::{after_attempts, is_retryable, retry_wait};
 use super::{Registry, RegistryError, relock};
 use crate::image::MAX_JSON_BYTES;
 
@@ -333,7 +332,7 @@ impl Registry {
 
     /// A token for `scopes` from the token service at `realm`, with the
     /// registry's credential if there is one (I/O, retried like any request:
-    /// a token service that got no answer as `client::retry_wait_without_answer` allows).
+    /// a token service that got no answer as `retry::retry_wait_without_answer` allows).
     fn fetch_token(
         &self,
         registry: &str,

@@ -14,8 +14,8 @@ use reqwest::StatusCode;
 use reqwest::header::ACCEPT;
 use serde::{Deserialize, Serialize};
 
+use super::answer::{read_limited, status_error};
 use super::auth::Scope;
-use super::client::{read_limited, status_error};
 use super::push::Mount;
 use super::{Origin, Registry, RegistryError};
 use crate::digest::Digest;

@@ -3,14 +3,16 @@
 //! Not for image formats or the store (`image`, `store`), nor for image
 //! names (`reference` owns Docker Hub's names and API host).
 //!
-//! Why not oci-client for the whole of it: its push buffers whole blobs in
-//! memory, has no retries, and mounts with a token scoped to one repository,
-//! which Docker Hub refuses; and a pull path of its own would keep a second
-//! token cache beside the one a push needs. So the registry API is spoken
-//! here directly, on reqwest's blocking client: uploads stream from store
-//! files with a Content-Length, every request shares one auth state and one
-//! retry policy, and blobs are pushed by a bounded pool of threads.
+//! Why not oci-client for the whole of it: its `push` takes whole blobs in
+//! memory (its stream upload is chunked PATCHes only), it has no retries, and
+//! it mounts with a token scoped to one repository, which Docker Hub refuses;
+//! and a pull path of its own would keep a second token cache beside the one
+//! a push needs. So the registry API is spoken here directly, on reqwest's
+//! blocking client: uploads stream from store files with a Content-Length,
+//! every request shares one auth state and one retry policy, and blobs are
+//! pushed by a bounded pool of threads.
 
+mod answer;
 pub mod auth;
 pub mod cache_repo;
 mod client;
@@ -18,6 +20,7 @@ pub mod credentials;
 pub mod hub;
 mod pull;
 mod push;
+mod retry;
 mod tags;
 
 use std::collections::HashMap;
@@ -28,6 +31,7 @@ use std::time::Duration;
 use reqwest::blocking::Client;
 
 use crate::digest::Digest;
+use crate::interrupt::{self, Interrupted};
 use crate::reference::ImageRef;
 use crate::store::StoreError;
 use auth::ChallengeError;
@@ -107,6 +111,9 @@ pub enum RegistryError {
         #[source]
         source: std::io::Error,
     },
+    /// A signal stopped the transfer at a safe point (an upload in flight is cancelled).
+    #[error(transparent)]
+    Interrupted(#[from] Interrupted),
 }
 
 impl RegistryError {
@@ -295,8 +302,11 @@ struct CountingReader<R> {
     progress: Option<Arc<dyn TransferProgress>>,
 }
 
+/// Each read is a safe point: a body that fails to read makes reqwest drop
+/// the request, so an upload or download stops within one read of a signal.
 impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        interrupt::check_io()?;
         let n = self.inner.read(buf)?;
         if let Some(progress) = &self.progress {
             progress.advance(n as u64);
@@ -360,7 +370,7 @@ impl Registry {
             registry: "(client)".into(),
             what: "setting up HTTP".into(),
             plain_http: false,
-            source: client::no_answer(source),
+            source: answer::no_answer(source),
         };
         Ok(Registry {
             http: client::http_client(false, &options).map_err(build_err)?,

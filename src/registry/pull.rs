@@ -7,8 +7,9 @@ use std::io::BufReader;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 
+use super::answer::{read_limited, status_error};
 use super::auth::Scope;
-use super::client::{backoff, read_limited, status_error};
+use super::retry::backoff;
 use super::{CountingReader, Origin, Registry, RegistryError};
 use crate::digest::Digest;
 use crate::image::{self, Descriptor, Image, Index, MAX_JSON_BYTES, Platform, media};
@@ -81,6 +82,8 @@ impl Registry {
         let what = format!("blob {digest}");
         let mut attempt = 0;
         loop {
+            // Before each download, first or again: a signal's read error is no reason to retry.
+            crate::interrupt::check()?;
             let response =
                 self.send(&origin.registry, &[Scope::pull(repo)], &what, &|c, base| {
                     c.get(format!("{base}/v2/{repo}/blobs/{digest}"))

@@ -5,19 +5,23 @@
 use std::collections::BTreeSet;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::PathBuf;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use reqwest::StatusCode;
-use reqwest::blocking::{Body, Response};
+use reqwest::blocking::{Body, Client, Request, Response};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
 
+use super::answer::status_error;
 use super::auth::Scope;
-use super::client::{backoff, status_error};
+use super::retry::backoff;
 use super::{
     CountingReader, Origin, PushReport, Registry, RegistryError, TransferProgress, relock,
 };
 use crate::digest::Digest;
 use crate::image::{Artifact, Descriptor, Image};
+use crate::interrupt;
 use crate::reference::ImageRef;
 use crate::store::{Store, StoreError};
 
@@ -161,6 +165,7 @@ impl Registry {
         dest: &ImageRef,
         store: &Store,
     ) -> Result<BlobOutcome, RegistryError> {
+        interrupt::check()?;
         let registry = &dest.registry;
         let repo = &dest.repository;
         let digest = &desc.digest;
@@ -187,6 +192,7 @@ impl Registry {
             Some(bytes) => BlobData::Bytes(bytes),
             None => BlobData::Stored(self.stored_blob(desc, origin, store)?),
         };
+        interrupt::check()?;
         if let Some(progress) = &self.options.progress {
             progress.begin("pushing", digest, desc.size);
         }
@@ -322,6 +328,11 @@ impl Registry {
                 Some(size) => self.upload_chunked(dest, desc, data, &location, size.max(1)),
                 None => self.upload_monolithic(dest, desc, data, &location),
             };
+            if let (Err(_), Some(signal)) = (&result, interrupt::received()) {
+                // The body stopped at a signal (or the upload failed as one came): no retry.
+                self.cancel_upload(dest, &location);
+                return Err(interrupt::Interrupted { signal }.into());
+            }
             match result {
                 Ok(()) => return Ok(()),
                 Err(UploadFailure::Refused(status)) if chunk.is_none() => {
@@ -369,6 +380,27 @@ impl Registry {
                 }
                 Err(UploadFailure::Error(e)) => return Err(e),
             }
+        }
+    }
+
+    /// Cancels an upload session a signal stopped (I/O, best effort), so the
+    /// registry drops the bytes it got instead of keeping them until it
+    /// purges old uploads. One attempt: the process is stopping.
+    fn cancel_upload(&self, dest: &ImageRef, location: &str) {
+        let url = self.absolute(&dest.registry, location);
+        let cancelled = self.send_with(
+            &dest.registry,
+            &[Scope::push(&dest.repository)],
+            "cancelling an upload",
+            &|c, _| c.delete(&url),
+            false,
+        );
+        match cancelled {
+            Ok(response) => self.log(&format!(
+                "cancelled the upload session: {}",
+                response.status()
+            )),
+            Err(e) => self.log(&format!("could not cancel the upload session: {e}")),
         }
     }
 
@@ -479,6 +511,8 @@ impl Registry {
         bytes: &[u8],
         media_type: &str,
     ) -> Result<(), RegistryError> {
+        // A manifest PUT in flight is finished, never cut: the tag is put whole or not at all.
+        interrupt::check()?;
         let repo = &dest.repository;
         let what = format!("manifest {repo}:{by}");
         let response = self.send(&dest.registry, &[Scope::push(repo)], &what, &|c, base| {
@@ -610,6 +644,43 @@ impl BlobData<'_> {
                     progress,
                 };
                 Ok(Body::sized(reader, len))
+            }
+        }
+    }
+}
+
+/// Sends one request (I/O). A blob upload is sent from a thread of its own
+/// while this one waits, looking for a signal every 50 ms: once its body is
+/// in the kernel's socket buffers (megabytes), the answer comes only when
+/// the registry has read them all, and over a slow link a stop would wait
+/// that long. Left to itself, the upload ends with the process; a blob no
+/// manifest names is invisible, and the caller cancels its session. Other
+/// requests (a manifest PUT above all) are waited for: what they did must
+/// be known to the record.
+pub(super) fn execute(
+    client: &Client,
+    request: Request,
+    registry: &str,
+) -> Result<reqwest::Result<Response>, RegistryError> {
+    let upload = matches!(request.method().as_str(), "PUT" | "PATCH")
+        && request.url().path().contains("/blobs/uploads/");
+    if !upload {
+        return Ok(client.execute(request));
+    }
+    let client = client.clone();
+    let (answer, answered) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = answer.send(client.execute(request));
+    });
+    loop {
+        match answered.recv_timeout(Duration::from_millis(50)) {
+            Ok(sent) => return Ok(sent),
+            Err(RecvTimeoutError::Timeout) => interrupt::check()?,
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(RegistryError::Protocol {
+                    registry: registry.to_string(),
+                    problem: "an upload's thread ended without an answer".into(),
+                });
             }
         }
     }

@@ -8,8 +8,8 @@ use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, LINK};
 use serde::Deserialize;
 
+use super::answer::{read_limited, status_error};
 use super::auth::Scope;
-use super::client::{read_limited, status_error};
 use super::{Registry, RegistryError};
 use crate::digest::Digest;
 use crate::reference::ImageRef;

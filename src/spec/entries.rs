@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 use super::raw::{RawFile, RawMount};
-use super::validate::Validator;
+use super::validator::Validator;
 use super::{ExtraFile, Mount, Owner, SpecError};
 
 /// The owner of entries that give no `owner` of their own, from `[app] user`.
@@ -120,7 +120,7 @@ impl Validator<'_> {
             target,
             owner,
             relocate,
-            position: super::validate::line_col(self.text, value.span().start),
+            position: super::validator::line_col(self.text, value.span().start),
         })
     }
 

@@ -7,7 +7,7 @@
 
 use toml::Spanned;
 
-use super::validate::Validator;
+use super::validator::Validator;
 use super::{Owner, SpecError};
 use crate::image::Platform;
 use crate::reference::{self, Transport};
@@ -53,7 +53,7 @@ impl Validator<'_> {
             self.error(
                 value.span(),
                 format!("platform `{p}` is not OS/ARCH[/VARIANT]"),
-                "write it in lowercase, e.g. \"linux/amd64\" or \"linux/arm64/v8\"",
+                Platform::hint_for(p),
             )
         })
     }

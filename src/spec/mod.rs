@@ -32,6 +32,7 @@ mod starter;
 #[cfg(test)]
 mod tests;
 mod validate;
+mod validator;
 mod values;
 
 pub use starter::{STARTER_SPEC, write_starter_spec};
@@ -211,7 +212,7 @@ pub fn read_spec(path: &Path) -> Result<Spec, SpecError> {
 
 /// Parses and validates spec text; `path` is used for messages and to resolve relative sources (against its parent folder); checks that sources exist.
 pub fn parse_spec(text: &str, path: &Path) -> Result<Spec, SpecError> {
-    let validator = validate::Validator { text, path };
+    let validator = validator::Validator { text, path };
     let raw: raw::RawSpec = toml::from_str(text).map_err(|e| validator.toml_error(&e))?;
     validator.validate(raw)
 }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::validate::line_col;
+use super::validator::line_col;
 use super::*;
 
 /// A project folder with a library, a workspace and a start script.

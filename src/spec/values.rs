@@ -7,7 +7,7 @@
 //! unless `--allow-secret KEY` or `[secrets] allow` names their key.
 
 use super::raw::{OrderedTable, RawApp};
-use super::validate::{Validator, line_col};
+use super::validator::{Validator, line_col};
 use super::{Spec, SpecError};
 use crate::scan::scan_value;
 

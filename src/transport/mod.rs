@@ -9,9 +9,12 @@
 pub mod archive;
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
+use crate::atomic;
 use crate::digest::Digest;
 use crate::image::{Artifact, Image, ImageError, Platform, attestation};
+use crate::interrupt::{self, Interrupted};
 use crate::reference::{ImageRef, Transport};
 use crate::registry::{Origin, PushReport, Registry, RegistryError};
 use crate::store::{Store, StoreError};
@@ -60,6 +63,9 @@ pub enum TransportError {
     /// The first sink failed, so none of the destinations got the image.
     #[error(transparent)]
     NothingWritten(#[from] NothingWritten),
+    /// A signal stopped the writing between destinations.
+    #[error(transparent)]
+    Interrupted(#[from] Interrupted),
 }
 
 /// Some destinations hold the image, then one failed: which ones, by their
@@ -273,7 +279,12 @@ pub struct Written {
 /// the image, the error is
 /// [`TransportError::Partial`], naming the destinations that hold it; when
 /// the first one fails, [`TransportError::NothingWritten`], naming the
-/// others. Either names the destinations never tried.
+/// others. Either names the destinations never tried. So it is when a
+/// signal stops the writing, which it does before each destination and
+/// each tag (and, inside a push, between blobs).
+///
+/// What killed or interrupted runs left in the local destinations' folders
+/// is swept first, whether or not this run gets as far as writing them.
 pub fn write_all(
     destinations: &[Transport],
     source: &Source,
@@ -319,6 +330,9 @@ pub fn write_all(
     type Push = (ImageRef, Vec<(String, Vec<usize>)>);
     let mut pushes: BTreeMap<(String, String), Push> = BTreeMap::new();
     let mut locals = Vec::new();
+    for dest in destinations {
+        sweep_leftovers(dest);
+    }
     for (index, dest) in destinations.iter().enumerate() {
         match dest {
             Transport::Registry(reference) => {
@@ -338,6 +352,7 @@ pub fn write_all(
         // Each tag is its own step, so when one tag's manifest is refused
         // the tags put before it are recorded as pushed, not failed.
         let first = tags[0].1[0];
+        interrupt::check().map_err(|e| partial(&reached, first, e.into()))?;
         let registry = context
             .registry()
             .map_err(|e| partial(&reached, first, e.into()))?;
@@ -350,6 +365,7 @@ pub fn write_all(
             )
             .map_err(|e| partial(&reached, first, e.into()))?;
         for (tag, indices) in tags {
+            interrupt::check().map_err(|e| partial(&reached, indices[0], e.into()))?;
             registry
                 .put_tag(&source.artifact, &reference, &tag)
                 .map_err(|e| partial(&reached, indices[0], e.into()))?;
@@ -364,6 +380,7 @@ pub fn write_all(
         }
     }
     for (index, local) in locals {
+        interrupt::check().map_err(|e| partial(&reached, index, e.into()))?;
         sink_artifact(local, &source.artifact, options)
             .and_then(|artifact| {
                 ensure_local(&artifact, source.origin.as_ref(), context)?;
@@ -377,6 +394,32 @@ pub fn write_all(
         });
     }
     Ok(written)
+}
+
+/// Removes the temp files and folders no live process holds from the
+/// folders a local destination writes to (I/O, best effort): beside an
+/// archive, beside a layout (a new one is built there) and inside it.
+fn sweep_leftovers(dest: &Transport) {
+    let beside = |path: &Path| match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let folders = match dest {
+        Transport::Oci { path, .. } => {
+            vec![
+                beside(path),
+                path.clone(),
+                path.join("blobs").join("sha256"),
+            ]
+        }
+        Transport::OciArchive { path, .. } | Transport::DockerArchive { path, .. } => {
+            vec![beside(path)]
+        }
+        Transport::Registry(_) | Transport::Scratch => Vec::new(),
+    };
+    for folder in folders {
+        atomic::sweep_stale(&folder);
+    }
 }
 
 /// The tag a manifest is put under; a destination named by digest must match the image.

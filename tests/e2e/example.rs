@@ -65,8 +65,8 @@ fn bundled_example_builds_as_the_readme_says() {
     let archive = sb.join("target/notebook.tar.gz");
     assert_eq!(
         printed.name.as_deref(),
-        Some("docker.io/acme/notebook"),
-        "the README says it prints docker.io/acme/notebook@sha256:…"
+        Some("oci:target/notebook-oci:demo"),
+        "the README says it prints oci:target/notebook-oci:demo@sha256:…"
     );
     let docker = DockerArchive::open(&archive);
     // Familiar form, as `docker save` writes it.

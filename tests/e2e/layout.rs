@@ -152,8 +152,9 @@ fn oci_layout_validates_and_unpacks_to_the_source_tree() {
     let spec = write_tricky_app(&app);
     let (layout, printed) = build_layout(&sb, &spec, "tricky", &[]);
     assert_eq!(
-        printed.name, None,
-        "no image name in the spec or -o, so stdout is the bare digest"
+        printed.name,
+        Some(format!("oci:{}:tricky", layout.dir.display())),
+        "stdout names the layout and tag it wrote"
     );
     assert_eq!(
         layout.descriptor("tricky")["digest"].as_str(),

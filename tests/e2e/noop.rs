@@ -104,8 +104,8 @@ fn build(sandbox: &Sandbox, spec: &Path, layout: &Path) -> (String, String) {
     assert!(out.status.success(), "build failed:\n{text}");
     let digest = stdout
         .lines()
-        .find(|l| l.starts_with("sha256:"))
-        .unwrap_or_else(|| panic!("no digest printed:\n{text}"))
+        .find_map(|l| l.strip_prefix(&format!("oci:{}:noop@", layout.display())))
+        .unwrap_or_else(|| panic!("no reference to the layout printed:\n{text}"))
         .to_string();
     (digest, text)
 }

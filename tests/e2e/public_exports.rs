@@ -196,19 +196,12 @@ fn each_value_rule_in_env_labels_and_command_is_refused_at_its_place_and_never_s
             assert!(!out.exists(), "nothing written: {what}");
         }
     }
+    // A spec error exports nothing, so no record can carry the value either.
     let recorded = records_text(&sb);
-    assert_eq!(
-        records(&sb).len(),
-        cases().len() * 3,
-        "each refusal is recorded"
+    assert!(
+        records(&sb).is_empty(),
+        "a refusal (exit 2) is not recorded: {recorded}"
     );
-    for case in cases() {
-        assert!(
-            !recorded.contains(&case.secret),
-            "{}: {recorded}",
-            case.rule
-        );
-    }
 }
 
 #[test]

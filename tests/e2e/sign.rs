@@ -18,7 +18,7 @@ use crate::rig::registry::TestRegistry;
 use crate::rig::*;
 
 /// An openssl P-256 key pair in `dir`: (`NAME.pem`, `NAME.pub.pem`).
-fn key_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+pub(crate) fn key_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     let key = dir.join(format!("{name}.pem"));
     let public = dir.join(format!("{name}.pub.pem"));
     let ok = StdCommand::new("openssl")

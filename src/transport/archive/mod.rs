@@ -46,6 +46,12 @@ pub enum ArchiveError {
     },
     #[error("{path}: {problem}")]
     NotFound { path: PathBuf, problem: String },
+    /// `oci:PATH` names no OCI image layout folder.
+    #[error("{path} is not an OCI image layout: {problem}")]
+    NotLayout {
+        path: PathBuf,
+        problem: LayoutProblem,
+    },
     #[error("{path}: blob {digest} is missing")]
     MissingBlob { path: PathBuf, digest: Digest },
     #[error("{path}: {source}")]
@@ -64,10 +70,43 @@ pub enum ArchiveError {
     IndexUnsupported { what: &'static str },
 }
 
+/// Why a path is not an OCI image layout folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayoutProblem {
+    Missing,
+    File,
+    NoIndex,
+}
+
+impl std::fmt::Display for LayoutProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LayoutProblem::Missing => "there is no such folder",
+            LayoutProblem::File => "it is a file, not a folder",
+            LayoutProblem::NoIndex => "the folder has no index.json",
+        })
+    }
+}
+
 impl ArchiveError {
     /// What the user can do about it.
     pub fn hint(&self) -> Option<String> {
         match self {
+            ArchiveError::NotLayout {
+                problem: LayoutProblem::File,
+                path,
+            } => Some(format!(
+                "a tar file is read as oci-archive:{0} or docker-archive:{0}",
+                path.display()
+            )),
+            ArchiveError::NotLayout { .. } => Some(
+                "check the path: `oci:DIR[:TAG]` names a folder holding index.json, oci-layout and blobs/; \
+                 write one with `stowage copy IMAGE oci:DIR:TAG` (or skopeo copy), or use the image's registry reference"
+                    .into(),
+            ),
+            ArchiveError::Read { path, source } if source.kind() == io::ErrorKind::NotFound => {
+                Some(format!("check the path: {} does not exist", path.display()))
+            }
             ArchiveError::Invalid { .. } | ArchiveError::MissingBlob { .. } => Some(
                 "the file is damaged or was not written by a container tool; write it again".into(),
             ),

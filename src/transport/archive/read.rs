@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::tar_import::scan_tar;
-use super::{ArchiveError, CONTAINERD_NAME, REF_NAME};
+use super::{ArchiveError, CONTAINERD_NAME, LayoutProblem, REF_NAME};
 use crate::digest::Digest;
 use crate::image::{self, Artifact, Descriptor, Image, ImageIndex, Index, MAX_JSON_BYTES, media};
 use crate::reference::ImageRef;
@@ -111,6 +111,18 @@ pub fn read_oci_layout(
     with_layers: bool,
 ) -> Result<Artifact, ArchiveError> {
     let index_path = dir.join("index.json");
+    let problem = match (dir.is_dir(), dir.exists(), index_path.exists()) {
+        (true, _, true) => None,
+        (true, _, false) => Some(LayoutProblem::NoIndex),
+        (false, true, _) => Some(LayoutProblem::File),
+        (false, false, _) => Some(LayoutProblem::Missing),
+    };
+    if let Some(problem) = problem {
+        return Err(ArchiveError::NotLayout {
+            path: dir.to_path_buf(),
+            problem,
+        });
+    }
     let raw_index = read_small_file(&index_path)?;
     if !dir.join("oci-layout").is_file() {
         return Err(ArchiveError::Invalid {

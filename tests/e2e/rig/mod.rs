@@ -319,15 +319,39 @@ pub fn stowage_with_cache(cache: &Path) -> Command {
 /// credential files under `cache`'s parent, no SOURCE_DATE_EPOCH.
 pub fn stowage_env(cmd: &mut Command, cache: &Path) {
     let home = cache.parent().expect("cache has a parent");
-    cmd.env("STOWAGE_CACHE_DIR", cache)
-        .env("STOWAGE_STATE_DIR", home.join("state"))
-        .env("XDG_CACHE_HOME", home.join("xdg-cache"))
-        .env("XDG_STATE_HOME", home.join("xdg-state"))
-        .env("DOCKER_CONFIG", home.join("docker-config"))
-        .env("REGISTRY_AUTH_FILE", home.join("auth.json"))
-        .env_remove("SOURCE_DATE_EPOCH")
+    for (name, value) in stowage_vars(home, cache) {
+        cmd.env(name, value);
+    }
+    cmd.env_remove("SOURCE_DATE_EPOCH")
         .current_dir(home)
         .timeout(TOOL_TIMEOUT);
+}
+
+/// The variables that keep a test's stowage inside `home`, its store in `cache`.
+fn stowage_vars(home: &Path, cache: &Path) -> [(&'static str, PathBuf); 6] {
+    [
+        ("STOWAGE_CACHE_DIR", cache.to_path_buf()),
+        ("STOWAGE_STATE_DIR", home.join("state")),
+        ("XDG_CACHE_HOME", home.join("xdg-cache")),
+        ("XDG_STATE_HOME", home.join("xdg-state")),
+        ("DOCKER_CONFIG", home.join("docker-config")),
+        ("REGISTRY_AUTH_FILE", home.join("auth.json")),
+    ]
+}
+
+/// The stowage binary as a plain process (so it can be killed or
+/// signalled), with the sandbox's cache, state and credential files; runs
+/// in the sandbox, its output piped.
+pub fn stowage_process(sb: &Sandbox, cache: &Path) -> std::process::Command {
+    use std::process::Stdio;
+    let mut cmd = std::process::Command::new(stowage_bin());
+    cmd.envs(stowage_vars(sb.path(), cache))
+        .env_remove("SOURCE_DATE_EPOCH")
+        .current_dir(sb.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
 }
 
 /// The path of the stowage binary cargo built for these tests.
