@@ -185,7 +185,10 @@ pub const NAME_RULES: &[(&str, &str)] = &[
     ("git-credentials-file", ".git-credentials"),
     ("docker-config-file", ".docker/config.json"),
     ("aws-credentials-file", ".aws/credentials"),
-    ("ssh-key-file", ".ssh/id_* (not *.pub)"),
+    (
+        "ssh-key-file",
+        ".ssh/id_* (not *.pub); id_rsa, id_dsa, id_ecdsa, id_ed25519 (and their _sk forms) anywhere",
+    ),
     ("pypirc-file", ".pypirc"),
     (
         "pgpass-file",
@@ -361,6 +364,11 @@ fn name_rule(path: &[u8]) -> Option<&'static str> {
         (b".ssh", name) if name.starts_with(b"id_") && !name.ends_with(b".pub") => {
             Some("ssh-key-file")
         }
+        // ssh-keygen's default names: a private key even outside .ssh/ (a key copied to a workspace).
+        (
+            _,
+            b"id_rsa" | b"id_dsa" | b"id_ecdsa" | b"id_ed25519" | b"id_ecdsa_sk" | b"id_ed25519_sk",
+        ) => Some("ssh-key-file"),
         (_, b".pypirc") => Some("pypirc-file"),
         (_, b".pgpass" | b"pgpass.conf") => Some("pgpass-file"),
         (b".kube", b"config") | (_, b"kubeconfig") => Some("kubeconfig-file"),

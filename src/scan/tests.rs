@@ -200,6 +200,12 @@ fn each_name_rule_has_a_positive_and_a_negative() {
             "/w/.ssh/id_ed25519",
             "/w/.ssh/id_ed25519.pub",
         ),
+        ("ssh-key-file", "/w/id_rsa", "/w/id_rsa.pub"),
+        (
+            "ssh-key-file",
+            "/w/keys/id_ecdsa_sk",
+            "/w/keys/id_rsa_backup.txt",
+        ),
         ("pypirc-file", "/w/.pypirc", "/w/pypirc.md"),
         ("pgpass-file", "/root/.pgpass", "/w/pgpass.md"),
         ("pgpass-file", "/w/pgpass.conf", "/w/pgpass.conf.sample"),
