@@ -207,12 +207,84 @@ impl DestinationStatus {
     }
 
     /// The status of a destination the export reached: pushed for a registry, else written.
-    pub fn reached(kind: &str) -> DestinationStatus {
-        if kind == "registry" {
+    pub fn reached(kind: &DestinationKind) -> DestinationStatus {
+        if *kind == DestinationKind::Registry {
             DestinationStatus::Pushed
         } else {
             DestinationStatus::Written
         }
+    }
+}
+
+/// What kind of place a destination is. Stored and printed (`--json`) as
+/// the word of its transport: `registry`, `docker-archive`, `oci-archive`,
+/// `oci`, `scratch`, or `unknown` for a destination a failed build could
+/// not parse; a word this stowage does not know (a record from another
+/// version) reads as `Other` and is written back as it was.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum DestinationKind {
+    Registry,
+    DockerArchive,
+    OciArchive,
+    Oci,
+    Scratch,
+    #[default]
+    Unknown,
+    Other(String),
+}
+
+impl DestinationKind {
+    pub fn as_str(&self) -> &str {
+        match self {
+            DestinationKind::Registry => "registry",
+            DestinationKind::DockerArchive => "docker-archive",
+            DestinationKind::OciArchive => "oci-archive",
+            DestinationKind::Oci => "oci",
+            DestinationKind::Scratch => "scratch",
+            DestinationKind::Unknown => "unknown",
+            DestinationKind::Other(word) => word,
+        }
+    }
+
+    /// The kind of a destination written as `transport`.
+    pub fn of(transport: &Transport) -> DestinationKind {
+        match transport {
+            Transport::Registry(_) => DestinationKind::Registry,
+            Transport::DockerArchive { .. } => DestinationKind::DockerArchive,
+            Transport::OciArchive { .. } => DestinationKind::OciArchive,
+            Transport::Oci { .. } => DestinationKind::Oci,
+            Transport::Scratch => DestinationKind::Scratch,
+        }
+    }
+}
+
+impl From<String> for DestinationKind {
+    fn from(word: String) -> DestinationKind {
+        match word.as_str() {
+            "registry" => DestinationKind::Registry,
+            "docker-archive" => DestinationKind::DockerArchive,
+            "oci-archive" => DestinationKind::OciArchive,
+            "oci" => DestinationKind::Oci,
+            "scratch" => DestinationKind::Scratch,
+            "unknown" => DestinationKind::Unknown,
+            _ => DestinationKind::Other(word),
+        }
+    }
+}
+
+impl From<DestinationKind> for String {
+    fn from(kind: DestinationKind) -> String {
+        match kind {
+            DestinationKind::Other(word) => word,
+            known => known.as_str().to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for DestinationKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -221,8 +293,7 @@ impl DestinationStatus {
 pub struct Destination {
     /// In transport syntax: `docker://REF`, `docker-archive:/abs/app.tar.gz`, `oci:/abs/dir`…
     pub destination: String,
-    /// `registry`, `docker-archive`, `oci-archive` or `oci`.
-    pub kind: String,
+    pub kind: DestinationKind,
     /// The absolute path of a local destination.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
@@ -254,11 +325,12 @@ impl Destination {
     /// Describes `transport`; local paths are made absolute and archive files measured (I/O: stats).
     pub fn of(transport: &Transport) -> Destination {
         let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-        let local = |kind: &str, path: &Path, shown: Transport, measure: bool| {
+        let kind = DestinationKind::of(transport);
+        let local = |path: &Path, shown: Transport, measure: bool| {
             let path = absolute(path);
             Destination {
                 destination: shown.to_string(),
-                kind: kind.to_string(),
+                kind: kind.clone(),
                 size: measure
                     .then(|| std::fs::metadata(&path).ok().map(|m| m.len()))
                     .flatten(),
@@ -270,14 +342,10 @@ impl Destination {
         match transport {
             Transport::Registry(reference) => Destination {
                 destination: format!("docker://{reference}"),
-                kind: "registry".into(),
-                path: None,
-                size: None,
-                plain_http: false,
-                status: None,
+                kind,
+                ..Destination::default()
             },
             Transport::DockerArchive { path, reference } => local(
-                "docker-archive",
                 path,
                 Transport::DockerArchive {
                     path: absolute(path),
@@ -286,7 +354,6 @@ impl Destination {
                 true,
             ),
             Transport::OciArchive { path, tag } => local(
-                "oci-archive",
                 path,
                 Transport::OciArchive {
                     path: absolute(path),
@@ -295,7 +362,6 @@ impl Destination {
                 true,
             ),
             Transport::Oci { path, tag } => local(
-                "oci",
                 path,
                 Transport::Oci {
                     path: absolute(path),
@@ -305,11 +371,8 @@ impl Destination {
             ),
             Transport::Scratch => Destination {
                 destination: "scratch".into(),
-                kind: "scratch".into(),
-                path: None,
-                size: None,
-                plain_http: false,
-                status: None,
+                kind,
+                ..Destination::default()
             },
         }
     }
@@ -714,7 +777,7 @@ mod tests {
             sources: vec!["scratch".into(), "/p/library".into()],
             destinations: vec![Destination {
                 destination: "docker://localhost:5000/app:v1".into(),
-                kind: "registry".into(),
+                kind: DestinationKind::Registry,
                 path: None,
                 size: None,
                 plain_http: false,
@@ -802,6 +865,38 @@ mod tests {
     }
 
     #[test]
+    fn destination_kinds_are_stored_as_their_words_and_unknown_words_read_back_as_written() {
+        let known = [
+            (DestinationKind::Registry, "registry"),
+            (DestinationKind::DockerArchive, "docker-archive"),
+            (DestinationKind::OciArchive, "oci-archive"),
+            (DestinationKind::Oci, "oci"),
+            (DestinationKind::Scratch, "scratch"),
+            (DestinationKind::Unknown, "unknown"),
+        ];
+        for (kind, word) in known {
+            let text = serde_json::to_string(&kind).unwrap_or_default();
+            assert_eq!(text, format!("\"{word}\""));
+            let back: Result<DestinationKind, _> = serde_json::from_str(&text);
+            assert_eq!(back.ok(), Some(kind));
+        }
+        let from_elsewhere = r#"[{"destination":"docker-daemon:app:1","kind":"docker-daemon"}]"#;
+        let read: Result<Vec<Destination>, _> = serde_json::from_str(from_elsewhere);
+        let kind = read.ok().and_then(|d| d.into_iter().next()).map(|d| d.kind);
+        assert_eq!(kind, Some(DestinationKind::Other("docker-daemon".into())));
+        assert_eq!(
+            kind.map(|k| to_json(&k)).as_deref(),
+            Some("\"docker-daemon\""),
+            "written back as it was read"
+        );
+        let archive = Transport::OciArchive {
+            path: "/x.oci".into(),
+            tag: None,
+        };
+        assert_eq!(Destination::of(&archive).kind, DestinationKind::OciArchive);
+    }
+
+    #[test]
     fn an_interrupted_export_is_its_own_status() {
         let dir = match tempfile::tempdir() {
             Ok(d) => d,
@@ -846,7 +941,7 @@ mod tests {
         let all = exports.list(None).unwrap_or_default();
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].status, Status::Ok);
-        assert_eq!(all[0].destinations[0].kind, "registry");
+        assert_eq!(all[0].destinations[0].kind, DestinationKind::Registry);
         assert_eq!(all[0].secret_names, ["API_TOKEN"]);
         assert_eq!(all[1].status, Status::Failed);
         assert_eq!(all[1].error.as_deref(), Some("boom"));
@@ -951,7 +1046,7 @@ mod tests {
         partial.destinations[0].status = Some(Pushed);
         partial.destinations.push(Destination {
             destination: "oci:/x".into(),
-            kind: "oci".into(),
+            kind: DestinationKind::Oci,
             status: Some(Failed),
             ..Destination::default()
         });

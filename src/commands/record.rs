@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::build::BuildOutcome;
 use super::run_command::run_command_for_destinations;
 use crate::error::Error;
-use crate::exports::{Destination, DestinationStatus, Kind, NewExport};
+use crate::exports::{Destination, DestinationKind, DestinationStatus, Kind, NewExport};
 use crate::image::{Artifact, Image, ImageIndex, Platform, attestation};
 use crate::interrupt;
 use crate::plan::BuildPlan;
@@ -93,7 +93,7 @@ pub fn build_failed(failed: &FailedBuild<'_>, error: &Error) -> NewExport {
                 Ok(t) => Destination::of(&t),
                 Err(_) => Destination {
                     destination: d.clone(),
-                    kind: "unknown".into(),
+                    kind: DestinationKind::Unknown,
                     ..Destination::default()
                 },
             })

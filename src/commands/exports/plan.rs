@@ -9,7 +9,7 @@ use super::failure;
 use super::journal;
 use super::scope::{Action, DeletePlan, OtherTag, Step, other_tags_text};
 use crate::digest::Digest;
-use crate::exports::{Destination, DestinationStatus, ExportRecord};
+use crate::exports::{Destination, DestinationKind, DestinationStatus, ExportRecord};
 use crate::reference::{self, ImageRef, Transport};
 use crate::transport::Context;
 use crate::transport::archive;
@@ -69,10 +69,10 @@ fn plan_destination(dest: &Destination, scope: &Scope<'_>, context: &Context<'_>
             ),
         };
     }
-    match dest.kind.as_str() {
-        "registry" => plan_registry(dest, scope, context),
-        "oci" => plan_layout(dest, scope),
-        "docker-archive" | "oci-archive" => plan_file(dest, scope),
+    match &dest.kind {
+        DestinationKind::Registry => plan_registry(dest, scope, context),
+        DestinationKind::Oci => plan_layout(dest, scope),
+        DestinationKind::DockerArchive | DestinationKind::OciArchive => plan_file(dest, scope),
         other => Action::Refuse {
             problem: format!("stowage does not know how to delete a `{other}` destination"),
             hint: "remove it yourself".into(),
