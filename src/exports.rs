@@ -378,6 +378,96 @@ impl Destination {
     }
 }
 
+/// Something the user should know about an export that did not stop it.
+///
+/// Stored, and printed by `stowage exports --json`, as a string for the
+/// text notes (`secret scan: …`, `attestations: …`, any other line) and as
+/// an object for a signature: `{"signed": {"image": "REPO@sha256:…",
+/// "tag": "REPO:sha256-<hex>.sig"}}`. Records written before the object
+/// hold `signed: IMAGE at TAG`, which reads as `Signed` too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredNote", into = "StoredNote")]
+pub enum Note {
+    /// A cosign signature of `image` (`REPO@DIGEST`) written at `tag` (`REPO:sha256-<hex>.sig`).
+    Signed {
+        image: String,
+        tag: String,
+    },
+    /// A secret-scan finding let through because it is in a published package file.
+    SecretScan(String),
+    /// The attestations attached: their predicate types and manifests.
+    Attestations(String),
+    Text(String),
+}
+
+const SIGNED: &str = "signed: ";
+const SECRET_SCAN: &str = "secret scan: ";
+const ATTESTATIONS: &str = "attestations: ";
+
+impl std::fmt::Display for Note {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Note::Signed { image, tag } => write!(f, "{SIGNED}{image} at {tag}"),
+            Note::SecretScan(text) => write!(f, "{SECRET_SCAN}{text}"),
+            Note::Attestations(text) => write!(f, "{ATTESTATIONS}{text}"),
+            Note::Text(text) => f.write_str(text),
+        }
+    }
+}
+
+/// A note as the journal holds it: a line, or a signature object.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum StoredNote {
+    Line(String),
+    Signed { signed: StoredSignature },
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredSignature {
+    image: String,
+    tag: String,
+}
+
+impl From<StoredNote> for Note {
+    fn from(stored: StoredNote) -> Note {
+        let line = match stored {
+            StoredNote::Signed {
+                signed: StoredSignature { image, tag },
+            } => return Note::Signed { image, tag },
+            StoredNote::Line(line) => line,
+        };
+        // Image references and tags hold no spaces, so ` at ` splits an old line exactly.
+        if let Some((image, tag)) = line
+            .strip_prefix(SIGNED)
+            .and_then(|rest| rest.split_once(" at "))
+        {
+            return Note::Signed {
+                image: image.to_string(),
+                tag: tag.to_string(),
+            };
+        }
+        if let Some(text) = line.strip_prefix(SECRET_SCAN) {
+            return Note::SecretScan(text.to_string());
+        }
+        if let Some(text) = line.strip_prefix(ATTESTATIONS) {
+            return Note::Attestations(text.to_string());
+        }
+        Note::Text(line)
+    }
+}
+
+impl From<Note> for StoredNote {
+    fn from(note: Note) -> StoredNote {
+        match note {
+            Note::Signed { image, tag } => StoredNote::Signed {
+                signed: StoredSignature { image, tag },
+            },
+            text => StoredNote::Line(text.to_string()),
+        }
+    }
+}
+
 /// A record about to be written.
 #[derive(Debug, Clone)]
 pub struct NewExport {
@@ -398,8 +488,8 @@ pub struct NewExport {
     /// `[secrets] names` of the spec, for `-e NAME=…` placeholders.
     pub secret_names: Vec<String>,
     /// What the user should know about the export that did not stop it
-    /// (secret-scan findings in published package files).
-    pub notes: Vec<String>,
+    /// (secret-scan findings in published package files, attestations, signatures).
+    pub notes: Vec<Note>,
 }
 
 /// A stored record.
@@ -419,7 +509,7 @@ pub struct ExportRecord {
     pub run_command: Option<String>,
     pub secret_names: Vec<String>,
     pub deleted_time: Option<String>,
-    pub notes: Vec<String>,
+    pub notes: Vec<Note>,
 }
 
 /// The state folder: `$STOWAGE_STATE_DIR`, else `$XDG_STATE_HOME/stowage`, else `~/.local/state/stowage`.
@@ -754,7 +844,7 @@ impl Row {
             sources: list("sources", &self.sources)?,
             destinations,
             secret_names: list("secret_names", &self.secret_names)?,
-            notes: list("notes", &self.notes)?,
+            notes: serde_json::from_str(&self.notes).map_err(|e| damaged(format!("notes: {e}")))?,
             size: self.size.and_then(|s| u64::try_from(s).ok()),
             time: self.time,
             spec: self.spec,
@@ -791,7 +881,7 @@ mod tests {
             interrupted: false,
             run_command: Some("docker run x".into()),
             secret_names: vec!["API_TOKEN".into()],
-            notes: vec!["secret scan: tornado 6.5.2: published file".into()],
+            notes: vec![Note::SecretScan("tornado 6.5.2: published file".into())],
         }
     }
 
@@ -829,7 +919,10 @@ mod tests {
         );
         assert_eq!(exports.record(&new_export(Kind::Build, None)).ok(), Some(2));
         let notes = exports.get(2).map(|r| r.notes).unwrap_or_default();
-        assert_eq!(notes, ["secret scan: tornado 6.5.2: published file"]);
+        assert_eq!(
+            notes,
+            [Note::SecretScan("tornado 6.5.2: published file".into())]
+        );
         // The table was rebuilt to allow the newer status, ids and records kept.
         let mut stopped = new_export(Kind::Build, Some("interrupted by SIGTERM"));
         stopped.interrupted = true;
@@ -894,6 +987,44 @@ mod tests {
             tag: None,
         };
         assert_eq!(Destination::of(&archive).kind, DestinationKind::OciArchive);
+    }
+
+    #[test]
+    fn notes_round_trip_and_old_text_notes_read_as_their_kind() {
+        let signed = Note::Signed {
+            image: "h:5000/app@sha256:ab".into(),
+            tag: "h:5000/app:sha256-ab.sig".into(),
+        };
+        let notes = vec![
+            signed.clone(),
+            Note::SecretScan("tornado 6.5.2: published file".into()),
+            Note::Attestations("https://spdx.dev/Document in sha256:cd".into()),
+            Note::Text("anything else".into()),
+        ];
+        let text = to_json(&notes);
+        assert_eq!(
+            text,
+            r#"[{"signed":{"image":"h:5000/app@sha256:ab","tag":"h:5000/app:sha256-ab.sig"}},"secret scan: tornado 6.5.2: published file","attestations: https://spdx.dev/Document in sha256:cd","anything else"]"#,
+            "text notes stay strings; a signature is an object"
+        );
+        let back: Result<Vec<Note>, _> = serde_json::from_str(&text);
+        assert_eq!(back.ok(), Some(notes));
+        // Written before notes had types: every one a string.
+        let old = r#"["signed: h:5000/app@sha256:ab at h:5000/app:sha256-ab.sig","secret scan: x: published file","attestations: y","signed: no tag here"]"#;
+        let read: Result<Vec<Note>, _> = serde_json::from_str(old);
+        assert_eq!(
+            read.ok(),
+            Some(vec![
+                signed.clone(),
+                Note::SecretScan("x: published file".into()),
+                Note::Attestations("y".into()),
+                Note::Text("signed: no tag here".into()),
+            ])
+        );
+        assert_eq!(
+            signed.to_string(),
+            "signed: h:5000/app@sha256:ab at h:5000/app:sha256-ab.sig"
+        );
     }
 
     #[test]

@@ -156,7 +156,7 @@ fn layout_destination(dest: &Destination) -> Option<(std::path::PathBuf, Option<
     }
 }
 
-fn same_repository(a: &ImageRef, b: &ImageRef) -> bool {
+pub fn same_repository(a: &ImageRef, b: &ImageRef) -> bool {
     reference::canonical_registry(&a.registry) == reference::canonical_registry(&b.registry)
         && a.repository == b.repository
 }
