@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::run_command::run_command_for_destinations;
 use crate::error::Error;
-use crate::exports::{Destination, DestinationStatus, Kind, NewExport};
+use crate::exports::{Destination, DestinationKind, DestinationStatus, Kind, NewExport, Note};
 use crate::image::{Artifact, Image, ImageIndex, Platform, attestation};
 use crate::interrupt;
 use crate::plan::BuildPlan;
@@ -46,7 +46,7 @@ pub fn build_ok(
         secret_names: plan.secret_names.clone(),
         notes: published_findings
             .iter()
-            .map(|note| format!("secret scan: {note}"))
+            .map(|note| Note::SecretScan(note.clone()))
             .chain(match artifact {
                 Artifact::Index(index) => attestation_note(index),
                 Artifact::Image(_) => None,
@@ -56,7 +56,7 @@ pub fn build_ok(
 }
 
 /// `attestations: https://spdx.dev/Document, https://slsa.dev/provenance/v1 in sha256:… (for sha256:…)`.
-fn attestation_note(index: &ImageIndex) -> Option<String> {
+fn attestation_note(index: &ImageIndex) -> Option<Note> {
     let attached = attestation::attached(index).ok()?;
     let notes: Vec<String> = attached
         .iter()
@@ -76,7 +76,7 @@ fn attestation_note(index: &ImageIndex) -> Option<String> {
             format!("{} in {}{describes}", types.join(", "), a.manifest.digest())
         })
         .collect();
-    (!notes.is_empty()).then(|| format!("attestations: {}", notes.join("; ")))
+    (!notes.is_empty()).then(|| Note::Attestations(notes.join("; ")))
 }
 
 /// How far a failed build got: the destinations it was asked for, and the
@@ -101,7 +101,7 @@ pub fn build_failed(failed: &FailedBuild<'_>, error: &Error) -> NewExport {
                 Ok(t) => Destination::of(&t),
                 Err(_) => Destination {
                     destination: d.clone(),
-                    kind: "unknown".into(),
+                    kind: DestinationKind::Unknown,
                     ..Destination::default()
                 },
             })

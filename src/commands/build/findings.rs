@@ -10,7 +10,7 @@
 use std::fmt;
 
 use crate::error::Error;
-use crate::layer::LayerPlan;
+use crate::layer::{LayerPlan, LayerRole};
 use crate::plan::BuildPlan;
 use crate::scan::{Finding, SecretsFound};
 
@@ -93,7 +93,7 @@ fn published_finding(
     finding: &Finding,
 ) -> Result<Option<PublishedFinding>, Error> {
     let library = &plan.library;
-    if !layer_plan.name.starts_with("library") {
+    if layer_plan.role != LayerRole::Library {
         return Ok(None);
     }
     let Some(rel) = under_library(&library.target, &finding.path) else {
