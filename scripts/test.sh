@@ -70,8 +70,8 @@ if [ "$fuzz_seconds" -gt 0 ]; then
     fi
     if cargo fuzz --version >/dev/null 2>&1; then
         echo "test.sh: cargo fuzz, ${fuzz_seconds}s per target" >&2
-        # -s none: no AddressSanitizer, which needs nightly flags; stowage's only unsafe
-        # code is one mallopt call at start-up.
+        # -s none: no AddressSanitizer, which needs nightly flags; stowage's unsafe code
+        # is libc system calls, which the fuzzed parsers do not reach.
         cargo fuzz build -s none
         for target in reference spec archive www_authenticate; do
             mkdir -p "fuzz/corpus/$target" fuzz/artifacts
