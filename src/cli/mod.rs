@@ -70,6 +70,7 @@ pub fn run() -> i32 {
         connect_timeout: cli.connect_timeout,
         retries: cli.retries,
         paths: paths::from_environment(),
+        docker_hub: paths::docker_hub_from_environment(),
     };
     if matches!(
         cli.command,
@@ -128,6 +129,8 @@ struct Settings {
     retries: Option<u32>,
     /// The store and journal folders, from the environment.
     paths: SessionPaths,
+    /// Stand-ins for Docker Hub's hosts, from the environment.
+    docker_hub: paths::DockerHubOverrides,
 }
 
 impl Settings {
@@ -153,6 +156,8 @@ impl Settings {
                 .progress
                 .clone()
                 .map(|progress| progress as Arc<dyn TransferProgress>),
+            docker_hub_host: self.docker_hub.host.clone(),
+            docker_hub_api: self.docker_hub.api.clone(),
         };
         Session::new(options, self.paths.clone())
     }

@@ -1,4 +1,4 @@
-//! Where stowage keeps its store and journal, read from the environment once, here, and handed to every command's `Session`.
+//! What the environment says about where things are — the store and journal folders, stand-ins for Docker Hub — read once, here, and handed to every command's `Session`.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -8,6 +8,23 @@ use crate::commands::SessionPaths;
 /// The store and journal folders this process's environment names.
 pub fn from_environment() -> SessionPaths {
     resolve(|name| std::env::var_os(name))
+}
+
+/// Hosts that stand in for Docker Hub's: the tests point stowage at local servers, since the real Hub cannot be reached from CI.
+pub struct DockerHubOverrides {
+    /// The registry API's host instead of registry-1.docker.io (`STOWAGE_DOCKER_HUB_HOST`).
+    pub host: Option<String>,
+    /// The web API's base URL instead of hub.docker.com (`STOWAGE_DOCKER_HUB_API`).
+    pub api: Option<String>,
+}
+
+/// The Docker Hub stand-ins this process's environment names (an empty variable counts as unset).
+pub fn docker_hub_from_environment() -> DockerHubOverrides {
+    let var = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+    DockerHubOverrides {
+        host: var("STOWAGE_DOCKER_HUB_HOST"),
+        api: var("STOWAGE_DOCKER_HUB_API"),
+    }
 }
 
 /// The store: `$STOWAGE_CACHE_DIR`, else `$XDG_CACHE_HOME/stowage`, else
