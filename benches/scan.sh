@@ -1,10 +1,21 @@
 #!/usr/bin/env bash
 # What the secret scan costs: times `stowage build` of a generated ~200 MB
-# app with the scan on and with --no-secret-scan, and prints both medians
-# and their ratio. The scan must cost at most 10% of build time.
+# app (or of a tree you name) with the scan on and with --no-secret-scan,
+# and prints both medians and their ratio. The scan must cost at most 10% of
+# build time.
 #
-#   benches/scan.sh [SIZE_MB]        (default 200; needs python3, and hyperfine,
+#   benches/scan.sh [SIZE_MB | TREE]  (default 200; needs python3, and hyperfine,
 #                                     which it installs with apt-get when run as root)
+#
+# TREE is a folder built as the image's library (`/opt/app`) as it is: a
+# venv or a `pip install --target` folder of a real application, such as
+# the JupyterLab venv the e2e rig builds
+# ($STOWAGE_TEST_DIR/libraries/jupyterlab-venv).
+#
+# STOWAGE_BENCH_BASELINE=BIN also times BIN (another stowage binary, e.g. a
+# release build of main) in the same rounds, scan and no-scan, and prints
+# how the build with the scan and the scan's own cost (scan minus no-scan)
+# changed from BIN to this tree's binary.
 #
 # The tree is a notebook-style app: a library of source-like text files
 # (short lines, as in site-packages) and a workspace of notebooks
@@ -35,8 +46,25 @@ fi
 
 cargo build --release --quiet
 BIN=$PWD/target/release/stowage
+BASELINE=${STOWAGE_BENCH_BASELINE:-}
+if [ -n "$BASELINE" ] && [ ! -x "$BASELINE" ]; then
+    echo "scan.sh: STOWAGE_BENCH_BASELINE=$BASELINE is not an executable" >&2
+    exit 1
+fi
 
-APP=$WORK/app-$SIZE_MB
+if [ -d "$SIZE_MB" ]; then
+    TREE=$(cd "$SIZE_MB" && pwd)
+    APP=$WORK/tree-$(printf '%s' "$TREE" | sha256sum | cut -c1-12)
+    mkdir -p "$APP"
+    printf '%s\n' 'base = "scratch"' 'image = "docker.io/acme/bench:scan"' '[app]' \
+        "library = { source = \"$TREE\", target = \"/opt/app\" }" >"$APP/stowage.toml"
+    echo "scan.sh: timing builds of $TREE ($(du -sh "$TREE" | cut -f1), $(find "$TREE" -type f | wc -l) files)" >&2
+elif [[ "$SIZE_MB" =~ ^[0-9]+$ ]]; then
+    APP=$WORK/app-$SIZE_MB
+else
+    echo "scan.sh: $SIZE_MB is neither a size in MB nor a folder" >&2
+    exit 1
+fi
 if [ ! -f "$APP/stowage.toml" ]; then
     rm -rf "$APP"
     mkdir -p "$APP"
@@ -102,35 +130,52 @@ fi
 CACHE=$WORK/cache
 OUT=$WORK/out
 export STOWAGE_STATE_DIR=$WORK/state
-build="STOWAGE_CACHE_DIR=$CACHE $BIN -q build -f $APP/stowage.toml -o oci:$OUT"
-# Rounds of one run each, scan and no-scan in turn: on a machine shared with
+build="-f $APP/stowage.toml -o oci:$OUT"
+commands=(-n scan "STOWAGE_CACHE_DIR=$CACHE $BIN -q build $build"
+    -n no-scan "STOWAGE_CACHE_DIR=$CACHE $BIN -q build --no-secret-scan $build")
+if [ -n "$BASELINE" ]; then
+    commands+=(-n baseline-scan "STOWAGE_CACHE_DIR=$CACHE $BASELINE -q build $build"
+        -n baseline-no-scan "STOWAGE_CACHE_DIR=$CACHE $BASELINE -q build --no-secret-scan $build")
+fi
+# Rounds of one run each, every command in turn: on a machine shared with
 # other work the load drifts over minutes, and interleaving spreads that
-# drift over both commands instead of charging it to whichever ran later.
+# drift over all commands instead of charging it to whichever ran later.
 rm -f "$WORK"/round-*.json
 for round in $(seq 1 "$RUNS"); do
     hyperfine --style none --runs 1 \
         --prepare "rm -rf $CACHE $OUT" \
         --export-json "$WORK/round-$round.json" \
-        -n scan "$build" \
-        -n no-scan "$build --no-secret-scan" >/dev/null
+        "${commands[@]}" >/dev/null
 done
 
 python3 - "$WORK" "$RUNS" <<'EOF'
 import json, statistics, sys
 work, rounds = sys.argv[1], int(sys.argv[2])
-wall = {"scan": [], "no-scan": []}
-cpu = {"scan": [], "no-scan": []}
+wall, cpu = {}, {}
 for r in range(1, rounds + 1):
     for result in json.load(open(f"{work}/round-{r}.json"))["results"]:
-        wall[result["command"]].append(result["times"][0])
-        cpu[result["command"]].append(result["user"] + result["system"])
+        wall.setdefault(result["command"], []).append(result["times"][0])
+        cpu.setdefault(result["command"], []).append(result["user"] + result["system"])
 med = statistics.median
-for name in ("scan", "no-scan"):
-    print(f"{name:8} wall median {med(wall[name]):7.3f} s (min {min(wall[name]):.3f}, max {max(wall[name]):.3f}),"
+for name in wall:
+    print(f"{name:16} wall median {med(wall[name]):7.3f} s (min {min(wall[name]):.3f}, max {max(wall[name]):.3f}),"
           f" cpu median {med(cpu[name]):7.3f} s  [{rounds} runs]")
-ratio = med(wall["scan"]) / med(wall["no-scan"])
-cpu_ratio = med(cpu["scan"]) / med(cpu["no-scan"])
-print(f"wall-clock ratio {ratio:.3f} (scan costs {(ratio - 1) * 100:+.1f}% of build time); "
-      f"cpu-time ratio {cpu_ratio:.3f} ({(cpu_ratio - 1) * 100:+.1f}%)")
+
+def cost(prefix, who):
+    w = med(wall[prefix + "scan"]) / med(wall[prefix + "no-scan"])
+    c = med(cpu[prefix + "scan"]) / med(cpu[prefix + "no-scan"])
+    print(f"{who}: wall-clock ratio {w:.3f} (scan costs {(w - 1) * 100:+.1f}% of build time); "
+          f"cpu-time ratio {c:.3f} ({(c - 1) * 100:+.1f}%)")
+    return w
+
+ratio = cost("", "this tree")
+if "baseline-scan" in wall:
+    cost("baseline-", "baseline")
+    for kind, times in (("wall", wall), ("cpu", cpu)):
+        new, old = med(times["scan"]), med(times["baseline-scan"])
+        new_cost = new - med(times["no-scan"])
+        old_cost = old - med(times["baseline-no-scan"])
+        print(f"{kind}: build with the scan {new:.3f} s vs baseline {old:.3f} s ({(new / old - 1) * 100:+.1f}%); "
+              f"the scan's own cost {new_cost:+.3f} s vs baseline {old_cost:+.3f} s")
 sys.exit(0 if ratio <= 1.10 else 1)
 EOF

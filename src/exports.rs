@@ -207,12 +207,84 @@ impl DestinationStatus {
     }
 
     /// The status of a destination the export reached: pushed for a registry, else written.
-    pub fn reached(kind: &str) -> DestinationStatus {
-        if kind == "registry" {
+    pub fn reached(kind: &DestinationKind) -> DestinationStatus {
+        if *kind == DestinationKind::Registry {
             DestinationStatus::Pushed
         } else {
             DestinationStatus::Written
         }
+    }
+}
+
+/// What kind of place a destination is. Stored and printed (`--json`) as
+/// the word of its transport: `registry`, `docker-archive`, `oci-archive`,
+/// `oci`, `scratch`, or `unknown` for a destination a failed build could
+/// not parse; a word this stowage does not know (a record from another
+/// version) reads as `Other` and is written back as it was.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum DestinationKind {
+    Registry,
+    DockerArchive,
+    OciArchive,
+    Oci,
+    Scratch,
+    #[default]
+    Unknown,
+    Other(String),
+}
+
+impl DestinationKind {
+    pub fn as_str(&self) -> &str {
+        match self {
+            DestinationKind::Registry => "registry",
+            DestinationKind::DockerArchive => "docker-archive",
+            DestinationKind::OciArchive => "oci-archive",
+            DestinationKind::Oci => "oci",
+            DestinationKind::Scratch => "scratch",
+            DestinationKind::Unknown => "unknown",
+            DestinationKind::Other(word) => word,
+        }
+    }
+
+    /// The kind of a destination written as `transport`.
+    pub fn of(transport: &Transport) -> DestinationKind {
+        match transport {
+            Transport::Registry(_) => DestinationKind::Registry,
+            Transport::DockerArchive { .. } => DestinationKind::DockerArchive,
+            Transport::OciArchive { .. } => DestinationKind::OciArchive,
+            Transport::Oci { .. } => DestinationKind::Oci,
+            Transport::Scratch => DestinationKind::Scratch,
+        }
+    }
+}
+
+impl From<String> for DestinationKind {
+    fn from(word: String) -> DestinationKind {
+        match word.as_str() {
+            "registry" => DestinationKind::Registry,
+            "docker-archive" => DestinationKind::DockerArchive,
+            "oci-archive" => DestinationKind::OciArchive,
+            "oci" => DestinationKind::Oci,
+            "scratch" => DestinationKind::Scratch,
+            "unknown" => DestinationKind::Unknown,
+            _ => DestinationKind::Other(word),
+        }
+    }
+}
+
+impl From<DestinationKind> for String {
+    fn from(kind: DestinationKind) -> String {
+        match kind {
+            DestinationKind::Other(word) => word,
+            known => known.as_str().to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for DestinationKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -221,8 +293,7 @@ impl DestinationStatus {
 pub struct Destination {
     /// In transport syntax: `docker://REF`, `docker-archive:/abs/app.tar.gz`, `oci:/abs/dir`…
     pub destination: String,
-    /// `registry`, `docker-archive`, `oci-archive` or `oci`.
-    pub kind: String,
+    pub kind: DestinationKind,
     /// The absolute path of a local destination.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
@@ -254,11 +325,12 @@ impl Destination {
     /// Describes `transport`; local paths are made absolute and archive files measured (I/O: stats).
     pub fn of(transport: &Transport) -> Destination {
         let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-        let local = |kind: &str, path: &Path, shown: Transport, measure: bool| {
+        let kind = DestinationKind::of(transport);
+        let local = |path: &Path, shown: Transport, measure: bool| {
             let path = absolute(path);
             Destination {
                 destination: shown.to_string(),
-                kind: kind.to_string(),
+                kind: kind.clone(),
                 size: measure
                     .then(|| std::fs::metadata(&path).ok().map(|m| m.len()))
                     .flatten(),
@@ -270,14 +342,10 @@ impl Destination {
         match transport {
             Transport::Registry(reference) => Destination {
                 destination: format!("docker://{reference}"),
-                kind: "registry".into(),
-                path: None,
-                size: None,
-                plain_http: false,
-                status: None,
+                kind,
+                ..Destination::default()
             },
             Transport::DockerArchive { path, reference } => local(
-                "docker-archive",
                 path,
                 Transport::DockerArchive {
                     path: absolute(path),
@@ -286,7 +354,6 @@ impl Destination {
                 true,
             ),
             Transport::OciArchive { path, tag } => local(
-                "oci-archive",
                 path,
                 Transport::OciArchive {
                     path: absolute(path),
@@ -295,7 +362,6 @@ impl Destination {
                 true,
             ),
             Transport::Oci { path, tag } => local(
-                "oci",
                 path,
                 Transport::Oci {
                     path: absolute(path),
@@ -305,12 +371,99 @@ impl Destination {
             ),
             Transport::Scratch => Destination {
                 destination: "scratch".into(),
-                kind: "scratch".into(),
-                path: None,
-                size: None,
-                plain_http: false,
-                status: None,
+                kind,
+                ..Destination::default()
             },
+        }
+    }
+}
+
+/// Something the user should know about an export that did not stop it.
+///
+/// Stored, and printed by `stowage exports --json`, as a string for the
+/// text notes (`secret scan: …`, `attestations: …`, any other line) and as
+/// an object for a signature: `{"signed": {"image": "REPO@sha256:…",
+/// "tag": "REPO:sha256-<hex>.sig"}}`. Records written before the object
+/// hold `signed: IMAGE at TAG`, which reads as `Signed` too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredNote", into = "StoredNote")]
+pub enum Note {
+    /// A cosign signature of `image` (`REPO@DIGEST`) written at `tag` (`REPO:sha256-<hex>.sig`).
+    Signed {
+        image: String,
+        tag: String,
+    },
+    /// A secret-scan finding let through because it is in a published package file.
+    SecretScan(String),
+    /// The attestations attached: their predicate types and manifests.
+    Attestations(String),
+    Text(String),
+}
+
+const SIGNED: &str = "signed: ";
+const SECRET_SCAN: &str = "secret scan: ";
+const ATTESTATIONS: &str = "attestations: ";
+
+impl std::fmt::Display for Note {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Note::Signed { image, tag } => write!(f, "{SIGNED}{image} at {tag}"),
+            Note::SecretScan(text) => write!(f, "{SECRET_SCAN}{text}"),
+            Note::Attestations(text) => write!(f, "{ATTESTATIONS}{text}"),
+            Note::Text(text) => f.write_str(text),
+        }
+    }
+}
+
+/// A note as the journal holds it: a line, or a signature object.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum StoredNote {
+    Line(String),
+    Signed { signed: StoredSignature },
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredSignature {
+    image: String,
+    tag: String,
+}
+
+impl From<StoredNote> for Note {
+    fn from(stored: StoredNote) -> Note {
+        let line = match stored {
+            StoredNote::Signed {
+                signed: StoredSignature { image, tag },
+            } => return Note::Signed { image, tag },
+            StoredNote::Line(line) => line,
+        };
+        // Image references and tags hold no spaces, so ` at ` splits an old line exactly.
+        if let Some((image, tag)) = line
+            .strip_prefix(SIGNED)
+            .and_then(|rest| rest.split_once(" at "))
+        {
+            return Note::Signed {
+                image: image.to_string(),
+                tag: tag.to_string(),
+            };
+        }
+        if let Some(text) = line.strip_prefix(SECRET_SCAN) {
+            return Note::SecretScan(text.to_string());
+        }
+        if let Some(text) = line.strip_prefix(ATTESTATIONS) {
+            return Note::Attestations(text.to_string());
+        }
+        Note::Text(line)
+    }
+}
+
+impl From<Note> for StoredNote {
+    fn from(note: Note) -> StoredNote {
+        match note {
+            Note::Signed { image, tag } => StoredNote::Signed {
+                signed: StoredSignature { image, tag },
+            },
+            text => StoredNote::Line(text.to_string()),
         }
     }
 }
@@ -335,8 +488,8 @@ pub struct NewExport {
     /// `[secrets] names` of the spec, for `-e NAME=…` placeholders.
     pub secret_names: Vec<String>,
     /// What the user should know about the export that did not stop it
-    /// (secret-scan findings in published package files).
-    pub notes: Vec<String>,
+    /// (secret-scan findings in published package files, attestations, signatures).
+    pub notes: Vec<Note>,
 }
 
 /// A stored record.
@@ -356,7 +509,7 @@ pub struct ExportRecord {
     pub run_command: Option<String>,
     pub secret_names: Vec<String>,
     pub deleted_time: Option<String>,
-    pub notes: Vec<String>,
+    pub notes: Vec<Note>,
 }
 
 /// The export records database, open.
@@ -671,7 +824,7 @@ impl Row {
             sources: list("sources", &self.sources)?,
             destinations,
             secret_names: list("secret_names", &self.secret_names)?,
-            notes: list("notes", &self.notes)?,
+            notes: serde_json::from_str(&self.notes).map_err(|e| damaged(format!("notes: {e}")))?,
             size: self.size.and_then(|s| u64::try_from(s).ok()),
             time: self.time,
             spec: self.spec,
@@ -694,7 +847,7 @@ mod tests {
             sources: vec!["scratch".into(), "/p/library".into()],
             destinations: vec![Destination {
                 destination: "docker://localhost:5000/app:v1".into(),
-                kind: "registry".into(),
+                kind: DestinationKind::Registry,
                 path: None,
                 size: None,
                 plain_http: false,
@@ -708,7 +861,7 @@ mod tests {
             interrupted: false,
             run_command: Some("docker run x".into()),
             secret_names: vec!["API_TOKEN".into()],
-            notes: vec!["secret scan: tornado 6.5.2: published file".into()],
+            notes: vec![Note::SecretScan("tornado 6.5.2: published file".into())],
         }
     }
 
@@ -746,7 +899,10 @@ mod tests {
         );
         assert_eq!(exports.record(&new_export(Kind::Build, None)).ok(), Some(2));
         let notes = exports.get(2).map(|r| r.notes).unwrap_or_default();
-        assert_eq!(notes, ["secret scan: tornado 6.5.2: published file"]);
+        assert_eq!(
+            notes,
+            [Note::SecretScan("tornado 6.5.2: published file".into())]
+        );
         // The table was rebuilt to allow the newer status, ids and records kept.
         let mut stopped = new_export(Kind::Build, Some("interrupted by SIGTERM"));
         stopped.interrupted = true;
@@ -779,6 +935,76 @@ mod tests {
         let text = to_json(&[&destination]);
         let back: Result<Vec<Destination>, _> = serde_json::from_str(&text);
         assert!(matches!(back.as_deref(), Ok([d]) if d.plain_http), "{text}");
+    }
+
+    #[test]
+    fn destination_kinds_are_stored_as_their_words_and_unknown_words_read_back_as_written() {
+        let known = [
+            (DestinationKind::Registry, "registry"),
+            (DestinationKind::DockerArchive, "docker-archive"),
+            (DestinationKind::OciArchive, "oci-archive"),
+            (DestinationKind::Oci, "oci"),
+            (DestinationKind::Scratch, "scratch"),
+            (DestinationKind::Unknown, "unknown"),
+        ];
+        for (kind, word) in known {
+            let text = serde_json::to_string(&kind).unwrap_or_default();
+            assert_eq!(text, format!("\"{word}\""));
+            let back: Result<DestinationKind, _> = serde_json::from_str(&text);
+            assert_eq!(back.ok(), Some(kind));
+        }
+        let from_elsewhere = r#"[{"destination":"docker-daemon:app:1","kind":"docker-daemon"}]"#;
+        let read: Result<Vec<Destination>, _> = serde_json::from_str(from_elsewhere);
+        let kind = read.ok().and_then(|d| d.into_iter().next()).map(|d| d.kind);
+        assert_eq!(kind, Some(DestinationKind::Other("docker-daemon".into())));
+        assert_eq!(
+            kind.map(|k| to_json(&k)).as_deref(),
+            Some("\"docker-daemon\""),
+            "written back as it was read"
+        );
+        let archive = Transport::OciArchive {
+            path: "/x.oci".into(),
+            tag: None,
+        };
+        assert_eq!(Destination::of(&archive).kind, DestinationKind::OciArchive);
+    }
+
+    #[test]
+    fn notes_round_trip_and_old_text_notes_read_as_their_kind() {
+        let signed = Note::Signed {
+            image: "h:5000/app@sha256:ab".into(),
+            tag: "h:5000/app:sha256-ab.sig".into(),
+        };
+        let notes = vec![
+            signed.clone(),
+            Note::SecretScan("tornado 6.5.2: published file".into()),
+            Note::Attestations("https://spdx.dev/Document in sha256:cd".into()),
+            Note::Text("anything else".into()),
+        ];
+        let text = to_json(&notes);
+        assert_eq!(
+            text,
+            r#"[{"signed":{"image":"h:5000/app@sha256:ab","tag":"h:5000/app:sha256-ab.sig"}},"secret scan: tornado 6.5.2: published file","attestations: https://spdx.dev/Document in sha256:cd","anything else"]"#,
+            "text notes stay strings; a signature is an object"
+        );
+        let back: Result<Vec<Note>, _> = serde_json::from_str(&text);
+        assert_eq!(back.ok(), Some(notes));
+        // Written before notes had types: every one a string.
+        let old = r#"["signed: h:5000/app@sha256:ab at h:5000/app:sha256-ab.sig","secret scan: x: published file","attestations: y","signed: no tag here"]"#;
+        let read: Result<Vec<Note>, _> = serde_json::from_str(old);
+        assert_eq!(
+            read.ok(),
+            Some(vec![
+                signed.clone(),
+                Note::SecretScan("x: published file".into()),
+                Note::Attestations("y".into()),
+                Note::Text("signed: no tag here".into()),
+            ])
+        );
+        assert_eq!(
+            signed.to_string(),
+            "signed: h:5000/app@sha256:ab at h:5000/app:sha256-ab.sig"
+        );
     }
 
     #[test]
@@ -826,7 +1052,7 @@ mod tests {
         let all = exports.list(None).unwrap_or_default();
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].status, Status::Ok);
-        assert_eq!(all[0].destinations[0].kind, "registry");
+        assert_eq!(all[0].destinations[0].kind, DestinationKind::Registry);
         assert_eq!(all[0].secret_names, ["API_TOKEN"]);
         assert_eq!(all[1].status, Status::Failed);
         assert_eq!(all[1].error.as_deref(), Some("boom"));
@@ -931,7 +1157,7 @@ mod tests {
         partial.destinations[0].status = Some(Pushed);
         partial.destinations.push(Destination {
             destination: "oci:/x".into(),
-            kind: "oci".into(),
+            kind: DestinationKind::Oci,
             status: Some(Failed),
             ..Destination::default()
         });

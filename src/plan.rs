@@ -17,8 +17,8 @@ use crate::image::config::ConfigEdit;
 use crate::image::{Format, Platform};
 use crate::inventory::Inventory;
 use crate::layer::{
-    self, Compression, Excludes, KnownDirs, LayerPlan, LayerRoot, LibrarySplit, Relocation,
-    RewriteKind,
+    self, Compression, Excludes, KnownDirs, LayerPlan, LayerRole, LayerRoot, LibrarySplit,
+    Relocation, RewriteKind,
 };
 use crate::reference::{ImageRef, Transport};
 use crate::scan::ScanRules;
@@ -186,7 +186,7 @@ impl BuildPlan {
         self.layers
             .iter()
             .enumerate()
-            .filter(|(_, l)| l.name.starts_with("library"))
+            .filter(|(_, l)| l.role == LayerRole::Library)
     }
 
     /// Every entry the relocation rewrites: the path in the image and how, sorted by path.
@@ -272,7 +272,7 @@ fn plan_layers(request: &BuildRequest) -> Result<(Vec<LayerPlan>, LibraryPlan), 
     let excludes = Excludes::new(&spec.exclude)?;
     let mut known_dirs = KnownDirs::new();
     let library = layer::plan_layer(
-        "library",
+        LayerRole::Library,
         &[LayerRoot {
             source: spec.library.source.clone(),
             target: spec.library.target.clone(),
@@ -309,7 +309,7 @@ fn plan_layers(request: &BuildRequest) -> Result<(Vec<LayerPlan>, LibraryPlan), 
             })
             .collect();
         layers.push(layer::plan_layer(
-            "files",
+            LayerRole::Files,
             &roots,
             &Excludes::default(),
             &mut known_dirs,
@@ -317,7 +317,7 @@ fn plan_layers(request: &BuildRequest) -> Result<(Vec<LayerPlan>, LibraryPlan), 
     }
     if let (Some(workspace), false) = (&spec.workspace, request.options.no_workspace) {
         layers.push(layer::plan_layer(
-            "workspace",
+            LayerRole::Workspace,
             &[LayerRoot {
                 source: workspace.source.clone(),
                 target: workspace.target.clone(),
@@ -485,11 +485,11 @@ const HISTORY_PARTS: usize = 8;
 
 /// A layer's history `created_by`: a library layer names what it holds, others their targets.
 fn history_entry(spec: &Spec, layer: &LayerPlan) -> String {
-    if !layer.name.starts_with("library") {
+    if layer.role != LayerRole::Library {
         return format!(
             "stowage build: {} {}",
             layer.name,
-            history_targets(spec, &layer.name)
+            history_targets(spec, layer.role)
         );
     }
     let mut names: Vec<&str> = layer
@@ -508,20 +508,22 @@ fn history_entry(spec: &Spec, layer: &LayerPlan) -> String {
 }
 
 /// The image paths a layer's history entry names.
-fn history_targets(spec: &Spec, layer: &str) -> String {
-    match layer {
-        name if name.starts_with("library") => spec.library.target.clone(),
-        "workspace" => spec
+fn history_targets(spec: &Spec, role: LayerRole) -> String {
+    match role {
+        LayerRole::Library => spec.library.target.clone(),
+        LayerRole::Workspace => spec
             .workspace
             .as_ref()
             .map(|w| w.target.clone())
             .unwrap_or_default(),
-        _ => spec
+        LayerRole::Files => spec
             .files
             .iter()
             .map(|f| f.target.as_str())
             .collect::<Vec<_>>()
             .join(" "),
+        // A build plans no base layer: the base's own history describes them.
+        LayerRole::Base => String::new(),
     }
 }
 

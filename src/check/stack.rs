@@ -191,7 +191,7 @@ mod tests {
 
     use super::*;
     use crate::check::tree::{Change, Found, Lookup};
-    use crate::layer::{Excludes, KnownDirs, LayerRoot, plan_layer};
+    use crate::layer::{Excludes, KnownDirs, LayerRole, LayerRoot, plan_layer};
     use crate::spec::Owner;
 
     fn base_file(path: &str, mode: u32) -> Change {
@@ -293,7 +293,7 @@ mod tests {
         let excludes = Excludes::new(&[]).unwrap();
         let mut known = KnownDirs::new();
         let lower = plan_layer(
-            "lower",
+            LayerRole::Files,
             &[
                 root(&app, "/lib/app", None),
                 root(&single, "/opt/x", None),
@@ -304,7 +304,7 @@ mod tests {
         )
         .unwrap();
         let upper = plan_layer(
-            "upper",
+            LayerRole::Workspace,
             &[
                 root(&more, "/usr/lib/app/more", None),
                 root(&single, "/lib/app/run", Some(0o644)),
@@ -406,9 +406,9 @@ mod tests {
         fs::write(&single, "x").unwrap();
         let (excludes, mut known) = (Excludes::new(&[]).unwrap(), KnownDirs::new());
         let file = [root(&single, "/opt/x", None)];
-        let lower = plan_layer("lower", &file, &excludes, &mut known).unwrap();
+        let lower = plan_layer(LayerRole::Files, &file, &excludes, &mut known).unwrap();
         let folder = [root(&single, "/opt/x/new", None)];
-        let upper = plan_layer("upper", &folder, &excludes, &mut known).unwrap();
+        let upper = plan_layer(LayerRole::Workspace, &folder, &excludes, &mut known).unwrap();
         let folders = folders_of(&base(), &[&lower, &upper]);
         let mut eager = base();
         eager.apply_plan(0, &lower, &folders);

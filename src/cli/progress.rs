@@ -16,7 +16,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::units::human_bytes;
 use crate::digest::Digest;
 use crate::layer::{BuiltLayer, LayerProgress};
-use crate::registry::TransferProgress;
+use crate::registry::{TransferEnd, TransferKind, TransferProgress};
 
 /// How often plain lines report a running build or transfer: often enough
 /// to show a long one is alive, rarely enough to keep CI logs readable.
@@ -151,10 +151,10 @@ impl LayerProgress for Progress {
 }
 
 impl TransferProgress for Progress {
-    fn begin(&self, verb: &str, digest: &Digest, bytes: u64) {
+    fn begin(&self, kind: TransferKind, digest: &Digest, bytes: u64) {
         match &self.view {
-            View::Bars(bars) => bars.transfer_begun(verb, digest, bytes),
-            View::Lines(lines) => lines.transfer_begun(verb, digest, bytes),
+            View::Bars(bars) => bars.transfer_begun(kind, digest, bytes),
+            View::Lines(lines) => lines.transfer_begun(kind, digest, bytes),
         }
     }
 
@@ -175,11 +175,12 @@ impl TransferProgress for Progress {
         }
     }
 
-    fn end(&self, outcome: &str, digest: &Digest, bytes: u64) {
+    fn end(&self, how: TransferEnd, digest: &Digest, bytes: u64) {
         // The same line as before the bars came, with or without a terminal: scripts and tests read it.
         let hex = digest.hex();
         let line = format!(
-            "{outcome} {} ({})",
+            "{} {} ({})",
+            how.word(),
             hex.get(..12).unwrap_or(hex),
             human_bytes(bytes)
         );
@@ -188,11 +189,6 @@ impl TransferProgress for Progress {
             View::Lines(lines) => lines.transfer_ended(&line, digest),
         }
     }
-}
-
-/// `pushing` → `push`: the word a status names a transfer by.
-fn transfer_word(verb: &str) -> String {
-    verb.strip_suffix("ing").unwrap_or(verb).to_string()
 }
 
 fn millis(d: Duration) -> u64 {
@@ -316,7 +312,7 @@ impl Bars {
         }
     }
 
-    fn transfer_begun(&self, verb: &str, digest: &Digest, bytes: u64) {
+    fn transfer_begun(&self, kind: TransferKind, digest: &Digest, bytes: u64) {
         let Ok(mut transfer) = self.transfer.lock() else {
             return;
         };
@@ -329,7 +325,7 @@ impl Bars {
             None => {
                 let bar = ProgressBar::new(bytes)
                     .with_style(bar_style())
-                    .with_prefix(transfer_word(verb));
+                    .with_prefix(kind.word());
                 let bar = self.multi.add(bar);
                 bar.tick();
                 transfer.bar = Some(bar);
@@ -412,7 +408,7 @@ struct ActiveLayer {
 
 /// The blobs moving now, counted together: the registry reports bytes without saying whose.
 struct ActiveTransfer {
-    word: String,
+    kind: TransferKind,
     active: Vec<Digest>,
     bytes: u64,
     /// `moved` when the first of them began.
@@ -528,12 +524,12 @@ impl Lines {
         self.idle_if_done(&state);
     }
 
-    fn transfer_begun(&self, verb: &str, digest: &Digest, bytes: u64) {
+    fn transfer_begun(&self, kind: TransferKind, digest: &Digest, bytes: u64) {
         let now = self.clock.now();
         let moved = self.moved.load(Relaxed);
         if let Ok(mut state) = self.state.lock() {
             let transfer = state.transfer.get_or_insert_with(|| ActiveTransfer {
-                word: transfer_word(verb),
+                kind,
                 active: Vec::new(),
                 bytes: 0,
                 moved_before: moved,
@@ -602,7 +598,7 @@ impl LineState {
             let done = moved.saturating_sub(t.moved_before);
             text += &format!(
                 "{}: {} of {} ({}%), {}\n",
-                t.word,
+                t.kind.word(),
                 human_bytes(done.min(t.bytes)),
                 human_bytes(t.bytes),
                 percent(done, t.bytes),
@@ -789,8 +785,8 @@ mod tests {
         );
         let (a, b) = (Digest::of(b"a"), Digest::of(b"b"));
         clock.set(1000);
-        progress.begin("pushing", &a, 8 * MIB);
-        progress.begin("pushing", &b, 2 * MIB);
+        progress.begin(TransferKind::Push, &a, 8 * MIB);
+        progress.begin(TransferKind::Push, &b, 2 * MIB);
         clock.set(2000);
         progress.advance(3 * MIB);
         assert_eq!(
@@ -802,15 +798,15 @@ mod tests {
         progress.advance(MIB);
         progress.advance(MIB);
         assert_eq!(out.take(), "push: 4.0 MiB of 10.0 MiB (40%), 819.2 KiB/s\n");
-        progress.end("uploaded", &b, 2 * MIB);
+        progress.end(TransferEnd::Uploaded, &b, 2 * MIB);
         let c = Digest::of(b"c");
-        progress.end("mounted", &c, MIB);
+        progress.end(TransferEnd::Mounted, &c, MIB);
         let (a_hex, b_hex, c_hex) = (&a.hex()[..12], &b.hex()[..12], &c.hex()[..12]);
         assert_eq!(
             out.take(),
             format!("uploaded {b_hex} (2.0 MiB)\nmounted {c_hex} (1.0 MiB)\n")
         );
-        progress.end("uploaded", &a, 8 * MIB);
+        progress.end(TransferEnd::Uploaded, &a, 8 * MIB);
         clock.set(60_000);
         progress.advance(MIB);
         assert_eq!(out.take(), format!("uploaded {a_hex} (8.0 MiB)\n"));
@@ -872,8 +868,8 @@ mod tests {
     fn transfers_share_the_display_and_keep_their_lines() {
         let (progress, term) = bars();
         let (a, b) = (Digest::of(b"a"), Digest::of(b"b"));
-        progress.begin("pulling", &a, 5 * MIB);
-        progress.begin("pulling", &b, 3 * MIB);
+        progress.begin(TransferKind::Pull, &a, 5 * MIB);
+        progress.begin(TransferKind::Pull, &b, 3 * MIB);
         progress.advance(2 * MIB);
         {
             let transfer = the_bars(&progress).transfer.lock().unwrap();
@@ -881,9 +877,9 @@ mod tests {
             assert_eq!((bar.position(), bar.length()), (2 * MIB, Some(8 * MIB)));
             assert_eq!(bar.prefix(), "pull");
         }
-        progress.end("downloaded", &a, 5 * MIB);
+        progress.end(TransferEnd::Downloaded, &a, 5 * MIB);
         assert!(the_bars(&progress).transfer.lock().unwrap().bar.is_some());
-        progress.end("downloaded", &b, 3 * MIB);
+        progress.end(TransferEnd::Downloaded, &b, 3 * MIB);
         assert!(the_bars(&progress).transfer.lock().unwrap().bar.is_none());
         let drawn = term.0.lock().unwrap().clone();
         let line = format!("downloaded {} (5.0 MiB)", &a.hex()[..12]);

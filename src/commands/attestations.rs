@@ -16,7 +16,7 @@ use crate::digest::Digest;
 use crate::error::Error;
 use crate::image::attestation::{StatementBlob, attestation_manifest, attested_index};
 use crate::image::{self, ImageIndex};
-use crate::layer::Compression;
+use crate::layer::{Compression, LayerRole};
 use crate::plan::BuildPlan;
 use crate::reference::Transport;
 use crate::store::Store;
@@ -98,7 +98,7 @@ fn provenance_input(plan: &BuildPlan, outcome: &BuildOutcome) -> Result<Provenan
     }];
     if let Some(digest) = &outcome.base_digest {
         dependencies.push(Dependency {
-            name: "base".into(),
+            name: LayerRole::Base.name().into(),
             uri: base_uri(plan),
             digest: Some(digest.clone()),
             annotations: BTreeMap::from([("ref".to_string(), json!(plan.base_text))]),
@@ -151,7 +151,7 @@ fn source_dependencies(
         .map(|(i, _)| layer_digest(i))
         .collect();
     let mut dependencies = vec![Dependency {
-        name: "library".into(),
+        name: LayerRole::Library.name().into(),
         uri: format!("file:{}", relative_text(&plan.library.source, spec_dir)),
         digest: None,
         annotations: BTreeMap::from([
@@ -164,12 +164,12 @@ fn source_dependencies(
         ]),
     }];
     for (index, layer) in plan.layers.iter().enumerate() {
-        if layer.name.starts_with("library") {
+        if layer.role == LayerRole::Library {
             continue;
         }
         for source in &layer.sources {
             dependencies.push(Dependency {
-                name: layer.name.clone(),
+                name: layer.role.name().into(),
                 uri: format!("file:{}", relative_text(source, spec_dir)),
                 digest: None,
                 annotations: BTreeMap::from([("layer".to_string(), layer_digest(index))]),

@@ -569,7 +569,7 @@ pub(super) fn check_findings<'f>(
     let mut published = Vec::new();
     let mut refused = Vec::new();
     for (findings, layer_plan) in found.into_iter().zip(&plan.layers) {
-        let in_library = layer_plan.name.starts_with("library");
+        let in_library = layer_plan.role == layer::LayerRole::Library;
         for finding in findings {
             if finding.is_allowed(&plan.allowed_secrets) {
                 allowed.push(finding.clone());

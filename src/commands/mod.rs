@@ -23,7 +23,7 @@ use std::sync::OnceLock;
 
 use crate::digest::Digest;
 use crate::error::Error;
-use crate::exports::{Destination, Exports, ExportsError, NewExport};
+use crate::exports::{Destination, DestinationKind, Exports, ExportsError, NewExport};
 use crate::reference::{ImageRef, Transport};
 use crate::registry::{Registry, RegistryError, RegistryOptions};
 use crate::store::Store;
@@ -140,7 +140,7 @@ fn keep_record(session: &Session, new: &NewExport) -> Recorded {
     let mut new = new.clone();
     if let Some(registry) = session.registry.get() {
         for destination in &mut new.destinations {
-            destination.plain_http = destination.kind == "registry"
+            destination.plain_http = destination.kind == DestinationKind::Registry
                 && registry_of(destination)
                     .is_some_and(|host| registry.reached_over_plain_http(&host));
         }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::build::BuildOutcome;
 use super::run_command::run_command_for_destinations;
 use crate::error::Error;
-use crate::exports::{Destination, DestinationStatus, Kind, NewExport};
+use crate::exports::{Destination, DestinationKind, DestinationStatus, Kind, NewExport, Note};
 use crate::image::{Artifact, Image, ImageIndex, Platform, attestation};
 use crate::interrupt;
 use crate::plan::BuildPlan;
@@ -41,14 +41,14 @@ pub fn build_ok(plan: &BuildPlan, outcome: &BuildOutcome) -> NewExport {
         notes: outcome
             .published_findings
             .iter()
-            .map(|note| format!("secret scan: {note}"))
+            .map(|note| Note::SecretScan(note.to_string()))
             .chain(outcome.attested.as_ref().and_then(attestation_note))
             .collect(),
     }
 }
 
 /// `attestations: https://spdx.dev/Document, https://slsa.dev/provenance/v1 in sha256:… (for sha256:…)`.
-fn attestation_note(index: &ImageIndex) -> Option<String> {
+fn attestation_note(index: &ImageIndex) -> Option<Note> {
     let attached = attestation::attached(index).ok()?;
     let notes: Vec<String> = attached
         .iter()
@@ -68,7 +68,7 @@ fn attestation_note(index: &ImageIndex) -> Option<String> {
             format!("{} in {}{describes}", types.join(", "), a.manifest.digest())
         })
         .collect();
-    (!notes.is_empty()).then(|| format!("attestations: {}", notes.join("; ")))
+    (!notes.is_empty()).then(|| Note::Attestations(notes.join("; ")))
 }
 
 /// How far a failed build got: the destinations it was asked for, and the
@@ -93,7 +93,7 @@ pub fn build_failed(failed: &FailedBuild<'_>, error: &Error) -> NewExport {
                 Ok(t) => Destination::of(&t),
                 Err(_) => Destination {
                     destination: d.clone(),
-                    kind: "unknown".into(),
+                    kind: DestinationKind::Unknown,
                     ..Destination::default()
                 },
             })

@@ -15,6 +15,7 @@ use crate::attest::cosign::{self, SignatureError};
 use crate::attest::keys::{self, KeyError, Password, PrivateKeyPem};
 use crate::digest::Digest;
 use crate::error::Error;
+use crate::exports::Note;
 use crate::image::{MAX_JSON_BYTES, media};
 use crate::reference::{self, ImageRef, Transport};
 use crate::registry::{Origin, RegistryError};
@@ -165,10 +166,13 @@ pub fn check_signable(destinations: &[Transport]) -> Result<(), Error> {
 }
 
 /// The export record's notes for signatures written.
-pub fn notes(signed: &[Signed]) -> Vec<String> {
+pub fn notes(signed: &[Signed]) -> Vec<Note> {
     signed
         .iter()
-        .map(|s| format!("signed: {} at {}", s.image, s.signature_tag))
+        .map(|s| Note::Signed {
+            image: s.image.clone(),
+            tag: s.signature_tag.clone(),
+        })
         .collect()
 }
 

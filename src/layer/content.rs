@@ -263,7 +263,9 @@ mod tests {
 
     use super::*;
     use crate::gzip::CompressPool;
-    use crate::layer::{BaseFolders, Excludes, KnownDirs, LayerRoot, plan_layer, write_layers};
+    use crate::layer::{
+        BaseFolders, Excludes, KnownDirs, LayerRole, LayerRoot, plan_layer, write_layers,
+    };
     use crate::scan::ScanRules;
     use crate::spec::Owner;
 
@@ -294,8 +296,13 @@ mod tests {
             owner: Owner { uid: 0, gid: 0 },
             mode: None,
         }];
-        let mut plan = plan_layer("app", &roots, &Excludes::default(), &mut KnownDirs::new())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let mut plan = plan_layer(
+            LayerRole::Files,
+            &roots,
+            &Excludes::default(),
+            &mut KnownDirs::new(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         plan.secret_scan = Some(ScanRules::default());
         plan
     }

@@ -243,10 +243,40 @@ fn disk_path(source: &Path, path: &[u8], rel_start: u32) -> PathBuf {
     }
 }
 
+/// What a layer holds in the image: decides its name, its history line, and
+/// how the secret scan, the SBOM and the provenance treat it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LayerRole {
+    /// A layer of the base image, taken as it is.
+    Base,
+    /// The app library (`[app] library`), split by package into one or more layers.
+    Library,
+    /// The spec's `[[files]]`, all in one layer.
+    Files,
+    /// The workspace (`[app] workspace`), left out with `--no-workspace`.
+    Workspace,
+}
+
+impl LayerRole {
+    /// The word a layer of this role is named by: its own name, or the
+    /// start of a split library layer's (`library-1of3`). Part of the image:
+    /// history lines name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            LayerRole::Base => "base",
+            LayerRole::Library => "library",
+            LayerRole::Files => "files",
+            LayerRole::Workspace => "workspace",
+        }
+    }
+}
+
 /// The entries of one layer, sorted, checked and counted, before any byte is read.
 #[derive(Debug)]
 pub struct LayerPlan {
+    /// The role's name, or for a split library layer `library-2of3`.
     pub name: String,
+    pub role: LayerRole,
     pub sources: Vec<PathBuf>,
     /// Sorted by path bytes.
     entries: Vec<Entry>,

@@ -68,8 +68,8 @@ mod tests {
     use super::*;
     use crate::gzip::CompressPool;
     use crate::layer::{
-        BaseFolders, Compression, Excludes, KnownDirs, LayerRoot, WriteSettings, plan_layer,
-        write_layers,
+        BaseFolders, Compression, Excludes, KnownDirs, LayerRole, LayerRoot, WriteSettings,
+        plan_layer, write_layers,
     };
     use crate::spec::Owner;
     use crate::store::Store;
@@ -108,7 +108,13 @@ mod tests {
             owner: Owner { uid: 0, gid: 0 },
             mode: None,
         }];
-        let plan = plan_layer("app", &roots, &Excludes::default(), &mut KnownDirs::new()).unwrap();
+        let plan = plan_layer(
+            LayerRole::Files,
+            &roots,
+            &Excludes::default(),
+            &mut KnownDirs::new(),
+        )
+        .unwrap();
         let pool = CompressPool::new(2);
         let base = BaseFolders::new();
         let settings = WriteSettings {
@@ -137,11 +143,11 @@ mod tests {
         assert_eq!(
             *log.0.lock().unwrap(),
             [
-                format!("app started {planned}"),
-                format!("app +{REPORT_EVERY}"),
-                format!("app +{REPORT_EVERY}"),
-                format!("app +{}", planned - 2 * REPORT_EVERY),
-                "app written".to_string(),
+                format!("files started {planned}"),
+                format!("files +{REPORT_EVERY}"),
+                format!("files +{REPORT_EVERY}"),
+                format!("files +{}", planned - 2 * REPORT_EVERY),
+                "files written".to_string(),
             ]
         );
         log.0.lock().unwrap().clear();
@@ -149,7 +155,10 @@ mod tests {
         assert!(again[0].cached);
         assert_eq!(
             *log.0.lock().unwrap(),
-            [format!("app started {planned}"), "app cached".to_string()],
+            [
+                format!("files started {planned}"),
+                "files cached".to_string()
+            ],
             "a cached layer reads nothing and is done at once"
         );
     }

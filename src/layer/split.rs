@@ -406,6 +406,7 @@ impl LayerPlan {
         let entries_rewritten = entries.iter().any(|e| e.rewrite.is_some());
         LayerPlan {
             name: format!("{}-{}of{total}", self.name, index + 1),
+            role: self.role,
             sources: self.sources.clone(),
             paths: Arc::clone(&self.paths),
             origins: Arc::clone(&self.origins),

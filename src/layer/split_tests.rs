@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::*;
 use crate::inventory::{Ecosystem, Inventory, Package};
-use crate::layer::{Excludes, KnownDirs, LayerRoot, plan_layer};
+use crate::layer::{Excludes, KnownDirs, LayerRole, LayerRoot, plan_layer};
 use crate::spec::Owner;
 
 const SITE: &str = "lib/python3.11/site-packages";
@@ -100,7 +100,7 @@ fn split(root: &Path, listed: &Listed, max_layers: usize) -> Vec<LayerPlan> {
         mode: None,
     }];
     let plan = plan_layer(
-        "library",
+        LayerRole::Library,
         &roots,
         &Excludes::default(),
         &mut KnownDirs::new(),
@@ -138,9 +138,15 @@ fn a_package_stays_in_one_layer_with_its_scripts_and_every_layer_has_a_file() {
     let inventory = library(dir.path(), 30);
     let layers = split(dir.path(), &inventory, 16);
     assert!(layers.len() > 3 && layers.len() <= 16, "{}", layers.len());
-    for layer in &layers {
+    for (index, layer) in layers.iter().enumerate() {
         assert!(layer.file_count > 0, "{} has no file", layer.name);
         assert!(!layer.parts.is_empty());
+        // The role is carried, so nothing needs to read it back out of the name.
+        assert_eq!(layer.role, LayerRole::Library);
+        assert_eq!(
+            layer.name,
+            format!("library-{}of{}", index + 1, layers.len())
+        );
     }
     let holding = |path: &str| {
         layers

@@ -95,7 +95,7 @@ fn layer_is_sorted_owned_and_spells_out_ancestors() {
     let store = Store::open(dir.path().join("store")).unwrap();
     let ex = Excludes::new(&["*.pyc".into()]).unwrap();
     let plan = plan_layer(
-        "library",
+        LayerRole::Library,
         &[root(&src, "/opt/app")],
         &ex,
         &mut KnownDirs::new(),
@@ -140,7 +140,7 @@ fn same_tree_elsewhere_with_other_mtimes_gives_same_digests() {
         let long = "x".repeat(150);
         fs::write(src.join(&long), "long name").unwrap();
         let plan = plan_layer(
-            "library",
+            LayerRole::Library,
             &[root(&src, "/opt/app")],
             &Excludes::default(),
             &mut KnownDirs::new(),
@@ -160,7 +160,7 @@ fn fifo_and_whiteout_are_refused_sockets_skipped() {
     fs::create_dir_all(&src).unwrap();
     fs::write(src.join(".wh.oops"), "").unwrap();
     let err = plan_layer(
-        "workspace",
+        LayerRole::Workspace,
         &[root(&src, "/w")],
         &Excludes::default(),
         &mut KnownDirs::new(),
@@ -175,7 +175,7 @@ fn fifo_and_whiteout_are_refused_sockets_skipped() {
         .unwrap();
     assert!(status.success());
     let err = plan_layer(
-        "workspace",
+        LayerRole::Workspace,
         &[root(&src, "/w")],
         &Excludes::default(),
         &mut KnownDirs::new(),
@@ -185,7 +185,7 @@ fn fifo_and_whiteout_are_refused_sockets_skipped() {
     fs::remove_file(&fifo).unwrap();
     let _listener = std::os::unix::net::UnixListener::bind(src.join("sock")).unwrap();
     let plan = plan_layer(
-        "workspace",
+        LayerRole::Workspace,
         &[root(&src, "/w")],
         &Excludes::default(),
         &mut KnownDirs::new(),
@@ -209,7 +209,7 @@ fn a_wide_deep_tree_walks_whole_and_a_deep_error_stops_it() {
     }
     let plan = || {
         plan_layer(
-            "library",
+            LayerRole::Library,
             &[root(&src, "/opt/app")],
             &Excludes::default(),
             &mut KnownDirs::new(),
@@ -254,7 +254,7 @@ fn single_file_root_takes_mode_and_zstd_works() {
             defaulted: false,
         },
     );
-    let plan = plan_layer("files", &roots, &Excludes::default(), &mut known).unwrap();
+    let plan = plan_layer(LayerRole::Files, &roots, &Excludes::default(), &mut known).unwrap();
     let layer = write_over(&plan, &store, Compression::Zstd, &BaseFolders::new());
     let blob = store.open_blob(&layer.digest).unwrap();
     let mut archive = tar::Archive::new(zstd::stream::read::Decoder::new(blob).unwrap());
@@ -354,7 +354,7 @@ fn base_folders_replace_defaults_and_whiteouts_hide_them() {
     fs::create_dir_all(&ws).unwrap();
     let roots = [root(&ws, "/home/user/work")];
     let plan = plan_layer(
-        "workspace",
+        LayerRole::Workspace,
         &roots,
         &Excludes::default(),
         &mut KnownDirs::new(),
@@ -456,7 +456,7 @@ fn base_layers_without_end_blocks_read_and_cut_data_is_refused() {
 
 mod secret_scan_in_the_layer_pass {
     use crate::layer::{
-        self, BaseFolders, Compression, Excludes, KnownDirs, LayerRoot, WriteSettings,
+        self, BaseFolders, Compression, Excludes, KnownDirs, LayerRole, LayerRoot, WriteSettings,
     };
     use crate::scan::ScanRules;
     use crate::spec::Owner;
@@ -492,7 +492,7 @@ mod secret_scan_in_the_layer_pass {
             mode: None,
         }];
         let mut plan = layer::plan_layer(
-            "workspace",
+            LayerRole::Workspace,
             &roots,
             &Excludes::default(),
             &mut KnownDirs::new(),
@@ -536,7 +536,7 @@ fn find_looks_up_an_exact_image_path() {
     fs::create_dir(src.join("a")).unwrap();
     fs::write(src.join("a/x"), "x").unwrap();
     let plan = plan_layer(
-        "library",
+        LayerRole::Library,
         &[root(&src, "/opt/app")],
         &Excludes::new(&[]).unwrap(),
         &mut KnownDirs::new(),
@@ -578,7 +578,7 @@ fn find_names_each_entry_by_its_image_path_and_planned_entry_agrees() {
     symlink("a/b/c.py", src.join("link")).unwrap();
     let mut known = KnownDirs::new();
     let plan = plan_layer(
-        "lib",
+        LayerRole::Library,
         &[root(&src, "/opt/lib")],
         &Excludes::new(&[]).unwrap(),
         &mut known,

@@ -11,8 +11,8 @@ use super::excludes::Excludes;
 use super::paths::{PathArena, Span};
 use super::stat::{FolderReader, Stat, open_folder};
 use super::{
-    Entry, EntryKind, KnownDir, KnownDirs, LayerError, LayerPlan, LayerRoot, Origin, Stamp,
-    disk_path,
+    Entry, EntryKind, KnownDir, KnownDirs, LayerError, LayerPlan, LayerRole, LayerRoot, Origin,
+    Stamp, disk_path,
 };
 use crate::spec::Owner;
 
@@ -36,11 +36,12 @@ pub(super) fn default_ancestor_mode(path: &[u8]) -> u32 {
 /// to replace with the base's own once the base is read. The layer's own
 /// folders are added to `known_dirs` for the layers after it.
 pub fn plan_layer(
-    name: &str,
+    role: LayerRole,
     roots: &[LayerRoot],
     excludes: &Excludes,
     known_dirs: &mut KnownDirs,
 ) -> Result<LayerPlan, LayerError> {
+    let name = role.name();
     let mut listed = Listed::default();
     let mut origins = Vec::new();
     for root in roots {
@@ -111,6 +112,7 @@ pub fn plan_layer(
         .sum();
     Ok(LayerPlan {
         name: name.to_string(),
+        role,
         sources: roots.iter().map(|r| r.source.clone()).collect(),
         entry_count: entries.len() as u64,
         file_count,

@@ -286,14 +286,56 @@ impl Origin {
 /// Where verbose log lines go; never handed a secret.
 pub type LogSink = Arc<dyn Fn(&str) + Send + Sync>;
 
+/// Which way a blob goes over the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferKind {
+    Push,
+    Pull,
+}
+
+impl TransferKind {
+    /// The word a progress display names the transfer by.
+    pub fn word(self) -> &'static str {
+        match self {
+            TransferKind::Push => "push",
+            TransferKind::Pull => "pull",
+        }
+    }
+}
+
+/// How a blob's transfer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferEnd {
+    /// Its bytes were sent.
+    Uploaded,
+    /// The registry took it from another repository of its own.
+    Mounted,
+    /// The repository had it already: nothing was sent.
+    Present,
+    /// Its bytes were fetched into the store.
+    Downloaded,
+}
+
+impl TransferEnd {
+    /// The word a progress line starts with; scripts and tests read these lines.
+    pub fn word(self) -> &'static str {
+        match self {
+            TransferEnd::Uploaded => "uploaded",
+            TransferEnd::Mounted => "mounted",
+            TransferEnd::Present => "present",
+            TransferEnd::Downloaded => "downloaded",
+        }
+    }
+}
+
 /// Receives byte counts of blob transfers, for progress displays.
 pub trait TransferProgress: Send + Sync {
-    /// A transfer of `bytes` begins (`verb` is "pushing" or "pulling").
-    fn begin(&self, verb: &str, digest: &Digest, bytes: u64);
+    /// A transfer of `bytes` begins.
+    fn begin(&self, kind: TransferKind, digest: &Digest, bytes: u64);
     /// `bytes` more went over the wire.
     fn advance(&self, bytes: u64);
-    /// The blob is done: `outcome` says how ("uploaded", "mounted", "present", "downloaded").
-    fn end(&self, outcome: &str, digest: &Digest, bytes: u64);
+    /// The blob is done, as `how` says.
+    fn end(&self, how: TransferEnd, digest: &Digest, bytes: u64);
 }
 
 /// Counts bytes read through it into a progress display.

@@ -10,7 +10,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use super::answer::{read_limited, status_error};
 use super::auth::Scope;
 use super::retry::backoff;
-use super::{CountingReader, Origin, Registry, RegistryError};
+use super::{CountingReader, Origin, Registry, RegistryError, TransferEnd, TransferKind};
 use crate::digest::Digest;
 use crate::image::{self, Descriptor, Image, Index, MAX_JSON_BYTES, Platform, media};
 use crate::image::{Artifact, ImageIndex, attestation};
@@ -98,7 +98,7 @@ impl Registry {
                 return Err(status_error(&origin.registry, &what, response));
             }
             if let Some(progress) = &self.options.progress {
-                progress.begin("pulling", digest, desc.size);
+                progress.begin(TransferKind::Pull, digest, desc.size);
             }
             let counted = CountingReader {
                 inner: response,
@@ -108,7 +108,7 @@ impl Registry {
             match store.write_from(&what, &mut reader, Some((digest, desc.size))) {
                 Ok(_) => {
                     if let Some(progress) = &self.options.progress {
-                        progress.end("downloaded", digest, desc.size);
+                        progress.end(TransferEnd::Downloaded, digest, desc.size);
                     }
                     return Ok(());
                 }

@@ -17,7 +17,8 @@ use super::answer::status_error;
 use super::auth::Scope;
 use super::retry::backoff;
 use super::{
-    CountingReader, Origin, PushReport, Registry, RegistryError, TransferProgress, relock,
+    CountingReader, Origin, PushReport, Registry, RegistryError, TransferEnd, TransferKind,
+    TransferProgress, relock,
 };
 use crate::digest::Digest;
 use crate::image::{Artifact, Descriptor, Image};
@@ -178,7 +179,7 @@ impl Registry {
         )?;
         if head.status().is_success() {
             self.log(&format!("blob {digest} already in {repo}"));
-            self.report_end("present", desc);
+            self.report_end(TransferEnd::Present, desc);
             return Ok(BlobOutcome::Skipped);
         }
         let mut session = None;
@@ -194,10 +195,10 @@ impl Registry {
         };
         interrupt::check()?;
         if let Some(progress) = &self.options.progress {
-            progress.begin("pushing", digest, desc.size);
+            progress.begin(TransferKind::Push, digest, desc.size);
         }
         self.upload(dest, desc, &data, session)?;
-        self.report_end("uploaded", desc);
+        self.report_end(TransferEnd::Uploaded, desc);
         Ok(BlobOutcome::Uploaded)
     }
 
@@ -227,7 +228,7 @@ impl Registry {
         match response.status() {
             StatusCode::CREATED => {
                 self.log(&format!("mounted blob {digest} from {from}"));
-                self.report_end("mounted", desc);
+                self.report_end(TransferEnd::Mounted, desc);
                 return Ok(Mount::Mounted);
             }
             StatusCode::ACCEPTED => session = location_header(&response),
@@ -283,9 +284,9 @@ impl Registry {
         Ok(store.blob_path(digest))
     }
 
-    fn report_end(&self, outcome: &str, desc: &Descriptor) {
+    fn report_end(&self, how: TransferEnd, desc: &Descriptor) {
         if let Some(progress) = &self.options.progress {
-            progress.end(outcome, &desc.digest, desc.size);
+            progress.end(how, &desc.digest, desc.size);
         }
     }
 

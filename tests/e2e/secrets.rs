@@ -145,6 +145,115 @@ fn push_with_a_key_and_a_token_is_refused_until_both_are_allowed() {
     assert_eq!(ok[0]["digest"], printed.digest.as_str());
 }
 
+/// A build of `spec` into a new OCI layout that must fail with `code`;
+/// returns its stderr after checking that no layout was written and that
+/// neither stdout nor stderr holds any of `secrets`.
+fn refused_build(sb: &Sandbox, spec: &Path, code: i32, secrets: &[&str]) -> String {
+    let out = sb.join("out");
+    let refused = sb
+        .stowage()
+        .args(["build", "-f"])
+        .arg(spec)
+        .arg("-o")
+        .arg(format!("oci:{}", out.display()))
+        .assert()
+        .code(code)
+        .get_output()
+        .clone();
+    let stdout = String::from_utf8_lossy(&refused.stdout);
+    let stderr = String::from_utf8_lossy(&refused.stderr).into_owned();
+    for secret in secrets {
+        assert!(
+            !stderr.contains(secret) && !stdout.contains(secret),
+            "a value was printed: {stderr}"
+        );
+    }
+    assert!(!out.exists(), "no sink was written: {stderr}");
+    stderr
+}
+
+#[test]
+fn webhooks_api_keys_env_files_and_git_remotes_are_refused_by_name_never_by_value() {
+    let sb = Sandbox::new();
+    let spec = write_app(sb.path(), "localhost/stowage-e2e/coverage:v1");
+    // Assembled at run time, so this file does not itself look like it holds secrets.
+    let db_pass = format!("Db{}", "7hx2Qv9Lm4wK");
+    let git_token = format!("tok{}", "R8vN2xQ5mZ7kL3pW");
+    let hook_secret = format!("{}{}", "aB3dE5gH7jK9", "mN2pQ4sT6vW8");
+    let api_key = format!("{}{}", "k3y-", "Zq8Wm2Rt6Yp4");
+    write_file(
+        &sb.join("workspace/.env"),
+        format!("# local settings\nDEBUG=1\nDB_PASS={db_pass}\n"),
+        0o600,
+    );
+    write_file(
+        &sb.join("workspace/.git/config"),
+        format!(
+            "[core]\n\tbare = false\n[remote \"origin\"]\n\turl = https://u:{git_token}@git.acme.io/acme/app.git\n"
+        ),
+        0o644,
+    );
+    let text = std::fs::read_to_string(&spec).unwrap();
+    let webhook = format!("https://hooks.slack.com/services/T0A1B2C3D/B0E4F5G6H/{hook_secret}");
+    let slack_line = format!("SLACK_WEBHOOK_URL = \"{webhook}\"\n");
+    let api_key_line = format!("API_KEY = \"{api_key}\"\n");
+    let both = text.replace("[env]\n", &format!("[env]\n{slack_line}{api_key_line}"));
+    let line_of =
+        |text: &str, start: &str| text.lines().position(|l| l.starts_with(start)).unwrap() + 1;
+    let secrets = [
+        db_pass.as_str(),
+        git_token.as_str(),
+        hook_secret.as_str(),
+        api_key.as_str(),
+    ];
+
+    // A secret's name in [env] is a spec error at the name.
+    std::fs::write(&spec, &both).unwrap();
+    let stderr = refused_build(&sb, &spec, 2, &secrets);
+    let at = format!("stowage.toml:{}:1:", line_of(&both, "API_KEY"));
+    assert!(stderr.contains(&at), "{stderr}");
+    assert!(
+        stderr.contains("`API_KEY`") && stderr.contains("deny-list"),
+        "{stderr}"
+    );
+
+    // A webhook in a value is a spec error at the value, shown masked.
+    let webhook_only = text.replace("[env]\n", &format!("[env]\n{slack_line}"));
+    std::fs::write(&spec, &webhook_only).unwrap();
+    let stderr = refused_build(&sb, &spec, 2, &secrets);
+    let at = format!(
+        "stowage.toml:{}:",
+        line_of(&webhook_only, "SLACK_WEBHOOK_URL")
+    );
+    assert!(stderr.contains(&at), "{stderr}");
+    assert!(
+        stderr.contains("SLACK_WEBHOOK_URL") && stderr.contains("slack-webhook"),
+        "{stderr}"
+    );
+
+    // With a clean spec, the scan of the files finds the .env and the remote.
+    std::fs::write(&spec, &text).unwrap();
+    let stderr = refused_build(&sb, &spec, 1, &secrets);
+    for finding in [
+        "/home/user/work/.env:3: env-file-secret",
+        "/home/user/work/.git/config:4: url-credentials",
+    ] {
+        assert!(stderr.contains(finding), "{finding}: {stderr}");
+    }
+
+    // The export records keep the findings, and never a value.
+    let failed = exports_json(&sb, "failed");
+    assert!(!failed.is_empty());
+    let journal = serde_json::to_string(&failed).unwrap();
+    for secret in secrets {
+        assert!(!journal.contains(secret), "a value was recorded: {journal}");
+    }
+    assert!(
+        journal.contains("/home/user/work/.git/config:4: url-credentials"),
+        "{journal}"
+    );
+}
+
 #[test]
 fn credential_stores_are_refused_by_name_unless_the_spec_allows_them() {
     let sb = Sandbox::new();

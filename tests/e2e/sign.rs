@@ -442,9 +442,19 @@ fn a_cosign_encrypted_key_signs_with_its_password_and_a_wrong_one_fails_without_
     );
     let records = run_ok(sb.stowage().args(["--json", "exports"]));
     assert!(!records.contains(password), "{records}");
-    assert!(
-        records.contains(&format!("signed: {host}/e2e/cosignkey@{digest}")),
-        "{records}"
+    // The record's note is structured: the image signed and the tag its signatures are at.
+    let records: Value = serde_json::from_str(&records).unwrap();
+    let signed = records
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r["notes"].as_array().cloned().unwrap_or_default())
+        .find_map(|note| note.get("signed").cloned())
+        .unwrap_or_else(|| panic!("no signed note in {records}"));
+    assert_eq!(signed["image"], format!("{host}/e2e/cosignkey@{digest}"));
+    assert_eq!(
+        signed["tag"],
+        format!("{host}/e2e/cosignkey:sha256-{}.sig", &digest[7..])
     );
 
     // Without a password and without a terminal: a clear error, not a hang.

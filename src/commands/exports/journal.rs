@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::digest::Digest;
-use crate::exports::{Destination, DestinationStatus, ExportRecord, Status};
+use crate::exports::{Destination, DestinationKind, DestinationStatus, ExportRecord, Status};
 use crate::reference::{self, ImageRef, Transport};
 
 /// What one step of a delete removed, for finding the other records it emptied.
@@ -51,13 +51,18 @@ pub fn layout_tag_owners(
 }
 
 /// The newest record after `id` that wrote a `kind` file at `path` and still holds it.
-pub fn later_writer(journal: &[ExportRecord], id: i64, kind: &str, path: &Path) -> Option<i64> {
+pub fn later_writer(
+    journal: &[ExportRecord],
+    id: i64,
+    kind: &DestinationKind,
+    path: &Path,
+) -> Option<i64> {
     journal
         .iter()
         .filter(|r| r.id > id && r.status != Status::Deleted)
         .filter(|r| {
             r.destinations.iter().any(|d| {
-                d.holds_image() && d.kind == kind && d.path.as_deref().map(Path::new) == Some(path)
+                d.holds_image() && d.kind == *kind && d.path.as_deref().map(Path::new) == Some(path)
             })
         })
         .map(|r| r.id)
@@ -131,7 +136,7 @@ fn owners(journal: &[ExportRecord], except: i64, holds: impl Fn(&Destination) ->
 }
 
 fn registry_destination(dest: &Destination) -> Option<ImageRef> {
-    if dest.kind != "registry" {
+    if dest.kind != DestinationKind::Registry {
         return None;
     }
     let text = dest
@@ -142,7 +147,7 @@ fn registry_destination(dest: &Destination) -> Option<ImageRef> {
 }
 
 fn layout_destination(dest: &Destination) -> Option<(std::path::PathBuf, Option<String>)> {
-    if dest.kind != "oci" {
+    if dest.kind != DestinationKind::Oci {
         return None;
     }
     match reference::parse_transport(&dest.destination) {
@@ -151,7 +156,7 @@ fn layout_destination(dest: &Destination) -> Option<(std::path::PathBuf, Option<
     }
 }
 
-fn same_repository(a: &ImageRef, b: &ImageRef) -> bool {
+pub fn same_repository(a: &ImageRef, b: &ImageRef) -> bool {
     reference::canonical_registry(&a.registry) == reference::canonical_registry(&b.registry)
         && a.repository == b.repository
 }

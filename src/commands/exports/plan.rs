@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use super::failure;
 use super::journal;
 use super::scope::{Action, DeletePlan, OtherTag, Step, other_tags_text};
+use crate::attest::cosign;
 use crate::digest::Digest;
-use crate::exports::{Destination, DestinationStatus, ExportRecord};
+use crate::exports::{Destination, DestinationKind, DestinationStatus, ExportRecord, Note};
 use crate::reference::{self, ImageRef, Transport};
 use crate::transport::Context;
 use crate::transport::archive;
@@ -69,10 +70,10 @@ fn plan_destination(dest: &Destination, scope: &Scope<'_>, context: &Context<'_>
             ),
         };
     }
-    match dest.kind.as_str() {
-        "registry" => plan_registry(dest, scope, context),
-        "oci" => plan_layout(dest, scope),
-        "docker-archive" | "oci-archive" => plan_file(dest, scope),
+    match &dest.kind {
+        DestinationKind::Registry => plan_registry(dest, scope, context),
+        DestinationKind::Oci => plan_layout(dest, scope),
+        DestinationKind::DockerArchive | DestinationKind::OciArchive => plan_file(dest, scope),
         other => Action::Refuse {
             problem: format!("stowage does not know how to delete a `{other}` destination"),
             hint: "remove it yourself".into(),
@@ -144,6 +145,7 @@ fn plan_registry_tags(
     let others = other_tags(&reference, pointing, own.as_deref(), scope);
     if others.is_empty() || scope.all_tags {
         return Action::Manifest {
+            signature_tag: signature_tag(scope.record, &reference, &digest),
             reference,
             digest,
             tags: pointing.to_vec(),
@@ -192,12 +194,14 @@ fn plan_hub(
         return Action::AlreadyGone(format!("tag {own} no longer holds this export's image"));
     }
     let others = other_tags(&reference, &pointing, Some(&own), scope);
+    let signature_tag = signature_tag(scope.record, &reference, &digest);
     if scope.all_tags {
         return Action::HubTags {
             reference,
             digest,
             tags: pointing,
             kept_by: Vec::new(),
+            signature_tag,
         };
     }
     Action::HubTags {
@@ -205,7 +209,28 @@ fn plan_hub(
         digest,
         tags: vec![own],
         kept_by: others,
+        signature_tag,
     }
+}
+
+/// The tag of the image's signatures in `reference`'s repository: the one
+/// the record notes it signed there, else cosign's tag for `digest` (an
+/// image signed later by `stowage sign` has no note in this record).
+fn signature_tag(record: &ExportRecord, reference: &ImageRef, digest: &Digest) -> String {
+    record
+        .notes
+        .iter()
+        .find_map(|note| {
+            let Note::Signed { image, tag } = note else {
+                return None;
+            };
+            let image = ImageRef::parse(image).ok()?;
+            let at = ImageRef::parse(tag).ok()?;
+            let here = journal::same_repository(&at, reference)
+                && image.digest.as_deref() == Some(digest.as_str());
+            here.then_some(at.tag).flatten()
+        })
+        .unwrap_or_else(|| cosign::signature_tag(digest))
 }
 
 /// The tags in `pointing` other than `own`, each with the exports that put it there.
@@ -363,4 +388,46 @@ fn plan_file(dest: &Destination, scope: &Scope<'_>) -> Action {
 fn refuse_registry_error(reference: &ImageRef, e: &crate::registry::RegistryError) -> Action {
     let (problem, hint) = failure::registry_failure(&reference.registry, e);
     Action::Refuse { problem, hint }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exports::{Kind, Status};
+
+    fn record(notes: Vec<Note>) -> ExportRecord {
+        ExportRecord {
+            id: 1,
+            time: "t".into(),
+            kind: Kind::Push,
+            spec: None,
+            sources: Vec::new(),
+            destinations: Vec::new(),
+            digest: None,
+            size: None,
+            status: Status::Ok,
+            error: None,
+            run_command: None,
+            secret_names: Vec::new(),
+            deleted_time: None,
+            notes,
+        }
+    }
+
+    #[test]
+    fn the_signature_tag_is_the_noted_one_for_this_repository_and_image() {
+        let digest = Digest::of(b"image");
+        let derived = cosign::signature_tag(&digest);
+        let here = ImageRef::parse("h:5000/app:v1").unwrap();
+        let noted = |repo: &str, tag: &str| Note::Signed {
+            image: format!("{repo}@{digest}"),
+            tag: format!("{repo}:{tag}"),
+        };
+        let signed_here = record(vec![noted("h:5000/app", "noted.sig")]);
+        assert_eq!(signature_tag(&signed_here, &here, &digest), "noted.sig");
+        let elsewhere = record(vec![noted("h:5000/other", "noted.sig")]);
+        assert_eq!(signature_tag(&elsewhere, &here, &digest), derived);
+        // No note (signed later by `stowage sign`, or not at all): cosign's tag for the digest.
+        assert_eq!(signature_tag(&record(Vec::new()), &here, &digest), derived);
+    }
 }

@@ -5,7 +5,6 @@
 use super::failure::{self, error_chain, hub_names, registry_failure};
 use super::journal::Removed;
 use super::scope::{Action, OtherTag, Step, other_tags_text};
-use crate::attest::cosign;
 use crate::digest::Digest;
 use crate::reference::{self, ImageRef};
 use crate::registry::{RegistryError, TagDeletion, hub};
@@ -83,7 +82,8 @@ fn run_step(id: i64, step: &Step, context: &Context<'_>) -> StepResult {
             reference,
             digest,
             tags,
-        } => delete_manifest(reference, digest, tags, context),
+            signature_tag,
+        } => delete_manifest(reference, digest, signature_tag, tags, context),
         Action::RegistryTag {
             reference,
             digest,
@@ -95,7 +95,11 @@ fn run_step(id: i64, step: &Step, context: &Context<'_>) -> StepResult {
             digest,
             tags,
             kept_by,
-        } => delete_hub_tags(reference, digest, tags, kept_by.is_empty(), context),
+            signature_tag,
+        } => {
+            let last = kept_by.is_empty().then_some(signature_tag.as_str());
+            delete_hub_tags(reference, digest, tags, last, context)
+        }
         Action::LayoutTags {
             path, digest, tags, ..
         } => match archive::remove_layout_tags(path, tags, digest) {
@@ -135,9 +139,11 @@ fn run_step(id: i64, step: &Step, context: &Context<'_>) -> StepResult {
     }
 }
 
+/// Deletes the manifest `digest` and then its signatures at `signature_tag`, if any (I/O).
 fn delete_manifest(
     reference: &ImageRef,
     digest: &Digest,
+    signature_tag: &str,
     tags: &[String],
     context: &Context<'_>,
 ) -> StepResult {
@@ -156,7 +162,7 @@ fn delete_manifest(
         Err(RegistryError::NotFound { .. }) => "already gone".into(),
         Err(e) => return Err(registry_failure(&reference.registry, &e)),
     };
-    let signatures = delete_signatures(reference, digest, context)?;
+    let signatures = delete_signatures(reference, signature_tag, context)?;
     let what = match signatures {
         Some(what) => format!("{deleted}; {what}"),
         None => deleted,
@@ -210,12 +216,13 @@ fn delete_registry_tag(
     }
 }
 
-/// Deletes `tags` through Docker Hub's API; with `last` the image has no other tag left, so its signatures go too (I/O).
+/// Deletes `tags` through Docker Hub's API; when they are the image's
+/// `last`, its signatures at the tag given go too (I/O).
 fn delete_hub_tags(
     reference: &ImageRef,
     digest: &Digest,
     tags: &[String],
-    last: bool,
+    last: Option<&str>,
     context: &Context<'_>,
 ) -> StepResult {
     let mut deleted = Vec::new();
@@ -231,7 +238,9 @@ fn delete_hub_tags(
         "deleted tag(s) {} through the Docker Hub API",
         deleted.join(", ")
     );
-    if last && let Some(signatures) = delete_signatures(reference, digest, context)? {
+    if let Some(signature_tag) = last
+        && let Some(signatures) = delete_signatures(reference, signature_tag, context)?
+    {
         what.push_str(&format!("; {signatures}"));
     }
     Ok((
@@ -247,21 +256,20 @@ fn delete_hub_tags(
 /// Removes the image's cosign signature tag (`sha256-<hex>.sig`), when it has one (I/O).
 fn delete_signatures(
     reference: &ImageRef,
-    digest: &Digest,
+    tag: &str,
     context: &Context<'_>,
 ) -> Result<Option<String>, (String, String)> {
-    let tag = cosign::signature_tag(digest);
     let registry = context
         .registry()
         .map_err(|e| registry_failure(&reference.registry, &e))?;
     // Asked of the registry first, so an unsigned export costs no Docker Hub API call.
-    let signatures = match registry.fetch_manifest(reference, &tag) {
+    let signatures = match registry.fetch_manifest(reference, tag) {
         Ok((bytes, _)) => Digest::of(&bytes),
         Err(RegistryError::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(registry_failure(&reference.registry, &e)),
     };
     if reference.registry == reference::DOCKER_HUB {
-        return match delete_hub_tag(reference, &tag, context)? {
+        return match delete_hub_tag(reference, tag, context)? {
             hub::Outcome::Deleted => Ok(Some(format!("deleted signatures {tag}"))),
             hub::Outcome::AlreadyGone => Ok(None),
         };

@@ -75,11 +75,13 @@ pub enum Action {
     LeaveAlone(String),
     /// Nothing of this export's is there any more; the text says what was found.
     AlreadyGone(String),
-    /// DELETE the manifest by digest: `tags` (every tag that points at it) go with it.
+    /// DELETE the manifest by digest: `tags` (every tag that points at it) go with it,
+    /// and the manifest at `signature_tag` when there is one.
     Manifest {
         reference: ImageRef,
         digest: Digest,
         tags: Vec<String>,
+        signature_tag: String,
     },
     /// DELETE one tag alone (OCI 1.1 registries); `kept_by` still point at the image.
     RegistryTag {
@@ -88,12 +90,14 @@ pub enum Action {
         tag: String,
         kept_by: Vec<OtherTag>,
     },
-    /// Docker Hub deletes tags through its own API; the image goes with its last tag.
+    /// Docker Hub deletes tags through its own API; the image goes with its
+    /// last tag, and then `signature_tag` too.
     HubTags {
         reference: ImageRef,
         digest: Digest,
         tags: Vec<String>,
         kept_by: Vec<OtherTag>,
+        signature_tag: String,
     },
     /// Remove `tags` from the layout's index.json, and the blobs no other tag reaches.
     LayoutTags {
@@ -122,6 +126,7 @@ impl Step {
                 reference,
                 digest,
                 tags,
+                ..
             } => format!(
                 "registry image {}@{digest} ({})",
                 reference.name(),
