@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 use aho_corasick::{AhoCorasick, MatchKind};
 use base64::Engine as _;
 
+use super::bytes::{is_alnum, is_b64, is_token, is_word, run, starts_token};
 use super::services::{self, Service};
 use super::url;
 
@@ -94,30 +95,6 @@ pub(super) fn automaton() -> &'static AhoCorasick {
             // A few dozen short constant patterns are far inside the automaton's limits.
             .expect("the constant anchor patterns compile")
     })
-}
-
-pub(super) fn is_alnum(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-}
-pub(super) fn is_word(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
-}
-pub(super) fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
-}
-pub(super) fn is_b64(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'/' || b == b'+'
-}
-
-/// How many bytes from `from` satisfy `pred`.
-pub(super) fn run(line: &[u8], from: usize, pred: fn(u8) -> bool) -> usize {
-    line.get(from..)
-        .map_or(0, |rest| rest.iter().take_while(|b| pred(**b)).count())
-}
-
-/// True when the byte before `at` does not continue a token of `pred`.
-pub(super) fn starts_token(line: &[u8], at: usize, pred: fn(u8) -> bool) -> bool {
-    at == 0 || !pred(line[at - 1])
 }
 
 /// Decides whether a real secret is at the match of anchor `pattern` (of `len` bytes at `at` in `line`): the rule that found it.

@@ -17,6 +17,7 @@
 //! carried (at most [`MAX_LINE`] bytes of it) and searched when it ends.
 
 mod anchors;
+mod bytes;
 mod keyed;
 mod names;
 mod placeholder;

@@ -2,7 +2,7 @@
 
 use base64::Engine as _;
 
-use super::anchors::{is_alnum, is_b64, is_token, is_word, run, starts_token};
+use super::bytes::{is_alnum, is_b64, is_token, is_word, run, starts_token};
 use super::placeholder::is_placeholder;
 
 /// Which service's shape an anchor starts (or sits inside).
