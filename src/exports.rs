@@ -512,21 +512,6 @@ pub struct ExportRecord {
     pub notes: Vec<Note>,
 }
 
-/// The state folder: `$STOWAGE_STATE_DIR`, else `$XDG_STATE_HOME/stowage`, else `~/.local/state/stowage`.
-pub fn default_state_dir() -> PathBuf {
-    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-    if let Some(dir) = var("STOWAGE_STATE_DIR") {
-        return PathBuf::from(dir);
-    }
-    if let Some(dir) = var("XDG_STATE_HOME") {
-        return PathBuf::from(dir).join("stowage");
-    }
-    match var("HOME") {
-        Some(home) => PathBuf::from(home).join(".local/state/stowage"),
-        None => PathBuf::from(".stowage-state"),
-    }
-}
-
 /// The export records database, open.
 pub struct Exports {
     conn: Connection,
@@ -534,11 +519,6 @@ pub struct Exports {
 }
 
 impl Exports {
-    /// Opens (creating if needed) the records in the default state folder (I/O).
-    pub fn open_default() -> Result<Exports, ExportsError> {
-        Exports::open(&default_state_dir())
-    }
-
     /// Opens (creating if needed) the records in `dir` (I/O).
     pub fn open(dir: &Path) -> Result<Exports, ExportsError> {
         std::fs::create_dir_all(dir).map_err(|source| ExportsError::Folder {

@@ -1,6 +1,5 @@
 //! Image references (Docker's grammar and Docker Hub normalisation) and the transports that name image sources and sinks.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -12,9 +11,6 @@ pub const DOCKER_HUB: &str = "docker.io";
 /// Docker Hub serves the registry API from a different host than its name.
 pub const DOCKER_HUB_API_HOST: &str = "registry-1.docker.io";
 const DOCKER_HUB_ALIASES: &[&str] = &["docker.io", "index.docker.io", "registry-1.docker.io"];
-/// Points Docker Hub's API at a stand-in: the tests run one locally, since
-/// the real one cannot be reached from CI.
-const DOCKER_HUB_HOST_VAR: &str = "STOWAGE_DOCKER_HUB_HOST";
 /// distribution/reference's limit on the length of a name (without tag or digest).
 const NAME_MAX: usize = 255;
 const TAG_MAX: usize = 128;
@@ -256,7 +252,7 @@ impl ImageRef {
     }
 
     /// The host that serves the registry HTTP API (see `api_host`).
-    pub fn api_host(&self) -> Cow<'_, str> {
+    pub fn api_host(&self) -> &str {
         api_host(&self.registry)
     }
 
@@ -315,15 +311,13 @@ pub fn canonical_registry(host: &str) -> &str {
 }
 
 /// The host that serves a registry's HTTP API: for Docker Hub
-/// registry-1.docker.io, or `STOWAGE_DOCKER_HUB_HOST` when that is set;
-/// every other registry serves it itself.
-pub fn api_host(registry: &str) -> Cow<'_, str> {
-    if registry != DOCKER_HUB {
-        return Cow::Borrowed(registry);
-    }
-    match std::env::var(DOCKER_HUB_HOST_VAR) {
-        Ok(host) if !host.is_empty() => Cow::Owned(host),
-        _ => Cow::Borrowed(DOCKER_HUB_API_HOST),
+/// registry-1.docker.io; every other registry serves it itself. (The
+/// registry client may be told another host for Docker Hub: `RegistryOptions`.)
+pub fn api_host(registry: &str) -> &str {
+    if registry == DOCKER_HUB {
+        DOCKER_HUB_API_HOST
+    } else {
+        registry
     }
 }
 
@@ -783,9 +777,7 @@ mod tests {
     fn accessors() {
         let a = r("alpine");
         assert_eq!(a.name(), "docker.io/library/alpine");
-        if std::env::var_os(DOCKER_HUB_HOST_VAR).is_none() {
-            assert_eq!(a.api_host(), "registry-1.docker.io");
-        }
+        assert_eq!(a.api_host(), "registry-1.docker.io");
         assert_eq!(a.to_string(), "docker.io/library/alpine:latest");
         assert_eq!(a.tag_or_latest(), "latest");
         assert_eq!(a.with_digest(D), format!("docker.io/library/alpine@{D}"));
@@ -814,9 +806,7 @@ mod tests {
         }
         assert_eq!(canonical_registry("ghcr.io"), "ghcr.io");
         assert_eq!(canonical_registry("localhost:5000"), "localhost:5000");
-        if std::env::var_os(DOCKER_HUB_HOST_VAR).is_none() {
-            assert_eq!(api_host(DOCKER_HUB), DOCKER_HUB_API_HOST);
-        }
+        assert_eq!(api_host(DOCKER_HUB), DOCKER_HUB_API_HOST);
         assert_eq!(api_host("localhost:5000"), "localhost:5000");
         assert_eq!(r("index.docker.io/a/b").registry, DOCKER_HUB);
     }

@@ -6,6 +6,7 @@
 
 mod args;
 mod password;
+mod paths;
 mod progress;
 mod render;
 mod units;
@@ -22,7 +23,7 @@ use crate::commands::build::{BuildCommand, BuildResult, DryRunReport, SbomReques
 use crate::commands::inspect::{Inspected, RawPart};
 use crate::commands::sign::{Signed, Signer};
 use crate::commands::transfer::TransferCommand;
-use crate::commands::{self, Reported, Session};
+use crate::commands::{self, Reported, Session, SessionPaths};
 use crate::error::Error;
 use crate::exports::{Kind, Status};
 use crate::image::Format;
@@ -68,6 +69,8 @@ pub fn run() -> i32 {
         timeout: cli.timeout,
         connect_timeout: cli.connect_timeout,
         retries: cli.retries,
+        paths: paths::from_environment(),
+        docker_hub: paths::docker_hub_from_environment(),
     };
     if matches!(
         cli.command,
@@ -124,6 +127,10 @@ struct Settings {
     timeout: Option<std::time::Duration>,
     connect_timeout: Option<std::time::Duration>,
     retries: Option<u32>,
+    /// The store and journal folders, from the environment.
+    paths: SessionPaths,
+    /// Stand-ins for Docker Hub's hosts, from the environment.
+    docker_hub: paths::DockerHubOverrides,
 }
 
 impl Settings {
@@ -137,7 +144,7 @@ impl Settings {
                 None => eprintln!("{line}"),
             }) as LogSink
         });
-        Session::new(RegistryOptions {
+        let options = RegistryOptions {
             insecure: self.insecure.clone(),
             chunk_size: push.and_then(|p| p.chunk_size),
             jobs: push.map(|p| p.jobs).unwrap_or(4),
@@ -149,7 +156,10 @@ impl Settings {
                 .progress
                 .clone()
                 .map(|progress| progress as Arc<dyn TransferProgress>),
-        })
+            docker_hub_host: self.docker_hub.host.clone(),
+            docker_hub_api: self.docker_hub.api.clone(),
+        };
+        Session::new(options, self.paths.clone())
     }
 }
 
@@ -235,8 +245,10 @@ fn dispatch(command: Command, out: &Output, settings: &Settings) -> anyhow::Resu
         }
         Command::Init { dir } => run_init(dir.as_deref().unwrap_or(Path::new(".")), out),
         Command::Exports(args) => match args.action {
-            None => run_exports_list(args.status, out),
-            Some(ExportsAction::List { status }) => run_exports_list(status.or(args.status), out),
+            None => run_exports_list(args.status, out, settings),
+            Some(ExportsAction::List { status }) => {
+                run_exports_list(status.or(args.status), out, settings)
+            }
             Some(ExportsAction::Delete { id, yes, all_tags }) => {
                 run_exports_delete(id, yes, all_tags, out, settings)
             }
@@ -544,14 +556,18 @@ fn confirm_delete(plan: &commands::exports::DeletePlan) -> anyhow::Result<()> {
     .into())
 }
 
-fn run_exports_list(status: Option<StatusArg>, out: &Output) -> anyhow::Result<()> {
+fn run_exports_list(
+    status: Option<StatusArg>,
+    out: &Output,
+    settings: &Settings,
+) -> anyhow::Result<()> {
     let status = status.map(|s| match s {
         StatusArg::Ok => Status::Ok,
         StatusArg::Failed => Status::Failed,
         StatusArg::Interrupted => Status::Interrupted,
         StatusArg::Deleted => Status::Deleted,
     });
-    let records = commands::exports::list(status)?;
+    let records = commands::exports::list(&settings.session(out, None), status)?;
     if out.json {
         return Ok(to_stdout(|w| {
             writeln!(w, "{}", commands::json_text(&records))

@@ -16,6 +16,7 @@ pub mod sign;
 mod start_check;
 pub mod transfer;
 
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use crate::digest::Digest;
@@ -23,24 +24,44 @@ use crate::error::Error;
 use crate::exports::{Destination, DestinationKind, Exports, ExportsError, NewExport};
 use crate::reference::{ImageRef, Transport};
 use crate::registry::{Registry, RegistryError, RegistryOptions};
-use crate::store::{self, Store};
+use crate::store::Store;
 use crate::transport::{Context, OpenRegistry};
 
-/// The store and the registry client, each opened on first use and then shared by the whole command.
+/// Where a command keeps what outlives it. `cli` resolves both from the
+/// environment; a test passes temporary folders, so a command runs in-process
+/// without touching the user's store or journal.
+#[derive(Debug, Clone)]
+pub struct SessionPaths {
+    /// The blob store's root folder.
+    pub store: PathBuf,
+    /// The folder that holds the export journal.
+    pub journal: PathBuf,
+}
+
+/// The store, the journal and the registry client of one command: the store
+/// and the client are opened on first use and then shared by every step.
 pub struct Session {
     options: RegistryOptions,
+    paths: SessionPaths,
     store: OnceLock<Store>,
     registry: OnceLock<Registry>,
 }
 
 impl Session {
-    /// A session whose registry client will use `options`; nothing is opened yet.
-    pub fn new(options: RegistryOptions) -> Session {
+    /// A session whose registry client will use `options`, with its store and journal at `paths`; nothing is opened yet.
+    pub fn new(options: RegistryOptions, paths: SessionPaths) -> Session {
         Session {
             options,
+            paths,
             store: OnceLock::new(),
             registry: OnceLock::new(),
         }
+    }
+
+    /// The export journal, opened (creating it if needed) for each use (I/O):
+    /// SQLite's locks, not a long-held connection, let two commands record at once.
+    pub fn journal(&self) -> Result<Exports, ExportsError> {
+        Exports::open(&self.paths.journal)
     }
 
     /// The store, opened the first time (I/O), and the registry client, opened on its first request.
@@ -48,7 +69,7 @@ impl Session {
         let store = match self.store.get() {
             Some(store) => store,
             None => {
-                let opened = Store::open(store::default_store_root())?;
+                let opened = Store::open(&self.paths.store)?;
                 self.store.get_or_init(|| opened)
             }
         };
@@ -62,7 +83,7 @@ impl Session {
     pub fn also_insecure(&self, hosts: impl IntoIterator<Item = String>) -> Session {
         let mut options = self.options.clone();
         options.insecure.extend(hosts);
-        Session::new(options)
+        Session::new(options, self.paths.clone())
     }
 
     /// The registry client alone (I/O: none until a request is sent).
@@ -122,7 +143,10 @@ fn keep_record(session: &Session, new: &NewExport) -> Recorded {
                     .is_some_and(|host| registry.reached_over_plain_http(&host));
         }
     }
-    match Exports::open_default().and_then(|mut exports| exports.record(&new)) {
+    match session
+        .journal()
+        .and_then(|mut exports| exports.record(&new))
+    {
         Ok(id) => Recorded::Kept(id),
         Err(e) => Recorded::NotKept(e),
     }

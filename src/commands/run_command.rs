@@ -4,14 +4,14 @@ use serde_json::Value;
 
 use super::Session;
 use crate::error::Error;
-use crate::exports::{Exports, ExportsError, Status};
+use crate::exports::{ExportsError, Status};
 use crate::image::Platform;
 use crate::reference::{self, ImageRef, Transport};
 
 /// The run line for `target`: an export id (its recorded line), or an image
 /// reference read now for its exposed ports (I/O).
 pub fn run_command_for(session: &Session, target: &str) -> Result<String, Error> {
-    let exports = Exports::open_default()?;
+    let exports = session.journal()?;
     if let Ok(id) = target.parse::<i64>() {
         let record = exports.get(id)?;
         return record.run_command.ok_or_else(|| {

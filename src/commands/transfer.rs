@@ -4,7 +4,7 @@ use super::record::{self, Moved};
 use super::sign::{self, Signed, Signer};
 use super::{Recorded, Reported, Session, SinkDefaults, keep_failure_record, keep_record};
 use crate::error::Error;
-use crate::exports::{Exports, Kind};
+use crate::exports::Kind;
 use crate::image::{Artifact, Platform};
 use crate::reference::{self, ImageRef, Transport};
 use crate::transport::{self, SinkOptions, Written};
@@ -209,7 +209,7 @@ fn finish(
     // An archive is a copy for keeping, not a deployment: its record names no secrets.
     let secret_names = match command.kind {
         Kind::Archive => Vec::new(),
-        _ => secret_names_of(&artifact),
+        _ => secret_names_of(session, &artifact),
     };
     let moved = Moved {
         kind: command.kind,
@@ -254,7 +254,9 @@ fn record_failure(
     artifact: Option<&Artifact>,
     error: Error,
 ) -> Reported<Transferred> {
-    let secret_names = artifact.map(secret_names_of).unwrap_or_default();
+    let secret_names = artifact
+        .map(|artifact| secret_names_of(session, artifact))
+        .unwrap_or_default();
     let moved = Moved {
         kind: command.kind,
         source: &command.source,
@@ -271,8 +273,9 @@ fn record_failure(
 }
 
 /// Secret names of the build that made the artifact, for a later push's run line.
-fn secret_names_of(artifact: &Artifact) -> Vec<String> {
-    Exports::open_default()
+fn secret_names_of(session: &Session, artifact: &Artifact) -> Vec<String> {
+    session
+        .journal()
         .and_then(|e| e.secret_names_for(artifact.digest().as_str()))
         .unwrap_or_default()
 }

@@ -17,7 +17,6 @@ use super::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, NetworkFailure, Registry, RegistryError,
     RegistryOptions, relock,
 };
-use crate::reference::api_host;
 
 /// The slowest upload rate that is not a stall, in bytes per second.
 ///
@@ -98,7 +97,7 @@ impl Registry {
     /// Whether `--insecure-registry` names the registry or its API host:
     /// plain HTTP or unverified TLS for it.
     pub(super) fn is_insecure(&self, registry: &str) -> bool {
-        let host = api_host(registry);
+        let host = self.api_host(registry);
         self.options
             .insecure
             .iter()
@@ -124,7 +123,7 @@ impl Registry {
         if relock(&self.schemes).contains_key(registry) {
             return;
         }
-        let url = format!("https://{}/v2/", api_host(registry));
+        let url = format!("https://{}/v2/", self.api_host(registry));
         match self.client(insecure).get(&url).send() {
             Err(error) if insecure || failure_of(&error) == NetworkFailure::PlainHttp => {
                 self.use_plain_http(registry, &error);
@@ -163,7 +162,7 @@ impl Registry {
             .get(registry)
             .copied()
             .unwrap_or("https");
-        format!("{scheme}://{}", api_host(registry))
+        format!("{scheme}://{}", self.api_host(registry))
     }
 
     /// An upload Location as a full URL: registries may answer with a path.
@@ -253,7 +252,7 @@ impl Registry {
                 source: no_answer(source),
             })?;
         *request.timeout_mut() = Some(self.request_deadline(&request));
-        if is_registry_host(request.url(), call.registry)
+        if is_api_host(request.url(), self.api_host(call.registry))
             && let Some(header) = self.authorization(call.registry, call.scopes)?
             && let Ok(value) = header.parse()
         {
@@ -456,13 +455,12 @@ pub fn is_loopback(registry: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Whether `url` points at the registry's own API host (with or without
-/// the port), the only place an Authorization header may go.
-fn is_registry_host(url: &reqwest::Url, registry: &str) -> bool {
+/// Whether `url` points at `api`, the registry's own API host (with or
+/// without the port), the only place an Authorization header may go.
+fn is_api_host(url: &reqwest::Url, api: &str) -> bool {
     let Some(host) = url.host_str() else {
         return false;
     };
-    let api = api_host(registry);
     let with_port = match url.port() {
         Some(port) => format!("{host}:{port}"),
         None => host.to_string(),

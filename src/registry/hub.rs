@@ -6,8 +6,8 @@
 //! Docker Hub credentials (a password or a personal access token with the
 //! delete scope) gives a JWT, and
 //! `DELETE /v2/repositories/NAMESPACE/REPO/tags/TAG/` removes the tag.
-//! `STOWAGE_DOCKER_HUB_API` points this at another base URL (the tests run
-//! a stand-in that speaks the same API).
+//! `RegistryOptions::docker_hub_api` points this at another base URL (the
+//! tests run a stand-in that speaks the same API).
 
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ use serde::Deserialize;
 use crate::reference::DOCKER_HUB;
 use crate::registry::credentials::{self, CredentialError};
 
-/// Docker Hub's API, unless `STOWAGE_DOCKER_HUB_API` says otherwise.
+/// Docker Hub's API, unless `RegistryOptions::docker_hub_api` says otherwise.
 pub const DEFAULT_API: &str = "https://hub.docker.com";
 
 /// What went wrong talking to Docker Hub's API.
@@ -76,25 +76,16 @@ pub enum Outcome {
     AlreadyGone,
 }
 
-/// The API base URL.
-pub fn api_base() -> String {
-    std::env::var("STOWAGE_DOCKER_HUB_API")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .map(|v| v.trim_end_matches('/').to_string())
-        .unwrap_or_else(|| DEFAULT_API.to_string())
-}
-
 #[derive(Deserialize)]
 struct LoginAnswer {
     token: Option<String>,
 }
 
-/// Deletes `NAMESPACE/REPO:TAG` on Docker Hub with the stored credentials (I/O).
-pub fn delete_tag(namespace: &str, repo: &str, tag: &str) -> Result<Outcome, HubError> {
+/// Deletes `NAMESPACE/REPO:TAG` on Docker Hub, whose API is at `api`, with the stored credentials (I/O).
+pub fn delete_tag(api: &str, namespace: &str, repo: &str, tag: &str) -> Result<Outcome, HubError> {
     let credential = credentials::find_credential(DOCKER_HUB, &format!("{namespace}/{repo}"))?
         .ok_or(HubError::NoCredentials)?;
-    let api = api_base();
+    let api = api.to_string();
     // reqwest is built without a default crypto provider; ring is the one linked in.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let connect = |what: &str, source| HubError::Connect {

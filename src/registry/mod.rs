@@ -262,7 +262,7 @@ fn host_name(registry: &str) -> String {
         Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
             name.to_string()
         }
-        _ => host.into_owned(),
+        _ => host.to_string(),
     }
 }
 
@@ -376,6 +376,12 @@ pub struct RegistryOptions {
     pub log: Option<LogSink>,
     /// Progress display for blob transfers.
     pub progress: Option<Arc<dyn TransferProgress>>,
+    /// Where Docker Hub's registry API is reached instead of
+    /// registry-1.docker.io (`STOWAGE_DOCKER_HUB_HOST`: the tests run a
+    /// stand-in, since the real Hub cannot be reached from CI).
+    pub docker_hub_host: Option<String>,
+    /// Docker Hub's web API base URL instead of `hub::DEFAULT_API` (`STOWAGE_DOCKER_HUB_API`).
+    pub docker_hub_api: Option<String>,
 }
 
 /// What a push did with each blob.
@@ -425,6 +431,23 @@ impl Registry {
         })
     }
 
+    /// The host that serves `registry`'s HTTP API: `reference::api_host`,
+    /// unless the options name another host for Docker Hub.
+    pub fn api_host<'a>(&'a self, registry: &'a str) -> &'a str {
+        match &self.options.docker_hub_host {
+            Some(host) if registry == crate::reference::DOCKER_HUB => host,
+            _ => crate::reference::api_host(registry),
+        }
+    }
+
+    /// Docker Hub's web API base URL, without a trailing `/`.
+    pub fn docker_hub_api(&self) -> &str {
+        self.options
+            .docker_hub_api
+            .as_deref()
+            .map_or(hub::DEFAULT_API, |api| api.trim_end_matches('/'))
+    }
+
     /// Uses `credential` for `registry` instead of stored credentials.
     pub fn with_credential(mut self, registry: &str, credential: Credential) -> Registry {
         self.override_credential = Some((registry.to_string(), credential));
@@ -442,7 +465,7 @@ fn relock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 #[cfg(test)]
 mod tests {
-    use super::{NetworkError, NetworkFailure, RegistryError};
+    use super::{NetworkError, NetworkFailure, Registry, RegistryError, RegistryOptions};
 
     const EVERY_FAILURE: [NetworkFailure; 9] = [
         NetworkFailure::Unresolved,
@@ -548,5 +571,21 @@ mod tests {
             cause.as_deref(),
             Some("https://127.0.0.1:5999/v2/: some cause")
         );
+    }
+
+    #[test]
+    fn docker_hub_stand_ins_come_from_the_options_alone() {
+        let plain = Registry::new(RegistryOptions::default()).unwrap();
+        assert_eq!(plain.api_host("docker.io"), "registry-1.docker.io");
+        assert_eq!(plain.docker_hub_api(), "https://hub.docker.com");
+        let stand_in = Registry::new(RegistryOptions {
+            docker_hub_host: Some("127.0.0.1:5000".into()),
+            docker_hub_api: Some("http://127.0.0.1:5001/".into()),
+            ..RegistryOptions::default()
+        })
+        .unwrap();
+        assert_eq!(stand_in.api_host("docker.io"), "127.0.0.1:5000");
+        assert_eq!(stand_in.api_host("ghcr.io"), "ghcr.io");
+        assert_eq!(stand_in.docker_hub_api(), "http://127.0.0.1:5001");
     }
 }

@@ -109,18 +109,6 @@ pub struct Store {
     known_good: Arc<Mutex<HashSet<Digest>>>,
 }
 
-/// The default store folder: `$STOWAGE_CACHE_DIR`, else `$XDG_CACHE_HOME/stowage`, else `~/.cache/stowage`.
-pub fn default_store_root() -> PathBuf {
-    if let Some(dir) = std::env::var_os("STOWAGE_CACHE_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir).join("stowage");
-    }
-    let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
-    PathBuf::from(home).join(".cache").join("stowage")
-}
-
 impl Store {
     /// Opens (creating if needed) the store at `root`.
     ///

@@ -13,8 +13,8 @@ use journal::Removed;
 use run::NotDone;
 
 /// The records, oldest first, optionally only those with `status` (I/O).
-pub fn list(status: Option<Status>) -> Result<Vec<ExportRecord>, Error> {
-    let exports = Exports::open_default()?;
+pub fn list(session: &Session, status: Option<Status>) -> Result<Vec<ExportRecord>, Error> {
+    let exports = session.journal()?;
     Ok(exports.list(status)?)
 }
 
@@ -37,7 +37,7 @@ pub struct DeleteReport {
 /// lists and the layouts' indexes; changes nothing). With `all_tags`, every
 /// tag that points at the export's image goes with it.
 pub fn delete_plan(session: &Session, id: i64, all_tags: bool) -> Result<DeletePlan, Error> {
-    let exports = Exports::open_default()?;
+    let exports = session.journal()?;
     let record = exports.get(id)?;
     if record.status == Status::Deleted {
         return Err(ExportsError::AlreadyDeleted { id }.into());
@@ -60,7 +60,7 @@ pub fn delete_plan(session: &Session, id: i64, all_tags: bool) -> Result<DeleteP
 /// running it again does the rest.
 pub fn delete(session: &Session, plan: &DeletePlan) -> Result<DeleteReport, Error> {
     let id = plan.id;
-    let mut exports = Exports::open_default()?;
+    let mut exports = session.journal()?;
     let record = exports.get(id)?;
     if record.status == Status::Deleted {
         return Err(ExportsError::AlreadyDeleted { id }.into());

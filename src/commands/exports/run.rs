@@ -227,7 +227,7 @@ fn delete_hub_tags(
 ) -> StepResult {
     let mut deleted = Vec::new();
     for tag in tags {
-        if delete_hub_tag(reference, tag)? == hub::Outcome::Deleted {
+        if delete_hub_tag(reference, tag, context)? == hub::Outcome::Deleted {
             deleted.push(tag.clone());
         }
     }
@@ -269,7 +269,7 @@ fn delete_signatures(
         Err(e) => return Err(registry_failure(&reference.registry, &e)),
     };
     if reference.registry == reference::DOCKER_HUB {
-        return match delete_hub_tag(reference, tag)? {
+        return match delete_hub_tag(reference, tag, context)? {
             hub::Outcome::Deleted => Ok(Some(format!("deleted signatures {tag}"))),
             hub::Outcome::AlreadyGone => Ok(None),
         };
@@ -282,8 +282,15 @@ fn delete_signatures(
 }
 
 /// Deletes `tag` of `reference`'s Docker Hub repository through the Hub's API (I/O).
-fn delete_hub_tag(reference: &ImageRef, tag: &str) -> Result<hub::Outcome, (String, String)> {
+fn delete_hub_tag(
+    reference: &ImageRef,
+    tag: &str,
+    context: &Context<'_>,
+) -> Result<hub::Outcome, (String, String)> {
     let (namespace, repo) = hub_names(reference);
-    hub::delete_tag(namespace, repo, tag)
+    let registry = context
+        .registry()
+        .map_err(|e| registry_failure(&reference.registry, &e))?;
+    hub::delete_tag(registry.docker_hub_api(), namespace, repo, tag)
         .map_err(|e| (error_chain(&e), e.hint(&failure::hub_page(reference))))
 }

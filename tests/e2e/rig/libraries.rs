@@ -768,3 +768,34 @@ pub fn r_library(dir: &Path) -> (PathBuf, Vec<Expected>) {
     }
     (dir.to_owned(), expected)
 }
+
+/// Where tornado's test key (a private key in a published package) is in
+/// the JupyterLab venv.
+pub const TORNADO_TEST_KEY: &str = "lib/python3.11/site-packages/tornado/test/test.key";
+
+/// `site` has tornado's test key, and the RECORD of tornado's dist-info
+/// lists it.
+pub fn assert_tornado_key(site: &Path) {
+    assert!(
+        site.join("tornado/test/test.key").is_file(),
+        "no tornado/test/test.key in {}",
+        site.display()
+    );
+    let dist_info = fs::read_dir(site)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with("tornado-") && n.ends_with(".dist-info"))
+        .unwrap_or_else(|| panic!("no tornado-*.dist-info in {}", site.display()));
+    let record = fs::read_to_string(site.join(dist_info).join("RECORD")).unwrap();
+    assert!(
+        record
+            .lines()
+            .any(|l| l.starts_with("tornado/test/test.key,sha256=")),
+        "tornado's RECORD does not list tornado/test/test.key"
+    );
+}
+
+/// The names of `expected`, in order.
+pub fn names(expected: &[Expected]) -> Vec<&str> {
+    expected.iter().map(|e| e.name.as_str()).collect()
+}

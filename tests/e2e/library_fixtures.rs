@@ -1,36 +1,12 @@
-//! The real-library rig itself, checked without stowage: each library is
-//! what the inventory tests will take it to be. The PyPI ones use the
-//! once-per-run caches, so these tests cost little after the first build.
+//! The real-library fixtures (`rig/libraries.rs`), checked without
+//! stowage: each library is what the inventory tests will take it to be.
+//! The PyPI ones use the once-per-run caches, so these tests cost little
+//! after the first build.
 
 use std::fs;
-use std::path::Path;
 
 use crate::rig::Sandbox;
-use crate::rig::libraries::{self, Expected};
-
-const TEST_KEY: &str = "lib/python3.11/site-packages/tornado/test/test.key";
-
-/// `site` has tornado's test key, and the RECORD of tornado's dist-info
-/// lists it.
-fn assert_tornado_key(site: &Path) {
-    assert!(
-        site.join("tornado/test/test.key").is_file(),
-        "no tornado/test/test.key in {}",
-        site.display()
-    );
-    let dist_info = fs::read_dir(site)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .find(|n| n.starts_with("tornado-") && n.ends_with(".dist-info"))
-        .unwrap_or_else(|| panic!("no tornado-*.dist-info in {}", site.display()));
-    let record = fs::read_to_string(site.join(dist_info).join("RECORD")).unwrap();
-    assert!(
-        record
-            .lines()
-            .any(|l| l.starts_with("tornado/test/test.key,sha256=")),
-        "tornado's RECORD does not list tornado/test/test.key"
-    );
-}
+use crate::rig::libraries::{self, TORNADO_TEST_KEY, assert_tornado_key, names};
 
 #[test]
 fn jupyterlab_venv_has_tornado_test_key() {
@@ -38,7 +14,7 @@ fn jupyterlab_venv_has_tornado_test_key() {
         return;
     }
     let venv = libraries::jupyterlab_venv_shared();
-    assert!(venv.join(TEST_KEY).is_file());
+    assert!(venv.join(TORNADO_TEST_KEY).is_file());
     assert_tornado_key(&venv.join("lib/python3.11/site-packages"));
     let cfg = fs::read_to_string(venv.join("pyvenv.cfg")).unwrap();
     assert!(
@@ -108,10 +84,6 @@ fn node_modules_from_npm() {
     }
     assert!(modules.join("@sindresorhus/is/package.json").is_file());
     assert!(modules.join("debug/node_modules/ms/package.json").is_file());
-}
-
-fn names(expected: &[Expected]) -> Vec<&str> {
-    expected.iter().map(|e| e.name.as_str()).collect()
 }
 
 #[test]

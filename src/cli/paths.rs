@@ -1,0 +1,108 @@
+//! What the environment says about where things are — the store and journal folders, stand-ins for Docker Hub — read once, here, and handed to every command's `Session`.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use crate::commands::SessionPaths;
+
+/// The store and journal folders this process's environment names.
+pub fn from_environment() -> SessionPaths {
+    resolve(|name| std::env::var_os(name))
+}
+
+/// Hosts that stand in for Docker Hub's: the tests point stowage at local servers, since the real Hub cannot be reached from CI.
+pub struct DockerHubOverrides {
+    /// The registry API's host instead of registry-1.docker.io (`STOWAGE_DOCKER_HUB_HOST`).
+    pub host: Option<String>,
+    /// The web API's base URL instead of hub.docker.com (`STOWAGE_DOCKER_HUB_API`).
+    pub api: Option<String>,
+}
+
+/// The Docker Hub stand-ins this process's environment names (an empty variable counts as unset).
+pub fn docker_hub_from_environment() -> DockerHubOverrides {
+    let var = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+    DockerHubOverrides {
+        host: var("STOWAGE_DOCKER_HUB_HOST"),
+        api: var("STOWAGE_DOCKER_HUB_API"),
+    }
+}
+
+/// The store: `$STOWAGE_CACHE_DIR`, else `$XDG_CACHE_HOME/stowage`, else
+/// `~/.cache/stowage`. The journal: `$STOWAGE_STATE_DIR`, else
+/// `$XDG_STATE_HOME/stowage`, else `~/.local/state/stowage`. An empty
+/// variable counts as unset, as XDG says.
+fn resolve(lookup: impl Fn(&str) -> Option<OsString>) -> SessionPaths {
+    let var = |name: &str| {
+        lookup(name)
+            .filter(|value| !value.is_empty())
+            .map(PathBuf::from)
+    };
+    let home = var("HOME");
+    let store = var("STOWAGE_CACHE_DIR")
+        .or_else(|| var("XDG_CACHE_HOME").map(|dir| dir.join("stowage")))
+        .unwrap_or_else(|| {
+            home.clone()
+                .unwrap_or_else(|| ".".into())
+                .join(".cache/stowage")
+        });
+    let journal = var("STOWAGE_STATE_DIR")
+        .or_else(|| var("XDG_STATE_HOME").map(|dir| dir.join("stowage")))
+        .unwrap_or_else(|| match home {
+            Some(home) => home.join(".local/state/stowage"),
+            None => PathBuf::from(".stowage-state"),
+        });
+    SessionPaths { store, journal }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::ffi::OsString;
+    use std::path::Path;
+
+    use super::resolve;
+
+    fn paths_with(vars: &[(&str, &str)]) -> (String, String) {
+        let vars: HashMap<&str, OsString> = vars.iter().map(|(k, v)| (*k, (*v).into())).collect();
+        let paths = resolve(|name| vars.get(name).cloned());
+        let text = |path: &Path| path.to_string_lossy().into_owned();
+        (text(&paths.store), text(&paths.journal))
+    }
+
+    #[test]
+    fn stowage_variables_win_then_xdg_then_home() {
+        let all = [
+            ("HOME", "/h"),
+            ("XDG_CACHE_HOME", "/xc"),
+            ("XDG_STATE_HOME", "/xs"),
+            ("STOWAGE_CACHE_DIR", "/sc"),
+            ("STOWAGE_STATE_DIR", "/ss"),
+        ];
+        assert_eq!(paths_with(&all), ("/sc".into(), "/ss".into()));
+        assert_eq!(
+            paths_with(&all[..3]),
+            ("/xc/stowage".into(), "/xs/stowage".into())
+        );
+        assert_eq!(
+            paths_with(&all[..1]),
+            ("/h/.cache/stowage".into(), "/h/.local/state/stowage".into())
+        );
+    }
+
+    #[test]
+    fn empty_variables_count_as_unset() {
+        let vars = [
+            ("HOME", "/h"),
+            ("STOWAGE_CACHE_DIR", ""),
+            ("XDG_STATE_HOME", ""),
+        ];
+        assert_eq!(
+            paths_with(&vars),
+            ("/h/.cache/stowage".into(), "/h/.local/state/stowage".into())
+        );
+        assert_eq!(
+            paths_with(&[]),
+            ("./.cache/stowage".into(), ".stowage-state".into())
+        );
+    }
+}
