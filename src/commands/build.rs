@@ -421,9 +421,9 @@ pub fn build_image(
         base_folders: &folders,
         pool: &pool,
         progress: events.layer_progress(),
-        shared: shared.as_ref().map(|s| s as &dyn SharedContents),
     };
-    let built = layer::write_layers(&plan.layers, context.store, &settings)?;
+    let shared_contents = shared.as_ref().map(|s| s as &dyn SharedContents);
+    let built = layer::write_layers(&plan.layers, context.store, &settings, shared_contents)?;
     layers.extend(added_layers(format, plan.compression, &built)?);
     let found = built.iter().map(|layer| layer.findings.as_slice());
     let (allowed_findings, published_findings) = check_findings(plan, found)?;
