@@ -606,16 +606,19 @@ def folder_reexports(files, module_paths):
         for p in paths:
             if p.segments[-1] in ("*", "self") or len(p.segments) < 2:
                 continue
-            target = _module_prefix(p, f, module_paths)
-            if target and len(target) > len(here) and target[: len(here)] == here:
+            named = _named_modules(p, f, module_paths, relative=True)
+            target = named[0] if named else ()
+            if len(target) > len(here) and target[: len(here)] == here:
                 names[(here, p.segments[-1])] = target
     return names
 
 
-def _module_prefix(path, file, module_paths):
-    """The module path a path names, as deep as its segments are modules,
-    before any re-export is followed; None when it leads out of the crate.
-    A relative `use` path (`walk::x` in a mod.rs) starts in the file's module."""
+def _named_modules(path, file, module_paths, relative=False):
+    """(module path, index of the first segment past it) for the modules a
+    path names, as deep as its segments are modules and before any
+    re-export is followed; None when it leads out of the crate. With
+    relative, a path that starts with a child's name (`walk::x` in a `use`
+    of layer/mod.rs) starts in the file's module."""
     segs = path.segments
     if path.leading_colons or not segs:
         return None
@@ -627,41 +630,28 @@ def _module_prefix(path, file, module_paths):
         while i < len(segs) and segs[i] in ("super", "self"):
             if segs[i] == "super":
                 if not here:
-                    return None
+                    return None  # climbs above the crate root: not valid Rust
                 here.pop()
             i += 1
-    elif tuple(here) + (segs[0],) in module_paths:
+    elif relative and tuple(here) + (segs[0],) in module_paths:
         i = 0
     else:
         return None
     here = tuple(here)
     while i < len(segs) and here + (segs[i],) in module_paths:
         here, i = here + (segs[i],), i + 1
-    return here or None
+    return here, i
 
 
 def resolve_module_path(path, file, module_paths, reexports):
     """The module path (a tuple) a path leads to inside the crate, as deep
     as it names modules and through the re-exports on its way, or None when
     it leads elsewhere."""
+    named = _named_modules(path, file, module_paths)
+    if not named:
+        return None
+    here, i = named
     segs = path.segments
-    if path.leading_colons or not segs:
-        return None
-    if segs[0] in ("crate", "$crate"):
-        here, i = (), 1
-    elif segs[0] in ("super", "self"):
-        here, i = list(file.module_path) + list(path.mods), 0
-        while i < len(segs) and segs[i] in ("super", "self"):
-            if segs[i] == "super":
-                if not here:
-                    return None
-                here.pop()
-            i += 1
-        here = tuple(here)
-    else:
-        return None
-    while i < len(segs) and here + (segs[i],) in module_paths:
-        here, i = here + (segs[i],), i + 1
     # A re-export may name another's (mod.rs re-exports what inner/mod.rs
     # re-exports); each step goes deeper, so the chain ends.
     while i < len(segs) and (here, segs[i]) in reexports:

@@ -43,15 +43,25 @@ fn plan_of(dir: &Path) -> LayerPlan {
     plan
 }
 
-fn build(plan: &LayerPlan, store: &Store, compression: Compression) -> BuiltLayer {
-    let pool = CompressPool::new(2);
-    let settings = WriteSettings {
+/// Settings with mtime 1 and no progress.
+fn settings<'a>(
+    compression: Compression,
+    pool: &'a CompressPool,
+    base: &'a BaseFolders,
+) -> WriteSettings<'a> {
+    WriteSettings {
         compression,
         mtime: 1,
-        base_folders: &BaseFolders::new(),
-        pool: &pool,
+        base_folders: base,
+        pool,
         progress: None,
-    };
+    }
+}
+
+fn build(plan: &LayerPlan, store: &Store, compression: Compression) -> BuiltLayer {
+    let pool = CompressPool::new(2);
+    let base = BaseFolders::new();
+    let settings = settings(compression, &pool, &base);
     let mut built = write_layers(std::slice::from_ref(plan), store, &settings, None)
         .unwrap_or_else(|e| panic!("{e}"));
     built.remove(0)
@@ -149,13 +159,7 @@ fn the_hint_ignores_times_and_place_but_not_sizes_or_modes() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let pool = CompressPool::new(1);
     let base = BaseFolders::new();
-    let settings = WriteSettings {
-        compression: Compression::Gzip,
-        mtime: 1,
-        base_folders: &base,
-        pool: &pool,
-        progress: None,
-    };
+    let settings = settings(Compression::Gzip, &pool, &base);
     let one = dir.path().join("one");
     make_tree(&one, SECRET);
     let two = dir.path().join("x/two");
@@ -220,13 +224,7 @@ fn write_layers_reports_each_layer_and_writes_the_same_bytes() {
     let plan = plan_layer("app", &roots, &Excludes::default(), &mut KnownDirs::new()).unwrap();
     let pool = CompressPool::new(2);
     let base = BaseFolders::new();
-    let settings = WriteSettings {
-        compression: Compression::Gzip,
-        mtime: 1,
-        base_folders: &base,
-        pool: &pool,
-        progress: None,
-    };
+    let settings = settings(Compression::Gzip, &pool, &base);
     let silent = write_layers(
         std::slice::from_ref(&plan),
         &Store::open(dir.path().join("a")).unwrap(),
