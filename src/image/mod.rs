@@ -80,10 +80,23 @@ pub struct Descriptor {
     pub size: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<Platform>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub annotations: BTreeMap<String, String>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
+}
+
+/// Reads `null` as an empty map: Go writers emit `"annotations": null` for
+/// a nil map, and docker and containerd read it as none.
+fn null_as_empty<'de, D>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Ok(Option::<BTreeMap<String, String>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 impl Descriptor {
@@ -215,7 +228,7 @@ pub struct Manifest {
     pub media_type: Option<String>,
     pub config: Descriptor,
     pub layers: Vec<Descriptor>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub annotations: BTreeMap<String, String>,
 }
 
@@ -594,6 +607,16 @@ pub fn select_platform<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn null_annotations_read_as_none() {
+        let manifest: Manifest = serde_json::from_str(
+            r#"{"schemaVersion":2,"config":{"mediaType":"a","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":1,"annotations":null},"layers":[],"annotations":null}"#,
+        )
+        .unwrap();
+        assert!(manifest.annotations.is_empty());
+        assert!(manifest.config.annotations.is_empty());
+    }
 
     #[test]
     fn canonical_json_sorts_keys_at_every_depth() {
