@@ -10,6 +10,17 @@ top-level modules: `src/foo.rs` and `src/foo/**.rs` are module `foo`;
   round a loop, cannot be read, tested or moved one at a time. Every strongly
   connected component of more than one module is reported, as cycles that
   together cover all of its edges, with one file:line for each edge;
+* the files of a folder have a cycle, for the same reason one level down.
+  Inside each folder (`layer/`, and nested ones such as `commands/exports/`)
+  the members are its files and subfolders: an edge a -> b when a file of
+  member a names something in sibling b. The folder's own mod.rs (or the
+  foo.rs beside foo/) is the folder itself, not a sibling: it may declare,
+  re-export and use its children while they use what it defines, and that
+  is no cycle. Re-exports are followed: `super::plan_layer`, where mod.rs
+  has `pub use walk::plan_layer;`, is a use of walk.rs (through chains of
+  re-exports too). A file included with `#[path = "x_tests.rs"] mod tests;`
+  belongs to the file that includes it. Reported as "cycle between files of
+  layer/: a, b", with the cycles and a file:line for each edge;
 * a module named in FORBIDDEN uses what it must not. `cli` parses arguments,
   calls the library and prints results: it must not handle tar archives,
   talk HTTP, open SQLite databases or build JSON itself (serde_json, json!);
@@ -23,13 +34,15 @@ declaration (grouped, nested, multi-line, `pub` or `pub(crate)`), in code
 where the crate root re-exports Name (`pub use error::Error;` in lib.rs),
 counts as a use of the module Name comes from. Comments, doc comments and
 string and char literals are blanked out first, so `crate::x` in them does
-not count. Test code counts: a cycle through a test module is still a cycle
-to whoever reads it.
+not count. Test code counts: a cycle through a test module (inline or in a
+file of its own) is still a cycle to whoever reads it. Names a glob brings
+in (`use super::*;`) are not followed to where they live.
 
 Usage: scripts/check-architecture.py [--graph] [SRC_DIR]
   SRC_DIR  the crate's src/ (default: the src/ of the repository holding this
            script)
-  --graph  also print the module graph, one `a -> b, c` line per module
+  --graph  also print the module graph, one `a -> b, c` line per module,
+           then each folder's graph of files, `layer/cached -> content, write`
 Exit status: 0 when every rule holds, 1 when one breaks, 2 on a usage error.
 Python 3.11 standard library only.
 """
@@ -330,20 +343,47 @@ def module_path_of(rel):
     return parts
 
 
+_PATH_ATTRIBUTE = re.compile(
+    r'#\[\s*path\s*=\s*"([^"]+)"\s*\]\s*(?:#\[[^\]]*\]\s*)*'
+    r"(?:pub(?:\s*\([^)]*\))?\s+)?mod\s+([A-Za-z_]\w*)\s*;"
+)
+
+
+def path_attribute_modules(text, code, declared_in, module_path):
+    """{file: module path} for each `#[path = "x.rs"] mod name;` in a file:
+    the file named is module `name` of the declaring file, wherever it lies
+    (split.rs's `#[path = "split_tests.rs"] mod tests;` is split::tests).
+    code is text with comments and strings blanked, to skip commented-out
+    declarations. The path is relative to the declaring file's folder."""
+    found = {}
+    for m in _PATH_ATTRIBUTE.finditer(text):
+        if code[m.start()] != "#":
+            continue
+        target = (declared_in.parent / m.group(1)).resolve()
+        found[target] = module_path + [m.group(2)]
+    return found
+
+
 def read_sources(src_dir):
     """The crate's module files, and the crate root's tokens (lib.rs)."""
-    files, root_tokens = [], []
+    files, root_tokens, declared = [], [], {}
     for path in sorted(src_dir.rglob("*.rs")):
         rel = path.relative_to(src_dir)
         text = path.read_text(encoding="utf-8", errors="replace")
-        tokens = tokenize(strip_comments_and_strings(text))
+        code = strip_comments_and_strings(text)
+        tokens = tokenize(code)
         if rel.parts == ("lib.rs",):
             root_tokens = tokens
         mod_path = module_path_of(rel)
         if not mod_path:
             continue
+        declared.update(path_attribute_modules(text, code, path, mod_path))
         shown = f"{src_dir.name}/{rel.as_posix()}"
         files.append(SourceFile(path, shown, mod_path[0], mod_path, tokens))
+    for f in files:
+        module_path = declared.get(f.path.resolve())
+        if module_path:
+            f.module, f.module_path = module_path[0], module_path
     return files, root_tokens
 
 
@@ -499,12 +539,12 @@ def cycles_covering(graph, component):
     return cycles
 
 
-def cycle_problems(graph):
+def cycle_problems(graph, heading="cycle between modules {members}:"):
     problems = []
     for comp in strongly_connected(graph):
         if len(comp) < 2:
             continue
-        lines = [f"cycle between modules {', '.join(comp)}:"]
+        lines = [heading.format(members=", ".join(comp))]
         for cycle in cycles_covering(graph, comp):
             lines.append("  " + " -> ".join(cycle))
             for a, b in zip(cycle, cycle[1:]):
@@ -555,51 +595,66 @@ def forbidden_problems(files, forbidden=FORBIDDEN):
 
 def folder_reexports(files, module_paths):
     """{(module path, Name): module path} for the names a module's `use`
-    declarations bring in from its own children (`pub use walk::plan_layer;`
+    declarations bring in from its own descendants (`pub use walk::plan_layer;`
     in layer/mod.rs), so `super::plan_layer` in a sibling counts as a use of
-    walk.rs, where it lives."""
+    walk.rs, where it lives. A name brought in from anywhere else is left
+    alone: the module that names it is the one used."""
     names = {}
     for f in files:
         here = tuple(f.module_path)
         paths, _ = use_paths(f.tokens)
         for p in paths:
-            segs = list(p.segments)
-            if segs and segs[0] == "self":
-                segs = segs[1:]
-            if len(segs) < 2 or segs[-1] in ("*", "self"):
+            if p.segments[-1] in ("*", "self") or len(p.segments) < 2:
                 continue
-            child = here + (segs[0],)
-            if child not in module_paths:
-                continue
-            depth = 1
-            while depth < len(segs) - 1 and child + tuple(segs[1 : depth + 1]) in module_paths:
-                depth += 1
-            names[(here, segs[-1])] = child + tuple(segs[1:depth])
+            named = _named_modules(p, f, module_paths, relative=True)
+            target = named[0] if named else ()
+            if len(target) > len(here) and target[: len(here)] == here:
+                names[(here, p.segments[-1])] = target
     return names
+
+
+def _named_modules(path, file, module_paths, relative=False):
+    """(module path, index of the first segment past it) for the modules a
+    path names, as deep as its segments are modules and before any
+    re-export is followed; None when it leads out of the crate. With
+    relative, a path that starts with a child's name (`walk::x` in a `use`
+    of layer/mod.rs) starts in the file's module."""
+    segs = path.segments
+    if path.leading_colons or not segs:
+        return None
+    here = list(file.module_path) + list(path.mods)
+    if segs[0] in ("crate", "$crate"):
+        here, i = [], 1
+    elif segs[0] in ("super", "self"):
+        i = 0
+        while i < len(segs) and segs[i] in ("super", "self"):
+            if segs[i] == "super":
+                if not here:
+                    return None  # climbs above the crate root: not valid Rust
+                here.pop()
+            i += 1
+    elif relative and tuple(here) + (segs[0],) in module_paths:
+        i = 0
+    else:
+        return None
+    here = tuple(here)
+    while i < len(segs) and here + (segs[i],) in module_paths:
+        here, i = here + (segs[i],), i + 1
+    return here, i
 
 
 def resolve_module_path(path, file, module_paths, reexports):
     """The module path (a tuple) a path leads to inside the crate, as deep
-    as it names modules, or None when it leads elsewhere."""
+    as it names modules and through the re-exports on its way, or None when
+    it leads elsewhere."""
+    named = _named_modules(path, file, module_paths)
+    if not named:
+        return None
+    here, i = named
     segs = path.segments
-    if path.leading_colons or not segs:
-        return None
-    if segs[0] in ("crate", "$crate"):
-        here, i = (), 1
-    elif segs[0] in ("super", "self"):
-        here, i = list(file.module_path) + list(path.mods), 0
-        while i < len(segs) and segs[i] in ("super", "self"):
-            if segs[i] == "super":
-                if not here:
-                    return None
-                here.pop()
-            i += 1
-        here = tuple(here)
-    else:
-        return None
-    while i < len(segs) and here + (segs[i],) in module_paths:
-        here, i = here + (segs[i],), i + 1
-    if i < len(segs) and (here, segs[i]) in reexports:
+    # A re-export may name another's (mod.rs re-exports what inner/mod.rs
+    # re-exports); each step goes deeper, so the chain ends.
+    while i < len(segs) and (here, segs[i]) in reexports:
         here = reexports[(here, segs[i])]
     return here or None
 
@@ -615,6 +670,10 @@ def build_folder_graphs(files):
     graphs = {}
     for f in files:
         mine = tuple(f.module_path)
+        # Every file is a member of each folder it lies in, with edges or not.
+        for depth in range(1, len(mine)):
+            folder = "/".join(mine[:depth])
+            graphs.setdefault(folder, Graph(set())).modules.add(mine[depth])
         for p in file_paths(f):
             target = resolve_module_path(p, f, module_paths, reexports)
             if not target:
@@ -634,8 +693,8 @@ def build_folder_graphs(files):
 def folder_cycle_problems(graphs):
     problems = []
     for folder in sorted(graphs):
-        for problem in cycle_problems(graphs[folder]):
-            problems.append(problem.replace("cycle between modules", f"cycle between files of {folder}/", 1))
+        heading = f"cycle between files of {folder}/: {{members}}"
+        problems += cycle_problems(graphs[folder], heading)
     return problems
 
 
@@ -656,32 +715,40 @@ def main(argv=None):
         description="Check the module layering of the crate in SRC_DIR.",
     )
     parser.add_argument("src_dir", nargs="?", type=Path, default=default_src, metavar="SRC_DIR")
-    parser.add_argument("--graph", action="store_true", help="print the module graph")
+    parser.add_argument(
+        "--graph", action="store_true", help="print the module graph and each folder's graph of files"
+    )
     args = parser.parse_args(argv)
     if not args.src_dir.is_dir():
         parser.error(f"{args.src_dir}: not a directory")
 
     files, root_tokens = read_sources(args.src_dir)
     graph = build_graph(files, root_tokens)
+    folder_graphs = build_folder_graphs(files)
     if args.graph:
         print("\n".join(graph_lines(graph)))
+        for folder in sorted(folder_graphs):
+            print("\n".join(f"{folder}/{line}" for line in graph_lines(folder_graphs[folder])))
 
     cycles = cycle_problems(graph)
+    folder_cycles = folder_cycle_problems(folder_graphs)
     forbidden = forbidden_problems(files)
     leaves = leaf_problems(graph)
-    for problem in cycles + forbidden + leaves:
+    for problem in cycles + folder_cycles + forbidden + leaves:
         print(f"architecture: {problem}", file=sys.stderr)
-    if cycles or forbidden or leaves:
+    if cycles or folder_cycles or forbidden or leaves:
         print(
-            f"architecture: FAILED: {len(cycles)} cycle(s), {len(forbidden)} forbidden use(s),"
-            f" {len(leaves)} leaf rule break(s); see scripts/check-architecture.py for the rules",
+            f"architecture: FAILED: {len(cycles)} cycle(s) between modules,"
+            f" {len(folder_cycles)} between the files of a folder,"
+            f" {len(forbidden)} forbidden use(s), {len(leaves)} leaf rule break(s);"
+            " see scripts/check-architecture.py for the rules",
             file=sys.stderr,
         )
         return 1
     rules = ", ".join(f"{m} clean" for m in sorted(FORBIDDEN))
     print(
         f"architecture: {len(graph.modules)} modules, {graph.edge_count()} edges,"
-        f" no cycles, {rules}"
+        f" no cycles (modules or files in any folder), {rules}"
     )
     return 0
 

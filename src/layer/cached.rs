@@ -6,64 +6,27 @@
 //! only while the store still holds that blob whole-sized, so a hit gives
 //! exactly the digest a cold build would.
 
+use std::io::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use serde::{Deserialize, Serialize};
-
-use std::io::Write;
-
 use super::content::{content_hint, remember_content, reuse_by_content};
+use super::records::{FindingRecord, LayerRecord, SharedContents};
 use super::{
     BaseFolders, BuiltLayer, Compression, GZIP_LEVEL, LAYER_FORMAT_VERSION, LayerError, LayerPlan,
     ViewKind, WriteSettings, ZSTD_LEVEL, write_layer,
 };
 use crate::digest::Digest;
-use crate::scan::{self, Finding};
 use crate::store::{Cache, Store};
 
-/// What the layer cache keeps for one fingerprint.
-#[derive(Serialize, Deserialize)]
-struct LayerRecord {
-    digest: Digest,
-    diff_id: Digest,
-    size: u64,
-    findings: Vec<FindingRecord>,
-}
-
-/// A secret-scan finding as the layer and content caches keep it (the rule by name).
-#[derive(Serialize, Deserialize)]
-pub(super) struct FindingRecord {
-    path: String,
-    line: Option<u64>,
-    rule: String,
-}
-
-impl FindingRecord {
-    pub(super) fn of(finding: &Finding) -> FindingRecord {
-        FindingRecord {
-            path: finding.path.clone(),
-            line: finding.line,
-            rule: finding.rule.to_string(),
-        }
-    }
-
-    /// The finding again; None when the rule is no longer known (the record is then not used).
-    pub(super) fn into_finding(self) -> Option<Finding> {
-        Some(Finding {
-            path: self.path,
-            line: self.line,
-            rule: scan::rule_named(&self.rule)?,
-        })
-    }
-}
-
 /// Writes the layers (I/O), several at once, each skipped when the layer cache
-/// knows its fingerprint and the store still has its blob. Results keep plan order.
+/// knows its fingerprint and the store still has its blob, or only hashed when
+/// the store's content cache or `shared` holds its bytes. Results keep plan order.
 pub fn write_layers(
     plans: &[LayerPlan],
     store: &Store,
     settings: &WriteSettings<'_>,
+    shared: Option<&dyn SharedContents>,
 ) -> Result<Vec<BuiltLayer>, LayerError> {
     let next = AtomicUsize::new(0);
     let results: Vec<Mutex<Option<Result<BuiltLayer, LayerError>>>> =
@@ -79,7 +42,7 @@ pub fn write_layers(
                     let Some(layer_plan) = plans.get(i) else {
                         break;
                     };
-                    let outcome = cached_or_written(layer_plan, store, settings);
+                    let outcome = cached_or_written(layer_plan, store, settings, shared);
                     if let Ok(mut slot) = results[i].lock() {
                         *slot = Some(outcome);
                     }
@@ -106,12 +69,13 @@ fn cached_or_written(
     plan: &LayerPlan,
     store: &Store,
     settings: &WriteSettings<'_>,
+    shared: Option<&dyn SharedContents>,
 ) -> Result<BuiltLayer, LayerError> {
     // Started before the fingerprint, which stats every file: on a large tree that takes a moment too.
     if let Some(progress) = settings.progress {
         progress.started(&plan.name, plan.content_bytes);
     }
-    let built = take_or_write(plan, store, settings)?;
+    let built = take_or_write(plan, store, settings, shared)?;
     if let Some(progress) = settings.progress {
         progress.finished(&built);
     }
@@ -122,6 +86,7 @@ fn take_or_write(
     plan: &LayerPlan,
     store: &Store,
     settings: &WriteSettings<'_>,
+    shared: Option<&dyn SharedContents>,
 ) -> Result<BuiltLayer, LayerError> {
     let fingerprint = plan.fingerprint(settings.base_folders, settings.compression, settings.mtime);
     if let Some(cached) = store
@@ -132,7 +97,7 @@ fn take_or_write(
         return Ok(cached);
     }
     let hint = content_hint(plan, settings);
-    let built = match reuse_by_content(plan, store, settings, &hint)? {
+    let built = match reuse_by_content(plan, store, shared, settings, &hint)? {
         Some(reused) => reused,
         None => write_layer(plan, store, settings)?,
     };
@@ -152,11 +117,7 @@ fn from_record(
     plan: &LayerPlan,
     settings: &WriteSettings<'_>,
 ) -> Option<BuiltLayer> {
-    let findings = record
-        .findings
-        .into_iter()
-        .map(FindingRecord::into_finding)
-        .collect::<Option<Vec<_>>>()?;
+    let findings = FindingRecord::into_findings(record.findings)?;
     Some(BuiltLayer {
         name: plan.name.clone(),
         digest: record.digest,
@@ -246,3 +207,7 @@ impl LayerPlan {
         hasher.finish().1
     }
 }
+
+#[cfg(test)]
+#[path = "cached_tests.rs"]
+mod tests;

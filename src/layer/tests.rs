@@ -22,7 +22,6 @@ fn write_over(
         base_folders: base,
         pool: &pool,
         progress: None,
-        shared: None,
     };
     write_layer(plan, store, &settings).unwrap()
 }
@@ -505,7 +504,6 @@ mod secret_scan_in_the_layer_pass {
             base_folders: &BaseFolders::new(),
             pool: &pool,
             progress: None,
-            shared: None,
         };
         let plain = layer::write_layer(&plan, &store, &settings).unwrap_or_else(|e| panic!("{e}"));
         assert!(plain.findings.is_empty(), "no scan, no findings");

@@ -10,7 +10,6 @@ use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::content::SharedContents;
 use super::progress::LayerProgress;
 use super::progress::Ticker;
 use super::relocate::{self, Relocation};
@@ -59,8 +58,6 @@ pub struct WriteSettings<'a> {
     pub pool: &'a CompressPool,
     /// Where the bytes read are reported; None reports nothing.
     pub progress: Option<&'a dyn LayerProgress>,
-    /// A content cache shared beyond the store (`--cache-repo`); None uses the store's alone.
-    pub shared: Option<&'a dyn SharedContents>,
 }
 
 /// Writes the planned layer into the store (I/O) and returns its digests; gzip runs on `pool`.
@@ -77,7 +74,6 @@ pub fn write_layer(
         base_folders,
         pool,
         progress,
-        shared: _,
     } = *settings;
     let ticker = progress.map(|progress| Ticker::new(progress, &plan.name));
     let write_err = |source: io::Error| LayerError::Write {

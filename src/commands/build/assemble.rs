@@ -10,7 +10,7 @@ use crate::digest::Digest;
 use crate::error::Error;
 use crate::image::config::{AddedLayers, edit_config};
 use crate::image::{Descriptor, Format, Image, Layer, canonical_json, media};
-use crate::layer::{self, BuiltLayer, Compression, WriteSettings};
+use crate::layer::{self, BuiltLayer, Compression, SharedContents, WriteSettings};
 use crate::plan::BuildPlan;
 use crate::reference::ImageRef;
 use crate::transport::Context;
@@ -38,18 +38,19 @@ pub struct BuiltImage {
 }
 
 /// Writes the plan's layers into the store with `settings` (their progress
-/// told to `settings.progress`), stops on a refused finding, assembles the
+/// told to `settings.progress`; a miss asked of the shared contents, such as
+/// `--cache-repo`, when there are any), stops on a refused finding, assembles the
 /// config and manifest in `format` over `base`, start-checks them, and puts
 /// them in the store (I/O). Nothing outside the store is touched.
 pub fn build_image(
     plan: &BuildPlan,
     base: &Base,
     format: Format,
-    settings: &WriteSettings<'_>,
+    (settings, shared): (&WriteSettings<'_>, Option<&dyn SharedContents>),
     context: &Context<'_>,
 ) -> Result<BuiltImage, Error> {
     let mut layers = base::base_layers_in(format, base, context)?;
-    let built = layer::write_layers(&plan.layers, context.store, settings)?;
+    let built = layer::write_layers(&plan.layers, context.store, settings, shared)?;
     layers.extend(added_layers(format, plan.compression, &built)?);
     let found = built.iter().map(|layer| layer.findings.as_slice());
     let findings = findings::check_findings(plan, found)?;

@@ -260,9 +260,9 @@ fn build_and_write(
         base_folders: &folders,
         pool: &pool,
         progress: events.layer_progress(),
-        shared: shared.as_ref().map(|s| s as &dyn SharedContents),
     };
-    let built = assemble::build_image(plan, &base, format, &settings, context)?;
+    let shared_contents = shared.as_ref().map(|s| s as &dyn SharedContents);
+    let built = assemble::build_image(plan, &base, format, (&settings, shared_contents), context)?;
     let artifact = match attestations::attach(plan, &built, context.store)? {
         Some(index) => Artifact::Index(index),
         None => Artifact::Image(built.image.clone()),
