@@ -219,8 +219,14 @@ pub fn reference_line(
 }
 
 /// `value` as indented JSON, for `--json` output (serde writes it; the CLI only prints it).
+///
+/// Keys come out sorted, whatever order a type declares its fields in
+/// (through `serde_json::Value`, whose maps are sorted), so the output of a
+/// version is the output of the next and diffs of it show only changes.
 pub fn json_text<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string_pretty(value).unwrap_or_default()
+    serde_json::to_value(value)
+        .and_then(|sorted| serde_json::to_string_pretty(&sorted))
+        .unwrap_or_default()
 }
 
 /// `SOURCE_DATE_EPOCH`, when set: the time every reproducible output carries.
