@@ -16,7 +16,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
-use crate::reference::Transport;
+use crate::reference::Location;
 
 /// The database file in the state folder.
 pub const DB_FILE: &str = "exports.sqlite3";
@@ -248,13 +248,13 @@ impl DestinationKind {
     }
 
     /// The kind of a destination written as `transport`.
-    pub fn of(transport: &Transport) -> DestinationKind {
+    pub fn of(transport: &Location) -> DestinationKind {
         match transport {
-            Transport::Registry(_) => DestinationKind::Registry,
-            Transport::DockerArchive { .. } => DestinationKind::DockerArchive,
-            Transport::OciArchive { .. } => DestinationKind::OciArchive,
-            Transport::Oci { .. } => DestinationKind::Oci,
-            Transport::Scratch => DestinationKind::Scratch,
+            Location::Registry(_) => DestinationKind::Registry,
+            Location::DockerArchive { .. } => DestinationKind::DockerArchive,
+            Location::OciArchive { .. } => DestinationKind::OciArchive,
+            Location::Oci { .. } => DestinationKind::Oci,
+            Location::Scratch => DestinationKind::Scratch,
         }
     }
 }
@@ -323,10 +323,10 @@ impl Destination {
 
 impl Destination {
     /// Describes `transport`; local paths are made absolute and archive files measured (I/O: stats).
-    pub fn of(transport: &Transport) -> Destination {
+    pub fn of(transport: &Location) -> Destination {
         let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
         let kind = DestinationKind::of(transport);
-        let local = |path: &Path, shown: Transport, measure: bool| {
+        let local = |path: &Path, shown: Location, measure: bool| {
             let path = absolute(path);
             Destination {
                 destination: shown.to_string(),
@@ -340,36 +340,36 @@ impl Destination {
             }
         };
         match transport {
-            Transport::Registry(reference) => Destination {
+            Location::Registry(reference) => Destination {
                 destination: format!("docker://{reference}"),
                 kind,
                 ..Destination::default()
             },
-            Transport::DockerArchive { path, reference } => local(
+            Location::DockerArchive { path, reference } => local(
                 path,
-                Transport::DockerArchive {
+                Location::DockerArchive {
                     path: absolute(path),
                     reference: reference.clone(),
                 },
                 true,
             ),
-            Transport::OciArchive { path, tag } => local(
+            Location::OciArchive { path, tag } => local(
                 path,
-                Transport::OciArchive {
+                Location::OciArchive {
                     path: absolute(path),
                     tag: tag.clone(),
                 },
                 true,
             ),
-            Transport::Oci { path, tag } => local(
+            Location::Oci { path, tag } => local(
                 path,
-                Transport::Oci {
+                Location::Oci {
                     path: absolute(path),
                     tag: tag.clone(),
                 },
                 false,
             ),
-            Transport::Scratch => Destination {
+            Location::Scratch => Destination {
                 destination: "scratch".into(),
                 kind,
                 ..Destination::default()
@@ -926,7 +926,7 @@ mod tests {
             matches!(read.as_deref(), Ok([d]) if !d.plain_http),
             "{read:?}"
         );
-        let mut destination = Destination::of(&Transport::Scratch);
+        let mut destination = Destination::of(&Location::Scratch);
         assert!(
             !to_json(&destination).contains("plain_http"),
             "false is left out"
@@ -962,7 +962,7 @@ mod tests {
             Some("\"docker-daemon\""),
             "written back as it was read"
         );
-        let archive = Transport::OciArchive {
+        let archive = Location::OciArchive {
             path: "/x.oci".into(),
             tag: None,
         };

@@ -20,7 +20,7 @@ use crate::layer::{
     self, Compression, Excludes, KnownDirs, LayerPlan, LayerRole, LayerRoot, LibrarySplit,
     Relocation, RewriteKind,
 };
-use crate::reference::{ImageRef, Transport};
+use crate::reference::{ImageRef, Location};
 use crate::scan::ScanRules;
 use crate::spec::{Spec, SpecError, is_value_key};
 
@@ -70,8 +70,8 @@ fn cache_repo(given: Option<&str>) -> Result<Option<ImageRef>, Error> {
     let Some(text) = given else {
         return Ok(None);
     };
-    match crate::reference::parse_transport(text)? {
-        Transport::Registry(reference) if reference.digest.is_none() => Ok(Some(reference)),
+    match crate::reference::parse_location(text)? {
+        Location::Registry(reference) if reference.digest.is_none() => Ok(Some(reference)),
         _ => Err(Error::usage(
             format!("--cache-repo {text} does not name a registry repository"),
             "give a repository and optionally a tag, e.g. --cache-repo registry.example.org/team/stowage-cache",
@@ -85,7 +85,7 @@ pub struct BuildPlan {
     /// The spec file, for records and messages.
     pub spec_path: PathBuf,
     /// The base, with a relative local path resolved against the spec's folder.
-    pub base: Transport,
+    pub base: Location,
     /// The base as the spec wrote it, for records.
     pub base_text: String,
     pub platform: Platform,
@@ -114,7 +114,7 @@ pub struct BuildPlan {
     pub config: ConfigEdit,
     /// The app library: where it is read from and goes, and what its metadata says it holds.
     pub library: LibraryPlan,
-    pub destinations: Vec<Transport>,
+    pub destinations: Vec<Location>,
     /// The spec's `image` when it is a registry reference: the tag and name outputs default to.
     pub default_reference: Option<ImageRef>,
     /// The attestations the image carries: the spec's `[attest]` and `--attest` together.
@@ -129,8 +129,8 @@ impl BuildPlan {
         self.destinations
             .iter()
             .find_map(|d| match d {
-                Transport::Registry(reference) => Some(reference.clone()),
-                Transport::DockerArchive {
+                Location::Registry(reference) => Some(reference.clone()),
+                Location::DockerArchive {
                     reference: Some(reference),
                     ..
                 } => Some(reference.clone()),
@@ -237,7 +237,7 @@ pub fn plan_build(request: &BuildRequest) -> Result<BuildPlan, Error> {
         format => format,
     };
     let default_reference = match &spec.image {
-        Some(Transport::Registry(reference)) => Some(reference.clone()),
+        Some(Location::Registry(reference)) => Some(reference.clone()),
         _ => None,
     };
     Ok(BuildPlan {
@@ -431,7 +431,7 @@ fn allowed_secret_paths(request: &BuildRequest) -> Result<Vec<String>, Error> {
 }
 
 /// A local base path written in the spec is relative to the spec's folder, like its sources.
-fn relative_to(transport: Transport, dir: &Path) -> Transport {
+fn relative_to(transport: Location, dir: &Path) -> Location {
     let join = |path: PathBuf| {
         if path.is_absolute() {
             path
@@ -440,15 +440,15 @@ fn relative_to(transport: Transport, dir: &Path) -> Transport {
         }
     };
     match transport {
-        Transport::Oci { path, tag } => Transport::Oci {
+        Location::Oci { path, tag } => Location::Oci {
             path: join(path),
             tag,
         },
-        Transport::OciArchive { path, tag } => Transport::OciArchive {
+        Location::OciArchive { path, tag } => Location::OciArchive {
             path: join(path),
             tag,
         },
-        Transport::DockerArchive { path, reference } => Transport::DockerArchive {
+        Location::DockerArchive { path, reference } => Location::DockerArchive {
             path: join(path),
             reference,
         },
@@ -457,13 +457,13 @@ fn relative_to(transport: Transport, dir: &Path) -> Transport {
 }
 
 /// The `-o` destinations, else the spec's `image`; a dry run may have none.
-fn destinations(request: &BuildRequest) -> Result<Vec<Transport>, Error> {
+fn destinations(request: &BuildRequest) -> Result<Vec<Location>, Error> {
     if !request.options.destinations.is_empty() {
         return request
             .options
             .destinations
             .iter()
-            .map(|t| crate::reference::parse_transport(t).map_err(Error::from))
+            .map(|t| crate::reference::parse_location(t).map_err(Error::from))
             .collect();
     }
     match &request.spec.image {

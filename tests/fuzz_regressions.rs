@@ -6,7 +6,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use stowage::reference::{ImageRef, parse_transport};
+use stowage::reference::{ImageRef, parse_location};
 use stowage::registry::auth::{Challenge, parse_challenge};
 use stowage::store::Store;
 use stowage::transport::archive::{read_docker_archive, read_oci_archive};
@@ -47,8 +47,8 @@ fn reference_inputs() {
                 .unwrap_or_else(|e| panic!("{}: {printed:?} does not parse: {e}", path.display()));
             assert_eq!(again, reference, "{}", path.display());
         }
-        if let Ok(transport) = parse_transport(text) {
-            let _ = parse_transport(&transport.to_string());
+        if let Ok(transport) = parse_location(text) {
+            let _ = parse_location(&transport.to_string());
         }
     }
 }

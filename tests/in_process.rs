@@ -18,7 +18,7 @@ use stowage::commands::{Recorded, Session, SessionPaths};
 use stowage::exports::{DestinationStatus, Exports, Status};
 use stowage::layer::Compression;
 use stowage::plan::{self, BuildOptions, BuildPlan, BuildRequest};
-use stowage::reference::Transport;
+use stowage::reference::Location;
 use stowage::registry::RegistryOptions;
 use stowage::spec;
 
@@ -215,7 +215,7 @@ fn plan_destinations_default_to_the_spec_image_and_resolve_local_paths() {
         .plan(options(&[format!("oci:{}", layout.display())]))
         .unwrap();
     match plan.destinations.as_slice() {
-        [Transport::Oci { path, tag: None }] => assert_eq!(path, &layout),
+        [Location::Oci { path, tag: None }] => assert_eq!(path, &layout),
         other => panic!("one oci: destination, got {other:?}"),
     }
     assert_eq!(

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use stowage::reference::{ImageRef, parse_transport};
+use stowage::reference::{ImageRef, parse_location};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -15,8 +15,8 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(again, reference, "{text:?} printed as {printed:?}");
         let _ = reference.familiar();
     }
-    if let Ok(transport) = parse_transport(text) {
+    if let Ok(transport) = parse_location(text) {
         let printed = transport.to_string();
-        let _ = parse_transport(&printed);
+        let _ = parse_location(&printed);
     }
 });

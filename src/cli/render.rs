@@ -14,7 +14,7 @@ use crate::exports::ExportRecord;
 use crate::interrupt::{STOP_GRACE, Signal, Stop};
 use crate::layer::LayerProgress;
 use crate::plan::BuildPlan;
-use crate::reference::Transport;
+use crate::reference::Location;
 use crate::registry::PushReport;
 
 use super::progress::Progress;
@@ -225,7 +225,7 @@ pub fn print_dry_run(out: &Output, dry: &DryRun) {
     for note in &dry.findings.published {
         out.info(&format!("note: secret scan: {note}"));
     }
-    let base_unread = dry.plan.keep_base_remote && dry.plan.base != Transport::Scratch;
+    let base_unread = dry.plan.keep_base_remote && dry.plan.base != Location::Scratch;
     start_check_notes(out, dry.start_check.as_ref(), base_unread);
     if !dry.checked.is_empty() {
         out.info(&format!("checked in a dry run: {}", dry.checked.join(", ")));

@@ -13,7 +13,7 @@ use crate::digest::Digest;
 use crate::image::{Descriptor, media};
 use crate::layer::{self, BuiltLayer, Compression, SharedContents, WriteSettings};
 use crate::plan::BuildPlan;
-use crate::reference::{ImageRef, Transport};
+use crate::reference::{ImageRef, Location};
 use crate::registry::cache_repo::CacheEntry;
 use crate::registry::{Origin, Registry};
 use crate::store::Store;
@@ -64,7 +64,7 @@ pub fn open<'a>(
         }
     };
     let fetch = plan.destinations.iter().any(|dest| match dest {
-        Transport::Registry(r) => r.registry != reference.registry,
+        Location::Registry(r) => r.registry != reference.registry,
         _ => true,
     });
     let mut hints = HashMap::new();
@@ -132,7 +132,7 @@ impl RepoCache<'_> {
                 layer.size,
             );
             for dest in &plan.destinations {
-                let Transport::Registry(dest) = dest else {
+                let Location::Registry(dest) = dest else {
                     continue;
                 };
                 if matches!(registry.mount_blob(&desc, &self.origin, dest), Ok(true))
@@ -185,7 +185,7 @@ impl RepoCache<'_> {
         }
         // Blobs just pushed to the same registry are mounted from there, not uploaded.
         let pushed = plan.destinations.iter().find_map(|dest| match dest {
-            Transport::Registry(r) if r.registry == self.reference.registry => Some(Origin::of(r)),
+            Location::Registry(r) if r.registry == self.reference.registry => Some(Origin::of(r)),
             _ => None,
         });
         if let Err(e) =

@@ -11,7 +11,7 @@ use crate::digest::Digest;
 use crate::error::Error;
 use crate::image::attestation::{self, PREDICATE_TYPE};
 use crate::image::{self, Artifact, Image, ImageError, ImageIndex, Platform};
-use crate::reference::{self, Transport};
+use crate::reference::{self, Location};
 use crate::transport::{self, Context, Source};
 
 /// Which bytes are printed instead of the summary.
@@ -125,7 +125,7 @@ pub fn inspect(
     raw: Option<RawPart>,
     platform: Option<&str>,
 ) -> Result<Inspected, Error> {
-    let transport = reference::parse_transport(source)?;
+    let transport = reference::parse_location(source)?;
     let context = session.context()?;
     let read = transport::read_source(&transport, &context, None, false)
         .map_err(|e| Error::from(e).context(format!("cannot read {source}")))?;
@@ -232,7 +232,7 @@ fn index_summary(index: &ImageIndex) -> Result<IndexSummary, Error> {
 /// The predicate of the image's attestation of `wanted`'s type (I/O: fetches that one statement),
 /// pretty-printed; the statement must name the image as its subject.
 fn predicate_of(
-    source: &Transport,
+    source: &Location,
     read: &Source,
     wanted: RawPart,
     platform: Option<&str>,

@@ -22,7 +22,7 @@ use std::sync::OnceLock;
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::exports::{Destination, DestinationKind, Exports, ExportsError, NewExport};
-use crate::reference::{ImageRef, Transport};
+use crate::reference::{ImageRef, Location};
 use crate::registry::{Registry, RegistryError, RegistryOptions};
 use crate::store::Store;
 use crate::transport::{Context, OpenRegistry};
@@ -186,31 +186,31 @@ pub struct SinkDefaults<'a> {
 /// so the line never names a registry nothing was pushed to. Everything
 /// before the last `@` is a source `stowage copy` and `push` read.
 pub fn reference_line(
-    destinations: &[Transport],
+    destinations: &[Location],
     digest: &Digest,
     defaults: &SinkDefaults<'_>,
 ) -> String {
     let registry = destinations.iter().find_map(|d| match d {
-        Transport::Registry(reference) => Some(reference),
+        Location::Registry(reference) => Some(reference),
         _ => None,
     });
     if let Some(reference) = registry {
         return reference.with_digest(digest.as_str());
     }
     let written = destinations.iter().find_map(|d| match d {
-        Transport::Oci { path, tag } => Some(Transport::Oci {
+        Location::Oci { path, tag } => Some(Location::Oci {
             path: path.clone(),
             tag: Some(tag.clone().unwrap_or_else(|| defaults.tag.to_string())),
         }),
-        Transport::OciArchive { path, tag } => Some(Transport::OciArchive {
+        Location::OciArchive { path, tag } => Some(Location::OciArchive {
             path: path.clone(),
             tag: Some(tag.clone().unwrap_or_else(|| defaults.tag.to_string())),
         }),
-        Transport::DockerArchive { path, reference } => Some(Transport::DockerArchive {
+        Location::DockerArchive { path, reference } => Some(Location::DockerArchive {
             path: path.clone(),
             reference: reference.clone().or_else(|| defaults.reference.cloned()),
         }),
-        Transport::Registry(_) | Transport::Scratch => None,
+        Location::Registry(_) | Location::Scratch => None,
     });
     match written {
         Some(written) => format!("{written}@{digest}"),
@@ -246,12 +246,12 @@ pub fn source_date_epoch() -> Result<Option<u64>, Error> {
 mod tests {
     use super::{SinkDefaults, reference_line};
     use crate::digest::Digest;
-    use crate::reference::{ImageRef, Transport, parse_transport};
+    use crate::reference::{ImageRef, Location, parse_location};
 
     fn line(destinations: &[&str], defaults: &SinkDefaults<'_>) -> String {
-        let destinations: Vec<Transport> = destinations
+        let destinations: Vec<Location> = destinations
             .iter()
-            .map(|d| parse_transport(d).unwrap())
+            .map(|d| parse_location(d).unwrap())
             .collect();
         reference_line(&destinations, &Digest::of(b"image"), defaults)
     }

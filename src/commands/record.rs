@@ -13,7 +13,7 @@ use crate::exports::{Destination, DestinationKind, DestinationStatus, Kind, NewE
 use crate::image::{Artifact, Image, ImageIndex, Platform, attestation};
 use crate::interrupt;
 use crate::plan::BuildPlan;
-use crate::reference::{self, Transport};
+use crate::reference::{self, Location};
 
 /// A record of a finished build (I/O: stats archive files): `image` as
 /// built, `artifact` as the sinks got it (the image, or the index that
@@ -97,7 +97,7 @@ pub fn build_failed(failed: &FailedBuild<'_>, error: &Error) -> NewExport {
         None => failed
             .requested
             .iter()
-            .map(|d| match reference::parse_transport(d) {
+            .map(|d| match reference::parse_location(d) {
                 Ok(t) => Destination::of(&t),
                 Err(_) => Destination {
                     destination: d.clone(),
@@ -174,7 +174,7 @@ fn interrupted(error: Error, what: String, destinations: &[String]) -> Error {
 pub struct Moved<'a> {
     pub kind: Kind,
     pub source: &'a str,
-    pub destinations: &'a [Transport],
+    pub destinations: &'a [Location],
     pub artifact: Option<&'a Artifact>,
     /// The secret names of the build that made the artifact, for the run line.
     pub secret_names: &'a [String],
@@ -234,13 +234,13 @@ fn default_tag(plan: &BuildPlan) -> String {
 }
 
 /// `oci:DIR` as `oci:DIR:TAG` with the tag it was written under, so a record says which tag is its own.
-fn with_tag(transport: &Transport, default_tag: &str) -> Transport {
+fn with_tag(transport: &Location, default_tag: &str) -> Location {
     match transport {
-        Transport::Oci { path, tag: None } => Transport::Oci {
+        Location::Oci { path, tag: None } => Location::Oci {
             path: path.clone(),
             tag: Some(default_tag.to_string()),
         },
-        Transport::OciArchive { path, tag: None } => Transport::OciArchive {
+        Location::OciArchive { path, tag: None } => Location::OciArchive {
             path: path.clone(),
             tag: Some(default_tag.to_string()),
         },
@@ -252,7 +252,7 @@ fn with_tag(transport: &Transport, default_tag: &str) -> Transport {
 /// went through; after a failure, those the error says got the image, and
 /// `failed` for the rest. Layouts and OCI archives name the tag written.
 fn with_status(
-    destinations: &[Transport],
+    destinations: &[Location],
     failure: Option<&Error>,
     default_tag: &str,
 ) -> Vec<Destination> {

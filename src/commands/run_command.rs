@@ -6,7 +6,7 @@ use super::Session;
 use crate::error::Error;
 use crate::exports::{ExportsError, Status};
 use crate::image::Platform;
-use crate::reference::{self, ImageRef, Transport};
+use crate::reference::{self, ImageRef, Location};
 
 /// The run line for `target`: an export id (its recorded line), or an image
 /// reference read now for its exposed ports (I/O).
@@ -35,14 +35,14 @@ pub fn run_command_for(session: &Session, target: &str) -> Result<String, Error>
             .into()
         });
     }
-    let transport = reference::parse_transport(target)?;
+    let transport = reference::parse_location(target)?;
     let host = Platform::host();
     let read = crate::transport::read_source(&transport, &session.context()?, None, false)?;
     let image = read.artifact.runnable_image(&host)?;
     let config = image.config_json()?;
     let shown = match &transport {
-        Transport::Registry(reference) => reference.with_digest(read.artifact.digest().as_str()),
-        Transport::DockerArchive { .. } => match read.name.as_deref().map(ImageRef::parse) {
+        Location::Registry(reference) => reference.with_digest(read.artifact.digest().as_str()),
+        Location::DockerArchive { .. } => match read.name.as_deref().map(ImageRef::parse) {
             Some(Ok(name)) => name.familiar(),
             _ => image.config_descriptor().digest.to_string(),
         },
@@ -60,19 +60,19 @@ pub fn run_command_for(session: &Session, target: &str) -> Result<String, Error>
 /// The `docker run` line for the first destination docker can start from:
 /// a registry (`REPO@sha256:…`, pinned), else a docker-archive's name after `docker load`.
 pub fn run_command_for_destinations(
-    destinations: &[Transport],
+    destinations: &[Location],
     digest: &str,
     config: &Value,
     secret_names: &[String],
     name: Option<&ImageRef>,
 ) -> Option<String> {
     let registry = destinations.iter().find_map(|d| match d {
-        Transport::Registry(reference) => Some(reference.with_digest(digest)),
+        Location::Registry(reference) => Some(reference.with_digest(digest)),
         _ => None,
     });
     let loaded = || {
         destinations.iter().find_map(|d| match d {
-            Transport::DockerArchive { reference, .. } => {
+            Location::DockerArchive { reference, .. } => {
                 reference.as_ref().or(name).map(|r| r.familiar())
             }
             _ => None,

@@ -17,7 +17,7 @@ use crate::digest::Digest;
 use crate::error::Error;
 use crate::exports::Note;
 use crate::image::{MAX_JSON_BYTES, media};
-use crate::reference::{self, ImageRef, Transport};
+use crate::reference::{self, ImageRef, Location};
 use crate::registry::{Origin, RegistryError};
 use crate::transport::Context;
 
@@ -134,14 +134,14 @@ pub fn sign(session: &Session, reference: &str, signer: &Signer) -> Result<Signe
 /// Signs `digest` once in each registry repository among `destinations` (I/O): after a build's or push's push.
 pub fn sign_destinations(
     context: &Context<'_>,
-    destinations: &[Transport],
+    destinations: &[Location],
     digest: &Digest,
     signer: &Signer,
 ) -> Result<Vec<Signed>, Error> {
     let mut done = BTreeSet::new();
     let mut signed = Vec::new();
     for destination in destinations {
-        let Transport::Registry(reference) = destination else {
+        let Location::Registry(reference) = destination else {
             continue;
         };
         if done.insert((reference.registry.clone(), reference.repository.clone())) {
@@ -152,10 +152,10 @@ pub fn sign_destinations(
 }
 
 /// The usage error for `--sign-key` without a registry destination, if that is the case.
-pub fn check_signable(destinations: &[Transport]) -> Result<(), Error> {
+pub fn check_signable(destinations: &[Location]) -> Result<(), Error> {
     if destinations
         .iter()
-        .any(|d| matches!(d, Transport::Registry(_)))
+        .any(|d| matches!(d, Location::Registry(_)))
     {
         return Ok(());
     }
@@ -297,8 +297,8 @@ fn check_layer(
 
 /// REF or docker://REF; anything else is a usage error.
 fn registry_reference(text: &str) -> Result<ImageRef, Error> {
-    match reference::parse_transport(text)? {
-        Transport::Registry(reference) => Ok(reference),
+    match reference::parse_location(text)? {
+        Location::Registry(reference) => Ok(reference),
         _ => Err(Error::usage(
             format!("`{text}` is not a registry image"),
             "signatures live in a registry: give REF or docker://REF",

@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::image::{Artifact, Image};
 use crate::layer::{self, BaseFolders};
 use crate::plan::BuildPlan;
-use crate::reference::Transport;
+use crate::reference::Location;
 use crate::registry::Origin;
 use crate::transport::{self, Context};
 
@@ -150,7 +150,7 @@ fn with_base_name(mut error: Error, plan: &BuildPlan) -> Error {
         Error::Check(CheckError::WouldNotStart {
             venv: Some(fix), ..
         }),
-        Transport::Registry(reference),
+        Location::Registry(reference),
     ) = (&mut error, &plan.base)
     {
         fix.base = Some(reference.to_string());

@@ -6,7 +6,7 @@ use super::{Recorded, Reported, Session, SinkDefaults, keep_failure_record, keep
 use crate::error::Error;
 use crate::exports::Kind;
 use crate::image::{Artifact, Platform};
-use crate::reference::{self, ImageRef, Transport};
+use crate::reference::{self, ImageRef, Location};
 use crate::transport::{self, SinkOptions, Written};
 
 /// One copy, push or archive, as asked.
@@ -41,13 +41,13 @@ pub struct Transferred {
 /// Runs a copy or push (I/O) and records it.
 pub fn copy(session: &Session, command: &TransferCommand) -> Reported<Transferred> {
     // A request that does not parse exported nothing, so it leaves no record.
-    let parsed = reference::parse_transport(&command.source)
-        .and_then(|s| reference::parse_transport(&command.dest).map(|d| (s, d)));
+    let parsed = reference::parse_location(&command.source)
+        .and_then(|s| reference::parse_location(&command.dest).map(|d| (s, d)));
     let (source, dest) = match parsed {
         Ok(pair) => pair,
         Err(e) => return unrecorded(e.into()),
     };
-    if command.kind == Kind::Push && !matches!(dest, Transport::Registry(_)) {
+    if command.kind == Kind::Push && !matches!(dest, Location::Registry(_)) {
         return unrecorded(Error::usage(
             format!("`{}` is not a registry destination", command.dest),
             "push to REF or docker://REF; use `stowage copy` for local destinations",
@@ -110,8 +110,8 @@ pub fn copy(session: &Session, command: &TransferCommand) -> Reported<Transferre
 
 /// Runs `stowage archive` (I/O): pull from a registry into a docker-save tarball, and record it.
 pub fn archive(session: &Session, command: &TransferCommand) -> Reported<Transferred> {
-    let reference = match reference::parse_transport(&command.source) {
-        Ok(Transport::Registry(reference)) => reference,
+    let reference = match reference::parse_location(&command.source) {
+        Ok(Location::Registry(reference)) => reference,
         Ok(_) => {
             return unrecorded(Error::usage(
                 format!("`{}` is not a registry image", command.source),
@@ -120,7 +120,7 @@ pub fn archive(session: &Session, command: &TransferCommand) -> Reported<Transfe
         }
         Err(e) => return unrecorded(e.into()),
     };
-    let dest = Transport::DockerArchive {
+    let dest = Location::DockerArchive {
         path: command.dest.clone().into(),
         reference: Some(named_for_archive(&reference)),
     };
@@ -137,7 +137,7 @@ pub fn archive(session: &Session, command: &TransferCommand) -> Reported<Transfe
         Ok(platform) => platform,
         Err(e) => return unrecorded(e.into()),
     };
-    let source = Transport::Registry(reference.clone());
+    let source = Location::Registry(reference.clone());
     let read = match session.context().and_then(|context| {
         transport::read_source(&source, &context, Some(&platform), true).map_err(Error::from)
     }) {
@@ -174,8 +174,8 @@ fn named_for_archive(reference: &ImageRef) -> ImageRef {
 }
 
 /// `dest` under each extra tag; parsing checks each tag as every reference is checked.
-fn tagged_destinations(dest: &Transport, tags: &[String]) -> Result<Vec<Transport>, Error> {
-    let Transport::Registry(reference) = dest else {
+fn tagged_destinations(dest: &Location, tags: &[String]) -> Result<Vec<Location>, Error> {
+    let Location::Registry(reference) = dest else {
         return Ok(Vec::new());
     };
     tags.iter()
@@ -183,7 +183,7 @@ fn tagged_destinations(dest: &Transport, tags: &[String]) -> Result<Vec<Transpor
             let mut tagged = reference.clone();
             tagged.tag = Some(tag.clone());
             tagged.digest = None;
-            Ok(reference::parse_transport(&tagged.to_string())?)
+            Ok(reference::parse_location(&tagged.to_string())?)
         })
         .collect()
 }
@@ -201,7 +201,7 @@ fn sink_options(platform: Platform) -> Result<SinkOptions, Error> {
 fn finish(
     session: &Session,
     command: &TransferCommand,
-    destinations: &[Transport],
+    destinations: &[Location],
     (artifact, signed): (Artifact, Vec<Signed>),
     written: Result<Vec<Written>, Error>,
     reference_line: String,
@@ -230,7 +230,7 @@ fn finish(
         run_command: new.run_command.filter(|_| {
             destinations
                 .first()
-                .is_some_and(|d| matches!(d, Transport::Registry(_)))
+                .is_some_and(|d| matches!(d, Location::Registry(_)))
         }),
         artifact,
         written,
@@ -250,7 +250,7 @@ fn unrecorded<T>(error: Error) -> Reported<T> {
 fn record_failure(
     session: &Session,
     command: &TransferCommand,
-    destinations: &[Transport],
+    destinations: &[Location],
     artifact: Option<&Artifact>,
     error: Error,
 ) -> Reported<Transferred> {

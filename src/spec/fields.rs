@@ -10,7 +10,7 @@ use toml::Spanned;
 use super::validator::Validator;
 use super::{Owner, SpecError};
 use crate::image::Platform;
-use crate::reference::{self, Transport};
+use crate::reference::{self, Location};
 use crate::scan::is_builtin_secret_name;
 
 impl Validator<'_> {
@@ -20,7 +20,7 @@ impl Validator<'_> {
         &self,
         value: &Spanned<String>,
         key: &str,
-    ) -> Result<Transport, SpecError> {
+    ) -> Result<Location, SpecError> {
         let s = value.get_ref();
         if s.trim().is_empty() {
             let hint = if key == "base" {
@@ -30,8 +30,8 @@ impl Validator<'_> {
             };
             return Err(self.error(value.span(), format!("`{key}` is empty"), hint));
         }
-        match reference::parse_transport(s) {
-            Ok(Transport::Scratch) if key == "image" => Err(self.error(
+        match reference::parse_location(s) {
+            Ok(Location::Scratch) if key == "image" => Err(self.error(
                 value.span(),
                 "`image` cannot be \"scratch\": it is where the image is written".to_string(),
                 "name a destination such as \"docker.io/acme/app:1\" or \"docker-archive:app.tar\"",

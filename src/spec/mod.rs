@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use crate::attest::Attestations;
 use crate::image::Platform;
-use crate::reference::Transport;
+use crate::reference::Location;
 
 mod entries;
 mod fields;
@@ -145,13 +145,13 @@ pub struct ExtraFile {
 pub struct Spec {
     /// The spec file as given.
     pub path: PathBuf,
-    /// The base image; `Transport::Scratch` when absent. A relative local
+    /// The base image; `Location::Scratch` when absent. A relative local
     /// path stays as written (the plan resolves it against the spec's folder).
-    pub base: Transport,
+    pub base: Location,
     /// `base` as written, for export records.
     pub base_text: String,
     /// The default destination when no `-o` is given.
-    pub image: Option<Transport>,
+    pub image: Option<Location>,
     /// Checked by the one platform grammar, `image::Platform::parse`.
     pub platform: Option<Platform>,
     pub library: Mount,

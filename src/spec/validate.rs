@@ -13,7 +13,7 @@ use super::validator::Validator;
 use super::values::is_value_key;
 use super::{ExtraFile, Mount, Spec, SpecError};
 use crate::attest::Attestations;
-use crate::reference::Transport;
+use crate::reference::Location;
 
 /// `[app]` checked: everything but `user`, which the spec keeps as written.
 struct App {
@@ -31,7 +31,7 @@ impl Validator<'_> {
     pub(super) fn validate(&self, raw: RawSpec) -> Result<Spec, SpecError> {
         let (base, base_text) = match raw.base {
             Some(b) => (self.check_location(&b, "base")?, b.into_inner()),
-            None => (Transport::Scratch, "scratch".to_string()),
+            None => (Location::Scratch, "scratch".to_string()),
         };
         let image = raw
             .image

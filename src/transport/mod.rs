@@ -15,7 +15,7 @@ use crate::atomic;
 use crate::digest::Digest;
 use crate::image::{Artifact, Image, ImageError, Platform, attestation};
 use crate::interrupt::{self, Interrupted};
-use crate::reference::{ImageRef, Transport};
+use crate::reference::{ImageRef, Location};
 use crate::registry::{Origin, PushReport, Registry, RegistryError};
 use crate::store::{Store, StoreError};
 use archive::ArchiveError;
@@ -126,20 +126,20 @@ pub struct Source {
 /// imports only manifests and configs (enough to inspect); archives are
 /// always read whole, since a tar cannot be read out of order.
 pub fn read_source(
-    source: &Transport,
+    source: &Location,
     context: &Context<'_>,
     platform: Option<&Platform>,
     with_layers: bool,
 ) -> Result<Source, TransportError> {
     let store = context.store;
     let artifact = match source {
-        Transport::Oci { path, tag } => {
+        Location::Oci { path, tag } => {
             archive::read_oci_layout(path, tag.as_deref(), store, with_layers)?
         }
-        Transport::OciArchive { path, tag } => {
+        Location::OciArchive { path, tag } => {
             archive::read_oci_archive(path, tag.as_deref(), store, with_layers)?
         }
-        Transport::DockerArchive { path, reference } => {
+        Location::DockerArchive { path, reference } => {
             let (artifact, name) =
                 archive::read_docker_archive_named(path, reference.as_ref(), store)?;
             let artifact = match platform {
@@ -152,13 +152,13 @@ pub fn read_source(
                 name,
             });
         }
-        Transport::Scratch => {
+        Location::Scratch => {
             return Err(usage(
                 "`scratch` is the empty image: it can be a base, but there is nothing to read from it",
                 "use scratch as `base` in stowage.toml",
             ));
         }
-        Transport::Registry(reference) => {
+        Location::Registry(reference) => {
             let artifact = context
                 .registry()?
                 .read_artifact(reference, platform, store)?;
@@ -182,11 +182,11 @@ pub fn read_source(
 
 /// Reads the one image for `platform` from `source` (I/O), importing only that image's layers from a layout folder.
 pub fn read_image(
-    source: &Transport,
+    source: &Location,
     platform: &Platform,
     context: &Context<'_>,
 ) -> Result<(Image, Source), TransportError> {
-    if let Transport::Oci { path, tag } = source {
+    if let Location::Oci { path, tag } = source {
         let artifact = archive::read_oci_layout(path, tag.as_deref(), context.store, false)?;
         let image = artifact.into_image(platform)?;
         archive::import_layout_layers(path, &image, context.store)?;
@@ -236,12 +236,12 @@ pub fn ensure_local(
 
 /// Brings the layers of `image`, read from `source`, into the store (I/O): from the layout folder, or from the registry it came from.
 pub fn fetch_layers(
-    source: &Transport,
+    source: &Location,
     image: &Image,
     origin: Option<&Origin>,
     context: &Context<'_>,
 ) -> Result<(), TransportError> {
-    if let Transport::Oci { path, .. } = source {
+    if let Location::Oci { path, .. } = source {
         return Ok(archive::import_layout_layers(path, image, context.store)?);
     }
     ensure_local(&Artifact::Image(image.clone()), origin, context)
@@ -286,7 +286,7 @@ pub struct Written {
 /// What killed or interrupted runs left in the local destinations' folders
 /// is swept first, whether or not this run gets as far as writing them.
 pub fn write_all(
-    destinations: &[Transport],
+    destinations: &[Location],
     source: &Source,
     context: &Context<'_>,
     options: &SinkOptions,
@@ -335,7 +335,7 @@ pub fn write_all(
     }
     for (index, dest) in destinations.iter().enumerate() {
         match dest {
-            Transport::Registry(reference) => {
+            Location::Registry(reference) => {
                 let tag = push_tag(reference, source.artifact.digest())?;
                 let (_, tags) = pushes
                     .entry((reference.registry.clone(), reference.repository.clone()))
@@ -399,23 +399,23 @@ pub fn write_all(
 /// Removes the temp files and folders no live process holds from the
 /// folders a local destination writes to (I/O, best effort): beside an
 /// archive, beside a layout (a new one is built there) and inside it.
-fn sweep_leftovers(dest: &Transport) {
+fn sweep_leftovers(dest: &Location) {
     let beside = |path: &Path| match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
     };
     let folders = match dest {
-        Transport::Oci { path, .. } => {
+        Location::Oci { path, .. } => {
             vec![
                 beside(path),
                 path.clone(),
                 path.join("blobs").join("sha256"),
             ]
         }
-        Transport::OciArchive { path, .. } | Transport::DockerArchive { path, .. } => {
+        Location::OciArchive { path, .. } | Location::DockerArchive { path, .. } => {
             vec![beside(path)]
         }
-        Transport::Registry(_) | Transport::Scratch => Vec::new(),
+        Location::Registry(_) | Location::Scratch => Vec::new(),
     };
     for folder in folders {
         atomic::sweep_stale(&folder);
@@ -443,11 +443,11 @@ fn push_tag(reference: &ImageRef, digest: &Digest) -> Result<String, TransportEr
 /// attestations, when the artifact is that image and its attestation manifest);
 /// every other sink takes the artifact whole.
 fn sink_artifact(
-    dest: &Transport,
+    dest: &Location,
     artifact: &Artifact,
     options: &SinkOptions,
 ) -> Result<Artifact, TransportError> {
-    let (Transport::DockerArchive { .. }, Artifact::Index(index)) = (dest, artifact) else {
+    let (Location::DockerArchive { .. }, Artifact::Index(index)) = (dest, artifact) else {
         return Ok(artifact.clone());
     };
     // One runnable image and its attestations is what an archive holds,
@@ -462,17 +462,17 @@ fn sink_artifact(
 }
 
 fn write_local(
-    dest: &Transport,
+    dest: &Location,
     artifact: &Artifact,
     store: &Store,
     options: &SinkOptions,
 ) -> Result<(), TransportError> {
     match dest {
-        Transport::Oci { path, tag } => {
+        Location::Oci { path, tag } => {
             let tag = tag.as_deref().unwrap_or(&options.default_tag);
             Ok(archive::write_oci_layout(path, tag, artifact, store)?)
         }
-        Transport::OciArchive { path, tag } => {
+        Location::OciArchive { path, tag } => {
             let tag = tag.as_deref().unwrap_or(&options.default_tag);
             Ok(archive::write_oci_archive(
                 path,
@@ -482,7 +482,7 @@ fn write_local(
                 options.mtime,
             )?)
         }
-        Transport::DockerArchive { path, reference } => {
+        Location::DockerArchive { path, reference } => {
             let reference = reference.as_ref().or(options.default_reference.as_ref());
             let image = artifact.runnable_image(&options.platform)?;
             // The index goes along only when it is that image's with its attestations.
@@ -501,11 +501,11 @@ fn write_local(
                 options.mtime,
             )?)
         }
-        Transport::Scratch => Err(usage(
+        Location::Scratch => Err(usage(
             "`scratch` cannot be a destination",
             "write to a registry, oci:DIR, oci-archive:FILE or docker-archive:FILE",
         )),
-        Transport::Registry(_) => Err(usage(
+        Location::Registry(_) => Err(usage(
             "internal: registry destinations are pushed by write_all",
             "report this as a bug",
         )),

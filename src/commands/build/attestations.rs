@@ -19,7 +19,7 @@ use crate::image::attestation::{StatementBlob, attestation_manifest, attested_in
 use crate::image::{self, ImageIndex};
 use crate::layer::{Compression, LayerRole};
 use crate::plan::BuildPlan;
-use crate::reference::Transport;
+use crate::reference::Location;
 use crate::store::Store;
 use crate::transport::archive::ArchiveError;
 
@@ -119,7 +119,7 @@ fn provenance_input(plan: &BuildPlan, built: &BuiltImage) -> Result<ProvenanceIn
 /// A registry base as a package URL (as BuildKit names it), any other as written in the spec.
 fn base_uri(plan: &BuildPlan) -> String {
     match &plan.base {
-        Transport::Registry(reference) => format!(
+        Location::Registry(reference) => format!(
             "pkg:docker/{}/{}@{}?platform={}",
             reference.registry,
             reference.repository,

@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::image::{self, Artifact, Descriptor, Format, Image, Layer, Platform, media};
 use crate::layer::{self, BaseFolders, Compression};
 use crate::plan::BuildPlan;
-use crate::reference::Transport;
+use crate::reference::Location;
 use crate::registry::Origin;
 use crate::transport::{self, Context};
 
@@ -27,7 +27,7 @@ pub struct Base {
 /// Reads the base image (I/O), or makes the empty config for scratch.
 pub fn read_base(plan: &BuildPlan, context: &Context<'_>) -> Result<Base, Error> {
     let platform = &plan.platform;
-    if matches!(plan.base, Transport::Scratch) {
+    if matches!(plan.base, Location::Scratch) {
         return Ok(Base {
             image: None,
             origin: None,

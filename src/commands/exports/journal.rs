@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::digest::Digest;
 use crate::exports::{Destination, DestinationKind, DestinationStatus, ExportRecord, Status};
-use crate::reference::{self, ImageRef, Transport};
+use crate::reference::{self, ImageRef, Location};
 
 /// What one step of a delete removed, for finding the other records it emptied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,8 +150,8 @@ fn layout_destination(dest: &Destination) -> Option<(std::path::PathBuf, Option<
     if dest.kind != DestinationKind::Oci {
         return None;
     }
-    match reference::parse_transport(&dest.destination) {
-        Ok(Transport::Oci { path, tag }) => Some((path, tag)),
+    match reference::parse_location(&dest.destination) {
+        Ok(Location::Oci { path, tag }) => Some((path, tag)),
         _ => None,
     }
 }

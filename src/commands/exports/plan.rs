@@ -11,7 +11,7 @@ use super::scope::{Action, DeletePlan, OtherTag, Step, other_tags_text};
 use crate::attest::cosign;
 use crate::digest::Digest;
 use crate::exports::{Destination, DestinationKind, DestinationStatus, ExportRecord, Note};
-use crate::reference::{self, ImageRef, Transport};
+use crate::reference::{self, ImageRef, Location};
 use crate::transport::Context;
 use crate::transport::archive;
 
@@ -251,8 +251,8 @@ fn other_tags(
 }
 
 fn plan_layout(dest: &Destination, scope: &Scope<'_>) -> Action {
-    let (path, own) = match reference::parse_transport(&dest.destination) {
-        Ok(Transport::Oci { path, tag }) => (path, tag),
+    let (path, own) = match reference::parse_location(&dest.destination) {
+        Ok(Location::Oci { path, tag }) => (path, tag),
         _ => match &dest.path {
             Some(path) => (PathBuf::from(path), None),
             None => {
