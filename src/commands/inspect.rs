@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::image::attestation::{self, PREDICATE_TYPE};
 use crate::image::{self, Artifact, Image, ImageError, ImageIndex, Platform};
 use crate::reference::{self, Location};
-use crate::transport::{self, Context, Source};
+use crate::transport::{self, Access, Source};
 
 /// Which bytes are printed instead of the summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,11 +126,11 @@ pub fn inspect(
     platform: Option<&str>,
 ) -> Result<Inspected, Error> {
     let transport = reference::parse_location(source)?;
-    let context = session.context()?;
-    let read = transport::read_source(&transport, &context, None, false)
+    let access = session.access()?;
+    let read = transport::read_source(&transport, &access, None, false)
         .map_err(|e| Error::from(e).context(format!("cannot read {source}")))?;
     if let Some(wanted @ (RawPart::Sbom | RawPart::Provenance)) = raw {
-        return predicate_of(&transport, &read, wanted, platform, &context)
+        return predicate_of(&transport, &read, wanted, platform, &access)
             .map_err(|e| e.context(format!("cannot read the attestation of {source}")));
     }
     let artifact = read.artifact;
@@ -236,7 +236,7 @@ fn predicate_of(
     read: &Source,
     wanted: RawPart,
     platform: Option<&str>,
-    context: &Context<'_>,
+    access: &Access<'_>,
 ) -> Result<Inspected, Error> {
     let (predicate_type, flag) = match wanted {
         RawPart::Sbom => (SPDX_DOCUMENT, "--attest sbom"),
@@ -278,8 +278,8 @@ fn predicate_of(
         )));
     };
     let statements = Image::clone(manifest.manifest);
-    transport::fetch_layers(source, &statements, read.origin.as_ref(), context)?;
-    let bytes = context
+    transport::fetch_layers(source, &statements, read.origin.as_ref(), access)?;
+    let bytes = access
         .store
         .read_small(&layer.descriptor.digest, MAX_STATEMENT_BYTES)?;
     let invalid = |problem: String| ImageError::Invalid {

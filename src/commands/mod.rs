@@ -5,7 +5,6 @@
 //! record), so the same use case can be driven by the CLI or by a test.
 
 pub mod build;
-mod cache_repo;
 pub mod exports;
 pub mod init;
 pub mod inspect;
@@ -25,7 +24,7 @@ use crate::exports::{Destination, DestinationKind, Exports, ExportsError, NewExp
 use crate::reference::{ImageRef, Location};
 use crate::registry::{Registry, RegistryError, RegistryOptions};
 use crate::store::Store;
-use crate::transport::{Context, OpenRegistry};
+use crate::transport::{Access, OpenRegistry};
 
 /// Where a command keeps what outlives it. `cli` resolves both from the
 /// environment; a test passes temporary folders, so a command runs in-process
@@ -65,7 +64,7 @@ impl Session {
     }
 
     /// The store, opened the first time (I/O), and the registry client, opened on its first request.
-    pub fn context(&self) -> Result<Context<'_>, Error> {
+    pub fn access(&self) -> Result<Access<'_>, Error> {
         let store = match self.store.get() {
             Some(store) => store,
             None => {
@@ -73,7 +72,7 @@ impl Session {
                 self.store.get_or_init(|| opened)
             }
         };
-        Ok(Context {
+        Ok(Access {
             store,
             registries: self,
         })

@@ -37,7 +37,7 @@ pub fn run_command_for(session: &Session, target: &str) -> Result<String, Error>
     }
     let transport = reference::parse_location(target)?;
     let host = Platform::host();
-    let read = crate::transport::read_source(&transport, &session.context()?, None, false)?;
+    let read = crate::transport::read_source(&transport, &session.access()?, None, false)?;
     let image = read.artifact.runnable_image(&host)?;
     let config = image.config_json()?;
     let shown = match &transport {

@@ -19,7 +19,7 @@ use crate::exports::Note;
 use crate::image::{MAX_JSON_BYTES, media};
 use crate::reference::{self, ImageRef, Location};
 use crate::registry::{Origin, RegistryError};
-use crate::transport::Context;
+use crate::transport::Access;
 
 /// Where an encrypted key's password comes from when `COSIGN_PASSWORD` is not set.
 pub const PASSWORD_VARIABLE: &str = "COSIGN_PASSWORD";
@@ -126,14 +126,14 @@ fn read_key_file(path: &Path) -> Result<String, KeyError> {
 /// `stowage sign REF --key KEY` (I/O): signs the digest REF has in its registry now.
 pub fn sign(session: &Session, reference: &str, signer: &Signer) -> Result<Signed, Error> {
     let reference = registry_reference(reference)?;
-    let context = session.context()?;
-    let digest = resolve_digest(&context, &reference)?;
-    sign_digest(&context, &reference, &digest, signer)
+    let access = session.access()?;
+    let digest = resolve_digest(&access, &reference)?;
+    sign_digest(&access, &reference, &digest, signer)
 }
 
 /// Signs `digest` once in each registry repository among `destinations` (I/O): after a build's or push's push.
 pub fn sign_destinations(
-    context: &Context<'_>,
+    access: &Access<'_>,
     destinations: &[Location],
     digest: &Digest,
     signer: &Signer,
@@ -145,7 +145,7 @@ pub fn sign_destinations(
             continue;
         };
         if done.insert((reference.registry.clone(), reference.repository.clone())) {
-            signed.push(sign_digest(context, reference, digest, signer)?);
+            signed.push(sign_digest(access, reference, digest, signer)?);
         }
     }
     Ok(signed)
@@ -178,7 +178,7 @@ pub fn notes(signed: &[Signed]) -> Vec<Note> {
 
 /// Adds the signature of `digest` to the manifest at its signature tag in `reference`'s repository (I/O).
 pub fn sign_digest(
-    context: &Context<'_>,
+    access: &Access<'_>,
     reference: &ImageRef,
     digest: &Digest,
     signer: &Signer,
@@ -187,7 +187,7 @@ pub fn sign_digest(
     let payload = cosign::payload(&cosign::docker_reference(reference), digest);
     let signature = cosign::sign(&signer.key, &payload);
     let layer = cosign::signature_layer(&payload, &signature);
-    let existing = fetch_optional(context, reference, &tag)?;
+    let existing = fetch_optional(access, reference, &tag)?;
     let image = reference.with_digest(digest.as_str());
     let signature_tag = format!("{}:{tag}", reference.name());
     let Some(manifest) = cosign::extend_signatures(&tag, existing.as_deref(), layer.clone())?
@@ -204,7 +204,7 @@ pub fn sign_digest(
         (&manifest.config_descriptor, manifest.config.as_slice()),
         (&layer, payload.as_slice()),
     ];
-    context
+    access
         .registry()?
         .push_small(
             reference,
@@ -212,7 +212,7 @@ pub fn sign_digest(
             &tag,
             &manifest.manifest,
             media::OCI_MANIFEST,
-            context.store,
+            access.store,
         )
         .map_err(|e| Error::from(e).context(format!("cannot push the signature of {image}")))?;
     Ok(Signed {
@@ -228,11 +228,11 @@ pub fn sign_digest(
 pub fn verify(session: &Session, reference: &str, key_path: &Path) -> Result<Verified, Error> {
     let key = read_public_key(key_path)?;
     let reference = registry_reference(reference)?;
-    let context = session.context()?;
-    let digest = resolve_digest(&context, &reference)?;
+    let access = session.access()?;
+    let digest = resolve_digest(&access, &reference)?;
     let image = reference.with_digest(digest.as_str());
     let tag = cosign::signature_tag(&digest);
-    let Some(raw) = fetch_optional(&context, &reference, &tag)? else {
+    let Some(raw) = fetch_optional(&access, &reference, &tag)? else {
         return Err(SignatureError::Unsigned {
             reference: image,
             tag,
@@ -242,7 +242,7 @@ pub fn verify(session: &Session, reference: &str, key_path: &Path) -> Result<Ver
     let origin = Origin::of(&reference);
     let mut signatures = Vec::new();
     for layer in cosign::signature_layers(&tag, &raw)? {
-        let checked = check_layer(&context, &origin, &layer, &key, &digest)?;
+        let checked = check_layer(&access, &origin, &layer, &key, &digest)?;
         signatures.push(CheckedSignature {
             payload: layer.digest,
             verified: checked.is_ok(),
@@ -270,7 +270,7 @@ pub fn verify(session: &Session, reference: &str, key_path: &Path) -> Result<Ver
 /// One signature layer: its payload fetched (and checked against its digest) and verified.
 /// Err only for failures to reach the registry; a bad signature is `Ok(Err(why))`.
 fn check_layer(
-    context: &Context<'_>,
+    access: &Access<'_>,
     origin: &Origin,
     layer: &crate::image::Descriptor,
     key: &VerifyingKey,
@@ -288,10 +288,8 @@ fn check_layer(
             layer.size
         )));
     }
-    context
-        .registry()?
-        .fetch_blob(origin, layer, context.store)?;
-    let payload = context.store.read_small(&layer.digest, MAX_JSON_BYTES)?;
+    access.registry()?.fetch_blob(origin, layer, access.store)?;
+    let payload = access.store.read_small(&layer.digest, MAX_JSON_BYTES)?;
     Ok(cosign::check(key, &payload, signature, digest))
 }
 
@@ -307,12 +305,12 @@ fn registry_reference(text: &str) -> Result<ImageRef, Error> {
 }
 
 /// The digest REF names: its own, or the one its tag points at now (I/O; checked by the registry client).
-fn resolve_digest(context: &Context<'_>, reference: &ImageRef) -> Result<Digest, Error> {
+fn resolve_digest(access: &Access<'_>, reference: &ImageRef) -> Result<Digest, Error> {
     let by = reference
         .digest
         .clone()
         .unwrap_or_else(|| reference.tag_or_latest().to_string());
-    let (bytes, _) = context
+    let (bytes, _) = access
         .registry()?
         .fetch_manifest(reference, &by)
         .map_err(|e| Error::from(e).context(format!("cannot read {reference}")))?;
@@ -321,11 +319,11 @@ fn resolve_digest(context: &Context<'_>, reference: &ImageRef) -> Result<Digest,
 
 /// The manifest at `tag`, or None when there is none (I/O).
 fn fetch_optional(
-    context: &Context<'_>,
+    access: &Access<'_>,
     reference: &ImageRef,
     tag: &str,
 ) -> Result<Option<Vec<u8>>, Error> {
-    match context.registry()?.fetch_manifest(reference, tag) {
+    match access.registry()?.fetch_manifest(reference, tag) {
         Ok((bytes, _)) => Ok(Some(bytes)),
         Err(RegistryError::NotFound { .. }) => Ok(None),
         Err(e) => Err(e.into()),

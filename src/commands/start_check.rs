@@ -16,7 +16,7 @@ use crate::layer::{self, BaseFolders};
 use crate::plan::BuildPlan;
 use crate::reference::Location;
 use crate::registry::Origin;
-use crate::transport::{self, Context};
+use crate::transport::{self, Access};
 
 /// The base as the check sees it: None for scratch.
 pub(super) struct CheckedBase<'a> {
@@ -58,31 +58,26 @@ pub(super) fn check_start(
     base: &CheckedBase<'_>,
     folders: &BaseFolders,
     image: &Image,
-    context: &Context<'_>,
+    access: &Access<'_>,
 ) -> Result<Option<Checked>, Error> {
     if !plan.start_check {
         return Ok(None);
     }
     let key = passed_key(image, scope(plan, base));
-    if let Some(passed) = context
-        .store
-        .read_record::<Passed>(Cache::StartChecks, &key)
-    {
+    if let Some(passed) = access.store.read_record::<Passed>(Cache::StartChecks, &key) {
         return Ok(Some(Checked::Starts {
             program: passed.program,
             unchecked: passed.unchecked,
         }));
     }
     let config = StartConfig::from_config(&image.config_json()?);
-    let checked = check_config(plan, base, folders, &config, context)?;
+    let checked = check_config(plan, base, folders, &config, access)?;
     if let Some(Checked::Starts { program, unchecked }) = &checked {
         let passed = Passed {
             program: program.clone(),
             unchecked: unchecked.clone(),
         };
-        context
-            .store
-            .write_record(Cache::StartChecks, &key, &passed);
+        access.store.write_record(Cache::StartChecks, &key, &passed);
     }
     Ok(checked)
 }
@@ -95,7 +90,7 @@ pub(super) fn check_config(
     base: &CheckedBase<'_>,
     folders: &BaseFolders,
     config: &StartConfig,
-    context: &Context<'_>,
+    access: &Access<'_>,
 ) -> Result<Option<Checked>, Error> {
     if !plan.start_check {
         return Ok(None);
@@ -104,7 +99,7 @@ pub(super) fn check_config(
         return Ok(Some(Checked::NoCommand));
     }
     let scope = scope(plan, base);
-    run_check(plan, base, folders, config, scope, context).map(Some)
+    run_check(plan, base, folders, config, scope, access).map(Some)
 }
 
 /// How much of the image the check sees: the added layers only when the base is there but not read.
@@ -122,11 +117,11 @@ fn run_check(
     folders: &BaseFolders,
     config: &StartConfig,
     scope: Scope,
-    context: &Context<'_>,
+    access: &Access<'_>,
 ) -> Result<Checked, Error> {
     let read_base = base.image.filter(|_| !plan.keep_base_remote);
     let base_tree = match read_base {
-        Some(image) => base_tree(image, base.origin, context)?,
+        Some(image) => base_tree(image, base.origin, access)?,
         None => Tree::default(),
     };
     // The added layers are looked into, not copied: the check holds nothing per added file.
@@ -138,7 +133,7 @@ fn run_check(
         plan,
         base: read_base,
         origin: base.origin,
-        context,
+        access,
         fetched: false,
     };
     check::check_start(&image, config, scope, &mut heads).map_err(|e| with_base_name(e, plan))
@@ -162,14 +157,14 @@ fn with_base_name(mut error: Error, plan: &BuildPlan) -> Error {
 fn base_tree(
     image: &Image,
     origin: Option<&Origin>,
-    context: &Context<'_>,
+    access: &Access<'_>,
 ) -> Result<Tree<'static>, Error> {
-    if let Some(tree) = check::cached_base_tree(context.store, image.digest()) {
+    if let Some(tree) = check::cached_base_tree(access.store, image.digest()) {
         return Ok(tree);
     }
-    transport::ensure_local(&Artifact::Image(image.clone()), origin, context)?;
+    transport::ensure_local(&Artifact::Image(image.clone()), origin, access)?;
     Ok(check::read_base_tree(
-        context.store,
+        access.store,
         image.digest(),
         image.layers(),
     )?)
@@ -180,7 +175,7 @@ struct Heads<'a> {
     plan: &'a BuildPlan,
     base: Option<&'a Image>,
     origin: Option<&'a Origin>,
-    context: &'a Context<'a>,
+    access: &'a Access<'a>,
     /// The base's layers are known to be in the store.
     fetched: bool,
 }
@@ -210,12 +205,12 @@ impl ReadHead for Heads<'_> {
         let Some(image) = self.base else {
             return Err(CheckError::Internal("a base file in a build without a base").into());
         };
-        let store = self.context.store;
+        let store = self.access.store;
         if let Some(head) = check::cached_base_head(store, image.digest(), layer, member, limit) {
             return Ok(head);
         }
         if !self.fetched {
-            transport::ensure_local(&Artifact::Image(image.clone()), self.origin, self.context)?;
+            transport::ensure_local(&Artifact::Image(image.clone()), self.origin, self.access)?;
             self.fetched = true;
         }
         Ok(check::read_base_head(

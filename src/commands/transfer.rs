@@ -63,8 +63,8 @@ pub fn copy(session: &Session, command: &TransferCommand) -> Reported<Transferre
         Ok(platform) => platform,
         Err(e) => return record_failure(session, command, &destinations, None, e.into()),
     };
-    let read = match session.context().and_then(|context| {
-        transport::read_source(&source, &context, platform.as_ref(), true).map_err(Error::from)
+    let read = match session.access().and_then(|access| {
+        transport::read_source(&source, &access, platform.as_ref(), true).map_err(Error::from)
     }) {
         Ok(read) => read,
         Err(e) => {
@@ -76,8 +76,8 @@ pub fn copy(session: &Session, command: &TransferCommand) -> Reported<Transferre
         Ok(options) => options,
         Err(e) => return record_failure(session, command, &destinations, Some(&read.artifact), e),
     };
-    let written = session.context().and_then(|context| {
-        transport::write_all(&destinations, &read, &context, &options).map_err(Error::from)
+    let written = session.access().and_then(|access| {
+        transport::write_all(&destinations, &read, &access, &options).map_err(Error::from)
     });
     let defaults = SinkDefaults {
         tag: &options.default_tag,
@@ -86,8 +86,8 @@ pub fn copy(session: &Session, command: &TransferCommand) -> Reported<Transferre
     let reference_line = super::reference_line(&destinations, read.artifact.digest(), &defaults);
     let written = written.map_err(|e| e.context(format!("cannot write {dest}")));
     let signed = match (&written, &command.signer) {
-        (Ok(_), Some(signer)) => session.context().and_then(|context| {
-            sign::sign_destinations(&context, &destinations, read.artifact.digest(), signer)
+        (Ok(_), Some(signer)) => session.access().and_then(|access| {
+            sign::sign_destinations(&access, &destinations, read.artifact.digest(), signer)
         }),
         _ => Ok(Vec::new()),
     };
@@ -138,8 +138,8 @@ pub fn archive(session: &Session, command: &TransferCommand) -> Reported<Transfe
         Err(e) => return unrecorded(e.into()),
     };
     let source = Location::Registry(reference.clone());
-    let read = match session.context().and_then(|context| {
-        transport::read_source(&source, &context, Some(&platform), true).map_err(Error::from)
+    let read = match session.access().and_then(|access| {
+        transport::read_source(&source, &access, Some(&platform), true).map_err(Error::from)
     }) {
         Ok(read) => read,
         Err(e) => {
@@ -148,8 +148,8 @@ pub fn archive(session: &Session, command: &TransferCommand) -> Reported<Transfe
         }
     };
     let written = sink_options(platform).and_then(|options| {
-        let context = session.context()?;
-        transport::write_all(&destinations, &read, &context, &options)
+        let access = session.access()?;
+        transport::write_all(&destinations, &read, &access, &options)
             .map_err(|e| Error::from(e).context(format!("cannot write {dest}")))
     });
     let reference_line = reference.with_digest(read.artifact.digest().as_str());

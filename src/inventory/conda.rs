@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 
-use super::locate::{Context, FileIndex, Found, normalise, split_last};
+use super::locate::{FileIndex, Found, ReadState, normalise, split_last};
 use super::purl::purl;
 use super::{Ecosystem, FileKey, InventoryError, Package, PrefixedFile, new_package};
 
@@ -44,7 +44,7 @@ struct PathEntry {
 
 /// Reads every `conda-meta/*.json` record the scan found.
 pub(super) fn read_packages(
-    cx: &mut Context,
+    cx: &mut ReadState,
     found: &Found,
 ) -> Result<Vec<Package>, InventoryError> {
     let mut packages = Vec::new();

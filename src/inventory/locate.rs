@@ -302,17 +302,17 @@ fn is_plain(path: &str) -> bool {
 }
 
 /// What every reader shares: the root to read from, the walked files, and the warnings so far.
-pub(super) struct Context<'a> {
+pub(super) struct ReadState<'a> {
     pub root: &'a Path,
     pub files: FileIndex<'a>,
     pub warnings: Vec<String>,
 }
 
-impl<'a> Context<'a> {
+impl<'a> ReadState<'a> {
     /// A context for another thread: the same root and walk, its own
     /// search cursor and warnings (appended to this one's in order after).
-    pub fn fork(&self) -> Context<'a> {
-        Context {
+    pub fn fork(&self) -> ReadState<'a> {
+        ReadState {
             root: self.root,
             files: self.files.clone(),
             warnings: Vec::new(),

@@ -190,7 +190,7 @@ impl Inventory {
     /// line in `warnings`; a metadata file that cannot be read is an error.
     pub fn read(root: &Path, walked: &dyn WalkedTree) -> Result<Inventory, InventoryError> {
         let (found, files) = locate::scan(walked);
-        let mut cx = locate::Context {
+        let mut cx = locate::ReadState {
             root,
             files,
             warnings: Vec::new(),

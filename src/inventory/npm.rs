@@ -7,7 +7,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::locate::{Context, FileIndex, Found, split_last};
+use super::locate::{FileIndex, Found, ReadState, split_last};
 use super::purl::pep503;
 use super::{Ecosystem, FileKey, InventoryError, Package, new_package};
 
@@ -35,7 +35,7 @@ struct InstallJson {
 
 /// Reads every npm package manifest the scan found.
 pub(super) fn read_packages(
-    cx: &mut Context,
+    cx: &mut ReadState,
     found: &Found,
 ) -> Result<Vec<Package>, InventoryError> {
     let mut packages = Vec::new();
@@ -54,7 +54,7 @@ pub(super) fn read_packages(
 
 /// Reads every prebuilt JupyterLab extension the scan found, with its `install.json`.
 pub(super) fn read_labextensions(
-    cx: &mut Context,
+    cx: &mut ReadState,
     found: &Found,
 ) -> Result<Vec<Labextension>, InventoryError> {
     let mut extensions = Vec::new();
@@ -85,7 +85,7 @@ pub(super) fn read_labextensions(
 /// Name, version and license of a manifest; `None` when it has no name or version
 /// (a warning only when it is not JSON at all).
 fn read_manifest(
-    cx: &mut Context,
+    cx: &mut ReadState,
     path: &str,
 ) -> Result<Option<(String, String, Option<String>)>, InventoryError> {
     let Some(bytes) = cx.read_metadata(path)? else {

@@ -7,7 +7,7 @@
 //! Python's folder, not the venv. Only the first bytes of `bin/` files are
 //! read.
 
-use super::locate::{Context, split_last};
+use super::locate::{ReadState, split_last};
 use super::{Editable, InventoryError, Package, VenvConfig};
 
 /// How much of a `bin/` file is read to find its shebang.
@@ -15,7 +15,7 @@ const SHEBANG_BYTES: usize = 512;
 
 /// The prefix the library was installed at, by the first source that names one (see the module doc).
 pub(super) fn install_prefix(
-    cx: &mut Context,
+    cx: &mut ReadState,
     venv: Option<&VenvConfig>,
 ) -> Result<Option<String>, InventoryError> {
     if let Some(prefix) = venv
@@ -44,7 +44,7 @@ pub(super) fn venv_command_prefix(command: &str) -> Option<String> {
 
 /// The prefix every Python script in `bin/` names (`#!<prefix>/bin/python3`);
 /// `None` when there is none, or when they disagree.
-fn shebang_prefix(cx: &mut Context) -> Result<Option<String>, InventoryError> {
+fn shebang_prefix(cx: &mut ReadState) -> Result<Option<String>, InventoryError> {
     let scripts: Vec<String> = cx
         .files
         .under("bin")
@@ -115,7 +115,7 @@ fn clean_absolute(path: &str) -> Option<String> {
 
 /// Editable installs: a dist-info whose `direct_url.json` says so, `__editable__*.pth` files and `*.egg-link` files.
 pub(super) fn read_editables(
-    cx: &mut Context,
+    cx: &mut ReadState,
     packages: &[Package],
 ) -> Result<Vec<Editable>, InventoryError> {
     let mut editables = Vec::new();

@@ -8,7 +8,7 @@
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
-use super::locate::{Context, FileIndex, Found, normalise, split_last};
+use super::locate::{FileIndex, Found, ReadState, normalise, split_last};
 use super::{Ecosystem, FileKey, InventoryError, Package, VenvConfig, new_package};
 
 /// RECORD writes `sha256=` in URL-safe base64 without padding; some tools pad it.
@@ -22,7 +22,7 @@ const SHORT_LICENSE: usize = 100;
 
 /// Reads every dist-info and egg-info the scan found.
 pub(super) fn read_packages(
-    cx: &mut Context,
+    cx: &mut ReadState,
     found: &Found,
 ) -> Result<Vec<Package>, InventoryError> {
     let mut packages = read_dist_infos(cx, &found.dist_infos)?;
@@ -41,12 +41,12 @@ const DIST_INFOS_A_THREAD: usize = 64;
 /// Reads the dist-infos, several threads each taking a run of them when
 /// there are many (a RECORD row costs a path search in the walk); the
 /// packages and warnings come out in `dirs` order whatever the threads do.
-fn read_dist_infos(cx: &mut Context, dirs: &[&str]) -> Result<Vec<Package>, InventoryError> {
+fn read_dist_infos(cx: &mut ReadState, dirs: &[&str]) -> Result<Vec<Package>, InventoryError> {
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .min(dirs.len() / DIST_INFOS_A_THREAD)
         .clamp(1, 4);
-    let read_run = |cx: &mut Context, run: &[&str]| -> Result<Vec<Package>, InventoryError> {
+    let read_run = |cx: &mut ReadState, run: &[&str]| -> Result<Vec<Package>, InventoryError> {
         let mut packages = Vec::with_capacity(run.len());
         for dir in run {
             packages.extend(read_dist_info(cx, dir)?);
@@ -84,11 +84,11 @@ fn read_dist_infos(cx: &mut Context, dirs: &[&str]) -> Result<Vec<Package>, Inve
 }
 
 /// Reads the root's `pyvenv.cfg`.
-pub(super) fn read_venv(cx: &mut Context) -> Result<Option<VenvConfig>, InventoryError> {
+pub(super) fn read_venv(cx: &mut ReadState) -> Result<Option<VenvConfig>, InventoryError> {
     Ok(cx.read_text("pyvenv.cfg")?.map(|text| parse_pyvenv(&text)))
 }
 
-fn read_dist_info(cx: &mut Context, dir: &str) -> Result<Option<Package>, InventoryError> {
+fn read_dist_info(cx: &mut ReadState, dir: &str) -> Result<Option<Package>, InventoryError> {
     let metadata_path = format!("{dir}/METADATA");
     if !cx.files.contains(&metadata_path) {
         cx.warn(dir, "no METADATA file");
@@ -143,7 +143,7 @@ fn read_dist_info(cx: &mut Context, dir: &str) -> Result<Option<Package>, Invent
     Ok(Some(package))
 }
 
-fn read_egg_info_dir(cx: &mut Context, dir: &str) -> Result<Option<Package>, InventoryError> {
+fn read_egg_info_dir(cx: &mut ReadState, dir: &str) -> Result<Option<Package>, InventoryError> {
     let pkg_info_path = format!("{dir}/PKG-INFO");
     let Some(text) = cx.read_text(&pkg_info_path)? else {
         return Ok(None);
@@ -168,7 +168,7 @@ fn read_egg_info_dir(cx: &mut Context, dir: &str) -> Result<Option<Package>, Inv
     Ok(Some(core.into_package(dir, files)))
 }
 
-fn read_egg_info_file(cx: &mut Context, file: &str) -> Result<Option<Package>, InventoryError> {
+fn read_egg_info_file(cx: &mut ReadState, file: &str) -> Result<Option<Package>, InventoryError> {
     let Some(text) = cx.read_text(file)? else {
         return Ok(None);
     };

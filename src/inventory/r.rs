@@ -4,13 +4,13 @@
 //! A `DESCRIPTION` that is neither (a source package, some unrelated file of
 //! that name) is not an R package and is passed over without a warning.
 
-use super::locate::{Context, Found, split_last};
+use super::locate::{Found, ReadState, split_last};
 use super::{Ecosystem, InventoryError, Package, new_package};
 
 /// Reads the R packages among the scan's `DESCRIPTION` files, and the
 /// library folders that hold them.
 pub(super) fn read_packages(
-    cx: &mut Context,
+    cx: &mut ReadState,
     found: &Found,
 ) -> Result<(Vec<Package>, Vec<String>), InventoryError> {
     let mut packages = Vec::new();

@@ -25,7 +25,7 @@ use archive::ArchiveError;
 /// The client is opened only when a registry is first reached: setting it up
 /// starts reqwest's runtime thread, which a build into a local layout never needs.
 #[derive(Clone, Copy)]
-pub struct Context<'a> {
+pub struct Access<'a> {
     pub store: &'a Store,
     pub registries: &'a dyn OpenRegistry,
 }
@@ -36,7 +36,7 @@ pub trait OpenRegistry {
     fn open_registry(&self) -> Result<&Registry, RegistryError>;
 }
 
-impl<'a> Context<'a> {
+impl<'a> Access<'a> {
     /// The registry client, opened now if this is the first request.
     pub fn registry(&self) -> Result<&'a Registry, RegistryError> {
         self.registries.open_registry()
@@ -127,11 +127,11 @@ pub struct Source {
 /// always read whole, since a tar cannot be read out of order.
 pub fn read_source(
     source: &Location,
-    context: &Context<'_>,
+    access: &Access<'_>,
     platform: Option<&Platform>,
     with_layers: bool,
 ) -> Result<Source, TransportError> {
-    let store = context.store;
+    let store = access.store;
     let artifact = match source {
         Location::Oci { path, tag } => {
             archive::read_oci_layout(path, tag.as_deref(), store, with_layers)?
@@ -159,7 +159,7 @@ pub fn read_source(
             ));
         }
         Location::Registry(reference) => {
-            let artifact = context
+            let artifact = access
                 .registry()?
                 .read_artifact(reference, platform, store)?;
             return Ok(Source {
@@ -184,12 +184,12 @@ pub fn read_source(
 pub fn read_image(
     source: &Location,
     platform: &Platform,
-    context: &Context<'_>,
+    access: &Access<'_>,
 ) -> Result<(Image, Source), TransportError> {
     if let Location::Oci { path, tag } = source {
-        let artifact = archive::read_oci_layout(path, tag.as_deref(), context.store, false)?;
+        let artifact = archive::read_oci_layout(path, tag.as_deref(), access.store, false)?;
         let image = artifact.into_image(platform)?;
-        archive::import_layout_layers(path, &image, context.store)?;
+        archive::import_layout_layers(path, &image, access.store)?;
         let read = Source {
             artifact: Artifact::Image(image.clone()),
             origin: None,
@@ -197,7 +197,7 @@ pub fn read_image(
         };
         return Ok((image, read));
     }
-    let read = read_source(source, context, Some(platform), true)?;
+    let read = read_source(source, access, Some(platform), true)?;
     Ok((read.artifact.clone().into_image(platform)?, read))
 }
 
@@ -205,7 +205,7 @@ pub fn read_image(
 pub fn ensure_local(
     artifact: &Artifact,
     origin: Option<&Origin>,
-    context: &Context<'_>,
+    access: &Access<'_>,
 ) -> Result<(), TransportError> {
     let images: Vec<&Image> = match artifact {
         Artifact::Image(image) => vec![image],
@@ -213,14 +213,14 @@ pub fn ensure_local(
     };
     for image in images {
         for layer in image.layers() {
-            if context.store.contains(&layer.descriptor.digest) {
+            if access.store.contains(&layer.descriptor.digest) {
                 continue;
             }
             match origin {
                 Some(origin) => {
-                    context
+                    access
                         .registry()?
-                        .fetch_blob(origin, &layer.descriptor, context.store)?
+                        .fetch_blob(origin, &layer.descriptor, access.store)?
                 }
                 None => {
                     return Err(StoreError::Missing {
@@ -239,12 +239,12 @@ pub fn fetch_layers(
     source: &Location,
     image: &Image,
     origin: Option<&Origin>,
-    context: &Context<'_>,
+    access: &Access<'_>,
 ) -> Result<(), TransportError> {
     if let Location::Oci { path, .. } = source {
-        return Ok(archive::import_layout_layers(path, image, context.store)?);
+        return Ok(archive::import_layout_layers(path, image, access.store)?);
     }
-    ensure_local(&Artifact::Image(image.clone()), origin, context)
+    ensure_local(&Artifact::Image(image.clone()), origin, access)
 }
 
 /// What a sink needs besides the artifact.
@@ -288,7 +288,7 @@ pub struct Written {
 pub fn write_all(
     destinations: &[Location],
     source: &Source,
-    context: &Context<'_>,
+    access: &Access<'_>,
     options: &SinkOptions,
 ) -> Result<Vec<Written>, TransportError> {
     let mut written = Vec::new();
@@ -353,7 +353,7 @@ pub fn write_all(
         // the tags put before it are recorded as pushed, not failed.
         let first = tags[0].1[0];
         interrupt::check().map_err(|e| partial(&reached, first, e.into()))?;
-        let registry = context
+        let registry = access
             .registry()
             .map_err(|e| partial(&reached, first, e.into()))?;
         let report = registry
@@ -361,7 +361,7 @@ pub fn write_all(
                 &source.artifact,
                 source.origin.as_ref(),
                 &reference,
-                context.store,
+                access.store,
             )
             .map_err(|e| partial(&reached, first, e.into()))?;
         for (tag, indices) in tags {
@@ -383,8 +383,8 @@ pub fn write_all(
         interrupt::check().map_err(|e| partial(&reached, index, e.into()))?;
         sink_artifact(local, &source.artifact, options)
             .and_then(|artifact| {
-                ensure_local(&artifact, source.origin.as_ref(), context)?;
-                write_local(local, &artifact, context.store, options)
+                ensure_local(&artifact, source.origin.as_ref(), access)?;
+                write_local(local, &artifact, access.store, options)
             })
             .map_err(|e| partial(&reached, index, e))?;
         reached.push(index);

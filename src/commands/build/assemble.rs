@@ -13,7 +13,7 @@ use crate::image::{Descriptor, Format, Image, Layer, canonical_json, media};
 use crate::layer::{self, BuiltLayer, Compression, SharedContents, WriteSettings};
 use crate::plan::BuildPlan;
 use crate::reference::ImageRef;
-use crate::transport::Context;
+use crate::transport::Access;
 
 /// Annotation naming the base image.
 pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
@@ -47,10 +47,10 @@ pub fn build_image(
     base: &Base,
     format: Format,
     (settings, shared): (&WriteSettings<'_>, Option<&dyn SharedContents>),
-    context: &Context<'_>,
+    access: &Access<'_>,
 ) -> Result<BuiltImage, Error> {
-    let mut layers = base::base_layers_in(format, base, context)?;
-    let built = layer::write_layers(&plan.layers, context.store, settings, shared)?;
+    let mut layers = base::base_layers_in(format, base, access)?;
+    let built = layer::write_layers(&plan.layers, access.store, settings, shared)?;
     layers.extend(added_layers(format, plan.compression, &built)?);
     let found = built.iter().map(|layer| layer.findings.as_slice());
     let findings = findings::check_findings(plan, found)?;
@@ -60,9 +60,9 @@ pub fn build_image(
         origin: base.origin.as_ref(),
     };
     let start_check =
-        start_check::check_start(plan, &checked_base, settings.base_folders, &image, context)?;
-    context.store.write_bytes(image.raw_config())?;
-    context.store.write_bytes(image.raw_manifest())?;
+        start_check::check_start(plan, &checked_base, settings.base_folders, &image, access)?;
+    access.store.write_bytes(image.raw_config())?;
+    access.store.write_bytes(image.raw_manifest())?;
     Ok(BuiltImage {
         image,
         name: plan.output_name(),

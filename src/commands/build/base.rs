@@ -10,7 +10,7 @@ use crate::layer::{self, BaseFolders, Compression};
 use crate::plan::BuildPlan;
 use crate::reference::Location;
 use crate::registry::Origin;
-use crate::transport::{self, Context};
+use crate::transport::{self, Access};
 
 /// What the build starts from.
 pub struct Base {
@@ -25,7 +25,7 @@ pub struct Base {
 }
 
 /// Reads the base image (I/O), or makes the empty config for scratch.
-pub fn read_base(plan: &BuildPlan, context: &Context<'_>) -> Result<Base, Error> {
+pub fn read_base(plan: &BuildPlan, access: &Access<'_>) -> Result<Base, Error> {
     let platform = &plan.platform;
     if matches!(plan.base, Location::Scratch) {
         return Ok(Base {
@@ -35,7 +35,7 @@ pub fn read_base(plan: &BuildPlan, context: &Context<'_>) -> Result<Base, Error>
             config: scratch_config(platform),
         });
     }
-    let (image, read) = transport::read_image(&plan.base, platform, context)?;
+    let (image, read) = transport::read_image(&plan.base, platform, access)?;
     if plan.explicit_platform
         && let Some(actual) = image.platform()
         && !actual.satisfies(platform)
@@ -91,7 +91,7 @@ pub fn image_format(plan: &BuildPlan, base: &Base) -> Result<Format, Error> {
 pub fn base_folders(
     plan: &BuildPlan,
     base: &Base,
-    context: &Context<'_>,
+    access: &Access<'_>,
 ) -> Result<BaseFolders, Error> {
     let (Some(image), false) = (&base.image, plan.keep_base_remote) else {
         return Ok(BaseFolders::new());
@@ -105,16 +105,16 @@ pub fn base_folders(
     if wanted.is_empty() {
         return Ok(BaseFolders::new());
     }
-    if let Some(cached) = layer::base_folders::cached(context.store, image.digest(), &wanted) {
+    if let Some(cached) = layer::base_folders::cached(access.store, image.digest(), &wanted) {
         return Ok(cached);
     }
     transport::ensure_local(
         &Artifact::Image(image.clone()),
         base.origin.as_ref(),
-        context,
+        access,
     )?;
     Ok(layer::base_folders::read(
-        context.store,
+        access.store,
         image.digest(),
         image.layers(),
         &wanted,
@@ -126,7 +126,7 @@ pub fn base_folders(
 pub fn base_layers_in(
     format: Format,
     base: &Base,
-    context: &Context<'_>,
+    access: &Access<'_>,
 ) -> Result<Vec<Layer>, Error> {
     let Some(image) = &base.image else {
         return Ok(Vec::new());
@@ -138,11 +138,11 @@ pub fn base_layers_in(
             let mut descriptor = layer.descriptor.clone();
             if image::is_uncompressed_layer(&descriptor.media_type) {
                 if let Some(origin) = &base.origin {
-                    context
+                    access
                         .registry()?
-                        .fetch_blob(origin, &descriptor, context.store)?;
+                        .fetch_blob(origin, &descriptor, access.store)?;
                 }
-                let (digest, size) = layer::gzip_stored_layer(context.store, &descriptor.digest)?;
+                let (digest, size) = layer::gzip_stored_layer(access.store, &descriptor.digest)?;
                 descriptor = Descriptor::new(media::OCI_LAYER_GZIP, digest, size);
             }
             descriptor.media_type = format.layer_media_type(&descriptor.media_type)?.to_string();

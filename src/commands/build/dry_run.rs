@@ -55,15 +55,15 @@ pub fn check(
         not_checked.push(CONTENT_SCAN);
     }
     events.not_checked(&not_checked);
-    let context = session.context()?;
-    let base = base::read_base(&plan, &context)?;
+    let access = session.access()?;
+    let base = base::read_base(&plan, &access)?;
     base::image_format(&plan, &base)?;
     if base.image.is_some() {
         checked.push("base image");
     }
     // Only the start check looks at the folders above the targets: the by-name rules judge files.
     let folders = if plan.start_check {
-        base::base_folders(&plan, &base, &context)?
+        base::base_folders(&plan, &base, &access)?
     } else {
         BaseFolders::new()
     };
@@ -84,7 +84,7 @@ pub fn check(
         origin: base.origin.as_ref(),
     };
     let config = StartConfig::from_config(&config);
-    let start_check = start_check::check_config(&plan, &checked_base, &folders, &config, &context)?;
+    let start_check = start_check::check_config(&plan, &checked_base, &folders, &config, &access)?;
     if start_check.is_some() {
         checked.push("start check");
     }

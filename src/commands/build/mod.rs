@@ -22,10 +22,10 @@ mod findings;
 mod outcome;
 mod report;
 mod sbom;
+mod shared_contents;
 
 use std::path::PathBuf;
 
-use super::cache_repo;
 use super::record::{self, FailedBuild};
 use super::sign::{self, Signed, Signer};
 use super::{Recorded, Reported, Session, keep_failure_record, keep_record};
@@ -35,7 +35,7 @@ use crate::image::Artifact;
 use crate::layer::{SharedContents, WriteSettings};
 use crate::plan::{self, BuildPlan, BuildRequest};
 use crate::spec;
-use crate::transport::{self, Context, SinkOptions, Source};
+use crate::transport::{self, Access, SinkOptions, Source};
 
 pub use assemble::BuiltImage;
 pub use dry_run::DryRun;
@@ -146,8 +146,8 @@ pub fn run(
         };
     }
     let outcome = session
-        .context()
-        .and_then(|context| build_and_write(&plan, &context, events))
+        .access()
+        .and_then(|access| build_and_write(&plan, &access, events))
         .map_err(|e| {
             e.context(format!(
                 "cannot build the image described by {}",
@@ -233,8 +233,8 @@ fn sign_pushed(
     let Some(signer) = &command.signer else {
         return Ok(Vec::new());
     };
-    let context = session.context()?;
-    sign::sign_destinations(&context, &plan.destinations, outcome.digest(), signer)
+    let access = session.access()?;
+    sign::sign_destinations(&access, &plan.destinations, outcome.digest(), signer)
 }
 
 /// Runs the plan (I/O): the base read, the image built in the store (the
@@ -242,18 +242,18 @@ fn sign_pushed(
 /// written to every sink, and the cache repository updated.
 fn build_and_write(
     plan: &BuildPlan,
-    context: &Context<'_>,
+    access: &Access<'_>,
     events: &dyn BuildEvents,
 ) -> Result<BuildOutcome, Error> {
     let warn = |message: &str| events.warning(message);
-    let base = base::read_base(plan, context)?;
+    let base = base::read_base(plan, access)?;
     let format = base::image_format(plan, &base)?;
-    let folders = base::base_folders(plan, &base, context)?;
+    let folders = base::base_folders(plan, &base, access)?;
     let pool = match plan.threads {
         Some(threads) => CompressPool::new(threads),
         None => CompressPool::for_this_machine(),
     };
-    let shared = cache_repo::open(plan, *context, &warn);
+    let shared = shared_contents::open(plan, *access, &warn);
     let settings = WriteSettings {
         compression: plan.compression,
         mtime: plan.mtime,
@@ -262,8 +262,8 @@ fn build_and_write(
         progress: events.layer_progress(),
     };
     let shared_contents = shared.as_ref().map(|s| s as &dyn SharedContents);
-    let built = assemble::build_image(plan, &base, format, (&settings, shared_contents), context)?;
-    let artifact = match attestations::attach(plan, &built, context.store)? {
+    let built = assemble::build_image(plan, &base, format, (&settings, shared_contents), access)?;
+    let artifact = match attestations::attach(plan, &built, access.store)? {
         Some(index) => Artifact::Index(index),
         None => Artifact::Image(built.image.clone()),
     };
@@ -275,7 +275,7 @@ fn build_and_write(
         origin: base.origin,
         name: None,
     };
-    let written = transport::write_all(&plan.destinations, &source, context, &sink_options(plan))?;
+    let written = transport::write_all(&plan.destinations, &source, access, &sink_options(plan))?;
     if let Some(shared) = &shared {
         shared.update(plan, &settings, &built.layers, &warn);
     }

@@ -45,8 +45,8 @@ pub fn delete_plan(session: &Session, id: i64, all_tags: bool) -> Result<DeleteP
     let journal = exports.list(None)?;
     let widened = with_plain_http(session, &record);
     let session = widened.as_ref().unwrap_or(session);
-    let context = session.context()?;
-    Ok(plan::plan_delete(&record, &journal, &context, all_tags))
+    let access = session.access()?;
+    Ok(plan::plan_delete(&record, &journal, &access, all_tags))
 }
 
 /// Carries out `plan` (I/O), then marks the record deleted, and every other
@@ -82,8 +82,8 @@ pub fn delete(session: &Session, plan: &DeletePlan) -> Result<DeleteReport, Erro
     }
     let widened = with_plain_http(session, &record);
     let session = widened.as_ref().unwrap_or(session);
-    let context = session.context()?;
-    let outcome = run::run_steps(id, &plan.steps, &context);
+    let access = session.access()?;
+    let outcome = run::run_steps(id, &plan.steps, &access);
     let mut destinations = record.destinations.clone();
     for (index, _) in &outcome.done {
         if let Some(dest) = destinations.get_mut(*index)

@@ -12,14 +12,14 @@ use crate::attest::cosign;
 use crate::digest::Digest;
 use crate::exports::{Destination, DestinationKind, DestinationStatus, ExportRecord, Note};
 use crate::reference::{self, ImageRef, Location};
-use crate::transport::Context;
+use crate::transport::Access;
 use crate::transport::archive;
 
 /// Plans the delete of `record` (I/O: reads, never writes); `journal` is every record, for who owns which tag.
 pub fn plan_delete(
     record: &ExportRecord,
     journal: &[ExportRecord],
-    context: &Context<'_>,
+    access: &Access<'_>,
     all_tags: bool,
 ) -> DeletePlan {
     let digest = record
@@ -41,7 +41,7 @@ pub fn plan_delete(
                     digest: digest.as_ref(),
                     all_tags,
                 },
-                context,
+                access,
             ),
         })
         .collect();
@@ -61,7 +61,7 @@ struct Scope<'a> {
     all_tags: bool,
 }
 
-fn plan_destination(dest: &Destination, scope: &Scope<'_>, context: &Context<'_>) -> Action {
+fn plan_destination(dest: &Destination, scope: &Scope<'_>, access: &Access<'_>) -> Action {
     if !dest.holds_image() {
         return match dest.status {
             Some(DestinationStatus::Deleted) => Action::AlreadyGone("deleted before".into()),
@@ -71,7 +71,7 @@ fn plan_destination(dest: &Destination, scope: &Scope<'_>, context: &Context<'_>
         };
     }
     match &dest.kind {
-        DestinationKind::Registry => plan_registry(dest, scope, context),
+        DestinationKind::Registry => plan_registry(dest, scope, access),
         DestinationKind::Oci => plan_layout(dest, scope),
         DestinationKind::DockerArchive | DestinationKind::OciArchive => plan_file(dest, scope),
         other => Action::Refuse {
@@ -81,7 +81,7 @@ fn plan_destination(dest: &Destination, scope: &Scope<'_>, context: &Context<'_>
     }
 }
 
-fn plan_registry(dest: &Destination, scope: &Scope<'_>, context: &Context<'_>) -> Action {
+fn plan_registry(dest: &Destination, scope: &Scope<'_>, access: &Access<'_>) -> Action {
     let text = dest
         .destination
         .strip_prefix("docker://")
@@ -95,7 +95,7 @@ fn plan_registry(dest: &Destination, scope: &Scope<'_>, context: &Context<'_>) -
             };
         }
     };
-    let registry = match context.registry() {
+    let registry = match access.registry() {
         Ok(registry) => registry,
         Err(e) => return refuse_registry_error(&reference, &e),
     };

@@ -8,7 +8,7 @@ use super::scope::{Action, OtherTag, Step, other_tags_text};
 use crate::digest::Digest;
 use crate::reference::{self, ImageRef};
 use crate::registry::{RegistryError, TagDeletion, hub};
-use crate::transport::Context;
+use crate::transport::Access;
 use crate::transport::archive;
 
 /// What `delete` did at one destination.
@@ -38,13 +38,13 @@ pub struct RunOutcome {
 }
 
 /// Runs the steps (I/O). A tag-only delete the registry refuses stops the run before anything else is touched.
-pub fn run_steps(id: i64, steps: &[Step], context: &Context<'_>) -> RunOutcome {
+pub fn run_steps(id: i64, steps: &[Step], access: &Access<'_>) -> RunOutcome {
     let mut outcome = RunOutcome::default();
     let (tag_only, rest): (Vec<&Step>, Vec<&Step>) = steps
         .iter()
         .partition(|s| matches!(s.action, Action::RegistryTag { .. }));
     for step in tag_only.into_iter().chain(rest) {
-        match run_step(id, step, context) {
+        match run_step(id, step, access) {
             Ok((what, removed)) => {
                 outcome.removed.extend(removed);
                 outcome.done.push((
@@ -73,7 +73,7 @@ pub fn run_steps(id: i64, steps: &[Step], context: &Context<'_>) -> RunOutcome {
 
 type StepResult = Result<(String, Option<Removed>), (String, String)>;
 
-fn run_step(id: i64, step: &Step, context: &Context<'_>) -> StepResult {
+fn run_step(id: i64, step: &Step, access: &Access<'_>) -> StepResult {
     match &step.action {
         Action::LeaveAlone(why) => Ok((format!("left alone: {why}"), None)),
         Action::AlreadyGone(what) => Ok((what.clone(), None)),
@@ -83,13 +83,13 @@ fn run_step(id: i64, step: &Step, context: &Context<'_>) -> StepResult {
             digest,
             tags,
             signature_tag,
-        } => delete_manifest(reference, digest, signature_tag, tags, context),
+        } => delete_manifest(reference, digest, signature_tag, tags, access),
         Action::RegistryTag {
             reference,
             digest,
             tag,
             kept_by,
-        } => delete_registry_tag(id, reference, digest, tag, kept_by, context),
+        } => delete_registry_tag(id, reference, digest, tag, kept_by, access),
         Action::HubTags {
             reference,
             digest,
@@ -98,7 +98,7 @@ fn run_step(id: i64, step: &Step, context: &Context<'_>) -> StepResult {
             signature_tag,
         } => {
             let last = kept_by.is_empty().then_some(signature_tag.as_str());
-            delete_hub_tags(reference, digest, tags, last, context)
+            delete_hub_tags(reference, digest, tags, last, access)
         }
         Action::LayoutTags {
             path, digest, tags, ..
@@ -145,9 +145,9 @@ fn delete_manifest(
     digest: &Digest,
     signature_tag: &str,
     tags: &[String],
-    context: &Context<'_>,
+    access: &Access<'_>,
 ) -> StepResult {
-    let registry = context
+    let registry = access
         .registry()
         .map_err(|e| registry_failure(&reference.registry, &e))?;
     let deleted = match registry.delete_manifest(reference, digest) {
@@ -162,7 +162,7 @@ fn delete_manifest(
         Err(RegistryError::NotFound { .. }) => "already gone".into(),
         Err(e) => return Err(registry_failure(&reference.registry, &e)),
     };
-    let signatures = delete_signatures(reference, signature_tag, context)?;
+    let signatures = delete_signatures(reference, signature_tag, access)?;
     let what = match signatures {
         Some(what) => format!("{deleted}; {what}"),
         None => deleted,
@@ -183,9 +183,9 @@ fn delete_registry_tag(
     digest: &Digest,
     tag: &str,
     kept_by: &[OtherTag],
-    context: &Context<'_>,
+    access: &Access<'_>,
 ) -> StepResult {
-    let registry = context
+    let registry = access
         .registry()
         .map_err(|e| registry_failure(&reference.registry, &e))?;
     let removed = Some(Removed::RegistryTags {
@@ -223,11 +223,11 @@ fn delete_hub_tags(
     digest: &Digest,
     tags: &[String],
     last: Option<&str>,
-    context: &Context<'_>,
+    access: &Access<'_>,
 ) -> StepResult {
     let mut deleted = Vec::new();
     for tag in tags {
-        if delete_hub_tag(reference, tag, context)? == hub::Outcome::Deleted {
+        if delete_hub_tag(reference, tag, access)? == hub::Outcome::Deleted {
             deleted.push(tag.clone());
         }
     }
@@ -239,7 +239,7 @@ fn delete_hub_tags(
         deleted.join(", ")
     );
     if let Some(signature_tag) = last
-        && let Some(signatures) = delete_signatures(reference, signature_tag, context)?
+        && let Some(signatures) = delete_signatures(reference, signature_tag, access)?
     {
         what.push_str(&format!("; {signatures}"));
     }
@@ -257,9 +257,9 @@ fn delete_hub_tags(
 fn delete_signatures(
     reference: &ImageRef,
     tag: &str,
-    context: &Context<'_>,
+    access: &Access<'_>,
 ) -> Result<Option<String>, (String, String)> {
-    let registry = context
+    let registry = access
         .registry()
         .map_err(|e| registry_failure(&reference.registry, &e))?;
     // Asked of the registry first, so an unsigned export costs no Docker Hub API call.
@@ -269,7 +269,7 @@ fn delete_signatures(
         Err(e) => return Err(registry_failure(&reference.registry, &e)),
     };
     if reference.registry == reference::DOCKER_HUB {
-        return match delete_hub_tag(reference, tag, context)? {
+        return match delete_hub_tag(reference, tag, access)? {
             hub::Outcome::Deleted => Ok(Some(format!("deleted signatures {tag}"))),
             hub::Outcome::AlreadyGone => Ok(None),
         };
@@ -285,10 +285,10 @@ fn delete_signatures(
 fn delete_hub_tag(
     reference: &ImageRef,
     tag: &str,
-    context: &Context<'_>,
+    access: &Access<'_>,
 ) -> Result<hub::Outcome, (String, String)> {
     let (namespace, repo) = hub_names(reference);
-    let registry = context
+    let registry = access
         .registry()
         .map_err(|e| registry_failure(&reference.registry, &e))?;
     hub::delete_tag(registry.docker_hub_api(), namespace, repo, tag)

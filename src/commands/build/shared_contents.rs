@@ -17,7 +17,7 @@ use crate::reference::{ImageRef, Location};
 use crate::registry::cache_repo::CacheEntry;
 use crate::registry::{Origin, Registry};
 use crate::store::Store;
-use crate::transport::Context;
+use crate::transport::Access;
 
 /// The shared content cache of one build, as read from its repository.
 pub struct RepoCache<'a> {
@@ -39,11 +39,11 @@ pub struct RepoCache<'a> {
 /// when it cannot be read (then `warn` is told why and the build goes on without it).
 pub fn open<'a>(
     plan: &BuildPlan,
-    context: Context<'a>,
+    access: Access<'a>,
     warn: &dyn Fn(&str),
 ) -> Option<RepoCache<'a>> {
     let reference = plan.cache_repo.clone()?;
-    let registry = match context.registry() {
+    let registry = match access.registry() {
         Ok(registry) => registry,
         Err(e) => {
             warn(&format!(
@@ -53,7 +53,7 @@ pub fn open<'a>(
             return None;
         }
     };
-    let map = match registry.read_cache_map(&reference, context.store) {
+    let map = match registry.read_cache_map(&reference, access.store) {
         Ok(map) => map,
         Err(e) => {
             warn(&format!(
@@ -78,7 +78,7 @@ pub fn open<'a>(
     }
     Some(RepoCache {
         registry,
-        store: context.store,
+        store: access.store,
         origin: Origin::of(&reference),
         reference,
         hints,
