@@ -55,24 +55,26 @@ pub fn check(
         not_checked.push(CONTENT_SCAN);
     }
     events.not_checked(&not_checked);
+    // The by-name rules judge files, never the folders above the targets, so
+    // they need no base: they run first, and a dry run without the network
+    // still finds a key file by its name.
+    let found = name_findings(&plan, &BaseFolders::new());
+    let findings = findings::check_findings(&plan, found.iter().map(Vec::as_slice))?;
+    if scan_on {
+        checked.push("secret scan of file names");
+    }
     let access = session.access()?;
     let base = base::read_base(&plan, &access)?;
     base::image_format(&plan, &base)?;
     if base.image.is_some() {
         checked.push("base image");
     }
-    // Only the start check looks at the folders above the targets: the by-name rules judge files.
+    // Only the start check looks at the folders above the targets.
     let folders = if plan.start_check {
         base::base_folders(&plan, &base, &access)?
     } else {
         BaseFolders::new()
     };
-    // In the build's order: the scan's findings stop it before the start check runs.
-    let found = name_findings(&plan, &folders);
-    let findings = findings::check_findings(&plan, found.iter().map(Vec::as_slice))?;
-    if scan_on {
-        checked.push("secret scan of file names");
-    }
     let added = AddedLayers {
         diff_ids: &[],
         history: &plan.history,
