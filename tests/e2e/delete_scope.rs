@@ -6,23 +6,12 @@
 
 use std::path::Path;
 
-use serde_json::Value;
-
 use crate::rig::hub::HubStandIn;
 use crate::rig::registry::{TestRegistry, stderr_of, stowage_insecure};
 use crate::rig::*;
 
-fn records(sb: &Sandbox) -> Vec<Value> {
-    let text = run_ok(sb.stowage().args(["--json", "exports"]));
-    serde_json::from_str::<Value>(&text)
-        .unwrap()
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
 fn status_of(sb: &Sandbox, id: i64) -> String {
-    records(sb)
+    export_records(sb)
         .iter()
         .find(|r| r["id"] == id)
         .map(|r| r["status"].as_str().unwrap_or_default().to_string())
@@ -59,7 +48,7 @@ fn a_registry_that_cannot_delete_a_tag_alone_keeps_the_other_exports_tag() {
     let spec = write_app(sb.path(), &format!("{host}/e2e/flask:1"));
     build(&sb, &hosts, &spec, &format!("{host}/e2e/flask:1"));
     build(&sb, &hosts, &spec, &format!("{host}/e2e/flask:2"));
-    let all = records(&sb);
+    let all = export_records(&sb);
     assert_eq!(all[0]["digest"], all[1]["digest"], "one image, two tags");
 
     let (code, log) = delete(&sb, &hosts, &["2", "--yes"]);
@@ -94,7 +83,7 @@ fn a_registry_that_cannot_delete_a_tag_alone_keeps_the_other_exports_tag() {
     assert_eq!(registry.manifest_status("e2e/flask", "2"), 404);
     assert_eq!(status_of(&sb, 1), "deleted");
     assert_eq!(status_of(&sb, 2), "deleted");
-    let first = &records(&sb)[0];
+    let first = &export_records(&sb)[0];
     assert_eq!(first["destinations"][0]["status"], "deleted");
 }
 

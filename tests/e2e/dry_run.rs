@@ -70,10 +70,14 @@ fn venv_spec(sb: &Sandbox, venv: &Path, base: &str) -> PathBuf {
 }
 
 fn build(sb: &Sandbox, spec: &Path, flags: &[&str]) -> Output {
-    let before = records(sb).len();
+    let before = export_records(sb).len();
     let out = run_build(sb, spec, flags);
     if flags.contains(&"--dry-run") {
-        assert_eq!(records(sb).len(), before, "a dry run records nothing");
+        assert_eq!(
+            export_records(sb).len(),
+            before,
+            "a dry run records nothing"
+        );
     }
     out
 }
@@ -93,16 +97,6 @@ fn error_report(stderr: &str) -> Vec<&str> {
         .lines()
         .filter(|l| l.starts_with("error:") || l.starts_with("  ") || l.starts_with("hint:"))
         .collect()
-}
-
-/// The export records the sandbox's journal holds.
-fn records(sb: &Sandbox) -> Vec<Value> {
-    let text = run_ok(sb.stowage().args(["--json", "exports", "list"]));
-    serde_json::from_str::<Value>(&text)
-        .unwrap()
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
 }
 
 /// Asserts a dry run failed with `code`, said what it did not check, and wrote nothing.
@@ -243,5 +237,5 @@ fn a_clean_dry_run_exits_0_and_says_what_it_did_not_check() {
         json["layers"].as_array().is_some_and(|l| !l.is_empty()),
         "the plan's layers: {json}"
     );
-    assert!(records(&sb).is_empty(), "a dry run records nothing");
+    assert!(export_records(&sb).is_empty(), "a dry run records nothing");
 }

@@ -14,16 +14,6 @@ use crate::rig::proxy::{Action, FaultProxy};
 use crate::rig::registry::{TestRegistry, free_port};
 use crate::rig::*;
 
-/// Every record, as `exports list --json` prints it.
-fn records(sb: &Sandbox) -> Vec<Value> {
-    let text = run_ok(sb.stowage().args(["--json", "exports", "list"]));
-    serde_json::from_str::<Value>(&text)
-        .unwrap()
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
 fn records_text(sb: &Sandbox) -> String {
     run_ok(sb.stowage().args(["--json", "exports", "list"]))
 }
@@ -199,7 +189,7 @@ fn each_value_rule_in_env_labels_and_command_is_refused_at_its_place_and_never_s
     // A spec error exports nothing, so no record can carry the value either.
     let recorded = records_text(&sb);
     assert!(
-        records(&sb).is_empty(),
+        export_records(&sb).is_empty(),
         "a refusal (exit 2) is not recorded: {recorded}"
     );
 }
@@ -327,7 +317,7 @@ fn a_failed_push_leaves_no_archive_or_layout_and_the_record_owns_nothing() {
     assert!(!stderr.contains("wrote"), "{stderr}");
     assert!(!archive.exists(), "no archive left behind");
     assert!(!layout.exists(), "no layout left behind");
-    let all = records(&sb);
+    let all = export_records(&sb);
     assert_eq!(all.len(), 1);
     assert_eq!(statuses(&all[0]), ["failed", "failed", "failed"]);
     let done = sb
@@ -384,7 +374,7 @@ fn a_local_sink_failing_after_a_push_is_recorded_and_delete_removes_exactly_what
     );
     assert_eq!(registry.manifest_status("e2e/partial", "v1"), 200);
 
-    let record = records(&sb).remove(0);
+    let record = export_records(&sb).remove(0);
     assert_eq!(record["status"], "failed");
     assert_eq!(statuses(&record), ["pushed", "written", "failed"]);
     let digest = record["digest"].as_str().unwrap().to_string();
@@ -402,7 +392,7 @@ fn a_local_sink_failing_after_a_push_is_recorded_and_delete_removes_exactly_what
         sb.join("blocker").is_file(),
         "what the export did not write stays"
     );
-    let record = records(&sb).remove(0);
+    let record = export_records(&sb).remove(0);
     assert_eq!(record["status"], "deleted");
     assert_eq!(statuses(&record), ["deleted", "deleted", "failed"]);
 }
@@ -451,7 +441,7 @@ fn a_tag_the_registry_refuses_leaves_the_tags_put_before_it_recorded_as_pushed()
     assert_eq!(registry.manifest_status(&repo, "v2"), 404);
     assert!(!archive.exists(), "no local output after a failed push");
 
-    let record = records(&sb).remove(0);
+    let record = export_records(&sb).remove(0);
     assert_eq!(record["status"], "failed");
     assert_eq!(statuses(&record), ["pushed", "failed", "failed"]);
     run_ok(sb.stowage().args([
@@ -464,7 +454,7 @@ fn a_tag_the_registry_refuses_leaves_the_tags_put_before_it_recorded_as_pushed()
     ]));
     assert_eq!(registry.manifest_status(&repo, "v1"), 404);
     assert_eq!(
-        statuses(&records(&sb).remove(0)),
+        statuses(&export_records(&sb).remove(0)),
         ["deleted", "failed", "failed"]
     );
 }
@@ -520,12 +510,12 @@ fn delete_refuses_without_a_terminal_asks_on_one_and_goes_ahead_with_yes() {
     );
     assert!(shown.contains("[y/N]"), "{shown}");
     assert!(archive.exists(), "answered no: nothing deleted");
-    assert_eq!(records(&sb)[0]["status"], "ok");
+    assert_eq!(export_records(&sb)[0]["status"], "ok");
 
     let (ok, shown) = delete_on_a_terminal(&sb, "1", "y");
     assert!(ok, "{shown}");
     assert!(!archive.exists(), "answered yes: deleted");
-    assert_eq!(records(&sb)[0]["status"], "deleted");
+    assert_eq!(export_records(&sb)[0]["status"], "deleted");
 
     let second = sb.join("second.tar");
     build(&second);
@@ -590,7 +580,7 @@ fn records_an_earlier_version_wrote_still_read_and_delete_as_they_did() {
         .unwrap();
     assert!(made.status.success(), "{made:?}");
 
-    let all = records(&sb);
+    let all = export_records(&sb);
     assert_eq!(all.len(), 2, "{all:?}");
     assert_eq!(statuses(&all[0]), ["written"]);
     assert_eq!(statuses(&all[1]), ["failed"]);
@@ -603,7 +593,7 @@ fn records_an_earlier_version_wrote_still_read_and_delete_as_they_did() {
     );
     run_ok(sb.stowage().args(["exports", "delete", "1", "--yes"]));
     assert!(!kept.exists(), "an ok export's archive is removed");
-    let all = records(&sb);
+    let all = export_records(&sb);
     assert_eq!(statuses(&all[0]), ["deleted"]);
     assert_eq!(all[1]["status"], "deleted");
 }

@@ -68,6 +68,15 @@ pub fn other_tags_text(others: &[OtherTag]) -> String {
     texts.join(", ")
 }
 
+/// `; the image stays under 1 (export 3)`, or nothing when no other tag keeps it.
+fn stays_text(kept_by: &[OtherTag]) -> String {
+    if kept_by.is_empty() {
+        String::new()
+    } else {
+        format!("; the image stays under {}", other_tags_text(kept_by))
+    }
+}
+
 /// What deleting does at one destination.
 #[derive(Debug, Clone)]
 pub enum Action {
@@ -148,11 +157,7 @@ impl Step {
                 kept_by,
                 ..
             } => {
-                let stays = if kept_by.is_empty() {
-                    String::new()
-                } else {
-                    format!("; the image stays under {}", other_tags_text(kept_by))
-                };
+                let stays = stays_text(kept_by);
                 format!(
                     "Docker Hub tags {} of {} (public for anyone who pulls them){stays}",
                     tags.join(", "),
@@ -165,11 +170,7 @@ impl Step {
                 kept_by,
                 ..
             } => {
-                let stays = if kept_by.is_empty() {
-                    String::new()
-                } else {
-                    format!("; the image stays under {}", other_tags_text(kept_by))
-                };
+                let stays = stays_text(kept_by);
                 format!(
                     "tags {} in layout folder {}, and the blobs no other tag uses (the folder stays){stays}",
                     tags.join(", "),

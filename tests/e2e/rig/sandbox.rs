@@ -108,6 +108,16 @@ pub fn run_ok(cmd: &mut Command) -> String {
     String::from_utf8(out.stdout).expect("stdout is UTF-8")
 }
 
+/// Every export record of the sandbox's journal, as `exports list --json` prints them.
+pub fn export_records(sb: &Sandbox) -> Vec<serde_json::Value> {
+    let text = run_ok(sb.stowage().args(["--json", "exports", "list"]));
+    serde_json::from_str::<serde_json::Value>(&text)
+        .expect("exports list --json prints JSON")
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// What stowage printed on stdout: `NAME@sha256:<hex>` or `sha256:<hex>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Printed {
