@@ -16,7 +16,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
-use crate::reference::Location;
+use crate::reference::{ImageRef, Location, ReferenceError};
 
 /// The database file in the state folder.
 pub const DB_FILE: &str = "exports.sqlite3";
@@ -312,6 +312,15 @@ pub struct Destination {
 }
 
 impl Destination {
+    /// The reference a registry destination was pushed to, read back from its recorded `docker://REF`.
+    pub fn registry_ref(&self) -> Result<ImageRef, ReferenceError> {
+        let text = self
+            .destination
+            .strip_prefix("docker://")
+            .unwrap_or(&self.destination);
+        ImageRef::parse(text)
+    }
+
     /// True when this export put the image there and it was not deleted since.
     pub fn holds_image(&self) -> bool {
         matches!(
@@ -840,6 +849,18 @@ impl Row {
 mod tests {
     use super::*;
 
+    /// A journal in a temporary folder, which lives as long as the returned guard.
+    fn temp_journal() -> (tempfile::TempDir, Exports) {
+        let dir = match tempfile::tempdir() {
+            Ok(d) => d,
+            Err(e) => panic!("{e}"),
+        };
+        match Exports::open(&dir.path().join("state")) {
+            Ok(exports) => (dir, exports),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
     fn new_export(kind: Kind, error: Option<&str>) -> NewExport {
         NewExport {
             kind,
@@ -1009,14 +1030,7 @@ mod tests {
 
     #[test]
     fn an_interrupted_export_is_its_own_status() {
-        let dir = match tempfile::tempdir() {
-            Ok(d) => d,
-            Err(e) => panic!("{e}"),
-        };
-        let mut exports = match Exports::open(&dir.path().join("state")) {
-            Ok(e) => e,
-            Err(e) => panic!("{e}"),
-        };
+        let (_dir, mut exports) = temp_journal();
         let mut stopped = new_export(Kind::Build, Some("interrupted by SIGINT"));
         stopped.interrupted = true;
         stopped.destinations[0].status = Some(DestinationStatus::Pushed);
@@ -1038,14 +1052,7 @@ mod tests {
 
     #[test]
     fn records_round_trip_filter_and_are_marked_deleted() {
-        let dir = match tempfile::tempdir() {
-            Ok(d) => d,
-            Err(e) => panic!("{e}"),
-        };
-        let mut exports = match Exports::open(&dir.path().join("state")) {
-            Ok(e) => e,
-            Err(e) => panic!("{e}"),
-        };
+        let (dir, mut exports) = temp_journal();
         let ok = exports.record(&new_export(Kind::Build, None)).ok();
         let failed = exports.record(&new_export(Kind::Push, Some("boom"))).ok();
         assert_eq!((ok, failed), (Some(1), Some(2)));
@@ -1123,14 +1130,7 @@ mod tests {
     }
     #[test]
     fn each_destination_keeps_its_status_and_older_records_get_one_from_the_export() {
-        let dir = match tempfile::tempdir() {
-            Ok(d) => d,
-            Err(e) => panic!("{e}"),
-        };
-        let mut exports = match Exports::open(&dir.path().join("state")) {
-            Ok(e) => e,
-            Err(e) => panic!("{e}"),
-        };
+        let (_dir, mut exports) = temp_journal();
         // Written before per-destination status: no `status` in the JSON.
         for status in ["ok", "failed", "deleted"] {
             let inserted = exports.conn.execute(

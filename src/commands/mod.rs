@@ -163,11 +163,7 @@ fn keep_failure_record(session: &Session, new: &NewExport, error: &Error) -> Rec
 
 /// The registry a recorded registry destination went to, when its reference still parses.
 fn registry_of(destination: &Destination) -> Option<String> {
-    let text = destination
-        .destination
-        .strip_prefix("docker://")
-        .unwrap_or(&destination.destination);
-    ImageRef::parse(text).ok().map(|r| r.registry)
+    destination.registry_ref().ok().map(|r| r.registry)
 }
 
 /// What a local destination without a tag or name of its own is written under.

@@ -139,11 +139,7 @@ fn registry_destination(dest: &Destination) -> Option<ImageRef> {
     if dest.kind != DestinationKind::Registry {
         return None;
     }
-    let text = dest
-        .destination
-        .strip_prefix("docker://")
-        .unwrap_or(&dest.destination);
-    ImageRef::parse(text).ok()
+    dest.registry_ref().ok()
 }
 
 fn layout_destination(dest: &Destination) -> Option<(std::path::PathBuf, Option<String>)> {

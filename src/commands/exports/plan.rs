@@ -82,11 +82,7 @@ fn plan_destination(dest: &Destination, scope: &Scope<'_>, access: &Access<'_>) 
 }
 
 fn plan_registry(dest: &Destination, scope: &Scope<'_>, access: &Access<'_>) -> Action {
-    let text = dest
-        .destination
-        .strip_prefix("docker://")
-        .unwrap_or(&dest.destination);
-    let reference = match ImageRef::parse(text) {
+    let reference = match dest.registry_ref() {
         Ok(reference) => reference,
         Err(e) => {
             return Action::Refuse {
