@@ -511,9 +511,12 @@ fn r_library_of_two_packages() {
     );
     let names: Vec<&str> = inventory.packages.iter().map(|p| p.purl.as_str()).collect();
     assert_eq!(names, ["pkg:cran/jsonlite@1.8.8", "pkg:cran/Rcpp@1.0.12"]);
+    // `MIT + file LICENSE` is MIT (the file names the holder); R's
+    // `GPL (>= 2)` is SPDX's or-later.
+    assert_eq!(inventory.packages[0].license.as_deref(), Some("MIT"));
     assert_eq!(
-        inventory.packages[0].license.as_deref(),
-        Some("MIT + file LICENSE")
+        inventory.packages[1].license.as_deref(),
+        Some("GPL-2.0-or-later")
     );
     assert_eq!(inventory.packages[0].files.len(), 3);
     assert_eq!(inventory.packages[1].files.len(), 2);

@@ -55,6 +55,7 @@ const LICENSES: &[&str] = &[
     "IJG",
     "ISC",
     "Intel",
+    "JSON",
     "LGPL-2.0-only",
     "LGPL-2.0-or-later",
     "LGPL-2.1-only",
