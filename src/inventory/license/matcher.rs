@@ -208,3 +208,101 @@ impl Matcher {
         (best >= THRESHOLD && best - runner_up >= MARGIN).then_some(id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Real license files, as their packages ship them (`fixtures/licenses/README.md`).
+    macro_rules! fixture {
+        ($name:literal) => {
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/fixtures/licenses/",
+                $name
+            ))
+        };
+    }
+
+    const MIT_SIX: &str = fixture!("MIT.six-1.17.0");
+
+    #[test]
+    fn real_license_files_are_identified() {
+        let matcher = Matcher::shared();
+        for (text, expected) in [
+            (MIT_SIX, "MIT"),
+            (fixture!("BSD-2-Clause.nest_asyncio2-1.7.4"), "BSD-2-Clause"),
+            (fixture!("BSD-3-Clause.jinja2-3.1.6"), "BSD-3-Clause"),
+            (fixture!("Apache-2.0.arrow-1.4.0"), "Apache-2.0"),
+            (
+                fixture!("Apache-2.0-no-appendix.packaging-26.4"),
+                "Apache-2.0",
+            ),
+            (fixture!("GPL-3.0.debian-base-files"), "GPL-3.0-only"),
+        ] {
+            assert_eq!(matcher.identify(text), Some(expected), "{}", &text[..60]);
+        }
+    }
+
+    /// six's MIT license with `from` replaced by `to` (line breaks kept:
+    /// askalono drops a line that starts with "Copyright", and a text on one
+    /// line would be dropped whole).
+    fn six_with(from: &str, to: &str) -> String {
+        assert!(MIT_SIX.contains(from), "the fixture changed: no {from:?}");
+        MIT_SIX.replacen(from, to, 1)
+    }
+
+    #[test]
+    fn near_misses_stay_unknown() {
+        let matcher = Matcher::shared();
+        // The grant cut down to non-commercial use: most words are MIT's, the meaning is not.
+        let narrowed = six_with(
+            "use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies of\n",
+            "use and copy, for non-commercial purposes only and not for sale, copies of\n",
+        );
+        assert_eq!(matcher.identify(&narrowed), None);
+        // A restriction added as a sentence of its own.
+        let restricted = six_with(
+            "subject to the following conditions:\n",
+            "subject to the following conditions:\n\nThe Software may not be used for commercial purposes.\n",
+        );
+        assert_eq!(matcher.identify(&restricted), None);
+    }
+
+    #[test]
+    fn a_variant_is_not_taken_for_its_cousin() {
+        // The JSON license is MIT and one sentence; the group holds it, so
+        // it is found as itself rather than as MIT.
+        let json = six_with(
+            "The above copyright notice",
+            "The Software shall be used for Good, not Evil.\n\nThe above copyright notice",
+        );
+        assert_eq!(Matcher::shared().identify(&json), Some("JSON"));
+    }
+
+    #[test]
+    fn text_that_is_no_license_stays_unknown() {
+        let matcher = Matcher::shared();
+        assert_eq!(matcher.identify(""), None);
+        assert_eq!(
+            matcher.identify("YEAR: 2023\nCOPYRIGHT HOLDER: jsonlite authors\n"),
+            None
+        );
+        assert_eq!(
+            matcher.identify("This software is made available under the terms of *either* of the licenses found in LICENSE.APACHE or LICENSE.BSD."),
+            None
+        );
+    }
+
+    #[test]
+    fn only_the_groups_a_file_names_are_prepared() {
+        let matcher = Matcher {
+            groups: GROUPS.iter().map(|_| OnceLock::new()).collect(),
+            results: Mutex::new(HashMap::new()),
+        };
+        assert_eq!(matcher.identify(MIT_SIX), Some("MIT"));
+        let prepared: Vec<bool> = matcher.groups.iter().map(|g| g.get().is_some()).collect();
+        assert!(prepared[0]);
+        assert!(prepared[1..].iter().all(|p| !p), "{prepared:?}");
+    }
+}
