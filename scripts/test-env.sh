@@ -77,6 +77,9 @@ PACKAGES=(
     # The real app libraries (tests/e2e/rig/libraries.rs): Debian's
     # `python3 -m venv` (with ensurepip) for the tools venv and the test venvs.
     python3-venv
+    # A real installed R package (tests/e2e/licenses.rs): MASS declares
+    # `License: GPL-2 | GPL-3` in R's own syntax. Pulls in r-base-core.
+    r-cran-mass
 )
 
 # The Python tools of the tests, installed from PyPI into $STATE/pytools (a

@@ -24,6 +24,7 @@ mod interrupts;
 mod layout;
 mod library;
 mod library_fixtures;
+mod licenses;
 mod loopback;
 mod noop;
 mod output;
