@@ -1029,7 +1029,9 @@ fn vague_licenses_are_concluded_from_the_license_files() {
     );
     write_dist_info(root, "none", "", &[]);
     let inventory = read(root);
-    let summary: Vec<(&str, Option<&str>, Option<&str>, Option<&str>)> = inventory
+    /// Name, declared, concluded, and the license to evaluate.
+    type Licenses<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+    let summary: Vec<Licenses> = inventory
         .packages
         .iter()
         .map(|p| {
