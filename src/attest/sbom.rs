@@ -397,11 +397,15 @@ mod tests {
             spdx_package(&spdx, "foo+bar")["licenseDeclared"],
             "NOASSERTION"
         );
+        // Lowercase operators are still an expression; written canonical.
+        assert_eq!(
+            spdx_package(&spdx, "jupyterlab-foo")["licenseDeclared"],
+            "MIT OR Apache-2.0"
+        );
         assert_eq!(
             spdx["hasExtractedLicensingInfos"],
             serde_json::json!([
                 {"licenseId": "LicenseRef-BSD-License", "name": "BSD License", "extractedText": "BSD License"},
-                {"licenseId": "LicenseRef-mit-or-Apache-2.0", "name": "mit or Apache-2.0", "extractedText": "mit or Apache-2.0"},
                 {"licenseId": "LicenseRef-MIT---file-LICENSE", "name": "MIT + file LICENSE", "extractedText": "MIT + file LICENSE"},
             ])
         );
