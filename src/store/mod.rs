@@ -19,8 +19,10 @@ use std::sync::{Arc, Mutex};
 use tempfile::NamedTempFile;
 
 pub mod cache;
+mod locks;
 
 pub use cache::Cache;
+pub use locks::UploadLock;
 
 use crate::atomic;
 use crate::digest::{Digest, HashingWriter, hash_sink};

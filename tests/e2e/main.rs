@@ -39,6 +39,7 @@ mod reproducible;
 mod scale;
 mod secrets;
 mod secrets_never_printed;
+mod shared_pushes;
 mod sign;
 mod speed;
 mod start_check;
