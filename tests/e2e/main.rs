@@ -30,6 +30,7 @@ mod output;
 mod pipes;
 mod podman;
 mod progress;
+mod prune;
 mod public_exports;
 mod registry;
 mod registry_auth;
