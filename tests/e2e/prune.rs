@@ -111,26 +111,16 @@ fn a_store_pruned_to_a_size_keeps_the_bound_and_rebuilds_reuse_what_it_kept() {
         "a pruned layer is rebuilt: {meta}"
     );
     // umoci, not stowage, reads the rebuilt image whole.
-    unpack_with_umoci(&sb, &specs[0].parent().unwrap().join("layout"));
+    unpacks_with_umoci(&sb, &specs[0].parent().unwrap().join("layout"));
 }
 
 /// `umoci unpack`s the layout's `built` image (it checks every blob against its digest).
-fn unpack_with_umoci(sb: &Sandbox, layout: &Path) {
+fn unpacks_with_umoci(sb: &Sandbox, layout: &Path) {
     if !require_tool("umoci") {
         return;
     }
-    let bundle = sb.join(unique("bundle"));
-    let mut cmd = tool("umoci");
-    cmd.arg("unpack");
-    if !is_root() {
-        cmd.arg("--rootless");
-    }
-    run_ok(
-        cmd.arg("--image")
-            .arg(format!("{}:built", layout.display()))
-            .arg(&bundle),
-    );
-    assert!(bundle.join("rootfs/opt/app/bin/busybox").is_file());
+    let rootfs = umoci_unpack(layout, "built", &sb.join(unique("bundle")));
+    assert!(rootfs.join("opt/app/bin/busybox").is_file());
 }
 
 #[test]
@@ -162,7 +152,7 @@ fn a_prune_during_a_build_takes_none_of_its_blobs() {
     let printed = parse_printed(&String::from_utf8(out.stdout).unwrap());
     let image = Layout::open(&layout).image_at(&printed.digest);
     assert!(!image.layers().is_empty());
-    unpack_with_umoci(&sb, &layout);
+    unpacks_with_umoci(&sb, &layout);
     let mut inspect = skopeo();
     run_ok(
         inspect
@@ -205,7 +195,12 @@ fn a_build_under_stowage_cache_max_size_prunes_all_but_its_own_blobs() {
         "the first app's data went: {before} → {after}"
     );
     assert!(after > 1 << 20, "the build's own blobs stayed: {after}");
-    unpack_with_umoci(&sb, &second.join("layout"));
+    unpacks_with_umoci(&sb, &second.join("layout"));
+}
+
+/// What a command that must fail as a usage error (exit 2) printed on stderr.
+fn usage_error(cmd: &mut assert_cmd::Command) -> String {
+    stderr_of(cmd.assert().code(2).get_output())
 }
 
 #[test]
@@ -218,30 +213,17 @@ fn bad_sizes_and_durations_exit_2_with_a_hint() {
         &["--older-than", "a while"],
         &[],
     ] {
-        let out = sb
-            .stowage()
-            .args(["cache", "prune"])
-            .args(args)
-            .env_remove("STOWAGE_CACHE_MAX_SIZE")
-            .assert()
-            .code(2)
-            .get_output()
-            .clone();
-        let stderr = stderr_of(&out);
+        let mut prune = sb.stowage();
+        prune.args(["cache", "prune"]).args(args);
+        let stderr = usage_error(prune.env_remove("STOWAGE_CACHE_MAX_SIZE"));
         assert!(
             stderr.contains("--max-size") || stderr.contains("--older-than"),
             "{args:?}: {stderr}"
         );
     }
-    let out = sb
-        .stowage()
-        .env("STOWAGE_CACHE_MAX_SIZE", "lots")
-        .args(["build", "-f", "nowhere.toml"])
-        .assert()
-        .code(2)
-        .get_output()
-        .clone();
-    let stderr = stderr_of(&out);
+    let mut build = sb.stowage();
+    build.args(["build", "-f", "nowhere.toml"]);
+    let stderr = usage_error(build.env("STOWAGE_CACHE_MAX_SIZE", "lots"));
     assert!(
         stderr.contains("STOWAGE_CACHE_MAX_SIZE") && stderr.contains("hint: "),
         "{stderr}"
