@@ -166,6 +166,35 @@ fn a_prune_during_a_build_takes_none_of_its_blobs() {
 }
 
 #[test]
+fn a_hold_ends_with_a_build_killed_by_sigkill() {
+    let sb = Sandbox::new();
+    let cache = sb.join("cache");
+    let spec = app_with_data(&sb.join("big"), unique_seed(), 24 << 20);
+    let mut building = stowage_process(&sb, &cache)
+        .args(["build", "-f"])
+        .arg(&spec)
+        .arg("-o")
+        .arg(format!("oci:{}:built", sb.join("big/layout").display()))
+        .spawn()
+        .expect("start the build");
+    let holds = cache.join("holds");
+    let held = || fs::read_dir(&holds).map(|d| d.count() > 0).unwrap_or(false);
+    while !held() && building.try_wait().unwrap().is_none() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(held(), "the build held blobs before it ended");
+    building.kill().unwrap();
+    building.wait().unwrap();
+    assert!(held(), "SIGKILL leaves the hold file behind");
+    let said = prune(&cache, &["--max-size", "1"]);
+    assert!(
+        !said.contains("held"),
+        "a dead process holds nothing: {said}"
+    );
+    assert!(!held(), "the prune removed the dead process's hold file");
+}
+
+#[test]
 fn a_build_under_stowage_cache_max_size_prunes_all_but_its_own_blobs() {
     let sb = Sandbox::new();
     let cache = sb.join("cache");
