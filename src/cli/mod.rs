@@ -376,14 +376,18 @@ fn run_cache(action: CacheAction, out: &Output, settings: &Settings) -> anyhow::
             };
             let report = commands::cache::prune(&session, &rules)
                 .with_context(|| format!("cannot prune the store at {store}"))?;
-            Ok(to_stdout(|w| {
-                writeln!(w, "{}", render::prune_line(&report))
+            Ok(to_stdout(|w| match out.json {
+                true => writeln!(w, "{}", commands::json_text(&report)),
+                false => writeln!(w, "{}", render::prune_line(&report)),
             })?)
         }
         CacheAction::Info => {
             let info = commands::cache::info(&session)
                 .with_context(|| format!("cannot read the store at {store}"))?;
-            Ok(to_stdout(|w| render::write_store_info(w, &info))?)
+            Ok(to_stdout(|w| match out.json {
+                true => writeln!(w, "{}", commands::json_text(&info)),
+                false => render::write_store_info(w, &info),
+            })?)
         }
     }
 }

@@ -619,10 +619,12 @@ pub fn write_store_info(out: &mut dyn Write, info: &StoreInfo) -> io::Result<()>
         info.blobs,
         human_bytes(info.bytes)
     )?;
-    if let Some(age) = info
-        .oldest_use
-        .and_then(|used| std::time::SystemTime::now().duration_since(used).ok())
-    {
+    let since = |secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    if let Some(age) = info.oldest_use.and_then(|used| {
+        std::time::SystemTime::now()
+            .duration_since(since(used))
+            .ok()
+    }) {
         writeln!(out, "oldest use {} ago", human_age(age))?;
     }
     writeln!(
@@ -631,8 +633,13 @@ pub fn write_store_info(out: &mut dyn Write, info: &StoreInfo) -> io::Result<()>
         info.holders
     )?;
     writeln!(out, "{:<16} {:>8} {:>10}", "cache", "records", "size")?;
-    for (name, records, bytes) in &info.caches {
-        writeln!(out, "{name:<16} {records:>8} {:>10}", human_bytes(*bytes))?;
+    for cache in &info.caches {
+        let (name, records) = (&cache.name, cache.records);
+        writeln!(
+            out,
+            "{name:<16} {records:>8} {:>10}",
+            human_bytes(cache.bytes)
+        )?;
     }
     Ok(())
 }

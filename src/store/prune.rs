@@ -25,7 +25,7 @@ pub struct PruneRules {
 }
 
 /// What a prune removed (or, on a dry run, would remove).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PruneReport {
     pub removed_blobs: u64,
     pub removed_bytes: u64,
@@ -39,16 +39,24 @@ pub struct PruneReport {
 }
 
 /// What the store holds.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct StoreInfo {
     pub root: PathBuf,
     pub blobs: u64,
     pub bytes: u64,
-    /// Each cache's name, record count and bytes.
-    pub caches: Vec<(String, u64, u64)>,
+    pub caches: Vec<CacheUsage>,
     /// Processes holding blobs now.
     pub holders: usize,
-    pub oldest_use: Option<SystemTime>,
+    /// When the least recently used blob was last used, in seconds since the epoch.
+    pub oldest_use: Option<u64>,
+}
+
+/// One cache's records.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CacheUsage {
+    pub name: String,
+    pub records: u64,
+    pub bytes: u64,
 }
 
 /// One blob as a prune sees it.
@@ -119,7 +127,11 @@ impl Store {
             .iter()
             .map(|cache| {
                 let (records, bytes) = folder_usage(&self.cache_dir(*cache));
-                (cache.name().to_string(), records, bytes)
+                CacheUsage {
+                    name: cache.name().to_string(),
+                    records,
+                    bytes,
+                }
             })
             .collect();
         Ok(StoreInfo {
@@ -128,7 +140,12 @@ impl Store {
             bytes: blobs.iter().map(|blob| blob.size).sum(),
             caches,
             holders: live_holds(&self.root).processes,
-            oldest_use: blobs.iter().map(|blob| blob.used).min(),
+            oldest_use: blobs
+                .iter()
+                .map(|blob| blob.used)
+                .min()
+                .and_then(|used| used.duration_since(SystemTime::UNIX_EPOCH).ok())
+                .map(|since| since.as_secs()),
         })
     }
 
