@@ -87,6 +87,19 @@ impl From<TarError> for io::Error {
     }
 }
 
+/// Whether `head`, the first bytes of a file (512 or all of it), starts a
+/// tar Go would read: a header block whose checksum holds (V7 tars have no
+/// `ustar` magic), a zero block (docker's empty layers are two), or nothing.
+pub fn starts_like_a_tar(head: &[u8]) -> bool {
+    if head.is_empty() {
+        return true;
+    }
+    let Some(first) = head.get(..BLOCK).and_then(|b| <&Block>::try_from(b).ok()) else {
+        return false;
+    };
+    first.iter().all(|b| *b == 0) || block::layout(first).is_some()
+}
+
 /// One member of a tar, once its PAX records, long names and sparse map are applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TarHeader {

@@ -547,3 +547,21 @@ fn gos_test_archives_read_as_gos_tests_expect() {
         assert!(read_all(&fixture(rejected)).is_err(), "{rejected}");
     }
 }
+
+#[test]
+fn what_starts_like_a_tar() {
+    let v7 = {
+        let mut block = gnu_block("file", b'0', 0, |b| b[257..265].fill(0));
+        seal(&mut block);
+        block
+    };
+    assert!(starts_like_a_tar(&v7));
+    assert!(starts_like_a_tar(&tar_of(&FILES)[..512]));
+    assert!(starts_like_a_tar(&[0; 1024][..512]));
+    assert!(starts_like_a_tar(b""));
+    let mut damaged = v7;
+    damaged[0] ^= 1;
+    assert!(!starts_like_a_tar(&damaged));
+    assert!(!starts_like_a_tar(b"{\"config\": 1}"));
+    assert!(!starts_like_a_tar(&[0; 100]));
+}

@@ -32,8 +32,14 @@ fn go_lister() -> Option<&'static Path> {
                 .arg(&source)
                 .current_dir(env!("CARGO_TARGET_TMPDIR"))
                 // Its own caches: CI's environment may have no HOME for go's defaults.
-                .env("GOCACHE", Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-cache"))
-                .env("GOPATH", Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-path"))
+                .env(
+                    "GOCACHE",
+                    Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-cache"),
+                )
+                .env(
+                    "GOPATH",
+                    Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-path"),
+                )
                 .output()
                 .unwrap();
             assert!(
@@ -492,6 +498,61 @@ fn build(sb: &Sandbox, base: &str, command: &str, image: &str) -> (std::process:
     (output, archive)
 }
 
+/// A classic `docker save` archive at `path` of one image of `layers`, its
+/// members named by PAX headers, each twice (the first a decoy), as Go reads them.
+fn docker_save_base(path: &Path, layers: &[&[u8]]) -> String {
+    let config = serde_json::to_vec(&base_config("amd64", layers)).unwrap();
+    let config_name = format!("{}.json", sha256_hex(&config));
+    let layer_names: Vec<String> = layers
+        .iter()
+        .map(|l| format!("{}/layer.tar", sha256_hex(l)))
+        .collect();
+    let manifest = serde_json::to_vec(&json!([{
+        "Config": config_name,
+        "RepoTags": ["gotar:base"],
+        "Layers": layer_names,
+    }]))
+    .unwrap();
+    let mut tar = Vec::new();
+    let mut members = vec![("manifest.json", manifest), (config_name.as_str(), config)];
+    members.extend(
+        layer_names
+            .iter()
+            .map(|n| n.as_str())
+            .zip(layers.iter().map(|l| l.to_vec())),
+    );
+    for (name, content) in members {
+        for path in ["decoy", name] {
+            let records = pax_records(&[("path", path.to_string())]);
+            put(
+                &mut tar,
+                header("PaxHeaders/x", b'x', records.len(), |_| {}),
+                &records,
+            );
+        }
+        put(
+            &mut tar,
+            header("member", b'0', content.len(), |_| {}),
+            &content,
+        );
+    }
+    tar.resize(tar.len() + 1024, 0);
+    fs::write(path, tar).unwrap();
+    format!("docker-archive:{}", path.display())
+}
+
+/// A V7 tar (no `ustar` magic, which Go reads all the same) of one file.
+fn v7_layer() -> Vec<u8> {
+    let mut tar = Vec::new();
+    put(
+        &mut tar,
+        header("app/v7-note", b'0', 3, |b| b[257..265].fill(0)),
+        b"v7\n",
+    );
+    tar.resize(tar.len() + 1024, 0);
+    tar
+}
+
 /// Builds over a base of `layer` with `command` (the start check reads
 /// through the layer to it) and checks what Go's reader finds at that path:
 /// busybox, whole (at `file`, where `command` is a symlink). With docker,
@@ -574,4 +635,35 @@ fn a_gnu_incremental_base_layer_builds() {
     let tar = gnu_incremental(&sb);
     // docker refuses `D` entries when it unpacks ("unhandled tar header type 68").
     builds_and_starts(&tar, "/app/bin/busybox", "/app/bin/busybox", false);
+}
+
+#[test]
+fn a_docker_archive_base_of_such_layers_builds_and_starts() {
+    let sb = Sandbox::new();
+    let content = busybox();
+    let named = layer(|tar| twice_named(tar, &content));
+    // docker's empty layer: the two end blocks alone.
+    let empty = vec![0u8; 1024];
+    let v7 = v7_layer();
+    let base = docker_save_base(&sb.join("base.tar"), &[&named, &empty, &v7]);
+    let image = unique_ref("go-tar");
+    let (output, archive) = build(&sb, &base, "/app/pax/busybox-pax", &image);
+    assert!(output.status.success(), "{}", show(&output.stderr));
+    if !docker_ready() {
+        return;
+    }
+    run_ok(docker().args(["load", "-i"]).arg(&archive));
+    let _cleanup = DockerImage(image.clone());
+    let out = run_ok(docker().args([
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--entrypoint",
+        "/app/pax/busybox-pax",
+        &image,
+        "cat",
+        "/app/v7-note",
+    ]));
+    assert_eq!(out.trim(), "v7");
 }

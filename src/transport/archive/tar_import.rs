@@ -179,7 +179,7 @@ pub(super) fn import_member(
         BlobCompression::Gzip
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         BlobCompression::Zstd
-    } else if head.len() >= 262 && &head[257..262] == b"ustar" {
+    } else if crate::tar_read::starts_like_a_tar(&head) {
         BlobCompression::None
     } else {
         BlobCompression::NotTar
