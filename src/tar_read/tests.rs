@@ -65,18 +65,12 @@ fn end(out: &mut Vec<u8>) {
     out.resize(out.len() + 2 * BLOCK, 0);
 }
 
-/// A PAX header entry's data holding `records`.
-fn pax(records: &[(&str, &str)]) -> Vec<u8> {
-    let mut data = Vec::new();
-    for (key, value) in records {
-        let body = format!(" {key}={value}\n");
-        let mut length = body.len() + 1;
-        while format!("{length}{body}").len() != length {
-            length += 1;
-        }
-        data.extend_from_slice(format!("{length}{body}").as_bytes());
-    }
-    data
+/// Appends a PAX header entry of `records`, as the tar crate writes one.
+fn put_pax(out: &mut Vec<u8>, records: &[(&str, &str)]) {
+    let mut builder = tar::Builder::new(Vec::new());
+    let records = records.iter().map(|(k, v)| (*k, v.as_bytes()));
+    builder.append_pax_extensions(records).unwrap();
+    out.extend_from_slice(builder.get_ref());
 }
 
 /// A tar of `files` as `tar::Builder` writes it, with the two end blocks.
@@ -198,22 +192,12 @@ fn the_last_of_several_long_names_and_long_links_wins() {
 #[test]
 fn the_last_of_several_pax_headers_wins_whole_and_a_long_name_beats_its_path() {
     let mut bytes = Vec::new();
-    let first = pax(&[("path", "from/first"), ("uid", "7"), ("size", "3")]);
-    let second = pax(&[("path", "from/second"), ("gid", "9")]);
-    for data in [&first, &second] {
-        member(
-            &mut bytes,
-            gnu_block("PaxHeaders/x", b'x', data.len() as u64, |_| {}),
-            data,
-        );
-    }
+    let first = [("path", "from/first"), ("uid", "7"), ("size", "3")];
+    put_pax(&mut bytes, &first);
+    put_pax(&mut bytes, &[("path", "from/second"), ("gid", "9")]);
     member(&mut bytes, gnu_block("raw", b'0', 5, |_| {}), b"12345");
     // A long name and a PAX path for one member: the long name wins.
-    member(
-        &mut bytes,
-        gnu_block("PaxHeaders/y", b'x', first.len() as u64, |_| {}),
-        &first,
-    );
+    put_pax(&mut bytes, &first);
     member(
         &mut bytes,
         gnu_block("././@LongLink", b'L', 9, |_| {}),
@@ -345,12 +329,7 @@ fn pax_sparse_files_of_every_version_read() {
         let mut data = data_prefix;
         data.extend_from_slice(&stored);
         let mut bytes = Vec::new();
-        let records = pax(&records);
-        member(
-            &mut bytes,
-            gnu_block("h", b'x', records.len() as u64, |_| {}),
-            &records,
-        );
+        put_pax(&mut bytes, &records);
         member(
             &mut bytes,
             gnu_block("GNUSparseFile.0/name", b'0', data.len() as u64, |_| {}),
@@ -369,15 +348,13 @@ fn pax_sparse_files_of_every_version_read() {
 
 fn sparse_pax_tar(map: &str, numblocks: &str, stored: &[u8]) -> Vec<u8> {
     let mut bytes = Vec::new();
-    let records = pax(&[
-        ("GNU.sparse.size", "100"),
-        ("GNU.sparse.numblocks", numblocks),
-        ("GNU.sparse.map", map),
-    ]);
-    member(
+    put_pax(
         &mut bytes,
-        gnu_block("h", b'x', records.len() as u64, |_| {}),
-        &records,
+        &[
+            ("GNU.sparse.size", "100"),
+            ("GNU.sparse.numblocks", numblocks),
+            ("GNU.sparse.map", map),
+        ],
     );
     member(
         &mut bytes,

@@ -152,17 +152,12 @@ fn put(tar: &mut Vec<u8>, block: [u8; 512], data: &[u8]) {
     tar.resize(tar.len().div_ceil(512) * 512, 0);
 }
 
-fn pax_records(records: &[(&str, String)]) -> Vec<u8> {
-    let mut data = Vec::new();
-    for (key, value) in records {
-        let body = format!(" {key}={value}\n");
-        let mut length = body.len() + 1;
-        while format!("{length}{body}").len() != length {
-            length += 1;
-        }
-        data.extend_from_slice(format!("{length}{body}").as_bytes());
-    }
-    data
+/// Appends a PAX header entry of `records`, as the tar crate writes one.
+fn put_pax(tar: &mut Vec<u8>, records: &[(&str, String)]) {
+    let mut builder = tar::Builder::new(Vec::new());
+    let records = records.iter().map(|(k, v)| (*k, v.as_bytes()));
+    builder.append_pax_extensions(records).unwrap();
+    tar.extend_from_slice(builder.get_ref());
 }
 
 fn octal12(value: usize) -> [u8; 12] {
@@ -261,12 +256,7 @@ fn put_sparse(tar: &mut Vec<u8>, name: &str, content: &[u8], layout: Sparse) {
             ]
         }
     };
-    let records = pax_records(&records);
-    put(
-        tar,
-        header("PaxHeaders/sparse", b'x', records.len(), |_| {}),
-        &records,
-    );
+    put_pax(tar, &records);
     put(
         tar,
         header("GNUSparseFile.0/sparse", b'0', stored.len(), |_| {}),
@@ -326,12 +316,7 @@ fn layer(extra: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
 /// give: Go takes the last of each.
 fn twice_named(tar: &mut Vec<u8>, content: &[u8]) {
     for path in ["app/decoy-pax", "app/pax/busybox-pax"] {
-        let records = pax_records(&[("path", path.to_string()), ("mtime", "1.5".to_string())]);
-        put(
-            tar,
-            header("PaxHeaders/x", b'x', records.len(), |_| {}),
-            &records,
-        );
+        put_pax(tar, &[("path", path.into()), ("mtime", "1.5".into())]);
     }
     put(
         tar,
@@ -523,12 +508,7 @@ fn docker_save_base(path: &Path, layers: &[&[u8]]) -> String {
     );
     for (name, content) in members {
         for path in ["decoy", name] {
-            let records = pax_records(&[("path", path.to_string())]);
-            put(
-                &mut tar,
-                header("PaxHeaders/x", b'x', records.len(), |_| {}),
-                &records,
-            );
+            put_pax(&mut tar, &[("path", path.into())]);
         }
         put(
             &mut tar,
