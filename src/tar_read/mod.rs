@@ -11,7 +11,9 @@
 //!   several describe one member, the last of each kind wins; a GNU long name
 //!   wins over a PAX `path`. A global `g` entry is handed out as an entry.
 //! * sparse files in every GNU layout (old `S` headers with extension blocks,
-//!   PAX 0.0, 0.1 and 1.0), with fragments at any byte offset; holes read as zeros.
+//!   PAX 0.0, 0.1 and 1.0), with fragments at any byte offset; holes read as
+//!   zeros. A 1.0 map over 1 MiB is refused, as current Go refuses it; an old
+//!   GNU map over 2^20 fragments too, where Go has no bound.
 //! * numbers in octal padded with NULs or spaces (all padding is 0) or base-256;
 //!   the V7, star and GNU header layouts, including the prefix Go before 1.8
 //!   wrote into GNU headers; type `\0` ending in `/` is a folder.
@@ -59,7 +61,7 @@ pub enum TarError {
     SparseNotGnu,
     #[error("a sparse file's map is malformed, out of order, or reaches past the file's size")]
     SparseMap,
-    #[error("a sparse file's map has more fragments than stowage keeps in memory")]
+    #[error("a sparse file's map is longer than a reader keeps in memory (1 MiB)")]
     SparseMapTooLong,
     #[error("a sparse file's map references data the tar does not carry")]
     MissingSparseData,

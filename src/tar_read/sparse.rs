@@ -10,12 +10,13 @@ use super::block::{BLOCK, Block, RawHeader, number};
 use super::pax::{Records, SPARSE_MAP, decimal};
 use super::{TarError, read_exact};
 
-/// The most fragments one map may hold: a bound on memory that no real
-/// sparse file comes near (Go has none; a map this long takes 24 MiB of headers).
+/// The most fragments an old GNU map may hold: a bound on memory that no
+/// real sparse file comes near (Go has none there; a map this long takes 24 MiB of headers).
 const MAX_FRAGMENTS: usize = 1 << 20;
 
-/// The longest number a PAX 1.0 map may spell out, in bytes.
-const MAX_TOKEN: usize = 64;
+/// The most a PAX 1.0 map may take of the entry's data, as in Go (its
+/// `errSparseTooLong`): the map is read into memory.
+const MAX_DATA_MAP_BYTES: usize = 1 << 20;
 
 /// One stretch of data in a sparse file: where it starts and how long it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +147,7 @@ pub(super) fn data_map(data: &mut impl Read) -> Result<Vec<Fragment>, TarError> 
         data,
         block: [0; BLOCK],
         at: BLOCK,
+        read: 0,
     };
     let count = entry_count(&tokens.next()?)?;
     let mut fragments = Vec::new();
@@ -165,6 +167,8 @@ struct Tokens<'a, R> {
     block: Block,
     /// Where in `block` the next token starts.
     at: usize,
+    /// Bytes of map read so far.
+    read: usize,
 }
 
 impl<R: Read> Tokens<'_, R> {
@@ -172,15 +176,16 @@ impl<R: Read> Tokens<'_, R> {
         let mut token = Vec::new();
         loop {
             if self.at == BLOCK {
+                self.read += BLOCK;
+                if self.read > MAX_DATA_MAP_BYTES {
+                    return Err(TarError::SparseMapTooLong);
+                }
                 read_exact(self.data, &mut self.block, TarError::EndsInData)?;
                 self.at = 0;
             }
             let rest = &self.block[self.at..];
             let newline = rest.iter().position(|b| *b == b'\n');
             let end = newline.unwrap_or(rest.len());
-            if token.len() + end > MAX_TOKEN {
-                return Err(TarError::SparseMap);
-            }
             token.extend_from_slice(&rest[..end]);
             match newline {
                 Some(i) => {

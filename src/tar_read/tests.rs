@@ -542,3 +542,26 @@ fn what_starts_like_a_tar() {
     assert!(!starts_like_a_tar(b"{\"config\": 1}"));
     assert!(!starts_like_a_tar(&[0; 100]));
 }
+
+#[test]
+fn a_pax_1_0_sparse_map_over_1_mib_is_refused_as_go_refuses_it() {
+    let mut map = b"1\n".to_vec();
+    map.resize((1 << 20) + BLOCK, b'0');
+    map.extend_from_slice(b"\n0\n");
+    map.resize(map.len().div_ceil(BLOCK) * BLOCK, 0);
+    let mut bytes = Vec::new();
+    put_pax(
+        &mut bytes,
+        &[
+            ("GNU.sparse.major", "1"),
+            ("GNU.sparse.minor", "0"),
+            ("GNU.sparse.realsize", "0"),
+        ],
+    );
+    member(
+        &mut bytes,
+        gnu_block("s", b'0', map.len() as u64, |_| {}),
+        &map,
+    );
+    assert!(matches!(names(&bytes), Err(TarError::SparseMapTooLong)));
+}
