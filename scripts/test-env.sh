@@ -74,6 +74,9 @@ PACKAGES=(
     # and RS256 signatures of the test token servers; the TLS registry's certificate.
     apache2-utils
     openssl
+    # Go's archive/tar, the reader docker, containerd, podman and skopeo read
+    # layers with: tests/e2e/go_tar.rs compares stowage's tar reading with it.
+    golang-go
     # The real app libraries (tests/e2e/rig/libraries.rs): Debian's
     # `python3 -m venv` (with ensurepip) for the tools venv and the test venvs.
     python3-venv
