@@ -62,7 +62,7 @@ pub const CONTENT_RULES: &[(&str, &str)] = &[
     ),
     (
         "github-token",
-        "a GitHub token: ghp_, gho_, ghs_, ghu_, ghr_ or github_pat_",
+        "a GitHub token: ghp_, gho_, ghs_, ghu_, ghr_ with a valid CRC32, or github_pat_",
     ),
     ("gitlab-token", "a GitLab personal access token: glpat-…"),
     ("docker-hub-token", "a Docker Hub access token: dckr_pat_…"),
@@ -85,7 +85,7 @@ pub const CONTENT_RULES: &[(&str, &str)] = &[
     ("pypi-token", "a PyPI upload token: pypi-AgEI…"),
     (
         "npm-token",
-        "an npm access token: npm_ and 36 letters or digits",
+        "an npm access token: npm_ and 36 letters or digits with a valid CRC32",
     ),
     (
         "huggingface-token",
