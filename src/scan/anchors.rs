@@ -343,3 +343,20 @@ fn pypi_token(line: &[u8], at: usize, end: usize) -> Option<&'static str> {
         && looks_generated(&line[macaroon_start + 20..macaroon_start + len], 64))
     .then_some("pypi-token")
 }
+
+/// True when the anchor `pattern` is a PEM header and `line` holds nothing
+/// after the header (trailing blanks aside): its key, if any, is on the next line.
+pub(super) fn is_pem_header_line(pattern: usize, line: &[u8]) -> bool {
+    matches!(ANCHORS[pattern].1, Anchor::PemBegin) && line.trim_ascii_end().ends_with(b"-----")
+}
+
+/// True when `line`, the line after a PEM header, starts a key: base64 (16
+/// characters or more; indented in YAML), a legacy encrypted key's
+/// `Proc-Type:`, or for PGP armour a header or the blank line before the body.
+pub(super) fn starts_key_body(line: &[u8], pgp: bool) -> bool {
+    let line = line.trim_ascii();
+    if pgp && (line.is_empty() || line.starts_with(b"Version:") || line.starts_with(b"Comment:")) {
+        return true;
+    }
+    run(line, 0, is_b64) >= 16 || line.starts_with(b"Proc-Type:")
+}
