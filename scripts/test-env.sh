@@ -88,12 +88,15 @@ PACKAGES=(
 # The Python tools of the tests, installed from PyPI into $STATE/pytools (a
 # venv of Debian's /usr/bin/python3): independent validators of the SBOMs
 # stowage writes, and a second inventory of a venv (`cyclonedx-py`); PyNaCl
-# writes cosign-encrypted keys from cosign's published format (sign tests).
+# writes cosign-encrypted keys from cosign's published format (sign tests);
+# detect-secrets is another secret scanner, whose own files stowage's scan
+# must pass (secrets tests).
 PYTOOLS=(
     spdx-tools==0.8.5
     'cyclonedx-python-lib[json-validation]==11.12.0'
     cyclonedx-bom==7.5.0
     pynacl==1.6.2
+    detect-secrets==1.5.0
 )
 
 log() { printf 'test-env: %s\n' "$*" >&2; }

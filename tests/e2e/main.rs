@@ -47,4 +47,5 @@ mod sign;
 mod speed;
 mod start_check;
 mod start_check_layers;
+mod stowage_image;
 mod umoci_base;
