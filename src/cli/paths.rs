@@ -4,6 +4,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use crate::commands::SessionPaths;
+use crate::exports::JournalLocation;
 
 /// The store and journal folders this process's environment names.
 pub fn from_environment() -> SessionPaths {
@@ -51,7 +52,10 @@ fn resolve(lookup: impl Fn(&str) -> Option<OsString>) -> SessionPaths {
             Some(home) => home.join(".local/state/stowage"),
             None => PathBuf::from(".stowage-state"),
         });
-    SessionPaths { store, journal }
+    SessionPaths {
+        store,
+        journal: JournalLocation::default_in(&journal),
+    }
 }
 
 #[cfg(test)]
@@ -66,7 +70,7 @@ mod tests {
         let vars: HashMap<&str, OsString> = vars.iter().map(|(k, v)| (*k, (*v).into())).collect();
         let paths = resolve(|name| vars.get(name).cloned());
         let text = |path: &Path| path.to_string_lossy().into_owned();
-        (text(&paths.store), text(&paths.journal))
+        (text(&paths.store), paths.journal.to_string())
     }
 
     #[test]
@@ -78,14 +82,20 @@ mod tests {
             ("STOWAGE_CACHE_DIR", "/sc"),
             ("STOWAGE_STATE_DIR", "/ss"),
         ];
-        assert_eq!(paths_with(&all), ("/sc".into(), "/ss".into()));
+        assert_eq!(
+            paths_with(&all),
+            ("/sc".into(), "sqlite:/ss/exports.sqlite3".into())
+        );
         assert_eq!(
             paths_with(&all[..3]),
-            ("/xc/stowage".into(), "/xs/stowage".into())
+            ("/xc/stowage".into(), "sqlite:/xs/stowage/exports.sqlite3".into())
         );
         assert_eq!(
             paths_with(&all[..1]),
-            ("/h/.cache/stowage".into(), "/h/.local/state/stowage".into())
+            (
+                "/h/.cache/stowage".into(),
+                "sqlite:/h/.local/state/stowage/exports.sqlite3".into()
+            )
         );
     }
 
@@ -98,11 +108,17 @@ mod tests {
         ];
         assert_eq!(
             paths_with(&vars),
-            ("/h/.cache/stowage".into(), "/h/.local/state/stowage".into())
+            (
+                "/h/.cache/stowage".into(),
+                "sqlite:/h/.local/state/stowage/exports.sqlite3".into()
+            )
         );
         assert_eq!(
             paths_with(&[]),
-            ("./.cache/stowage".into(), ".stowage-state".into())
+            (
+                "./.cache/stowage".into(),
+                "sqlite:.stowage-state/exports.sqlite3".into()
+            )
         );
     }
 }

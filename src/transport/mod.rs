@@ -291,6 +291,19 @@ pub fn write_all(
     access: &Access<'_>,
     options: &SinkOptions,
 ) -> Result<Vec<Written>, TransportError> {
+    write_all_reporting(destinations, source, access, options, &|_| {})
+}
+
+/// [`write_all`], telling `reached` the indices of the destinations that
+/// hold the artifact: once before the first (none yet), then after each,
+/// so a running export's record can follow.
+pub fn write_all_reporting(
+    destinations: &[Location],
+    source: &Source,
+    access: &Access<'_>,
+    options: &SinkOptions,
+    reached_so_far: &dyn Fn(&[usize]),
+) -> Result<Vec<Written>, TransportError> {
     let mut written = Vec::new();
     let mut reached: Vec<usize> = Vec::new();
     let partial = |reached: &[usize], failed: usize, error: TransportError| {
@@ -348,6 +361,7 @@ pub fn write_all(
             local => locals.push((index, local)),
         }
     }
+    reached_so_far(&[]);
     for (reference, tags) in pushes.into_values() {
         // Each tag is its own step, so when one tag's manifest is refused
         // the tags put before it are recorded as pushed, not failed.
@@ -370,6 +384,7 @@ pub fn write_all(
                 .put_tag(&source.artifact, &reference, &tag)
                 .map_err(|e| partial(&reached, indices[0], e.into()))?;
             reached.extend(&indices);
+            reached_so_far(&reached);
             let mut named = reference.clone();
             named.tag = (tag.parse::<Digest>().is_err()).then(|| tag.clone());
             named.digest = None;
@@ -388,6 +403,7 @@ pub fn write_all(
             })
             .map_err(|e| partial(&reached, index, e))?;
         reached.push(index);
+        reached_so_far(&reached);
         written.push(Written {
             destination: local.to_string(),
             push: None,

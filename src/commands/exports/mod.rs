@@ -8,14 +8,22 @@ mod scope;
 
 use super::Session;
 use crate::error::Error;
-use crate::exports::{DestinationStatus, ExportRecord, Exports, ExportsError, Status};
+use crate::exports::{
+    DestinationStatus, ExportRecord, Exports, ExportsError, Filter, JournalLocation, Migrated, Status,
+};
 use journal::Removed;
 use run::NotDone;
 
-/// The records, oldest first, optionally only those with `status` (I/O).
-pub fn list(session: &Session, status: Option<Status>) -> Result<Vec<ExportRecord>, Error> {
-    let exports = session.journal()?;
-    Ok(exports.list(status)?)
+/// The records `filter` picks, oldest first (I/O).
+pub fn list(session: &Session, filter: Filter) -> Result<Vec<ExportRecord>, Error> {
+    Ok(session.journal()?.list_filtered(filter)?)
+}
+
+/// Copies the session's journal into the journal at `to` (I/O), each record once however often it runs.
+pub fn migrate(session: &Session, to: &JournalLocation) -> Result<Migrated, Error> {
+    let mut source = session.journal()?;
+    let mut target = Exports::open_location(to)?;
+    Ok(source.migrate_into(&mut target)?)
 }
 
 pub use run::Deleted;
@@ -37,10 +45,17 @@ pub struct DeleteReport {
 /// lists and the layouts' indexes; changes nothing). With `all_tags`, every
 /// tag that points at the export's image goes with it.
 pub fn delete_plan(session: &Session, id: i64, all_tags: bool) -> Result<DeletePlan, Error> {
-    let exports = session.journal()?;
+    let mut exports = session.journal()?;
     let record = exports.get(id)?;
     if record.status == Status::Deleted {
         return Err(ExportsError::AlreadyDeleted { id }.into());
+    }
+    if record.status == Status::Running {
+        return Err(ExportsError::StillRunning {
+            id,
+            worker: record.worker.map(|w| format!("{} as pid {}", w.host, w.pid)),
+        }
+        .into());
     }
     let journal = exports.list(None)?;
     let widened = with_plain_http(session, &record);
@@ -98,7 +113,11 @@ pub fn delete(session: &Session, plan: &DeletePlan) -> Result<DeleteReport, Erro
     if !outcome.not_done.is_empty() {
         return Err(incomplete(id, &done, &outcome.not_done, ""));
     }
-    exports.mark_deleted(id)?;
+    // Another delete of this export may have finished first: it is deleted either way.
+    match exports.mark_deleted(id) {
+        Ok(()) | Err(ExportsError::AlreadyDeleted { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
     Ok(DeleteReport {
         done,
         also_deleted,
