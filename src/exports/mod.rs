@@ -1250,9 +1250,14 @@ mod tests {
             Err(e) => panic!("{e}"),
         };
         let state = dir.path().join("state");
-        let version_1 = SCHEMA
-            .replace(",\n    notes        TEXT    NOT NULL DEFAULT '[]'", "")
-            .replace("'interrupted', ", "");
+        let version_1 = "CREATE TABLE exports (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('build', 'push', 'copy', 'archive')),
+            spec TEXT, sources TEXT NOT NULL, destinations TEXT NOT NULL, digest TEXT, size INTEGER,
+            status TEXT NOT NULL CHECK (status IN ('ok', 'failed', 'deleted')),
+            error TEXT, run_command TEXT, secret_names TEXT NOT NULL DEFAULT '[]', deleted_time TEXT);
+            CREATE INDEX exports_status ON exports (status);
+            CREATE INDEX exports_digest ON exports (digest);";
         assert!(!version_1.contains("notes"), "{version_1}");
         assert!(!version_1.contains("interrupted"), "{version_1}");
         std::fs::create_dir_all(&state).ok();
@@ -1442,7 +1447,7 @@ mod tests {
         let names = exports.secret_names_for(&format!("sha256:{}", "a".repeat(64)));
         assert_eq!(names.ok(), Some(vec!["API_TOKEN".to_string()]));
         drop(exports);
-        let reopened = match Exports::open(&dir.path().join("state")) {
+        let mut reopened = match Exports::open(&dir.path().join("state")) {
             Ok(e) => e,
             Err(e) => panic!("{e}"),
         };
@@ -1473,7 +1478,7 @@ mod tests {
         for h in handles {
             assert_eq!(h.join().ok(), Some(Ok(())));
         }
-        let exports = match Exports::open(&state) {
+        let mut exports = match Exports::open(&state) {
             Ok(e) => e,
             Err(e) => panic!("{e}"),
         };
@@ -1490,25 +1495,25 @@ mod tests {
         let (_dir, mut exports) = temp_journal();
         // Written before per-destination status: no `status` in the JSON.
         for status in ["ok", "failed", "deleted"] {
-            let inserted = exports.conn.execute(
+            let inserted = exports.db.execute(
                 "INSERT INTO exports (time, kind, sources, destinations, status) VALUES ('t', 'build', '[]', ?1, ?2)",
-                params![
-                    r#"[{"destination":"docker://h/a:1","kind":"registry"},{"destination":"oci:/x","kind":"oci","path":"/x"}]"#,
-                    status
+                &[
+                    r#"[{"destination":"docker://h/a:1","kind":"registry"},{"destination":"oci:/x","kind":"oci","path":"/x"}]"#.into(),
+                    status.into(),
                 ],
             );
             assert!(inserted.is_ok(), "{inserted:?}");
         }
-        let statuses = |exports: &Exports, id: i64| -> Vec<Option<DestinationStatus>> {
+        let statuses = |exports: &mut Exports, id: i64| -> Vec<Option<DestinationStatus>> {
             exports
                 .get(id)
                 .map(|r| r.destinations.iter().map(|d| d.status).collect())
                 .unwrap_or_default()
         };
         use DestinationStatus::*;
-        assert_eq!(statuses(&exports, 1), [Some(Pushed), Some(Written)]);
-        assert_eq!(statuses(&exports, 2), [Some(Failed), Some(Failed)]);
-        assert_eq!(statuses(&exports, 3), [Some(Deleted), Some(Deleted)]);
+        assert_eq!(statuses(&mut exports, 1), [Some(Pushed), Some(Written)]);
+        assert_eq!(statuses(&mut exports, 2), [Some(Failed), Some(Failed)]);
+        assert_eq!(statuses(&mut exports, 3), [Some(Deleted), Some(Deleted)]);
 
         let mut partial = new_export(Kind::Build, Some("oci:/x failed"));
         partial.destinations[0].status = Some(Pushed);
@@ -1519,11 +1524,11 @@ mod tests {
             ..Destination::default()
         });
         let id = exports.record(&partial).unwrap_or_default();
-        assert_eq!(statuses(&exports, id), [Some(Pushed), Some(Failed)]);
+        assert_eq!(statuses(&mut exports, id), [Some(Pushed), Some(Failed)]);
         let mut destinations = exports.get(id).map(|r| r.destinations).unwrap_or_default();
         assert!(destinations[0].holds_image() && !destinations[1].holds_image());
         destinations[0].status = Some(Deleted);
         assert!(exports.set_destinations(id, &destinations).is_ok());
-        assert_eq!(statuses(&exports, id), [Some(Deleted), Some(Failed)]);
+        assert_eq!(statuses(&mut exports, id), [Some(Deleted), Some(Failed)]);
     }
 }

@@ -21,6 +21,7 @@ mod exports;
 mod faults;
 mod hostile;
 mod interrupts;
+mod journal;
 mod layout;
 mod library;
 mod library_fixtures;

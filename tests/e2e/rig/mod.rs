@@ -19,6 +19,8 @@ pub mod hub;
 /// Real app libraries (PyPI venvs and --target folders, node_modules, a
 /// conda env, an R library), built once per run where they are downloaded.
 pub mod libraries;
+/// The rig's PostgreSQL server: a database per test, for the shared journal.
+pub mod database;
 /// The proxies between stowage and a registry: faults and byte counts.
 pub mod proxy;
 /// Real registries (anonymous, htpasswd, token auth, TLS), credentials, and
