@@ -36,7 +36,13 @@ pub struct Cli {
     pub retries: Option<u32>,
     /// The export journal: sqlite:PATH, or postgresql://USER@HOST[:PORT]/DB shared by many workers
     /// [default: the SQLite file in the state folder].
-    #[arg(long, global = true, value_name = "URL", env = "STOWAGE_JOURNAL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "STOWAGE_JOURNAL",
+        hide_env_values = true
+    )]
     pub journal: Option<String>,
     #[command(subcommand)]
     pub command: Command,

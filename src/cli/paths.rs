@@ -88,7 +88,10 @@ mod tests {
         );
         assert_eq!(
             paths_with(&all[..3]),
-            ("/xc/stowage".into(), "sqlite:/xs/stowage/exports.sqlite3".into())
+            (
+                "/xc/stowage".into(),
+                "sqlite:/xs/stowage/exports.sqlite3".into()
+            )
         );
         assert_eq!(
             paths_with(&all[..1]),

@@ -121,11 +121,9 @@ impl Session {
                 d.status = Some(DestinationStatus::reached(&d.kind));
             }
         }
-        let _ = running.journal.progress(
-            running.id,
-            Some(digest.as_str()),
-            &running.destinations,
-        );
+        let _ = running
+            .journal
+            .progress(running.id, Some(digest.as_str()), &running.destinations);
     }
 
     /// Runs `work` on the running export's journal connection, or on one opened for it (I/O).
@@ -229,7 +227,9 @@ fn keep_record(session: &Session, new: &NewExport) -> Recorded {
     let running = session.running.lock().ok().and_then(|mut slot| slot.take());
     let kept = match running {
         Some(mut running) => running.journal.finish(running.id, &new),
-        None => session.journal().and_then(|mut exports| exports.record(&new)),
+        None => session
+            .journal()
+            .and_then(|mut exports| exports.record(&new)),
     };
     match kept {
         Ok(id) => Recorded::Kept(id),

@@ -160,14 +160,12 @@ impl Db {
 
     /// The first column of the first row, as an integer.
     pub fn query_int(&mut self, sql: &str, params: &[Value]) -> Result<Option<i64>, DbError> {
-        Ok(self
-            .query(sql, params)?
-            .into_iter()
-            .next()
-            .and_then(|row| match row.into_iter().next() {
+        Ok(self.query(sql, params)?.into_iter().next().and_then(|row| {
+            match row.into_iter().next() {
                 Some(Value::Int(n)) => n,
                 _ => None,
-            }))
+            }
+        }))
     }
 
     /// Runs `work` in one transaction (SQLite: `BEGIN IMMEDIATE`, so a writer waits its turn up front).
@@ -200,7 +198,10 @@ impl Db {
         }
     }
 
-    fn prepared(&mut self, sql: &str) -> Result<(&mut postgres::Client, postgres::Statement), DbError> {
+    fn prepared(
+        &mut self,
+        sql: &str,
+    ) -> Result<(&mut postgres::Client, postgres::Statement), DbError> {
         let Db::Postgres { client, prepared } = self else {
             return Err(DbError::Postgres("not a PostgreSQL connection".into()));
         };

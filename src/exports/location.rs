@@ -78,12 +78,13 @@ impl PostgresUrl {
     /// The client configuration: the URL's, with the password from
     /// `PGPASSWORD` or the pgpass file when the URL has none, as libpq does.
     pub fn config(&self) -> Result<postgres::Config, LocationError> {
-        let mut config: postgres::Config = self.url.parse().map_err(|e: postgres::Error| {
-            LocationError {
-                shown: self.to_string(),
-                problem: redact(&e.to_string()),
-            }
-        })?;
+        let mut config: postgres::Config =
+            self.url
+                .parse()
+                .map_err(|e: postgres::Error| LocationError {
+                    shown: self.to_string(),
+                    problem: redact(&e.to_string()),
+                })?;
         if config.get_password().is_none() {
             let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
             let password = env("PGPASSWORD").or_else(|| {
@@ -225,7 +226,10 @@ mod tests {
     fn passwords_are_never_shown() {
         let url = "postgresql://worker:s3cr%40t@db.example.org:5433/stowage?sslmode=require";
         let location = JournalLocation::parse(url);
-        let shown = location.as_ref().map(ToString::to_string).unwrap_or_default();
+        let shown = location
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         assert_eq!(
             shown,
             "postgresql://worker:***@db.example.org:5433/stowage?sslmode=require"
@@ -263,10 +267,7 @@ mod tests {
             user: "worker".into(),
         };
         let text = "# comment\nother:5432:*:worker:no\ndb:*:stowage:worker:pa\\:ss\\\\word\n*:*:*:*:fallback\n";
-        assert_eq!(
-            pgpass_lookup(text, &target).as_deref(),
-            Some("pa:ss\\word")
-        );
+        assert_eq!(pgpass_lookup(text, &target).as_deref(), Some("pa:ss\\word"));
         assert_eq!(
             pgpass_lookup("*:*:*:*:any", &target).as_deref(),
             Some("any")

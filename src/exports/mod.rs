@@ -644,12 +644,10 @@ impl Exports {
         });
         match (outcome, conflict) {
             (Ok(id), _) => Ok(id),
-            (Err(DbError::Conflict), Some((destination, owner))) => {
-                Err(ExportsError::Reserved {
-                    destination,
-                    owner: Box::new(owner),
-                })
-            }
+            (Err(DbError::Conflict), Some((destination, owner))) => Err(ExportsError::Reserved {
+                destination,
+                owner: Box::new(owner),
+            }),
             (Err(e), _) => Err(self.db_err(e)),
         }
     }
@@ -840,10 +838,13 @@ impl Exports {
                 &[digest.into()],
             )
             .map_err(|e| self.db_err(e))?;
-        let text = rows.into_iter().next().and_then(|row| match row.into_iter().next() {
-            Some(Value::Text(t)) => t,
-            _ => None,
-        });
+        let text = rows
+            .into_iter()
+            .next()
+            .and_then(|row| match row.into_iter().next() {
+                Some(Value::Text(t)) => t,
+                _ => None,
+            });
         Ok(text
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default())
@@ -917,9 +918,9 @@ fn open_sqlite(path: &Path) -> Result<Db, ExportsError> {
     // busy handler, so two first runs at once retry here.
     let mut attempt = 0;
     loop {
-        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| {
-            row.get::<_, String>(0)
-        }) {
+        match conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
+        {
             Ok(_) => break,
             Err(e) if is_busy(&e) && attempt < 100 => {
                 attempt += 1;
@@ -1029,7 +1030,9 @@ fn reserve(db: &mut Db, key: &str, id: i64, here: &str) -> Result<Option<ExportR
             .query(&sql, &[holder.into()])?
             .into_iter()
             .next()
-            .map(|cells| Row::from_cells(cells).into_record(&JournalLocation::Sqlite(PathBuf::new()), here));
+            .map(|cells| {
+                Row::from_cells(cells).into_record(&JournalLocation::Sqlite(PathBuf::new()), here)
+            });
         match record {
             Some(Ok(record)) if record.status == Status::Running => return Ok(Some(record)),
             _ => {
@@ -1137,7 +1140,11 @@ impl Row {
         ]
     }
 
-    fn into_record(self, journal: &JournalLocation, here: &str) -> Result<ExportRecord, ExportsError> {
+    fn into_record(
+        self,
+        journal: &JournalLocation,
+        here: &str,
+    ) -> Result<ExportRecord, ExportsError> {
         let damaged = |problem: String| ExportsError::Damaged {
             journal: journal.to_string(),
             id: self.id,
@@ -1157,8 +1164,8 @@ impl Row {
         };
         let mut status = Status::parse(&self.status)
             .ok_or_else(|| damaged(format!("status `{}`", self.status)))?;
-        let dead = status == Status::Running
-            && worker.as_ref().is_none_or(|w| !worker::is_alive(w, here));
+        let dead =
+            status == Status::Running && worker.as_ref().is_none_or(|w| !worker::is_alive(w, here));
         if dead {
             status = Status::Interrupted;
         }
@@ -1201,6 +1208,9 @@ impl Row {
         })
     }
 }
+
+#[cfg(test)]
+mod journal_tests;
 
 #[cfg(test)]
 mod tests {

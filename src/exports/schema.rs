@@ -145,7 +145,11 @@ pub fn prepare_postgres(db: &mut Db) -> Result<Opened, DbError> {
         let current = db
             .query_int("SELECT max(version) FROM stowage_journal", &[])?
             .unwrap_or(0);
-        for (step, sql) in POSTGRES_STEPS.iter().enumerate().skip(current.max(0) as usize) {
+        for (step, sql) in POSTGRES_STEPS
+            .iter()
+            .enumerate()
+            .skip(current.max(0) as usize)
+        {
             db.batch(sql)?;
             db.execute("DELETE FROM stowage_journal", &[])?;
             db.execute(

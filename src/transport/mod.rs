@@ -307,37 +307,7 @@ pub fn write_all_reporting(
     let mut written = Vec::new();
     let mut reached: Vec<usize> = Vec::new();
     let partial = |reached: &[usize], failed: usize, error: TransportError| {
-        let name = |i: &usize| destinations[*i].to_string();
-        let unreached: Vec<String> = (0..destinations.len())
-            .filter(|i| *i != failed && !reached.contains(i))
-            .map(|i| name(&i))
-            .collect();
-        if reached.is_empty() {
-            if unreached.is_empty() {
-                return error;
-            }
-            return TransportError::NothingWritten(NothingWritten {
-                message: format!(
-                    "nothing was written: {} failed{}",
-                    name(&failed),
-                    not_written(&unreached)
-                ),
-                source: Box::new(error),
-            });
-        }
-        let reached_names: Vec<String> = reached.iter().map(name).collect();
-        TransportError::Partial(PartialWrite {
-            reached: reached.to_vec(),
-            failed,
-            message: format!(
-                "{} failed after the image was written to {}{}",
-                name(&failed),
-                reached_names.join(", "),
-                not_written(&unreached)
-            ),
-            digest: source.artifact.digest().clone(),
-            source: Box::new(error),
-        })
+        not_all_written(destinations, source, (reached, failed), error)
     };
     // Per repository: its reference, and each tag with the destinations it serves.
     type Push = (ImageRef, Vec<(String, Vec<usize>)>);
@@ -410,6 +380,46 @@ pub fn write_all_reporting(
         });
     }
     Ok(written)
+}
+
+/// The error of a write that failed at destination `failed` after those at `reached` got the image.
+fn not_all_written(
+    destinations: &[Location],
+    source: &Source,
+    (reached, failed): (&[usize], usize),
+    error: TransportError,
+) -> TransportError {
+    let name = |i: &usize| destinations[*i].to_string();
+    let unreached: Vec<String> = (0..destinations.len())
+        .filter(|i| *i != failed && !reached.contains(i))
+        .map(|i| name(&i))
+        .collect();
+    if reached.is_empty() {
+        if unreached.is_empty() {
+            return error;
+        }
+        return TransportError::NothingWritten(NothingWritten {
+            message: format!(
+                "nothing was written: {} failed{}",
+                name(&failed),
+                not_written(&unreached)
+            ),
+            source: Box::new(error),
+        });
+    }
+    let reached_names: Vec<String> = reached.iter().map(name).collect();
+    TransportError::Partial(PartialWrite {
+        reached: reached.to_vec(),
+        failed,
+        message: format!(
+            "{} failed after the image was written to {}{}",
+            name(&failed),
+            reached_names.join(", "),
+            not_written(&unreached)
+        ),
+        digest: source.artifact.digest().clone(),
+        source: Box::new(error),
+    })
 }
 
 /// Removes the temp files and folders no live process holds from the

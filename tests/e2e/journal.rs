@@ -48,7 +48,11 @@ impl Worker {
     }
 
     fn records(&self, args: &[&str]) -> Vec<Value> {
-        let text = run_ok(self.command().args(["--json", "exports", "list"]).args(args));
+        let text = run_ok(
+            self.command()
+                .args(["--json", "exports", "list"])
+                .args(args),
+        );
         serde_json::from_str::<Value>(&text)
             .expect("exports list --json prints JSON")
             .as_array()
@@ -69,7 +73,9 @@ fn text(bytes: &[u8]) -> String {
 }
 
 fn pid_of(record: &Value) -> u64 {
-    record["worker"]["pid"].as_u64().expect("the record names its worker")
+    record["worker"]["pid"]
+        .as_u64()
+        .expect("the record names its worker")
 }
 
 #[test]
@@ -186,9 +192,20 @@ fn two_workers_claiming_one_new_tag_exactly_one_pushes() {
         .count();
     assert_eq!(puts, 1, "the refused worker pushed no manifest");
     let records = workers[0].records(&[]);
-    let statuses: Vec<&str> = records.iter().filter_map(|r| r["status"].as_str()).collect();
-    assert_eq!(statuses.iter().filter(|s| **s == "ok").count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == "failed").count(), 1, "{statuses:?}");
+    let statuses: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r["status"].as_str())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "ok").count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "failed").count(),
+        1,
+        "{statuses:?}"
+    );
 }
 
 /// A proxy to `registry` whose address sorts after the registry's own, so
@@ -230,10 +247,17 @@ fn a_worker_killed_mid_push_shows_interrupted_and_delete_removes_what_it_pushed(
         .expect("start stowage");
     let started = Instant::now();
     while proxy.up_bytes() < 256 * 1024 {
-        assert!(started.elapsed() < Duration::from_secs(120), "the slow push never started");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the slow push never started"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(registry.manifest_status("e2e/killed", "v1"), 200, "the first tag is pushed");
+    assert_eq!(
+        registry.manifest_status("e2e/killed", "v1"),
+        200,
+        "the first tag is pushed"
+    );
     child.kill().expect("kill -9 the worker");
     child.wait().expect("reap it");
 
@@ -243,14 +267,26 @@ fn a_worker_killed_mid_push_shows_interrupted_and_delete_removes_what_it_pushed(
     assert_eq!(record["destinations"][0]["status"], "pushed", "{record}");
     assert!(record["digest"].is_string(), "{record}");
     let running = elsewhere.records(&["--status", "running"]);
-    assert_eq!(running.len(), 1, "another host trusts the lease until it ends");
+    assert_eq!(
+        running.len(),
+        1,
+        "another host trusts the lease until it ends"
+    );
     std::thread::sleep(Duration::from_secs(4));
     assert!(elsewhere.records(&["--status", "running"]).is_empty());
     assert_eq!(elsewhere.records(&["--status", "interrupted"]).len(), 1);
 
     let id = record["id"].as_i64().unwrap().to_string();
-    run_ok(elsewhere.command().args(["exports", "delete", &id, "--yes"]));
-    assert_eq!(registry.manifest_status("e2e/killed", "v1"), 404, "what it pushed is gone");
+    run_ok(
+        elsewhere
+            .command()
+            .args(["exports", "delete", &id, "--yes"]),
+    );
+    assert_eq!(
+        registry.manifest_status("e2e/killed", "v1"),
+        404,
+        "what it pushed is gone"
+    );
     assert_eq!(registry.manifest_status("e2e/killed-slow", "v1"), 404);
     assert_eq!(here.records(&["--status", "deleted"]).len(), 1);
 }
@@ -308,7 +344,10 @@ fn migrate_of_a_hundred_records_twice_leaves_a_hundred() {
 }
 
 fn assert_hidden(password: &str, what: &str, text: &str) {
-    assert!(!text.contains(password), "{what} shows the password: {text}");
+    assert!(
+        !text.contains(password),
+        "{what} shows the password: {text}"
+    );
 }
 
 #[test]
@@ -330,7 +369,10 @@ fn a_journal_url_password_is_never_printed_or_recorded() {
         .get_output()
         .clone();
     let log = text(&out.stderr);
-    assert!(log.contains("postgresql://stowage:***@"), "-vv names the journal: {log}");
+    assert!(
+        log.contains("postgresql://stowage:***@"),
+        "-vv names the journal: {log}"
+    );
     assert_hidden(&db.password, "stdout", &text(&out.stdout));
     assert_hidden(&db.password, "-vvv", &log);
     let listed = run_ok(worker.command().args(["--json", "exports", "list"]));
@@ -352,17 +394,20 @@ fn a_journal_url_password_is_never_printed_or_recorded() {
         .get_output()
         .clone();
     let error = text(&out.stderr);
-    assert!(error.contains("postgresql://stowage:***@127.0.0.1"), "{error}");
+    assert!(
+        error.contains("postgresql://stowage:***@127.0.0.1"),
+        "{error}"
+    );
     assert_hidden("Wr0ngPassw0rdX", "the error", &error);
 
     // No password in the URL: PGPASSWORD, then ~/.pgpass, as libpq reads them.
     let bare = db.url_without_password();
-    run_ok(
-        worker
-            .command()
-            .env("PGPASSWORD", &db.password)
-            .args(["--journal", &bare, "exports", "list"]),
-    );
+    run_ok(worker.command().env("PGPASSWORD", &db.password).args([
+        "--journal",
+        &bare,
+        "exports",
+        "list",
+    ]));
     let home = sb.mkdir("home");
     let pgpass = home.join(".pgpass");
     std::fs::write(&pgpass, format!("127.0.0.1:*:*:stowage:{}\n", db.password)).unwrap();

@@ -9,7 +9,8 @@ mod scope;
 use super::Session;
 use crate::error::Error;
 use crate::exports::{
-    DestinationStatus, ExportRecord, Exports, ExportsError, Filter, JournalLocation, Migrated, Status,
+    DestinationStatus, ExportRecord, Exports, ExportsError, Filter, JournalLocation, Migrated,
+    Status,
 };
 use journal::Removed;
 use run::NotDone;
@@ -53,7 +54,9 @@ pub fn delete_plan(session: &Session, id: i64, all_tags: bool) -> Result<DeleteP
     if record.status == Status::Running {
         return Err(ExportsError::StillRunning {
             id,
-            worker: record.worker.map(|w| format!("{} as pid {}", w.host, w.pid)),
+            worker: record
+                .worker
+                .map(|w| format!("{} as pid {}", w.host, w.pid)),
         }
         .into());
     }

@@ -19,7 +19,9 @@ impl TestDatabase {
     pub fn new() -> Option<TestDatabase> {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let Ok(admin) = std::env::var("STOWAGE_TEST_POSTGRES") else {
-            skip_or_fail("STOWAGE_TEST_POSTGRES is not set (scripts/test-env.sh starts PostgreSQL)");
+            skip_or_fail(
+                "STOWAGE_TEST_POSTGRES is not set (scripts/test-env.sh starts PostgreSQL)",
+            );
             return None;
         };
         let name = format!(
@@ -60,7 +62,10 @@ impl TestDatabase {
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let mut client = connect(&self.admin);
-        let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        let _ = client.batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
     }
 }
 

@@ -12,6 +12,8 @@
 //! which writes `$STOWAGE_TEST_DIR/env`. A test whose tool is missing fails
 //! under `CI=true` and prints a loud `SKIPPED:` line otherwise.
 
+/// The rig's PostgreSQL server: a database per test, for the shared journal.
+pub mod database;
 /// The little HTTP the rig's own servers and proxies speak.
 pub mod http;
 /// A stand-in for Docker Hub's repository API, for the export tests.
@@ -19,8 +21,6 @@ pub mod hub;
 /// Real app libraries (PyPI venvs and --target folders, node_modules, a
 /// conda env, an R library), built once per run where they are downloaded.
 pub mod libraries;
-/// The rig's PostgreSQL server: a database per test, for the shared journal.
-pub mod database;
 /// The proxies between stowage and a registry: faults and byte counts.
 pub mod proxy;
 /// Real registries (anonymous, htpasswd, token auth, TLS), credentials, and
