@@ -64,6 +64,9 @@ _stowage() {
             stowage__subcmd__exports,list)
                 cmd="stowage__subcmd__exports__subcmd__list"
                 ;;
+            stowage__subcmd__exports,migrate)
+                cmd="stowage__subcmd__exports__subcmd__migrate"
+                ;;
             stowage__subcmd__exports__subcmd__help,delete)
                 cmd="stowage__subcmd__exports__subcmd__help__subcmd__delete"
                 ;;
@@ -72,6 +75,9 @@ _stowage() {
                 ;;
             stowage__subcmd__exports__subcmd__help,list)
                 cmd="stowage__subcmd__exports__subcmd__help__subcmd__list"
+                ;;
+            stowage__subcmd__exports__subcmd__help,migrate)
+                cmd="stowage__subcmd__exports__subcmd__help__subcmd__migrate"
                 ;;
             stowage__subcmd__help,archive)
                 cmd="stowage__subcmd__help__subcmd__archive"
@@ -118,6 +124,9 @@ _stowage() {
             stowage__subcmd__help__subcmd__exports,list)
                 cmd="stowage__subcmd__help__subcmd__exports__subcmd__list"
                 ;;
+            stowage__subcmd__help__subcmd__exports,migrate)
+                cmd="stowage__subcmd__help__subcmd__exports__subcmd__migrate"
+                ;;
             *)
                 ;;
         esac
@@ -125,7 +134,7 @@ _stowage() {
 
     case "${cmd}" in
         stowage)
-            opts="-q -v -h -V --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help --version build copy push sign verify archive login logout inspect init exports run-command help"
+            opts="-q -v -h -V --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help --version build copy push sign verify archive login logout inspect init exports run-command help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -147,6 +156,10 @@ _stowage() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --journal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -155,7 +168,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__archive)
-            opts="-o -q -v -h --output --platform --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
+            opts="-o -q -v -h --output --platform --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -189,6 +202,10 @@ _stowage() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --journal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -197,7 +214,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__build)
-            opts="-f -o -q -v -h --file --output --no-workspace --platform --format --compression --digest-file --metadata-file --sbom --sbom-format --dry-run --library-layers --keep-base-remote --threads --allow-secret --no-secret-scan --no-start-check --sign-key --attest --cache-repo --chunk-size --jobs --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
+            opts="-f -o -q -v -h --file --output --no-workspace --platform --format --compression --digest-file --metadata-file --sbom --sbom-format --dry-run --library-layers --keep-base-remote --threads --allow-secret --no-secret-scan --no-start-check --sign-key --attest --cache-repo --chunk-size --jobs --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -295,6 +312,10 @@ _stowage() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --journal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -303,7 +324,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__copy)
-            opts="-q -v -h --platform --chunk-size --jobs --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
+            opts="-q -v -h --platform --chunk-size --jobs --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -337,6 +358,10 @@ _stowage() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --journal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -345,14 +370,18 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__exports)
-            opts="-q -v -h --status --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help list delete help"
+            opts="-q -v -h --status --limit --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help list migrate delete help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --status)
-                    COMPREPLY=($(compgen -W "ok failed interrupted deleted" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "running ok failed interrupted deleted" -- "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --insecure-registry)
@@ -371,6 +400,10 @@ _stowage() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --journal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -379,7 +412,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__exports__subcmd__delete)
-            opts="-y -q -v -h --yes --all-tags --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
+            opts="-y -q -v -h --yes --all-tags --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -401,6 +434,10 @@ _stowage() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --journal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -409,7 +446,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__exports__subcmd__help)
-            opts="list delete help"
+            opts="list migrate delete help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -464,15 +501,33 @@ _stowage() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        stowage__subcmd__exports__subcmd__help__subcmd__migrate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         stowage__subcmd__exports__subcmd__list)
-            opts="-q -v -h --status --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
+            opts="-q -v -h --status --limit --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --status)
-                    COMPREPLY=($(compgen -W "ok failed interrupted deleted" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "running ok failed interrupted deleted" -- "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --insecure-registry)
@@ -488,6 +543,48 @@ _stowage() {
                     return 0
                     ;;
                 --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --journal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stowage__subcmd__exports__subcmd__migrate)
+            opts="-q -v -h --to --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --insecure-registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --journal)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -555,7 +652,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__help__subcmd__exports)
-            opts="list delete"
+            opts="list migrate delete"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -583,6 +680,20 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__help__subcmd__exports__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stowage__subcmd__help__subcmd__exports__subcmd__migrate)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -723,7 +834,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__init)
-            opts="-q -v -h --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
+            opts="-q -v -h --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -745,6 +856,10 @@ _stowage() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --journal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -753,7 +868,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__inspect)
-            opts="-q -v -h --raw --platform --sbom --provenance --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
+            opts="-q -v -h --raw --platform --sbom --provenance --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -783,6 +898,10 @@ _stowage() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --journal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -791,7 +910,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__login)
-            opts="-u -q -v -h --username --password-stdin --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
+            opts="-u -q -v -h --username --password-stdin --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -821,6 +940,10 @@ _stowage() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --journal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -829,7 +952,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__logout)
-            opts="-q -v -h --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
+            opts="-q -v -h --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -851,6 +974,10 @@ _stowage() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --journal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -859,7 +986,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__push)
-            opts="-q -v -h --tag --platform --sign-key --chunk-size --jobs --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
+            opts="-q -v -h --tag --platform --sign-key --chunk-size --jobs --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -901,6 +1028,10 @@ _stowage() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --journal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -909,7 +1040,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__run__subcmd__command)
-            opts="-q -v -h --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
+            opts="-q -v -h --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -928,6 +1059,10 @@ _stowage() {
                     return 0
                     ;;
                 --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --journal)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -939,7 +1074,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__sign)
-            opts="-q -v -h --key --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
+            opts="-q -v -h --key --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -962,6 +1097,10 @@ _stowage() {
                     return 0
                     ;;
                 --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --journal)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -973,7 +1112,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__verify)
-            opts="-q -v -h --key --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
+            opts="-q -v -h --key --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -996,6 +1135,10 @@ _stowage() {
                     return 0
                     ;;
                 --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --journal)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
