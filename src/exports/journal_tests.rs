@@ -186,9 +186,26 @@ fn a_version_3_database_is_upgraded_in_place() {
     assert_eq!(version, 4);
 }
 
+/// A database of the rig's PostgreSQL, dropped with this.
+struct TestDatabase {
+    admin: String,
+    name: String,
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+            let _ = client.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
 /// A fresh database in the rig's PostgreSQL (`STOWAGE_TEST_POSTGRES`), or
 /// None outside the rig (under `CI=true` that fails instead).
-fn postgres_database() -> Option<(JournalLocation, String)> {
+fn postgres_database() -> Option<(JournalLocation, TestDatabase)> {
     let Ok(admin) = std::env::var("STOWAGE_TEST_POSTGRES") else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
@@ -206,13 +223,13 @@ fn postgres_database() -> Option<(JournalLocation, String)> {
     let mut client = ok(postgres::Client::connect(&admin, postgres::NoTls));
     ok(client.batch_execute(&format!("CREATE DATABASE {name}")));
     let (base, _) = admin.rsplit_once('/')?;
-    let url = format!("{base}/{name}");
-    Some((ok(JournalLocation::parse(&url)), url))
+    let location = ok(JournalLocation::parse(&format!("{base}/{name}")));
+    Some((location, TestDatabase { admin, name }))
 }
 
 #[test]
 fn postgres_workers_that_start_together_create_the_schema_once_and_share_reservations() {
-    let Some((location, _)) = postgres_database() else {
+    let Some((location, _database)) = postgres_database() else {
         return;
     };
     let opened: Vec<_> = (0..4)
@@ -256,7 +273,7 @@ fn postgres_workers_that_start_together_create_the_schema_once_and_share_reserva
 
 #[test]
 fn postgres_migrate_copies_each_record_once() {
-    let Some((location, _)) = postgres_database() else {
+    let Some((location, _database)) = postgres_database() else {
         return;
     };
     let (_dir, mut sqlite) = temp_journal();

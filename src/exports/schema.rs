@@ -58,7 +58,9 @@ pub const COLUMNS: &str = "id, time, kind, spec, sources, destinations, digest, 
 /// PostgreSQL's schema, step by step: step N takes a database at version
 /// N-1 to N. A database records its version in `stowage_journal`; opening
 /// one runs the steps it lacks, under an advisory lock, so workers that
-/// start together upgrade it once.
+/// start together upgrade it once. A step is frozen once released (a
+/// change is a new step), which is why the first one spells out the
+/// columns the SQLite table also names rather than sharing its text.
 const POSTGRES_STEPS: &[&str] = &["
 CREATE TABLE exports (
     id           BIGSERIAL PRIMARY KEY,
