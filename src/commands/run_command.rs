@@ -11,7 +11,7 @@ use crate::reference::{self, ImageRef, Location};
 /// The run line for `target`: an export id (its recorded line), or an image
 /// reference read now for its exposed ports (I/O).
 pub fn run_command_for(session: &Session, target: &str) -> Result<String, Error> {
-    let mut exports = session.journal()?;
+    let exports = session.journal()?;
     if let Ok(id) = target.parse::<i64>() {
         let record = exports.get(id)?;
         return record.run_command.ok_or_else(|| {

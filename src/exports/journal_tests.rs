@@ -63,7 +63,7 @@ fn a_running_export_reads_interrupted_once_its_process_is_gone() {
     assert_eq!(listed.len(), 1);
     let digest = format!("sha256:{}", "b".repeat(64));
     ok(exports.progress(id, Some(&digest), &running.destinations));
-    ok(exports.db.execute(
+    ok(exports.db.borrow_mut().execute(
         "UPDATE exports SET pid = ?2 WHERE id = ?1",
         &[id.into(), DEAD_PID.into()],
     ));
@@ -101,7 +101,7 @@ fn a_destination_is_reserved_by_one_live_export_at_a_time() {
     ok(first.finish(owner, &done));
     let next = ok(second.begin(&push_to(tag), LEASE));
     // Its worker dies: the next claim takes the reservation over.
-    ok(second.db.execute(
+    ok(second.db.borrow_mut().execute(
         "UPDATE exports SET pid = ?2 WHERE id = ?1",
         &[next.into(), DEAD_PID.into()],
     ));
@@ -264,6 +264,7 @@ fn postgres_workers_that_start_together_create_the_schema_once_and_share_reserva
     // A journal a newer stowage upgraded is refused, not written.
     ok(first
         .db
+        .borrow_mut()
         .execute("UPDATE stowage_journal SET version = ?1", &[99i64.into()]));
     assert!(matches!(
         Exports::open_location(&location),

@@ -541,7 +541,8 @@ pub struct ExportRecord {
 
 /// The export journal, open: a SQLite file or a PostgreSQL database.
 pub struct Exports {
-    db: Db,
+    /// Borrowed for each statement, so reads need only `&self`.
+    db: std::cell::RefCell<Db>,
     location: JournalLocation,
     /// This process's worker name, against which running records are judged.
     here: String,
@@ -577,7 +578,7 @@ impl Exports {
             JournalLocation::Postgres(url) => open_postgres(location, url)?,
         };
         Ok(Exports {
-            db,
+            db: std::cell::RefCell::new(db),
             location: location.clone(),
             here: worker::this_host(),
         })
@@ -602,6 +603,7 @@ impl Exports {
         params.insert(0, Value::from(now()));
         let id = self
             .db
+            .borrow_mut()
             .query_int(
                 "INSERT INTO exports (time, kind, spec, sources, destinations, digest, size, status, error, run_command, secret_names, notes)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) RETURNING id",
@@ -619,7 +621,7 @@ impl Exports {
         let here = self.here.clone();
         let keys = reservation_keys(&new.destinations);
         let mut conflict = None;
-        let outcome = self.db.transaction(|db| {
+        let outcome = self.db.borrow_mut().transaction(|db| {
             let mut params = record_values(new, Status::Running);
             params.insert(0, Value::from(now()));
             params.extend([
@@ -660,6 +662,7 @@ impl Exports {
         destinations: &[Destination],
     ) -> Result<(), ExportsError> {
         self.db
+            .borrow_mut()
             .execute(
                 "UPDATE exports SET digest = ?2, destinations = ?3 WHERE id = ?1 AND status = 'running'",
                 &[id.into(), digest.into(), to_json(&destinations).into()],
@@ -671,6 +674,7 @@ impl Exports {
     /// Extends running export `id`'s lease to `until` (seconds since 1970) (I/O).
     pub fn renew(&mut self, id: i64, until: i64) -> Result<(), ExportsError> {
         self.db
+            .borrow_mut()
             .execute(
                 "UPDATE exports SET lease_until = ?2 WHERE id = ?1 AND status = 'running'",
                 &[id.into(), until.into()],
@@ -684,6 +688,7 @@ impl Exports {
         let mut params = record_values(new, final_status(new));
         params.insert(0, Value::from(id));
         self.db
+            .borrow_mut()
             .transaction(|db| {
                 db.execute(
                     "UPDATE exports SET kind = ?2, spec = ?3, sources = ?4, destinations = ?5, digest = ?6, size = ?7,
@@ -701,7 +706,7 @@ impl Exports {
     }
 
     /// All records, oldest first, or those with `status` (I/O).
-    pub fn list(&mut self, status: Option<Status>) -> Result<Vec<ExportRecord>, ExportsError> {
+    pub fn list(&self, status: Option<Status>) -> Result<Vec<ExportRecord>, ExportsError> {
         self.list_filtered(Filter {
             status,
             limit: None,
@@ -711,7 +716,7 @@ impl Exports {
     /// The records `filter` picks, oldest first (I/O). A running record
     /// whose worker is gone reads as `interrupted`, so those two statuses
     /// are settled here rather than in the query.
-    pub fn list_filtered(&mut self, filter: Filter) -> Result<Vec<ExportRecord>, ExportsError> {
+    pub fn list_filtered(&self, filter: Filter) -> Result<Vec<ExportRecord>, ExportsError> {
         let stored: &[&str] = match filter.status {
             None => &[],
             Some(Status::Running) => &["running"],
@@ -732,7 +737,11 @@ impl Exports {
         if let (Some(limit), false) = (filter.limit, settled) {
             sql.push_str(&format!(" LIMIT {limit}"));
         }
-        let rows = self.db.query(&sql, &params).map_err(|e| self.db_err(e))?;
+        let rows = self
+            .db
+            .borrow_mut()
+            .query(&sql, &params)
+            .map_err(|e| self.db_err(e))?;
         let mut records = Vec::with_capacity(rows.len());
         for cells in rows {
             let record = self.read(cells)?;
@@ -748,10 +757,11 @@ impl Exports {
     }
 
     /// The record `id` (I/O).
-    pub fn get(&mut self, id: i64) -> Result<ExportRecord, ExportsError> {
+    pub fn get(&self, id: i64) -> Result<ExportRecord, ExportsError> {
         let sql = format!("SELECT {} FROM exports WHERE id = ?1", schema::COLUMNS);
         let rows = self
             .db
+            .borrow_mut()
             .query(&sql, &[id.into()])
             .map_err(|e| self.db_err(e))?;
         match rows.into_iter().next() {
@@ -763,7 +773,7 @@ impl Exports {
     /// The live export (ok, or running on a live worker; never deleted) that
     /// pushed the registry tag `reference`, newest first (I/O).
     pub fn exported_tag_owner(
-        &mut self,
+        &self,
         reference: &str,
     ) -> Result<Option<ExportRecord>, ExportsError> {
         let text = reference.strip_prefix("docker://").unwrap_or(reference);
@@ -778,6 +788,7 @@ impl Exports {
         );
         let rows = self
             .db
+            .borrow_mut()
             .query(&sql, &[pattern.into()])
             .map_err(|e| self.db_err(e))?;
         for cells in rows {
@@ -800,6 +811,7 @@ impl Exports {
         destinations: &[Destination],
     ) -> Result<(), ExportsError> {
         self.db
+            .borrow_mut()
             .execute(
                 "UPDATE exports SET destinations = ?2 WHERE id = ?1",
                 &[id.into(), to_json(&destinations).into()],
@@ -812,6 +824,7 @@ impl Exports {
     pub fn mark_deleted(&mut self, id: i64) -> Result<(), ExportsError> {
         let changed = self
             .db
+            .borrow_mut()
             .transaction(|db| {
                 db.execute("DELETE FROM reservations WHERE export_id = ?1", &[id.into()])?;
                 db.execute(
@@ -830,9 +843,10 @@ impl Exports {
     }
 
     /// The secret names of the newest build of the image `digest`, for the run command of a later push (I/O).
-    pub fn secret_names_for(&mut self, digest: &str) -> Result<Vec<String>, ExportsError> {
+    pub fn secret_names_for(&self, digest: &str) -> Result<Vec<String>, ExportsError> {
         let rows = self
             .db
+            .borrow_mut()
             .query(
                 "SELECT secret_names FROM exports WHERE digest = ?1 AND kind = 'build' ORDER BY id DESC LIMIT 1",
                 &[digest.into()],
@@ -855,12 +869,17 @@ impl Exports {
     /// this journal and its id, is unique in the target).
     pub fn migrate_into(&mut self, target: &mut Exports) -> Result<Migrated, ExportsError> {
         let sql = format!("SELECT {} FROM exports ORDER BY id", schema::COLUMNS);
-        let rows = self.db.query(&sql, &[]).map_err(|e| self.db_err(e))?;
+        let rows = self
+            .db
+            .borrow_mut()
+            .query(&sql, &[])
+            .map_err(|e| self.db_err(e))?;
         let source = self.location.to_string();
         let read = rows.len() as u64;
         let before = target.count()?;
         target
             .db
+            .borrow_mut()
             .transaction(|db| {
                 for cells in rows {
                     let row = Row::from_cells(cells);
@@ -886,9 +905,10 @@ impl Exports {
     }
 
     /// How many records the journal holds (I/O).
-    pub fn count(&mut self) -> Result<u64, ExportsError> {
+    pub fn count(&self) -> Result<u64, ExportsError> {
         let n = self
             .db
+            .borrow_mut()
             .query_int("SELECT count(*) FROM exports", &[])
             .map_err(|e| self.db_err(e))?;
         Ok(n.unwrap_or(0).max(0) as u64)
@@ -1457,7 +1477,7 @@ mod tests {
         let names = exports.secret_names_for(&format!("sha256:{}", "a".repeat(64)));
         assert_eq!(names.ok(), Some(vec!["API_TOKEN".to_string()]));
         drop(exports);
-        let mut reopened = match Exports::open(&dir.path().join("state")) {
+        let reopened = match Exports::open(&dir.path().join("state")) {
             Ok(e) => e,
             Err(e) => panic!("{e}"),
         };
@@ -1488,7 +1508,7 @@ mod tests {
         for h in handles {
             assert_eq!(h.join().ok(), Some(Ok(())));
         }
-        let mut exports = match Exports::open(&state) {
+        let exports = match Exports::open(&state) {
             Ok(e) => e,
             Err(e) => panic!("{e}"),
         };
@@ -1505,7 +1525,7 @@ mod tests {
         let (_dir, mut exports) = temp_journal();
         // Written before per-destination status: no `status` in the JSON.
         for status in ["ok", "failed", "deleted"] {
-            let inserted = exports.db.execute(
+            let inserted = exports.db.borrow_mut().execute(
                 "INSERT INTO exports (time, kind, sources, destinations, status) VALUES ('t', 'build', '[]', ?1, ?2)",
                 &[
                     r#"[{"destination":"docker://h/a:1","kind":"registry"},{"destination":"oci:/x","kind":"oci","path":"/x"}]"#.into(),
@@ -1514,16 +1534,16 @@ mod tests {
             );
             assert!(inserted.is_ok(), "{inserted:?}");
         }
-        let statuses = |exports: &mut Exports, id: i64| -> Vec<Option<DestinationStatus>> {
+        let statuses = |exports: &Exports, id: i64| -> Vec<Option<DestinationStatus>> {
             exports
                 .get(id)
                 .map(|r| r.destinations.iter().map(|d| d.status).collect())
                 .unwrap_or_default()
         };
         use DestinationStatus::*;
-        assert_eq!(statuses(&mut exports, 1), [Some(Pushed), Some(Written)]);
-        assert_eq!(statuses(&mut exports, 2), [Some(Failed), Some(Failed)]);
-        assert_eq!(statuses(&mut exports, 3), [Some(Deleted), Some(Deleted)]);
+        assert_eq!(statuses(&exports, 1), [Some(Pushed), Some(Written)]);
+        assert_eq!(statuses(&exports, 2), [Some(Failed), Some(Failed)]);
+        assert_eq!(statuses(&exports, 3), [Some(Deleted), Some(Deleted)]);
 
         let mut partial = new_export(Kind::Build, Some("oci:/x failed"));
         partial.destinations[0].status = Some(Pushed);
@@ -1534,11 +1554,11 @@ mod tests {
             ..Destination::default()
         });
         let id = exports.record(&partial).unwrap_or_default();
-        assert_eq!(statuses(&mut exports, id), [Some(Pushed), Some(Failed)]);
+        assert_eq!(statuses(&exports, id), [Some(Pushed), Some(Failed)]);
         let mut destinations = exports.get(id).map(|r| r.destinations).unwrap_or_default();
         assert!(destinations[0].holds_image() && !destinations[1].holds_image());
         destinations[0].status = Some(Deleted);
         assert!(exports.set_destinations(id, &destinations).is_ok());
-        assert_eq!(statuses(&mut exports, id), [Some(Deleted), Some(Failed)]);
+        assert_eq!(statuses(&exports, id), [Some(Deleted), Some(Failed)]);
     }
 }

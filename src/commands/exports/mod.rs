@@ -46,7 +46,7 @@ pub struct DeleteReport {
 /// lists and the layouts' indexes; changes nothing). With `all_tags`, every
 /// tag that points at the export's image goes with it.
 pub fn delete_plan(session: &Session, id: i64, all_tags: bool) -> Result<DeletePlan, Error> {
-    let mut exports = session.journal()?;
+    let exports = session.journal()?;
     let record = exports.get(id)?;
     if record.status == Status::Deleted {
         return Err(ExportsError::AlreadyDeleted { id }.into());
