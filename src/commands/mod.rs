@@ -241,8 +241,11 @@ fn keep_record(session: &Session, new: &NewExport) -> Recorded {
 /// error (exit 2) that reached no destination exported nothing, and a record
 /// of every typo would bury the failures that matter.
 fn keep_failure_record(session: &Session, new: &NewExport, error: &Error) -> Recorded {
-    let running = session.running.lock().is_ok_and(|slot| slot.is_some());
-    if error.exit_code() == 2 && error.partial_write().is_none() && !running {
+    if error.exit_code() == 2 && error.partial_write().is_none() {
+        // Found out only after it started (e.g. once the base was read): its running record goes too.
+        if let Some(mut running) = session.running.lock().ok().and_then(|mut slot| slot.take()) {
+            let _ = running.journal.discard(running.id);
+        }
         return Recorded::Nothing;
     }
     keep_record(session, new)

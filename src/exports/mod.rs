@@ -1,4 +1,4 @@
-//! The journal of exports: every build, push, copy and archive, kept in SQLite under the state folder.
+//! The journal of exports: every build, push, copy and archive, kept in SQLite under the state folder or in a PostgreSQL database many workers share.
 //!
 //! Only the journal: turning outcomes into records, the `docker run` line and
 //! deleting what an export left live in `commands`.
@@ -8,7 +8,11 @@
 //! half-written. WAL mode lets readers go on while one writer commits, the
 //! busy timeout makes a second writer wait its turn instead of failing, and
 //! each record is one short `BEGIN IMMEDIATE` transaction. Records are only
-//! ever added or marked deleted; nothing is erased.
+//! ever added or marked deleted; nothing is erased, but for the running
+//! record of an export that turned out to be a usage error.
+//!
+//! Why PostgreSQL too: a platform's workers need one journal (see
+//! docs/journal.md); the same statements run on both (`db.rs`).
 
 mod db;
 mod location;
@@ -703,6 +707,25 @@ impl Exports {
             })
             .map_err(|e| self.db_err(e))?;
         Ok(id)
+    }
+
+    /// Removes running export `id` and its reservations (I/O): it turned out
+    /// to be a usage error that exported nothing, which leaves no record.
+    pub fn discard(&mut self, id: i64) -> Result<(), ExportsError> {
+        self.db
+            .borrow_mut()
+            .transaction(|db| {
+                db.execute(
+                    "DELETE FROM reservations WHERE export_id = ?1",
+                    &[id.into()],
+                )?;
+                db.execute(
+                    "DELETE FROM exports WHERE id = ?1 AND status = 'running'",
+                    &[id.into()],
+                )
+            })
+            .map_err(|e| self.db_err(e))?;
+        Ok(())
     }
 
     /// All records, oldest first, or those with `status` (I/O).
