@@ -49,6 +49,9 @@ pub struct Session {
     registry: OnceLock<Registry>,
     /// The export this session recorded as running, until its record is kept.
     running: Mutex<Option<RunningExport>>,
+    /// When the command began (RFC 3339, UTC, milliseconds), to tell a
+    /// delete that ran at the same time as this one from an earlier one.
+    began: String,
 }
 
 /// An export recorded as `running`: its journal connection, what its
@@ -69,7 +72,13 @@ impl Session {
             store: OnceLock::new(),
             registry: OnceLock::new(),
             running: Mutex::new(None),
+            began: crate::exports::now_with_millis(),
         }
+    }
+
+    /// When this session's command began (RFC 3339, UTC).
+    pub fn began(&self) -> &str {
+        &self.began
     }
 
     /// The export journal, opened (creating it if needed) for each use (I/O):

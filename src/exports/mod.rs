@@ -852,7 +852,7 @@ impl Exports {
                 db.execute("DELETE FROM reservations WHERE export_id = ?1", &[id.into()])?;
                 db.execute(
                     "UPDATE exports SET status = 'deleted', deleted_time = ?2, lease_until = NULL WHERE id = ?1 AND status != 'deleted'",
-                    &[id.into(), now().into()],
+                    &[id.into(), now_with_millis().into()],
                 )
             })
             .map_err(|e| self.db_err(e))?;
@@ -1103,6 +1103,20 @@ fn is_busy(e: &rusqlite::Error) -> bool {
 
 fn now() -> String {
     crate::image::config::created_timestamp(Some(worker::now_seconds().max(0) as u64))
+}
+
+/// Now, in RFC 3339 UTC with milliseconds (`2026-01-01T00:00:00.123Z`):
+/// when a record was deleted, precise enough to order two commands.
+pub fn now_with_millis() -> String {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let seconds = crate::image::config::created_timestamp(Some(since.as_secs()));
+    format!(
+        "{}.{:03}Z",
+        seconds.trim_end_matches('Z'),
+        since.subsec_millis()
+    )
 }
 
 /// A row as stored, before its JSON columns are parsed.

@@ -49,7 +49,14 @@ pub fn delete_plan(session: &Session, id: i64, all_tags: bool) -> Result<DeleteP
     let exports = session.journal()?;
     let record = exports.get(id)?;
     if record.status == Status::Deleted {
-        return Err(ExportsError::AlreadyDeleted { id }.into());
+        return match deleted_meanwhile(session, &record) {
+            true => Ok(DeletePlan {
+                id,
+                all_tags,
+                steps: Vec::new(),
+            }),
+            false => Err(ExportsError::AlreadyDeleted { id }.into()),
+        };
     }
     if record.status == Status::Running {
         return Err(ExportsError::StillRunning {
@@ -81,7 +88,14 @@ pub fn delete(session: &Session, plan: &DeletePlan) -> Result<DeleteReport, Erro
     let mut exports = session.journal()?;
     let record = exports.get(id)?;
     if record.status == Status::Deleted {
-        return Err(ExportsError::AlreadyDeleted { id }.into());
+        return match deleted_meanwhile(session, &record) {
+            true => Ok(DeleteReport {
+                done: Vec::new(),
+                also_deleted: Vec::new(),
+                also_touched: Vec::new(),
+            }),
+            false => Err(ExportsError::AlreadyDeleted { id }.into()),
+        };
     }
     let refused: Vec<NotDone> = plan
         .steps
@@ -126,6 +140,17 @@ pub fn delete(session: &Session, plan: &DeletePlan) -> Result<DeleteReport, Erro
         also_deleted,
         also_touched,
     })
+}
+
+/// True when another delete of `record` ended after this command began:
+/// two deletes at once (two workers, a retried job) both succeed, while a
+/// delete of an export deleted before is refused as already deleted.
+fn deleted_meanwhile(session: &Session, record: &ExportRecord) -> bool {
+    // Both are RFC 3339 UTC with milliseconds, so they compare as text.
+    record
+        .deleted_time
+        .as_deref()
+        .is_some_and(|deleted| deleted >= session.began())
 }
 
 /// Marks what `removed` took from other records (I/O): their destinations, and the records left with none.
