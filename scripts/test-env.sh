@@ -87,6 +87,9 @@ PACKAGES=(
     python3-venv
     # The shared export journal's tests: a private cluster (start_postgres).
     postgresql
+    # A real installed R package (tests/e2e/licenses.rs): MASS declares
+    # `License: GPL-2 | GPL-3` in R's own syntax. Pulls in r-base-core.
+    r-cran-mass
 )
 
 # The Python tools of the tests, installed from PyPI into $STATE/pytools (a
