@@ -61,6 +61,36 @@ impl Worker {
     }
 }
 
+/// Two workers with stores of their own, one PostgreSQL journal, a registry and the sample app.
+struct Shared {
+    registry: TestRegistry,
+    db: TestDatabase,
+    sb: Sandbox,
+    spec: PathBuf,
+    workers: [Worker; 2],
+}
+
+impl Shared {
+    fn new() -> Option<Shared> {
+        let (Some(registry), Some(db)) = (TestRegistry::anonymous(), TestDatabase::new()) else {
+            return None;
+        };
+        let sb = Sandbox::new();
+        let spec = write_app(sb.path(), "unused/name:1");
+        let workers = [
+            Worker::new(&sb, "a", &db.url),
+            Worker::new(&sb, "b", &db.url),
+        ];
+        Some(Shared {
+            registry,
+            db,
+            sb,
+            spec,
+            workers,
+        })
+    }
+}
+
 fn wait_all(children: Vec<Child>) -> Vec<Output> {
     children
         .into_iter()
@@ -80,15 +110,16 @@ fn pid_of(record: &Value) -> u64 {
 
 #[test]
 fn eight_workers_with_two_stores_share_one_postgres_journal() {
-    let (Some(registry), Some(db)) = (TestRegistry::anonymous(), TestDatabase::new()) else {
+    let Some(Shared {
+        registry,
+        db: _db,
+        sb,
+        spec,
+        workers,
+    }) = Shared::new()
+    else {
         return;
     };
-    let sb = Sandbox::new();
-    let spec = write_app(sb.path(), "unused/name:1");
-    let workers = [
-        Worker::new(&sb, "a", &db.url),
-        Worker::new(&sb, "b", &db.url),
-    ];
     let children: Vec<(usize, Child)> = (0..8)
         .map(|n| {
             let worker = n % 2;
@@ -157,16 +188,17 @@ fn eight_workers_with_two_stores_share_one_postgres_journal() {
 
 #[test]
 fn two_workers_claiming_one_new_tag_exactly_one_pushes() {
-    let (Some(registry), Some(db)) = (TestRegistry::anonymous(), TestDatabase::new()) else {
+    let Some(Shared {
+        registry,
+        db: _db,
+        sb,
+        spec,
+        workers,
+    }) = Shared::new()
+    else {
         return;
     };
-    let sb = Sandbox::new();
-    let spec = write_app(sb.path(), "unused/name:1");
     let tag = registry.reference("e2e/claimed:v1");
-    let workers = [
-        Worker::new(&sb, "a", &db.url),
-        Worker::new(&sb, "b", &db.url),
-    ];
     let children: Vec<Child> = workers
         .iter()
         .map(|w| {
