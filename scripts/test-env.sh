@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Prepares this machine for stowage's end-to-end tests, and tears that down.
 #
-#   scripts/test-env.sh [start]   install the tools, start a private dockerd,
-#                                 write the podman config and $STATE/env
-#   scripts/test-env.sh stop      stop the dockerd that `start` started
-#   scripts/test-env.sh status    exit 0 when the private dockerd answers
+#   scripts/test-env.sh [start]   install the tools, start a private dockerd
+#                                 and PostgreSQL, write the podman config and $STATE/env
+#   scripts/test-env.sh stop      stop the dockerd and PostgreSQL that `start` started
+#   scripts/test-env.sh status    exit 0 when the private dockerd and PostgreSQL answer
 #
 # STATE is ${STOWAGE_TEST_DIR:-/tmp/stowage-test}. Nothing outside it is
 # configured: the user's docker and podman setups are left alone. After
@@ -48,6 +48,14 @@
 #   must be removed from its environment ("cannot unmarshal !!str … into
 #   configuration.Parameters"). It also accepts a token up to 60 s after its
 #   `exp` (clock-skew leeway); the test token server allows for that.
+# * PostgreSQL (the shared export journal): initdb refuses to run as root, so
+#   the cluster in $STATE/postgres belongs to the `postgres` system user that
+#   Debian's package creates, and runs under `runuser`. It listens on
+#   127.0.0.1 only, on its own port (STOWAGE_TEST_POSTGRES_PORT, default
+#   55432), with its socket in the cluster folder, never in
+#   /var/run/postgresql; password (scram-sha-256) logins only, so the tests'
+#   URL carries a password as a real deployment's does. The URL is exported
+#   as STOWAGE_TEST_POSTGRES. Debian's own cluster service is not used.
 set -euo pipefail
 
 STATE=${STOWAGE_TEST_DIR:-/tmp/stowage-test}
@@ -80,6 +88,8 @@ PACKAGES=(
     # The real app libraries (tests/e2e/rig/libraries.rs): Debian's
     # `python3 -m venv` (with ensurepip) for the tools venv and the test venvs.
     python3-venv
+    # The shared export journal's tests: a private cluster (start_postgres).
+    postgresql
     # A real installed R package (tests/e2e/licenses.rs): MASS declares
     # `License: GPL-2 | GPL-3` in R's own syntax. Pulls in r-base-core.
     r-cran-mass
@@ -280,6 +290,69 @@ unmount_leftovers() {
         done
 }
 
+PG_BIN=/usr/lib/postgresql/15/bin
+PG_DIR="$STATE/postgres"
+PG_PORT=${STOWAGE_TEST_POSTGRES_PORT:-55432}
+
+# Runs a PostgreSQL program as the unprivileged owner of the cluster.
+as_postgres() {
+    runuser -u postgres -- "$@"
+}
+
+postgres_answers() {
+    "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"
+}
+
+postgres_url() {
+    printf 'postgresql://stowage:%s@127.0.0.1:%s/stowage' "$(cat "$PG_DIR/password")" "$PG_PORT"
+}
+
+start_postgres() {
+    [ -x "$PG_BIN/initdb" ] || die "$PG_BIN/initdb is missing (Debian's postgresql-15)"
+    if [ ! -f "$PG_DIR/data/PG_VERSION" ]; then
+        log "initdb $PG_DIR/data"
+        rm -rf "$PG_DIR"
+        mkdir -p "$PG_DIR"
+        # The password of the test role: random per cluster, readable by root only.
+        head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$PG_DIR/password"
+        chmod 600 "$PG_DIR/password"
+        install -m 600 -o postgres /dev/null "$PG_DIR/pwfile"
+        cat "$PG_DIR/password" >"$PG_DIR/pwfile"
+        chown postgres "$PG_DIR"
+        as_postgres "$PG_BIN/initdb" -D "$PG_DIR/data" -U stowage --pwfile="$PG_DIR/pwfile" \
+            --auth=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$PG_DIR/initdb.log" 2>&1 ||
+            { cat "$PG_DIR/initdb.log" >&2; die "initdb failed"; }
+        rm -f "$PG_DIR/pwfile"
+    fi
+    if postgres_answers; then
+        log "PostgreSQL already running (port $PG_PORT)"
+    else
+        log "starting PostgreSQL on 127.0.0.1:$PG_PORT (log: $PG_DIR/postgres.log)"
+        # pg_ctl detaches the server (setsid-like); `stop` ends it with pg_ctl too.
+        as_postgres "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t 60 \
+            -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -c unix_socket_directories=$PG_DIR -c max_connections=300 -c fsync=off" \
+            start >/dev/null || { tail -n 40 "$PG_DIR/postgres.log" >&2; die "PostgreSQL did not start"; }
+    fi
+    # The tests' database; each test makes its own inside the cluster as well.
+    if ! PGPASSWORD=$(cat "$PG_DIR/password") psql -h 127.0.0.1 -p "$PG_PORT" -U stowage -d postgres -tAc \
+        "SELECT 1 FROM pg_database WHERE datname = 'stowage'" | grep -q 1; then
+        PGPASSWORD=$(cat "$PG_DIR/password") psql -h 127.0.0.1 -p "$PG_PORT" -U stowage -d postgres -qc \
+            "CREATE DATABASE stowage" || die "cannot create the database stowage"
+    fi
+    STOWAGE_TEST_POSTGRES=$(postgres_url)
+    export STOWAGE_TEST_POSTGRES
+}
+
+stop_postgres() {
+    if [ ! -f "$PG_DIR/data/postmaster.pid" ]; then
+        log "PostgreSQL not running"
+        return
+    fi
+    log "stopping PostgreSQL"
+    as_postgres "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w -t 30 stop >/dev/null ||
+        log "pg_ctl stop failed; see $PG_DIR/postgres.log"
+}
+
 write_podman_config() {
     local dir="$STATE/podman"
     mkdir -p "$dir/graph" "$dir/run" "$dir/tmp" "$dir/copy-tmp" "$dir/networks"
@@ -321,7 +394,7 @@ write_env_file() {
         echo "# Written by scripts/test-env.sh; source it to use the test engines."
         local name
         for name in STOWAGE_TEST_DIR DOCKER_HOST DOCKER_CONFIG CONTAINERS_CONF \
-            CONTAINERS_STORAGE_CONF REGISTRY_AUTH_FILE; do
+            CONTAINERS_STORAGE_CONF REGISTRY_AUTH_FILE STOWAGE_TEST_POSTGRES; do
             printf "export %s='%s'\n" "$name" "${!name}"
         done
     } >"$tmp"
@@ -346,6 +419,7 @@ main() {
         export STOWAGE_TEST_DIR="$STATE"
         install_pytools
         start_dockerd
+        start_postgres
         write_podman_config
         check_podman
         write_env_file
@@ -353,9 +427,10 @@ main() {
         ;;
     stop)
         stop_dockerd
+        stop_postgres
         ;;
     status)
-        dockerd_pid >/dev/null && docker_answers
+        dockerd_pid >/dev/null && docker_answers && postgres_answers
         ;;
     *)
         die "unknown command '$cmd' (start, stop or status)"

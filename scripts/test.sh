@@ -2,9 +2,9 @@
 # The test command: `sudo scripts/test.sh` (or `scripts/test.sh` as root).
 #
 # Installs the real peers the tests drive (scripts/test-env.sh), starts a
-# private dockerd, then runs the format check, clippy, the module layering
+# private dockerd and PostgreSQL, then runs the format check, clippy, the module layering
 # check (scripts/check-architecture.py) and every test. The dockerd is
-# stopped on exit if this run started it. Works unattended
+# stopped on exit if this run started it (PostgreSQL with it). Works unattended
 # (CI=true, no stdin). Extra arguments go to the test runner, e.g.
 # `scripts/test.sh docker_` runs the tests whose names contain docker_.
 set -euo pipefail
@@ -30,15 +30,15 @@ command -v cargo >/dev/null 2>&1 || {
 
 export STOWAGE_TEST_DIR=${STOWAGE_TEST_DIR:-/tmp/stowage-test}
 
-# Stop dockerd at exit only if it was not already running: a developer who
-# started it by hand keeps it.
+# Stop dockerd and PostgreSQL at exit only if they were not both already
+# running: a developer who started them by hand keeps them.
 if bash scripts/test-env.sh status >/dev/null 2>&1; then
-    started_dockerd=0
+    started_env=0
 else
-    started_dockerd=1
+    started_env=1
 fi
 stop_env() {
-    if [ "$started_dockerd" -eq 1 ]; then
+    if [ "$started_env" -eq 1 ]; then
         bash scripts/test-env.sh stop || true
     fi
 }

@@ -15,7 +15,7 @@ use sha2::{Digest as _, Sha256};
 use stowage::attest::Attestations;
 use stowage::commands::build::{BuildCommand, BuildEvents, BuildResult};
 use stowage::commands::{Recorded, Session, SessionPaths};
-use stowage::exports::{DestinationStatus, Exports, Status};
+use stowage::exports::{DestinationStatus, Exports, JournalLocation, Status};
 use stowage::layer::Compression;
 use stowage::plan::{self, BuildOptions, BuildPlan, BuildRequest};
 use stowage::reference::Location;
@@ -99,7 +99,7 @@ impl App {
             RegistryOptions::default(),
             SessionPaths {
                 store: self.path("store"),
-                journal: self.path("state"),
+                journal: JournalLocation::default_in(&self.path("state")),
             },
         )
     }

@@ -85,6 +85,9 @@ _stowage() {
             stowage__subcmd__exports,list)
                 cmd="stowage__subcmd__exports__subcmd__list"
                 ;;
+            stowage__subcmd__exports,migrate)
+                cmd="stowage__subcmd__exports__subcmd__migrate"
+                ;;
             stowage__subcmd__exports__subcmd__help,delete)
                 cmd="stowage__subcmd__exports__subcmd__help__subcmd__delete"
                 ;;
@@ -93,6 +96,9 @@ _stowage() {
                 ;;
             stowage__subcmd__exports__subcmd__help,list)
                 cmd="stowage__subcmd__exports__subcmd__help__subcmd__list"
+                ;;
+            stowage__subcmd__exports__subcmd__help,migrate)
+                cmd="stowage__subcmd__exports__subcmd__help__subcmd__migrate"
                 ;;
             stowage__subcmd__help,archive)
                 cmd="stowage__subcmd__help__subcmd__archive"
@@ -148,6 +154,9 @@ _stowage() {
             stowage__subcmd__help__subcmd__exports,list)
                 cmd="stowage__subcmd__help__subcmd__exports__subcmd__list"
                 ;;
+            stowage__subcmd__help__subcmd__exports,migrate)
+                cmd="stowage__subcmd__help__subcmd__exports__subcmd__migrate"
+                ;;
             *)
                 ;;
         esac
@@ -155,7 +164,7 @@ _stowage() {
 
     case "${cmd}" in
         stowage)
-            opts="-q -v -h -V --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help --version build copy push sign verify archive login logout inspect init exports run-command cache help"
+            opts="-q -v -h -V --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help --version build copy push sign verify archive login logout inspect init exports run-command cache help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -177,6 +186,10 @@ _stowage() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --journal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -185,7 +198,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__archive)
-            opts="-o -q -v -h --output --platform --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
+            opts="-o -q -v -h --output --platform --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -219,6 +232,10 @@ _stowage() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --journal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -227,7 +244,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__build)
-            opts="-f -o -q -v -h --file --output --no-workspace --platform --format --compression --digest-file --metadata-file --sbom --sbom-format --dry-run --library-layers --keep-base-remote --threads --allow-secret --no-secret-scan --no-start-check --sign-key --attest --cache-repo --chunk-size --jobs --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
+            opts="-f -o -q -v -h --file --output --no-workspace --platform --format --compression --digest-file --metadata-file --sbom --sbom-format --dry-run --library-layers --keep-base-remote --threads --allow-secret --no-secret-scan --no-start-check --sign-key --attest --cache-repo --chunk-size --jobs --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -325,6 +342,10 @@ _stowage() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --journal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -333,7 +354,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__cache)
-            opts="-q -v -h --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help prune info help"
+            opts="-q -v -h --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help prune info help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -352,6 +373,10 @@ _stowage() {
                     return 0
                     ;;
                 --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --journal)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -419,7 +444,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__cache__subcmd__info)
-            opts="-q -v -h --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
+            opts="-q -v -h --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -441,6 +466,10 @@ _stowage() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --journal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -449,7 +478,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__cache__subcmd__prune)
-            opts="-q -v -h --max-size --older-than --dry-run --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
+            opts="-q -v -h --max-size --older-than --dry-run --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -479,6 +508,10 @@ _stowage() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --journal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -487,7 +520,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__copy)
-            opts="-q -v -h --platform --chunk-size --jobs --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
+            opts="-q -v -h --platform --chunk-size --jobs --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -521,6 +554,10 @@ _stowage() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --journal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -529,14 +566,18 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__exports)
-            opts="-q -v -h --status --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help list delete help"
+            opts="-q -v -h --status --limit --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help list migrate delete help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --status)
-                    COMPREPLY=($(compgen -W "ok failed interrupted deleted" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "running ok failed interrupted deleted" -- "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --insecure-registry)
@@ -555,6 +596,10 @@ _stowage() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --journal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -563,7 +608,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__exports__subcmd__delete)
-            opts="-y -q -v -h --yes --all-tags --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
+            opts="-y -q -v -h --yes --all-tags --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -585,6 +630,10 @@ _stowage() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --journal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -593,7 +642,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__exports__subcmd__help)
-            opts="list delete help"
+            opts="list migrate delete help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -648,15 +697,33 @@ _stowage() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        stowage__subcmd__exports__subcmd__help__subcmd__migrate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         stowage__subcmd__exports__subcmd__list)
-            opts="-q -v -h --status --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
+            opts="-q -v -h --status --limit --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --status)
-                    COMPREPLY=($(compgen -W "ok failed interrupted deleted" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "running ok failed interrupted deleted" -- "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --insecure-registry)
@@ -672,6 +739,48 @@ _stowage() {
                     return 0
                     ;;
                 --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --journal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stowage__subcmd__exports__subcmd__migrate)
+            opts="-q -v -h --to --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --insecure-registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --journal)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -781,7 +890,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__help__subcmd__exports)
-            opts="list delete"
+            opts="list migrate delete"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -809,6 +918,20 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__help__subcmd__exports__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stowage__subcmd__help__subcmd__exports__subcmd__migrate)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -949,7 +1072,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__init)
-            opts="-q -v -h --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
+            opts="-q -v -h --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -971,6 +1094,10 @@ _stowage() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --journal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -979,7 +1106,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__inspect)
-            opts="-q -v -h --raw --platform --sbom --provenance --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
+            opts="-q -v -h --raw --platform --sbom --provenance --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1009,6 +1136,10 @@ _stowage() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --journal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1017,7 +1148,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__login)
-            opts="-u -q -v -h --username --password-stdin --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
+            opts="-u -q -v -h --username --password-stdin --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1047,6 +1178,10 @@ _stowage() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --journal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1055,7 +1190,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__logout)
-            opts="-q -v -h --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
+            opts="-q -v -h --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1077,6 +1212,10 @@ _stowage() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --journal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1085,7 +1224,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__push)
-            opts="-q -v -h --tag --platform --sign-key --chunk-size --jobs --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
+            opts="-q -v -h --tag --platform --sign-key --chunk-size --jobs --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1127,6 +1266,10 @@ _stowage() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --journal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1135,7 +1278,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__run__subcmd__command)
-            opts="-q -v -h --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
+            opts="-q -v -h --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1154,6 +1297,10 @@ _stowage() {
                     return 0
                     ;;
                 --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --journal)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1165,7 +1312,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__sign)
-            opts="-q -v -h --key --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
+            opts="-q -v -h --key --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1188,6 +1335,10 @@ _stowage() {
                     return 0
                     ;;
                 --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --journal)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1199,7 +1350,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__verify)
-            opts="-q -v -h --key --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
+            opts="-q -v -h --key --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1222,6 +1373,10 @@ _stowage() {
                     return 0
                     ;;
                 --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --journal)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

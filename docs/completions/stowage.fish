@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_stowage_global_optspecs
-    string join \n q/quiet v/verbose json insecure-registry= timeout= connect-timeout= retries= h/help V/version
+    string join \n q/quiet v/verbose json insecure-registry= timeout= connect-timeout= retries= journal= h/help V/version
 end
 
 function __fish_stowage_needs_command
@@ -28,6 +28,7 @@ complete -c stowage -n "__fish_stowage_needs_command" -l insecure-registry -d 'A
 complete -c stowage -n "__fish_stowage_needs_command" -l timeout -d 'Give up on a registry that does not answer, or stops sending, for this many seconds [default: 60]' -r
 complete -c stowage -n "__fish_stowage_needs_command" -l connect-timeout -d 'Give up connecting to a registry after this many seconds [default: 30]' -r
 complete -c stowage -n "__fish_stowage_needs_command" -l retries -d 'Retries of a failed registry request (connection errors, 408, 429, 5xx) [default: 5]' -r
+complete -c stowage -n "__fish_stowage_needs_command" -l journal -d 'The export journal: sqlite:PATH, or postgresql://USER@HOST[:PORT]/DB shared by many workers [default: the SQLite file in the state folder]' -r
 complete -c stowage -n "__fish_stowage_needs_command" -s q -l quiet -d 'Print only the result'
 complete -c stowage -n "__fish_stowage_needs_command" -s v -l verbose -d 'Say more about what happens (repeatable)'
 complete -c stowage -n "__fish_stowage_needs_command" -l json -d 'Print machine-readable JSON where the output is data'
@@ -72,6 +73,7 @@ complete -c stowage -n "__fish_stowage_using_subcommand build" -l insecure-regis
 complete -c stowage -n "__fish_stowage_using_subcommand build" -l timeout -d 'Give up on a registry that does not answer, or stops sending, for this many seconds [default: 60]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand build" -l connect-timeout -d 'Give up connecting to a registry after this many seconds [default: 30]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand build" -l retries -d 'Retries of a failed registry request (connection errors, 408, 429, 5xx) [default: 5]' -r
+complete -c stowage -n "__fish_stowage_using_subcommand build" -l journal -d 'The export journal: sqlite:PATH, or postgresql://USER@HOST[:PORT]/DB shared by many workers [default: the SQLite file in the state folder]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand build" -l no-workspace -d 'Leave the workspace out of the image'
 complete -c stowage -n "__fish_stowage_using_subcommand build" -l dry-run -d 'Print the plan (layers, packages, sources, sizes) and write nothing; needs no destination'
 complete -c stowage -n "__fish_stowage_using_subcommand build" -l keep-base-remote -d 'Never download the base\'s layers: parent folders of targets get root-owned 0755 instead of the base\'s own owner and mode (read once per base and cached otherwise)'
@@ -88,6 +90,7 @@ complete -c stowage -n "__fish_stowage_using_subcommand copy" -l insecure-regist
 complete -c stowage -n "__fish_stowage_using_subcommand copy" -l timeout -d 'Give up on a registry that does not answer, or stops sending, for this many seconds [default: 60]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand copy" -l connect-timeout -d 'Give up connecting to a registry after this many seconds [default: 30]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand copy" -l retries -d 'Retries of a failed registry request (connection errors, 408, 429, 5xx) [default: 5]' -r
+complete -c stowage -n "__fish_stowage_using_subcommand copy" -l journal -d 'The export journal: sqlite:PATH, or postgresql://USER@HOST[:PORT]/DB shared by many workers [default: the SQLite file in the state folder]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand copy" -s q -l quiet -d 'Print only the result'
 complete -c stowage -n "__fish_stowage_using_subcommand copy" -s v -l verbose -d 'Say more about what happens (repeatable)'
 complete -c stowage -n "__fish_stowage_using_subcommand copy" -l json -d 'Print machine-readable JSON where the output is data'
@@ -101,6 +104,7 @@ complete -c stowage -n "__fish_stowage_using_subcommand push" -l insecure-regist
 complete -c stowage -n "__fish_stowage_using_subcommand push" -l timeout -d 'Give up on a registry that does not answer, or stops sending, for this many seconds [default: 60]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand push" -l connect-timeout -d 'Give up connecting to a registry after this many seconds [default: 30]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand push" -l retries -d 'Retries of a failed registry request (connection errors, 408, 429, 5xx) [default: 5]' -r
+complete -c stowage -n "__fish_stowage_using_subcommand push" -l journal -d 'The export journal: sqlite:PATH, or postgresql://USER@HOST[:PORT]/DB shared by many workers [default: the SQLite file in the state folder]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand push" -s q -l quiet -d 'Print only the result'
 complete -c stowage -n "__fish_stowage_using_subcommand push" -s v -l verbose -d 'Say more about what happens (repeatable)'
 complete -c stowage -n "__fish_stowage_using_subcommand push" -l json -d 'Print machine-readable JSON where the output is data'
@@ -110,6 +114,7 @@ complete -c stowage -n "__fish_stowage_using_subcommand sign" -l insecure-regist
 complete -c stowage -n "__fish_stowage_using_subcommand sign" -l timeout -d 'Give up on a registry that does not answer, or stops sending, for this many seconds [default: 60]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand sign" -l connect-timeout -d 'Give up connecting to a registry after this many seconds [default: 30]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand sign" -l retries -d 'Retries of a failed registry request (connection errors, 408, 429, 5xx) [default: 5]' -r
+complete -c stowage -n "__fish_stowage_using_subcommand sign" -l journal -d 'The export journal: sqlite:PATH, or postgresql://USER@HOST[:PORT]/DB shared by many workers [default: the SQLite file in the state folder]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand sign" -s q -l quiet -d 'Print only the result'
 complete -c stowage -n "__fish_stowage_using_subcommand sign" -s v -l verbose -d 'Say more about what happens (repeatable)'
 complete -c stowage -n "__fish_stowage_using_subcommand sign" -l json -d 'Print machine-readable JSON where the output is data'
@@ -119,6 +124,7 @@ complete -c stowage -n "__fish_stowage_using_subcommand verify" -l insecure-regi
 complete -c stowage -n "__fish_stowage_using_subcommand verify" -l timeout -d 'Give up on a registry that does not answer, or stops sending, for this many seconds [default: 60]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand verify" -l connect-timeout -d 'Give up connecting to a registry after this many seconds [default: 30]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand verify" -l retries -d 'Retries of a failed registry request (connection errors, 408, 429, 5xx) [default: 5]' -r
+complete -c stowage -n "__fish_stowage_using_subcommand verify" -l journal -d 'The export journal: sqlite:PATH, or postgresql://USER@HOST[:PORT]/DB shared by many workers [default: the SQLite file in the state folder]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand verify" -s q -l quiet -d 'Print only the result'
 complete -c stowage -n "__fish_stowage_using_subcommand verify" -s v -l verbose -d 'Say more about what happens (repeatable)'
 complete -c stowage -n "__fish_stowage_using_subcommand verify" -l json -d 'Print machine-readable JSON where the output is data'
@@ -129,6 +135,7 @@ complete -c stowage -n "__fish_stowage_using_subcommand archive" -l insecure-reg
 complete -c stowage -n "__fish_stowage_using_subcommand archive" -l timeout -d 'Give up on a registry that does not answer, or stops sending, for this many seconds [default: 60]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand archive" -l connect-timeout -d 'Give up connecting to a registry after this many seconds [default: 30]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand archive" -l retries -d 'Retries of a failed registry request (connection errors, 408, 429, 5xx) [default: 5]' -r
+complete -c stowage -n "__fish_stowage_using_subcommand archive" -l journal -d 'The export journal: sqlite:PATH, or postgresql://USER@HOST[:PORT]/DB shared by many workers [default: the SQLite file in the state folder]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand archive" -s q -l quiet -d 'Print only the result'
 complete -c stowage -n "__fish_stowage_using_subcommand archive" -s v -l verbose -d 'Say more about what happens (repeatable)'
 complete -c stowage -n "__fish_stowage_using_subcommand archive" -l json -d 'Print machine-readable JSON where the output is data'
@@ -138,6 +145,7 @@ complete -c stowage -n "__fish_stowage_using_subcommand login" -l insecure-regis
 complete -c stowage -n "__fish_stowage_using_subcommand login" -l timeout -d 'Give up on a registry that does not answer, or stops sending, for this many seconds [default: 60]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand login" -l connect-timeout -d 'Give up connecting to a registry after this many seconds [default: 30]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand login" -l retries -d 'Retries of a failed registry request (connection errors, 408, 429, 5xx) [default: 5]' -r
+complete -c stowage -n "__fish_stowage_using_subcommand login" -l journal -d 'The export journal: sqlite:PATH, or postgresql://USER@HOST[:PORT]/DB shared by many workers [default: the SQLite file in the state folder]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand login" -l password-stdin -d 'Read the password or token from standard input'
 complete -c stowage -n "__fish_stowage_using_subcommand login" -s q -l quiet -d 'Print only the result'
 complete -c stowage -n "__fish_stowage_using_subcommand login" -s v -l verbose -d 'Say more about what happens (repeatable)'
@@ -147,6 +155,7 @@ complete -c stowage -n "__fish_stowage_using_subcommand logout" -l insecure-regi
 complete -c stowage -n "__fish_stowage_using_subcommand logout" -l timeout -d 'Give up on a registry that does not answer, or stops sending, for this many seconds [default: 60]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand logout" -l connect-timeout -d 'Give up connecting to a registry after this many seconds [default: 30]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand logout" -l retries -d 'Retries of a failed registry request (connection errors, 408, 429, 5xx) [default: 5]' -r
+complete -c stowage -n "__fish_stowage_using_subcommand logout" -l journal -d 'The export journal: sqlite:PATH, or postgresql://USER@HOST[:PORT]/DB shared by many workers [default: the SQLite file in the state folder]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand logout" -s q -l quiet -d 'Print only the result'
 complete -c stowage -n "__fish_stowage_using_subcommand logout" -s v -l verbose -d 'Say more about what happens (repeatable)'
 complete -c stowage -n "__fish_stowage_using_subcommand logout" -l json -d 'Print machine-readable JSON where the output is data'
@@ -158,6 +167,7 @@ complete -c stowage -n "__fish_stowage_using_subcommand inspect" -l insecure-reg
 complete -c stowage -n "__fish_stowage_using_subcommand inspect" -l timeout -d 'Give up on a registry that does not answer, or stops sending, for this many seconds [default: 60]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand inspect" -l connect-timeout -d 'Give up connecting to a registry after this many seconds [default: 30]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand inspect" -l retries -d 'Retries of a failed registry request (connection errors, 408, 429, 5xx) [default: 5]' -r
+complete -c stowage -n "__fish_stowage_using_subcommand inspect" -l journal -d 'The export journal: sqlite:PATH, or postgresql://USER@HOST[:PORT]/DB shared by many workers [default: the SQLite file in the state folder]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand inspect" -l sbom -d 'Print the SPDX document of the image\'s SBOM attestation'
 complete -c stowage -n "__fish_stowage_using_subcommand inspect" -l provenance -d 'Print the SLSA provenance predicate of the image\'s provenance attestation'
 complete -c stowage -n "__fish_stowage_using_subcommand inspect" -s q -l quiet -d 'Print only the result'
@@ -168,41 +178,60 @@ complete -c stowage -n "__fish_stowage_using_subcommand init" -l insecure-regist
 complete -c stowage -n "__fish_stowage_using_subcommand init" -l timeout -d 'Give up on a registry that does not answer, or stops sending, for this many seconds [default: 60]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand init" -l connect-timeout -d 'Give up connecting to a registry after this many seconds [default: 30]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand init" -l retries -d 'Retries of a failed registry request (connection errors, 408, 429, 5xx) [default: 5]' -r
+complete -c stowage -n "__fish_stowage_using_subcommand init" -l journal -d 'The export journal: sqlite:PATH, or postgresql://USER@HOST[:PORT]/DB shared by many workers [default: the SQLite file in the state folder]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand init" -s q -l quiet -d 'Print only the result'
 complete -c stowage -n "__fish_stowage_using_subcommand init" -s v -l verbose -d 'Say more about what happens (repeatable)'
 complete -c stowage -n "__fish_stowage_using_subcommand init" -l json -d 'Print machine-readable JSON where the output is data'
 complete -c stowage -n "__fish_stowage_using_subcommand init" -s h -l help -d 'Print help'
-complete -c stowage -n "__fish_stowage_using_subcommand exports; and not __fish_seen_subcommand_from list delete help" -l status -d 'Show only exports with this status' -r -f -a "ok\t''
+complete -c stowage -n "__fish_stowage_using_subcommand exports; and not __fish_seen_subcommand_from list migrate delete help" -l status -d 'Show only exports with this status' -r -f -a "running\t'Still going on a live worker'
+ok\t''
 failed\t''
 interrupted\t''
 deleted\t''"
-complete -c stowage -n "__fish_stowage_using_subcommand exports; and not __fish_seen_subcommand_from list delete help" -l insecure-registry -d 'Allow plain HTTP or unverified TLS for this registry host only (repeatable; loopback hosts need no flag for plain HTTP)' -r
-complete -c stowage -n "__fish_stowage_using_subcommand exports; and not __fish_seen_subcommand_from list delete help" -l timeout -d 'Give up on a registry that does not answer, or stops sending, for this many seconds [default: 60]' -r
-complete -c stowage -n "__fish_stowage_using_subcommand exports; and not __fish_seen_subcommand_from list delete help" -l connect-timeout -d 'Give up connecting to a registry after this many seconds [default: 30]' -r
-complete -c stowage -n "__fish_stowage_using_subcommand exports; and not __fish_seen_subcommand_from list delete help" -l retries -d 'Retries of a failed registry request (connection errors, 408, 429, 5xx) [default: 5]' -r
-complete -c stowage -n "__fish_stowage_using_subcommand exports; and not __fish_seen_subcommand_from list delete help" -s q -l quiet -d 'Print only the result'
-complete -c stowage -n "__fish_stowage_using_subcommand exports; and not __fish_seen_subcommand_from list delete help" -s v -l verbose -d 'Say more about what happens (repeatable)'
-complete -c stowage -n "__fish_stowage_using_subcommand exports; and not __fish_seen_subcommand_from list delete help" -l json -d 'Print machine-readable JSON where the output is data'
-complete -c stowage -n "__fish_stowage_using_subcommand exports; and not __fish_seen_subcommand_from list delete help" -s h -l help -d 'Print help'
-complete -c stowage -n "__fish_stowage_using_subcommand exports; and not __fish_seen_subcommand_from list delete help" -f -a "list" -d 'List exports, oldest first (the default)'
-complete -c stowage -n "__fish_stowage_using_subcommand exports; and not __fish_seen_subcommand_from list delete help" -f -a "delete" -d 'Delete what an export put in its registry, layout or archive file, and mark the record deleted'
-complete -c stowage -n "__fish_stowage_using_subcommand exports; and not __fish_seen_subcommand_from list delete help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from list" -l status -d 'Show only exports with this status' -r -f -a "ok\t''
+complete -c stowage -n "__fish_stowage_using_subcommand exports; and not __fish_seen_subcommand_from list migrate delete help" -l limit -d 'Show only the newest N (oldest first)' -r
+complete -c stowage -n "__fish_stowage_using_subcommand exports; and not __fish_seen_subcommand_from list migrate delete help" -l insecure-registry -d 'Allow plain HTTP or unverified TLS for this registry host only (repeatable; loopback hosts need no flag for plain HTTP)' -r
+complete -c stowage -n "__fish_stowage_using_subcommand exports; and not __fish_seen_subcommand_from list migrate delete help" -l timeout -d 'Give up on a registry that does not answer, or stops sending, for this many seconds [default: 60]' -r
+complete -c stowage -n "__fish_stowage_using_subcommand exports; and not __fish_seen_subcommand_from list migrate delete help" -l connect-timeout -d 'Give up connecting to a registry after this many seconds [default: 30]' -r
+complete -c stowage -n "__fish_stowage_using_subcommand exports; and not __fish_seen_subcommand_from list migrate delete help" -l retries -d 'Retries of a failed registry request (connection errors, 408, 429, 5xx) [default: 5]' -r
+complete -c stowage -n "__fish_stowage_using_subcommand exports; and not __fish_seen_subcommand_from list migrate delete help" -l journal -d 'The export journal: sqlite:PATH, or postgresql://USER@HOST[:PORT]/DB shared by many workers [default: the SQLite file in the state folder]' -r
+complete -c stowage -n "__fish_stowage_using_subcommand exports; and not __fish_seen_subcommand_from list migrate delete help" -s q -l quiet -d 'Print only the result'
+complete -c stowage -n "__fish_stowage_using_subcommand exports; and not __fish_seen_subcommand_from list migrate delete help" -s v -l verbose -d 'Say more about what happens (repeatable)'
+complete -c stowage -n "__fish_stowage_using_subcommand exports; and not __fish_seen_subcommand_from list migrate delete help" -l json -d 'Print machine-readable JSON where the output is data'
+complete -c stowage -n "__fish_stowage_using_subcommand exports; and not __fish_seen_subcommand_from list migrate delete help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c stowage -n "__fish_stowage_using_subcommand exports; and not __fish_seen_subcommand_from list migrate delete help" -f -a "list" -d 'List exports, oldest first (the default)'
+complete -c stowage -n "__fish_stowage_using_subcommand exports; and not __fish_seen_subcommand_from list migrate delete help" -f -a "migrate" -d 'Copy this journal\'s records into another (a PostgreSQL journal); running it again copies nothing twice'
+complete -c stowage -n "__fish_stowage_using_subcommand exports; and not __fish_seen_subcommand_from list migrate delete help" -f -a "delete" -d 'Delete what an export put in its registry, layout or archive file, and mark the record deleted'
+complete -c stowage -n "__fish_stowage_using_subcommand exports; and not __fish_seen_subcommand_from list migrate delete help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from list" -l status -d 'Show only exports with this status' -r -f -a "running\t'Still going on a live worker'
+ok\t''
 failed\t''
 interrupted\t''
 deleted\t''"
+complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from list" -l limit -d 'Show only the newest N (oldest first)' -r
 complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from list" -l insecure-registry -d 'Allow plain HTTP or unverified TLS for this registry host only (repeatable; loopback hosts need no flag for plain HTTP)' -r
 complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from list" -l timeout -d 'Give up on a registry that does not answer, or stops sending, for this many seconds [default: 60]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from list" -l connect-timeout -d 'Give up connecting to a registry after this many seconds [default: 30]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from list" -l retries -d 'Retries of a failed registry request (connection errors, 408, 429, 5xx) [default: 5]' -r
+complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from list" -l journal -d 'The export journal: sqlite:PATH, or postgresql://USER@HOST[:PORT]/DB shared by many workers [default: the SQLite file in the state folder]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the result'
 complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Say more about what happens (repeatable)'
 complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from list" -l json -d 'Print machine-readable JSON where the output is data'
-complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from migrate" -l to -d 'The journal to copy into: postgresql://USER@HOST[:PORT]/DB (or sqlite:PATH)' -r
+complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from migrate" -l insecure-registry -d 'Allow plain HTTP or unverified TLS for this registry host only (repeatable; loopback hosts need no flag for plain HTTP)' -r
+complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from migrate" -l timeout -d 'Give up on a registry that does not answer, or stops sending, for this many seconds [default: 60]' -r
+complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from migrate" -l connect-timeout -d 'Give up connecting to a registry after this many seconds [default: 30]' -r
+complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from migrate" -l retries -d 'Retries of a failed registry request (connection errors, 408, 429, 5xx) [default: 5]' -r
+complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from migrate" -l journal -d 'The export journal: sqlite:PATH, or postgresql://USER@HOST[:PORT]/DB shared by many workers [default: the SQLite file in the state folder]' -r
+complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from migrate" -s q -l quiet -d 'Print only the result'
+complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from migrate" -s v -l verbose -d 'Say more about what happens (repeatable)'
+complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from migrate" -l json -d 'Print machine-readable JSON where the output is data'
+complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from migrate" -s h -l help -d 'Print help'
 complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from delete" -l insecure-registry -d 'Allow plain HTTP or unverified TLS for this registry host only (repeatable; loopback hosts need no flag for plain HTTP)' -r
 complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from delete" -l timeout -d 'Give up on a registry that does not answer, or stops sending, for this many seconds [default: 60]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from delete" -l connect-timeout -d 'Give up connecting to a registry after this many seconds [default: 30]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from delete" -l retries -d 'Retries of a failed registry request (connection errors, 408, 429, 5xx) [default: 5]' -r
+complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from delete" -l journal -d 'The export journal: sqlite:PATH, or postgresql://USER@HOST[:PORT]/DB shared by many workers [default: the SQLite file in the state folder]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from delete" -s y -l yes -d 'Delete without asking (for scripts; without a terminal it is required)'
 complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from delete" -l all-tags -d 'Also delete every other tag that points at the export\'s image (the prompt lists them); the other exports that held them are marked deleted too'
 complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from delete" -s q -l quiet -d 'Print only the result'
@@ -210,12 +239,14 @@ complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen
 complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from delete" -l json -d 'Print machine-readable JSON where the output is data'
 complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from help" -f -a "list" -d 'List exports, oldest first (the default)'
+complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from help" -f -a "migrate" -d 'Copy this journal\'s records into another (a PostgreSQL journal); running it again copies nothing twice'
 complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete what an export put in its registry, layout or archive file, and mark the record deleted'
 complete -c stowage -n "__fish_stowage_using_subcommand exports; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c stowage -n "__fish_stowage_using_subcommand run-command" -l insecure-registry -d 'Allow plain HTTP or unverified TLS for this registry host only (repeatable; loopback hosts need no flag for plain HTTP)' -r
 complete -c stowage -n "__fish_stowage_using_subcommand run-command" -l timeout -d 'Give up on a registry that does not answer, or stops sending, for this many seconds [default: 60]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand run-command" -l connect-timeout -d 'Give up connecting to a registry after this many seconds [default: 30]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand run-command" -l retries -d 'Retries of a failed registry request (connection errors, 408, 429, 5xx) [default: 5]' -r
+complete -c stowage -n "__fish_stowage_using_subcommand run-command" -l journal -d 'The export journal: sqlite:PATH, or postgresql://USER@HOST[:PORT]/DB shared by many workers [default: the SQLite file in the state folder]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand run-command" -s q -l quiet -d 'Print only the result'
 complete -c stowage -n "__fish_stowage_using_subcommand run-command" -s v -l verbose -d 'Say more about what happens (repeatable)'
 complete -c stowage -n "__fish_stowage_using_subcommand run-command" -l json -d 'Print machine-readable JSON where the output is data'
@@ -224,6 +255,7 @@ complete -c stowage -n "__fish_stowage_using_subcommand cache; and not __fish_se
 complete -c stowage -n "__fish_stowage_using_subcommand cache; and not __fish_seen_subcommand_from prune info help" -l timeout -d 'Give up on a registry that does not answer, or stops sending, for this many seconds [default: 60]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand cache; and not __fish_seen_subcommand_from prune info help" -l connect-timeout -d 'Give up connecting to a registry after this many seconds [default: 30]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand cache; and not __fish_seen_subcommand_from prune info help" -l retries -d 'Retries of a failed registry request (connection errors, 408, 429, 5xx) [default: 5]' -r
+complete -c stowage -n "__fish_stowage_using_subcommand cache; and not __fish_seen_subcommand_from prune info help" -l journal -d 'The export journal: sqlite:PATH, or postgresql://USER@HOST[:PORT]/DB shared by many workers [default: the SQLite file in the state folder]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand cache; and not __fish_seen_subcommand_from prune info help" -s q -l quiet -d 'Print only the result'
 complete -c stowage -n "__fish_stowage_using_subcommand cache; and not __fish_seen_subcommand_from prune info help" -s v -l verbose -d 'Say more about what happens (repeatable)'
 complete -c stowage -n "__fish_stowage_using_subcommand cache; and not __fish_seen_subcommand_from prune info help" -l json -d 'Print machine-readable JSON where the output is data'
@@ -237,6 +269,7 @@ complete -c stowage -n "__fish_stowage_using_subcommand cache; and __fish_seen_s
 complete -c stowage -n "__fish_stowage_using_subcommand cache; and __fish_seen_subcommand_from prune" -l timeout -d 'Give up on a registry that does not answer, or stops sending, for this many seconds [default: 60]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand cache; and __fish_seen_subcommand_from prune" -l connect-timeout -d 'Give up connecting to a registry after this many seconds [default: 30]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand cache; and __fish_seen_subcommand_from prune" -l retries -d 'Retries of a failed registry request (connection errors, 408, 429, 5xx) [default: 5]' -r
+complete -c stowage -n "__fish_stowage_using_subcommand cache; and __fish_seen_subcommand_from prune" -l journal -d 'The export journal: sqlite:PATH, or postgresql://USER@HOST[:PORT]/DB shared by many workers [default: the SQLite file in the state folder]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand cache; and __fish_seen_subcommand_from prune" -l dry-run -d 'Say what would be removed, and remove nothing'
 complete -c stowage -n "__fish_stowage_using_subcommand cache; and __fish_seen_subcommand_from prune" -s q -l quiet -d 'Print only the result'
 complete -c stowage -n "__fish_stowage_using_subcommand cache; and __fish_seen_subcommand_from prune" -s v -l verbose -d 'Say more about what happens (repeatable)'
@@ -246,6 +279,7 @@ complete -c stowage -n "__fish_stowage_using_subcommand cache; and __fish_seen_s
 complete -c stowage -n "__fish_stowage_using_subcommand cache; and __fish_seen_subcommand_from info" -l timeout -d 'Give up on a registry that does not answer, or stops sending, for this many seconds [default: 60]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand cache; and __fish_seen_subcommand_from info" -l connect-timeout -d 'Give up connecting to a registry after this many seconds [default: 30]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand cache; and __fish_seen_subcommand_from info" -l retries -d 'Retries of a failed registry request (connection errors, 408, 429, 5xx) [default: 5]' -r
+complete -c stowage -n "__fish_stowage_using_subcommand cache; and __fish_seen_subcommand_from info" -l journal -d 'The export journal: sqlite:PATH, or postgresql://USER@HOST[:PORT]/DB shared by many workers [default: the SQLite file in the state folder]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand cache; and __fish_seen_subcommand_from info" -s q -l quiet -d 'Print only the result'
 complete -c stowage -n "__fish_stowage_using_subcommand cache; and __fish_seen_subcommand_from info" -s v -l verbose -d 'Say more about what happens (repeatable)'
 complete -c stowage -n "__fish_stowage_using_subcommand cache; and __fish_seen_subcommand_from info" -l json -d 'Print machine-readable JSON where the output is data'
@@ -268,6 +302,7 @@ complete -c stowage -n "__fish_stowage_using_subcommand help; and not __fish_see
 complete -c stowage -n "__fish_stowage_using_subcommand help; and not __fish_seen_subcommand_from build copy push sign verify archive login logout inspect init exports run-command cache help" -f -a "cache" -d 'Bound the blob store (prune), or show what it holds (info)'
 complete -c stowage -n "__fish_stowage_using_subcommand help; and not __fish_seen_subcommand_from build copy push sign verify archive login logout inspect init exports run-command cache help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c stowage -n "__fish_stowage_using_subcommand help; and __fish_seen_subcommand_from exports" -f -a "list" -d 'List exports, oldest first (the default)'
+complete -c stowage -n "__fish_stowage_using_subcommand help; and __fish_seen_subcommand_from exports" -f -a "migrate" -d 'Copy this journal\'s records into another (a PostgreSQL journal); running it again copies nothing twice'
 complete -c stowage -n "__fish_stowage_using_subcommand help; and __fish_seen_subcommand_from exports" -f -a "delete" -d 'Delete what an export put in its registry, layout or archive file, and mark the record deleted'
 complete -c stowage -n "__fish_stowage_using_subcommand help; and __fish_seen_subcommand_from cache" -f -a "prune" -d 'Remove least-recently-used blobs and the cache records naming them; never a blob a running build or export holds'
 complete -c stowage -n "__fish_stowage_using_subcommand help; and __fish_seen_subcommand_from cache" -f -a "info" -d 'Show the store\'s size, its blob count and what each cache holds'

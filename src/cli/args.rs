@@ -34,6 +34,16 @@ pub struct Cli {
     /// Retries of a failed registry request (connection errors, 408, 429, 5xx) [default: 5].
     #[arg(long, global = true, value_name = "N", env = "STOWAGE_RETRIES")]
     pub retries: Option<u32>,
+    /// The export journal: sqlite:PATH, or postgresql://USER@HOST[:PORT]/DB shared by many workers
+    /// [default: the SQLite file in the state folder].
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "STOWAGE_JOURNAL",
+        hide_env_values = true
+    )]
+    pub journal: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -179,6 +189,9 @@ pub struct ExportsArgs {
     /// Show only exports with this status.
     #[arg(long, value_enum)]
     pub status: Option<StatusArg>,
+    /// Show only the newest N (oldest first).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -188,6 +201,15 @@ pub enum ExportsAction {
         /// Show only exports with this status.
         #[arg(long, value_enum)]
         status: Option<StatusArg>,
+        /// Show only the newest N (oldest first).
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+    },
+    /// Copy this journal's records into another (a PostgreSQL journal); running it again copies nothing twice.
+    Migrate {
+        /// The journal to copy into: postgresql://USER@HOST[:PORT]/DB (or sqlite:PATH).
+        #[arg(long, value_name = "URL")]
+        to: String,
     },
     /// Delete what an export put in its registry, layout or archive file, and mark the record deleted.
     ///
@@ -209,6 +231,8 @@ pub enum ExportsAction {
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
 pub enum StatusArg {
+    /// Still going on a live worker.
+    Running,
     Ok,
     Failed,
     Interrupted,

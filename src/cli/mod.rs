@@ -65,12 +65,22 @@ pub fn run() -> i32 {
         progress: (!cli.quiet).then(|| Arc::new(progress::Progress::for_stderr())),
         failed_record: Mutex::new(None),
     };
+    let mut journal_paths = paths::from_environment();
+    if let Some(url) = &cli.journal {
+        match crate::exports::JournalLocation::parse(url) {
+            Ok(location) => journal_paths.journal = location,
+            Err(e) => return render::report_error(&bad_journal(e).into()),
+        }
+    }
+    if cli.verbose >= 2 && !cli.quiet {
+        eprintln!("journal: {}", journal_paths.journal);
+    }
     let settings = Settings {
         insecure: cli.insecure_registry,
         timeout: cli.timeout,
         connect_timeout: cli.connect_timeout,
         retries: cli.retries,
-        paths: paths::from_environment(),
+        paths: journal_paths,
         docker_hub: paths::docker_hub_from_environment(),
     };
     if matches!(
@@ -246,10 +256,11 @@ fn dispatch(command: Command, out: &Output, settings: &Settings) -> anyhow::Resu
         }
         Command::Init { dir } => run_init(dir.as_deref().unwrap_or(Path::new(".")), out),
         Command::Exports(args) => match args.action {
-            None => run_exports_list(args.status, out, settings),
-            Some(ExportsAction::List { status }) => {
-                run_exports_list(status.or(args.status), out, settings)
+            None => run_exports_list(args.status, args.limit, out, settings),
+            Some(ExportsAction::List { status, limit }) => {
+                run_exports_list(status.or(args.status), limit.or(args.limit), out, settings)
             }
+            Some(ExportsAction::Migrate { to }) => run_exports_migrate(&to, out, settings),
             Some(ExportsAction::Delete { id, yes, all_tags }) => {
                 run_exports_delete(id, yes, all_tags, out, settings)
             }
@@ -610,18 +621,41 @@ fn confirm_delete(plan: &commands::exports::DeletePlan) -> anyhow::Result<()> {
     .into())
 }
 
+/// A journal URL that does not parse: a usage error (exit 2).
+fn bad_journal(e: crate::exports::LocationError) -> Error {
+    Error::usage(
+        e.to_string(),
+        "give the journal as sqlite:PATH or postgresql://USER@HOST[:PORT]/DB",
+    )
+}
+
+fn run_exports_migrate(to: &str, out: &Output, settings: &Settings) -> anyhow::Result<()> {
+    let target = crate::exports::JournalLocation::parse(to).map_err(bad_journal)?;
+    let session = settings.session(out, None);
+    let migrated = commands::exports::migrate(&session, &target)
+        .with_context(|| format!("cannot copy the export records into {target}"))?;
+    out.info(&format!(
+        "{} records read, {} added to {target} (the others were there already)",
+        migrated.read, migrated.added
+    ));
+    Ok(())
+}
+
 fn run_exports_list(
     status: Option<StatusArg>,
+    limit: Option<u64>,
     out: &Output,
     settings: &Settings,
 ) -> anyhow::Result<()> {
     let status = status.map(|s| match s {
+        StatusArg::Running => Status::Running,
         StatusArg::Ok => Status::Ok,
         StatusArg::Failed => Status::Failed,
         StatusArg::Interrupted => Status::Interrupted,
         StatusArg::Deleted => Status::Deleted,
     });
-    let records = commands::exports::list(&settings.session(out, None), status)?;
+    let filter = crate::exports::Filter { status, limit };
+    let records = commands::exports::list(&settings.session(out, None), filter)?;
     if out.json {
         return Ok(to_stdout(|w| {
             writeln!(w, "{}", commands::json_text(&records))

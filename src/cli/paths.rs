@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::commands::SessionPaths;
 use crate::error::Error;
+use crate::exports::JournalLocation;
 
 /// The store and journal folders this process's environment names.
 pub fn from_environment() -> SessionPaths {
@@ -96,7 +97,10 @@ fn resolve(
             Some(home) => home.join(".local/state/stowage"),
             None => fallback().join("state"),
         });
-    SessionPaths { store, journal }
+    SessionPaths {
+        store,
+        journal: JournalLocation::default_in(&journal),
+    }
 }
 
 #[cfg(test)]
@@ -114,7 +118,7 @@ mod tests {
             |home| home != Path::new("/"),
         );
         let text = |path: &Path| path.to_string_lossy().into_owned();
-        (text(&paths.store), text(&paths.journal))
+        (text(&paths.store), paths.journal.to_string())
     }
 
     #[test]
@@ -126,14 +130,23 @@ mod tests {
             ("STOWAGE_CACHE_DIR", "/sc"),
             ("STOWAGE_STATE_DIR", "/ss"),
         ];
-        assert_eq!(paths_with(&all), ("/sc".into(), "/ss".into()));
+        assert_eq!(
+            paths_with(&all),
+            ("/sc".into(), "sqlite:/ss/exports.sqlite3".into())
+        );
         assert_eq!(
             paths_with(&all[..3]),
-            ("/xc/stowage".into(), "/xs/stowage".into())
+            (
+                "/xc/stowage".into(),
+                "sqlite:/xs/stowage/exports.sqlite3".into()
+            )
         );
         assert_eq!(
             paths_with(&all[..1]),
-            ("/h/.cache/stowage".into(), "/h/.local/state/stowage".into())
+            (
+                "/h/.cache/stowage".into(),
+                "sqlite:/h/.local/state/stowage/exports.sqlite3".into()
+            )
         );
     }
 
@@ -146,7 +159,10 @@ mod tests {
         ];
         assert_eq!(
             paths_with(&vars),
-            ("/h/.cache/stowage".into(), "/h/.local/state/stowage".into())
+            (
+                "/h/.cache/stowage".into(),
+                "sqlite:/h/.local/state/stowage/exports.sqlite3".into()
+            )
         );
     }
 
@@ -157,7 +173,7 @@ mod tests {
         let under = |tmp: &str| {
             (
                 format!("{tmp}/stowage-{uid}/cache"),
-                format!("{tmp}/stowage-{uid}/state"),
+                format!("sqlite:{tmp}/stowage-{uid}/state/exports.sqlite3"),
             )
         };
         assert_eq!(paths_with(&[]), under("/tmp"));
@@ -168,7 +184,10 @@ mod tests {
         );
         assert_eq!(
             paths_with(&[("HOME", "/"), ("STOWAGE_CACHE_DIR", "/sc")]),
-            ("/sc".into(), format!("/tmp/stowage-{uid}/state"))
+            (
+                "/sc".into(),
+                format!("sqlite:/tmp/stowage-{uid}/state/exports.sqlite3")
+            )
         );
     }
 }

@@ -415,7 +415,8 @@ pub fn write_exports_table(
             .destinations
             .iter()
             .map(|d| {
-                let status = d.status.map_or("", |s| s.as_str());
+                // A running export's destination not reached yet has no status.
+                let status = d.status.map_or("pending", |s| s.as_str());
                 match d.size {
                     Some(bytes) => {
                         format!("{} ({status}, {})", d.destination, human_bytes(bytes))

@@ -17,11 +17,14 @@ mod start_check;
 pub mod transfer;
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use crate::digest::Digest;
 use crate::error::Error;
-use crate::exports::{Destination, DestinationKind, Exports, ExportsError, NewExport};
+use crate::exports::{
+    Destination, DestinationKind, DestinationStatus, Exports, ExportsError, JournalLocation,
+    LeaseKeeper, NewExport,
+};
 use crate::reference::{ImageRef, Location};
 use crate::registry::{Registry, RegistryError, RegistryOptions};
 use crate::store::Store;
@@ -34,8 +37,8 @@ use crate::transport::{Access, OpenRegistry};
 pub struct SessionPaths {
     /// The blob store's root folder.
     pub store: PathBuf,
-    /// The folder that holds the export journal.
-    pub journal: PathBuf,
+    /// The export journal: by default the SQLite file in the state folder.
+    pub journal: JournalLocation,
 }
 
 /// The store, the journal and the registry client of one command: the store
@@ -45,6 +48,20 @@ pub struct Session {
     paths: SessionPaths,
     store: OnceLock<Store>,
     registry: OnceLock<Registry>,
+    /// The export this session recorded as running, until its record is kept.
+    running: Mutex<Option<RunningExport>>,
+    /// When the command began (RFC 3339, UTC, milliseconds), to tell a
+    /// delete that ran at the same time as this one from an earlier one.
+    began: String,
+}
+
+/// An export recorded as `running`: its journal connection, what its
+/// record says so far, and the thread that renews its lease.
+struct RunningExport {
+    id: i64,
+    journal: Exports,
+    destinations: Vec<Destination>,
+    _lease: LeaseKeeper,
 }
 
 impl Session {
@@ -55,13 +72,81 @@ impl Session {
             paths,
             store: OnceLock::new(),
             registry: OnceLock::new(),
+            running: Mutex::new(None),
+            began: crate::exports::now_with_millis(),
         }
+    }
+
+    /// When this session's command began (RFC 3339, UTC).
+    pub fn began(&self) -> &str {
+        &self.began
     }
 
     /// The export journal, opened (creating it if needed) for each use (I/O):
     /// SQLite's locks, not a long-held connection, let two commands record at once.
     pub fn journal(&self) -> Result<Exports, ExportsError> {
-        Exports::open(&self.paths.journal)
+        Exports::open_location(&self.paths.journal)
+    }
+
+    /// Records `start` as running on this worker and reserves its registry
+    /// destinations (I/O), renewing its lease until the record is kept.
+    /// Refused (an error) only when another live export holds a
+    /// destination; a journal that cannot be reached leaves the export to be
+    /// recorded when it ends, as before.
+    pub fn begin_export(&self, start: &NewExport) -> Result<(), Error> {
+        let lease = crate::exports::lease_length();
+        let mut journal = match self.journal() {
+            Ok(journal) => journal,
+            Err(_) => return Ok(()),
+        };
+        let id = match journal.begin(start, lease) {
+            Ok(id) => id,
+            Err(e @ ExportsError::Reserved { .. }) => return Err(e.into()),
+            Err(_) => return Ok(()),
+        };
+        let running = RunningExport {
+            id,
+            destinations: start.destinations.clone(),
+            _lease: LeaseKeeper::start(journal.location().clone(), id, lease),
+            journal,
+        };
+        if let Ok(mut slot) = self.running.lock() {
+            *slot = Some(running);
+        }
+        Ok(())
+    }
+
+    /// Stores in the running export's record that it has image `digest` and
+    /// reached the destinations at `reached` (I/O, best effort: the final
+    /// record says it all again).
+    pub fn export_progress(&self, digest: &Digest, reached: &[usize]) {
+        let Ok(mut slot) = self.running.lock() else {
+            return;
+        };
+        let Some(running) = slot.as_mut() else {
+            return;
+        };
+        for index in reached {
+            if let Some(d) = running.destinations.get_mut(*index) {
+                d.status = Some(DestinationStatus::reached(&d.kind));
+            }
+        }
+        let _ = running
+            .journal
+            .progress(running.id, Some(digest.as_str()), &running.destinations);
+    }
+
+    /// Runs `work` on the running export's journal connection, or on one opened for it (I/O).
+    fn with_journal<T>(
+        &self,
+        work: impl FnOnce(&mut Exports) -> Result<T, ExportsError>,
+    ) -> Result<T, ExportsError> {
+        if let Ok(mut slot) = self.running.lock()
+            && let Some(running) = slot.as_mut()
+        {
+            return work(&mut running.journal);
+        }
+        work(&mut self.journal()?)
     }
 
     /// The store, opened the first time (I/O), and the registry client, opened on its first request.
@@ -84,6 +169,12 @@ impl Session {
         let mut options = self.options.clone();
         options.insecure.extend(hosts);
         Session::new(options, self.paths.clone())
+    }
+
+    /// The secret names of the newest build of `digest`, from the journal (I/O; none when it cannot be read).
+    pub fn secret_names_for(&self, digest: &Digest) -> Vec<String> {
+        self.with_journal(|journal| journal.secret_names_for(digest.as_str()))
+            .unwrap_or_default()
     }
 
     /// The registry client alone (I/O: none until a request is sent).
@@ -143,10 +234,14 @@ fn keep_record(session: &Session, new: &NewExport) -> Recorded {
                     .is_some_and(|host| registry.reached_over_plain_http(&host));
         }
     }
-    match session
-        .journal()
-        .and_then(|mut exports| exports.record(&new))
-    {
+    let running = session.running.lock().ok().and_then(|mut slot| slot.take());
+    let kept = match running {
+        Some(mut running) => running.journal.finish(running.id, &new),
+        None => session
+            .journal()
+            .and_then(|mut exports| exports.record(&new)),
+    };
+    match kept {
         Ok(id) => Recorded::Kept(id),
         Err(e) => Recorded::NotKept(e),
     }
@@ -157,6 +252,10 @@ fn keep_record(session: &Session, new: &NewExport) -> Recorded {
 /// of every typo would bury the failures that matter.
 fn keep_failure_record(session: &Session, new: &NewExport, error: &Error) -> Recorded {
     if error.exit_code() == 2 && error.partial_write().is_none() {
+        // Found out only after it started (e.g. once the base was read): its running record goes too.
+        if let Some(mut running) = session.running.lock().ok().and_then(|mut slot| slot.take()) {
+            let _ = running.journal.discard(running.id);
+        }
         return Recorded::Nothing;
     }
     keep_record(session, new)

@@ -55,6 +55,36 @@ pub fn build_ok(
     }
 }
 
+/// The record of a build as it starts: what it reads and where it goes, nothing reached yet.
+pub fn build_started(plan: &BuildPlan) -> NewExport {
+    started(NewExport {
+        kind: Kind::Build,
+        spec: Some(absolute_text(&plan.spec_path)),
+        sources: plan.sources(),
+        destinations: with_status(&plan.destinations, None, &default_tag(plan)),
+        digest: None,
+        size: None,
+        error: None,
+        interrupted: false,
+        run_command: None,
+        secret_names: plan.secret_names.clone(),
+        notes: Vec::new(),
+    })
+}
+
+/// `new` as the record of an export that is only starting: no image, no
+/// run line, no destination reached yet (each gets its status as it does).
+pub fn started(mut new: NewExport) -> NewExport {
+    for destination in &mut new.destinations {
+        destination.status = None;
+        destination.size = None;
+    }
+    new.digest = None;
+    new.size = None;
+    new.run_command = None;
+    new
+}
+
 /// `attestations: https://spdx.dev/Document, https://slsa.dev/provenance/v1 in sha256:… (for sha256:…)`.
 fn attestation_note(index: &ImageIndex) -> Option<Note> {
     let attached = attestation::attached(index).ok()?;

@@ -76,8 +76,23 @@ pub fn copy(session: &Session, command: &TransferCommand) -> Reported<Transferre
         Ok(options) => options,
         Err(e) => return record_failure(session, command, &destinations, Some(&read.artifact), e),
     };
+    let started = record::started(record::transfer(
+        &Moved {
+            kind: command.kind,
+            source: &command.source,
+            destinations: &destinations,
+            artifact: None,
+            secret_names: &[],
+        },
+        None,
+    ));
+    if let Err(e) = session.begin_export(&started) {
+        return record_failure(session, command, &destinations, Some(&read.artifact), e);
+    }
+    let progress = |reached: &[usize]| session.export_progress(read.artifact.digest(), reached);
     let written = session.access().and_then(|access| {
-        transport::write_all(&destinations, &read, &access, &options).map_err(Error::from)
+        transport::write_all_reporting(&destinations, &read, &access, &options, &progress)
+            .map_err(Error::from)
     });
     let defaults = SinkDefaults {
         tag: &options.default_tag,
@@ -147,9 +162,23 @@ pub fn archive(session: &Session, command: &TransferCommand) -> Reported<Transfe
             return record_failure(session, &recorded, &destinations, None, e);
         }
     };
+    let started = record::started(record::transfer(
+        &Moved {
+            kind: command.kind,
+            source: &recorded.source,
+            destinations: &destinations,
+            artifact: None,
+            secret_names: &[],
+        },
+        None,
+    ));
+    if let Err(e) = session.begin_export(&started) {
+        return record_failure(session, &recorded, &destinations, Some(&read.artifact), e);
+    }
+    let progress = |reached: &[usize]| session.export_progress(read.artifact.digest(), reached);
     let written = sink_options(platform).and_then(|options| {
         let access = session.access()?;
-        transport::write_all(&destinations, &read, &access, &options)
+        transport::write_all_reporting(&destinations, &read, &access, &options, &progress)
             .map_err(|e| Error::from(e).context(format!("cannot write {dest}")))
     });
     let reference_line = reference.with_digest(read.artifact.digest().as_str());
@@ -274,8 +303,5 @@ fn record_failure(
 
 /// Secret names of the build that made the artifact, for a later push's run line.
 fn secret_names_of(session: &Session, artifact: &Artifact) -> Vec<String> {
-    session
-        .journal()
-        .and_then(|e| e.secret_names_for(artifact.digest().as_str()))
-        .unwrap_or_default()
+    session.secret_names_for(artifact.digest())
 }

@@ -1,4 +1,4 @@
-//! The journal of exports: every build, push, copy and archive, kept in SQLite under the state folder.
+//! The journal of exports: every build, push, copy and archive, kept in SQLite under the state folder or in a PostgreSQL database many workers share.
 //!
 //! Only the journal: turning outcomes into records, the `docker run` line and
 //! deleting what an export left live in `commands`.
@@ -8,15 +8,27 @@
 //! half-written. WAL mode lets readers go on while one writer commits, the
 //! busy timeout makes a second writer wait its turn instead of failing, and
 //! each record is one short `BEGIN IMMEDIATE` transaction. Records are only
-//! ever added or marked deleted; nothing is erased.
+//! ever added or marked deleted; nothing is erased, but for the running
+//! record of an export that turned out to be a usage error.
+//!
+//! Why PostgreSQL too: a platform's workers need one journal (see
+//! docs/journal.md); the same statements run on both (`db.rs`).
+
+mod db;
+mod location;
+mod schema;
+mod worker;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use crate::reference::{ImageRef, Location, ReferenceError};
+use db::{Db, DbError, Value};
+pub use location::{JournalLocation, LocationError, PostgresUrl, redact};
+pub use worker::{LeaseKeeper, Worker, lease_length, this_host};
 
 /// The database file in the state folder.
 pub const DB_FILE: &str = "exports.sqlite3";
@@ -24,33 +36,8 @@ pub const DB_FILE: &str = "exports.sqlite3";
 /// How long a writer waits for another process's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Columns added after version 1, with their definitions: a database an
-/// earlier stowage wrote gets them on open, so its records still read.
-const ADDED_COLUMNS: &[(&str, &str)] = &[("notes", "TEXT NOT NULL DEFAULT '[]'")];
-
-/// The schema, version 3 (version 1 had no `notes`, version 2's `status`
-/// could not be `interrupted`). `status` is ok, failed, interrupted or
-/// deleted; list-valued columns hold JSON arrays.
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS exports (
-    id           INTEGER PRIMARY KEY AUTOINCREMENT,
-    time         TEXT    NOT NULL,
-    kind         TEXT    NOT NULL CHECK (kind IN ('build', 'push', 'copy', 'archive')),
-    spec         TEXT,
-    sources      TEXT    NOT NULL,
-    destinations TEXT    NOT NULL,
-    digest       TEXT,
-    size         INTEGER,
-    status       TEXT    NOT NULL CHECK (status IN ('ok', 'failed', 'interrupted', 'deleted')),
-    error        TEXT,
-    run_command  TEXT,
-    secret_names TEXT    NOT NULL DEFAULT '[]',
-    deleted_time TEXT,
-    notes        TEXT    NOT NULL DEFAULT '[]'
-);
-CREATE INDEX IF NOT EXISTS exports_status ON exports (status);
-CREATE INDEX IF NOT EXISTS exports_digest ON exports (digest);
-";
+/// How long connecting to a PostgreSQL journal may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// What went wrong with the export records.
 #[derive(Debug, thiserror::Error)]
@@ -61,17 +48,27 @@ pub enum ExportsError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the export records in {path} cannot be read or written")]
+    #[error("the export journal {journal} cannot be read or written")]
     Database {
-        path: PathBuf,
+        /// The journal, its password hidden.
+        journal: String,
         #[source]
-        source: rusqlite::Error,
+        source: DbError,
     },
-    #[error("the export record {id} in {path} is damaged: {problem}")]
+    #[error("the export record {id} in {journal} is damaged: {problem}")]
     Damaged {
-        path: PathBuf,
+        journal: String,
         id: i64,
         problem: String,
+    },
+    #[error(transparent)]
+    Location(#[from] LocationError),
+    #[error("the export journal {journal} is at schema version {version}, newer than this stowage knows ({known})", known = schema::POSTGRES_VERSION)]
+    NewerSchema { journal: String, version: i64 },
+    #[error("{destination} is reserved by export {} (running on {}), so this export did not push there", owner.id, owner.worker.as_ref().map_or_else(|| "an unknown worker".to_string(), |w| format!("{} as pid {}", w.host, w.pid)))]
+    Reserved {
+        destination: String,
+        owner: Box<ExportRecord>,
     },
     #[error("there is no export {id}")]
     NoSuchExport { id: i64 },
@@ -83,6 +80,8 @@ pub enum ExportsError {
         report: String,
         hints: Vec<String>,
     },
+    #[error("export {id} is still running{}", worker.as_ref().map(|w| format!(" on {w}")).unwrap_or_default())]
+    StillRunning { id: i64, worker: Option<String> },
     #[error("export {id} has no run command: {why}")]
     NoRunCommand { id: i64, why: String, failed: bool },
 }
@@ -94,10 +93,23 @@ impl ExportsError {
             ExportsError::Folder { .. } => Some(
                 "set STOWAGE_STATE_DIR to a folder you can write to".into(),
             ),
-            ExportsError::Database { path, .. } => Some(format!(
+            ExportsError::Database { journal, .. } if journal.starts_with("sqlite:") => Some(format!(
                 "check that {} is writable; another stowage waits at most {}s for its turn",
-                path.display(),
+                journal.trim_start_matches("sqlite:"),
                 BUSY_TIMEOUT.as_secs()
+            )),
+            ExportsError::Database { .. } => Some(
+                "check the server, the database and the credentials (in the URL, PGPASSWORD or ~/.pgpass)".into(),
+            ),
+            ExportsError::Location(_) => Some(
+                "give --journal (or STOWAGE_JOURNAL) as sqlite:PATH or postgresql://USER@HOST[:PORT]/DB".into(),
+            ),
+            ExportsError::NewerSchema { .. } => {
+                Some("use the stowage version the other workers use, or a newer one".into())
+            }
+            ExportsError::Reserved { owner, .. } => Some(format!(
+                "wait for export {} to end (`stowage exports list --status running`), or export to another tag",
+                owner.id
             )),
             ExportsError::Damaged { .. } => {
                 Some("the record was changed outside stowage; `stowage exports --json` shows it".into())
@@ -109,6 +121,9 @@ impl ExportsError {
                 Some("`stowage exports --status deleted` lists deleted exports".into())
             }
             ExportsError::DeleteIncomplete { hints, .. } => Some(hints.join("; ")),
+            ExportsError::StillRunning { .. } => Some(
+                "delete it once it has ended; an export whose worker died shows as interrupted and can be deleted".into(),
+            ),
             ExportsError::NoRunCommand { failed: true, .. } => Some(
                 "`stowage exports --status failed` shows why; export again once it is fixed".into(),
             ),
@@ -154,9 +169,11 @@ impl Kind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// Still going: its worker renews its lease.
+    Running,
     Ok,
     Failed,
-    /// A signal stopped it (SIGINT, SIGTERM); its destinations say which it reached.
+    /// A signal stopped it (SIGINT, SIGTERM), or its worker died while it ran; its destinations say which it reached.
     Interrupted,
     Deleted,
 }
@@ -164,6 +181,7 @@ pub enum Status {
 impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
+            Status::Running => "running",
             Status::Ok => "ok",
             Status::Failed => "failed",
             Status::Interrupted => "interrupted",
@@ -173,6 +191,7 @@ impl Status {
 
     fn parse(s: &str) -> Option<Status> {
         Some(match s {
+            "running" => Status::Running,
             "ok" => Status::Ok,
             "failed" => Status::Failed,
             "interrupted" => Status::Interrupted,
@@ -519,141 +538,293 @@ pub struct ExportRecord {
     pub secret_names: Vec<String>,
     pub deleted_time: Option<String>,
     pub notes: Vec<Note>,
+    /// Where it ran, for an export recorded while it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<Worker>,
 }
 
-/// The export records database, open.
+/// The export journal, open: a SQLite file or a PostgreSQL database.
 pub struct Exports {
-    conn: Connection,
-    path: PathBuf,
+    /// Borrowed for each statement, so reads need only `&self`.
+    db: std::cell::RefCell<Db>,
+    location: JournalLocation,
+    /// This process's worker name, against which running records are judged.
+    here: String,
+}
+
+/// Which records `list` returns.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Filter {
+    pub status: Option<Status>,
+    /// Only the newest this many (still printed oldest first).
+    pub limit: Option<u64>,
+}
+
+/// What `migrate_into` copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Migrated {
+    /// Records read from the source journal.
+    pub read: u64,
+    /// Of those, records the target did not hold yet.
+    pub added: u64,
 }
 
 impl Exports {
-    /// Opens (creating if needed) the records in `dir` (I/O).
+    /// Opens (creating if needed) the default SQLite journal in the state folder `dir` (I/O).
     pub fn open(dir: &Path) -> Result<Exports, ExportsError> {
-        std::fs::create_dir_all(dir).map_err(|source| ExportsError::Folder {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        let path = dir.join(DB_FILE);
-        let db_err = |source| ExportsError::Database {
-            path: path.clone(),
-            source,
+        Exports::open_location(&JournalLocation::default_in(dir))
+    }
+
+    /// Opens (creating or upgrading its tables if needed) the journal at `location` (I/O).
+    pub fn open_location(location: &JournalLocation) -> Result<Exports, ExportsError> {
+        let db = match location {
+            JournalLocation::Sqlite(path) => open_sqlite(path)?,
+            JournalLocation::Postgres(url) => open_postgres(location, url)?,
         };
-        let mut conn = Connection::open(&path).map_err(db_err)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
-        // Switching to WAL takes a lock SQLite does not wait on through the
-        // busy handler, so two first runs at once retry here.
-        let mut attempt = 0;
-        loop {
-            match conn
-                .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
-            {
-                Ok(_) => break,
-                Err(e) if is_busy(&e) && attempt < 100 => {
-                    attempt += 1;
-                    std::thread::sleep(Duration::from_millis(20 + 10 * attempt));
-                }
-                Err(e) => return Err(db_err(e)),
-            }
-        }
-        // WAL with synchronous=NORMAL is durable across process crashes, which is what records need.
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(db_err)?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db_err)?;
-        tx.execute_batch(SCHEMA).map_err(db_err)?;
-        add_missing_columns(&tx).map_err(db_err)?;
-        allow_every_status(&tx).map_err(db_err)?;
-        tx.pragma_update(None, "user_version", 3).map_err(db_err)?;
-        tx.commit().map_err(db_err)?;
-        Ok(Exports { conn, path })
+        Ok(Exports {
+            db: std::cell::RefCell::new(db),
+            location: location.clone(),
+            here: worker::this_host(),
+        })
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where this journal is (its password hidden when shown).
+    pub fn location(&self) -> &JournalLocation {
+        &self.location
     }
 
-    fn db_err(&self, source: rusqlite::Error) -> ExportsError {
+    fn db_err(&self, source: DbError) -> ExportsError {
         ExportsError::Database {
-            path: self.path.clone(),
+            journal: self.location.to_string(),
             source,
         }
     }
 
-    /// Adds a record (I/O) and returns its id.
+    /// Adds a finished export's record (I/O) and returns its id.
     pub fn record(&mut self, new: &NewExport) -> Result<i64, ExportsError> {
-        let status = match (new.interrupted, &new.error) {
-            (true, _) => Status::Interrupted,
-            (false, Some(_)) => Status::Failed,
-            (false, None) => Status::Ok,
-        };
-        let path = self.path.clone();
-        let db_err = |source| ExportsError::Database {
-            path: path.clone(),
-            source,
-        };
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db_err)?;
-        tx.execute(
-            "INSERT INTO exports (time, kind, spec, sources, destinations, digest, size, status, error, run_command, secret_names, notes)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            params![
-                now(),
-                new.kind.as_str(),
-                new.spec,
-                to_json(&new.sources),
-                to_json(&new.destinations),
-                new.digest,
-                new.size.map(|s| s as i64),
-                status.as_str(),
-                new.error,
-                new.run_command,
-                to_json(&new.secret_names),
-                to_json(&new.notes),
-            ],
-        )
-        .map_err(db_err)?;
-        let id = tx.last_insert_rowid();
-        tx.commit().map_err(db_err)?;
+        let status = final_status(new);
+        let mut params = record_values(new, status);
+        params.insert(0, Value::from(now()));
+        let id = self
+            .db
+            .borrow_mut()
+            .query_int(
+                "INSERT INTO exports (time, kind, spec, sources, destinations, digest, size, status, error, run_command, secret_names, notes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) RETURNING id",
+                &params,
+            )
+            .map_err(|e| self.db_err(e))?;
+        id.ok_or_else(|| self.db_err(DbError::Postgres("the insert returned no id".into())))
+    }
+
+    /// Records `new` as `running` on this worker and reserves its registry
+    /// destinations, in one transaction (I/O). A destination another live
+    /// export holds refuses the whole export; one held by a dead export is
+    /// taken over.
+    pub fn begin(&mut self, new: &NewExport, lease: Duration) -> Result<i64, ExportsError> {
+        let here = self.here.clone();
+        let keys = reservation_keys(&new.destinations);
+        let mut conflict = None;
+        let outcome = self.db.borrow_mut().transaction(|db| {
+            let mut params = record_values(new, Status::Running);
+            params.insert(0, Value::from(now()));
+            params.extend([
+                Value::from(here.as_str()),
+                Value::from(i64::from(std::process::id())),
+                Value::from(worker::lease_until(lease)),
+            ]);
+            let id = db
+                .query_int(
+                    "INSERT INTO exports (time, kind, spec, sources, destinations, digest, size, status, error, run_command, secret_names, notes, host, pid, started, lease_until)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?1, ?15) RETURNING id",
+                    &params,
+                )?
+                .ok_or_else(|| DbError::Postgres("the insert returned no id".into()))?;
+            for key in &keys {
+                if let Some(owner) = reserve(db, key, id, &here)? {
+                    conflict = Some((key.clone(), owner));
+                    return Err(DbError::Conflict);
+                }
+            }
+            Ok(id)
+        });
+        match (outcome, conflict) {
+            (Ok(id), _) => Ok(id),
+            (Err(DbError::Conflict), Some((destination, owner))) => Err(ExportsError::Reserved {
+                destination,
+                owner: Box::new(owner),
+            }),
+            (Err(e), _) => Err(self.db_err(e)),
+        }
+    }
+
+    /// Stores how far running export `id` got: its image and each destination's status (I/O).
+    pub fn progress(
+        &mut self,
+        id: i64,
+        digest: Option<&str>,
+        destinations: &[Destination],
+    ) -> Result<(), ExportsError> {
+        self.db
+            .borrow_mut()
+            .execute(
+                "UPDATE exports SET digest = ?2, destinations = ?3 WHERE id = ?1 AND status = 'running'",
+                &[id.into(), digest.into(), to_json(&destinations).into()],
+            )
+            .map_err(|e| self.db_err(e))?;
+        Ok(())
+    }
+
+    /// Extends running export `id`'s lease to `until` (seconds since 1970) (I/O).
+    pub fn renew(&mut self, id: i64, until: i64) -> Result<(), ExportsError> {
+        self.db
+            .borrow_mut()
+            .execute(
+                "UPDATE exports SET lease_until = ?2 WHERE id = ?1 AND status = 'running'",
+                &[id.into(), until.into()],
+            )
+            .map_err(|e| self.db_err(e))?;
+        Ok(())
+    }
+
+    /// Ends running export `id` with what `new` says, and releases its reservations (I/O).
+    pub fn finish(&mut self, id: i64, new: &NewExport) -> Result<i64, ExportsError> {
+        let mut params = record_values(new, final_status(new));
+        params.insert(0, Value::from(id));
+        self.db
+            .borrow_mut()
+            .transaction(|db| {
+                db.execute(
+                    "UPDATE exports SET kind = ?2, spec = ?3, sources = ?4, destinations = ?5, digest = ?6, size = ?7,
+                     status = ?8, error = ?9, run_command = ?10, secret_names = ?11, notes = ?12, lease_until = NULL
+                     WHERE id = ?1",
+                    &params,
+                )?;
+                db.execute(
+                    "DELETE FROM reservations WHERE export_id = ?1",
+                    &[id.into()],
+                )
+            })
+            .map_err(|e| self.db_err(e))?;
         Ok(id)
+    }
+
+    /// Removes running export `id` and its reservations (I/O): it turned out
+    /// to be a usage error that exported nothing, which leaves no record.
+    pub fn discard(&mut self, id: i64) -> Result<(), ExportsError> {
+        self.db
+            .borrow_mut()
+            .transaction(|db| {
+                db.execute(
+                    "DELETE FROM reservations WHERE export_id = ?1",
+                    &[id.into()],
+                )?;
+                db.execute(
+                    "DELETE FROM exports WHERE id = ?1 AND status = 'running'",
+                    &[id.into()],
+                )
+            })
+            .map_err(|e| self.db_err(e))?;
+        Ok(())
     }
 
     /// All records, oldest first, or those with `status` (I/O).
     pub fn list(&self, status: Option<Status>) -> Result<Vec<ExportRecord>, ExportsError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT id, time, kind, spec, sources, destinations, digest, size, status, error, run_command, secret_names, deleted_time, notes
-                 FROM exports WHERE ?1 IS NULL OR status = ?1 ORDER BY id",
-            )
-            .map_err(|e| self.db_err(e))?;
-        let rows = stmt
-            .query_map(params![status.map(Status::as_str)], Row::read)
-            .map_err(|e| self.db_err(e))?;
-        let mut records = Vec::new();
-        for row in rows {
-            records.push(row.map_err(|e| self.db_err(e))?.into_record(&self.path)?);
+        self.list_filtered(Filter {
+            status,
+            limit: None,
+        })
+    }
+
+    /// The records `filter` picks, oldest first (I/O). A running record
+    /// whose worker is gone reads as `interrupted`, so those two statuses
+    /// are settled here rather than in the query.
+    pub fn list_filtered(&self, filter: Filter) -> Result<Vec<ExportRecord>, ExportsError> {
+        let stored: &[&str] = match filter.status {
+            None => &[],
+            Some(Status::Running) => &["running"],
+            Some(Status::Interrupted) => &["running", "interrupted"],
+            Some(Status::Ok) => &["ok"],
+            Some(Status::Failed) => &["failed"],
+            Some(Status::Deleted) => &["deleted"],
+        };
+        let settled = matches!(filter.status, Some(Status::Running | Status::Interrupted));
+        let mut sql = format!("SELECT {} FROM exports", schema::COLUMNS);
+        let mut params: Vec<Value> = Vec::new();
+        if !stored.is_empty() {
+            let marks: Vec<String> = (1..=stored.len()).map(|i| format!("?{i}")).collect();
+            sql.push_str(&format!(" WHERE status IN ({})", marks.join(", ")));
+            params.extend(stored.iter().map(|s| Value::from(*s)));
         }
+        sql.push_str(" ORDER BY id DESC");
+        if let (Some(limit), false) = (filter.limit, settled) {
+            sql.push_str(&format!(" LIMIT {limit}"));
+        }
+        let rows = self
+            .db
+            .borrow_mut()
+            .query(&sql, &params)
+            .map_err(|e| self.db_err(e))?;
+        let mut records = Vec::with_capacity(rows.len());
+        for cells in rows {
+            let record = self.read(cells)?;
+            if filter.status.is_none_or(|s| s == record.status) {
+                records.push(record);
+            }
+            if filter.limit.is_some_and(|l| records.len() as u64 >= l) {
+                break;
+            }
+        }
+        records.reverse();
         Ok(records)
     }
 
     /// The record `id` (I/O).
     pub fn get(&self, id: i64) -> Result<ExportRecord, ExportsError> {
-        self.conn
-            .query_row(
-                "SELECT id, time, kind, spec, sources, destinations, digest, size, status, error, run_command, secret_names, deleted_time, notes
-                 FROM exports WHERE id = ?1",
-                params![id],
-                Row::read,
-            )
-            .optional()
-            .map_err(|e| self.db_err(e))?
-            .ok_or(ExportsError::NoSuchExport { id })?
-            .into_record(&self.path)
+        let sql = format!("SELECT {} FROM exports WHERE id = ?1", schema::COLUMNS);
+        let rows = self
+            .db
+            .borrow_mut()
+            .query(&sql, &[id.into()])
+            .map_err(|e| self.db_err(e))?;
+        match rows.into_iter().next() {
+            Some(cells) => self.read(cells),
+            None => Err(ExportsError::NoSuchExport { id }),
+        }
+    }
+
+    /// The live export (ok, or running on a live worker; never deleted) that
+    /// pushed the registry tag `reference`, newest first (I/O).
+    pub fn exported_tag_owner(
+        &self,
+        reference: &str,
+    ) -> Result<Option<ExportRecord>, ExportsError> {
+        let text = reference.strip_prefix("docker://").unwrap_or(reference);
+        let wanted = match ImageRef::parse(text) {
+            Ok(parsed) => format!("docker://{parsed}"),
+            Err(_) => format!("docker://{text}"),
+        };
+        let pattern = format!("%{}%", to_json(&wanted));
+        let sql = format!(
+            "SELECT {} FROM exports WHERE status IN ('ok', 'running') AND destinations LIKE ?1 ORDER BY id DESC",
+            schema::COLUMNS
+        );
+        let rows = self
+            .db
+            .borrow_mut()
+            .query(&sql, &[pattern.into()])
+            .map_err(|e| self.db_err(e))?;
+        for cells in rows {
+            let record = self.read(cells)?;
+            let pushed = record.destinations.iter().any(|d| {
+                d.destination == wanted
+                    && matches!(d.status, None | Some(DestinationStatus::Pushed))
+            });
+            if pushed && matches!(record.status, Status::Ok | Status::Running) {
+                return Ok(Some(record));
+            }
+        }
+        Ok(None)
     }
 
     /// Stores what each destination of `id` now holds (after a partial delete) (I/O).
@@ -662,23 +833,28 @@ impl Exports {
         id: i64,
         destinations: &[Destination],
     ) -> Result<(), ExportsError> {
-        self.conn
+        self.db
+            .borrow_mut()
             .execute(
                 "UPDATE exports SET destinations = ?2 WHERE id = ?1",
-                params![id, to_json(&destinations)],
+                &[id.into(), to_json(&destinations).into()],
             )
             .map_err(|e| self.db_err(e))?;
         Ok(())
     }
 
-    /// Marks `id` deleted, keeping everything else it says (I/O).
+    /// Marks `id` deleted, keeping everything else it says, and releases its reservations (I/O).
     pub fn mark_deleted(&mut self, id: i64) -> Result<(), ExportsError> {
         let changed = self
-            .conn
-            .execute(
-                "UPDATE exports SET status = 'deleted', deleted_time = ?2 WHERE id = ?1 AND status != 'deleted'",
-                params![id, now()],
-            )
+            .db
+            .borrow_mut()
+            .transaction(|db| {
+                db.execute("DELETE FROM reservations WHERE export_id = ?1", &[id.into()])?;
+                db.execute(
+                    "UPDATE exports SET status = 'deleted', deleted_time = ?2, lease_until = NULL WHERE id = ?1 AND status != 'deleted'",
+                    &[id.into(), now_with_millis().into()],
+                )
+            })
             .map_err(|e| self.db_err(e))?;
         if changed == 0 {
             return match self.get(id)?.status {
@@ -691,62 +867,230 @@ impl Exports {
 
     /// The secret names of the newest build of the image `digest`, for the run command of a later push (I/O).
     pub fn secret_names_for(&self, digest: &str) -> Result<Vec<String>, ExportsError> {
-        let text: Option<String> = self
-            .conn
-            .query_row(
+        let rows = self
+            .db
+            .borrow_mut()
+            .query(
                 "SELECT secret_names FROM exports WHERE digest = ?1 AND kind = 'build' ORDER BY id DESC LIMIT 1",
-                params![digest],
-                |row| row.get(0),
+                &[digest.into()],
             )
-            .optional()
             .map_err(|e| self.db_err(e))?;
+        let text = rows
+            .into_iter()
+            .next()
+            .and_then(|row| match row.into_iter().next() {
+                Some(Value::Text(t)) => t,
+                _ => None,
+            });
         Ok(text
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default())
     }
+
+    /// Copies every record of this journal into `target` (I/O), each once:
+    /// a record copied before is updated, not added again (its origin,
+    /// this journal and its id, is unique in the target).
+    pub fn migrate_into(&mut self, target: &mut Exports) -> Result<Migrated, ExportsError> {
+        let sql = format!("SELECT {} FROM exports ORDER BY id", schema::COLUMNS);
+        let rows = self
+            .db
+            .borrow_mut()
+            .query(&sql, &[])
+            .map_err(|e| self.db_err(e))?;
+        let source = self.location.to_string();
+        let read = rows.len() as u64;
+        let before = target.count()?;
+        target
+            .db
+            .borrow_mut()
+            .transaction(|db| {
+                for cells in rows {
+                    let row = Row::from_cells(cells);
+                    let origin = format!("{source}#{}", row.id);
+                    let mut params = row.values();
+                    params.push(origin.into());
+                    db.execute(
+                        "INSERT INTO exports (time, kind, spec, sources, destinations, digest, size, status, error, run_command, secret_names, deleted_time, notes, host, pid, started, lease_until, origin)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+                         ON CONFLICT (origin) DO UPDATE SET destinations = excluded.destinations, status = excluded.status,
+                             deleted_time = excluded.deleted_time, notes = excluded.notes, lease_until = excluded.lease_until",
+                        &params,
+                    )?;
+                }
+                Ok(())
+            })
+            .map_err(|e| target.db_err(e))?;
+        let after = target.count()?;
+        Ok(Migrated {
+            read,
+            added: after.saturating_sub(before),
+        })
+    }
+
+    /// How many records the journal holds (I/O).
+    pub fn count(&self) -> Result<u64, ExportsError> {
+        let n = self
+            .db
+            .borrow_mut()
+            .query_int("SELECT count(*) FROM exports", &[])
+            .map_err(|e| self.db_err(e))?;
+        Ok(n.unwrap_or(0).max(0) as u64)
+    }
+
+    /// A stored row as its record, a dead worker's `running` read as `interrupted`.
+    fn read(&self, cells: Vec<Value>) -> Result<ExportRecord, ExportsError> {
+        Row::from_cells(cells).into_record(&self.location, &self.here)
+    }
 }
 
-/// Adds the columns of [`ADDED_COLUMNS`] that an older database lacks.
-fn add_missing_columns(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
-    let mut stmt = tx.prepare("SELECT name FROM pragma_table_info('exports')")?;
-    let present: Vec<String> = stmt
-        .query_map([], |row| row.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    drop(stmt);
-    for (name, definition) in ADDED_COLUMNS {
-        if !present.iter().any(|p| p == name) {
-            tx.execute_batch(&format!(
-                "ALTER TABLE exports ADD COLUMN {name} {definition}"
-            ))?;
+/// Opens a SQLite journal file, creating its folder and tables.
+fn open_sqlite(path: &Path) -> Result<Db, ExportsError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| ExportsError::Folder {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    let db_err = |source: rusqlite::Error| ExportsError::Database {
+        journal: format!("sqlite:{}", path.display()),
+        source: source.into(),
+    };
+    let conn = Connection::open(path).map_err(db_err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
+    // Switching to WAL takes a lock SQLite does not wait on through the
+    // busy handler, so two first runs at once retry here.
+    let mut attempt = 0;
+    loop {
+        match conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
+        {
+            Ok(_) => break,
+            Err(e) if is_busy(&e) && attempt < 100 => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(20 + 10 * attempt));
+            }
+            Err(e) => return Err(db_err(e)),
         }
     }
-    Ok(())
+    // WAL with synchronous=NORMAL is durable across process crashes, which is what records need.
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(db_err)?;
+    let mut db = Db::Sqlite(conn);
+    schema::prepare_sqlite(&mut db).map_err(|source| ExportsError::Database {
+        journal: format!("sqlite:{}", path.display()),
+        source,
+    })?;
+    Ok(db)
 }
 
-/// Rebuilds a table whose `status` CHECK predates `interrupted` (SQLite
-/// cannot change a CHECK in place): renamed, made again from [`SCHEMA`],
-/// every record copied with its id, the old one dropped.
-fn allow_every_status(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
-    let table: String = tx.query_row(
-        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'exports'",
-        [],
-        |row| row.get(0),
-    )?;
-    if table.contains("'interrupted'") {
-        return Ok(());
+/// Connects to a PostgreSQL journal (TLS when the URL's `sslmode` asks for
+/// it, verified against the system's roots) and creates or upgrades its tables.
+fn open_postgres(location: &JournalLocation, url: &PostgresUrl) -> Result<Db, ExportsError> {
+    let journal = location.to_string();
+    let db_err = |source: DbError| ExportsError::Database {
+        journal: journal.clone(),
+        source,
+    };
+    let mut config = url.config().map_err(ExportsError::Location)?;
+    config.connect_timeout(CONNECT_TIMEOUT);
+    let client = match config.get_ssl_mode() {
+        postgres::config::SslMode::Disable => config.connect(postgres::NoTls),
+        _ => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let tls = <rustls::ClientConfig as rustls_platform_verifier::ConfigVerifierExt>::with_platform_verifier()
+                .map_err(|e| db_err(DbError::Postgres(format!("TLS set-up: {e}"))))?;
+            config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+        }
     }
-    let columns = "id, time, kind, spec, sources, destinations, digest, size, status, error, run_command, secret_names, deleted_time, notes";
-    tx.execute_batch(&format!(
-        "ALTER TABLE exports RENAME TO exports_before_v3;
-         {SCHEMA}
-         INSERT INTO exports ({columns}) SELECT {columns} FROM exports_before_v3;
-         DROP TABLE exports_before_v3;
-         {SCHEMA}"
-    ))
+    .map_err(|e| db_err(e.into()))?;
+    let mut db = Db::Postgres {
+        client: Box::new(client),
+        prepared: std::collections::HashMap::new(),
+    };
+    match schema::prepare_postgres(&mut db).map_err(db_err)? {
+        schema::Opened::Ready => Ok(db),
+        schema::Opened::Newer(version) => Err(ExportsError::NewerSchema { journal, version }),
+    }
+}
+
+/// The status a finished export is recorded with.
+fn final_status(new: &NewExport) -> Status {
+    match (new.interrupted, &new.error) {
+        (true, _) => Status::Interrupted,
+        (false, Some(_)) => Status::Failed,
+        (false, None) => Status::Ok,
+    }
+}
+
+/// `new`'s columns from `kind` to `notes`, in the order the statements name them (`?2`…`?12`).
+fn record_values(new: &NewExport, status: Status) -> Vec<Value> {
+    vec![
+        new.kind.as_str().into(),
+        new.spec.clone().into(),
+        to_json(&new.sources).into(),
+        to_json(&new.destinations).into(),
+        new.digest.clone().into(),
+        new.size.map(|s| s as i64).into(),
+        status.as_str().into(),
+        new.error.clone().into(),
+        new.run_command.clone().into(),
+        to_json(&new.secret_names).into(),
+        to_json(&new.notes).into(),
+    ]
+}
+
+/// What a reservation holds: each registry destination, as recorded.
+fn reservation_keys(destinations: &[Destination]) -> Vec<String> {
+    let mut keys: Vec<String> = destinations
+        .iter()
+        .filter(|d| d.kind == DestinationKind::Registry)
+        .map(|d| d.destination.clone())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// Takes the reservation of `key` for export `id`: None when taken, else
+/// the live export that holds it. A holder whose worker is dead, or whose
+/// export ended without releasing it, loses it.
+fn reserve(db: &mut Db, key: &str, id: i64, here: &str) -> Result<Option<ExportRecord>, DbError> {
+    for _ in 0..3 {
+        let taken = db.execute(
+            "INSERT INTO reservations (destination, export_id) VALUES (?1, ?2) ON CONFLICT (destination) DO NOTHING",
+            &[key.into(), id.into()],
+        )?;
+        if taken == 1 {
+            return Ok(None);
+        }
+        let holder = db.query_int(
+            "SELECT export_id FROM reservations WHERE destination = ?1",
+            &[key.into()],
+        )?;
+        let Some(holder) = holder else { continue };
+        let sql = format!("SELECT {} FROM exports WHERE id = ?1", schema::COLUMNS);
+        let record = db
+            .query(&sql, &[holder.into()])?
+            .into_iter()
+            .next()
+            .map(|cells| {
+                Row::from_cells(cells).into_record(&JournalLocation::Sqlite(PathBuf::new()), here)
+            });
+        match record {
+            Some(Ok(record)) if record.status == Status::Running => return Ok(Some(record)),
+            _ => {
+                db.execute(
+                    "DELETE FROM reservations WHERE destination = ?1 AND export_id = ?2",
+                    &[key.into(), holder.into()],
+                )?;
+            }
+        }
+    }
+    Err(DbError::Conflict)
 }
 
 /// JSON text of a list column; lists of strings and plain structs always serialise.
-fn to_json<T: Serialize>(value: &T) -> String {
+fn to_json<T: Serialize + ?Sized>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "[]".into())
 }
 
@@ -758,11 +1102,21 @@ fn is_busy(e: &rusqlite::Error) -> bool {
 }
 
 fn now() -> String {
-    let secs = std::time::SystemTime::now()
+    crate::image::config::created_timestamp(Some(worker::now_seconds().max(0) as u64))
+}
+
+/// Now, in RFC 3339 UTC with milliseconds (`2026-01-01T00:00:00.123Z`):
+/// when a record was deleted, precise enough to order two commands.
+pub fn now_with_millis() -> String {
+    let since = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    crate::image::config::created_timestamp(Some(secs))
+        .unwrap_or_default();
+    let seconds = crate::image::config::created_timestamp(Some(since.as_secs()));
+    format!(
+        "{}.{:03}Z",
+        seconds.trim_end_matches('Z'),
+        since.subsec_millis()
+    )
 }
 
 /// A row as stored, before its JSON columns are parsed.
@@ -781,49 +1135,115 @@ struct Row {
     secret_names: String,
     deleted_time: Option<String>,
     notes: String,
+    host: Option<String>,
+    pid: Option<i64>,
+    started: Option<String>,
+    lease_until: Option<i64>,
 }
 
 impl Row {
-    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
-        Ok(Row {
-            id: row.get(0)?,
-            time: row.get(1)?,
-            kind: row.get(2)?,
-            spec: row.get(3)?,
-            sources: row.get(4)?,
-            destinations: row.get(5)?,
-            digest: row.get(6)?,
-            size: row.get(7)?,
-            status: row.get(8)?,
-            error: row.get(9)?,
-            run_command: row.get(10)?,
-            secret_names: row.get(11)?,
-            deleted_time: row.get(12)?,
-            notes: row.get(13)?,
-        })
+    /// The cells of a `SELECT` of [`schema::COLUMNS`].
+    fn from_cells(cells: Vec<Value>) -> Row {
+        let mut cells = cells.into_iter();
+        let mut next = move || match cells.next() {
+            Some(Value::Int(n)) => (n, None),
+            Some(Value::Text(t)) => (t.as_deref().and_then(|t| t.parse().ok()), t),
+            None => (None, None),
+        };
+        let id = next().0.unwrap_or(0);
+        let text = |cell: (Option<i64>, Option<String>)| cell.1.or(cell.0.map(|n| n.to_string()));
+        Row {
+            id,
+            time: text(next()).unwrap_or_default(),
+            kind: text(next()).unwrap_or_default(),
+            spec: text(next()),
+            sources: text(next()).unwrap_or_default(),
+            destinations: text(next()).unwrap_or_default(),
+            digest: text(next()),
+            size: next().0,
+            status: text(next()).unwrap_or_default(),
+            error: text(next()),
+            run_command: text(next()),
+            secret_names: text(next()).unwrap_or_default(),
+            deleted_time: text(next()),
+            notes: text(next()).unwrap_or_default(),
+            host: text(next()),
+            pid: next().0,
+            started: text(next()),
+            lease_until: next().0,
+        }
     }
 
-    fn into_record(self, path: &Path) -> Result<ExportRecord, ExportsError> {
+    /// The row's columns from `time` to `lease_until`, as `migrate_into` inserts them (`?1`…`?17`).
+    fn values(&self) -> Vec<Value> {
+        vec![
+            self.time.clone().into(),
+            self.kind.clone().into(),
+            self.spec.clone().into(),
+            self.sources.clone().into(),
+            self.destinations.clone().into(),
+            self.digest.clone().into(),
+            self.size.into(),
+            self.status.clone().into(),
+            self.error.clone().into(),
+            self.run_command.clone().into(),
+            self.secret_names.clone().into(),
+            self.deleted_time.clone().into(),
+            self.notes.clone().into(),
+            self.host.clone().into(),
+            self.pid.into(),
+            self.started.clone().into(),
+            self.lease_until.into(),
+        ]
+    }
+
+    fn into_record(
+        self,
+        journal: &JournalLocation,
+        here: &str,
+    ) -> Result<ExportRecord, ExportsError> {
         let damaged = |problem: String| ExportsError::Damaged {
-            path: path.to_path_buf(),
+            journal: journal.to_string(),
             id: self.id,
             problem,
         };
         let list = |column: &str, text: &str| -> Result<Vec<String>, ExportsError> {
             serde_json::from_str(text).map_err(|e| damaged(format!("{column}: {e}")))
         };
-        let status = Status::parse(&self.status)
+        let worker = match (&self.host, self.pid) {
+            (Some(host), Some(pid)) => Some(Worker {
+                host: host.clone(),
+                pid: u32::try_from(pid).unwrap_or(0),
+                started: self.started.clone().unwrap_or_default(),
+                lease_until: self.lease_until.unwrap_or(0),
+            }),
+            _ => None,
+        };
+        let mut status = Status::parse(&self.status)
             .ok_or_else(|| damaged(format!("status `{}`", self.status)))?;
+        let dead =
+            status == Status::Running && worker.as_ref().is_none_or(|w| !worker::is_alive(w, here));
+        if dead {
+            status = Status::Interrupted;
+        }
         let mut destinations: Vec<Destination> = serde_json::from_str(&self.destinations)
             .map_err(|e| damaged(format!("destinations: {e}")))?;
         // Records from before per-destination status: a whole export either
         // reached every destination or (failed) is treated as owning none.
+        // An export that died may have reached a destination it had not
+        // recorded yet: once its image is known, that counts as reached, so
+        // `exports delete` looks there (it takes a tag only when the tag
+        // points at the export's image).
         for d in destinations.iter_mut().filter(|d| d.status.is_none()) {
-            d.status = Some(match status {
-                Status::Ok => DestinationStatus::reached(&d.kind),
-                Status::Failed | Status::Interrupted => DestinationStatus::Failed,
-                Status::Deleted => DestinationStatus::Deleted,
-            });
+            d.status = match status {
+                Status::Running => None,
+                Status::Interrupted if dead && self.digest.is_some() => {
+                    Some(DestinationStatus::reached(&d.kind))
+                }
+                Status::Ok => Some(DestinationStatus::reached(&d.kind)),
+                Status::Failed | Status::Interrupted => Some(DestinationStatus::Failed),
+                Status::Deleted => Some(DestinationStatus::Deleted),
+            };
         }
         Ok(ExportRecord {
             id: self.id,
@@ -841,9 +1261,13 @@ impl Row {
             error: self.error,
             run_command: self.run_command,
             deleted_time: self.deleted_time,
+            worker,
         })
     }
 }
+
+#[cfg(test)]
+mod journal_tests;
 
 #[cfg(test)]
 mod tests {
@@ -893,9 +1317,14 @@ mod tests {
             Err(e) => panic!("{e}"),
         };
         let state = dir.path().join("state");
-        let version_1 = SCHEMA
-            .replace(",\n    notes        TEXT    NOT NULL DEFAULT '[]'", "")
-            .replace("'interrupted', ", "");
+        let version_1 = "CREATE TABLE exports (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('build', 'push', 'copy', 'archive')),
+            spec TEXT, sources TEXT NOT NULL, destinations TEXT NOT NULL, digest TEXT, size INTEGER,
+            status TEXT NOT NULL CHECK (status IN ('ok', 'failed', 'deleted')),
+            error TEXT, run_command TEXT, secret_names TEXT NOT NULL DEFAULT '[]', deleted_time TEXT);
+            CREATE INDEX exports_status ON exports (status);
+            CREATE INDEX exports_digest ON exports (digest);";
         assert!(!version_1.contains("notes"), "{version_1}");
         assert!(!version_1.contains("interrupted"), "{version_1}");
         std::fs::create_dir_all(&state).ok();
@@ -1133,11 +1562,11 @@ mod tests {
         let (_dir, mut exports) = temp_journal();
         // Written before per-destination status: no `status` in the JSON.
         for status in ["ok", "failed", "deleted"] {
-            let inserted = exports.conn.execute(
+            let inserted = exports.db.borrow_mut().execute(
                 "INSERT INTO exports (time, kind, sources, destinations, status) VALUES ('t', 'build', '[]', ?1, ?2)",
-                params![
-                    r#"[{"destination":"docker://h/a:1","kind":"registry"},{"destination":"oci:/x","kind":"oci","path":"/x"}]"#,
-                    status
+                &[
+                    r#"[{"destination":"docker://h/a:1","kind":"registry"},{"destination":"oci:/x","kind":"oci","path":"/x"}]"#.into(),
+                    status.into(),
                 ],
             );
             assert!(inserted.is_ok(), "{inserted:?}");

@@ -291,40 +291,23 @@ pub fn write_all(
     access: &Access<'_>,
     options: &SinkOptions,
 ) -> Result<Vec<Written>, TransportError> {
+    write_all_reporting(destinations, source, access, options, &|_| {})
+}
+
+/// [`write_all`], telling `reached` the indices of the destinations that
+/// hold the artifact: once before the first (none yet), then after each,
+/// so a running export's record can follow.
+pub fn write_all_reporting(
+    destinations: &[Location],
+    source: &Source,
+    access: &Access<'_>,
+    options: &SinkOptions,
+    reached_so_far: &dyn Fn(&[usize]),
+) -> Result<Vec<Written>, TransportError> {
     let mut written = Vec::new();
     let mut reached: Vec<usize> = Vec::new();
     let partial = |reached: &[usize], failed: usize, error: TransportError| {
-        let name = |i: &usize| destinations[*i].to_string();
-        let unreached: Vec<String> = (0..destinations.len())
-            .filter(|i| *i != failed && !reached.contains(i))
-            .map(|i| name(&i))
-            .collect();
-        if reached.is_empty() {
-            if unreached.is_empty() {
-                return error;
-            }
-            return TransportError::NothingWritten(NothingWritten {
-                message: format!(
-                    "nothing was written: {} failed{}",
-                    name(&failed),
-                    not_written(&unreached)
-                ),
-                source: Box::new(error),
-            });
-        }
-        let reached_names: Vec<String> = reached.iter().map(name).collect();
-        TransportError::Partial(PartialWrite {
-            reached: reached.to_vec(),
-            failed,
-            message: format!(
-                "{} failed after the image was written to {}{}",
-                name(&failed),
-                reached_names.join(", "),
-                not_written(&unreached)
-            ),
-            digest: source.artifact.digest().clone(),
-            source: Box::new(error),
-        })
+        not_all_written(destinations, source, (reached, failed), error)
     };
     // Per repository: its reference, and each tag with the destinations it serves.
     type Push = (ImageRef, Vec<(String, Vec<usize>)>);
@@ -348,6 +331,7 @@ pub fn write_all(
             local => locals.push((index, local)),
         }
     }
+    reached_so_far(&[]);
     for (reference, tags) in pushes.into_values() {
         // Each tag is its own step, so when one tag's manifest is refused
         // the tags put before it are recorded as pushed, not failed.
@@ -366,6 +350,7 @@ pub fn write_all(
                 .put_tag(artifact, origin, &reference, &tag, access.store)
                 .map_err(|e| partial(&reached, indices[0], e.into()))?;
             reached.extend(&indices);
+            reached_so_far(&reached);
             let mut named = reference.clone();
             named.tag = (tag.parse::<Digest>().is_err()).then(|| tag.clone());
             named.digest = None;
@@ -384,12 +369,53 @@ pub fn write_all(
             })
             .map_err(|e| partial(&reached, index, e))?;
         reached.push(index);
+        reached_so_far(&reached);
         written.push(Written {
             destination: local.to_string(),
             push: None,
         });
     }
     Ok(written)
+}
+
+/// The error of a write that failed at destination `failed` after those at `reached` got the image.
+fn not_all_written(
+    destinations: &[Location],
+    source: &Source,
+    (reached, failed): (&[usize], usize),
+    error: TransportError,
+) -> TransportError {
+    let name = |i: &usize| destinations[*i].to_string();
+    let unreached: Vec<String> = (0..destinations.len())
+        .filter(|i| *i != failed && !reached.contains(i))
+        .map(|i| name(&i))
+        .collect();
+    if reached.is_empty() {
+        if unreached.is_empty() {
+            return error;
+        }
+        return TransportError::NothingWritten(NothingWritten {
+            message: format!(
+                "nothing was written: {} failed{}",
+                name(&failed),
+                not_written(&unreached)
+            ),
+            source: Box::new(error),
+        });
+    }
+    let reached_names: Vec<String> = reached.iter().map(name).collect();
+    TransportError::Partial(PartialWrite {
+        reached: reached.to_vec(),
+        failed,
+        message: format!(
+            "{} failed after the image was written to {}{}",
+            name(&failed),
+            reached_names.join(", "),
+            not_written(&unreached)
+        ),
+        digest: source.artifact.digest().clone(),
+        source: Box::new(error),
+    })
 }
 
 /// Removes the temp files and folders no live process holds from the

@@ -22,6 +22,7 @@ mod faults;
 mod go_tar;
 mod hostile;
 mod interrupts;
+mod journal;
 mod layout;
 mod library;
 mod library_fixtures;

@@ -29,6 +29,7 @@ use std::path::PathBuf;
 use super::record::{self, FailedBuild};
 use super::sign::{self, Signed, Signer};
 use super::{Recorded, Reported, Session, keep_failure_record, keep_record};
+use crate::digest::Digest;
 use crate::error::Error;
 use crate::gzip::CompressPool;
 use crate::image::Artifact;
@@ -145,9 +146,14 @@ pub fn run(
             record: Recorded::Nothing,
         };
     }
+    if let Err(e) = session.begin_export(&record::build_started(&plan)) {
+        failed.plan = Some(&plan);
+        return failure(session, command, &failed, e);
+    }
+    let progress = |digest: &Digest, reached: &[usize]| session.export_progress(digest, reached);
     let outcome = session
         .access()
-        .and_then(|access| build_and_write(&plan, &access, events))
+        .and_then(|access| build_and_write(&plan, &access, events, &progress))
         .map_err(|e| {
             e.context(format!(
                 "cannot build the image described by {}",
@@ -244,6 +250,7 @@ fn build_and_write(
     plan: &BuildPlan,
     access: &Access<'_>,
     events: &dyn BuildEvents,
+    progress: &dyn Fn(&Digest, &[usize]),
 ) -> Result<BuildOutcome, Error> {
     let warn = |message: &str| events.warning(message);
     let base = base::read_base(plan, access)?;
@@ -275,7 +282,14 @@ fn build_and_write(
         origin: base.origin,
         name: None,
     };
-    let written = transport::write_all(&plan.destinations, &source, access, &sink_options(plan))?;
+    let reached = |reached: &[usize]| progress(source.artifact.digest(), reached);
+    let written = transport::write_all_reporting(
+        &plan.destinations,
+        &source,
+        access,
+        &sink_options(plan),
+        &reached,
+    )?;
     if let Some(shared) = &shared {
         shared.update(plan, &settings, &built.layers, &warn);
     }

@@ -8,14 +8,23 @@ mod scope;
 
 use super::Session;
 use crate::error::Error;
-use crate::exports::{DestinationStatus, ExportRecord, Exports, ExportsError, Status};
+use crate::exports::{
+    DestinationStatus, ExportRecord, Exports, ExportsError, Filter, JournalLocation, Migrated,
+    Status,
+};
 use journal::Removed;
 use run::NotDone;
 
-/// The records, oldest first, optionally only those with `status` (I/O).
-pub fn list(session: &Session, status: Option<Status>) -> Result<Vec<ExportRecord>, Error> {
-    let exports = session.journal()?;
-    Ok(exports.list(status)?)
+/// The records `filter` picks, oldest first (I/O).
+pub fn list(session: &Session, filter: Filter) -> Result<Vec<ExportRecord>, Error> {
+    Ok(session.journal()?.list_filtered(filter)?)
+}
+
+/// Copies the session's journal into the journal at `to` (I/O), each record once however often it runs.
+pub fn migrate(session: &Session, to: &JournalLocation) -> Result<Migrated, Error> {
+    let mut source = session.journal()?;
+    let mut target = Exports::open_location(to)?;
+    Ok(source.migrate_into(&mut target)?)
 }
 
 pub use run::Deleted;
@@ -40,7 +49,23 @@ pub fn delete_plan(session: &Session, id: i64, all_tags: bool) -> Result<DeleteP
     let exports = session.journal()?;
     let record = exports.get(id)?;
     if record.status == Status::Deleted {
-        return Err(ExportsError::AlreadyDeleted { id }.into());
+        return match deleted_meanwhile(session, &record) {
+            true => Ok(DeletePlan {
+                id,
+                all_tags,
+                steps: Vec::new(),
+            }),
+            false => Err(ExportsError::AlreadyDeleted { id }.into()),
+        };
+    }
+    if record.status == Status::Running {
+        return Err(ExportsError::StillRunning {
+            id,
+            worker: record
+                .worker
+                .map(|w| format!("{} as pid {}", w.host, w.pid)),
+        }
+        .into());
     }
     let journal = exports.list(None)?;
     let widened = with_plain_http(session, &record);
@@ -63,7 +88,14 @@ pub fn delete(session: &Session, plan: &DeletePlan) -> Result<DeleteReport, Erro
     let mut exports = session.journal()?;
     let record = exports.get(id)?;
     if record.status == Status::Deleted {
-        return Err(ExportsError::AlreadyDeleted { id }.into());
+        return match deleted_meanwhile(session, &record) {
+            true => Ok(DeleteReport {
+                done: Vec::new(),
+                also_deleted: Vec::new(),
+                also_touched: Vec::new(),
+            }),
+            false => Err(ExportsError::AlreadyDeleted { id }.into()),
+        };
     }
     let refused: Vec<NotDone> = plan
         .steps
@@ -98,12 +130,27 @@ pub fn delete(session: &Session, plan: &DeletePlan) -> Result<DeleteReport, Erro
     if !outcome.not_done.is_empty() {
         return Err(incomplete(id, &done, &outcome.not_done, ""));
     }
-    exports.mark_deleted(id)?;
+    // Another delete of this export may have finished first: it is deleted either way.
+    match exports.mark_deleted(id) {
+        Ok(()) | Err(ExportsError::AlreadyDeleted { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
     Ok(DeleteReport {
         done,
         also_deleted,
         also_touched,
     })
+}
+
+/// True when another delete of `record` ended after this command began:
+/// two deletes at once (two workers, a retried job) both succeed, while a
+/// delete of an export deleted before is refused as already deleted.
+fn deleted_meanwhile(session: &Session, record: &ExportRecord) -> bool {
+    // Both are RFC 3339 UTC with milliseconds, so they compare as text.
+    record
+        .deleted_time
+        .as_deref()
+        .is_some_and(|deleted| deleted >= session.began())
 }
 
 /// Marks what `removed` took from other records (I/O): their destinations, and the records left with none.

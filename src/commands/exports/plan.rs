@@ -407,6 +407,7 @@ mod tests {
             secret_names: Vec::new(),
             deleted_time: None,
             notes,
+            worker: None,
         }
     }
 

@@ -12,6 +12,8 @@
 //! which writes `$STOWAGE_TEST_DIR/env`. A test whose tool is missing fails
 //! under `CI=true` and prints a loud `SKIPPED:` line otherwise.
 
+/// The rig's PostgreSQL server: a database per test, for the shared journal.
+pub mod database;
 /// The little HTTP the rig's own servers and proxies speak.
 pub mod http;
 /// A stand-in for Docker Hub's repository API, for the export tests.
