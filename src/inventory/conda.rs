@@ -66,12 +66,12 @@ pub(super) fn read_packages(
         let root = env_root(path);
         // Records from old conda lack `channel`; the package URL's folder names it.
         let from_url = record.url.as_deref().map(|url| split_last(url).0);
-        let channel = record
+        let recorded = record
             .channel
             .as_deref()
             .or(record.schannel.as_deref())
-            .or(from_url)
-            .and_then(channel_name);
+            .or(from_url);
+        let channel = recorded.and_then(channel_name);
         let (files, prefixed) = record_files(root, record.files, record.paths_data, &cx.files);
         let mut package = new_package(Ecosystem::Conda, name, version, path, files);
         package.prefixed = prefixed;
@@ -83,6 +83,7 @@ pub(super) fn read_packages(
         );
         package.license = record.license.filter(|l| !l.trim().is_empty());
         package.installer = Some("conda".to_owned());
+        package.channel = recorded.map(str::to_owned);
         packages.push(package);
     }
     Ok(packages)

@@ -92,6 +92,9 @@ pub struct Package {
     /// dist-info vendored inside one (`setuptools/_vendor/wheel-….dist-info`):
     /// that package's index. Its files belong to the Python package, not to it.
     pub shipped_by: Option<usize>,
+    /// conda: the channel as the record names it (`pkgs/main`,
+    /// `https://conda.anaconda.org/conda-forge/linux-64`), for the export policy.
+    pub channel: Option<String>,
 }
 
 /// A venv's `pyvenv.cfg`.
@@ -331,6 +334,7 @@ fn new_package(
         editable: false,
         editable_location: None,
         shipped_by: None,
+        channel: None,
     }
 }
 

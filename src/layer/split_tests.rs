@@ -63,6 +63,7 @@ fn package(name: &str) -> Package {
         editable: false,
         editable_location: None,
         shipped_by: None,
+        channel: None,
     }
 }
 
