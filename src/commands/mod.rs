@@ -5,10 +5,12 @@
 //! record), so the same use case can be driven by the CLI or by a test.
 
 pub mod build;
+pub mod check;
 pub mod exports;
 pub mod init;
 pub mod inspect;
 pub mod login;
+pub mod policy;
 pub mod record;
 pub mod run_command;
 pub mod sign;

@@ -406,12 +406,24 @@ pub enum Note {
     SecretScan(String),
     /// The attestations attached: their predicate types and manifests.
     Attestations(String),
+    /// The export policy that admitted or refused the export: its file and digest.
+    Policy {
+        path: String,
+        digest: String,
+    },
+    /// A rule of the export policy the export broke (it was refused).
+    PolicyViolation(String),
+    /// A warning of the export policy (`unknown = "warn"`); it stopped nothing.
+    PolicyWarning(String),
     Text(String),
 }
 
 const SIGNED: &str = "signed: ";
 const SECRET_SCAN: &str = "secret scan: ";
 const ATTESTATIONS: &str = "attestations: ";
+const POLICY: &str = "policy: ";
+const POLICY_VIOLATION: &str = "policy violation: ";
+const POLICY_WARNING: &str = "policy warning: ";
 
 impl std::fmt::Display for Note {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -419,6 +431,9 @@ impl std::fmt::Display for Note {
             Note::Signed { image, tag } => write!(f, "{SIGNED}{image} at {tag}"),
             Note::SecretScan(text) => write!(f, "{SECRET_SCAN}{text}"),
             Note::Attestations(text) => write!(f, "{ATTESTATIONS}{text}"),
+            Note::Policy { path, digest } => write!(f, "{POLICY}{digest} from {path}"),
+            Note::PolicyViolation(text) => write!(f, "{POLICY_VIOLATION}{text}"),
+            Note::PolicyWarning(text) => write!(f, "{POLICY_WARNING}{text}"),
             Note::Text(text) => f.write_str(text),
         }
     }
@@ -461,6 +476,22 @@ impl From<StoredNote> for Note {
         }
         if let Some(text) = line.strip_prefix(ATTESTATIONS) {
             return Note::Attestations(text.to_string());
+        }
+        // A digest holds no spaces, so the first ` from ` ends it.
+        if let Some((digest, path)) = line
+            .strip_prefix(POLICY)
+            .and_then(|rest| rest.split_once(" from "))
+        {
+            return Note::Policy {
+                path: path.to_string(),
+                digest: digest.to_string(),
+            };
+        }
+        if let Some(text) = line.strip_prefix(POLICY_VIOLATION) {
+            return Note::PolicyViolation(text.to_string());
+        }
+        if let Some(text) = line.strip_prefix(POLICY_WARNING) {
+            return Note::PolicyWarning(text.to_string());
         }
         Note::Text(line)
     }
@@ -689,6 +720,39 @@ impl Exports {
         Ok(())
     }
 
+    /// The newest export, not deleted, whose registry destination
+    /// `reference` (`registry/repository:tag`) still holds what it pushed:
+    /// the owner of that tag, for `overwrite = "own"` (I/O).
+    pub fn exported_tag_owner(
+        &self,
+        reference: &str,
+    ) -> Result<Option<ExportRecord>, ExportsError> {
+        let wanted = ImageRef::parse(reference).ok();
+        let pattern = format!("%{}%", like_escape(reference));
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, time, kind, spec, sources, destinations, digest, size, status, error, run_command, secret_names, deleted_time, notes
+                 FROM exports WHERE status != 'deleted' AND destinations LIKE ?1 ESCAPE '\\' ORDER BY id DESC",
+            )
+            .map_err(|e| self.db_err(e))?;
+        let rows = stmt
+            .query_map(params![pattern], Row::read)
+            .map_err(|e| self.db_err(e))?;
+        for row in rows {
+            let record = row.map_err(|e| self.db_err(e))?.into_record(&self.path)?;
+            let holds = record.destinations.iter().any(|d| {
+                d.kind == DestinationKind::Registry
+                    && d.holds_image()
+                    && d.registry_ref().ok().as_ref() == wanted.as_ref()
+            });
+            if holds {
+                return Ok(Some(record));
+            }
+        }
+        Ok(None)
+    }
+
     /// The secret names of the newest build of the image `digest`, for the run command of a later push (I/O).
     pub fn secret_names_for(&self, digest: &str) -> Result<Vec<String>, ExportsError> {
         let text: Option<String> = self
@@ -743,6 +807,13 @@ fn allow_every_status(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
          DROP TABLE exports_before_v3;
          {SCHEMA}"
     ))
+}
+
+/// `text` with LIKE's wildcards and the escape character escaped by `\\`.
+fn like_escape(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 /// JSON text of a list column; lists of strings and plain structs always serialise.

@@ -11,25 +11,32 @@ use globset::GlobBuilder;
 use super::license::{self, license_of, term_name, term_with_exception};
 use super::{Limit, Policy, PurlPattern, Unknown, Verdict, Violation};
 use crate::inventory::{Ecosystem, Package};
-use crate::layer::{BaseFolders, LayerRole, PlannedKind};
-use crate::plan::BuildPlan;
+use crate::layer::{BaseFolders, LayerPlan, LayerRole, PlannedKind};
 use crate::reference::Location;
 
+/// What a build would export, as the policy judges it: the plan's pieces
+/// (the policy sits below `plan`, whose errors name the policy's).
+#[derive(Clone, Copy)]
+pub struct Candidate<'a> {
+    /// The library's inventory.
+    pub packages: &'a [Package],
+    /// The layers the build adds, as planned (paths, sizes, file counts).
+    pub layers: &'a [LayerPlan],
+}
+
 impl Policy {
-    /// Everything the policy says about `plan`: its packages' licenses, names
-    /// and channels, the paths and sizes of what it adds, and its destinations.
+    /// What the policy says about a build's contents: its packages' licenses,
+    /// names and channels, the paths and sizes of what it adds (its
+    /// destinations are [`Policy::judge_destinations`]'s).
     /// Reads nothing: the plan already holds the walk's stats and the inventory.
-    pub fn judge_plan(&self, plan: &BuildPlan) -> Verdict {
+    pub fn judge_build(&self, plan: Candidate<'_>) -> Verdict {
         let mut verdict = Verdict::default();
-        for package in &plan.library.inventory.packages {
+        for package in plan.packages {
             self.judge_license(package, &mut verdict);
             self.judge_package(package, &mut verdict);
         }
         self.judge_files(plan, &mut verdict);
         self.judge_limits(plan, &mut verdict);
-        verdict
-            .violations
-            .extend(self.judge_destinations(&plan.destinations));
         verdict
     }
 
@@ -182,13 +189,13 @@ impl Policy {
         }
     }
 
-    fn judge_files(&self, plan: &BuildPlan, verdict: &mut Verdict) {
+    fn judge_files(&self, plan: Candidate<'_>, verdict: &mut Verdict) {
         let patterns = &self.files.patterns;
         if patterns.is_empty() {
             return;
         }
         let folders = BaseFolders::new();
-        for layer in &plan.layers {
+        for layer in plan.layers {
             for entry in layer.planned_entries(&folders) {
                 if matches!(entry.kind, PlannedKind::Dir) {
                     continue;
@@ -215,7 +222,7 @@ impl Policy {
         }
     }
 
-    fn judge_limits(&self, plan: &BuildPlan, verdict: &mut Verdict) {
+    fn judge_limits(&self, plan: Candidate<'_>, verdict: &mut Verdict) {
         let limits = &self.limits;
         let mut over = |rule: &str,
                         subject: String,
@@ -239,7 +246,7 @@ impl Policy {
             limits.image,
             bytes,
         );
-        for layer in &plan.layers {
+        for layer in plan.layers {
             let name = format!("layer {}", layer.name);
             over("layer", name, layer.content_bytes, limits.layer, bytes);
         }

@@ -21,6 +21,7 @@ use serde::Serialize;
 use crate::layer::Excludes;
 use crate::spec::SpecError;
 
+pub use judge::Candidate;
 pub use license::license_of;
 pub use parse::parse_size;
 
@@ -49,6 +50,41 @@ pub struct Violation {
     pub detail: String,
     /// The line of the policy file that says so (0 when a default says it).
     pub policy_line: usize,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {} [{}", self.subject, self.detail, self.rule)?;
+        if self.policy_line > 0 {
+            write!(f, ", policy line {}", self.policy_line)?;
+        }
+        f.write_str("]")
+    }
+}
+
+/// The policy refused an export: every rule it broke.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", refusal_text(.policy.as_ref(), .verdict))]
+pub struct PolicyRefusal {
+    /// The policy file and its digest; None when only `--no-overwrite` refused it.
+    pub policy: Option<(PathBuf, String)>,
+    pub verdict: Verdict,
+}
+
+fn refusal_text(policy: Option<&(PathBuf, String)>, verdict: &Verdict) -> String {
+    let count = verdict.violations.len();
+    let by = match policy {
+        Some((path, _)) => format!("the export policy {}", path.display()),
+        None => "--no-overwrite".to_string(),
+    };
+    let mut text = format!(
+        "refused by {by} ({count} violation{}):",
+        if count == 1 { "" } else { "s" }
+    );
+    for violation in &verdict.violations {
+        text.push_str(&format!("\n  {violation}"));
+    }
+    text
 }
 
 /// What the policy says about one export.
