@@ -77,6 +77,9 @@ PACKAGES=(
     # The real app libraries (tests/e2e/rig/libraries.rs): Debian's
     # `python3 -m venv` (with ensurepip) for the tools venv and the test venvs.
     python3-venv
+    # The export policy's tests: a real CRAN package as Debian builds it,
+    # MASS, whose DESCRIPTION declares `License: GPL-2 | GPL-3`.
+    r-cran-mass
 )
 
 # The Python tools of the tests, installed from PyPI into $STATE/pytools (a

@@ -29,6 +29,7 @@ mod noop;
 mod output;
 mod pipes;
 mod podman;
+mod policy;
 mod progress;
 mod public_exports;
 mod registry;
