@@ -22,6 +22,9 @@ _stowage() {
             stowage,build)
                 cmd="stowage__subcmd__build"
                 ;;
+            stowage,check)
+                cmd="stowage__subcmd__check"
+                ;;
             stowage,copy)
                 cmd="stowage__subcmd__copy"
                 ;;
@@ -79,6 +82,9 @@ _stowage() {
             stowage__subcmd__help,build)
                 cmd="stowage__subcmd__help__subcmd__build"
                 ;;
+            stowage__subcmd__help,check)
+                cmd="stowage__subcmd__help__subcmd__check"
+                ;;
             stowage__subcmd__help,copy)
                 cmd="stowage__subcmd__help__subcmd__copy"
                 ;;
@@ -125,7 +131,7 @@ _stowage() {
 
     case "${cmd}" in
         stowage)
-            opts="-q -v -h -V --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help --version build copy push sign verify archive login logout inspect init exports run-command help"
+            opts="-q -v -h -V --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help --version build copy push sign verify archive login logout inspect check init exports run-command help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -197,7 +203,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__build)
-            opts="-f -o -q -v -h --file --output --no-workspace --platform --format --compression --digest-file --metadata-file --sbom --sbom-format --dry-run --library-layers --keep-base-remote --threads --allow-secret --no-secret-scan --no-start-check --sign-key --attest --cache-repo --chunk-size --jobs --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
+            opts="-f -o -q -v -h --file --output --no-workspace --platform --format --compression --digest-file --metadata-file --sbom --sbom-format --dry-run --library-layers --keep-base-remote --threads --allow-secret --no-secret-scan --no-start-check --sign-key --attest --cache-repo --chunk-size --jobs --policy --no-overwrite --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -279,6 +285,60 @@ _stowage() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --policy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --insecure-registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stowage__subcmd__check)
+            opts="-f -o -q -v -h --file --output --no-workspace --policy --no-overwrite --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --insecure-registry)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -303,7 +363,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__copy)
-            opts="-q -v -h --platform --chunk-size --jobs --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
+            opts="-q -v -h --platform --chunk-size --jobs --policy --no-overwrite --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -318,6 +378,10 @@ _stowage() {
                     return 0
                     ;;
                 --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policy)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -499,7 +563,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__help)
-            opts="build copy push sign verify archive login logout inspect init exports run-command help"
+            opts="build copy push sign verify archive login logout inspect check init exports run-command help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -527,6 +591,20 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__help__subcmd__build)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stowage__subcmd__help__subcmd__check)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -859,7 +937,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__push)
-            opts="-q -v -h --tag --platform --sign-key --chunk-size --jobs --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
+            opts="-q -v -h --tag --platform --sign-key --chunk-size --jobs --policy --no-overwrite --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -882,6 +960,10 @@ _stowage() {
                     return 0
                     ;;
                 --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policy)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
