@@ -71,6 +71,17 @@ pub fn judge_build(
     judge(session, request, policy, contents, &plan.destinations)
 }
 
+/// The note that names the policy an export ran under: its absolute path and digest.
+pub fn policy_note(path: &std::path::Path, digest: &str) -> Note {
+    Note::Policy {
+        path: std::path::absolute(path)
+            .unwrap_or_else(|_| path.to_path_buf())
+            .display()
+            .to_string(),
+        digest: digest.to_string(),
+    }
+}
+
 /// Reads the policy named by `request`, if any (a bad file is exit 2).
 pub fn read(request: &PolicyRequest) -> Result<Option<Policy>, Error> {
     Ok(request

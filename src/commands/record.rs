@@ -131,10 +131,10 @@ pub fn refusal_notes(error: &Error) -> Vec<Note> {
     let Some(refusal) = error.policy_refusal() else {
         return Vec::new();
     };
-    let policy = refusal.policy.as_ref().map(|(path, digest)| Note::Policy {
-        path: path.display().to_string(),
-        digest: digest.clone(),
-    });
+    let policy = refusal
+        .policy
+        .as_ref()
+        .map(|(path, digest)| super::policy::policy_note(path, digest));
     policy
         .into_iter()
         .chain(
