@@ -103,14 +103,24 @@ pub fn judge(
     destinations: &[Location],
 ) -> Result<Verdict, Error> {
     let mut verdict = judged;
-    if let Some(policy) = policy {
-        verdict
-            .violations
-            .extend(policy.judge_destinations(destinations));
-    }
+    let refused = policy
+        .map(|p| p.judge_destinations(destinations))
+        .unwrap_or_default();
+    // A destination already refused is not asked about: it may not even be reachable.
+    let open: Vec<Location> = destinations
+        .iter()
+        .filter(|d| match d {
+            Location::Registry(reference) => {
+                !refused.iter().any(|v| v.subject == reference.to_string())
+            }
+            _ => true,
+        })
+        .cloned()
+        .collect();
+    verdict.violations.extend(refused);
     verdict
         .violations
-        .extend(overwrites(session, request, policy, destinations)?);
+        .extend(overwrites(session, request, policy, &open)?);
     Ok(verdict)
 }
 

@@ -2,7 +2,8 @@
 
 use std::path::Path;
 
-use super::{Overwrite, parse_policy};
+use super::{Candidate, Overwrite, Verdict, Violation, parse_policy};
+use crate::inventory::{Ecosystem, Package};
 
 const EXAMPLE: &str = r#"
 [licenses]
@@ -95,4 +96,94 @@ fn errors_point_at_the_value_with_a_hint() {
         let got = error.hint().unwrap_or_default();
         assert!(got.contains(hint), "{text}: hint {got}");
     }
+}
+
+fn package(name: &str, version: &str, license: Option<&str>) -> Package {
+    Package {
+        ecosystem: Ecosystem::Python,
+        name: name.into(),
+        version: version.into(),
+        license: license.map(Into::into),
+        purl: format!("pkg:pypi/{}@{version}", name.to_ascii_lowercase()),
+        metadata: String::new(),
+        files: Vec::new(),
+        prefixed: Vec::new(),
+        installer: None,
+        editable: false,
+        editable_location: None,
+        shipped_by: None,
+        channel: None,
+    }
+}
+
+fn judge(policy: &str, packages: &[Package]) -> Verdict {
+    let policy = parse_policy(policy, Path::new("p.toml")).unwrap();
+    policy.judge_build(Candidate {
+        packages,
+        layers: &[],
+    })
+}
+
+fn rules(violations: &[Violation]) -> Vec<(&str, usize)> {
+    violations
+        .iter()
+        .map(|v| (v.rule.as_str(), v.policy_line))
+        .collect()
+}
+
+#[test]
+fn licenses_are_judged_as_spdx_expressions() {
+    let deny = "[licenses]\ndeny = [\"AGPL-*\"]\n";
+    let either = [package("a", "1", Some("MIT OR AGPL-3.0-only"))];
+    assert!(judge(deny, &either).eligible());
+    let both = [package("b", "1", Some("MIT AND AGPL-3.0-or-later"))];
+    let verdict = judge(deny, &both);
+    assert_eq!(rules(&verdict.violations), [("licenses.deny", 2)]);
+    assert!(verdict.violations[0].detail.contains("AGPL-3.0-or-later"));
+    // WITH is kept: an allow-list may name the pair, and the bare license is not it.
+    let allow = "[licenses]\nallow = [\"GPL-2.0-only WITH Classpath-exception-2.0\", \"MIT\"]\n";
+    let with = [package("c", "1", Some("GPL-2.0-only WITH Classpath-exception-2.0"))];
+    assert!(judge(allow, &with).eligible());
+    let bare = [package("d", "1", Some("GPL-2.0-only"))];
+    assert_eq!(
+        rules(&judge(allow, &bare).violations),
+        [("licenses.allow", 2)]
+    );
+    // A deny glob over the license alone covers it with any exception.
+    let gpl = "[licenses]\ndeny = [\"GPL-*\"]\n";
+    assert!(!judge(gpl, &with).eligible());
+}
+
+#[test]
+fn unknown_licenses_allow_warn_or_deny() {
+    let packages = [
+        package("none", "1", None),
+        package("words", "1", Some("BSD License")),
+    ];
+    assert_eq!(judge("[licenses]\n", &packages), Verdict::default());
+    let warned = judge("[licenses]\nunknown = \"warn\"\n", &packages);
+    assert!(warned.eligible());
+    assert_eq!(
+        rules(&warned.warnings),
+        [("licenses.unknown", 2), ("licenses.unknown", 2)]
+    );
+    assert_eq!(warned.warnings[1].subject, "pkg:pypi/words@1");
+    let denied = judge("[licenses]\nunknown = \"deny\"\n", &packages);
+    assert_eq!(denied.violations.len(), 2);
+}
+
+#[test]
+fn package_urls_match_normalised_names_and_versions() {
+    let packages = [
+        package("PyMuPDF", "1.24.14", Some("MIT")),
+        package("zope.interface", "7.0", Some("MIT")),
+    ];
+    let verdict = judge(
+        "[packages]\ndeny = [\"pkg:pypi/pymupdf@1.24.*\", \"pkg:pypi/Zope_Interface@6.*\"]\n",
+        &packages,
+    );
+    assert_eq!(rules(&verdict.violations), [("packages.deny", 2)]);
+    assert_eq!(verdict.violations[0].subject, "pkg:pypi/pymupdf@1.24.14");
+    let allow = judge("[packages]\nallow = [\"pkg:pypi/zope-interface\"]\n", &packages);
+    assert_eq!(rules(&allow.violations), [("packages.allow", 2)]);
 }
