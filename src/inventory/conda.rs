@@ -163,6 +163,32 @@ fn channel_name(channel: &str) -> Option<&str> {
     parts.last().copied()
 }
 
+/// The names a recorded channel goes by (for the export policy's `deny_channels`): as recorded, without
+/// its platform subdir, its path on the host (`pkgs/main`), its last name
+/// (`conda-forge`), and `defaults` for Anaconda's own channels, which
+/// conda calls that.
+pub fn channel_names(channel: &str) -> Vec<String> {
+    let trimmed = channel.trim_end_matches('/');
+    let mut parts: Vec<&str> = trimmed.split('/').collect();
+    if parts.len() > 1 && parts.last().is_some_and(|p| is_subdir(p)) {
+        parts.pop();
+    }
+    let without_subdir = parts.join("/");
+    let path = match without_subdir.split_once("://") {
+        Some((_, rest)) => rest.split_once('/').map_or("", |(_, p)| p).to_string(),
+        None => without_subdir.clone(),
+    };
+    let name = path.rsplit('/').next().unwrap_or("").to_string();
+    let anaconda =
+        trimmed.contains("repo.anaconda.com") || path.starts_with("pkgs/") || trimmed == "defaults";
+    let mut forms = vec![trimmed.to_string(), without_subdir, path, name];
+    if anaconda {
+        forms.push("defaults".into());
+    }
+    forms.retain(|f| !f.is_empty());
+    forms
+}
+
 /// conda platform subdirs: `noarch`, `linux-64`, `osx-arm64`, `win-64`, …
 fn is_subdir(part: &str) -> bool {
     part == "noarch"

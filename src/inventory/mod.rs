@@ -23,7 +23,9 @@ use std::collections::{BinaryHeap, HashMap};
 use std::path::{Path, PathBuf};
 
 mod published;
+pub use conda::channel_names as conda_channel_names;
 pub use published::Published;
+pub use purl::pep503;
 
 /// Where a package comes from; decides its purl type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

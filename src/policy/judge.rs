@@ -10,7 +10,7 @@ use globset::GlobBuilder;
 
 use super::license::{self, license_of, term_name, term_with_exception};
 use super::{Limit, Policy, PurlPattern, Unknown, Verdict, Violation};
-use crate::inventory::{Ecosystem, Package};
+use crate::inventory::{self, Ecosystem, Package};
 use crate::layer::{BaseFolders, LayerPlan, LayerRole, PlannedKind};
 use crate::reference::Location;
 
@@ -174,7 +174,7 @@ impl Policy {
         let Some(channel) = channel_of(package) else {
             return;
         };
-        let forms = channel_forms(&channel);
+        let forms = inventory::conda_channel_names(&channel);
         if let Some(pattern) = rules
             .deny_channels
             .iter()
@@ -288,7 +288,7 @@ impl PurlPattern {
             None => (rest, None),
         };
         let name = if ecosystem == "pypi" {
-            pep503(name)
+            inventory::pep503(name)
         } else {
             name.to_string()
         };
@@ -312,7 +312,7 @@ impl PurlPattern {
 
     fn matches(&self, package: &Package) -> bool {
         let name = match package.ecosystem {
-            Ecosystem::Python => pep503(&package.name),
+            Ecosystem::Python => inventory::pep503(&package.name),
             _ => package.name.clone(),
         };
         self.ecosystem == package.ecosystem.name()
@@ -322,22 +322,6 @@ impl PurlPattern {
                 .as_ref()
                 .is_none_or(|v| v.is_match(&package.version))
     }
-}
-
-/// PEP 503's name: lowercase, each run of `-`, `_` and `.` one `-`.
-fn pep503(name: &str) -> String {
-    let mut out = String::new();
-    for c in name.chars() {
-        let c = if matches!(c, '_' | '.') {
-            '-'
-        } else {
-            c.to_ascii_lowercase()
-        };
-        if !(c == '-' && out.ends_with('-')) {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// How a package is named in violations: its package URL.
@@ -350,47 +334,6 @@ fn channel_of(package: &Package) -> Option<String> {
     (package.ecosystem == Ecosystem::Conda)
         .then(|| package.channel.clone())
         .flatten()
-}
-
-/// The names a channel goes by, for `deny_channels`: as recorded, without
-/// its platform subdir, its path on the host (`pkgs/main`), its last name
-/// (`conda-forge`), and `defaults` for Anaconda's own channels, which
-/// conda calls that.
-fn channel_forms(channel: &str) -> Vec<String> {
-    let trimmed = channel.trim_end_matches('/');
-    let mut parts: Vec<&str> = trimmed.split('/').collect();
-    if parts.len() > 1 && parts.last().is_some_and(|p| is_subdir(p)) {
-        parts.pop();
-    }
-    let without_subdir = parts.join("/");
-    let path = match without_subdir.split_once("://") {
-        Some((_, rest)) => rest.split_once('/').map_or("", |(_, p)| p).to_string(),
-        None => without_subdir.clone(),
-    };
-    let name = path.rsplit('/').next().unwrap_or("").to_string();
-    let anaconda =
-        trimmed.contains("repo.anaconda.com") || path.starts_with("pkgs/") || trimmed == "defaults";
-    let mut forms = vec![trimmed.to_string(), without_subdir, path, name];
-    if anaconda {
-        forms.push("defaults".into());
-    }
-    forms.retain(|f| !f.is_empty());
-    forms
-}
-
-fn is_subdir(part: &str) -> bool {
-    part == "noarch"
-        || [
-            "linux-",
-            "osx-",
-            "win-",
-            "emscripten-",
-            "wasi-",
-            "zos-",
-            "freebsd-",
-        ]
-        .iter()
-        .any(|os| part.starts_with(os))
 }
 
 /// A size in words: `2.1 GiB`, `512 B`.
@@ -413,6 +356,10 @@ fn bytes(n: u64) -> String {
 mod tests {
     use super::*;
 
+    fn channel_forms(channel: &str) -> Vec<String> {
+        inventory::conda_channel_names(channel)
+    }
+
     #[test]
     fn channel_names() {
         let forms = channel_forms("https://repo.anaconda.com/pkgs/main/linux-64");
@@ -427,7 +374,7 @@ mod tests {
 
     #[test]
     fn pypi_names_normalise() {
-        assert_eq!(pep503("PyMuPDF"), "pymupdf");
-        assert_eq!(pep503("zope.interface__x"), "zope-interface-x");
+        assert_eq!(inventory::pep503("PyMuPDF"), "pymupdf");
+        assert_eq!(inventory::pep503("zope.interface__x"), "zope-interface-x");
     }
 }

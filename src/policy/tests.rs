@@ -142,7 +142,11 @@ fn licenses_are_judged_as_spdx_expressions() {
     assert!(verdict.violations[0].detail.contains("AGPL-3.0-or-later"));
     // WITH is kept: an allow-list may name the pair, and the bare license is not it.
     let allow = "[licenses]\nallow = [\"GPL-2.0-only WITH Classpath-exception-2.0\", \"MIT\"]\n";
-    let with = [package("c", "1", Some("GPL-2.0-only WITH Classpath-exception-2.0"))];
+    let with = [package(
+        "c",
+        "1",
+        Some("GPL-2.0-only WITH Classpath-exception-2.0"),
+    )];
     assert!(judge(allow, &with).eligible());
     let bare = [package("d", "1", Some("GPL-2.0-only"))];
     assert_eq!(
@@ -184,6 +188,9 @@ fn package_urls_match_normalised_names_and_versions() {
     );
     assert_eq!(rules(&verdict.violations), [("packages.deny", 2)]);
     assert_eq!(verdict.violations[0].subject, "pkg:pypi/pymupdf@1.24.14");
-    let allow = judge("[packages]\nallow = [\"pkg:pypi/zope-interface\"]\n", &packages);
+    let allow = judge(
+        "[packages]\nallow = [\"pkg:pypi/zope-interface\"]\n",
+        &packages,
+    );
     assert_eq!(rules(&allow.violations), [("packages.allow", 2)]);
 }

@@ -291,24 +291,48 @@ fn an_admitted_build_names_its_policy_and_push_judges_destinations() {
     spec(&sb, &library, None, "oci:out:v1");
     let text = "[destinations]\nrepositories = [\"127.0.0.1:1/acme/*\"]\n";
     let policy_file = policy(&sb, text);
-    run_ok(sb.stowage().args(["build", "--attest", "provenance", "--policy", "policy.toml"]));
+    run_ok(
+        sb.stowage()
+            .args(["build", "--attest", "provenance", "--policy", "policy.toml"]),
+    );
     let digest = sha256_hex(&fs::read(&policy_file).unwrap());
     let provenance = run_ok(sb.stowage().args(["inspect", "oci:out:v1", "--provenance"]));
     let provenance: Value = serde_json::from_str(&provenance).unwrap();
-    let dependencies = provenance["buildDefinition"]["resolvedDependencies"].as_array().unwrap();
-    let named = dependencies.iter().find(|d| d["name"] == "policy").expect("a policy dependency");
+    let dependencies = provenance["buildDefinition"]["resolvedDependencies"]
+        .as_array()
+        .unwrap();
+    let named = dependencies
+        .iter()
+        .find(|d| d["name"] == "policy")
+        .expect("a policy dependency");
     assert_eq!(named["digest"]["sha256"], digest.as_str());
     let notes = export_records(&sb)[0]["notes"].to_string();
-    assert!(notes.contains(&format!("policy: sha256:{digest} from ")), "{notes}");
+    assert!(
+        notes.contains(&format!("policy: sha256:{digest} from ")),
+        "{notes}"
+    );
     // A push to a repository the policy does not list is refused before any connection.
     let out = sb
         .stowage()
-        .args(["push", "oci:out:v1", "127.0.0.1:1/other/app:v1", "--policy", "policy.toml"])
+        .args([
+            "push",
+            "oci:out:v1",
+            "127.0.0.1:1/other/app:v1",
+            "--policy",
+            "policy.toml",
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("destinations.repositories, policy line 2"), "{stderr}");
+    assert!(
+        stderr.contains("destinations.repositories, policy line 2"),
+        "{stderr}"
+    );
     let records = export_records(&sb);
-    assert!(records[1]["notes"].to_string().contains("policy violation: 127.0.0.1:1/other/app:v1"));
+    assert!(
+        records[1]["notes"]
+            .to_string()
+            .contains("policy violation: 127.0.0.1:1/other/app:v1")
+    );
 }
