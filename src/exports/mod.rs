@@ -1100,6 +1100,56 @@ mod tests {
     }
 
     #[test]
+    fn policy_notes_round_trip_as_lines() {
+        let notes = vec![
+            Note::Policy {
+                path: "/etc/stowage/my policy.toml".into(),
+                digest: format!("sha256:{}", "b".repeat(64)),
+            },
+            Note::PolicyViolation(
+                "pkg:pypi/pymupdf@1.24.14: license AGPL-3.0-only [licenses.deny, policy line 2]"
+                    .into(),
+            ),
+            Note::PolicyWarning(
+                "pkg:pypi/comm@0.2.3: no license declared [licenses.unknown]".into(),
+            ),
+        ];
+        let text = to_json(&notes);
+        assert!(text.starts_with(r#"["policy: sha256:bbbb"#), "{text}");
+        let back: Result<Vec<Note>, _> = serde_json::from_str(&text);
+        assert_eq!(back.ok(), Some(notes));
+    }
+
+    #[test]
+    fn the_owner_of_a_tag_is_the_newest_export_that_still_holds_it() {
+        let (_dir, mut exports) = temp_journal();
+        let mut pushed = new_export(Kind::Build, None);
+        pushed.destinations[0].status = Some(DestinationStatus::Pushed);
+        let first = exports.record(&pushed).ok();
+        let second = exports.record(&pushed).ok();
+        let failed = new_export(Kind::Build, Some("boom"));
+        let _ = exports.record(&failed);
+        let owner = |exports: &Exports, reference: &str| {
+            exports
+                .exported_tag_owner(reference)
+                .ok()
+                .flatten()
+                .map(|r| r.id)
+        };
+        assert_eq!(owner(&exports, "localhost:5000/app:v1"), second);
+        assert_eq!(owner(&exports, "localhost:5000/app:v2"), None);
+        assert_eq!(
+            owner(&exports, "localhost:5000/ap_:v1"),
+            None,
+            "LIKE's wildcards are literal"
+        );
+        if let Some(id) = second {
+            assert!(exports.mark_deleted(id).is_ok());
+        }
+        assert_eq!(owner(&exports, "localhost:5000/app:v1"), first);
+    }
+
+    #[test]
     fn an_interrupted_export_is_its_own_status() {
         let (_dir, mut exports) = temp_journal();
         let mut stopped = new_export(Kind::Build, Some("interrupted by SIGINT"));
