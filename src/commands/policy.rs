@@ -8,8 +8,7 @@ use super::Session;
 use crate::error::Error;
 use crate::exports::Note;
 use crate::plan::BuildPlan;
-use crate::policy::PolicyRefusal;
-use crate::policy::{self, Candidate, Overwrite, Policy, Verdict, Violation};
+use crate::policy::{self, Candidate, Overwrite, Policy, PolicyRefusal, Verdict, Violation};
 use crate::reference::{ImageRef, Location};
 
 /// What the command line says about the policy.
@@ -38,10 +37,7 @@ impl Admitted {
             .path
             .as_ref()
             .zip(self.digest.as_ref())
-            .map(|(path, digest)| Note::Policy {
-                path: path.display().to_string(),
-                digest: digest.clone(),
-            });
+            .map(|(path, digest)| policy_note(path, digest));
         policy
             .into_iter()
             .chain(

@@ -308,7 +308,7 @@ fn an_admitted_build_names_its_policy_and_push_judges_destinations() {
     assert_eq!(named["digest"]["sha256"], digest.as_str());
     let notes = export_records(&sb)[0]["notes"].to_string();
     assert!(
-        notes.contains(&format!("policy: sha256:{digest} from ")),
+        notes.contains(&format!("policy: sha256:{digest} from /")),
         "{notes}"
     );
     // A push to a repository the policy does not list is refused before any connection.
