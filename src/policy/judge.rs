@@ -2,6 +2,7 @@
 //! export's destinations, against a [`Policy`]; every broken rule is kept,
 //! not only the first.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -195,31 +196,65 @@ impl Policy {
             return;
         }
         let folders = BaseFolders::new();
+        // The last pattern that matches a folder or any folder above it, by
+        // folder: siblings share it, so each path is matched once, not once
+        // per ancestor (`.dockerignore`: the last matching pattern wins).
+        let mut above: HashMap<Vec<u8>, Option<usize>> = HashMap::new();
         for layer in plan.layers {
             for entry in layer.planned_entries(&folders) {
-                if matches!(entry.kind, PlannedKind::Dir) {
+                let folder = matches!(entry.kind, PlannedKind::Dir);
+                let hit = self.last_file_pattern(entry.path, folder, &mut above);
+                if folder {
                     continue;
                 }
-                let path = Path::new(OsStr::from_bytes(entry.path));
-                let mut hit = None;
-                for pattern in patterns {
-                    if pattern.matcher.is_excluded(path) {
-                        hit = (!pattern.negated).then_some(pattern);
-                    }
-                }
-                let Some(pattern) = hit else { continue };
+                let Some(pattern) = hit.map(|i| &patterns[i]).filter(|p| !p.negated) else {
+                    continue;
+                };
                 let size = layer
                     .file_size(entry.index)
                     .map(|s| format!(" ({})", bytes(s)))
                     .unwrap_or_default();
                 verdict.violations.push(Violation {
                     rule: "files.deny".into(),
-                    subject: format!("/{}", path.display()),
+                    subject: format!("/{}", String::from_utf8_lossy(entry.path)),
                     detail: format!("matches \"{}\"{size}", pattern.text),
                     policy_line: pattern.line,
                 });
             }
         }
+    }
+
+    /// The index of the last `[files] deny` pattern that matches `path` or
+    /// a folder above it; `above` keeps the answer for each folder (`folder`:
+    /// `path` is one), so what it holds grows with folders, not files.
+    fn last_file_pattern(
+        &self,
+        path: &[u8],
+        folder: bool,
+        above: &mut HashMap<Vec<u8>, Option<usize>>,
+    ) -> Option<usize> {
+        let parent = path
+            .iter()
+            .rposition(|&b| b == b'/')
+            .map(|slash| &path[..slash]);
+        let inherited = match parent {
+            None => None,
+            Some(parent) => match above.get(parent) {
+                Some(known) => *known,
+                None => self.last_file_pattern(parent, true, above),
+            },
+        };
+        let itself = Path::new(OsStr::from_bytes(path));
+        let own = self
+            .files
+            .patterns
+            .iter()
+            .rposition(|p| p.matcher.matches_itself(itself));
+        let hit = own.max(inherited);
+        if folder {
+            above.insert(path.to_vec(), hit);
+        }
+        hit
     }
 
     fn judge_limits(&self, plan: Candidate<'_>, verdict: &mut Verdict) {
