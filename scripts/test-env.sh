@@ -74,11 +74,14 @@ PACKAGES=(
     # and RS256 signatures of the test token servers; the TLS registry's certificate.
     apache2-utils
     openssl
+    # Go's archive/tar, the reader docker, containerd, podman and skopeo read
+    # layers with: tests/e2e/go_tar.rs compares stowage's tar reading with it.
+    golang-go
     # The real app libraries (tests/e2e/rig/libraries.rs): Debian's
     # `python3 -m venv` (with ensurepip) for the tools venv and the test venvs.
     python3-venv
-    # The export policy's tests: a real CRAN package as Debian builds it,
-    # MASS, whose DESCRIPTION declares `License: GPL-2 | GPL-3`.
+    # A real installed R package (tests/e2e/licenses.rs, tests/e2e/policy.rs): MASS declares
+    # `License: GPL-2 | GPL-3` in R's own syntax. Pulls in r-base-core.
     r-cran-mass
 )
 

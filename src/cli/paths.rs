@@ -4,6 +4,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use crate::commands::SessionPaths;
+use crate::error::Error;
 
 /// The store and journal folders this process's environment names.
 pub fn from_environment() -> SessionPaths {
@@ -24,6 +25,22 @@ pub fn docker_hub_from_environment() -> DockerHubOverrides {
     DockerHubOverrides {
         host: var("STOWAGE_DOCKER_HUB_HOST"),
         api: var("STOWAGE_DOCKER_HUB_API"),
+    }
+}
+
+/// The size `STOWAGE_CACHE_MAX_SIZE` bounds the store to after each build
+/// (unset or empty: unbounded); a value that is not a size is a usage error.
+pub fn cache_max_size() -> Result<Option<u64>, Error> {
+    match std::env::var("STOWAGE_CACHE_MAX_SIZE") {
+        Ok(text) if !text.trim().is_empty() => super::args::parse_size(&text)
+            .map(Some)
+            .map_err(|problem| {
+                Error::usage(
+                    format!("STOWAGE_CACHE_MAX_SIZE: {problem}"),
+                    "set it to a size like 10GiB or 512MiB, or unset it to leave the store unbounded",
+                )
+            }),
+        _ => Ok(None),
     }
 }
 

@@ -5,6 +5,7 @@
 //! record), so the same use case can be driven by the CLI or by a test.
 
 pub mod build;
+pub mod cache;
 pub mod check;
 pub mod exports;
 pub mod init;

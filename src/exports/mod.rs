@@ -1111,7 +1111,7 @@ mod tests {
                     .into(),
             ),
             Note::PolicyWarning(
-                "pkg:pypi/comm@0.2.3: no license declared [licenses.unknown]".into(),
+                "pkg:pypi/comm@0.2.3: no license declared or concluded [licenses.unknown]".into(),
             ),
         ];
         let text = to_json(&notes);

@@ -89,7 +89,7 @@ impl Policy {
     fn judge_license(&self, package: &Package, verdict: &mut Verdict) {
         let rules = &self.licenses;
         let Some(text) = license_of(package) else {
-            self.unknown(package, "no license declared".into(), verdict);
+            self.unknown(package, "no license declared or concluded".into(), verdict);
             return;
         };
         let Some(expression) = license::expression(package.ecosystem, text) else {

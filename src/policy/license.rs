@@ -10,13 +10,17 @@ use spdx::{Expression, LicenseItem, LicenseReq, ParseMode};
 
 use crate::inventory::{Ecosystem, Package};
 
-/// The license text of `package` the policy judges: the declared one.
+/// The license text of `package` the policy judges: the declared one when
+/// it is a valid SPDX expression, else the one concluded from its license
+/// files (`Package::license_to_evaluate`), else the declared free text,
+/// which [`expression`] may still read (`GPL-2 | GPL-3`).
 ///
-/// The one place that chooses it: once the inventory concludes licenses
-/// from license files, this becomes "declared when it is a valid SPDX
-/// expression, else concluded".
+/// The one place that chooses it.
 pub fn license_of(package: &Package) -> Option<&str> {
-    package.license.as_deref().filter(|l| !l.trim().is_empty())
+    package
+        .license_to_evaluate()
+        .or(package.license.as_deref())
+        .filter(|l| !l.trim().is_empty())
 }
 
 /// SPDX's syntax with the slack real metadata needs (`/` for OR, `GPL-2.0+`,

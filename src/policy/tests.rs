@@ -104,6 +104,8 @@ fn package(name: &str, version: &str, license: Option<&str>) -> Package {
         name: name.into(),
         version: version.into(),
         license: license.map(Into::into),
+        license_concluded: None,
+        license_files: Vec::new(),
         purl: format!("pkg:pypi/{}@{version}", name.to_ascii_lowercase()),
         metadata: String::new(),
         files: Vec::new(),
