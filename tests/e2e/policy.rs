@@ -105,10 +105,7 @@ fn the_jupyterlab_venv_is_eligible_under_a_research_policy() {
     assert_eq!(report["eligible"], true, "{report:#}");
     assert_eq!(code, 0);
     let warnings = report["warnings"].as_array().unwrap();
-    assert!(
-        !warnings.is_empty(),
-        "some JupyterLab dependency declares free text"
-    );
+    // With licenses concluded from license files there may be none; any there is names a package.
     for w in warnings {
         assert!(w["subject"].as_str().unwrap().starts_with("pkg:"), "{w}");
         assert_eq!(w["rule"], "licenses.unknown");
