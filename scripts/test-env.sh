@@ -90,7 +90,7 @@ PACKAGES=(
     python3-venv
     # The shared export journal's tests: a private cluster (start_postgres).
     postgresql
-    # A real installed R package (tests/e2e/licenses.rs): MASS declares
+    # A real installed R package (tests/e2e/licenses.rs, tests/e2e/policy.rs): MASS declares
     # `License: GPL-2 | GPL-3` in R's own syntax. Pulls in r-base-core.
     r-cran-mass
 )

@@ -13,6 +13,7 @@ use crate::image::{ImageError, Platform};
 use crate::interrupt::{Interrupted, Signal};
 use crate::inventory::InventoryError;
 use crate::layer::LayerError;
+use crate::policy::PolicyRefusal;
 use crate::reference::ReferenceError;
 use crate::registry::RegistryError;
 use crate::scan::SecretsFound;
@@ -51,6 +52,9 @@ pub enum Error {
     /// Signatures that cannot be written or do not verify.
     #[error(transparent)]
     Signature(#[from] SignatureError),
+    /// The export policy (or `--no-overwrite`) refused the export; nothing was written.
+    #[error(transparent)]
+    Policy(#[from] PolicyRefusal),
     /// The secret scan found something the allow-lists do not cover.
     #[error(transparent)]
     Secrets(#[from] SecretsFound),
@@ -205,6 +209,10 @@ impl Error {
             Error::Archive(e) => e.hint(),
             Error::Registry(e) => e.hint(),
             Error::Secrets(e) => Some(e.hint()),
+            Error::Policy(_) => Some(
+                "nothing was written or pushed; change what the violations name, or ask the policy's owner; `stowage check --policy FILE` lists them without exporting"
+                    .into(),
+            ),
             Error::Exports(e) => e.hint(),
             Error::Check(e) => e.hint(),
             Error::Key(e) => Some(e.hint()),
@@ -254,6 +262,15 @@ impl Error {
             *record = id;
         }
         self
+    }
+
+    /// The policy's refusal, when that is what stopped the export.
+    pub fn policy_refusal(&self) -> Option<&PolicyRefusal> {
+        match self {
+            Error::Context { source, .. } => source.policy_refusal(),
+            Error::Policy(refusal) => Some(refusal),
+            _ => None,
+        }
     }
 
     /// The error and its causes on one line, as an export record keeps it.

@@ -18,6 +18,7 @@ pub mod interrupt;
 pub mod inventory;
 pub mod layer;
 pub mod plan;
+pub mod policy;
 pub mod reference;
 pub mod registry;
 pub mod scan;

@@ -63,6 +63,8 @@ pub struct BuildOptions {
     pub attest: Attestations,
     /// `--cache-repo`: the registry repository that shares the content cache, as given.
     pub cache_repo: Option<String>,
+    /// `sha256:…` of the export policy the build runs under (`--policy`), for the provenance.
+    pub policy_digest: Option<String>,
 }
 
 /// `--cache-repo` as a registry reference.
@@ -121,6 +123,8 @@ pub struct BuildPlan {
     pub attest: Attestations,
     /// The registry repository that shares the content cache (`--cache-repo`).
     pub cache_repo: Option<ImageRef>,
+    /// `sha256:…` of the export policy that admitted the build; the provenance names it.
+    pub policy_digest: Option<String>,
 }
 
 impl BuildPlan {
@@ -263,6 +267,7 @@ pub fn plan_build(request: &BuildRequest) -> Result<BuildPlan, Error> {
         destinations,
         default_reference,
         attest,
+        policy_digest: options.policy_digest.clone(),
     })
 }
 

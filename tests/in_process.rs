@@ -133,6 +133,7 @@ fn options(destinations: &[String]) -> BuildOptions {
         start_check: true,
         attest: Attestations::default(),
         cache_repo: None,
+        policy_digest: None,
     }
 }
 
@@ -271,6 +272,7 @@ fn build_command(app: &App, destinations: &[String]) -> BuildCommand {
         metadata_file: None,
         sbom: None,
         signer: None,
+        policy: Default::default(),
     }
 }
 

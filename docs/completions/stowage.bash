@@ -25,6 +25,9 @@ _stowage() {
             stowage,cache)
                 cmd="stowage__subcmd__cache"
                 ;;
+            stowage,check)
+                cmd="stowage__subcmd__check"
+                ;;
             stowage,copy)
                 cmd="stowage__subcmd__copy"
                 ;;
@@ -109,6 +112,9 @@ _stowage() {
             stowage__subcmd__help,cache)
                 cmd="stowage__subcmd__help__subcmd__cache"
                 ;;
+            stowage__subcmd__help,check)
+                cmd="stowage__subcmd__help__subcmd__check"
+                ;;
             stowage__subcmd__help,copy)
                 cmd="stowage__subcmd__help__subcmd__copy"
                 ;;
@@ -164,7 +170,7 @@ _stowage() {
 
     case "${cmd}" in
         stowage)
-            opts="-q -v -h -V --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help --version build copy push sign verify archive login logout inspect init exports run-command cache help"
+            opts="-q -v -h -V --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help --version build copy push sign verify archive login logout inspect check init exports run-command cache help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -244,7 +250,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__build)
-            opts="-f -o -q -v -h --file --output --no-workspace --platform --format --compression --digest-file --metadata-file --sbom --sbom-format --dry-run --library-layers --keep-base-remote --threads --allow-secret --no-secret-scan --no-start-check --sign-key --attest --cache-repo --chunk-size --jobs --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
+            opts="-f -o -q -v -h --file --output --no-workspace --platform --format --compression --digest-file --metadata-file --sbom --sbom-format --dry-run --library-layers --keep-base-remote --threads --allow-secret --no-secret-scan --no-start-check --sign-key --attest --cache-repo --chunk-size --jobs --policy --no-overwrite --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -323,6 +329,10 @@ _stowage() {
                     return 0
                     ;;
                 --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policy)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -519,8 +529,62 @@ _stowage() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        stowage__subcmd__check)
+            opts="-f -o -q -v -h --file --output --no-workspace --policy --no-overwrite --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --insecure-registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --journal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         stowage__subcmd__copy)
-            opts="-q -v -h --platform --chunk-size --jobs --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
+            opts="-q -v -h --platform --chunk-size --jobs --policy --no-overwrite --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -535,6 +599,10 @@ _stowage() {
                     return 0
                     ;;
                 --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policy)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -792,7 +860,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__help)
-            opts="build copy push sign verify archive login logout inspect init exports run-command cache help"
+            opts="build copy push sign verify archive login logout inspect check init exports run-command cache help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -864,6 +932,20 @@ _stowage() {
         stowage__subcmd__help__subcmd__cache__subcmd__prune)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stowage__subcmd__help__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1224,7 +1306,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__push)
-            opts="-q -v -h --tag --platform --sign-key --chunk-size --jobs --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
+            opts="-q -v -h --tag --platform --sign-key --chunk-size --jobs --policy --no-overwrite --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --journal --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1247,6 +1329,10 @@ _stowage() {
                     return 0
                     ;;
                 --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policy)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -43,6 +43,7 @@ complete -c stowage -n "__fish_stowage_needs_command" -f -a "archive" -d 'Pull a
 complete -c stowage -n "__fish_stowage_needs_command" -f -a "login" -d 'Check credentials against a registry and store them in Docker\'s config.json'
 complete -c stowage -n "__fish_stowage_needs_command" -f -a "logout" -d 'Forget the stored credentials for a registry'
 complete -c stowage -n "__fish_stowage_needs_command" -f -a "inspect" -d 'Show an image\'s summary, or its exact manifest or config bytes'
+complete -c stowage -n "__fish_stowage_needs_command" -f -a "check" -d 'Judge a build against an export policy without building: prints "eligible" or every violation (exit 1); writes nothing'
 complete -c stowage -n "__fish_stowage_needs_command" -f -a "init" -d 'Write a commented starter stowage.toml'
 complete -c stowage -n "__fish_stowage_needs_command" -f -a "exports" -d 'List past exports (builds, pushes, copies, archives), or delete one from where it went'
 complete -c stowage -n "__fish_stowage_needs_command" -f -a "run-command" -d 'Print the `docker run` line that starts an export: REF (read now) or an export ID'
@@ -69,6 +70,7 @@ provenance\t'SLSA provenance v1: builder, spec, base, sources, parameters'"
 complete -c stowage -n "__fish_stowage_using_subcommand build" -l cache-repo -d 'Share the content cache through this registry repository (e.g. registry.example.org/team/stowage-cache): read before the build, updated after it; its blobs are mounted, not compressed or uploaded again' -r
 complete -c stowage -n "__fish_stowage_using_subcommand build" -l chunk-size -d 'Upload blobs in chunks of this size (e.g. 16MiB) instead of one streamed request' -r
 complete -c stowage -n "__fish_stowage_using_subcommand build" -l jobs -d 'Blobs pushed at once' -r
+complete -c stowage -n "__fish_stowage_using_subcommand build" -l policy -d 'The operator\'s export policy (TOML, see docs/policy.md): a violation stops the export before anything is written' -r -F
 complete -c stowage -n "__fish_stowage_using_subcommand build" -l insecure-registry -d 'Allow plain HTTP or unverified TLS for this registry host only (repeatable; loopback hosts need no flag for plain HTTP)' -r
 complete -c stowage -n "__fish_stowage_using_subcommand build" -l timeout -d 'Give up on a registry that does not answer, or stops sending, for this many seconds [default: 60]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand build" -l connect-timeout -d 'Give up connecting to a registry after this many seconds [default: 30]' -r
@@ -79,6 +81,7 @@ complete -c stowage -n "__fish_stowage_using_subcommand build" -l dry-run -d 'Pr
 complete -c stowage -n "__fish_stowage_using_subcommand build" -l keep-base-remote -d 'Never download the base\'s layers: parent folders of targets get root-owned 0755 instead of the base\'s own owner and mode (read once per base and cached otherwise)'
 complete -c stowage -n "__fish_stowage_using_subcommand build" -l no-secret-scan -d 'Do not scan the added files (and the spec\'s values) for keys, tokens and credential files'
 complete -c stowage -n "__fish_stowage_using_subcommand build" -l no-start-check -d 'Do not check that the image\'s entrypoint and command would start (program, #! interpreter, ELF loader, user)'
+complete -c stowage -n "__fish_stowage_using_subcommand build" -l no-overwrite -d 'Refuse to replace a tag that exists in the registry (the policy\'s overwrite = "never")'
 complete -c stowage -n "__fish_stowage_using_subcommand build" -s q -l quiet -d 'Print only the result'
 complete -c stowage -n "__fish_stowage_using_subcommand build" -s v -l verbose -d 'Say more about what happens (repeatable)'
 complete -c stowage -n "__fish_stowage_using_subcommand build" -l json -d 'Print machine-readable JSON where the output is data'
@@ -86,11 +89,13 @@ complete -c stowage -n "__fish_stowage_using_subcommand build" -s h -l help -d '
 complete -c stowage -n "__fish_stowage_using_subcommand copy" -l platform -d 'Copy only this platform of an index (and pick it for a docker-archive)' -r
 complete -c stowage -n "__fish_stowage_using_subcommand copy" -l chunk-size -d 'Upload blobs in chunks of this size (e.g. 16MiB) instead of one streamed request' -r
 complete -c stowage -n "__fish_stowage_using_subcommand copy" -l jobs -d 'Blobs pushed at once' -r
+complete -c stowage -n "__fish_stowage_using_subcommand copy" -l policy -d 'The operator\'s export policy (TOML, see docs/policy.md): a violation stops the export before anything is written' -r -F
 complete -c stowage -n "__fish_stowage_using_subcommand copy" -l insecure-registry -d 'Allow plain HTTP or unverified TLS for this registry host only (repeatable; loopback hosts need no flag for plain HTTP)' -r
 complete -c stowage -n "__fish_stowage_using_subcommand copy" -l timeout -d 'Give up on a registry that does not answer, or stops sending, for this many seconds [default: 60]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand copy" -l connect-timeout -d 'Give up connecting to a registry after this many seconds [default: 30]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand copy" -l retries -d 'Retries of a failed registry request (connection errors, 408, 429, 5xx) [default: 5]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand copy" -l journal -d 'The export journal: sqlite:PATH, or postgresql://USER@HOST[:PORT]/DB shared by many workers [default: the SQLite file in the state folder]' -r
+complete -c stowage -n "__fish_stowage_using_subcommand copy" -l no-overwrite -d 'Refuse to replace a tag that exists in the registry (the policy\'s overwrite = "never")'
 complete -c stowage -n "__fish_stowage_using_subcommand copy" -s q -l quiet -d 'Print only the result'
 complete -c stowage -n "__fish_stowage_using_subcommand copy" -s v -l verbose -d 'Say more about what happens (repeatable)'
 complete -c stowage -n "__fish_stowage_using_subcommand copy" -l json -d 'Print machine-readable JSON where the output is data'
@@ -100,11 +105,13 @@ complete -c stowage -n "__fish_stowage_using_subcommand push" -l platform -d 'Pu
 complete -c stowage -n "__fish_stowage_using_subcommand push" -l sign-key -d 'Sign the pushed image with this private key, in cosign\'s format (password from COSIGN_PASSWORD or a prompt)' -r -F
 complete -c stowage -n "__fish_stowage_using_subcommand push" -l chunk-size -d 'Upload blobs in chunks of this size (e.g. 16MiB) instead of one streamed request' -r
 complete -c stowage -n "__fish_stowage_using_subcommand push" -l jobs -d 'Blobs pushed at once' -r
+complete -c stowage -n "__fish_stowage_using_subcommand push" -l policy -d 'The operator\'s export policy (TOML, see docs/policy.md): a violation stops the export before anything is written' -r -F
 complete -c stowage -n "__fish_stowage_using_subcommand push" -l insecure-registry -d 'Allow plain HTTP or unverified TLS for this registry host only (repeatable; loopback hosts need no flag for plain HTTP)' -r
 complete -c stowage -n "__fish_stowage_using_subcommand push" -l timeout -d 'Give up on a registry that does not answer, or stops sending, for this many seconds [default: 60]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand push" -l connect-timeout -d 'Give up connecting to a registry after this many seconds [default: 30]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand push" -l retries -d 'Retries of a failed registry request (connection errors, 408, 429, 5xx) [default: 5]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand push" -l journal -d 'The export journal: sqlite:PATH, or postgresql://USER@HOST[:PORT]/DB shared by many workers [default: the SQLite file in the state folder]' -r
+complete -c stowage -n "__fish_stowage_using_subcommand push" -l no-overwrite -d 'Refuse to replace a tag that exists in the registry (the policy\'s overwrite = "never")'
 complete -c stowage -n "__fish_stowage_using_subcommand push" -s q -l quiet -d 'Print only the result'
 complete -c stowage -n "__fish_stowage_using_subcommand push" -s v -l verbose -d 'Say more about what happens (repeatable)'
 complete -c stowage -n "__fish_stowage_using_subcommand push" -l json -d 'Print machine-readable JSON where the output is data'
@@ -174,6 +181,20 @@ complete -c stowage -n "__fish_stowage_using_subcommand inspect" -s q -l quiet -
 complete -c stowage -n "__fish_stowage_using_subcommand inspect" -s v -l verbose -d 'Say more about what happens (repeatable)'
 complete -c stowage -n "__fish_stowage_using_subcommand inspect" -l json -d 'Print machine-readable JSON where the output is data'
 complete -c stowage -n "__fish_stowage_using_subcommand inspect" -s h -l help -d 'Print help'
+complete -c stowage -n "__fish_stowage_using_subcommand check" -s f -l file -d 'The spec file' -r -F
+complete -c stowage -n "__fish_stowage_using_subcommand check" -s o -l output -d 'Destination to judge instead of the spec\'s `image` (repeatable)' -r
+complete -c stowage -n "__fish_stowage_using_subcommand check" -l policy -d 'The operator\'s export policy (TOML, see docs/policy.md): a violation stops the export before anything is written' -r -F
+complete -c stowage -n "__fish_stowage_using_subcommand check" -l insecure-registry -d 'Allow plain HTTP or unverified TLS for this registry host only (repeatable; loopback hosts need no flag for plain HTTP)' -r
+complete -c stowage -n "__fish_stowage_using_subcommand check" -l timeout -d 'Give up on a registry that does not answer, or stops sending, for this many seconds [default: 60]' -r
+complete -c stowage -n "__fish_stowage_using_subcommand check" -l connect-timeout -d 'Give up connecting to a registry after this many seconds [default: 30]' -r
+complete -c stowage -n "__fish_stowage_using_subcommand check" -l retries -d 'Retries of a failed registry request (connection errors, 408, 429, 5xx) [default: 5]' -r
+complete -c stowage -n "__fish_stowage_using_subcommand check" -l journal -d 'The export journal: sqlite:PATH, or postgresql://USER@HOST[:PORT]/DB shared by many workers [default: the SQLite file in the state folder]' -r
+complete -c stowage -n "__fish_stowage_using_subcommand check" -l no-workspace -d 'Leave the workspace out, as `build --no-workspace` would'
+complete -c stowage -n "__fish_stowage_using_subcommand check" -l no-overwrite -d 'Refuse to replace a tag that exists in the registry (the policy\'s overwrite = "never")'
+complete -c stowage -n "__fish_stowage_using_subcommand check" -s q -l quiet -d 'Print only the result'
+complete -c stowage -n "__fish_stowage_using_subcommand check" -s v -l verbose -d 'Say more about what happens (repeatable)'
+complete -c stowage -n "__fish_stowage_using_subcommand check" -l json -d 'Print machine-readable JSON where the output is data'
+complete -c stowage -n "__fish_stowage_using_subcommand check" -s h -l help -d 'Print help'
 complete -c stowage -n "__fish_stowage_using_subcommand init" -l insecure-registry -d 'Allow plain HTTP or unverified TLS for this registry host only (repeatable; loopback hosts need no flag for plain HTTP)' -r
 complete -c stowage -n "__fish_stowage_using_subcommand init" -l timeout -d 'Give up on a registry that does not answer, or stops sending, for this many seconds [default: 60]' -r
 complete -c stowage -n "__fish_stowage_using_subcommand init" -l connect-timeout -d 'Give up connecting to a registry after this many seconds [default: 30]' -r
@@ -287,20 +308,21 @@ complete -c stowage -n "__fish_stowage_using_subcommand cache; and __fish_seen_s
 complete -c stowage -n "__fish_stowage_using_subcommand cache; and __fish_seen_subcommand_from help" -f -a "prune" -d 'Remove least-recently-used blobs and the cache records naming them; never a blob a running build or export holds'
 complete -c stowage -n "__fish_stowage_using_subcommand cache; and __fish_seen_subcommand_from help" -f -a "info" -d 'Show the store\'s size, its blob count and what each cache holds'
 complete -c stowage -n "__fish_stowage_using_subcommand cache; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c stowage -n "__fish_stowage_using_subcommand help; and not __fish_seen_subcommand_from build copy push sign verify archive login logout inspect init exports run-command cache help" -f -a "build" -d 'Build the image described by a stowage.toml and write it to each destination'
-complete -c stowage -n "__fish_stowage_using_subcommand help; and not __fish_seen_subcommand_from build copy push sign verify archive login logout inspect init exports run-command cache help" -f -a "copy" -d 'Copy an image between any two transports, keeping its digest (an index keeps all platforms)'
-complete -c stowage -n "__fish_stowage_using_subcommand help; and not __fish_seen_subcommand_from build copy push sign verify archive login logout inspect init exports run-command cache help" -f -a "push" -d 'Push an image to a registry: `copy` whose destination is a registry'
-complete -c stowage -n "__fish_stowage_using_subcommand help; and not __fish_seen_subcommand_from build copy push sign verify archive login logout inspect init exports run-command cache help" -f -a "sign" -d 'Sign an image in a registry with a private key, in cosign\'s format (tag sha256-<hex>.sig)'
-complete -c stowage -n "__fish_stowage_using_subcommand help; and not __fish_seen_subcommand_from build copy push sign verify archive login logout inspect init exports run-command cache help" -f -a "verify" -d 'Check an image\'s cosign signatures against a public key; fails when none verifies'
-complete -c stowage -n "__fish_stowage_using_subcommand help; and not __fish_seen_subcommand_from build copy push sign verify archive login logout inspect init exports run-command cache help" -f -a "archive" -d 'Pull an image from a registry and write a docker-save tarball (.tar or .tar.gz)'
-complete -c stowage -n "__fish_stowage_using_subcommand help; and not __fish_seen_subcommand_from build copy push sign verify archive login logout inspect init exports run-command cache help" -f -a "login" -d 'Check credentials against a registry and store them in Docker\'s config.json'
-complete -c stowage -n "__fish_stowage_using_subcommand help; and not __fish_seen_subcommand_from build copy push sign verify archive login logout inspect init exports run-command cache help" -f -a "logout" -d 'Forget the stored credentials for a registry'
-complete -c stowage -n "__fish_stowage_using_subcommand help; and not __fish_seen_subcommand_from build copy push sign verify archive login logout inspect init exports run-command cache help" -f -a "inspect" -d 'Show an image\'s summary, or its exact manifest or config bytes'
-complete -c stowage -n "__fish_stowage_using_subcommand help; and not __fish_seen_subcommand_from build copy push sign verify archive login logout inspect init exports run-command cache help" -f -a "init" -d 'Write a commented starter stowage.toml'
-complete -c stowage -n "__fish_stowage_using_subcommand help; and not __fish_seen_subcommand_from build copy push sign verify archive login logout inspect init exports run-command cache help" -f -a "exports" -d 'List past exports (builds, pushes, copies, archives), or delete one from where it went'
-complete -c stowage -n "__fish_stowage_using_subcommand help; and not __fish_seen_subcommand_from build copy push sign verify archive login logout inspect init exports run-command cache help" -f -a "run-command" -d 'Print the `docker run` line that starts an export: REF (read now) or an export ID'
-complete -c stowage -n "__fish_stowage_using_subcommand help; and not __fish_seen_subcommand_from build copy push sign verify archive login logout inspect init exports run-command cache help" -f -a "cache" -d 'Bound the blob store (prune), or show what it holds (info)'
-complete -c stowage -n "__fish_stowage_using_subcommand help; and not __fish_seen_subcommand_from build copy push sign verify archive login logout inspect init exports run-command cache help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c stowage -n "__fish_stowage_using_subcommand help; and not __fish_seen_subcommand_from build copy push sign verify archive login logout inspect check init exports run-command cache help" -f -a "build" -d 'Build the image described by a stowage.toml and write it to each destination'
+complete -c stowage -n "__fish_stowage_using_subcommand help; and not __fish_seen_subcommand_from build copy push sign verify archive login logout inspect check init exports run-command cache help" -f -a "copy" -d 'Copy an image between any two transports, keeping its digest (an index keeps all platforms)'
+complete -c stowage -n "__fish_stowage_using_subcommand help; and not __fish_seen_subcommand_from build copy push sign verify archive login logout inspect check init exports run-command cache help" -f -a "push" -d 'Push an image to a registry: `copy` whose destination is a registry'
+complete -c stowage -n "__fish_stowage_using_subcommand help; and not __fish_seen_subcommand_from build copy push sign verify archive login logout inspect check init exports run-command cache help" -f -a "sign" -d 'Sign an image in a registry with a private key, in cosign\'s format (tag sha256-<hex>.sig)'
+complete -c stowage -n "__fish_stowage_using_subcommand help; and not __fish_seen_subcommand_from build copy push sign verify archive login logout inspect check init exports run-command cache help" -f -a "verify" -d 'Check an image\'s cosign signatures against a public key; fails when none verifies'
+complete -c stowage -n "__fish_stowage_using_subcommand help; and not __fish_seen_subcommand_from build copy push sign verify archive login logout inspect check init exports run-command cache help" -f -a "archive" -d 'Pull an image from a registry and write a docker-save tarball (.tar or .tar.gz)'
+complete -c stowage -n "__fish_stowage_using_subcommand help; and not __fish_seen_subcommand_from build copy push sign verify archive login logout inspect check init exports run-command cache help" -f -a "login" -d 'Check credentials against a registry and store them in Docker\'s config.json'
+complete -c stowage -n "__fish_stowage_using_subcommand help; and not __fish_seen_subcommand_from build copy push sign verify archive login logout inspect check init exports run-command cache help" -f -a "logout" -d 'Forget the stored credentials for a registry'
+complete -c stowage -n "__fish_stowage_using_subcommand help; and not __fish_seen_subcommand_from build copy push sign verify archive login logout inspect check init exports run-command cache help" -f -a "inspect" -d 'Show an image\'s summary, or its exact manifest or config bytes'
+complete -c stowage -n "__fish_stowage_using_subcommand help; and not __fish_seen_subcommand_from build copy push sign verify archive login logout inspect check init exports run-command cache help" -f -a "check" -d 'Judge a build against an export policy without building: prints "eligible" or every violation (exit 1); writes nothing'
+complete -c stowage -n "__fish_stowage_using_subcommand help; and not __fish_seen_subcommand_from build copy push sign verify archive login logout inspect check init exports run-command cache help" -f -a "init" -d 'Write a commented starter stowage.toml'
+complete -c stowage -n "__fish_stowage_using_subcommand help; and not __fish_seen_subcommand_from build copy push sign verify archive login logout inspect check init exports run-command cache help" -f -a "exports" -d 'List past exports (builds, pushes, copies, archives), or delete one from where it went'
+complete -c stowage -n "__fish_stowage_using_subcommand help; and not __fish_seen_subcommand_from build copy push sign verify archive login logout inspect check init exports run-command cache help" -f -a "run-command" -d 'Print the `docker run` line that starts an export: REF (read now) or an export ID'
+complete -c stowage -n "__fish_stowage_using_subcommand help; and not __fish_seen_subcommand_from build copy push sign verify archive login logout inspect check init exports run-command cache help" -f -a "cache" -d 'Bound the blob store (prune), or show what it holds (info)'
+complete -c stowage -n "__fish_stowage_using_subcommand help; and not __fish_seen_subcommand_from build copy push sign verify archive login logout inspect check init exports run-command cache help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c stowage -n "__fish_stowage_using_subcommand help; and __fish_seen_subcommand_from exports" -f -a "list" -d 'List exports, oldest first (the default)'
 complete -c stowage -n "__fish_stowage_using_subcommand help; and __fish_seen_subcommand_from exports" -f -a "migrate" -d 'Copy this journal\'s records into another (a PostgreSQL journal); running it again copies nothing twice'
 complete -c stowage -n "__fish_stowage_using_subcommand help; and __fish_seen_subcommand_from exports" -f -a "delete" -d 'Delete what an export put in its registry, layout or archive file, and mark the record deleted'

@@ -63,6 +63,8 @@ pub enum Command {
         platform: Option<String>,
         #[command(flatten)]
         push: PushArgs,
+        #[command(flatten)]
+        policy: PolicyArgs,
     },
     /// Push an image to a registry: `copy` whose destination is a registry.
     Push {
@@ -81,6 +83,8 @@ pub enum Command {
         sign_key: Option<PathBuf>,
         #[command(flatten)]
         push: PushArgs,
+        #[command(flatten)]
+        policy: PolicyArgs,
     },
     /// Sign an image in a registry with a private key, in cosign's format (tag sha256-<hex>.sig).
     Sign {
@@ -141,6 +145,20 @@ pub enum Command {
         /// Print the SLSA provenance predicate of the image's provenance attestation.
         #[arg(long, conflicts_with = "raw")]
         provenance: bool,
+    },
+    /// Judge a build against an export policy without building: prints "eligible" or every violation (exit 1); writes nothing.
+    Check {
+        /// The spec file.
+        #[arg(short = 'f', long = "file", default_value = spec::SPEC_FILE_NAME)]
+        file: PathBuf,
+        /// Destination to judge instead of the spec's `image` (repeatable).
+        #[arg(short = 'o', long = "output", value_name = "DEST")]
+        outputs: Vec<String>,
+        /// Leave the workspace out, as `build --no-workspace` would.
+        #[arg(long)]
+        no_workspace: bool,
+        #[command(flatten)]
+        policy: PolicyArgs,
     },
     /// Write a commented starter stowage.toml.
     Init {
@@ -239,6 +257,17 @@ pub enum StatusArg {
     Deleted,
 }
 
+/// The export policy an export runs under.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PolicyArgs {
+    /// The operator's export policy (TOML, see docs/policy.md): a violation stops the export before anything is written.
+    #[arg(long, value_name = "FILE", env = "STOWAGE_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// Refuse to replace a tag that exists in the registry (the policy's overwrite = "never").
+    #[arg(long)]
+    pub no_overwrite: bool,
+}
+
 /// How blobs are pushed.
 #[derive(clap::Args, Debug, Clone)]
 pub struct PushArgs {
@@ -317,6 +346,8 @@ pub struct BuildArgs {
     pub cache_repo: Option<String>,
     #[command(flatten)]
     pub push: PushArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]

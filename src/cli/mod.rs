@@ -20,7 +20,9 @@ use clap::{CommandFactory, Parser};
 
 use crate::attest::{Attestations, SbomFormat};
 use crate::commands::build::{BuildCommand, BuildResult, DryRunReport, SbomRequest};
+use crate::commands::check::CheckCommand;
 use crate::commands::inspect::{Inspected, RawPart};
+use crate::commands::policy::PolicyRequest;
 use crate::commands::sign::{Signed, Signer};
 use crate::commands::transfer::TransferCommand;
 use crate::commands::{self, Reported, Session, SessionPaths};
@@ -34,7 +36,7 @@ use crate::registry::{DEFAULT_RETRIES, LogSink, RegistryOptions, TransferProgres
 use crate::store::PruneRules;
 use args::{
     AttestArg, BuildArgs, CacheAction, Cli, Command, CompressionArg, ExportsAction, FormatArg,
-    PushArgs, RawPart as RawArg, SbomFormatArg, StatusArg,
+    PolicyArgs, PushArgs, RawPart as RawArg, SbomFormatArg, StatusArg,
 };
 use render::{Output, StdoutError, to_stdout};
 
@@ -182,6 +184,7 @@ fn dispatch(command: Command, out: &Output, settings: &Settings) -> anyhow::Resu
             dest,
             platform,
             push,
+            policy,
         } => {
             let command = TransferCommand {
                 kind: Kind::Copy,
@@ -190,6 +193,7 @@ fn dispatch(command: Command, out: &Output, settings: &Settings) -> anyhow::Resu
                 platform,
                 extra_tags: Vec::new(),
                 signer: None,
+                policy: policy_request(&policy),
             };
             run_transfer(&command, &push, out, settings)
         }
@@ -200,6 +204,7 @@ fn dispatch(command: Command, out: &Output, settings: &Settings) -> anyhow::Resu
             platform,
             sign_key,
             push,
+            policy,
         } => {
             let command = TransferCommand {
                 kind: Kind::Push,
@@ -208,6 +213,7 @@ fn dispatch(command: Command, out: &Output, settings: &Settings) -> anyhow::Resu
                 platform,
                 extra_tags: tags,
                 signer: load_signer(sign_key.as_deref())?,
+                policy: policy_request(&policy),
             };
             run_transfer(&command, &push, out, settings)
         }
@@ -229,15 +235,7 @@ fn dispatch(command: Command, out: &Output, settings: &Settings) -> anyhow::Resu
             out,
             settings,
         ),
-        Command::Logout { registry } => {
-            let (name, removed) = commands::login::logout(registry.as_deref())?;
-            if removed {
-                out.info(&format!("removed the credentials for {name}"));
-            } else {
-                out.info(&format!("no stored credentials for {name}"));
-            }
-            Ok(())
-        }
+        Command::Logout { registry } => run_logout(registry.as_deref(), out),
         Command::Inspect {
             source,
             raw,
@@ -254,6 +252,12 @@ fn dispatch(command: Command, out: &Output, settings: &Settings) -> anyhow::Resu
             };
             run_inspect(&source, part, platform.as_deref(), out, settings)
         }
+        Command::Check {
+            file,
+            outputs,
+            no_workspace,
+            policy,
+        } => run_check(file, outputs, no_workspace, &policy, out, settings),
         Command::Init { dir } => run_init(dir.as_deref().unwrap_or(Path::new(".")), out),
         Command::Exports(args) => match args.action {
             None => run_exports_list(args.status, args.limit, out, settings),
@@ -326,6 +330,7 @@ fn run_build(args: BuildArgs, out: &Output, settings: &Settings) -> anyhow::Resu
                 provenance: args.attest.contains(&AttestArg::Provenance),
             },
             cache_repo: args.cache_repo.clone(),
+            policy_digest: None,
         },
         digest_file: args.digest_file.clone(),
         metadata_file: args.metadata_file.clone(),
@@ -337,6 +342,7 @@ fn run_build(args: BuildArgs, out: &Output, settings: &Settings) -> anyhow::Resu
             },
         }),
         signer: load_signer(args.sign_key.as_deref())?,
+        policy: policy_request(&args.policy),
     };
     let session = settings.session(out, Some(&args.push));
     let events = render::BuildLog {
@@ -418,6 +424,89 @@ fn prune_after_build(session: &Session, out: &Output, max_size: u64) {
     }
 }
 
+fn run_logout(registry: Option<&str>, out: &Output) -> anyhow::Result<()> {
+    let (name, removed) = commands::login::logout(registry)?;
+    if removed {
+        out.info(&format!("removed the credentials for {name}"));
+    } else {
+        out.info(&format!("no stored credentials for {name}"));
+    }
+    Ok(())
+}
+
+fn policy_request(args: &PolicyArgs) -> PolicyRequest {
+    PolicyRequest {
+        file: args.policy.clone(),
+        no_overwrite: args.no_overwrite,
+    }
+}
+
+/// `stowage check`: "eligible", or every violation, on stdout (JSON with
+/// `--json`); exit 1 when not eligible.
+fn run_check(
+    file: PathBuf,
+    outputs: Vec<String>,
+    no_workspace: bool,
+    policy: &PolicyArgs,
+    out: &Output,
+    settings: &Settings,
+) -> anyhow::Result<()> {
+    let command = CheckCommand {
+        request: BuildOptions {
+            destinations: outputs,
+            no_workspace,
+            ..check_options()?
+        },
+        spec_file: file,
+        policy: policy_request(policy),
+    };
+    let session = settings.session(out, None);
+    let events = render::BuildLog {
+        out,
+        secret_scan: true,
+        start_check: true,
+    };
+    let report = commands::check::run(&session, &command, &events)
+        .with_context(|| format!("cannot check {}", command.spec_file.display()))?;
+    out.end_progress();
+    if out.json {
+        to_stdout(|w| writeln!(w, "{}", commands::json_text(&report)))?;
+    } else {
+        to_stdout(|w| render::write_check(w, &report))?;
+    }
+    if report.eligible {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!(
+            "not eligible under the export policy {}: {} violation(s)",
+            report.policy_path.display(),
+            report.violations.len()
+        ))
+    }
+}
+
+/// The build a check judges: `stowage build`'s defaults.
+fn check_options() -> anyhow::Result<BuildOptions> {
+    Ok(BuildOptions {
+        destinations: Vec::new(),
+        no_workspace: false,
+        platform: None,
+        format: None,
+        compression: Compression::Gzip,
+        threads: None,
+        library_layers: 16,
+        keep_base_remote: false,
+        source_date_epoch: commands::source_date_epoch()?,
+        secret_scan: true,
+        allow_secrets: Vec::new(),
+        dry_run: true,
+        start_check: true,
+        attest: Attestations::default(),
+        cache_repo: None,
+        policy_digest: None,
+    })
+}
+
 fn run_transfer(
     command: &TransferCommand,
     push: &PushArgs,
@@ -426,6 +515,9 @@ fn run_transfer(
 ) -> anyhow::Result<()> {
     let session = settings.session(out, Some(push));
     report(out, commands::transfer::copy(&session, command), |done| {
+        for warning in &done.policy_warnings {
+            out.warn(&format!("export policy: {warning}"));
+        }
         render::print_transferred(out, &command.source, &done, false);
         print_signed(out, &done.signed);
         if let Some(line) = &done.run_command {
@@ -514,6 +606,7 @@ fn run_archive(
         platform,
         extra_tags: Vec::new(),
         signer: None,
+        policy: PolicyRequest::default(),
     };
     let session = settings.session(out, None);
     report(

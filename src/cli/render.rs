@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::check::Checked;
 use crate::commands::build::{BuildEvents, Built, DryRun};
+use crate::commands::check::CheckReport;
 use crate::commands::inspect::{ImageSummary, IndexSummary};
 use crate::commands::{Recorded, transfer::Transferred};
 use crate::error::Error;
@@ -578,6 +579,43 @@ pub fn write_image_summary(
             l.digest,
             human_bytes(l.size),
             l.media_type
+        )?;
+    }
+    Ok(())
+}
+
+/// `stowage check`'s text: "eligible", or one line per violation, then
+/// the warnings, each as `POLICY:LINE: RULE: SUBJECT: DETAIL`.
+pub fn write_check(w: &mut dyn Write, report: &CheckReport) -> std::io::Result<()> {
+    let place = |line: usize| {
+        let path = report.policy_path.display();
+        if line == 0 {
+            format!("{path}")
+        } else {
+            format!("{path}:{line}")
+        }
+    };
+    if report.eligible {
+        writeln!(w, "eligible")?;
+    }
+    for v in &report.violations {
+        writeln!(
+            w,
+            "violation: {}: {}: {}: {}",
+            place(v.policy_line),
+            v.rule,
+            v.subject,
+            v.detail
+        )?;
+    }
+    for v in &report.warnings {
+        writeln!(
+            w,
+            "warning: {}: {}: {}: {}",
+            place(v.policy_line),
+            v.rule,
+            v.subject,
+            v.detail
         )?;
     }
     Ok(())

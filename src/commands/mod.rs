@@ -6,10 +6,12 @@
 
 pub mod build;
 pub mod cache;
+pub mod check;
 pub mod exports;
 pub mod init;
 pub mod inspect;
 pub mod login;
+pub mod policy;
 pub mod record;
 pub mod run_command;
 pub mod sign;

@@ -152,8 +152,36 @@ pub fn build_failed(failed: &FailedBuild<'_>, error: &Error) -> NewExport {
         interrupted: error.stopped_by().is_some(),
         run_command: None,
         secret_names: failed.secret_names.to_vec(),
-        notes: Vec::new(),
+        notes: refusal_notes(error),
     }
+}
+
+/// The notes of an export the policy refused: the policy, and every rule broken.
+pub fn refusal_notes(error: &Error) -> Vec<Note> {
+    let Some(refusal) = error.policy_refusal() else {
+        return Vec::new();
+    };
+    let policy = refusal
+        .policy
+        .as_ref()
+        .map(|(path, digest)| super::policy::policy_note(path, digest));
+    policy
+        .into_iter()
+        .chain(
+            refusal
+                .verdict
+                .violations
+                .iter()
+                .map(|v| Note::PolicyViolation(v.to_string())),
+        )
+        .chain(
+            refusal
+                .verdict
+                .warnings
+                .iter()
+                .map(|w| Note::PolicyWarning(w.to_string())),
+        )
+        .collect()
 }
 
 /// A failed build's error, or when a signal stopped the build, the error
@@ -251,7 +279,10 @@ pub fn transfer(moved: &Moved<'_>, failure: Option<&Error>) -> NewExport {
         notes: match moved.artifact {
             Some(Artifact::Index(index)) => attestation_note(index).into_iter().collect(),
             _ => Vec::new(),
-        },
+        }
+        .into_iter()
+        .chain(failure.map(refusal_notes).unwrap_or_default())
+        .collect(),
     }
 }
 

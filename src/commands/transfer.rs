@@ -1,5 +1,6 @@
 //! `stowage copy`, `push` and `archive`: move an image from any transport to any other, digests kept.
 
+use super::policy::{self as export_policy, Admitted, PolicyRequest};
 use super::record::{self, Moved};
 use super::sign::{self, Signed, Signer};
 use super::{Recorded, Reported, Session, SinkDefaults, keep_failure_record, keep_record};
@@ -22,6 +23,8 @@ pub struct TransferCommand {
     pub extra_tags: Vec<String>,
     /// Sign what the registry received (`push --sign-key`).
     pub signer: Option<Signer>,
+    /// `--policy` and `--no-overwrite` (copy and push).
+    pub policy: PolicyRequest,
 }
 
 /// What a copy, push or archive did.
@@ -36,6 +39,8 @@ pub struct Transferred {
     pub run_command: Option<String>,
     /// The signatures written (`--sign-key`).
     pub signed: Vec<Signed>,
+    /// The export policy's warnings, in words.
+    pub policy_warnings: Vec<String>,
 }
 
 /// Runs a copy or push (I/O) and records it.
@@ -62,6 +67,10 @@ pub fn copy(session: &Session, command: &TransferCommand) -> Reported<Transferre
     let platform = match command.platform.as_deref().map(Platform::parse).transpose() {
         Ok(platform) => platform,
         Err(e) => return record_failure(session, command, &destinations, None, e.into()),
+    };
+    let admitted = match admit(session, &command.policy, &destinations) {
+        Ok(admitted) => admitted,
+        Err(e) => return record_failure(session, command, &destinations, None, e),
     };
     let read = match session.access().and_then(|access| {
         transport::read_source(&source, &access, platform.as_ref(), true).map_err(Error::from)
@@ -113,14 +122,37 @@ pub fn copy(session: &Session, command: &TransferCommand) -> Reported<Transferre
             Vec::new(),
         ),
     };
-    finish(
+    let mut reported = finish(
         session,
         command,
         &destinations,
         (read.artifact, signed),
         written,
-        reference_line,
-    )
+        (reference_line, admitted.notes()),
+    );
+    if let Ok(done) = &mut reported.result {
+        done.policy_warnings = admitted.warnings.iter().map(ToString::to_string).collect();
+    }
+    reported
+}
+
+/// A copy or push under the policy: its destinations and tags judged (a
+/// copy has no plan, so only `[destinations]` and `overwrite` apply) before
+/// the source is read.
+fn admit(
+    session: &Session,
+    request: &PolicyRequest,
+    destinations: &[Location],
+) -> Result<Admitted, Error> {
+    let policy = export_policy::read(request)?;
+    let verdict = export_policy::judge(
+        session,
+        request,
+        policy.as_ref(),
+        Default::default(),
+        destinations,
+    )?;
+    export_policy::admit(policy.as_ref(), verdict)
 }
 
 /// Runs `stowage archive` (I/O): pull from a registry into a docker-save tarball, and record it.
@@ -188,7 +220,7 @@ pub fn archive(session: &Session, command: &TransferCommand) -> Reported<Transfe
         &destinations,
         (read.artifact, Vec::new()),
         written,
-        reference_line,
+        (reference_line, Vec::new()),
     )
 }
 
@@ -233,7 +265,7 @@ fn finish(
     destinations: &[Location],
     (artifact, signed): (Artifact, Vec<Signed>),
     written: Result<Vec<Written>, Error>,
-    reference_line: String,
+    (reference_line, policy_notes): (String, Vec<crate::exports::Note>),
 ) -> Reported<Transferred> {
     // An archive is a copy for keeping, not a deployment: its record names no secrets.
     let secret_names = match command.kind {
@@ -250,6 +282,7 @@ fn finish(
     let written = written.map_err(|e| record::transfer_interrupted(&moved, e));
     let mut new = record::transfer(&moved, written.as_ref().err());
     new.notes.extend(sign::notes(&signed));
+    new.notes.extend(policy_notes);
     let record = match &written {
         Ok(_) => keep_record(session, &new),
         Err(e) => keep_failure_record(session, &new, e),
@@ -265,6 +298,7 @@ fn finish(
         written,
         reference_line,
         signed,
+        policy_warnings: Vec::new(),
     });
     Reported { result, record }
 }

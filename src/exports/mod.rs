@@ -425,12 +425,24 @@ pub enum Note {
     SecretScan(String),
     /// The attestations attached: their predicate types and manifests.
     Attestations(String),
+    /// The export policy that admitted or refused the export: its file and digest.
+    Policy {
+        path: String,
+        digest: String,
+    },
+    /// A rule of the export policy the export broke (it was refused).
+    PolicyViolation(String),
+    /// A warning of the export policy (`unknown = "warn"`); it stopped nothing.
+    PolicyWarning(String),
     Text(String),
 }
 
 const SIGNED: &str = "signed: ";
 const SECRET_SCAN: &str = "secret scan: ";
 const ATTESTATIONS: &str = "attestations: ";
+const POLICY: &str = "policy: ";
+const POLICY_VIOLATION: &str = "policy violation: ";
+const POLICY_WARNING: &str = "policy warning: ";
 
 impl std::fmt::Display for Note {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -438,6 +450,9 @@ impl std::fmt::Display for Note {
             Note::Signed { image, tag } => write!(f, "{SIGNED}{image} at {tag}"),
             Note::SecretScan(text) => write!(f, "{SECRET_SCAN}{text}"),
             Note::Attestations(text) => write!(f, "{ATTESTATIONS}{text}"),
+            Note::Policy { path, digest } => write!(f, "{POLICY}{digest} from {path}"),
+            Note::PolicyViolation(text) => write!(f, "{POLICY_VIOLATION}{text}"),
+            Note::PolicyWarning(text) => write!(f, "{POLICY_WARNING}{text}"),
             Note::Text(text) => f.write_str(text),
         }
     }
@@ -480,6 +495,22 @@ impl From<StoredNote> for Note {
         }
         if let Some(text) = line.strip_prefix(ATTESTATIONS) {
             return Note::Attestations(text.to_string());
+        }
+        // A digest holds no spaces, so the first ` from ` ends it.
+        if let Some((digest, path)) = line
+            .strip_prefix(POLICY)
+            .and_then(|rest| rest.split_once(" from "))
+        {
+            return Note::Policy {
+                path: path.to_string(),
+                digest: digest.to_string(),
+            };
+        }
+        if let Some(text) = line.strip_prefix(POLICY_VIOLATION) {
+            return Note::PolicyViolation(text.to_string());
+        }
+        if let Some(text) = line.strip_prefix(POLICY_WARNING) {
+            return Note::PolicyWarning(text.to_string());
         }
         Note::Text(line)
     }
@@ -1455,6 +1486,56 @@ mod tests {
             signed.to_string(),
             "signed: h:5000/app@sha256:ab at h:5000/app:sha256-ab.sig"
         );
+    }
+
+    #[test]
+    fn policy_notes_round_trip_as_lines() {
+        let notes = vec![
+            Note::Policy {
+                path: "/etc/stowage/my policy.toml".into(),
+                digest: format!("sha256:{}", "b".repeat(64)),
+            },
+            Note::PolicyViolation(
+                "pkg:pypi/pymupdf@1.24.14: license AGPL-3.0-only [licenses.deny, policy line 2]"
+                    .into(),
+            ),
+            Note::PolicyWarning(
+                "pkg:pypi/comm@0.2.3: no license declared or concluded [licenses.unknown]".into(),
+            ),
+        ];
+        let text = to_json(&notes);
+        assert!(text.starts_with(r#"["policy: sha256:bbbb"#), "{text}");
+        let back: Result<Vec<Note>, _> = serde_json::from_str(&text);
+        assert_eq!(back.ok(), Some(notes));
+    }
+
+    #[test]
+    fn the_owner_of_a_tag_is_the_newest_export_that_still_holds_it() {
+        let (_dir, mut exports) = temp_journal();
+        let mut pushed = new_export(Kind::Build, None);
+        pushed.destinations[0].status = Some(DestinationStatus::Pushed);
+        let first = exports.record(&pushed).ok();
+        let second = exports.record(&pushed).ok();
+        let failed = new_export(Kind::Build, Some("boom"));
+        let _ = exports.record(&failed);
+        let owner = |exports: &Exports, reference: &str| {
+            exports
+                .exported_tag_owner(reference)
+                .ok()
+                .flatten()
+                .map(|r| r.id)
+        };
+        assert_eq!(owner(&exports, "localhost:5000/app:v1"), second);
+        assert_eq!(owner(&exports, "localhost:5000/app:v2"), None);
+        assert_eq!(
+            owner(&exports, "localhost:5000/ap_:v1"),
+            None,
+            "LIKE's wildcards are literal"
+        );
+        if let Some(id) = second {
+            assert!(exports.mark_deleted(id).is_ok());
+        }
+        assert_eq!(owner(&exports, "localhost:5000/app:v1"), first);
     }
 
     #[test]

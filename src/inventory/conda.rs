@@ -67,12 +67,12 @@ pub(super) fn read_packages(
         let root = env_root(path);
         // Records from old conda lack `channel`; the package URL's folder names it.
         let from_url = record.url.as_deref().map(|url| split_last(url).0);
-        let channel = record
+        let recorded = record
             .channel
             .as_deref()
             .or(record.schannel.as_deref())
-            .or(from_url)
-            .and_then(channel_name);
+            .or(from_url);
+        let channel = recorded.and_then(channel_name);
         let license_files = record_license_files(root, &record, &cx.files);
         let (files, prefixed) = record_files(root, record.files, record.paths_data, &cx.files);
         let mut package = new_package(Ecosystem::Conda, name, version, path, files);
@@ -89,6 +89,7 @@ pub(super) fn read_packages(
             .map(|text| license::free_text(&text).unwrap_or(text));
         package.license_files = license_files;
         package.installer = Some("conda".to_owned());
+        package.channel = recorded.map(str::to_owned);
         packages.push(package);
     }
     Ok(packages)
@@ -192,6 +193,32 @@ fn channel_name(channel: &str) -> Option<&str> {
         parts.pop();
     }
     parts.last().copied()
+}
+
+/// The names a recorded channel goes by (for the export policy's `deny_channels`): as recorded, without
+/// its platform subdir, its path on the host (`pkgs/main`), its last name
+/// (`conda-forge`), and `defaults` for Anaconda's own channels, which
+/// conda calls that.
+pub fn channel_names(channel: &str) -> Vec<String> {
+    let trimmed = channel.trim_end_matches('/');
+    let mut parts: Vec<&str> = trimmed.split('/').collect();
+    if parts.len() > 1 && parts.last().is_some_and(|p| is_subdir(p)) {
+        parts.pop();
+    }
+    let without_subdir = parts.join("/");
+    let path = match without_subdir.split_once("://") {
+        Some((_, rest)) => rest.split_once('/').map_or("", |(_, p)| p).to_string(),
+        None => without_subdir.clone(),
+    };
+    let name = path.rsplit('/').next().unwrap_or("").to_string();
+    let anaconda =
+        trimmed.contains("repo.anaconda.com") || path.starts_with("pkgs/") || trimmed == "defaults";
+    let mut forms = vec![trimmed.to_string(), without_subdir, path, name];
+    if anaconda {
+        forms.push("defaults".into());
+    }
+    forms.retain(|f| !f.is_empty());
+    forms
 }
 
 /// conda platform subdirs: `noarch`, `linux-64`, `osx-arm64`, `win-64`, …

@@ -25,7 +25,9 @@ use std::collections::{BinaryHeap, HashMap};
 use std::path::{Path, PathBuf};
 
 mod published;
+pub use conda::channel_names as conda_channel_names;
 pub use published::Published;
+pub use purl::pep503;
 
 /// Where a package comes from; decides its purl type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -105,6 +107,9 @@ pub struct Package {
     /// dist-info vendored inside one (`setuptools/_vendor/wheel-….dist-info`):
     /// that package's index. Its files belong to the Python package, not to it.
     pub shipped_by: Option<usize>,
+    /// conda: the channel as the record names it (`pkgs/main`,
+    /// `https://conda.anaconda.org/conda-forge/linux-64`), for the export policy.
+    pub channel: Option<String>,
 }
 
 /// A venv's `pyvenv.cfg`.
@@ -347,6 +352,7 @@ fn new_package(
         editable: false,
         editable_location: None,
         shipped_by: None,
+        channel: None,
     }
 }
 

@@ -34,7 +34,7 @@ pub(super) fn purl(
 }
 
 /// PEP 503: lowercase, each run of `-`, `_` and `.` one `-`.
-pub(super) fn pep503(name: &str) -> String {
+pub fn pep503(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     let mut in_run = false;
     for c in name.chars() {

@@ -63,6 +63,12 @@ impl Excludes {
         excluded
     }
 
+    /// Whether a pattern matches `rel` itself, not counting the folders
+    /// above it (for a caller that walks folders first and keeps their answer).
+    pub fn matches_itself(&self, rel: &Path) -> bool {
+        self.patterns.iter().any(|(glob, _)| glob.is_match(rel))
+    }
+
     /// Whether an excluded folder may still hold re-included entries, so it must be walked.
     pub(super) fn may_reinclude(&self) -> bool {
         self.has_negation

@@ -65,6 +65,7 @@ fn package(name: &str) -> Package {
         editable: false,
         editable_location: None,
         shipped_by: None,
+        channel: None,
     }
 }
 

@@ -92,6 +92,11 @@ impl SpecError {
         }
     }
 
+    /// An error about a whole file (it cannot be read), with what to do.
+    pub fn whole_file(path: &Path, message: String, hint: String) -> SpecError {
+        SpecError::without_position(path, message, Some(hint))
+    }
+
     fn without_position(path: &Path, message: String, hint: Option<String>) -> SpecError {
         SpecError {
             path: path.to_path_buf(),
@@ -208,6 +213,30 @@ pub fn read_spec(path: &Path) -> Result<Spec, SpecError> {
         SpecError::without_position(path, message, Some(hint))
     })?;
     parse_spec(&text, path)
+}
+
+/// An error at byte `span` of another TOML file the operator or user
+/// writes (the export policy), made as the spec's own errors are: the file,
+/// line and column, what is wrong and what to do.
+pub fn toml_file_error(
+    text: &str,
+    path: &Path,
+    span: std::ops::Range<usize>,
+    message: String,
+    hint: impl Into<String>,
+) -> SpecError {
+    validator::Validator { text, path }.error(span, message, hint)
+}
+
+/// A TOML or serde error (syntax, unknown key, wrong type) in another TOML
+/// file, reworded with a hint as the spec's own are.
+pub fn toml_syntax_error(text: &str, path: &Path, error: &toml::de::Error) -> SpecError {
+    validator::Validator { text, path }.toml_error(error)
+}
+
+/// 1-based line of byte `offset` in `text`.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    validator::line_col(text, offset).0
 }
 
 /// Parses and validates spec text; `path` is used for messages and to resolve relative sources (against its parent folder); checks that sources exist.

@@ -32,6 +32,7 @@ mod noop;
 mod output;
 mod pipes;
 mod podman;
+mod policy;
 mod progress;
 mod prune;
 mod public_exports;

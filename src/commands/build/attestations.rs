@@ -106,6 +106,19 @@ fn provenance_input(plan: &BuildPlan, built: &BuiltImage) -> Result<ProvenanceIn
         });
     }
     dependencies.extend(source_dependencies(plan, built, spec_dir));
+    // The export policy that admitted the image: a published image says which rules it passed.
+    if let Some(digest) = plan
+        .policy_digest
+        .as_deref()
+        .and_then(|d| d.parse::<Digest>().ok())
+    {
+        dependencies.push(Dependency {
+            name: "policy".into(),
+            uri: format!("urn:stowage:policy:{digest}"),
+            digest: Some(digest),
+            annotations: BTreeMap::new(),
+        });
+    }
     Ok(ProvenanceInput {
         version: env!("CARGO_PKG_VERSION").to_string(),
         spec_path: spec_name,

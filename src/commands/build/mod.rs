@@ -26,6 +26,7 @@ mod shared_contents;
 
 use std::path::PathBuf;
 
+use super::policy::{self as export_policy, Admitted, PolicyRequest};
 use super::record::{self, FailedBuild};
 use super::sign::{self, Signed, Signer};
 use super::{Recorded, Reported, Session, keep_failure_record, keep_record};
@@ -35,6 +36,7 @@ use crate::gzip::CompressPool;
 use crate::image::Artifact;
 use crate::layer::{SharedContents, WriteSettings};
 use crate::plan::{self, BuildPlan, BuildRequest};
+use crate::policy::Policy;
 use crate::spec;
 use crate::transport::{self, Access, SinkOptions, Source};
 
@@ -63,6 +65,8 @@ pub struct BuildCommand {
     pub sbom: Option<SbomRequest>,
     /// Sign what each registry destination received (`--sign-key`).
     pub signer: Option<Signer>,
+    /// `--policy` and `--no-overwrite`.
+    pub policy: PolicyRequest,
 }
 
 impl BuildCommand {
@@ -120,9 +124,9 @@ pub fn run(
     }
     let secret_names = spec.secret_names.clone();
     failed.secret_names = &secret_names;
-    let request = BuildRequest {
-        spec,
-        options: command.request.clone(),
+    let (request, policy) = match under_policy(command, spec) {
+        Ok(pair) => pair,
+        Err(e) => return failure(session, command, &failed, e),
     };
     let plan = match plan::plan_build(&request) {
         Ok(plan) => plan,
@@ -134,6 +138,13 @@ pub fn run(
         return failure(session, command, &failed, e);
     }
     events.planned(&plan);
+    let admitted = match admit(session, command, policy.as_ref(), &plan, events) {
+        Ok(admitted) => admitted,
+        Err(e) => {
+            failed.plan = Some(&plan);
+            return failure(session, command, &failed, e);
+        }
+    };
     if command.request.dry_run {
         let checked = dry_run::check(session, plan, events).map_err(|e| {
             e.context(format!(
@@ -184,6 +195,7 @@ pub fn run(
     };
     let mut new = record_ok(&plan, &outcome);
     new.notes.extend(sign::notes(&signed));
+    new.notes.extend(admitted.notes());
     let record = keep_record(session, &new);
     let built = Built {
         plan,
@@ -196,6 +208,47 @@ pub fn run(
         result: Ok(BuildResult::Built(Box::new(built))),
         record,
     }
+}
+
+/// The build's request, and the policy it runs under (read now: a bad
+/// policy file stops the build before it plans); the provenance names the
+/// policy's digest.
+fn under_policy(
+    command: &BuildCommand,
+    spec: spec::Spec,
+) -> Result<(BuildRequest, Option<Policy>), Error> {
+    let policy = export_policy::read(&command.policy)?;
+    let mut options = command.request.clone();
+    options.policy_digest = policy.as_ref().map(|p| p.digest.clone());
+    Ok((BuildRequest { spec, options }, policy))
+}
+
+/// The policy's verdict on the plan, before anything is read or written:
+/// admitted with its warnings told to `events`, or refused (I/O: see
+/// `commands::policy::judge`).
+fn admit(
+    session: &Session,
+    command: &BuildCommand,
+    policy: Option<&Policy>,
+    plan: &BuildPlan,
+    events: &dyn BuildEvents,
+) -> Result<Admitted, Error> {
+    let verdict = export_policy::judge_build(session, &command.policy, policy, plan)?;
+    let admitted = export_policy::admit(policy, verdict)?;
+    for warning in &admitted.warnings {
+        events.warning(&format!("export policy: {warning}"));
+    }
+    Ok(admitted)
+}
+
+/// The checks of a build that read no file contents, as `--dry-run` runs
+/// them (I/O: the base's manifest, config and tar headers): for `stowage check`.
+pub fn dry_run_checks(
+    session: &Session,
+    plan: BuildPlan,
+    events: &dyn BuildEvents,
+) -> Result<DryRun, Error> {
+    dry_run::check(session, plan, events)
 }
 
 /// A failed build is recorded, unless it was a dry run or a usage or spec error, which export nothing.

@@ -255,6 +255,56 @@ pub fn jupyterlab_venv_shared() -> PathBuf {
     )
 }
 
+/// PyMuPDF, whose metadata declares `License: GNU AFFERO GPL 3.0`: the
+/// AGPL package of the export policy's tests.
+pub const PYMUPDF: &str = "PyMuPDF==1.24.14";
+
+/// A venv of Debian's `python3 -m venv` with [`PYMUPDF`] from PyPI
+/// (downloaded once per run, no dependencies: it has none at run time),
+/// built once per run, for reading only.
+pub fn pymupdf_venv_shared() -> PathBuf {
+    let wheels = build_once(&test_dir().join("policy-wheels"), PYMUPDF, |dir| {
+        run_step(
+            "pip download PyMuPDF",
+            Command::new(pytools_python())
+                .args([
+                    "-m",
+                    "pip",
+                    "download",
+                    "--quiet",
+                    "--no-deps",
+                    "--only-binary=:all:",
+                    "--dest",
+                ])
+                .arg(dir)
+                .arg(PYMUPDF),
+        );
+    });
+    build_once(&test_dir().join("libraries/pymupdf-venv"), PYMUPDF, |dir| {
+        run_step(
+            "python3 -m venv",
+            Command::new("/usr/bin/python3")
+                .args(["-m", "venv"])
+                .arg(dir),
+        );
+        run_step(
+            "pip install PyMuPDF",
+            Command::new(dir.join("bin/python"))
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--no-index",
+                    "--no-deps",
+                    "--find-links",
+                ])
+                .arg(&wheels)
+                .arg(PYMUPDF),
+        );
+    })
+}
+
 /// [`jupyterlab_target`] built once per run, for reading only.
 pub fn jupyterlab_target_shared() -> PathBuf {
     build_once(
@@ -435,7 +485,12 @@ fn write_conda_package(prefix: &Path, pkg: &CondaPackage, channel: &str) -> Expe
         files.push(path.to_string());
         paths.push(entry);
     }
-    let channel_url = format!("https://conda.anaconda.org/{channel}/{}", pkg.subdir);
+    // A channel given as a URL is a host's channel (`https://repo.anaconda.com/pkgs/main`), else one on anaconda.org.
+    let channel_url = if channel.contains("://") {
+        format!("{channel}/{}", pkg.subdir)
+    } else {
+        format!("https://conda.anaconda.org/{channel}/{}", pkg.subdir)
+    };
     let fname = format!("{dist}.conda");
     // The archive's own digests; there is no archive here, so a stand-in.
     let archive = sha256_hex(fname.as_bytes());
@@ -611,11 +666,19 @@ fn conda_packages() -> [CondaPackage; 3] {
 /// and `conda-meta/history`. Returns the prefix and what an inventory
 /// should list.
 pub fn conda_env(dir: &Path) -> (PathBuf, Vec<Expected>) {
+    let (prefix, expected) = conda_env_from(dir, "conda-forge");
+    (prefix, expected)
+}
+
+/// [`conda_env`]'s packages as installed from `channel`: a name on
+/// anaconda.org (`conda-forge`) or a channel URL
+/// (`https://repo.anaconda.com/pkgs/main`, Anaconda's own).
+pub fn conda_env_from(dir: &Path, channel: &str) -> (PathBuf, Vec<Expected>) {
     fs::create_dir_all(dir.join("conda-meta")).unwrap();
     let packages = conda_packages();
     let expected: Vec<Expected> = packages
         .iter()
-        .map(|p| write_conda_package(dir, p, "conda-forge"))
+        .map(|p| write_conda_package(dir, p, channel))
         .collect();
     let history = format!(
         "==> 2024-01-01 00:00:00 <==\n\
