@@ -553,14 +553,7 @@ fn a_cut_512_mib_transfer_completes_and_a_cut_download_resumes() {
 
     // A download cut at 90% continues with Range: at most 10% more bytes.
     let proxy = cutting_download_proxy(&registry, &biggest, cut, false);
-    let out = copy_out(&proxy.addr, &format!("{}/faults/app:v1", proxy.addr));
-    let seen = proxy.seen();
-    assert_eq!(parse_printed(&assert_ok(&out, &seen)).digest, built.digest);
-    let resumed: Vec<&Seen> = seen
-        .iter()
-        .filter(|s| s.req.target.contains(biggest.as_str()))
-        .collect();
-    assert_eq!(resumed.len(), 2, "{}", summary(&seen));
+    let (seen, resumed) = copy_through(&proxy, &built, &biggest);
     // The client may lose what was in flight when the proxy reset it.
     let from: u64 = resumed[1]
         .req
@@ -581,16 +574,24 @@ fn a_cut_512_mib_transfer_completes_and_a_cut_download_resumes() {
 
     // A registry that ignores Range: the second GET is the whole blob again.
     let proxy = cutting_download_proxy(&registry, &biggest, size / 2, true);
+    let (seen, again) = copy_through(&proxy, &built, &biggest);
+    assert_eq!(again[1].status, Some(200), "{}", summary(&seen));
+    assert!(proxy.bytes_down() >= size + size / 2);
+}
+
+/// `copy_out` of the image through `proxy`, which must give its digest;
+/// every request the proxy saw, and the two GETs of `layer` among them.
+fn copy_through(proxy: &FaultProxy, built: &Built, layer: &str) -> (Vec<Seen>, Vec<Seen>) {
     let out = copy_out(&proxy.addr, &format!("{}/faults/app:v1", proxy.addr));
     let seen = proxy.seen();
     assert_eq!(parse_printed(&assert_ok(&out, &seen)).digest, built.digest);
-    let again: Vec<&Seen> = seen
+    let gets: Vec<Seen> = seen
         .iter()
-        .filter(|s| s.req.target.contains(biggest.as_str()))
+        .filter(|s| s.req.target.contains(layer))
+        .cloned()
         .collect();
-    assert_eq!(again.len(), 2, "{}", summary(&seen));
-    assert_eq!(again[1].status, Some(200), "{}", summary(&seen));
-    assert!(proxy.bytes_down() >= size + size / 2);
+    assert_eq!(gets.len(), 2, "{}", summary(&seen));
+    (seen, gets)
 }
 
 fn layer_size(built: &Built, digest: &str) -> u64 {
