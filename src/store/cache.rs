@@ -44,7 +44,8 @@ impl Cache {
         Cache::Contents,
     ];
 
-    fn folder(self) -> &'static str {
+    /// The cache's name, which is also its folder under `meta/`.
+    pub fn name(self) -> &'static str {
         match self {
             Cache::Layers => "layers",
             Cache::BaseFolders => "base-folders",
@@ -59,7 +60,7 @@ impl Cache {
 impl Store {
     /// The folder of one cache's records.
     pub(super) fn cache_dir(&self, cache: Cache) -> PathBuf {
-        self.root.join("meta").join(cache.folder())
+        self.root.join("meta").join(cache.name())
     }
 
     /// The record under `key` (I/O); None when absent or not readable as `T`.
