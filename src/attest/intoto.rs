@@ -15,7 +15,7 @@ pub const SLSA_PROVENANCE_V1: &str = "https://slsa.dev/provenance/v1";
 /// What a statement is about: a name and the digest of the manifest it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subject {
-    /// A package URL of the image (`pkg:docker/…`), or `_` when the image has no name, as BuildKit writes it.
+    /// A package URL of the image that names it by digest (`pkg:oci/…@sha256%3A…`), never by a destination.
     pub name: String,
     pub digest: Digest,
 }

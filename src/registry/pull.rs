@@ -5,7 +5,7 @@
 use std::io::BufReader;
 
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use reqwest::header::{ACCEPT, CONTENT_RANGE, CONTENT_TYPE, HeaderName, RANGE};
 
 use super::answer::{read_limited, status_error};
 use super::auth::Scope;
@@ -15,7 +15,7 @@ use crate::digest::Digest;
 use crate::image::{self, Descriptor, Image, Index, MAX_JSON_BYTES, Platform, media};
 use crate::image::{Artifact, ImageIndex, attestation};
 use crate::reference::ImageRef;
-use crate::store::{Store, StoreError};
+use crate::store::{BlobWriter, Store, StoreError};
 
 /// Manifest media types stowage asks for.
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
@@ -68,6 +68,11 @@ impl Registry {
     }
 
     /// Streams a blob into the store (I/O), verified against its digest and size; nothing when it is there already.
+    ///
+    /// A download that breaks off continues from the bytes already in the
+    /// store's temporary file (a `Range` request, the hash carried on); a
+    /// registry that answers the whole blob instead, or another range, is
+    /// read from the start again.
     pub fn fetch_blob(
         &self,
         origin: &Origin,
@@ -77,65 +82,123 @@ impl Registry {
         if stored_already(origin, desc, store)? {
             return Ok(());
         }
-        let repo = &origin.repository;
         let digest = &desc.digest;
         let what = format!("blob {digest}");
+        let into_store = |source| RegistryError::Store {
+            what: what.clone(),
+            source,
+        };
+        let mut writer = store.writer().map_err(into_store)?;
+        if let Some(progress) = &self.options.progress {
+            progress.begin(TransferKind::Pull, digest, desc.size);
+        }
         let mut attempt = 0;
         loop {
             // Before each download, first or again: a signal's read error is no reason to retry.
             crate::interrupt::check()?;
-            let response =
-                self.send(&origin.registry, &[Scope::pull(repo)], &what, &|c, base| {
-                    c.get(format!("{base}/v2/{repo}/blobs/{digest}"))
-                })?;
-            if response.status() == StatusCode::NOT_FOUND {
-                return Err(RegistryError::NotFound {
-                    registry: origin.registry.clone(),
-                    what: format!("blob {digest} in {repo}"),
-                });
-            }
-            if !response.status().is_success() {
-                return Err(status_error(&origin.registry, &what, response));
-            }
-            if let Some(progress) = &self.options.progress {
-                progress.begin(TransferKind::Pull, digest, desc.size);
-            }
-            let counted = CountingReader {
-                inner: response,
-                progress: self.options.progress.clone(),
+            let Some(broken) = self.download_rest(origin, desc, store, &mut writer)? else {
+                break;
             };
-            let mut reader = BufReader::with_capacity(256 * 1024, counted);
-            match store.write_from(&what, &mut reader, Some((digest, desc.size))) {
-                Ok(_) => {
-                    if let Some(progress) = &self.options.progress {
-                        progress.end(TransferEnd::Downloaded, digest, desc.size);
-                    }
-                    return Ok(());
-                }
-                // A dropped or stalled connection fails a read, or (with no
-                // Content-Length) ends the body early: fetch again. Wrong bytes
-                // and a full disk are not helped by retrying.
-                Err(StoreError::Source { .. }) if attempt < self.options.retries => {
-                    self.pause(&format!("{what}: the download broke off"), backoff(attempt));
-                    attempt += 1;
-                }
-                Err(StoreError::SizeMismatch {
-                    expected, actual, ..
-                }) if actual < expected && attempt < self.options.retries => {
-                    let why =
-                        format!("{what}: the download ended after {actual} of {expected} bytes");
-                    self.pause(&why, backoff(attempt));
-                    attempt += 1;
-                }
-                Err(source @ StoreError::Source { .. }) => {
-                    return Err(RegistryError::Store {
-                        what: self.gave_up(&what),
-                        source,
-                    });
-                }
-                Err(source) => return Err(RegistryError::Store { what, source }),
+            if attempt >= self.options.retries {
+                return Err(broken.error);
             }
+            self.pause(&broken.why, backoff(attempt));
+            attempt += 1;
         }
+        writer
+            .commit_expecting(&what, digest, desc.size)
+            .map_err(into_store)?;
+        if let Some(progress) = &self.options.progress {
+            progress.end(TransferEnd::Downloaded, digest, desc.size);
+        }
+        Ok(())
+    }
+
+    /// One request for what `writer` still lacks of the blob (I/O): `None`
+    /// when it has every byte, else why the download broke off. Wrong bytes
+    /// and a full disk are errors: retrying does not help them.
+    fn download_rest(
+        &self,
+        origin: &Origin,
+        desc: &Descriptor,
+        store: &Store,
+        writer: &mut BlobWriter,
+    ) -> Result<Option<Broken>, RegistryError> {
+        let (repo, digest, size) = (&origin.repository, &desc.digest, desc.size);
+        let what = format!("blob {digest}");
+        let have = writer.written();
+        if have >= size {
+            return Ok(None);
+        }
+        let range = (have > 0).then(|| format!("bytes={have}-"));
+        let response = self.send(&origin.registry, &[Scope::pull(repo)], &what, &|c, base| {
+            let get = c.get(format!("{base}/v2/{repo}/blobs/{digest}"));
+            match &range {
+                Some(range) => get.header(RANGE, range),
+                None => get,
+            }
+        })?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Err(RegistryError::NotFound {
+                registry: origin.registry.clone(),
+                what: format!("blob {digest} in {repo}"),
+            });
+        }
+        if !response.status().is_success() {
+            return Err(status_error(&origin.registry, &what, response));
+        }
+        let into_store = |source| RegistryError::Store {
+            what: what.clone(),
+            source,
+        };
+        if response.status() == StatusCode::PARTIAL_CONTENT {
+            let answered = header_text(&response, CONTENT_RANGE);
+            if !range_continues(&answered, have, size) {
+                *writer = store.writer().map_err(into_store)?;
+                return Ok(Some(Broken {
+                    why: format!(
+                        "{what}: asked for bytes {have}-, the registry sent the range \"{answered}\"; starting over"
+                    ),
+                    error: RegistryError::Protocol {
+                        registry: origin.registry.clone(),
+                        problem: format!(
+                            "it answered a request for bytes {have}- of {what} with the range \"{answered}\""
+                        ),
+                    },
+                }));
+            }
+        } else if have > 0 {
+            // The registry ignored the Range: this is the whole blob again.
+            *writer = store.writer().map_err(into_store)?;
+        }
+        let counted = CountingReader {
+            inner: response,
+            progress: self.options.progress.clone(),
+        };
+        let mut reader = BufReader::with_capacity(256 * 1024, counted);
+        let limit = size.saturating_sub(writer.written()).saturating_add(1);
+        let broke_off = match writer.append_from(&what, &mut reader, limit) {
+            Ok(()) if writer.written() >= size => return Ok(None),
+            // A body without Content-Length that ended early.
+            Ok(()) => StoreError::SizeMismatch {
+                what: what.clone(),
+                expected: size,
+                actual: writer.written(),
+            },
+            // A dropped or stalled connection fails a read.
+            Err(source @ StoreError::Source { .. }) => source,
+            Err(source) => return Err(into_store(source)),
+        };
+        Ok(Some(Broken {
+            why: format!(
+                "{what}: the download broke off after {} of {size} bytes",
+                writer.written()
+            ),
+            error: RegistryError::Store {
+                what: self.gave_up(&what),
+                source: broke_off,
+            },
+        }))
     }
 
     /// Reads an image or index (manifests and configs only; layers stay remote until needed) (I/O).
@@ -271,6 +334,39 @@ fn stored_already(
     }
 }
 
+/// A download that broke off: what to say before trying again, and the error when no try is left.
+struct Broken {
+    why: String,
+    error: RegistryError,
+}
+
+fn header_text(response: &reqwest::blocking::Response, name: HeaderName) -> String {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Whether a `Content-Range` answer (`bytes FIRST-LAST/TOTAL`) is the rest
+/// of a `size`-byte blob from byte `have` on.
+fn range_continues(content_range: &str, have: u64, size: u64) -> bool {
+    let Some((span, total)) = content_range
+        .trim()
+        .strip_prefix("bytes ")
+        .and_then(|r| r.split_once('/'))
+    else {
+        return false;
+    };
+    let total_fits = total == "*" || total.parse::<u64>().ok() == Some(size);
+    let span_fits = span
+        .split_once('-')
+        .and_then(|(first, last)| Some((first.parse::<u64>().ok()?, last.parse::<u64>().ok()?)))
+        == Some((have, size - 1));
+    total_fits && span_fits
+}
+
 fn declared_media_type(bytes: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct MediaTypeOnly {
@@ -280,4 +376,20 @@ fn declared_media_type(bytes: &[u8]) -> Option<String> {
     serde_json::from_slice::<MediaTypeOnly>(bytes)
         .ok()?
         .media_type
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_rest_of_the_blob_continues_a_download() {
+        assert!(range_continues("bytes 900-999/1000", 900, 1000));
+        assert!(range_continues("bytes 900-999/*", 900, 1000));
+        assert!(!range_continues("bytes 0-999/1000", 900, 1000));
+        assert!(!range_continues("bytes 900-998/1000", 900, 1000));
+        assert!(!range_continues("bytes 900-999/1001", 900, 1000));
+        assert!(!range_continues("900-999/1000", 900, 1000));
+        assert!(!range_continues("", 900, 1000));
+    }
 }

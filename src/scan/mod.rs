@@ -526,8 +526,10 @@ impl FileScan<'_> {
 }
 
 fn count_newlines(bytes: &[u8]) -> u64 {
-    // The compiler vectorises this loop; memchr_iter would stop at every line.
-    bytes.iter().filter(|b| **b == b'\n').count() as u64
+    // memchr's count is one vectorised pass (AVX2 where the CPU has it), not
+    // a stop at every line, and it is fast in the tests' dev profile too,
+    // where a plain loop kept the compression threads of a big layer waiting.
+    memchr::memchr_iter(b'\n', bytes).count() as u64
 }
 
 /// A reader that shows every byte it reads to a [`FileScan`] on the way through.

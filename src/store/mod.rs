@@ -221,29 +221,7 @@ impl Store {
         let limit = expected
             .map(|(_, size)| size.saturating_add(1))
             .unwrap_or(u64::MAX);
-        // Not io::copy: a failing read (a dropped connection) and a failing
-        // write (a full disk) need different errors, retries and hints.
-        let mut reader = reader.take(limit);
-        let mut buf = vec![0; 256 * 1024];
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => {
-                    return Err(StoreError::Source {
-                        what: what.to_string(),
-                        source,
-                    });
-                }
-            };
-            writer
-                .write_all(&buf[..n])
-                .map_err(|source| StoreError::Write {
-                    path: self.root.join("tmp"),
-                    source,
-                })?;
-        }
+        writer.append_from(what, reader, limit)?;
         match expected {
             Some((digest, size)) => writer
                 .commit_expecting(what, digest, size)
@@ -411,6 +389,45 @@ pub struct BlobWriter {
 }
 
 impl BlobWriter {
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.out.count()
+    }
+
+    /// Appends at most `limit` bytes of `reader` (I/O). A failing read is
+    /// `StoreError::Source`, and what came before it stays written and
+    /// hashed: a broken download continues from `written()`.
+    pub fn append_from(
+        &mut self,
+        what: &str,
+        reader: &mut dyn Read,
+        limit: u64,
+    ) -> Result<(), StoreError> {
+        // Not io::copy: a failing read (a dropped connection) and a failing
+        // write (a full disk) need different errors, retries and hints.
+        let mut reader = reader.take(limit);
+        let mut buf = vec![0; 256 * 1024];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(StoreError::Source {
+                        what: what.to_string(),
+                        source,
+                    });
+                }
+            };
+            self.out
+                .write_all(&buf[..n])
+                .map_err(|source| StoreError::Write {
+                    path: self.store.root.join("tmp"),
+                    source,
+                })?;
+        }
+    }
+
     fn finish(self) -> Result<(Store, NamedTempFile, Digest, u64), StoreError> {
         let (buffered, digest, size) = self.out.finish();
         let file = buffered.into_inner().map_err(|e| StoreError::Write {
@@ -575,6 +592,37 @@ mod tests {
             )
             .unwrap_err();
         assert!(matches!(err, StoreError::SizeMismatch { .. }));
+    }
+
+    #[test]
+    fn a_broken_write_continues_where_it_stopped() {
+        struct BreaksAfter<'a>(&'a [u8]);
+        impl Read for BreaksAfter<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0.is_empty() {
+                    return Err(io::ErrorKind::ConnectionReset.into());
+                }
+                let n = self.0.read(buf)?;
+                Ok(n)
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut writer = store.writer().unwrap();
+        let err = writer
+            .append_from("blob x", &mut BreaksAfter(b"first half, "), u64::MAX)
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Source { .. }), "{err}");
+        assert_eq!(writer.written(), 12);
+        writer
+            .append_from("blob x", &mut &b"second half"[..], u64::MAX)
+            .unwrap();
+        let whole = Digest::of(b"first half, second half");
+        assert_eq!(
+            writer.commit_expecting("blob x", &whole, 23).unwrap(),
+            whole
+        );
+        assert!(store.contains(&whole));
     }
 
     #[test]

@@ -214,10 +214,10 @@ fn check_statements(p: &mut Pushed) {
         "diff_ids are the statements' digests"
     );
 
+    // Named by the image's digest, never by where it is pushed.
+    let hex = image_digest.strip_prefix("sha256:").unwrap();
     let subject = format!(
-        r#"._type == "https://in-toto.io/Statement/v1" and (.subject | length == 1) and .subject[0].digest.sha256 == "{}" and (.subject[0].name | startswith("pkg:docker/{}"))"#,
-        image_digest.strip_prefix("sha256:").unwrap(),
-        reg.reference("attest/app"),
+        r#"._type == "https://in-toto.io/Statement/v1" and (.subject | length == 1) and .subject[0].digest.sha256 == "{hex}" and (.subject[0].name | startswith("pkg:oci/stowage-image@sha256%3A{hex}?platform="))"#,
     );
     let sbom_bytes = layout.blob(&layer_digests[0]);
     let sbom = write_json(sb.path(), "sbom-statement.json", &sbom_bytes);
@@ -229,6 +229,17 @@ fn check_statements(p: &mut Pushed) {
     jq(
         &sbom,
         r#"[.predicate.packages[] | select(.name == "demo-pkg" and .versionInfo == "1.2.3")] | length == 1"#,
+    );
+    jq(
+        &sbom,
+        &format!(
+            r#".predicate.name == "stowage-image" and .predicate.documentNamespace == "https://stowage.dev/spdx/stowage-image/sha256-{hex}""#
+        ),
+    );
+    let destination = reg.reference("attest/app");
+    assert!(
+        !show(&sbom_bytes).contains(&destination),
+        "the SBOM names {destination}"
     );
     let spdx: Value = serde_json::from_slice::<Value>(&sbom_bytes).unwrap()["predicate"].clone();
     let spdx_file = write_json(
@@ -296,8 +307,10 @@ fn check_provenance(p: &Pushed, provenance_bytes: &[u8], subject: &str) {
         &provenance,
         r#".predicate.runDetails.metadata.startedOn == "1970-01-01T00:00:00Z" and .predicate.runDetails.metadata.finishedOn == "1970-01-01T00:00:00Z""#,
     );
-    // The spec's [env] values never reach the provenance.
+    // The spec's [env] values never reach the provenance, nor the destination.
     assert!(!show(provenance_bytes).contains("hello-from-env"));
+    let destination = p.reg.reference("attest/app");
+    assert!(!show(provenance_bytes).contains(&destination));
 }
 
 /// stowage lists the attestations and prints each predicate.
@@ -359,17 +372,25 @@ fn check_reproducible(p: &Pushed) {
     let plain_raw = reg.skopeo_inspect("attest/app:plain", &["--raw"]);
     assert_eq!(&sha256_digest(&plain_raw), image_digest);
 
-    // A fresh store builds the same index.
+    // A fresh store builds the same index, pushed to another tag and to
+    // another repository: nothing in it depends on where it goes.
+    let (other_tag, other_repo) = ("attest/app:2", "attest/elsewhere:7");
     let mut fresh = stowage_with_cache(&sb.join("fresh-cache"));
     fresh
         .args(["--insecure-registry", &reg.host, "build", "-f"])
         .arg(spec);
-    fresh.args(["-o", dest]).args(ATTEST);
+    fresh
+        .args(["-o", &reg.reference(other_tag)])
+        .args(["-o", &reg.reference(other_repo)])
+        .args(ATTEST);
     assert_eq!(
         parse_printed(&run_ok(&mut fresh)).digest,
         printed.digest,
-        "fresh store"
+        "fresh store, pushed to {other_tag} and {other_repo} (first pushed to {dest})"
     );
+    for pushed in [other_tag, other_repo] {
+        assert_eq!(reg.skopeo_digest(pushed), printed.digest, "{pushed}");
+    }
 }
 
 /// copy to oci: and back keeps every digest; archive keeps the attestations.

@@ -38,11 +38,7 @@ fn built_with_big_file(size: usize) -> Built {
     let sb = Sandbox::new();
     let spec = write_app(&sb.mkdir("app"), "localhost/stowage-e2e/faults:1");
     if size > 0 {
-        write_file(
-            &sb.join("app/library/data/weights.bin"),
-            random_bytes(0x5eed, size),
-            0o644,
-        );
+        write_random_file(&sb.join("app/library/data/weights.bin"), size);
     }
     let layout = sb.join("layout");
     let out = run_ok(
@@ -74,6 +70,19 @@ fn built_with_big_file(size: usize) -> Built {
     }
 }
 
+/// A file of `size` incompressible bytes, written a few MiB at a time.
+fn write_random_file(path: &std::path::Path, size: usize) {
+    use std::io::Write as _;
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let chunk = 8 << 20;
+    for (n, at) in (0..size).step_by(chunk).enumerate() {
+        let bytes = random_bytes(0x5eed + n as u64, chunk.min(size - at));
+        file.write_all(&bytes).unwrap();
+    }
+    file.flush().unwrap();
+}
+
 impl Built {
     /// `stowage push` of the image to `addr/faults/app:v1`, with `extra` global flags.
     fn push(&self, addr: &str, extra: &[&str]) -> std::process::Output {
@@ -85,6 +94,16 @@ impl Built {
             .output()
             .expect("run stowage")
     }
+}
+
+/// `stowage copy` of `reference` into an OCI layout, from a fresh store.
+fn copy_out(addr: &str, reference: &str) -> std::process::Output {
+    let sb = Sandbox::new();
+    sb.stowage()
+        .args(["--insecure-registry", addr, "copy", reference])
+        .arg(format!("oci:{}:v1", sb.join("out").display()))
+        .output()
+        .expect("run stowage")
 }
 
 fn assert_ok(out: &std::process::Output, seen: &[Seen]) -> String {
@@ -480,6 +499,109 @@ fn when_retries_run_out_the_error_names_the_blob_and_the_cause() {
     assert!(names_a_layer(&stderr), "names the blob:\n{stderr}");
     assert!(stderr.contains("broke off"), "names the cause:\n{stderr}");
     assert!(!archive.exists());
+}
+
+/// A proxy in front of the registry that cuts the first GET of `layer`
+/// after `cut` bytes, and with `strip_range` sends every blob GET up
+/// without its Range header (a registry that always answers 200).
+fn cutting_download_proxy(
+    registry: &Registry,
+    layer: &str,
+    cut: u64,
+    strip_range: bool,
+) -> FaultProxy {
+    let cuts = counter();
+    let layer = layer.to_owned();
+    FaultProxy::start(&registry.host, move |req| {
+        let big = req.is_blob_get() && req.target.contains(layer.as_str());
+        let first = big && cuts.fetch_add(1, Ordering::SeqCst) == 0;
+        Action::Forward(Forward {
+            reset_after_response_bytes: first.then_some(cut),
+            strip_range: strip_range && req.is_blob_get(),
+            ..Forward::default()
+        })
+    })
+}
+
+#[test]
+fn a_cut_512_mib_transfer_completes_and_a_cut_download_resumes() {
+    let Some(registry) = Registry::anonymous() else {
+        return;
+    };
+    // One 512 MiB incompressible layer, built once for the three transfers.
+    let built = built_with_big_file(512 << 20);
+    let biggest = built.layers[0].clone();
+    let size = layer_size(&built, &biggest);
+    let cut = size / 10 * 9;
+
+    // An upload cut at 90% starts a new session (distribution keeps no
+    // resumable state for a cut PATCH) and ends with the same digest.
+    let uploads = counter();
+    let u = uploads.clone();
+    let proxy = FaultProxy::start(&registry.host, move |req| {
+        let big = req.content_length.unwrap_or(0) > cut;
+        let first = req.is_blob_upload() && big && u.fetch_add(1, Ordering::SeqCst) == 0;
+        Action::Forward(Forward {
+            reset_after_request_bytes: first.then_some(cut),
+            ..Forward::default()
+        })
+    });
+    let out = built.push(&proxy.addr, &[]);
+    let seen = proxy.seen();
+    assert_pushed(&built, &registry, &out, &seen);
+    assert!(uploads.load(Ordering::SeqCst) >= 2, "{}", summary(&seen));
+
+    // A download cut at 90% continues with Range: at most 10% more bytes.
+    let proxy = cutting_download_proxy(&registry, &biggest, cut, false);
+    let (seen, resumed) = copy_through(&proxy, &built, &biggest);
+    // The client may lose what was in flight when the proxy reset it.
+    let from: u64 = resumed[1]
+        .req
+        .range
+        .as_deref()
+        .and_then(|r| r.strip_prefix("bytes=")?.strip_suffix('-')?.parse().ok())
+        .unwrap_or_else(|| panic!("no Range on the second GET: {:?}", resumed[1].req));
+    assert!(
+        from > cut - size / 20 && from <= cut,
+        "resumed from {from}, cut at {cut}"
+    );
+    assert_eq!(resumed[1].status, Some(206), "{}", summary(&seen));
+    let fetched = proxy.bytes_down();
+    assert!(
+        fetched <= size + size / 10,
+        "{fetched} bytes fetched for a {size}-byte layer cut at {cut}"
+    );
+
+    // A registry that ignores Range: the second GET is the whole blob again.
+    let proxy = cutting_download_proxy(&registry, &biggest, size / 2, true);
+    let (seen, again) = copy_through(&proxy, &built, &biggest);
+    assert_eq!(again[1].status, Some(200), "{}", summary(&seen));
+    assert!(proxy.bytes_down() >= size + size / 2);
+}
+
+/// `copy_out` of the image through `proxy`, which must give its digest;
+/// every request the proxy saw, and the two GETs of `layer` among them.
+fn copy_through(proxy: &FaultProxy, built: &Built, layer: &str) -> (Vec<Seen>, Vec<Seen>) {
+    let out = copy_out(&proxy.addr, &format!("{}/faults/app:v1", proxy.addr));
+    let seen = proxy.seen();
+    assert_eq!(parse_printed(&assert_ok(&out, &seen)).digest, built.digest);
+    let gets: Vec<Seen> = seen
+        .iter()
+        .filter(|s| s.req.target.contains(layer))
+        .cloned()
+        .collect();
+    assert_eq!(gets.len(), 2, "{}", summary(&seen));
+    (seen, gets)
+}
+
+fn layer_size(built: &Built, digest: &str) -> u64 {
+    Layout::open(built.sb.join("layout"))
+        .image("v1")
+        .layers()
+        .iter()
+        .find(|l| l["digest"] == digest)
+        .and_then(|l| l["size"].as_u64())
+        .expect("the layer is in the manifest")
 }
 
 #[test]

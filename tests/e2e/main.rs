@@ -19,6 +19,7 @@ mod dry_run;
 mod example;
 mod exports;
 mod faults;
+mod gigabyte;
 mod go_tar;
 mod hostile;
 mod interrupts;

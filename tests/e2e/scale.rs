@@ -1,11 +1,7 @@
 //! Issue 14's bound on memory: a build of a million files keeps its peak resident memory under a fixed limit.
 //!
-//! How the peak is measured: stowage runs as a child of the test, which
-//! reaps it with `wait4` and reads the kernel's `ru_maxrss` for exactly that
-//! process — its resident high-water mark over all its threads. Unlike an
-//! address-space limit (`prlimit --as`), it is not inflated by thread stacks
-//! and reserved-but-untouched memory; unlike a cgroup v1 memory limit, it
-//! needs no root and counts no page cache. The tree is written to /dev/shm
+//! The peak is the kernel's `ru_maxrss` of the stowage process, read by
+//! `wait4` (`rig::run_measured`). The tree is written to /dev/shm
 //! when there is one, so creating a million files takes seconds.
 //!
 //! Each package has a dist-info whose RECORD lists every one of its files
@@ -13,14 +9,13 @@
 //! bound holds with what a real environment's metadata makes it keep.
 
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 
-use crate::rig::{Layout, require_tool, stowage_bin};
+use crate::rig::{Layout, Measured, exit0_elf, require_tool, run_measured, stowage_bin};
 
 /// Package files in the tree (plus each package's three metadata files and the command the spec names).
 const FILES: usize = 1_000_000;
@@ -36,33 +31,6 @@ const PACKAGE_FILES: usize = 1000;
 /// their RECORDs peak near 150 MiB (debug build), where they took 354 MiB
 /// with owned paths and hashes per package file.
 const PEAK_RSS_LIMIT_MIB: u64 = 200;
-
-/// A static x86-64 ELF that exits 0: a command the start check can follow on scratch.
-fn exit0_elf() -> Vec<u8> {
-    let code = [0xB8, 60, 0, 0, 0, 0x31, 0xFF, 0x0F, 0x05]; // mov eax, 60; xor edi, edi; syscall
-    let base: u64 = 0x40_0000;
-    let start: u64 = 64 + 56;
-    let end = start + code.len() as u64;
-    let mut elf = b"\x7fELF\x02\x01\x01".to_vec();
-    elf.extend_from_slice(&[0; 9]);
-    elf.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
-    elf.extend_from_slice(&0x3Eu16.to_le_bytes()); // x86-64
-    elf.extend_from_slice(&1u32.to_le_bytes());
-    elf.extend_from_slice(&(base + start).to_le_bytes()); // entry
-    elf.extend_from_slice(&64u64.to_le_bytes()); // program headers at 64
-    elf.extend_from_slice(&0u64.to_le_bytes()); // no section headers
-    elf.extend_from_slice(&0u32.to_le_bytes());
-    for half in [64u16, 56, 1, 0, 0, 0] {
-        elf.extend_from_slice(&half.to_le_bytes());
-    }
-    elf.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
-    elf.extend_from_slice(&5u32.to_le_bytes()); // read + execute
-    for word in [0, base, base, end, end, 0x1000] {
-        elf.extend_from_slice(&word.to_le_bytes());
-    }
-    elf.extend_from_slice(&code);
-    elf
-}
 
 /// A RECORD row's hash and size fields for `content`, as pip writes them.
 fn row_tail(content: &str) -> String {
@@ -134,36 +102,6 @@ fn write_million_files(root: &Path) -> PathBuf {
     spec
 }
 
-/// Runs `cmd` to its end; returns whether it succeeded, its stderr, and its peak RSS in KiB.
-fn run_measured(cmd: &mut Command) -> (bool, String, u64) {
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start stowage");
-    let mut stderr = String::new();
-    if let Some(mut pipe) = child.stderr.take() {
-        pipe.read_to_string(&mut stderr)
-            .expect("read stowage's stderr");
-    }
-    let pid = libc::pid_t::try_from(child.id()).expect("a pid fits pid_t");
-    let mut status: libc::c_int = 0;
-    // SAFETY: rusage is plain old data, fully written by wait4 on success.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: reaps our own child, with valid pointers to locals.
-    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(reaped, pid, "wait4: {}", std::io::Error::last_os_error());
-    // Reaped above: std's own wait only finds it gone (ECHILD), and that is all it is asked for.
-    let _ = child.try_wait();
-    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    // Linux reports ru_maxrss in KiB.
-    (
-        ok,
-        stderr,
-        u64::try_from(usage.ru_maxrss).unwrap_or(u64::MAX),
-    )
-}
-
 /// Regular files in a gzip layer blob, as GNU tar lists them.
 fn files_in_layer(blob: &Path) -> usize {
     let out = Command::new("tar")
@@ -200,7 +138,12 @@ fn a_million_files_build_in_bounded_memory() {
     let spec = write_million_files(dir.path());
     let out = dir.path().join("out");
     let home = dir.path();
-    let (ok, stderr, peak_kib) = run_measured(
+    let Measured {
+        ok,
+        stderr,
+        peak_kib,
+        ..
+    } = run_measured(
         Command::new(stowage_bin())
             .args(["-q", "build", "-f"])
             .arg(&spec)

@@ -12,7 +12,7 @@ use super::assemble::BuiltImage;
 use super::sbom::sbom_input;
 use crate::attest::intoto::{self, SLSA_PROVENANCE_V1, SPDX_DOCUMENT, Subject};
 use crate::attest::provenance::{Dependency, ProvenanceInput, provenance};
-use crate::attest::{SbomFormat, render_sbom};
+use crate::attest::{SbomFormat, SbomInput, render_sbom};
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::image::attestation::{StatementBlob, attestation_manifest, attested_index};
@@ -22,6 +22,11 @@ use crate::plan::BuildPlan;
 use crate::reference::Location;
 use crate::store::Store;
 use crate::transport::archive::ArchiveError;
+
+/// What the statements call the image: its digest says which image it is
+/// (the SBOM's namespace and the subject carry it), a destination would make
+/// the index differ from one push to the next.
+const ATTESTED_NAME: &str = "stowage-image";
 
 /// The OCI index of the built image and its attestation manifest, every blob in the store (I/O); None when none is asked for.
 pub fn attach(
@@ -34,22 +39,23 @@ pub fn attach(
     }
     let image = &built.image;
     let platform = image.platform().unwrap_or_else(|| plan.platform.clone());
+    // Named by content, never by destination: the index is the same for
+    // every tag and repository it is pushed to, and for every run.
     let subject = Subject {
-        name: match &built.name {
-            Some(name) => format!(
-                "pkg:docker/{}/{}@{}?platform={}",
-                name.registry,
-                name.repository,
-                name.tag_or_latest(),
-                platform.to_string().replace('/', "%2F")
-            ),
-            None => "_".into(),
-        },
+        name: format!(
+            "pkg:oci/{ATTESTED_NAME}@sha256%3A{}?platform={}",
+            image.digest().hex(),
+            platform.to_string().replace('/', "%2F")
+        ),
         digest: image.digest().clone(),
     };
     let mut statements = Vec::new();
     if plan.attest.sbom {
-        let document = render_sbom(&sbom_input(plan, built), SbomFormat::Spdx);
+        let input = SbomInput {
+            image_name: ATTESTED_NAME.into(),
+            ..sbom_input(plan, built)
+        };
+        let document = render_sbom(&input, SbomFormat::Spdx);
         let predicate: Value = image::parse_json("the SBOM document", &document)?;
         statements.push((SPDX_DOCUMENT, predicate));
     }

@@ -370,3 +370,30 @@ pub fn write_multi_platform_base(dir: &Path, nested: bool) -> (String, Vec<u8>, 
         (format!("oci:{}", dir.display()), amd, arm)
     }
 }
+
+/// A static x86-64 ELF that exits 0: a command the start check can follow on scratch.
+pub fn exit0_elf() -> Vec<u8> {
+    let code = [0xB8, 60, 0, 0, 0, 0x31, 0xFF, 0x0F, 0x05]; // mov eax, 60; xor edi, edi; syscall
+    let base: u64 = 0x40_0000;
+    let start: u64 = 64 + 56;
+    let end = start + code.len() as u64;
+    let mut elf = b"\x7fELF\x02\x01\x01".to_vec();
+    elf.extend_from_slice(&[0; 9]);
+    elf.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    elf.extend_from_slice(&0x3Eu16.to_le_bytes()); // x86-64
+    elf.extend_from_slice(&1u32.to_le_bytes());
+    elf.extend_from_slice(&(base + start).to_le_bytes()); // entry
+    elf.extend_from_slice(&64u64.to_le_bytes()); // program headers at 64
+    elf.extend_from_slice(&0u64.to_le_bytes()); // no section headers
+    elf.extend_from_slice(&0u32.to_le_bytes());
+    for half in [64u16, 56, 1, 0, 0, 0] {
+        elf.extend_from_slice(&half.to_le_bytes());
+    }
+    elf.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+    elf.extend_from_slice(&5u32.to_le_bytes()); // read + execute
+    for word in [0, base, base, end, end, 0x1000] {
+        elf.extend_from_slice(&word.to_le_bytes());
+    }
+    elf.extend_from_slice(&code);
+    elf
+}

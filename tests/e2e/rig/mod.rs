@@ -35,6 +35,8 @@ pub mod token;
 mod environment;
 /// What the tests build from: the sample app, trees, hand-made bases.
 mod fixtures;
+/// Peak memory and CPU time of a stowage run, from `wait4`.
+mod measure;
 /// Independent readers of layouts, archives and layer tars.
 mod readers;
 /// The per-test folder and the stowage command.
@@ -44,6 +46,7 @@ mod tools;
 
 pub use environment::*;
 pub use fixtures::*;
+pub use measure::*;
 pub use readers::*;
 pub use sandbox::*;
 pub use tools::*;

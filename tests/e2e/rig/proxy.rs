@@ -38,6 +38,8 @@ pub struct Req {
     pub authorization: Option<String>,
     /// The request body's declared length.
     pub content_length: Option<u64>,
+    /// The Range header, as the client sent it.
+    pub range: Option<String>,
 }
 
 impl Req {
@@ -109,6 +111,8 @@ pub struct Forward {
     pub delay: Option<Duration>,
     /// Drop the Authorization header before forwarding.
     pub strip_auth: bool,
+    /// Drop the Range header before forwarding: a registry that always sends the whole blob.
+    pub strip_range: bool,
     /// Point a response's Location at this `host:port` instead.
     pub location_to: Option<String>,
 }
@@ -130,6 +134,8 @@ struct ProxyShared {
     seq: AtomicUsize,
     seen: Mutex<Vec<Seen>>,
     stop: AtomicBool,
+    /// Response body bytes sent down to clients.
+    bytes_down: AtomicU64,
 }
 
 /// An HTTP proxy in front of `upstream`, applying `rule` to each request.
@@ -162,6 +168,7 @@ impl FaultProxy {
             seq: AtomicUsize::new(0),
             seen: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
+            bytes_down: AtomicU64::new(0),
         });
         let accept = shared.clone();
         std::thread::spawn(move || {
@@ -189,6 +196,11 @@ impl FaultProxy {
     /// `ADDR/REPO:TAG`.
     pub fn reference(&self, repo_and_tag: &str) -> String {
         format!("{}/{repo_and_tag}", self.addr)
+    }
+
+    /// Response body bytes (of known length) sent to clients so far, cut responses included.
+    pub fn bytes_down(&self) -> u64 {
+        self.shared.bytes_down.load(Ordering::SeqCst)
     }
 }
 
@@ -244,6 +256,9 @@ impl ProxyShared {
             if forward.strip_auth {
                 head.set_header("authorization", None);
             }
+            if forward.strip_range {
+                head.set_header("range", None);
+            }
             // The Host header stays the proxy's: the registry builds upload
             // Locations from it, and the client must keep coming here.
             let sent = send_request(&head, &mut from_client, up, &request_framing, &forward);
@@ -266,6 +281,7 @@ impl ProxyShared {
             content_length: head
                 .header("content-length")
                 .and_then(|v| v.trim().parse().ok()),
+            range: head.header("range").map(str::to_owned),
         }
     }
 
@@ -386,7 +402,7 @@ impl ProxyShared {
         let framing = response.body_length(Some(&req.method));
         let mut out = client;
         out.write_all(&response.bytes())?;
-        let result = relay_response(from_up, client, &framing, forward, &self.stop)?;
+        let result = relay_response(from_up, client, &framing, forward, &self.bytes_down)?;
         match result {
             Relayed::All => return Ok(true),
             Relayed::Cut => reset(client),
@@ -520,7 +536,7 @@ fn relay_response(
     client: &TcpStream,
     framing: &Framing,
     forward: &Forward,
-    stop: &AtomicBool,
+    bytes_down: &AtomicU64,
 ) -> io::Result<Relayed> {
     let mut out = client;
     let Framing::Length(n) = framing else {
@@ -532,7 +548,6 @@ fn relay_response(
             Relayed::All
         });
     };
-    let _ = stop;
     let mut done = 0u64;
     let mut buf = [0u8; 16 * 1024];
     while done < *n {
@@ -559,10 +574,12 @@ fn relay_response(
         {
             out.write_all(&chunk[..(cut - done) as usize])?;
             out.flush()?;
+            bytes_down.fetch_add(cut - done, Ordering::SeqCst);
             return Ok(outcome);
         }
         out.write_all(chunk)?;
         done += got as u64;
+        bytes_down.fetch_add(got as u64, Ordering::SeqCst);
     }
     out.flush()?;
     Ok(Relayed::All)
