@@ -154,7 +154,8 @@ pub struct Spec {
     pub image: Option<Location>,
     /// Checked by the one platform grammar, `image::Platform::parse`.
     pub platform: Option<Platform>,
-    pub library: Mount,
+    /// The app library; None for an image of a base plus `[[files]]` (and a workspace).
+    pub library: Option<Mount>,
     pub workspace: Option<Mount>,
     /// `.dockerignore`-style patterns, as written, in order.
     pub exclude: Vec<String>,

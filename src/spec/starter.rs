@@ -7,6 +7,21 @@ use super::{SPEC_FILE_NAME, SpecError};
 /// Commented starter file for `stowage init`; it parses once its `library` folder exists.
 pub const STARTER_SPEC: &str = r#"# stowage.toml: what goes into the exported image.
 # Relative sources are resolved against this file's folder.
+#
+# Two shapes of image: an app library (a venv, site-packages, node_modules)
+# with its start command, as below; or a base plus a few files and no
+# library, e.g. a start script and a helper over a Python base:
+#
+#   base = "docker.io/library/python:3.12-slim"
+#   [app]
+#   entrypoint = ["/opt/app/start.sh"]
+#   [[files]]
+#   source = "start.sh"
+#   target = "/opt/app/start.sh"
+#   mode = "0755"
+#   [[files]]
+#   source = "helper.py"
+#   target = "/opt/app/helper.py"
 
 # The image to build on: a registry reference, docker-archive:PATH,
 # oci:PATH[:TAG], oci-archive:PATH[:TAG], or "scratch" for an empty image.
@@ -20,7 +35,8 @@ base = "docker.io/library/python:3.12-slim"
 # platform = "linux/amd64"
 
 [app]
-# The app library (installed packages and extensions): always included.
+# The app library (installed packages and extensions). Optional: without it
+# the image is the base plus [[files]] (and the workspace).
 library = { source = "library", target = "/opt/app" }
 
 # The user's files. `stowage build --no-workspace` leaves them out.
@@ -152,7 +168,7 @@ mod tests {
             Ok(s) => s,
             Err(e) => panic!("{e}"),
         };
-        assert_eq!(s.library.target, "/opt/app");
+        assert_eq!(s.library.as_ref().unwrap().target, "/opt/app");
         assert!(s.workspace.is_none());
         assert!(
             s.env

@@ -19,6 +19,7 @@ mod dry_run;
 mod example;
 mod exports;
 mod faults;
+mod files_only;
 mod hostile;
 mod interrupts;
 mod layout;
