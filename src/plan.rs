@@ -213,16 +213,12 @@ impl BuildPlan {
 /// Validates the request and walks the sources (I/O: stats only).
 pub fn plan_build(request: &BuildRequest) -> Result<BuildPlan, Error> {
     let (spec, options) = (&request.spec, &request.options);
-    let spec_dir = spec.path.parent().unwrap_or(Path::new(""));
     let destinations = destinations(request)?;
     let allowed_secrets = allowed_secret_paths(request)?;
     if options.secret_scan {
         spec.check_values(&allowed_secrets)?;
     }
-    let platform = match &options.platform {
-        Some(text) => Platform::parse(text)?,
-        None => spec.platform.clone().unwrap_or_else(Platform::host),
-    };
+    let (base, platform) = base_and_platform(request)?;
     let (mut layers, library) = plan_layers(request)?;
     if options.secret_scan {
         let rules = ScanRules {
@@ -251,7 +247,7 @@ pub fn plan_build(request: &BuildRequest) -> Result<BuildPlan, Error> {
     };
     Ok(BuildPlan {
         spec_path: spec.path.clone(),
-        base: relative_to(spec.base.clone(), spec_dir),
+        base,
         base_text: spec.base_text.clone(),
         platform,
         explicit_platform: options.platform.is_some() || spec.platform.is_some(),
@@ -273,6 +269,18 @@ pub fn plan_build(request: &BuildRequest) -> Result<BuildPlan, Error> {
         default_reference,
         attest,
     })
+}
+
+/// The base as the build reads it (a relative local path resolved against
+/// the spec's folder) and the platform it picks from it.
+pub fn base_and_platform(request: &BuildRequest) -> Result<(Location, Platform), Error> {
+    let (spec, options) = (&request.spec, &request.options);
+    let platform = match &options.platform {
+        Some(text) => Platform::parse(text)?,
+        None => spec.platform.clone().unwrap_or_else(Platform::host),
+    };
+    let spec_dir = spec.path.parent().unwrap_or(Path::new(""));
+    Ok((relative_to(spec.base.clone(), spec_dir), platform))
 }
 
 /// The library (split by package), the extra files, and the workspace, in that order.

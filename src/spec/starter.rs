@@ -51,8 +51,9 @@ command = ["python3", "-m", "http.server", "8888"]
 ports = ["8888/tcp"]
 workdir = "/opt/app"
 
-# Runs as this user; a numeric "UID:GID" also owns the added files.
-# A name (e.g. "jovyan") needs `owner = "UID:GID"` on each entry instead.
+# Runs as this user, who also owns the added files (unless an entry sets
+# `owner`). A name ("nobody", "jovyan:users") is looked up in the base's
+# /etc/passwd and /etc/group, as the runtime does.
 # user = "1000:100"
 
 # Extra files, e.g. a start script; repeat the [[files]] table for more.

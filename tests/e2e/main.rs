@@ -28,6 +28,7 @@ mod library_fixtures;
 mod loopback;
 mod noop;
 mod output;
+mod owners;
 mod pipes;
 mod podman;
 mod progress;

@@ -20,6 +20,7 @@ mod dry_run;
 mod events;
 mod findings;
 mod outcome;
+mod owners;
 mod report;
 mod sbom;
 mod shared_contents;
@@ -122,6 +123,10 @@ pub fn run(
     let request = BuildRequest {
         spec,
         options: command.request.clone(),
+    };
+    let request = match owners::resolve_owner_names(session, request) {
+        Ok(request) => request,
+        Err(e) => return failure(session, command, &failed, e),
     };
     let plan = match plan::plan_build(&request) {
         Ok(plan) => plan,
