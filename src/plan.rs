@@ -570,6 +570,12 @@ fn history_targets(spec: &Spec, role: LayerRole) -> String {
 
 /// The config-related parts of the spec.
 fn config_edit(spec: &Spec) -> ConfigEdit {
+    let mut labels = spec.labels.clone();
+    if !spec.secret_names.is_empty() {
+        labels
+            .entry(crate::image::config::DEPLOY_NAMES_LABEL.to_string())
+            .or_insert_with(|| spec.secret_names.join(","));
+    }
     ConfigEdit {
         env: spec.env.clone(),
         entrypoint: spec.entrypoint.clone(),
@@ -577,6 +583,6 @@ fn config_edit(spec: &Spec) -> ConfigEdit {
         ports: spec.ports.clone(),
         workdir: spec.workdir.clone(),
         user: spec.user.clone(),
-        labels: spec.labels.clone(),
+        labels,
     }
 }

@@ -72,7 +72,9 @@ PYTHONUNBUFFERED = "1"
 [secrets]
 # Names that must never be baked into the image, on top of the built-in
 # deny-list (…_SECRET, …_TOKEN, …_PASSWORD, …_API_KEY, NUVLA_API_KEY, …).
-# Pass them when the container starts: docker run -e NAME="$NAME" IMAGE
+# The image carries these names (never values) in a label, so
+# `stowage run-command IMAGE` prints `-e NAME` for each on any machine.
+# Pass them when the container starts: docker run -e NAME IMAGE
 names = []
 # Paths in the image the secret scan may let through (a folder covers
 # everything in it), e.g. test fixtures that only look like keys, and

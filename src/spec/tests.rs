@@ -573,7 +573,7 @@ fn secrets_in_env_are_refused() {
         check(&e, &text, &format!("{name} ="), "deny-list");
         assert!(
             e.hint()
-                .is_some_and(|h| h.contains(&format!("docker run -e {name}=\"${name}\""))
+                .is_some_and(|h| h.contains(&format!("docker run -e {name}"))
                     && h.contains("[secrets] names")),
             "{:?}",
             e.hint()
@@ -863,9 +863,9 @@ fn secret_values_are_found_with_their_place_and_masked() {
         .err()
         .and_then(|e| e.hint().map(str::to_string));
     assert!(
-        hint.as_deref()
-            .is_some_and(|h| h.contains("docker run -e GITHUB_PAT=\"$GITHUB_PAT\"")
-                && h.contains("[secrets] names")),
+        hint.as_deref().is_some_and(
+            |h| h.contains("docker run -e GITHUB_PAT") && h.contains("[secrets] names")
+        ),
         "{hint:?}"
     );
 }
