@@ -44,7 +44,11 @@ library = { source = "library", target = "/opt/app" }
 
 # .dockerignore semantics, relative to each source's root: a pattern without
 # a leading `**/` matches from the root only; `!pattern` re-includes.
-exclude = ["**/__pycache__", "**/*.pyc", "**/.git"]
+# Keep __pycache__ and *.pyc: stowage writes each .pyc that matched its
+# source with the source's mtime as the image has it, so Python uses it
+# instead of recompiling on every start (a non-root or read-only container
+# cannot write new bytecode, and pays that compile every time).
+exclude = ["**/.git"]
 
 # entrypoint = ["/opt/app/start.sh"]
 command = ["python3", "-m", "http.server", "8888"]

@@ -11,6 +11,7 @@ mod rig;
 mod attest;
 mod bad_input;
 mod base;
+mod bytecode;
 mod cache;
 mod crash;
 mod delete_scope;

@@ -70,6 +70,20 @@ pub fn host_python_base(sb: &Sandbox, venv: &Path, programs: &[&str]) -> PathBuf
     fs::create_dir_all(extra.join("tmp")).unwrap();
     set_mode(&extra.join("tmp"), 0o1777);
     fs::create_dir_all(extra.join("root")).unwrap();
+    // The files' folders, 0755: a runtime makes a missing parent with
+    // another mode (Docker: 0600), which only root could then enter.
+    for folder in ["usr/bin", "usr/lib/x86_64-linux-gnu", "lib64"] {
+        fs::create_dir_all(extra.join(folder)).unwrap();
+    }
+    for folder in [
+        "usr",
+        "usr/bin",
+        "usr/lib",
+        "usr/lib/x86_64-linux-gnu",
+        "lib64",
+    ] {
+        set_mode(&extra.join(folder), 0o755);
+    }
     // Debian's merged /usr: `#!/bin/bash` finds /usr/bin/bash.
     std::os::unix::fs::symlink("usr/bin", extra.join("bin")).unwrap();
     let tar = sb.join("python-base.tar");
@@ -92,7 +106,7 @@ pub fn host_python_base(sb: &Sandbox, venv: &Path, programs: &[&str]) -> PathBuf
         .args(&libraries)
         .arg("-C")
         .arg(&extra)
-        .args(["etc", "tmp", "root"])
+        .args(["etc", "tmp", "root", "usr", "lib64"])
         .output()
         .unwrap();
     assert!(out.status.success(), "tar: {}", show(&out.stderr));
