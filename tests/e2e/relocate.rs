@@ -341,4 +341,38 @@ fn a_relocated_jupyterlab_venv_answers_api_status_under_docker() {
     };
     let body: Value = serde_json::from_slice(&status.body).unwrap();
     assert!(body.get("started").is_some(), "{body}");
+
+    // pip's bytecode, made at the venv's old path, is valid in the image:
+    // a user who cannot write the venv recompiles nothing.
+    let out = docker()
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--read-only",
+            "--user",
+            "1234:1234",
+        ])
+        .args([
+            &name,
+            "/opt/venv/bin/python",
+            "-v",
+            "-c",
+            "import jupyter_server.serverapp",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out.stderr));
+    let verbose = show(&out.stderr);
+    let stale: Vec<&str> = verbose
+        .lines()
+        .filter(|l| l.contains("bytecode is stale"))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "{} stale: {:?}",
+        stale.len(),
+        &stale[..stale.len().min(5)]
+    );
 }
