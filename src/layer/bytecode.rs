@@ -55,17 +55,23 @@ pub fn source_of(pyc: &Path) -> Option<PathBuf> {
     Some(cache.parent()?.join(format!("{module}.py")))
 }
 
+/// A `.pyc` of CPython 3.11's magic with these header fields and a few bytes of "code".
+#[cfg(test)]
+pub(super) fn pyc_bytes(flags: u32, mtime: u32, size: u32) -> Vec<u8> {
+    let mut bytes = vec![0xa7, 0x0d, b'\r', b'\n'];
+    bytes.extend(flags.to_le_bytes());
+    bytes.extend(mtime.to_le_bytes());
+    bytes.extend(size.to_le_bytes());
+    bytes.extend(b"marshalled code");
+    bytes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn header(flags: u32, mtime: u32, size: u32) -> Vec<u8> {
-        let mut head = vec![0xa7, 0x0d, b'\r', b'\n'];
-        head.extend(flags.to_le_bytes());
-        head.extend(mtime.to_le_bytes());
-        head.extend(size.to_le_bytes());
-        head.extend(b"code");
-        head
+        pyc_bytes(flags, mtime, size)
     }
 
     #[test]

@@ -670,14 +670,7 @@ fn a_pyc_matching_its_source_records_the_image_mtime_and_others_stay() {
         let stat = fs::metadata(src.join(name)).unwrap();
         std::os::unix::fs::MetadataExt::mtime(&stat) as u32
     };
-    let pyc = |flags: u32, mtime: u32, size: u32| {
-        let mut bytes = vec![0xa7, 0x0d, b'\r', b'\n'];
-        bytes.extend(flags.to_le_bytes());
-        bytes.extend(mtime.to_le_bytes());
-        bytes.extend(size.to_le_bytes());
-        bytes.extend(b"marshalled code");
-        bytes
-    };
+    let pyc = super::bytecode::pyc_bytes;
     let fresh = pyc(0, mtime_of("pkg/fresh.py"), 6);
     let stale = pyc(0, mtime_of("pkg/stale.py") - 100, 7);
     let hashed = pyc(1, 0xdead, 0xbeef);

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::rig::libraries::{numpy_venv, require_pytools};
-use crate::rig::python_base::{host_python_base, host_python_usable};
+use crate::rig::python_base::{host_python_base, host_python_usable, stale_bytecode};
 use crate::rig::*;
 
 /// Times `import numpy` in fresh processes of the image's venv and of a
@@ -62,10 +62,7 @@ fn build(sb: &Sandbox, spec: &Path, archive: &Path, name: &str, cache: &Path) ->
 
 /// What `python -v` said about the venv's bytecode: (stale, loaded from a .pyc).
 fn bytecode_report(verbose: &str) -> (Vec<&str>, usize) {
-    let stale = verbose
-        .lines()
-        .filter(|l| l.contains("bytecode is stale"))
-        .collect();
+    let stale = stale_bytecode(verbose);
     let loaded = verbose
         .lines()
         .filter(|l| l.starts_with("# code object from '/opt/venv/"))

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::rig::http::http_request;
 use crate::rig::libraries::{conda_env, pip_install, require_pytools};
-use crate::rig::python_base::{host_python_base, host_python_usable};
+use crate::rig::python_base::{host_python_base, host_python_usable, stale_bytecode};
 use crate::rig::*;
 
 /// A spec exporting `library` to `target` over `base`, running cowsay.
@@ -365,10 +365,7 @@ fn a_relocated_jupyterlab_venv_answers_api_status_under_docker() {
         .unwrap();
     assert!(out.status.success(), "{}", show(&out.stderr));
     let verbose = show(&out.stderr);
-    let stale: Vec<&str> = verbose
-        .lines()
-        .filter(|l| l.contains("bytecode is stale"))
-        .collect();
+    let stale = stale_bytecode(&verbose);
     assert!(
         stale.is_empty(),
         "{} stale: {:?}",

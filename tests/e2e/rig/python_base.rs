@@ -126,6 +126,15 @@ pub fn host_python_base(sb: &Sandbox, venv: &Path, programs: &[&str]) -> PathBuf
     layout
 }
 
+/// The lines of `python -v` output that say a module's bytecode was stale
+/// (Python then compiled the source again, and could not save it read-only).
+pub fn stale_bytecode(verbose: &str) -> Vec<&str> {
+    verbose
+        .lines()
+        .filter(|l| l.contains("bytecode is stale"))
+        .collect()
+}
+
 /// Whether this machine can make the host-Python base (Debian 12 on x86_64, as CI is).
 pub fn host_python_usable() -> bool {
     if std::env::consts::ARCH != "x86_64" || !Path::new("/usr/bin/python3.11").exists() {
