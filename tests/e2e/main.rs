@@ -27,6 +27,7 @@ mod layout;
 mod library;
 mod library_fixtures;
 mod loopback;
+mod mounts;
 mod noop;
 mod output;
 mod owners;
