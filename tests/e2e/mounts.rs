@@ -22,7 +22,7 @@ fn a_second_repository_mounts_the_base_layer_pushed_to_the_first() {
         .unwrap();
     let base = sb.join("base");
     let desc = write_oci_image(&base, host_arch(), &base_tar.into_inner().unwrap());
-    write_oci_index(&base, &[desc.clone()]);
+    write_oci_index(&base, std::slice::from_ref(&desc));
     let manifest: serde_json::Value =
         serde_json::from_slice(&Layout::open(&base).blob(desc["digest"].as_str().unwrap()))
             .unwrap();
