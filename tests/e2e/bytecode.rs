@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::rig::libraries::{numpy_venv, require_pytools};
-use crate::rig::python_base::{host_python_base, host_python_usable, stale_bytecode};
+use crate::rig::python_base::{LOCKED_DOWN, host_python_base, host_python_usable, stale_bytecode};
 use crate::rig::*;
 
 /// Times `import numpy` in fresh processes of the image's venv and of a
@@ -99,15 +99,7 @@ fn a_relocated_numpy_venv_imports_from_its_bytecode_read_only_and_unprivileged()
 
     run_ok(docker().args(["load", "-i"]).arg(&archive));
     let _image = DockerImage(name.clone());
-    let locked_down = [
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--read-only",
-        "--user",
-        "1234:1234",
-    ];
+    let locked_down = LOCKED_DOWN;
     let out = docker()
         .args(locked_down)
         .args([&name, "/opt/venv/bin/python", "-v", "-c", "import numpy"])

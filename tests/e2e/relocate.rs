@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::rig::http::http_request;
 use crate::rig::libraries::{conda_env, pip_install, require_pytools};
-use crate::rig::python_base::{host_python_base, host_python_usable, stale_bytecode};
+use crate::rig::python_base::{LOCKED_DOWN, host_python_base, host_python_usable, stale_bytecode};
 use crate::rig::*;
 
 /// A spec exporting `library` to `target` over `base`, running cowsay.
@@ -345,15 +345,7 @@ fn a_relocated_jupyterlab_venv_answers_api_status_under_docker() {
     // pip's bytecode, made at the venv's old path, is valid in the image:
     // a user who cannot write the venv recompiles nothing.
     let out = docker()
-        .args([
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--read-only",
-            "--user",
-            "1234:1234",
-        ])
+        .args(LOCKED_DOWN)
         .args([
             &name,
             "/opt/venv/bin/python",

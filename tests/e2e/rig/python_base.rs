@@ -126,6 +126,18 @@ pub fn host_python_base(sb: &Sandbox, venv: &Path, programs: &[&str]) -> PathBuf
     layout
 }
 
+/// `docker run` as an unprivileged user (1234:1234) on a read-only root
+/// filesystem, without network: someone who cannot write the image's files.
+pub const LOCKED_DOWN: [&str; 7] = [
+    "run",
+    "--rm",
+    "--network",
+    "none",
+    "--read-only",
+    "--user",
+    "1234:1234",
+];
+
 /// The lines of `python -v` output that say a module's bytecode was stale
 /// (Python then compiled the source again, and could not save it read-only).
 pub fn stale_bytecode(verbose: &str) -> Vec<&str> {
