@@ -7,7 +7,11 @@
 //! repository was deleted, or the user may not read it) falls back to the
 //! upload, and a record that cannot be read or written is a miss.
 
+use super::push::Mount;
+use super::{Origin, Registry, RegistryError};
 use crate::digest::Digest;
+use crate::image::Descriptor;
+use crate::reference::ImageRef;
 use crate::store::{Cache, Store};
 
 /// How many repositories are remembered per blob, most recent first.
@@ -45,6 +49,55 @@ pub fn remember(store: &Store, registry: &str, repository: &str, digest: &Digest
     known.insert(0, repository.to_string());
     known.truncate(KEPT);
     store.write_record(Cache::BlobLocations, &key, &known);
+}
+
+impl Registry {
+    /// Remembers that the destination's repository holds `digest`, once a push put or found it there (I/O, best effort).
+    pub(super) fn remember_location(&self, store: &Store, dest: &ImageRef, digest: &Digest) {
+        remember(store, &dest.registry, &dest.repository, digest);
+    }
+
+    /// Tries a cross-repository mount from each repository of the destination's
+    /// registry known to hold the blob: the source's, then those the store
+    /// remembers (`blob_locations`). Whether one mounted, and the upload
+    /// session the last declined mount opened, if any (I/O).
+    pub(super) fn mount_from_known(
+        &self,
+        desc: &Descriptor,
+        origin: Option<&Origin>,
+        dest: &ImageRef,
+        store: &Store,
+    ) -> Result<(bool, Option<String>), RegistryError> {
+        let (registry, repo) = (&dest.registry, &dest.repository);
+        let mut candidates: Vec<String> = origin
+            .filter(|o| o.registry == *registry && o.repository != *repo)
+            .map(|o| o.repository.clone())
+            .into_iter()
+            .collect();
+        for known in known_repositories(store, registry, &desc.digest, repo) {
+            if !candidates.contains(&known) {
+                candidates.push(known);
+            }
+        }
+        let mut session: Option<String> = None;
+        for repository in candidates {
+            let from = Origin {
+                registry: registry.clone(),
+                repository,
+            };
+            match self.mount(desc, &from, dest)? {
+                Mount::Mounted => return Ok((true, None)),
+                Mount::Declined(None) => {}
+                // Keep one upload session: the one opened by the last declined mount.
+                Mount::Declined(Some(location)) => {
+                    if let Some(old) = session.replace(location) {
+                        self.cancel_upload(dest, &old);
+                    }
+                }
+            }
+        }
+        Ok((false, session))
+    }
 }
 
 #[cfg(test)]

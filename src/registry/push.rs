@@ -15,7 +15,6 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
 
 use super::answer::status_error;
 use super::auth::Scope;
-use super::blob_locations;
 use super::retry::backoff;
 use super::{
     CountingReader, Origin, PushReport, Registry, RegistryError, TransferEnd, TransferKind,
@@ -181,12 +180,12 @@ impl Registry {
         if head.status().is_success() {
             self.log(&format!("blob {digest} already in {repo}"));
             self.report_end(TransferEnd::Present, desc);
-            blob_locations::remember(store, registry, repo, digest);
+            self.remember_location(store, dest, digest);
             return Ok(BlobOutcome::Skipped);
         }
         let (mounted, session) = self.mount_from_known(desc, origin, dest, store)?;
         if mounted {
-            blob_locations::remember(store, registry, repo, digest);
+            self.remember_location(store, dest, digest);
             return Ok(BlobOutcome::Mounted);
         }
         let data = match inline {
@@ -199,50 +198,8 @@ impl Registry {
         }
         self.upload(dest, desc, &data, session)?;
         self.report_end(TransferEnd::Uploaded, desc);
-        blob_locations::remember(store, registry, repo, digest);
+        self.remember_location(store, dest, digest);
         Ok(BlobOutcome::Uploaded)
-    }
-
-    /// Tries a cross-repository mount from each repository of the destination's
-    /// registry known to hold the blob: the source's, then those the store
-    /// remembers (`blob_locations`). Whether one mounted, and the upload
-    /// session the last declined mount opened, if any (I/O).
-    fn mount_from_known(
-        &self,
-        desc: &Descriptor,
-        origin: Option<&Origin>,
-        dest: &ImageRef,
-        store: &Store,
-    ) -> Result<(bool, Option<String>), RegistryError> {
-        let (registry, repo) = (&dest.registry, &dest.repository);
-        let mut candidates: Vec<String> = origin
-            .filter(|o| o.registry == *registry && o.repository != *repo)
-            .map(|o| o.repository.clone())
-            .into_iter()
-            .collect();
-        for known in blob_locations::known_repositories(store, registry, &desc.digest, repo) {
-            if !candidates.contains(&known) {
-                candidates.push(known);
-            }
-        }
-        let mut session: Option<String> = None;
-        for repository in candidates {
-            let from = Origin {
-                registry: registry.clone(),
-                repository,
-            };
-            match self.mount(desc, &from, dest)? {
-                Mount::Mounted => return Ok((true, None)),
-                Mount::Declined(None) => {}
-                // Keep one upload session: the one opened by the last declined mount.
-                Mount::Declined(Some(location)) => {
-                    if let Some(old) = session.replace(location) {
-                        self.cancel_upload(dest, &old);
-                    }
-                }
-            }
-        }
-        Ok((false, session))
     }
 
     /// Asks the registry to mount the blob from `origin`'s repository instead of uploading it (I/O).
@@ -430,7 +387,7 @@ impl Registry {
     /// Cancels an upload session a signal stopped (I/O, best effort), so the
     /// registry drops the bytes it got instead of keeping them until it
     /// purges old uploads. One attempt: the process is stopping.
-    fn cancel_upload(&self, dest: &ImageRef, location: &str) {
+    pub(super) fn cancel_upload(&self, dest: &ImageRef, location: &str) {
         let url = self.absolute(&dest.registry, location);
         let cancelled = self.send_with(
             &dest.registry,
