@@ -74,20 +74,29 @@ PACKAGES=(
     # and RS256 signatures of the test token servers; the TLS registry's certificate.
     apache2-utils
     openssl
+    # Go's archive/tar, the reader docker, containerd, podman and skopeo read
+    # layers with: tests/e2e/go_tar.rs compares stowage's tar reading with it.
+    golang-go
     # The real app libraries (tests/e2e/rig/libraries.rs): Debian's
     # `python3 -m venv` (with ensurepip) for the tools venv and the test venvs.
     python3-venv
+    # A real installed R package (tests/e2e/licenses.rs): MASS declares
+    # `License: GPL-2 | GPL-3` in R's own syntax. Pulls in r-base-core.
+    r-cran-mass
 )
 
 # The Python tools of the tests, installed from PyPI into $STATE/pytools (a
 # venv of Debian's /usr/bin/python3): independent validators of the SBOMs
 # stowage writes, and a second inventory of a venv (`cyclonedx-py`); PyNaCl
-# writes cosign-encrypted keys from cosign's published format (sign tests).
+# writes cosign-encrypted keys from cosign's published format (sign tests);
+# detect-secrets is another secret scanner, whose own files stowage's scan
+# must pass (secrets tests).
 PYTOOLS=(
     spdx-tools==0.8.5
     'cyclonedx-python-lib[json-validation]==11.12.0'
     cyclonedx-bom==7.5.0
     pynacl==1.6.2
+    detect-secrets==1.5.0
 )
 
 log() { printf 'test-env: %s\n' "$*" >&2; }

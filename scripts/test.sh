@@ -73,7 +73,7 @@ if [ "$fuzz_seconds" -gt 0 ]; then
         # -s none: no AddressSanitizer, which needs nightly flags; stowage's unsafe code
         # is libc system calls, which the fuzzed parsers do not reach.
         cargo fuzz build -s none
-        for target in reference spec archive www_authenticate; do
+        for target in reference spec archive www_authenticate tar_read; do
             mkdir -p "fuzz/corpus/$target" fuzz/artifacts
             log="fuzz/artifacts/$target.log"
             if ! cargo fuzz run -s none "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" \

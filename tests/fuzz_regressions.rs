@@ -4,11 +4,13 @@
 //! `fuzz/fuzz_targets/*.rs`.
 
 use std::fs;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use stowage::reference::{ImageRef, parse_location};
 use stowage::registry::auth::{Challenge, parse_challenge};
 use stowage::store::Store;
+use stowage::tar_read::TarReader;
 use stowage::transport::archive::{read_docker_archive, read_oci_archive};
 
 /// Every input kept for `target`, seeds and regressions (hidden files skipped).
@@ -96,4 +98,23 @@ fn archive_inputs() {
         }
     }
     assert!(read >= 3, "the seed archives are readable ({read})");
+}
+
+#[test]
+fn tar_read_inputs() {
+    for (path, bytes) in inputs("tar_read") {
+        let mut reader = TarReader::new(&bytes[..]);
+        let mut budget: u64 = 64 << 20;
+        while let Ok(Some(header)) = reader.next_entry() {
+            let want = header.data_size().min(budget);
+            match io::copy(&mut (&mut reader).take(want), &mut io::sink()) {
+                Ok(read) => assert_eq!(read, want, "{}: {header:?}", path.display()),
+                Err(_) => break,
+            }
+            budget -= want;
+            if budget == 0 {
+                break;
+            }
+        }
+    }
 }

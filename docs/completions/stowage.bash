@@ -22,6 +22,9 @@ _stowage() {
             stowage,build)
                 cmd="stowage__subcmd__build"
                 ;;
+            stowage,cache)
+                cmd="stowage__subcmd__cache"
+                ;;
             stowage,copy)
                 cmd="stowage__subcmd__copy"
                 ;;
@@ -55,6 +58,24 @@ _stowage() {
             stowage,verify)
                 cmd="stowage__subcmd__verify"
                 ;;
+            stowage__subcmd__cache,help)
+                cmd="stowage__subcmd__cache__subcmd__help"
+                ;;
+            stowage__subcmd__cache,info)
+                cmd="stowage__subcmd__cache__subcmd__info"
+                ;;
+            stowage__subcmd__cache,prune)
+                cmd="stowage__subcmd__cache__subcmd__prune"
+                ;;
+            stowage__subcmd__cache__subcmd__help,help)
+                cmd="stowage__subcmd__cache__subcmd__help__subcmd__help"
+                ;;
+            stowage__subcmd__cache__subcmd__help,info)
+                cmd="stowage__subcmd__cache__subcmd__help__subcmd__info"
+                ;;
+            stowage__subcmd__cache__subcmd__help,prune)
+                cmd="stowage__subcmd__cache__subcmd__help__subcmd__prune"
+                ;;
             stowage__subcmd__exports,delete)
                 cmd="stowage__subcmd__exports__subcmd__delete"
                 ;;
@@ -78,6 +99,9 @@ _stowage() {
                 ;;
             stowage__subcmd__help,build)
                 cmd="stowage__subcmd__help__subcmd__build"
+                ;;
+            stowage__subcmd__help,cache)
+                cmd="stowage__subcmd__help__subcmd__cache"
                 ;;
             stowage__subcmd__help,copy)
                 cmd="stowage__subcmd__help__subcmd__copy"
@@ -112,6 +136,12 @@ _stowage() {
             stowage__subcmd__help,verify)
                 cmd="stowage__subcmd__help__subcmd__verify"
                 ;;
+            stowage__subcmd__help__subcmd__cache,info)
+                cmd="stowage__subcmd__help__subcmd__cache__subcmd__info"
+                ;;
+            stowage__subcmd__help__subcmd__cache,prune)
+                cmd="stowage__subcmd__help__subcmd__cache__subcmd__prune"
+                ;;
             stowage__subcmd__help__subcmd__exports,delete)
                 cmd="stowage__subcmd__help__subcmd__exports__subcmd__delete"
                 ;;
@@ -125,7 +155,7 @@ _stowage() {
 
     case "${cmd}" in
         stowage)
-            opts="-q -v -h -V --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help --version build copy push sign verify archive login logout inspect init exports run-command help"
+            opts="-q -v -h -V --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help --version build copy push sign verify archive login logout inspect init exports run-command cache help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -276,6 +306,160 @@ _stowage() {
                     return 0
                     ;;
                 --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --insecure-registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stowage__subcmd__cache)
+            opts="-q -v -h --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help prune info help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --insecure-registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stowage__subcmd__cache__subcmd__help)
+            opts="prune info help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stowage__subcmd__cache__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stowage__subcmd__cache__subcmd__help__subcmd__info)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stowage__subcmd__cache__subcmd__help__subcmd__prune)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stowage__subcmd__cache__subcmd__info)
+            opts="-q -v -h --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --insecure-registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stowage__subcmd__cache__subcmd__prune)
+            opts="-q -v -h --max-size --older-than --dry-run --quiet --verbose --json --insecure-registry --timeout --connect-timeout --retries --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --max-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --older-than)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -499,7 +683,7 @@ _stowage() {
             return 0
             ;;
         stowage__subcmd__help)
-            opts="build copy push sign verify archive login logout inspect init exports run-command help"
+            opts="build copy push sign verify archive login logout inspect init exports run-command cache help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -529,6 +713,48 @@ _stowage() {
         stowage__subcmd__help__subcmd__build)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stowage__subcmd__help__subcmd__cache)
+            opts="prune info"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stowage__subcmd__help__subcmd__cache__subcmd__info)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stowage__subcmd__help__subcmd__cache__subcmd__prune)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

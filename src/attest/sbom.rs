@@ -35,7 +35,10 @@ pub struct SbomPackage {
     pub ecosystem: String,
     pub name: String,
     pub version: String,
+    /// The declared license: an SPDX expression, or free text.
     pub license: Option<String>,
+    /// The license concluded from the package's license files (an SPDX expression).
+    pub license_concluded: Option<String>,
     pub purl: String,
     /// The digest of the (compressed) layer blob that holds the package's files.
     pub layer: Digest,
@@ -226,6 +229,7 @@ mod tests {
             name: name.to_string(),
             version: "1.0".to_string(),
             license: license.map(str::to_string),
+            license_concluded: None,
             purl: format!("pkg:{ecosystem}/{}@1.0", percent_encode(name, "")),
             layer: digest("layer"),
             shipped_by: None,
@@ -393,11 +397,15 @@ mod tests {
             spdx_package(&spdx, "foo+bar")["licenseDeclared"],
             "NOASSERTION"
         );
+        // Lowercase operators are still an expression; written canonical.
+        assert_eq!(
+            spdx_package(&spdx, "jupyterlab-foo")["licenseDeclared"],
+            "MIT OR Apache-2.0"
+        );
         assert_eq!(
             spdx["hasExtractedLicensingInfos"],
             serde_json::json!([
                 {"licenseId": "LicenseRef-BSD-License", "name": "BSD License", "extractedText": "BSD License"},
-                {"licenseId": "LicenseRef-mit-or-Apache-2.0", "name": "mit or Apache-2.0", "extractedText": "mit or Apache-2.0"},
                 {"licenseId": "LicenseRef-MIT---file-LICENSE", "name": "MIT + file LICENSE", "extractedText": "MIT + file LICENSE"},
             ])
         );
@@ -410,15 +418,57 @@ mod tests {
         let numpy = components.iter().find(|c| c["name"] == "numpy").unwrap();
         assert_eq!(
             numpy["licenses"],
-            serde_json::json!([{"license": {"name": "BSD License"}}])
+            serde_json::json!([{"license": {"name": "BSD License", "acknowledgement": "declared"}}])
         );
         let foo = components.iter().find(|c| c["name"] == "foo_bar").unwrap();
         assert_eq!(
             foo["licenses"],
-            serde_json::json!([{"expression": "MIT OR Apache-2.0"}])
+            serde_json::json!([{"expression": "MIT OR Apache-2.0", "acknowledgement": "declared"}])
         );
         let blank = components.iter().find(|c| c["name"] == "foo+bar").unwrap();
         assert!(blank.get("licenses").is_none());
+    }
+
+    /// The sample with numpy's license concluded from its files, and one
+    /// package known only by its concluded license.
+    fn concluded() -> SbomInput {
+        let mut input = sample();
+        input.packages[0].license_concluded = Some("BSD-3-Clause".to_string());
+        input.packages[3].license_concluded = Some("MIT AND Apache-2.0".to_string());
+        input
+    }
+
+    #[test]
+    fn spdx_reports_declared_and_concluded_apart() {
+        let spdx = render_json(&concluded(), SbomFormat::Spdx);
+        let numpy = spdx_package(&spdx, "numpy");
+        assert_eq!(numpy["licenseDeclared"], "LicenseRef-BSD-License");
+        assert_eq!(numpy["licenseConcluded"], "BSD-3-Clause");
+        let unnamed = spdx_package(&spdx, "Ünï code \"pkg\"");
+        assert_eq!(unnamed["licenseDeclared"], "NOASSERTION");
+        assert_eq!(unnamed["licenseConcluded"], "MIT AND Apache-2.0");
+        assert_eq!(
+            spdx_package(&spdx, "foo_bar")["licenseConcluded"],
+            "NOASSERTION"
+        );
+    }
+
+    #[test]
+    fn cyclonedx_acknowledges_declared_and_concluded() {
+        let bom = render_json(&concluded(), SbomFormat::CycloneDx);
+        let components = bom["components"].as_array().unwrap();
+        let find = |name: &str| components.iter().find(|c| c["name"] == name).unwrap();
+        assert_eq!(
+            find("numpy")["licenses"],
+            serde_json::json!([
+                {"license": {"name": "BSD License", "acknowledgement": "declared"}},
+                {"license": {"id": "BSD-3-Clause", "acknowledgement": "concluded"}},
+            ])
+        );
+        assert_eq!(
+            find("Ünï code \"pkg\"")["licenses"],
+            serde_json::json!([{"expression": "MIT AND Apache-2.0", "acknowledgement": "concluded"}])
+        );
     }
 
     #[test]

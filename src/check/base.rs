@@ -11,11 +11,11 @@ use super::tree::{Change, Node, Source, Tree};
 use crate::digest::Digest;
 use crate::image::Layer;
 use crate::layer::LayerError;
-use crate::layer::base_folders::{lenient_number, normalize_member, open_layer_tar};
+use crate::layer::base_folders::{normalize_member, open_layer_tar};
 use crate::store::{Cache, Store};
 
 /// Bumped when the record's shape or meaning changes, so old records stop matching.
-const RECORD_VERSION: u32 = 1;
+const RECORD_VERSION: u32 = 2;
 
 /// One path of the tree as the cache keeps it: `[path, kind, mode, uid, gid, link or member, layer]`,
 /// where kind is `f` (file), `d` (folder) or `l` (symlink). Paths are kept as UTF-8 (lossy).
@@ -73,36 +73,29 @@ pub fn read_base_tree(
         };
         let mut archive = open_layer_tar(store, layer)?;
         let mut changes = Vec::new();
-        for entry in archive.entries().map_err(read_err)? {
-            let entry = entry.map_err(read_err)?;
-            let path = normalize_member(&entry.path_bytes());
-            let header = entry.header();
-            let number = |field: &[u8], parsed| lenient_number(field, parsed).map_err(read_err);
-            let old = header.as_old();
-            let kind = header.entry_type();
-            let node = if kind.is_file() || kind.is_contiguous() || kind.is_gnu_sparse() {
+        while let Some(entry) = archive.next_entry().map_err(|e| read_err(e.into()))? {
+            let path = normalize_member(&entry.name);
+            let node = if entry.is_file() {
                 Some(Node::File {
-                    mode: number(&old.mode, header.mode().map(u64::from))? as u32 & 0o7777,
-                    uid: number(&old.uid, header.uid())?,
-                    gid: number(&old.gid, header.gid())?,
+                    mode: (entry.mode & 0o7777) as u32,
+                    uid: entry.uid().map_err(read_err)?,
+                    gid: entry.gid().map_err(read_err)?,
                     source: Source::Base {
                         layer: index,
                         member: String::from_utf8_lossy(&path).into_owned(),
                     },
                 })
-            } else if kind.is_dir() {
+            } else if entry.is_dir() {
                 Some(Node::Dir)
-            } else if kind.is_symlink() {
-                entry.link_name_bytes().map(|target| Node::Symlink {
-                    target: target.into_owned(),
+            } else if entry.is_symlink() && !entry.link_name.is_empty() {
+                Some(Node::Symlink {
+                    target: entry.link_name.clone(),
                 })
             } else {
                 None
             };
-            let link = kind
-                .is_hard_link()
-                .then(|| entry.link_name_bytes().map(|to| normalize_member(&to)))
-                .flatten();
+            let link = (entry.is_hard_link() && !entry.link_name.is_empty())
+                .then(|| normalize_member(&entry.link_name));
             changes.extend(Change::from_member(path, node, link));
         }
         tree.apply(changes);
@@ -173,13 +166,12 @@ pub fn read_base_head(
         source,
     };
     let mut archive = open_layer_tar(store, descriptor)?;
-    for entry in archive.entries().map_err(read_err)? {
-        let entry = entry.map_err(read_err)?;
-        if normalize_member(&entry.path_bytes()) != member.as_bytes() {
+    while let Some(entry) = archive.next_entry().map_err(|e| read_err(e.into()))? {
+        if normalize_member(&entry.name) != member.as_bytes() {
             continue;
         }
         let mut head = Vec::new();
-        entry
+        (&mut archive)
             .take(limit as u64)
             .read_to_end(&mut head)
             .map_err(read_err)?;

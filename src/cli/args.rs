@@ -145,6 +145,30 @@ pub enum Command {
         /// A registry reference, docker-archive:FILE, or an id from `stowage exports`.
         target: String,
     },
+    /// Bound the blob store (prune), or show what it holds (info).
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CacheAction {
+    /// Remove least-recently-used blobs and the cache records naming them; never a blob a running build or export holds.
+    #[command(group(clap::ArgGroup::new("rule").required(true).multiple(true).args(["max_size", "older_than"])))]
+    Prune {
+        /// Remove blobs, least recently used first, until the store holds at most this much (e.g. 10GiB).
+        #[arg(long, value_name = "SIZE", value_parser = parse_size, env = "STOWAGE_CACHE_MAX_SIZE")]
+        max_size: Option<u64>,
+        /// Remove blobs last used longer ago than this (e.g. 90m, 12h, 7d, 2w).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        older_than: Option<std::time::Duration>,
+        /// Say what would be removed, and remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Show the store's size, its blob count and what each cache holds.
+    Info,
 }
 
 #[derive(clap::Args, Debug)]
@@ -315,7 +339,33 @@ pub fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
         .ok_or_else(|| format!("`{text}` is not a number of seconds above 0"))
 }
 
-/// Parses a byte size: `1048576`, `512KiB`, `16MiB`, `1GiB` (K/M/G are binary too).
+/// Parses a duration with a unit: `90s`, `30m`, `12h`, `7d`, `2w`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let hint = "a number and a unit, like 90s, 30m, 12h, 7d or 2w";
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (hint: {hint})"))?;
+    let seconds = match unit.trim().to_ascii_lowercase().as_str() {
+        "s" | "sec" | "secs" => 1,
+        "m" | "min" | "mins" => 60,
+        "h" | "hour" | "hours" => 3600,
+        "d" | "day" | "days" => 86_400,
+        "w" | "week" | "weeks" => 7 * 86_400,
+        "" => return Err(format!("`{text}` has no unit (hint: {hint})")),
+        _ => return Err(format!("`{text}` has an unknown unit (hint: {hint})")),
+    };
+    number
+        .checked_mul(seconds)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("`{text}` is too long a duration (hint: {hint})"))
+}
+
+/// Parses a byte size: `1048576`, `512KiB`, `16MiB`, `1GiB`, `1TiB` (K/M/G/T are binary too).
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let trimmed = text.trim();
     let split = trimmed
@@ -330,9 +380,10 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
         _ => {
             return Err(format!(
-                "`{text}` has an unknown unit (use KiB, MiB or GiB)"
+                "`{text}` has an unknown unit (use KiB, MiB, GiB or TiB)"
             ));
         }
     };
@@ -353,6 +404,26 @@ mod tests {
         assert_eq!(parse_size("100"), Ok(100));
         assert!(parse_size("0").is_err());
         assert!(parse_size("12 parsecs").is_err());
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(
+            parse_duration("90s"),
+            Ok(std::time::Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_duration("7d"),
+            Ok(std::time::Duration::from_secs(7 * 86_400))
+        );
+        assert_eq!(
+            parse_duration("2 w"),
+            Ok(std::time::Duration::from_secs(14 * 86_400))
+        );
+        for bad in ["", "7", "d", "7 fortnights", "-1h", "99999999999999999999w"] {
+            let error = parse_duration(bad).unwrap_err();
+            assert!(error.contains("hint: "), "{bad}: {error}");
+        }
     }
 
     #[test]

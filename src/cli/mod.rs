@@ -31,9 +31,10 @@ use crate::interrupt::{self, Signal, Stop};
 use crate::layer::Compression;
 use crate::plan::BuildOptions;
 use crate::registry::{DEFAULT_RETRIES, LogSink, RegistryOptions, TransferProgress};
+use crate::store::PruneRules;
 use args::{
-    AttestArg, BuildArgs, Cli, Command, CompressionArg, ExportsAction, FormatArg, PushArgs,
-    RawPart as RawArg, SbomFormatArg, StatusArg,
+    AttestArg, BuildArgs, CacheAction, Cli, Command, CompressionArg, ExportsAction, FormatArg,
+    PushArgs, RawPart as RawArg, SbomFormatArg, StatusArg,
 };
 use render::{Output, StdoutError, to_stdout};
 
@@ -253,6 +254,7 @@ fn dispatch(command: Command, out: &Output, settings: &Settings) -> anyhow::Resu
                 run_exports_delete(id, yes, all_tags, out, settings)
             }
         },
+        Command::Cache { action } => run_cache(action, out, settings),
         Command::StartLine { target } => {
             let session = settings.session(out, None);
             let line = commands::run_command::run_command_for(&session, &target)
@@ -285,6 +287,7 @@ fn report<T>(
 }
 
 fn run_build(args: BuildArgs, out: &Output, settings: &Settings) -> anyhow::Result<()> {
+    let max_size = paths::cache_max_size()?;
     let command = BuildCommand {
         spec_file: args.file.clone(),
         request: BuildOptions {
@@ -331,7 +334,7 @@ fn run_build(args: BuildArgs, out: &Output, settings: &Settings) -> anyhow::Resu
         start_check: !args.no_start_check,
     };
     let reported = commands::build::run(&session, &command, &events);
-    report(out, reported, |result| match result {
+    let shown = report(out, reported, |result| match result {
         BuildResult::Planned(dry) => {
             render::print_dry_run(out, &dry);
             if out.json {
@@ -350,7 +353,58 @@ fn run_build(args: BuildArgs, out: &Output, settings: &Settings) -> anyhow::Resu
                 to_stdout(|w| writeln!(w, "{}", built.outcome.reference_line(&built.plan)))
             }
         }
-    })
+    });
+    if let Some(max_size) = max_size.filter(|_| !args.dry_run) {
+        prune_after_build(&session, out, max_size);
+    }
+    shown
+}
+
+fn run_cache(action: CacheAction, out: &Output, settings: &Settings) -> anyhow::Result<()> {
+    let session = settings.session(out, None);
+    let store = settings.paths.store.display();
+    match action {
+        CacheAction::Prune {
+            max_size,
+            older_than,
+            dry_run,
+        } => {
+            let rules = PruneRules {
+                max_size,
+                older_than,
+                dry_run,
+            };
+            let report = commands::cache::prune(&session, &rules)
+                .with_context(|| format!("cannot prune the store at {store}"))?;
+            Ok(to_stdout(|w| match out.json {
+                true => writeln!(w, "{}", commands::json_text(&report)),
+                false => writeln!(w, "{}", render::prune_line(&report)),
+            })?)
+        }
+        CacheAction::Info => {
+            let info = commands::cache::info(&session)
+                .with_context(|| format!("cannot read the store at {store}"))?;
+            Ok(to_stdout(|w| match out.json {
+                true => writeln!(w, "{}", commands::json_text(&info)),
+                false => render::write_store_info(w, &info),
+            })?)
+        }
+    }
+}
+
+/// Prunes the store after a build when `STOWAGE_CACHE_MAX_SIZE` bounds it;
+/// a prune that fails is a warning, never the build's failure.
+fn prune_after_build(session: &Session, out: &Output, max_size: u64) {
+    match commands::cache::prune_after_build(session, max_size) {
+        Ok(report) if report.removed_blobs > 0 || report.held_blobs > 0 => out.info(&format!(
+            "STOWAGE_CACHE_MAX_SIZE: {}",
+            render::prune_line(&report)
+        )),
+        Ok(_) => {}
+        Err(e) => out.warn(&format!(
+            "STOWAGE_CACHE_MAX_SIZE: cannot prune the store: {e}"
+        )),
+    }
 }
 
 fn run_transfer(

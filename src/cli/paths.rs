@@ -1,13 +1,27 @@
 //! What the environment says about where things are — the store and journal folders, stand-ins for Docker Hub — read once, here, and handed to every command's `Session`.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
 use crate::commands::SessionPaths;
+use crate::error::Error;
 
 /// The store and journal folders this process's environment names.
 pub fn from_environment() -> SessionPaths {
-    resolve(|name| std::env::var_os(name))
+    resolve(|name| std::env::var_os(name), is_writable_folder)
+}
+
+/// True when this process may create files in the folder at `path` (I/O: asks the kernel).
+///
+/// `access(2)` answers for a read-only filesystem (`EROFS`) and for
+/// ownership alike, which metadata alone cannot tell.
+fn is_writable_folder(path: &Path) -> bool {
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: access only reads the NUL-terminated path it is given.
+    unsafe { libc::access(c_path.as_ptr(), libc::W_OK) == 0 }
 }
 
 /// Hosts that stand in for Docker Hub's: the tests point stowage at local servers, since the real Hub cannot be reached from CI.
@@ -27,29 +41,60 @@ pub fn docker_hub_from_environment() -> DockerHubOverrides {
     }
 }
 
+/// The size `STOWAGE_CACHE_MAX_SIZE` bounds the store to after each build
+/// (unset or empty: unbounded); a value that is not a size is a usage error.
+pub fn cache_max_size() -> Result<Option<u64>, Error> {
+    match std::env::var("STOWAGE_CACHE_MAX_SIZE") {
+        Ok(text) if !text.trim().is_empty() => super::args::parse_size(&text)
+            .map(Some)
+            .map_err(|problem| {
+                Error::usage(
+                    format!("STOWAGE_CACHE_MAX_SIZE: {problem}"),
+                    "set it to a size like 10GiB or 512MiB, or unset it to leave the store unbounded",
+                )
+            }),
+        _ => Ok(None),
+    }
+}
+
 /// The store: `$STOWAGE_CACHE_DIR`, else `$XDG_CACHE_HOME/stowage`, else
 /// `~/.cache/stowage`. The journal: `$STOWAGE_STATE_DIR`, else
 /// `$XDG_STATE_HOME/stowage`, else `~/.local/state/stowage`. An empty
 /// variable counts as unset, as XDG says.
-fn resolve(lookup: impl Fn(&str) -> Option<OsString>) -> SessionPaths {
+///
+/// A home that is unset or not `writable` (an arbitrary uid in a container
+/// gets `HOME=/` on a read-only root) is no place for either: then both go
+/// under `$TMPDIR/stowage-<uid>/` (`/tmp` without `TMPDIR`), which lasts as
+/// long as the container does; a platform that wants them kept sets
+/// `STOWAGE_CACHE_DIR` and `STOWAGE_STATE_DIR`.
+fn resolve(
+    lookup: impl Fn(&str) -> Option<OsString>,
+    writable: impl Fn(&Path) -> bool,
+) -> SessionPaths {
     let var = |name: &str| {
         lookup(name)
             .filter(|value| !value.is_empty())
             .map(PathBuf::from)
     };
-    let home = var("HOME");
+    let home = var("HOME").filter(|home| writable(home));
+    let fallback = || {
+        // SAFETY: getuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::getuid() };
+        var("TMPDIR")
+            .unwrap_or_else(|| PathBuf::from("/tmp"))
+            .join(format!("stowage-{uid}"))
+    };
     let store = var("STOWAGE_CACHE_DIR")
         .or_else(|| var("XDG_CACHE_HOME").map(|dir| dir.join("stowage")))
-        .unwrap_or_else(|| {
-            home.clone()
-                .unwrap_or_else(|| ".".into())
-                .join(".cache/stowage")
+        .unwrap_or_else(|| match &home {
+            Some(home) => home.join(".cache/stowage"),
+            None => fallback().join("cache"),
         });
     let journal = var("STOWAGE_STATE_DIR")
         .or_else(|| var("XDG_STATE_HOME").map(|dir| dir.join("stowage")))
-        .unwrap_or_else(|| match home {
+        .unwrap_or_else(|| match &home {
             Some(home) => home.join(".local/state/stowage"),
-            None => PathBuf::from(".stowage-state"),
+            None => fallback().join("state"),
         });
     SessionPaths { store, journal }
 }
@@ -64,7 +109,10 @@ mod tests {
 
     fn paths_with(vars: &[(&str, &str)]) -> (String, String) {
         let vars: HashMap<&str, OsString> = vars.iter().map(|(k, v)| (*k, (*v).into())).collect();
-        let paths = resolve(|name| vars.get(name).cloned());
+        let paths = resolve(
+            |name| vars.get(name).cloned(),
+            |home| home != Path::new("/"),
+        );
         let text = |path: &Path| path.to_string_lossy().into_owned();
         (text(&paths.store), text(&paths.journal))
     }
@@ -100,9 +148,27 @@ mod tests {
             paths_with(&vars),
             ("/h/.cache/stowage".into(), "/h/.local/state/stowage".into())
         );
+    }
+
+    #[test]
+    fn an_unset_or_unwritable_home_gives_way_to_the_temporary_folder() {
+        // SAFETY: getuid has no preconditions.
+        let uid = unsafe { libc::getuid() };
+        let under = |tmp: &str| {
+            (
+                format!("{tmp}/stowage-{uid}/cache"),
+                format!("{tmp}/stowage-{uid}/state"),
+            )
+        };
+        assert_eq!(paths_with(&[]), under("/tmp"));
+        assert_eq!(paths_with(&[("HOME", "/")]), under("/tmp"));
         assert_eq!(
-            paths_with(&[]),
-            ("./.cache/stowage".into(), ".stowage-state".into())
+            paths_with(&[("HOME", "/"), ("TMPDIR", "/scratch")]),
+            under("/scratch")
+        );
+        assert_eq!(
+            paths_with(&[("HOME", "/"), ("STOWAGE_CACHE_DIR", "/sc")]),
+            ("/sc".into(), format!("/tmp/stowage-{uid}/state"))
         );
     }
 }

@@ -16,6 +16,7 @@ use crate::layer::LayerProgress;
 use crate::plan::BuildPlan;
 use crate::reference::Location;
 use crate::registry::PushReport;
+use crate::store::{PruneReport, StoreInfo};
 
 use super::progress::Progress;
 use super::units::human_bytes;
@@ -582,6 +583,79 @@ pub fn write_image_summary(
         )?;
     }
     Ok(())
+}
+
+/// What `cache prune` removed (or would remove), as one line.
+pub fn prune_line(report: &PruneReport) -> String {
+    let verb = if report.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    let held = match report.held_blobs {
+        0 => String::new(),
+        n => format!(", {n} of them held by running builds or exports"),
+    };
+    format!(
+        "{verb} {} blob{} ({}) and {} cache record{}; kept {} blob{} ({}){held}",
+        report.removed_blobs,
+        plural(report.removed_blobs),
+        human_bytes(report.removed_bytes),
+        report.removed_records,
+        plural(report.removed_records),
+        report.kept_blobs,
+        plural(report.kept_blobs),
+        human_bytes(report.kept_bytes),
+    )
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// What `cache info` prints on stdout.
+pub fn write_store_info(out: &mut dyn Write, info: &StoreInfo) -> io::Result<()> {
+    writeln!(out, "store      {}", info.root.display())?;
+    writeln!(
+        out,
+        "blobs      {} ({})",
+        info.blobs,
+        human_bytes(info.bytes)
+    )?;
+    let since = |secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    if let Some(age) = info.oldest_use.and_then(|used| {
+        std::time::SystemTime::now()
+            .duration_since(since(used))
+            .ok()
+    }) {
+        writeln!(out, "oldest use {} ago", human_age(age))?;
+    }
+    writeln!(
+        out,
+        "holding    {} running build(s) or export(s)",
+        info.holders
+    )?;
+    writeln!(out, "{:<16} {:>8} {:>10}", "cache", "records", "size")?;
+    for cache in &info.caches {
+        let (name, records) = (&cache.name, cache.records);
+        writeln!(
+            out,
+            "{name:<16} {records:>8} {:>10}",
+            human_bytes(cache.bytes)
+        )?;
+    }
+    Ok(())
+}
+
+/// A duration as its largest whole unit: `3 days`, `5 h`, `12 min`, `40 s`.
+fn human_age(age: std::time::Duration) -> String {
+    let secs = age.as_secs();
+    match secs {
+        0..120 => format!("{secs} s"),
+        120..7200 => format!("{} min", secs / 60),
+        7200..172_800 => format!("{} h", secs / 3600),
+        _ => format!("{} days", secs / 86_400),
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! record), so the same use case can be driven by the CLI or by a test.
 
 pub mod build;
+pub mod cache;
 pub mod exports;
 pub mod init;
 pub mod inspect;

@@ -7,6 +7,7 @@
 
 use serde::Deserialize;
 
+use super::license;
 use super::locate::{FileIndex, Found, ReadState, normalise, split_last};
 use super::purl::purl;
 use super::{Ecosystem, FileKey, InventoryError, Package, PrefixedFile, new_package};
@@ -72,6 +73,7 @@ pub(super) fn read_packages(
             .or(record.schannel.as_deref())
             .or(from_url)
             .and_then(channel_name);
+        let license_files = record_license_files(root, &record, &cx.files);
         let (files, prefixed) = record_files(root, record.files, record.paths_data, &cx.files);
         let mut package = new_package(Ecosystem::Conda, name, version, path, files);
         package.prefixed = prefixed;
@@ -81,11 +83,41 @@ pub(super) fn read_packages(
             &package.version,
             &[("build", record.build.as_deref()), ("channel", channel)],
         );
-        package.license = record.license.filter(|l| !l.trim().is_empty());
+        package.license = record
+            .license
+            .filter(|l| !l.trim().is_empty())
+            .map(|text| license::free_text(&text).unwrap_or(text));
+        package.license_files = license_files;
         package.installer = Some("conda".to_owned());
         packages.push(package);
     }
     Ok(packages)
+}
+
+/// The walked license files a record lists in the places packages keep
+/// theirs: a dist-info (a Python package built by conda), `info/licenses/`
+/// and `share/licenses/`. License files deeper in a package are its
+/// vendored code's, not its own.
+fn record_license_files(env_root: &str, record: &Record, walked: &FileIndex) -> Vec<String> {
+    let listed = record
+        .paths_data
+        .iter()
+        .flat_map(|data| data.paths.iter().map(|entry| entry.path.as_str()))
+        .chain(record.files.iter().flatten().map(String::as_str));
+    let mut found: Vec<String> = listed
+        .filter(|path| {
+            let (folder, name) = split_last(path);
+            license::is_license_file_name(name)
+                && (folder.contains(".dist-info")
+                    || folder.starts_with("info/licenses")
+                    || folder.starts_with("share/licenses/"))
+        })
+        .filter_map(|path| normalise(env_root, path))
+        .filter(|path| walked.contains(path))
+        .collect();
+    found.sort_unstable();
+    found.dedup();
+    found
 }
 
 /// The keys of the walked files a record lists (`paths_data`, then `files`),

@@ -4,11 +4,13 @@
 //! the relative paths the layer walk already found, picks out the metadata
 //! files among them (`*.dist-info/RECORD`, `*.egg-info`, `conda-meta/*.json`,
 //! R `DESCRIPTION`, `package.json` under `node_modules` and JupyterLab's
-//! `labextensions`, `pyvenv.cfg`) and reads only those. What it is not for:
+//! `labextensions`, `pyvenv.cfg`) and reads only those, and the license
+//! files of the packages whose metadata does not say their license clearly. What it is not for:
 //! deciding layers (that is `layer::split`) or checking hashes (the build
 //! hashes a file only when the secret scan found something in it).
 
 mod conda;
+pub mod license;
 mod locate;
 mod npm;
 mod prefix;
@@ -70,8 +72,19 @@ pub struct Package {
     /// As the metadata declares it (`Jinja2`, `@jupyterlab/foo`).
     pub name: String,
     pub version: String,
-    /// The declared license (SPDX expression or free text), when there is one.
+    /// The declared license, when there is one: an SPDX expression where
+    /// the metadata means one license expression unambiguously (`MIT License`
+    /// is `MIT`, R's `GPL-2 | GPL-3` is `GPL-2.0-only OR GPL-3.0-only`), else
+    /// the text as written (`BSD License`).
     pub license: Option<String>,
+    /// The license concluded from the license files the package ships (an
+    /// SPDX expression), found only where the declared one is missing or not
+    /// an SPDX expression. [`Package::license_to_evaluate`] picks between them.
+    pub license_concluded: Option<String>,
+    /// The package's license files (`LICENSE*`, `COPYING*` in its metadata
+    /// folder, dist-info `licenses/`, or its own folder), relative to the
+    /// library root, sorted.
+    pub license_files: Vec<String>,
     /// Package URL, e.g. `pkg:pypi/jinja2@3.1.6`, `pkg:conda/numpy@2.1.0?channel=conda-forge`.
     pub purl: String,
     /// The metadata folder or file, relative to the library root.
@@ -226,6 +239,7 @@ impl Inventory {
                 p.metadata.clone(),
             )
         });
+        license::conclude(&mut cx, &mut packages)?;
         let editables = prefix::read_editables(&mut cx, &packages)?;
         link_vendored_dist_infos(&mut packages, &cx.files);
         link_shipped_extensions(&mut packages, &shipping, &cx.files);
@@ -323,6 +337,8 @@ fn new_package(
         name,
         version,
         license: None,
+        license_concluded: None,
+        license_files: Vec::new(),
         purl,
         metadata: metadata.to_owned(),
         files,

@@ -7,6 +7,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::license;
 use super::locate::{FileIndex, Found, ReadState, split_last};
 use super::purl::pep503;
 use super::{Ecosystem, FileKey, InventoryError, Package, new_package};
@@ -47,6 +48,7 @@ pub(super) fn read_packages(
         let files = files_outside_nested(&cx.files, folder);
         let mut package = new_package(Ecosystem::Npm, name, version, path, files);
         package.license = license;
+        package.license_files = license::license_files_in(cx, folder);
         packages.push(package);
     }
     Ok(packages)
@@ -74,6 +76,7 @@ pub(super) fn read_labextensions(
         let files = files_outside_nested(&cx.files, folder);
         let mut package = new_package(Ecosystem::Npm, name, version, path, files);
         package.license = license;
+        package.license_files = license::license_files_in(cx, folder);
         extensions.push(Labextension {
             package,
             python_package,
@@ -119,9 +122,16 @@ fn text(value: Option<&Value>) -> Option<&str> {
         .filter(|s| !s.is_empty())
 }
 
+/// The declared license as an SPDX expression where it names one (see
+/// [`license::free_text`]), else as written (`SEE LICENSE IN LICENSE.txt`).
+fn license(manifest: &Manifest) -> Option<String> {
+    let text = declared_text(manifest)?;
+    Some(license::free_text(&text).unwrap_or(text))
+}
+
 /// `"license": "MIT"`, the legacy `{"type": "MIT"}`, or the legacy
 /// `"licenses": [{"type": …}]` (joined with OR).
-fn license(manifest: &Manifest) -> Option<String> {
+fn declared_text(manifest: &Manifest) -> Option<String> {
     let one = |value: &Value| match value {
         Value::String(text) => Some(text.trim().to_owned()),
         Value::Object(object) => object

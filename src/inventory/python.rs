@@ -8,6 +8,7 @@
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
+use super::license;
 use super::locate::{FileIndex, Found, ReadState, normalise, split_last};
 use super::{Ecosystem, FileKey, InventoryError, Package, VenvConfig, new_package};
 
@@ -111,6 +112,7 @@ fn read_dist_info(cx: &mut ReadState, dir: &str) -> Result<Option<Package>, Inve
     // The walked files in the metadata folder are its package's, whatever RECORD says.
     files.extend(cx.files.keys_under(dir));
     let mut package = core.into_package(dir, files);
+    package.license_files = license_files(cx, dir);
     let installer_path = format!("{dir}/INSTALLER");
     let installer = cx.read_if_walked(&installer_path)?;
     if let Some(installer) = installer {
@@ -165,7 +167,21 @@ fn read_egg_info_dir(cx: &mut ReadState, dir: &str) -> Result<Option<Package>, I
     }
     // The walked files in the metadata folder are its package's, whatever RECORD says.
     files.extend(cx.files.keys_under(dir));
-    Ok(Some(core.into_package(dir, files)))
+    let mut package = core.into_package(dir, files);
+    package.license_files = license_files(cx, dir);
+    Ok(Some(package))
+}
+
+/// The license files in a dist-info or egg-info folder: license-named files
+/// anywhere in it (its root, where older wheels put them, or `licenses/`,
+/// where PEP 639 does, with the source tree's folders).
+fn license_files(cx: &ReadState, dir: &str) -> Vec<String> {
+    cx.files
+        .under(dir)
+        .map(|(path, _)| path)
+        .filter(|path| license::is_license_file_name(split_last(path).1))
+        .map(str::to_owned)
+        .collect()
 }
 
 fn read_egg_info_file(cx: &mut ReadState, file: &str) -> Result<Option<Package>, InventoryError> {
@@ -188,43 +204,35 @@ struct CoreMetadata {
     license: Option<String>,
 }
 
-/// Trove license classifiers with one SPDX identifier; others are kept as their text.
-const CLASSIFIER_LICENSES: &[(&str, &str)] = &[
-    ("MIT License", "MIT"),
-    ("ISC License (ISCL)", "ISC"),
-    ("Python Software Foundation License", "PSF-2.0"),
-    ("Mozilla Public License 2.0 (MPL 2.0)", "MPL-2.0"),
-    ("The Unlicense (Unlicense)", "Unlicense"),
-    ("Zope Public License", "ZPL-2.1"),
-    ("MIT No Attribution License (MIT-0)", "MIT-0"),
-];
-
-/// The license `Classifier: License :: …` lines declare, when the License fields do not:
-/// SPDX identifiers joined by OR when every classifier has one, else their texts.
-fn license_from_classifiers(fields: &[(&str, String)]) -> Option<String> {
-    let names: Vec<&str> = fields
+/// The license trove classifiers' names (the part after the last `::`),
+/// `OSI Approved` alone left out.
+fn license_classifiers<'a>(fields: &'a [(&str, String)]) -> Vec<&'a str> {
+    fields
         .iter()
         .filter(|(key, _)| key.eq_ignore_ascii_case("Classifier"))
         .filter_map(|(_, value)| value.strip_prefix("License ::"))
         .map(|rest| rest.rsplit("::").next().unwrap_or(rest).trim())
         .filter(|name| !name.is_empty() && *name != "OSI Approved")
-        .collect();
-    if names.is_empty() {
-        return None;
+        .collect()
+}
+
+/// The declared license: `License-Expression` (PEP 639), else the first of
+/// `License:` and the license classifiers that names one SPDX expression,
+/// else the text of whichever is there (`BSD`, `BSD License`), for the
+/// license files to decide.
+fn declared_license(
+    expression: Option<&str>,
+    text: Option<&str>,
+    fields: &[(&str, String)],
+) -> Option<String> {
+    if let Some(expression) = expression {
+        return Some(license::spdx_expression(expression).unwrap_or_else(|| expression.to_owned()));
     }
-    let spdx: Option<Vec<&str>> = names
-        .iter()
-        .map(|n| {
-            CLASSIFIER_LICENSES
-                .iter()
-                .find(|(c, _)| c == n)
-                .map(|(_, id)| *id)
-        })
-        .collect();
-    Some(match spdx {
-        Some(ids) => ids.join(" OR "),
-        None => names.join("; "),
-    })
+    let classifiers = license_classifiers(fields);
+    text.and_then(license::free_text)
+        .or_else(|| license::classifiers(&classifiers))
+        .or_else(|| text.map(str::to_owned))
+        .or_else(|| (!classifiers.is_empty()).then(|| classifiers.join("; ")))
 }
 
 impl CoreMetadata {
@@ -254,14 +262,10 @@ impl CoreMetadata {
                 .map(|(_, value)| value.trim())
                 .filter(|value| !value.is_empty())
         };
-        let license = field("License-Expression")
-            .or_else(|| {
-                field("License").filter(|text| {
-                    !text.contains('\n') && text.len() <= SHORT_LICENSE && *text != "UNKNOWN"
-                })
-            })
-            .map(str::to_owned)
-            .or_else(|| license_from_classifiers(&fields));
+        let text = field("License").filter(|text| {
+            !text.contains('\n') && text.len() <= SHORT_LICENSE && *text != "UNKNOWN"
+        });
+        let license = declared_license(field("License-Expression"), text, &fields);
         Some(CoreMetadata {
             name: field("Name")?.to_owned(),
             version: field("Version")?.to_owned(),

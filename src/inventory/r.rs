@@ -4,6 +4,7 @@
 //! A `DESCRIPTION` that is neither (a source package, some unrelated file of
 //! that name) is not an R package and is passed over without a warning.
 
+use super::license;
 use super::locate::{Found, ReadState, split_last};
 use super::{Ecosystem, InventoryError, Package, new_package};
 
@@ -45,7 +46,9 @@ pub(super) fn read_packages(
             path,
             files,
         );
-        package.license = field("License").map(str::to_owned);
+        package.license = field("License")
+            .map(|text| license::r_license(text).unwrap_or_else(|| text.to_owned()));
+        package.license_files = license::license_files_in(cx, folder);
         packages.push(package);
         let library = split_last(folder).0;
         if !library.is_empty() {

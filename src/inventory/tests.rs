@@ -511,9 +511,12 @@ fn r_library_of_two_packages() {
     );
     let names: Vec<&str> = inventory.packages.iter().map(|p| p.purl.as_str()).collect();
     assert_eq!(names, ["pkg:cran/jsonlite@1.8.8", "pkg:cran/Rcpp@1.0.12"]);
+    // `MIT + file LICENSE` is MIT (the file names the holder); R's
+    // `GPL (>= 2)` is SPDX's or-later.
+    assert_eq!(inventory.packages[0].license.as_deref(), Some("MIT"));
     assert_eq!(
-        inventory.packages[0].license.as_deref(),
-        Some("MIT + file LICENSE")
+        inventory.packages[1].license.as_deref(),
+        Some("GPL-2.0-or-later")
     );
     assert_eq!(inventory.packages[0].files.len(), 3);
     assert_eq!(inventory.packages[1].files.len(), 2);
@@ -970,4 +973,152 @@ fn many_dist_infos_read_on_threads_keep_their_order_files_and_warnings() {
     let mut sorted = warned.clone();
     sorted.sort();
     assert_eq!(warned, sorted, "warnings in the dist-infos' order");
+}
+
+/// A dist-info with `METADATA` headers `headers` and license files `licenses` (path, text).
+fn write_dist_info(root: &Path, name: &str, headers: &str, licenses: &[(&str, &str)]) {
+    let dir = format!("lib/python3.12/site-packages/{name}-1.0.dist-info");
+    let metadata = format!("Metadata-Version: 2.4\nName: {name}\nVersion: 1.0\n{headers}");
+    write(root, &format!("{dir}/METADATA"), metadata.as_bytes());
+    for (path, text) in licenses {
+        write(root, &format!("{dir}/{path}"), text.as_bytes());
+    }
+}
+
+const BSD_3: &str = include_str!("../../fixtures/licenses/BSD-3-Clause.jinja2-3.1.6");
+const MIT: &str = include_str!("../../fixtures/licenses/MIT.six-1.17.0");
+
+#[test]
+fn vague_licenses_are_concluded_from_the_license_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let classifier = "Classifier: License :: OSI Approved :: BSD License\n";
+    write_dist_info(
+        root,
+        "classified",
+        classifier,
+        &[("licenses/LICENSE.txt", BSD_3)],
+    );
+    write_dist_info(root, "bare", "License: BSD\n", &[("LICENSE", BSD_3)]);
+    // Two license files: both apply.
+    write_dist_info(
+        root,
+        "two",
+        "",
+        &[
+            ("licenses/LICENSE", BSD_3),
+            ("licenses/vendor/COPYING.mit", MIT),
+        ],
+    );
+    // One file no license matches: the conclusion would be a guess, so none.
+    write_dist_info(
+        root,
+        "partly",
+        classifier,
+        &[
+            ("licenses/LICENSE", BSD_3),
+            ("licenses/LICENSE.extra", "All rights reserved.\n"),
+        ],
+    );
+    // Declared as an SPDX expression: its files are not read (this one would match).
+    write_dist_info(
+        root,
+        "clear",
+        "License-Expression: mit\n",
+        &[("LICENSE", BSD_3)],
+    );
+    write_dist_info(root, "none", "", &[]);
+    let inventory = read(root);
+    /// Name, declared, concluded, and the license to evaluate.
+    type Licenses<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+    let summary: Vec<Licenses> = inventory
+        .packages
+        .iter()
+        .map(|p| {
+            (
+                p.name.as_str(),
+                p.license.as_deref(),
+                p.license_concluded.as_deref(),
+                p.license_to_evaluate(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "bare",
+                Some("BSD"),
+                Some("BSD-3-Clause"),
+                Some("BSD-3-Clause")
+            ),
+            (
+                "classified",
+                Some("BSD License"),
+                Some("BSD-3-Clause"),
+                Some("BSD-3-Clause")
+            ),
+            ("clear", Some("MIT"), None, Some("MIT")),
+            ("none", None, None, None),
+            ("partly", Some("BSD License"), None, None),
+            (
+                "two",
+                None,
+                Some("BSD-3-Clause AND MIT"),
+                Some("BSD-3-Clause AND MIT")
+            ),
+        ]
+    );
+    let (_, classified) = find(&inventory, "classified");
+    assert_eq!(
+        classified.license_files,
+        ["lib/python3.12/site-packages/classified-1.0.dist-info/licenses/LICENSE.txt"]
+    );
+}
+
+#[test]
+fn r_and_npm_licenses_are_normalised_and_their_license_files_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let built = "Built: R 4.2.2; ; 2023-01-01 00:00:00 UTC; unix\n";
+    let description = format!("Package: MASS\nVersion: 7.3-58.2\nLicense: GPL-2 | GPL-3\n{built}");
+    write(root, "R/MASS/DESCRIPTION", description.as_bytes());
+    let description = format!("Package: ownlicense\nVersion: 1.0\nLicense: file LICENSE\n{built}");
+    write(root, "R/ownlicense/DESCRIPTION", description.as_bytes());
+    write(root, "R/ownlicense/LICENSE", MIT.as_bytes());
+    write(
+        root,
+        "node_modules/old/package.json",
+        br#"{"name": "old", "version": "1.0.0", "license": "Apache 2.0"}"#,
+    );
+    write(
+        root,
+        "node_modules/seefile/package.json",
+        br#"{"name": "seefile", "version": "1.0.0", "license": "SEE LICENSE IN LICENSE.md"}"#,
+    );
+    write(root, "node_modules/seefile/LICENSE.md", BSD_3.as_bytes());
+    let licenses = |inventory: &Inventory, name: &str| {
+        let (_, package) = find(inventory, name);
+        (package.license.clone(), package.license_concluded.clone())
+    };
+    let inventory = read(root);
+    assert_eq!(
+        licenses(&inventory, "MASS"),
+        (Some("GPL-2.0-only OR GPL-3.0-only".into()), None)
+    );
+    assert_eq!(
+        licenses(&inventory, "ownlicense"),
+        (Some("file LICENSE".into()), Some("MIT".into()))
+    );
+    assert_eq!(
+        licenses(&inventory, "old"),
+        (Some("Apache-2.0".into()), None)
+    );
+    assert_eq!(
+        licenses(&inventory, "seefile"),
+        (
+            Some("SEE LICENSE IN LICENSE.md".into()),
+            Some("BSD-3-Clause".into())
+        )
+    );
 }

@@ -14,7 +14,7 @@ use crate::digest::Digest;
 use crate::image::Layer;
 use crate::spec::Owner;
 use crate::store::{Cache, Store};
-use crate::tar_read::LenientArchive;
+use crate::tar_read::TarReader;
 
 /// One path's entry as the cache keeps it: a folder's mode and owner, or "not-dir".
 #[derive(Serialize, Deserialize)]
@@ -105,10 +105,8 @@ pub fn scan_base_folders(
         let mut archive = open_layer_tar(store, layer)?;
         let mut this_layer = BaseFolders::new();
         let mut removed: Vec<(Vec<u8>, bool)> = Vec::new();
-        for entry in archive.entries().map_err(read_err)? {
-            let entry = entry.map_err(read_err)?;
-            let raw = entry.path_bytes();
-            let path = normalize_member(&raw);
+        while let Some(entry) = archive.next_entry().map_err(|e| read_err(e.into()))? {
+            let path = normalize_member(&entry.name);
             let (parent, name) = match path.iter().rposition(|b| *b == b'/') {
                 Some(i) => (&path[..i], &path[i + 1..]),
                 None => (&path[..0], &path[..]),
@@ -129,17 +127,12 @@ pub fn scan_base_folders(
             if !wanted.contains(&path) {
                 continue;
             }
-            let header = entry.header();
-            let folder = if header.entry_type().is_dir() {
+            let folder = if entry.is_dir() {
                 BaseFolder::Dir {
-                    mode: lenient_number(&header.as_old().mode, header.mode().map(u64::from))
-                        .map_err(read_err)? as u32
-                        & 0o7777,
+                    mode: (entry.mode & 0o7777) as u32,
                     owner: Owner {
-                        uid: lenient_number(&header.as_old().uid, header.uid())
-                            .map_err(read_err)?,
-                        gid: lenient_number(&header.as_old().gid, header.gid())
-                            .map_err(read_err)?,
+                        uid: entry.uid().map_err(read_err)?,
+                        gid: entry.gid().map_err(read_err)?,
                     },
                 }
             } else {
@@ -165,7 +158,7 @@ pub fn scan_base_folders(
 pub fn open_layer_tar(
     store: &Store,
     layer: &Layer,
-) -> Result<LenientArchive<Box<dyn Read>>, LayerError> {
+) -> Result<TarReader<Box<dyn Read>>, LayerError> {
     let digest = &layer.descriptor.digest;
     let file = io::BufReader::with_capacity(256 * 1024, store.open_blob(digest)?);
     let media_type = &layer.descriptor.media_type;
@@ -184,16 +177,7 @@ pub fn open_layer_tar(
         Box::new(file)
     };
     // Read as docker and skopeo read it: umoci, for one, leaves out the end blocks.
-    Ok(LenientArchive::new(reader))
-}
-
-/// A numeric tar header field, read as Go's archive/tar reads it: a field of
-/// only NULs and spaces is 0 (Docker and skopeo accept such layers, so must we).
-pub fn lenient_number(field: &[u8], parsed: io::Result<u64>) -> io::Result<u64> {
-    if field.iter().all(|b| *b == 0 || *b == b' ') {
-        return Ok(0);
-    }
-    parsed
+    Ok(TarReader::new(reader))
 }
 
 /// A tar member's name as a path in the image: no leading `./` or `/`, no trailing `/`; the root is empty.

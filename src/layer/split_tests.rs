@@ -55,6 +55,8 @@ fn package(name: &str) -> Package {
         name: name.into(),
         version: "1.0".into(),
         license: None,
+        license_concluded: None,
+        license_files: Vec::new(),
         purl: format!("pkg:pypi/{name}@1.0"),
         metadata: format!("{SITE}/{name}-1.0.dist-info"),
         files: Vec::new(),

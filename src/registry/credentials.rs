@@ -51,6 +51,10 @@ pub enum CredentialError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "there is no folder for registry credentials: HOME is unset and so is DOCKER_CONFIG (set DOCKER_CONFIG to a writable folder, e.g. DOCKER_CONFIG=/tmp/docker)"
+    )]
+    NoConfigFolder,
 }
 
 /// The config.json key for a registry (Docker Hub has its historical URL).
@@ -80,18 +84,20 @@ fn normalize_key(key: &str) -> (String, Option<String>) {
     (host.to_string(), path)
 }
 
-/// Docker's config.json path: `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
-pub fn docker_config_path() -> PathBuf {
+/// Docker's config.json path: `$DOCKER_CONFIG/config.json`, else
+/// `~/.docker/config.json`; none without either (a process with no home
+/// reads no credentials from the folder it happens to run in).
+pub fn docker_config_path() -> Option<PathBuf> {
     match std::env::var_os("DOCKER_CONFIG").filter(|v| !v.is_empty()) {
-        Some(dir) => PathBuf::from(dir).join("config.json"),
-        None => home().join(".docker").join("config.json"),
+        Some(dir) => Some(PathBuf::from(dir).join("config.json")),
+        None => home().map(|home| home.join(".docker").join("config.json")),
     }
 }
 
-fn home() -> PathBuf {
+fn home() -> Option<PathBuf> {
     std::env::var_os("HOME")
+        .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// podman's auth files, most specific first.
@@ -103,7 +109,9 @@ fn podman_auth_paths() -> Vec<PathBuf> {
     if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
         paths.push(PathBuf::from(dir).join("containers").join("auth.json"));
     }
-    paths.push(home().join(".config").join("containers").join("auth.json"));
+    if let Some(home) = home() {
+        paths.push(home.join(".config").join("containers").join("auth.json"));
+    }
     paths
 }
 
@@ -145,7 +153,9 @@ pub fn find_credential(
             return Ok(Some(found));
         }
     }
-    if let Some(found) = from_docker_config(&docker_config_path(), registry, repository)? {
+    if let Some(config) = docker_config_path()
+        && let Some(found) = from_docker_config(&config, registry, repository)?
+    {
         return Ok(Some(found));
     }
     for path in rest {
@@ -326,7 +336,7 @@ fn run_helper_get(helper: &str, server: &str) -> Result<Option<Credential>, Cred
 
 /// Stores credentials for `registry` (I/O): in the credsStore helper when config.json names one, else in its `auths`, written 0600 and atomically.
 pub fn write_login(registry: &str, credential: &Credential) -> Result<PathBuf, CredentialError> {
-    let path = docker_config_path();
+    let path = docker_config_path().ok_or(CredentialError::NoConfigFolder)?;
     write_login_at(&path, registry, credential)?;
     Ok(path)
 }
@@ -393,7 +403,9 @@ fn write_login_at(
 
 /// Forgets credentials for `registry` (I/O); says whether there were any.
 pub fn remove_login(registry: &str) -> Result<bool, CredentialError> {
-    let path = docker_config_path();
+    let Some(path) = docker_config_path() else {
+        return Ok(false);
+    };
     let _lock = lock_config_folder(&path)?;
     let Some(mut config) = read_json(&path)? else {
         return Ok(false);

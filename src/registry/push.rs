@@ -24,7 +24,7 @@ use crate::digest::Digest;
 use crate::image::{Artifact, Descriptor, Image};
 use crate::interrupt;
 use crate::reference::ImageRef;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, UploadLock};
 
 /// Chunk size for chunked uploads when the monolithic PUT is refused.
 const FALLBACK_CHUNK: u64 = 16 * 1024 * 1024;
@@ -51,11 +51,13 @@ impl Registry {
         }
         if let Artifact::Index(_) = artifact {
             for image in &images {
-                self.put_manifest(
+                let by = image.digest().as_str();
+                self.put_manifest_naming_blobs(
                     dest,
-                    image.digest().as_str(),
+                    by,
                     image.raw_manifest(),
                     image.media_type(),
+                    &|| self.push_blobs(image, origin, dest, store, &mut PushReport::default()),
                 )?;
             }
         }
@@ -65,17 +67,31 @@ impl Registry {
     /// Puts the artifact's manifest (an image's, or an index's) under `tag`
     /// in `dest`'s repository (I/O), once [`Registry::push_content`] put
     /// what it names.
+    /// A blob the manifest names that the registry does not know (a
+    /// concurrent upload of it by another client is being committed) is
+    /// checked and pushed again from `store` or `origin`, and the manifest
+    /// put again (see [`Registry::put_manifest_naming_blobs`]).
     pub fn put_tag(
         &self,
         artifact: &Artifact,
+        origin: Option<&Origin>,
         dest: &ImageRef,
         tag: &str,
+        store: &Store,
     ) -> Result<(), RegistryError> {
         match artifact {
-            Artifact::Image(image) => {
-                self.put_manifest(dest, tag, image.raw_manifest(), image.media_type())
+            Artifact::Image(image) => self.put_manifest_naming_blobs(
+                dest,
+                tag,
+                image.raw_manifest(),
+                image.media_type(),
+                &|| self.push_blobs(image, origin, dest, store, &mut PushReport::default()),
+            ),
+            Artifact::Index(index) => {
+                self.put_manifest_naming_blobs(dest, tag, &index.raw, &index.media_type, &|| {
+                    self.push_content(artifact, origin, dest, store).map(drop)
+                })
             }
-            Artifact::Index(index) => self.put_manifest(dest, tag, &index.raw, &index.media_type),
         }
     }
 
@@ -170,6 +186,7 @@ impl Registry {
         let registry = &dest.registry;
         let repo = &dest.repository;
         let digest = &desc.digest;
+        let _turn = self.upload_turn(dest, digest, store)?;
         let push_scope = [Scope::push(repo)];
         let head = self.send(
             registry,
@@ -200,6 +217,36 @@ impl Registry {
         self.report_end(TransferEnd::Uploaded, desc);
         self.remember_location(store, dest, digest);
         Ok(BlobOutcome::Uploaded)
+    }
+
+    /// Waits for this store's other processes to finish pushing the same
+    /// blob to the same repository (I/O): then the HEAD that follows finds
+    /// it, instead of two uploads racing (see `put_manifest_naming_blobs`).
+    /// None when the lock cannot be had at all (a read-only store): the push
+    /// goes ahead alone.
+    fn upload_turn(
+        &self,
+        dest: &ImageRef,
+        digest: &Digest,
+        store: &Store,
+    ) -> Result<Option<UploadLock>, RegistryError> {
+        let repository = format!("{}/{}", dest.registry, dest.repository);
+        let mut said = false;
+        loop {
+            match store.try_lock_upload(&repository, digest) {
+                Ok(Some(lock)) => return Ok(Some(lock)),
+                Ok(None) => {}
+                Err(_) => return Ok(None),
+            }
+            if !said {
+                self.log(&format!(
+                    "blob {digest} is being pushed to {repository} by another process of this store; waiting for it"
+                ));
+                said = true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            interrupt::check()?;
+        }
     }
 
     /// Asks the registry to mount the blob from `origin`'s repository instead of uploading it (I/O).
@@ -543,6 +590,42 @@ impl Registry {
         Ok(())
     }
 
+    /// Puts a manifest (I/O); when the registry refuses it because a blob
+    /// (or manifest) it names is unknown, `push_named` checks what the
+    /// manifest names and pushes again what is missing, and the manifest is
+    /// put again, a bounded number of times.
+    ///
+    /// Distribution rewrites a repository's link to a blob in place when a
+    /// second client finishes uploading the same blob, and for that moment the
+    /// blob is unknown to a manifest PUT, though a HEAD answered 200 before:
+    /// many workers pushing images over one base into one repository meet
+    /// it. Waiting briefly and checking again rides over it.
+    pub(super) fn put_manifest_naming_blobs(
+        &self,
+        dest: &ImageRef,
+        by: &str,
+        bytes: &[u8],
+        media_type: &str,
+        push_named: &dyn Fn() -> Result<(), RegistryError>,
+    ) -> Result<(), RegistryError> {
+        let mut attempt = 0;
+        loop {
+            match self.put_manifest(dest, by, bytes, media_type) {
+                Err(error) if attempt < MANIFEST_BLOB_RETRIES && names_unknown_content(&error) => {
+                    attempt += 1;
+                    let wait = Duration::from_millis(100 << attempt);
+                    self.log(&format!(
+                        "{error}; checking the blobs it names and pushing what is missing in {wait:?} (retry {attempt} of {MANIFEST_BLOB_RETRIES})"
+                    ));
+                    std::thread::sleep(wait);
+                    interrupt::check()?;
+                    push_named()?;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
     /// Deletes a manifest by digest (I/O).
     pub fn delete_manifest(
         &self,
@@ -565,6 +648,24 @@ impl Registry {
             }),
             _ => Err(status_error(&reference.registry, &what, response)),
         }
+    }
+}
+
+/// How often a manifest refused for naming an unknown blob is put again.
+const MANIFEST_BLOB_RETRIES: u32 = 4;
+
+/// Whether the registry refused a manifest because something it names is
+/// unknown: `MANIFEST_BLOB_UNKNOWN` or `BLOB_UNKNOWN` (distribution),
+/// `MANIFEST_UNKNOWN` for an index's child.
+fn names_unknown_content(error: &RegistryError) -> bool {
+    match error {
+        RegistryError::Status { status, detail, .. } => {
+            (*status == 400 || *status == 404)
+                && ["BLOB_UNKNOWN", "MANIFEST_UNKNOWN"]
+                    .iter()
+                    .any(|code| detail.contains(code))
+        }
+        _ => false,
     }
 }
 

@@ -42,7 +42,7 @@ pub const MAX_LINE: usize = 64 * 1024;
 pub const CONTENT_RULES: &[(&str, &str)] = &[
     (
         "private-key",
-        "a PEM private key header (-----BEGIN … PRIVATE KEY-----) on its own line or before an escaped newline",
+        "a PEM private key header (-----BEGIN … PRIVATE KEY-----) on its own line before a key body, or before an escaped newline and a key",
     ),
     (
         "openssh-private-key",
@@ -62,7 +62,7 @@ pub const CONTENT_RULES: &[(&str, &str)] = &[
     ),
     (
         "github-token",
-        "a GitHub token: ghp_, gho_, ghs_, ghu_, ghr_ or github_pat_",
+        "a GitHub token: ghp_, gho_, ghs_, ghu_, ghr_ with a valid CRC32, or github_pat_",
     ),
     ("gitlab-token", "a GitLab personal access token: glpat-…"),
     ("docker-hub-token", "a Docker Hub access token: dckr_pat_…"),
@@ -85,7 +85,7 @@ pub const CONTENT_RULES: &[(&str, &str)] = &[
     ("pypi-token", "a PyPI upload token: pypi-AgEI…"),
     (
         "npm-token",
-        "an npm access token: npm_ and 36 letters or digits",
+        "an npm access token: npm_ and 36 letters or digits with a valid CRC32",
     ),
     (
         "huggingface-token",
@@ -317,6 +317,7 @@ impl Scanner {
             line: 1,
             hits: Vec::new(),
             openssh_header: false,
+            pem_pending: None,
         }
     }
 
@@ -392,6 +393,9 @@ pub struct FileScan<'a> {
     hits: Vec<(u64, &'static str)>,
     /// An OpenSSH header was reported, so its body lines need not be.
     openssh_header: bool,
+    /// A PEM header that ended its line (line, rule, PGP armour): a key
+    /// only if the next line starts a key body, which it may be in the next chunk.
+    pem_pending: Option<(u64, &'static str, bool)>,
 }
 
 impl FileScan<'_> {
@@ -463,6 +467,12 @@ impl FileScan<'_> {
     /// Scans `text`: whole lines separated by `\n`, the first of them numbered
     /// `self.line`; leaves `self.line` at the number of the last one.
     fn scan_lines(&mut self, text: &[u8]) {
+        if let Some((line, rule, pgp)) = self.pem_pending.take() {
+            let first = text.split(|b| *b == b'\n').next().unwrap_or_default();
+            if anchors::starts_key_body(first, pgp) {
+                self.hit(line, rule);
+            }
+        }
         if let Some(keyed) = self.keyed {
             for (line, l) in (self.line..).zip(text.split(|b| *b == b'\n')) {
                 if let Some(rule) = keyed.check(l, &self.scanner.rules.secret_names) {
@@ -486,6 +496,21 @@ impl FileScan<'_> {
             };
             line_no += count_newlines(&text[counted_to..line_start]);
             counted_to = line_start;
+            // A header alone on its line is a key only with a key body
+            // after it: tools that write keys (ssh-keygen) hold the header
+            // line as a constant, followed by anything but a key.
+            if anchors::is_pem_header_line(m.pattern().as_usize(), line) {
+                let pgp = line.windows(11).any(|w| w == b"PGP PRIVATE");
+                if line_end == text.len() {
+                    self.pem_pending = Some((line_no, rule, pgp));
+                    continue;
+                }
+                let next = &text[line_end + 1..];
+                let next = &next[..memchr::memchr(b'\n', next).unwrap_or(next.len())];
+                if !anchors::starts_key_body(next, pgp) {
+                    continue;
+                }
+            }
             // A service-account key's PEM header is the same secret, reported once.
             if rule == "gcp-service-account-key" {
                 self.hits.retain(|h| *h != (line_no, "private-key"));

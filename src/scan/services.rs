@@ -2,7 +2,9 @@
 
 use base64::Engine as _;
 
-use super::bytes::{is_alnum, is_b64, is_token, is_word, run, starts_token};
+use super::bytes::{
+    has_base62_crc32, is_alnum, is_b64, is_token, is_word, looks_generated, run, starts_token,
+};
 use super::placeholder::is_placeholder;
 
 /// Which service's shape an anchor starts (or sits inside).
@@ -23,10 +25,12 @@ pub(super) enum Service {
     DockerAuth,
 }
 
-/// A token body: bytes of `class`, `min..=max` of them, ending where the class ends.
+/// A token body: bytes of `class` (an alphabet of `symbols` characters),
+/// `min..=max` of them, ending where the class ends, and generated.
 struct Body {
     rule: &'static str,
     class: fn(u8) -> bool,
+    symbols: usize,
     min: usize,
     max: usize,
 }
@@ -36,7 +40,7 @@ impl Body {
         let len = run(line, end, self.class);
         (starts_token(line, at, is_word)
             && (self.min..=self.max).contains(&len)
-            && is_random(&line[end..end + len]))
+            && looks_generated(&line[end..end + len], self.symbols))
         .then_some(self.rule)
     }
 }
@@ -61,10 +65,11 @@ fn is_random(body: &[u8]) -> bool {
 
 /// Decides whether the anchor of `service` at `at..end` in `line` starts a real secret.
 pub(super) fn check(service: Service, line: &[u8], at: usize, end: usize) -> Option<&'static str> {
-    let body = |rule, class, min, max| {
+    let body = |rule, class, symbols, min, max| {
         Body {
             rule,
             class,
+            symbols,
             min,
             max,
         }
@@ -79,12 +84,19 @@ pub(super) fn check(service: Service, line: &[u8], at: usize, end: usize) -> Opt
             (len >= 80 && path.windows(17).any(|w| w == b"/IncomingWebhook/") && is_random(path))
                 .then_some("teams-webhook")
         }
-        Service::Npm => body("npm-token", is_alnum, 36, 36),
-        Service::HuggingFace => body("huggingface-token", is_alpha, 34, 34),
-        Service::Stripe => body("stripe-key", is_alnum, 24, 247),
-        Service::GoogleApiKey => body("google-api-key", is_token, 35, 35),
-        Service::Anthropic => body("anthropic-key", is_token, 80, 200),
-        Service::Shopify => body("shopify-token", is_hex, 32, 32),
+        // npm's tokens end in a CRC32 of the rest, as GitHub's do.
+        Service::Npm => {
+            let len = run(line, end, is_alnum);
+            (starts_token(line, at, is_word)
+                && len == 36
+                && has_base62_crc32(&line[end..end + len]))
+            .then_some("npm-token")
+        }
+        Service::HuggingFace => body("huggingface-token", is_alpha, 52, 34, 34),
+        Service::Stripe => body("stripe-key", is_alnum, 62, 24, 247),
+        Service::GoogleApiKey => body("google-api-key", is_token, 64, 35, 35),
+        Service::Anthropic => body("anthropic-key", is_token, 64, 80, 200),
+        Service::Shopify => body("shopify-token", is_hex, 16, 32, 32),
         Service::SendGrid => {
             let id = run(line, end, is_token);
             let key = run(line, end + id + 1, is_token);
@@ -92,7 +104,8 @@ pub(super) fn check(service: Service, line: &[u8], at: usize, end: usize) -> Opt
                 && id == 22
                 && line.get(end + id) == Some(&b'.')
                 && key == 43
-                && is_random(&line[end..end + id]))
+                && looks_generated(&line[end..end + id], 64)
+                && looks_generated(&line[end + id + 1..end + id + 1 + key], 64))
             .then_some("sendgrid-key")
         }
         Service::OpenAi => openai_key(line, at, end),
@@ -119,7 +132,7 @@ fn slack_webhook(rest: &[u8]) -> bool {
             && bot.len() >= 9
             && secret.len() >= 20
             && is_random(&team[1..])
-            && is_random(secret);
+            && looks_generated(secret, 62);
     }
     let body = path
         .strip_prefix(b"workflows/")
@@ -134,7 +147,7 @@ fn discord_webhook(rest: &[u8]) -> bool {
     (17..=20).contains(&id)
         && rest.get(id) == Some(&b'/')
         && token >= 60
-        && is_random(&rest[id + 1..id + 1 + token])
+        && looks_generated(&rest[id + 1..id + 1 + token], 64)
 }
 
 /// `T3BlbkFJ` ("OpenAI" in base64) inside a token that starts with `sk-`,
@@ -147,7 +160,12 @@ fn openai_key(line: &[u8], at: usize, end: usize) -> Option<&'static str> {
         .count();
     let start = at - before;
     let after = run(line, end, is_token);
-    (line[start..at].starts_with(b"sk-") && before >= 20 && after >= 20).then_some("openai-key")
+    (line[start..at].starts_with(b"sk-")
+        && before >= 20
+        && after >= 20
+        && looks_generated(&line[at - 20..at], 64)
+        && looks_generated(&line[end..end + after], 64))
+    .then_some("openai-key")
 }
 
 /// The key after `AccountKey=` in an Azure connection string: 86 base64
@@ -157,8 +175,11 @@ fn azure_storage_key(rest: &[u8]) -> Option<&'static str> {
     const EMULATOR_KEY_START: &[u8] =
         b"Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq";
     let len = run(rest, 0, is_b64);
-    (len == 86 && rest[len..].starts_with(b"==") && !rest.starts_with(EMULATOR_KEY_START))
-        .then_some("azure-storage-key")
+    (len == 86
+        && rest[len..].starts_with(b"==")
+        && !rest.starts_with(EMULATOR_KEY_START)
+        && looks_generated(&rest[..len], 64))
+    .then_some("azure-storage-key")
 }
 
 /// `: "<base64 of user:password>"` after `"auth"`, as in Docker's

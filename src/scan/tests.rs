@@ -1,5 +1,6 @@
 use base64::Engine as _;
 
+use super::bytes;
 use super::*;
 
 fn scan_with(path: &str, content: &[u8], chunk: usize, names: &[&str]) -> Vec<String> {
@@ -84,13 +85,13 @@ fn each_content_rule_has_a_positive_and_a_negative() {
         ),
         (
             "aws-secret-access-key",
-            format!("aws_secret_access_key = {}\n", tok("", "wJalrXUtnF", 4)),
+            format!("aws_secret_access_key = {}\n", body(B64, 40)),
             "aws_secret_access_key = os.environ['AWS_SECRET_ACCESS_KEY']\n".to_string(),
         ),
         (
             "aws-secret-access-key",
-            format!("\"SecretAccessKey\": \"{}\"\n", tok("", "k7Bq/9Zt+A", 4)),
-            format!("\"SecretAccessKey\": \"{}\"\n", tok("", "k7Bq/9Zt+A", 3)),
+            format!("\"SecretAccessKey\": \"{}\"\n", body(B64, 40)),
+            format!("\"SecretAccessKey\": \"{}\"\n", body(B64, 30)),
         ),
         (
             "gcp-service-account-key",
@@ -99,32 +100,35 @@ fn each_content_rule_has_a_positive_and_a_negative() {
         ),
         (
             "github-token",
-            format!("token={}\n", tok("ghp_", "aB3dE5gH7j", 4)),
-            format!("token={}\n", tok("ghp_", "aB3dE5", 4)),
+            format!("token={}\n", checksummed("ghp_")),
+            format!("token={}\n", bad_checksum(&checksummed("ghp_"))),
         ),
         (
             "github-token",
-            format!("{}\n", tok("github_pat_11AB", "cD3eF5gH7j", 6)),
+            format!("github_pat_{}_{}\n", body(ALNUM, 22), body(ALNUM, 59)),
             format!("my_github_pat_{}\n", "x".repeat(60)),
         ),
         (
             "gitlab-token",
-            format!("{}\n", tok("glpat-", "xY3_zW9-aB", 2)),
+            format!("{}\n", tok("glpat-", &body(TOKEN, 20), 1)),
             "glpat-short\n".to_string(),
         ),
         (
             "docker-hub-token",
-            format!("{}\n", tok("dckr_pat_", "Ab3-Cd5_Ef", 3)),
+            format!("{}\n", tok("dckr_pat_", &body(TOKEN, 27), 1)),
             "dckr_pat_\n".to_string(),
         ),
         (
             "slack-token",
-            format!("{}\n", tok("xoxb-", "1234567890-", 3)),
+            format!(
+                "{}\n",
+                tok("xoxb-1234567890-1234567890-", &body(ALNUM, 24), 1)
+            ),
             "xoxb-not-a-token\n".to_string(),
         ),
         (
             "pypi-token",
-            format!("password = {}\n", tok("pypi-AgEI", "cHlwaS5vcmc", 6)),
+            format!("password = {}\n", pypi_token()),
             "pypi-AgEI\n".to_string(),
         ),
     ];
@@ -405,13 +409,13 @@ fn secret_names() {
 }
 #[test]
 fn values_go_through_the_content_rules_and_never_show_whole() {
-    let token = tok("ghp_", "aB3dE5gH7j", 4);
+    let token = checksummed("ghp_");
     let hits = scan_value(&token);
     assert_eq!(
         hits,
         [ValueHit {
             rule: "github-token",
-            masked: "ghp_…(44 chars)".into()
+            masked: "ghp_…(40 chars)".into()
         }]
     );
     let begin = "-----BEGIN";
@@ -461,13 +465,58 @@ fn url_credentials_need_a_real_password() {
     }
 }
 
-/// A body of `n` characters cycling through `alphabet`: varied like a generated secret.
+/// A body of `n` characters drawn from `alphabet` by a fixed pseudo-random
+/// sequence (seeded by `n`): random like a generated secret, the same every run.
 fn body(alphabet: &str, n: usize) -> String {
-    alphabet.chars().cycle().take(n).collect()
+    let symbols: Vec<char> = alphabet.chars().collect();
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ (n as u64).wrapping_mul(0x2545_f491_4f6c_dd1d);
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            symbols[(state >> 11) as usize % symbols.len()]
+        })
+        .collect()
 }
 
-const ALNUM: &str = "aB3dE5gH7jK9mN2pQ4sT6vW8yZ";
-const HEX: &str = "0a1b2c3d4e5f6789";
+const ALNUM: &str = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const TOKEN: &str = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_";
+const B64: &str = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz+/";
+const HEX: &str = "0123456789abcdef";
+
+/// `random` and the base62 CRC32 GitHub and npm append to it (six characters).
+fn with_crc32(random: &str) -> String {
+    let mut crc = crc32fast::hash(random.as_bytes());
+    let mut check = [b'0'; 6];
+    for slot in check.iter_mut().rev() {
+        *slot = ALNUM.as_bytes()[(crc % 62) as usize];
+        crc /= 62;
+    }
+    format!("{random}{}", String::from_utf8_lossy(&check))
+}
+
+/// A token as GitHub or npm issue them: `prefix`, 30 random base62 characters and their CRC32.
+fn checksummed(prefix: &str) -> String {
+    format!("{prefix}{}", with_crc32(&body(ALNUM, 30)))
+}
+
+/// `token` with its last character changed: the checksum no longer holds.
+fn bad_checksum(token: &str) -> String {
+    let (head, last) = token.split_at(token.len() - 1);
+    format!("{head}{}", if last == "A" { "B" } else { "A" })
+}
+
+/// A PyPI upload token: `pypi-` and a version-2 macaroon located at
+/// pypi.org, with an identifier, a caveat and a 32-byte signature (made with
+/// Python's base64 from the macaroon's bytes).
+fn pypi_token() -> String {
+    format!(
+        "pypi-{}{}",
+        "AgEIcHlwaS5vcmcCJDhiMGU3MTUzYmY3YzM3MDZkODVjNTI0ZTQ0MDA2NjU1OWE2NgACJXsidmVyc2lvbiI6IDEsICJwZXJtaXNzaW9ucyI6",
+        "ICJ1c2VyIn0AAAYgQnl6aUN6enZPSjFOUUF4OUc0TEpxY2IwY2hqTDRKTXE"
+    )
+}
 
 /// (rule, a line it finds, its near miss) for each rule of a hosted service.
 fn service_cases() -> Vec<(&'static str, String, String)> {
@@ -500,7 +549,7 @@ fn webhook_cases() -> Vec<(&'static str, String, String)> {
             "discord-webhook",
             format!(
                 "url: https://discord.com/api/webhooks/123456789012345678/{}\n",
-                body("aB3-dE5_gH7j", 68)
+                body(TOKEN, 68)
             ),
             "url: https://discord.com/api/webhooks/{webhook_id}/{webhook_token}\n".to_string(),
         ),
@@ -530,13 +579,16 @@ fn token_cases() -> Vec<(&'static str, String, String)> {
     vec![
         (
             "slack-token",
-            format!("{}\n", tok("xapp-1-A0123456789-", "1234567890", 3)),
+            format!(
+                "{}\n",
+                tok("xapp-1-A0123456789-1234567890123-", &body(HEX, 64), 1)
+            ),
             "xapp-not-a-token\n".to_string(),
         ),
         (
             "npm-token",
-            format!("token: {}\n", tok("npm_", &body(ALNUM, 36), 1)),
-            format!("npm_config_registry={}\n", body(ALNUM, 36)),
+            format!("token: {}\n", checksummed("npm_")),
+            format!("token: {}\n", bad_checksum(&checksummed("npm_"))),
         ),
         (
             "huggingface-token",
@@ -565,7 +617,7 @@ fn token_cases() -> Vec<(&'static str, String, String)> {
                 "{}\n",
                 tok(
                     "SG.",
-                    &format!("{}.{}", body(ALNUM, 22), body("aB-3_dE5", 43)),
+                    &format!("{}.{}", body(ALNUM, 22), body(TOKEN, 43)),
                     1
                 )
             ),
@@ -580,8 +632,8 @@ fn token_cases() -> Vec<(&'static str, String, String)> {
         ),
         (
             "google-api-key",
-            format!("key={}\n", tok("AIza", &body("aB3-dE5_gH7j", 35), 1)),
-            format!("key={}\n", tok("AIza", &body("aB3-dE5_gH7j", 34), 1)),
+            format!("key={}\n", tok("AIza", &body(TOKEN, 35), 1)),
+            format!("key={}\n", tok("AIza", &body(TOKEN, 34), 1)),
         ),
         (
             "openai-key",
@@ -598,7 +650,7 @@ fn token_cases() -> Vec<(&'static str, String, String)> {
         ),
         (
             "anthropic-key",
-            format!("{}AA\n", tok("sk-ant-api03-", &body("aB3-dE5_gH7j", 93), 1)),
+            format!("{}AA\n", tok("sk-ant-api03-", &body(TOKEN, 93), 1)),
             "sk-ant-api03-...\n".to_string(),
         ),
         (
@@ -610,7 +662,7 @@ fn token_cases() -> Vec<(&'static str, String, String)> {
             "azure-storage-key",
             format!(
                 "DefaultEndpointsProtocol=https;AccountName=acme;AccountKey={}==;EndpointSuffix=core.windows.net\n",
-                body("aB3+dE5/gH7j", 86)
+                body(B64, 86)
             ),
             // The storage emulator's published key.
             format!(
@@ -807,5 +859,167 @@ fn every_rule_has_a_name_the_cache_can_read_back() {
     assert_eq!(unique.len(), names.len(), "rule names are unique");
     for (rule, _, _) in service_cases() {
         assert!(names.contains(&rule), "{rule}");
+    }
+}
+
+#[test]
+fn github_and_npm_checksums_match_an_independent_reference() {
+    // Computed with Python's zlib.crc32 and a base62 of digits, capitals, small letters.
+    let random = format!("{}{}", "lwCgDRcY38nymU2k", "hdWAeRzFlQjsCo");
+    assert_eq!(with_crc32(&random), format!("{random}3udYzQ"));
+    assert_eq!(
+        rules_of("/w/f", &format!("ghs_{random}3udYzQ\n")),
+        ["github-token"]
+    );
+    assert_eq!(
+        rules_of("/w/f", &format!("npm_{random}3udYzQ\n")),
+        ["npm-token"]
+    );
+    for wrong in ["3udYzR", "3UdYzQ", "000000"] {
+        assert!(
+            rules_of("/w/f", &format!("ghs_{random}{wrong}\n")).is_empty(),
+            "{wrong}"
+        );
+    }
+}
+
+#[test]
+fn random_bodies_of_every_alphabet_look_generated() {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    for (alphabet, symbols) in [(ALNUM, 62), (TOKEN, 64), (B64, 64), (HEX, 16)] {
+        let chars = alphabet.as_bytes();
+        // Hex secrets are 32 characters or more; 24 leaves a margin.
+        let shortest = if symbols == 16 { 24 } else { 16 };
+        for n in [16, 20, 24, 27, 32, 36, 43, 59, 64, 86, 120]
+            .into_iter()
+            .filter(|n| *n >= shortest)
+        {
+            for _ in 0..2000 {
+                let body: Vec<u8> = (0..n)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        chars[(state >> 11) as usize % chars.len()]
+                    })
+                    .collect();
+                assert!(
+                    bytes::looks_generated(&body, symbols),
+                    "{}",
+                    String::from_utf8_lossy(&body)
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn written_text_tables_and_repeats_do_not_look_generated() {
+    for (text, symbols) in [
+        ("xoxa-xoxb-xoxp-xoxr-xoxs-xapp-pypi-AgEIeyJ", 64),
+        (
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
+            64,
+        ),
+        ("0123456789abcdef0123456789abcdef", 16),
+        ("aB3dE5gH7jaB3dE5gH7jaB3dE5gH7jaB3dE5gH7j", 62),
+        ("this_is_not_a_real_token_value_at_all", 64),
+        ("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", 62),
+        ("configurationparametersfordeployment", 62),
+        // Names as a binary's read-only data runs them together.
+        ("platformROLLBACKREGISTRYKeyShareIpv6Addrcapacity", 62),
+        ("registryTooLargeverifiedpackagesPushArgs", 62),
+    ] {
+        assert!(!bytes::looks_generated(text.as_bytes(), symbols), "{text}");
+    }
+}
+
+/// The anchors as a binary's read-only data holds them, one run of bytes
+/// (stowage's own table, and a PEM label parser's constants).
+#[test]
+fn a_binarys_table_of_prefixes_is_not_a_secret() {
+    let begin = "-----BEGIN";
+    let rodata = format!(
+        "EXAMPLE\"alg\"{begin} b3BlbnNzaC1rZXktdjEsecret_access_keySECRET_ACCESS_KEYSecretAccessKey\"private_key\"\
+         github_pat_glpat-dckr_pat_xoxa-xoxb-xoxp-xoxr-xoxs-xapp-pypi-AgEIeyJ://discord.com/api/webhooks/\
+         \u{0}{begin} PRIVATE KEYPRIVATE KEY BLOCK-----\\nOPENSSHprivate-key\u{1}ghp_gho_ghs_npm_sk_live_rk_live_\n"
+    );
+    let mut binary = vec![0x7f, b'E', b'L', b'F', 2, 1, 1, 0];
+    binary.extend_from_slice(rodata.as_bytes());
+    binary.extend((0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    assert_eq!(scan("/usr/local/bin/tool", &binary), Vec::<String>::new());
+}
+
+#[test]
+fn pem_headers_need_a_private_key_label_and_a_key_after_an_escaped_newline() {
+    let begin = "-----BEGIN";
+    for fine in [
+        format!("\"{begin} PRIVATE KEY-----\\nOPENSSH\"\n"),
+        format!("\"{begin} KEY PRIVATE KEY-----\\nMIIEvQ\"\n"),
+        format!("\"{begin} RSA  PRIVATE KEY-----\\nMIIEvQ\"\n"),
+        format!("\"{begin} PRIVATE KEYS-----\\nMIIEvQ\"\n"),
+    ] {
+        assert!(rules_of("/w/f.json", &fine).is_empty(), "{fine}");
+    }
+    for found in [
+        format!("\"{begin} ENCRYPTED PRIVATE KEY-----\\nMIIFHDBOBgkq\"\n"),
+        format!("\"{begin} RSA PRIVATE KEY-----\\r\\nProc-Type: 4,ENCRYPTED\"\n"),
+        format!("\"{begin} PGP PRIVATE KEY BLOCK-----\\n\\nlQOYBF\"\n"),
+    ] {
+        assert_eq!(rules_of("/w/f.json", &found), ["private-key"], "{found}");
+    }
+}
+
+#[test]
+fn near_misses_of_token_shapes() {
+    let cases = [
+        // A GitHub fine-grained token's parts must both be generated.
+        format!("github_pat_{}_{}\n", "A".repeat(22), body(ALNUM, 59)),
+        // A Slack token whose secret part is a word.
+        "xoxb-1234567890-1234567890-notarealsecretatallreally\n".to_string(),
+        // A PyPI token that is not a pypi.org macaroon.
+        format!("pypi-AgEI{}\n", body(TOKEN, 60)),
+        // A Docker Hub token made of a repeated pattern.
+        format!("dckr_pat_{}\n", "Ab3-Cd5_Ef".repeat(3)),
+        // An AWS key id that counts up.
+        "AKIAABCDEFGHIJKLMNOP\n".to_string(),
+    ];
+    for near in cases {
+        assert!(rules_of("/w/f", &near).is_empty(), "{near}");
+    }
+}
+
+#[test]
+fn a_pem_header_alone_on_its_line_needs_a_key_body_on_the_next() {
+    let begin = "-----BEGIN";
+    let end = "-----END";
+    // ssh-keygen's read-only data: the header line it writes, then the footer.
+    let tool = format!(
+        "\u{0}{begin} OPENSSH PRIVATE KEY-----\n\u{0}{end} OPENSSH PRIVATE KEY-----\n\u{0}openssh-key-v1\u{0}"
+    );
+    for fine in [
+        tool,
+        format!("{begin} RSA PRIVATE KEY-----\n"),
+        format!("{begin} RSA PRIVATE KEY-----"),
+        format!("{begin} RSA PRIVATE KEY-----\n\nMIIEpAIBAAKCAQEA\n"),
+        format!("{begin} EC PRIVATE KEY-----\n%s\n"),
+    ] {
+        assert!(rules_of("/w/f", &fine).is_empty(), "{fine:?}");
+    }
+    for (found, rule) in [
+        (
+            format!("key: |\n  {begin} EC PRIVATE KEY-----\n  MHcCAQEEIBkg4LVWM9nuwNSk\n"),
+            "private-key",
+        ),
+        (
+            format!("{begin} PGP PRIVATE KEY BLOCK-----\n\nlQOYBF\n"),
+            "private-key",
+        ),
+        (
+            format!("{begin} RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n"),
+            "private-key",
+        ),
+    ] {
+        assert_eq!(rules_of("/w/f", &found), [rule], "{found:?}");
     }
 }

@@ -817,7 +817,8 @@ fn relocate_is_on_by_default_and_for_the_library_only() {
 #[test]
 fn secret_values_are_found_with_their_place_and_masked() {
     let p = Project::new();
-    let token = format!("ghp_{}", "aB3dE5gH7j".repeat(4));
+    // 30 random characters and their base62 CRC32, as GitHub issues tokens.
+    let token = format!("ghp_{}{}", "lwCgDRcY38nymU2khdWAeRzFlQjsCo", "3udYzQ");
     let password = "s3cr3t-pw";
     let url = format!("postgres://admin:{password}@db.internal/prod");
     let cases = [
@@ -873,7 +874,7 @@ fn secret_values_are_found_with_their_place_and_masked() {
 #[test]
 fn secret_values_in_argument_lists_and_allowed_in_the_spec() {
     let p = Project::new();
-    let token = format!("glpat-{}", "xY3_zW9-aB".repeat(2));
+    let token = format!("glpat-{}", "x7Qk2Zr9-Lm4Tn_Vb8Wd");
     let text = format!("{MINIMAL}command = [\"python3\", \"app.py\", \"--token\", \"{token}\"]\n");
     let e = match p.ok(&text).check_values(&[]) {
         Ok(()) => panic!("command passed"),

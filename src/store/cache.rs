@@ -47,7 +47,8 @@ impl Cache {
         Cache::BlobLocations,
     ];
 
-    fn folder(self) -> &'static str {
+    /// The cache's name, which is also its folder under `meta/`.
+    pub fn name(self) -> &'static str {
         match self {
             Cache::Layers => "layers",
             Cache::BaseFolders => "base-folders",
@@ -63,7 +64,7 @@ impl Cache {
 impl Store {
     /// The folder of one cache's records.
     pub(super) fn cache_dir(&self, cache: Cache) -> PathBuf {
-        self.root.join("meta").join(cache.folder())
+        self.root.join("meta").join(cache.name())
     }
 
     /// The record under `key` (I/O); None when absent or not readable as `T`.

@@ -19,8 +19,13 @@ use std::sync::{Arc, Mutex};
 use tempfile::NamedTempFile;
 
 pub mod cache;
+mod holds;
+mod locks;
+mod prune;
 
 pub use cache::Cache;
+pub use locks::UploadLock;
+pub use prune::{PruneReport, PruneRules, StoreInfo};
 
 use crate::atomic;
 use crate::digest::{Digest, HashingWriter, hash_sink};
@@ -107,6 +112,8 @@ pub struct Store {
     /// Blobs this process wrote or read whole with a matching digest: known
     /// good, so they may be linked into outputs without reading them again.
     known_good: Arc<Mutex<HashSet<Digest>>>,
+    /// The blobs this process uses, kept from a concurrent prune (see `holds`).
+    holds: Arc<holds::Holds>,
 }
 
 impl Store {
@@ -128,6 +135,7 @@ impl Store {
             swept.extend(aliases.flatten().map(|entry| entry.path()));
         }
         let store = Store {
+            holds: Arc::new(holds::Holds::new(&root)),
             root,
             known_good: Arc::default(),
         };
@@ -153,14 +161,23 @@ impl Store {
         self.root.join("blobs").join("sha256").join(digest.hex())
     }
 
-    /// Whether the blob is present.
-    pub fn contains(&self, digest: &Digest) -> bool {
-        self.blob_path(digest).is_file()
+    /// Holds the blob for this process (see `holds`): a prune leaves it be
+    /// from now on, so it is looked at only after this. Every way of finding
+    /// a blob in the store holds it first.
+    fn hold(&self, digest: &Digest) -> PathBuf {
+        let path = self.blob_path(digest);
+        self.holds.hold(digest, &path);
+        path
     }
 
-    /// The size of a present blob.
+    /// Whether the blob is present (and, from now on, held).
+    pub fn contains(&self, digest: &Digest) -> bool {
+        self.hold(digest).is_file()
+    }
+
+    /// The size of a present blob (held from now on).
     pub fn blob_size(&self, digest: &Digest) -> Result<u64, StoreError> {
-        fs::metadata(self.blob_path(digest))
+        fs::metadata(self.hold(digest))
             .map(|m| m.len())
             .map_err(|_| StoreError::Missing {
                 digest: digest.clone(),
@@ -237,7 +254,7 @@ impl Store {
 
     /// Opens a present blob for reading (I/O).
     pub fn open_blob(&self, digest: &Digest) -> Result<File, StoreError> {
-        File::open(self.blob_path(digest)).map_err(|source| {
+        File::open(self.hold(digest)).map_err(|source| {
             if source.kind() == io::ErrorKind::NotFound {
                 StoreError::Missing {
                     digest: digest.clone(),
@@ -441,7 +458,7 @@ impl Store {
     /// Renames a verified temp file to its blob name, replacing what is there:
     /// the new bytes are known good, an older file under the name may not be.
     fn persist(&self, file: NamedTempFile, digest: &Digest) -> Result<(), StoreError> {
-        let target = self.blob_path(digest);
+        let target = self.hold(digest);
         file.persist(&target).map_err(|e| StoreError::Write {
             path: target,
             source: e.error,

@@ -364,18 +364,14 @@ pub fn write_all(
         let registry = access
             .registry()
             .map_err(|e| partial(&reached, first, e.into()))?;
+        let (artifact, origin) = (&source.artifact, source.origin.as_ref());
         let report = registry
-            .push_content(
-                &source.artifact,
-                source.origin.as_ref(),
-                &reference,
-                access.store,
-            )
+            .push_content(artifact, origin, &reference, access.store)
             .map_err(|e| partial(&reached, first, e.into()))?;
         for (tag, indices) in tags {
             interrupt::check().map_err(|e| partial(&reached, indices[0], e.into()))?;
             registry
-                .put_tag(&source.artifact, &reference, &tag)
+                .put_tag(artifact, origin, &reference, &tag, access.store)
                 .map_err(|e| partial(&reached, indices[0], e.into()))?;
             reached.extend(&indices);
             let mut named = reference.clone();

@@ -647,17 +647,7 @@ fn base_folders_keep_their_owner_and_mode() {
             .arg("-o")
             .arg(format!("docker-archive:{}:{image}", archive.display())),
     );
-    let rootfs = sb.join("bundle/rootfs");
-    let mut cmd = tool("umoci");
-    cmd.arg("unpack");
-    if !is_root() {
-        cmd.arg("--rootless");
-    }
-    run_ok(
-        cmd.arg("--image")
-            .arg(format!("{}:built", out.join("layout").display()))
-            .arg(sb.join("bundle")),
-    );
+    let rootfs = umoci_unpack(&out.join("layout"), "built", &sb.join("bundle"));
     let stat = |p: &str| {
         let m = fs::symlink_metadata(rootfs.join(p)).unwrap();
         (m.mode() & 0o7777, m.uid(), m.gid())

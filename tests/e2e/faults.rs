@@ -481,3 +481,41 @@ fn when_retries_run_out_the_error_names_the_blob_and_the_cause() {
     assert!(stderr.contains("broke off"), "names the cause:\n{stderr}");
     assert!(!archive.exists());
 }
+
+#[test]
+fn a_manifest_refused_for_an_unknown_blob_is_put_again_after_the_blobs_are_checked() {
+    let Some(registry) = Registry::anonymous() else {
+        return;
+    };
+    let built = built();
+    let refusals = counter();
+    let r = refusals.clone();
+    // What distribution answers while a second upload of a named blob is being committed.
+    let proxy = FaultProxy::start(&registry.host, move |req| {
+        if req.is_manifest_put() && r.fetch_add(1, Ordering::SeqCst) < 2 {
+            return Action::Respond {
+                status: 400,
+                headers: Vec::new(),
+                body: br#"{"errors":[{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry"}]}"#.to_vec(),
+            };
+        }
+        Action::forward()
+    });
+    let out = built.push(&proxy.addr, &["-v"]);
+    let seen = proxy.seen();
+    assert_pushed(&built, &registry, &out, &seen);
+    let stderr = show(&out.stderr);
+    assert_eq!(
+        stderr.matches("pushing what is missing").count(),
+        2,
+        "{stderr}"
+    );
+    let puts = seen.iter().filter(|s| s.req.is_manifest_put()).count();
+    let heads = seen.iter().filter(|s| s.req.method == "HEAD").count();
+    assert_eq!(puts, 3, "{}", summary(&seen));
+    assert!(
+        heads >= 3 * 2,
+        "each retry checks the blobs again: {}",
+        summary(&seen)
+    );
+}

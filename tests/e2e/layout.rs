@@ -128,20 +128,6 @@ fn oci_image_tool_validate(dir: &Path, tag: &str) {
     );
 }
 
-fn umoci_unpack(dir: &Path, tag: &str, bundle: &Path) -> PathBuf {
-    let mut cmd = tool("umoci");
-    cmd.arg("unpack");
-    if !is_root() {
-        cmd.arg("--rootless");
-    }
-    run_ok(
-        cmd.arg("--image")
-            .arg(format!("{}:{tag}", dir.display()))
-            .arg(bundle),
-    );
-    bundle.join("rootfs")
-}
-
 #[test]
 fn oci_layout_validates_and_unpacks_to_the_source_tree() {
     if !require_tools(&["oci-image-tool", "umoci"]) {

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::rig::proxy::{Action, FaultProxy};
 use crate::rig::registry::{TestRegistry, free_port};
+use crate::rig::secret_tokens::{checksummed_token, pypi_token, random_text};
 use crate::rig::*;
 
 fn records_text(sb: &Sandbox) -> String {
@@ -45,6 +46,9 @@ struct Case {
     secret: String,
 }
 
+/// The characters of base64url tokens.
+const TOKEN: &str = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_";
+
 /// A value per rule; tokens are assembled at run time so this file does
 /// not itself look like it holds secrets.
 fn cases() -> Vec<Case> {
@@ -67,7 +71,7 @@ fn cases() -> Vec<Case> {
         value,
     };
     let pem_body = "MIIEpAIBAAKCAQEAq7BFUJ3QpWx9v".to_string();
-    let aws_secret = body("", "wJalrXUtnF", 4);
+    let aws_secret = random_text(TOKEN, 40, 6).replace(['-', '_'], "/");
     let gcp_body = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC".to_string();
     vec![
         case(
@@ -91,11 +95,24 @@ fn cases() -> Vec<Case> {
             format!("{{\"private_key\": \"{begin} PRIVATE KEY-----\\n{gcp_body}\\n\"}}"),
             gcp_body,
         ),
-        same("github-token", body("ghp_", "aB3dE5gH7j", 4)),
-        same("gitlab-token", body("glpat-", "xY3_zW9-aB", 2)),
-        same("docker-hub-token", body("dckr_pat_", "Ab3-Cd5_Ef", 3)),
-        same("slack-token", body("xoxb-", "1234567890-", 3)),
-        same("pypi-token", body("pypi-AgEI", "cHlwaS5vcmc", 6)),
+        same("github-token", checksummed_token("ghp_", 1)),
+        same(
+            "gitlab-token",
+            body("glpat-", &random_text(TOKEN, 20, 2), 1),
+        ),
+        same(
+            "docker-hub-token",
+            body("dckr_pat_", &random_text(TOKEN, 27, 3), 1),
+        ),
+        same(
+            "slack-token",
+            body(
+                "xoxb-1234567890-1234567890-",
+                &random_text(TOKEN, 24, 4).replace(['-', '_'], "x"),
+                1,
+            ),
+        ),
+        same("pypi-token", pypi_token(5)),
         same("jwt", jwt),
         case(
             "url-credentials",
@@ -201,7 +218,7 @@ fn a_var_url_password_passes_and_allow_secret_lets_a_deliberate_value_through() 
     }
     let sb = Sandbox::new();
     let spec = write_app(sb.path(), "localhost:5000/e2e/values:v1");
-    let token = format!("ghp_{}", "aB3dE5gH7j".repeat(4));
+    let token = checksummed_token("ghp_", 7);
     let text = app_spec("localhost:5000/e2e/values:v1").replace(
         "[env]\n",
         &format!(

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
+use crate::rig::libraries::pytools_python;
 use crate::rig::registry::TestRegistry;
 use crate::rig::*;
 
@@ -434,4 +435,62 @@ fn a_base_images_ordinary_env_is_never_a_secret_but_env_secrets_are() {
         stderr.contains("docker run -e NUVLA_API_SECRET IMAGE"),
         "{stderr}"
     );
+}
+
+/// A secret scanner's own files are full of token prefixes and key headers,
+/// and so is stowage's binary (its table of anchors sits in read-only data
+/// as one run of bytes): neither holds a secret, and the scan, on, says so.
+#[test]
+fn secret_scanners_files_and_stowages_own_binary_pass_the_scan() {
+    let python = pytools_python();
+    let located = std::process::Command::new(&python)
+        .args([
+            "-c",
+            "import detect_secrets, os; print(os.path.dirname(detect_secrets.__file__))",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        located.status.success(),
+        "detect-secrets is in the tools venv (scripts/test-env.sh PYTOOLS): {}",
+        String::from_utf8_lossy(&located.stderr)
+    );
+    let package = String::from_utf8(located.stdout).unwrap();
+    let sb = Sandbox::new();
+    let library = sb.mkdir("library");
+    let copied = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(package.trim())
+        .arg(library.join("detect_secrets"))
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    // Its compiled modules too: the binaries of another scanner.
+    let compiled = std::process::Command::new(&python)
+        .args(["-m", "compileall", "-q"])
+        .arg(library.join("detect_secrets"))
+        .status()
+        .unwrap();
+    assert!(compiled.success());
+    std::fs::copy(stowage_bin(), library.join("stowage")).unwrap();
+    let spec = sb.join("stowage.toml");
+    write_file(
+        &spec,
+        "base = \"scratch\"\n[app]\nlibrary = { source = \"library\", target = \"/opt/tools\" }\ncommand = [\"/opt/tools/stowage\", \"--version\"]\n",
+        0o644,
+    );
+    let out = sb.join("out");
+    let built = sb
+        .stowage()
+        .args(["build", "--no-start-check", "-f"])
+        .arg(&spec)
+        .arg("-o")
+        .arg(format!("oci:{}:v1", out.display()))
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&built.stderr);
+    assert!(!stderr.contains("secret"), "{stderr}");
+    assert!(out.join("index.json").is_file());
 }

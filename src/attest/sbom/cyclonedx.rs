@@ -134,21 +134,44 @@ fn package_component(package: &SbomPackage, id: &str) -> Value {
         if !package.purl.is_empty() {
             map.insert("purl".into(), json!(package.purl));
         }
-        if let Some(licenses) = package.license.as_deref().and_then(licenses) {
+        if let Some(licenses) = licenses(package) {
             map.insert("licenses".into(), licenses);
         }
     }
     component
 }
 
-/// An SPDX expression when the text is one, else the text as a license name; none for blank text.
-fn licenses(text: &str) -> Option<Value> {
-    let text = text.trim();
-    if text.is_empty() {
-        return None;
-    }
-    Some(match license::spdx_expression(text) {
-        Some(expression) => json!([{"expression": expression}]),
-        None => json!([{"license": {"name": text}}]),
+/// The declared and the concluded license, each with its `acknowledgement`;
+/// none when neither is known. CycloneDX allows an expression only alone in
+/// the list, so one license that is an expression is written as one, and
+/// with two each is a license: by `id` when it is one SPDX identifier,
+/// else by `name` (free text, or an expression of several).
+fn licenses(package: &SbomPackage) -> Option<Value> {
+    let known: Vec<(&str, &str)> = [
+        (package.license.as_deref(), "declared"),
+        (package.license_concluded.as_deref(), "concluded"),
+    ]
+    .into_iter()
+    .filter_map(|(text, acknowledgement)| {
+        let text = text?.trim();
+        (!text.is_empty()).then_some((text, acknowledgement))
     })
+    .collect();
+    if let [(text, acknowledgement)] = known.as_slice()
+        && let Some(expression) = license::spdx_expression(text)
+    {
+        return Some(json!([{"expression": expression, "acknowledgement": acknowledgement}]));
+    }
+    let entries: Vec<Value> = known
+        .into_iter()
+        .map(
+            |(text, acknowledgement)| match license::spdx_expression(text) {
+                Some(id) if !id.contains(' ') => {
+                    json!({"license": {"id": id, "acknowledgement": acknowledgement}})
+                }
+                _ => json!({"license": {"name": text, "acknowledgement": acknowledgement}}),
+            },
+        )
+        .collect();
+    (!entries.is_empty()).then_some(Value::Array(entries))
 }

@@ -55,6 +55,7 @@ const LICENSES: &[&str] = &[
     "IJG",
     "ISC",
     "Intel",
+    "JSON",
     "LGPL-2.0-only",
     "LGPL-2.0-or-later",
     "LGPL-2.1-only",
@@ -110,122 +111,30 @@ const EXCEPTIONS: &[&str] = &[
     "Universal-FOSS-exception-1.0",
 ];
 
-/// `text` as a canonical SPDX license expression, or `None` when it is not one.
+/// `text` as a canonical SPDX license expression, or `None` when it is not
+/// one or names a license or exception outside the lists above.
 ///
-/// Identifiers match case-insensitively, as the SPDX spec says, and come
-/// back in the list's spelling; the operators `AND`, `OR` and `WITH` must
-/// be uppercase. `LicenseRef-` and `+` are refused: a document would have
-/// to define the former, and the latter is deprecated.
+/// The expression is read as the inventory reads declared licenses
+/// (identifiers and operators in any case, deprecated GNU forms made
+/// explicit), then every identifier must be in the lists. `LicenseRef-` is
+/// refused (a document would have to define it), and so is `+`, which is
+/// deprecated.
 pub(super) fn spdx_expression(text: &str) -> Option<String> {
-    let tokens = tokenize(text);
-    let mut parser = Parser {
-        tokens: &tokens,
-        pos: 0,
-        out: Vec::new(),
-    };
-    parser.or_expression()?;
-    if parser.pos != tokens.len() {
-        return None;
-    }
-    Some(render(&parser.out))
-}
-
-fn tokenize(text: &str) -> Vec<&str> {
-    let mut tokens = Vec::new();
-    let mut start = None;
-    for (i, c) in text.char_indices() {
-        if c.is_whitespace() || c == '(' || c == ')' {
-            if let Some(s) = start.take() {
-                tokens.push(&text[s..i]);
-            }
-            if !c.is_whitespace() {
-                tokens.push(&text[i..i + 1]);
-            }
-        } else if start.is_none() {
-            start = Some(i);
-        }
-    }
-    if let Some(s) = start {
-        tokens.push(&text[s..]);
-    }
-    tokens
-}
-
-/// A recursive-descent reader of the SPDX expression grammar that writes the canonical tokens.
-struct Parser<'a> {
-    tokens: &'a [&'a str],
-    pos: usize,
-    out: Vec<&'static str>,
-}
-
-impl Parser<'_> {
-    fn peek(&self) -> Option<&str> {
-        self.tokens.get(self.pos).copied()
-    }
-
-    fn or_expression(&mut self) -> Option<()> {
-        self.and_expression()?;
-        while self.peek() == Some("OR") {
-            self.pos += 1;
-            self.out.push("OR");
-            self.and_expression()?;
-        }
-        Some(())
-    }
-
-    fn and_expression(&mut self) -> Option<()> {
-        self.with_expression()?;
-        while self.peek() == Some("AND") {
-            self.pos += 1;
-            self.out.push("AND");
-            self.with_expression()?;
-        }
-        Some(())
-    }
-
-    fn with_expression(&mut self) -> Option<()> {
-        if self.peek() == Some("(") {
-            self.pos += 1;
-            self.out.push("(");
-            self.or_expression()?;
-            if self.peek() != Some(")") {
-                return None;
-            }
-            self.pos += 1;
-            self.out.push(")");
-            return Some(());
-        }
-        let license = lookup(LICENSES, self.peek()?)?;
-        self.pos += 1;
-        self.out.push(license);
-        if self.peek() == Some("WITH") {
-            self.pos += 1;
-            self.out.push("WITH");
-            let exception = lookup(EXCEPTIONS, self.peek()?)?;
-            self.pos += 1;
-            self.out.push(exception);
-        }
-        Some(())
-    }
-}
-
-fn lookup(list: &[&'static str], token: &str) -> Option<&'static str> {
-    list.iter()
-        .copied()
-        .find(|id| id.eq_ignore_ascii_case(token))
-}
-
-/// Tokens joined by single spaces, with none inside parentheses.
-fn render(tokens: &[&str]) -> String {
-    let mut out = String::new();
-    for (i, token) in tokens.iter().enumerate() {
-        let after_open = i > 0 && tokens[i - 1] == "(";
-        if i > 0 && !after_open && *token != ")" {
-            out.push(' ');
-        }
-        out.push_str(token);
-    }
-    out
+    let canonical = crate::inventory::license::spdx_expression(text)?;
+    let expression = spdx::Expression::parse(&canonical).ok()?;
+    let listed = expression.requirements().all(|requirement| {
+        let license = match &requirement.req.license {
+            spdx::LicenseItem::Spdx { id, or_later } => !or_later && LICENSES.contains(&id.name),
+            spdx::LicenseItem::Other(_) => false,
+        };
+        let exception = match &requirement.req.addition {
+            None => true,
+            Some(spdx::AdditionItem::Spdx(id)) => EXCEPTIONS.contains(&id.name),
+            Some(spdx::AdditionItem::Other(_)) => false,
+        };
+        license && exception
+    });
+    listed.then_some(canonical)
 }
 
 #[cfg(test)]
@@ -238,6 +147,14 @@ mod tests {
         assert_eq!(
             spdx_expression(" apache-2.0 ").as_deref(),
             Some("Apache-2.0")
+        );
+        assert_eq!(
+            spdx_expression("mit or Apache-2.0").as_deref(),
+            Some("MIT OR Apache-2.0")
+        );
+        assert_eq!(
+            spdx_expression("GPL-2.0+").as_deref(),
+            Some("GPL-2.0-or-later")
         );
     }
 
@@ -261,9 +178,10 @@ mod tests {
             "MIT License",
             "GPL-2 | GPL-3",
             "MIT + file LICENSE",
-            "MIT or Apache-2.0",
             "LicenseRef-mine",
-            "GPL-2.0+",
+            "Apache-2.0+",
+            "MIT OR LicenseRef-mine",
+            "Glide",
             "(MIT",
             "MIT)",
             "MIT AND",

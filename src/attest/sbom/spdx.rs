@@ -27,8 +27,13 @@ pub(super) fn document(input: &SbomInput) -> Value {
     let licenses = Licenses::of(&input.packages);
     let mut packages = vec![image_package(input)];
     packages.extend(input.base.as_ref().map(base_package));
-    for ((package, id), declared) in input.packages.iter().zip(&ids).zip(&licenses.declared) {
-        packages.push(package_entry(input, package, id, declared));
+    for ((package, id), (declared, concluded)) in input
+        .packages
+        .iter()
+        .zip(&ids)
+        .zip(licenses.declared.iter().zip(&licenses.concluded))
+    {
+        packages.push(package_entry(input, package, id, [declared, concluded]));
     }
     let mut document = json!({
         "spdxVersion": "SPDX-2.3",
@@ -111,7 +116,14 @@ fn container_package(id: &str, name: &str) -> Map<String, Value> {
     }
 }
 
-fn package_entry(input: &SbomInput, package: &SbomPackage, id: &str, declared: &str) -> Value {
+/// `licenses` is `[declared, concluded]`, each an expression, a `LicenseRef-` or NOASSERTION.
+fn package_entry(
+    input: &SbomInput,
+    package: &SbomPackage,
+    id: &str,
+    licenses: [&String; 2],
+) -> Value {
+    let [declared, concluded] = licenses;
     let mut entry = json!({
         "SPDXID": id,
         "name": package.name,
@@ -119,7 +131,7 @@ fn package_entry(input: &SbomInput, package: &SbomPackage, id: &str, declared: &
         "downloadLocation": NOASSERTION,
         "filesAnalyzed": false,
         "supplier": NOASSERTION,
-        "licenseConcluded": NOASSERTION,
+        "licenseConcluded": concluded,
         "licenseDeclared": declared,
         "copyrightText": NOASSERTION,
         "annotations": [{
@@ -171,42 +183,59 @@ fn relationship(from: &str, kind: &str, to: &str) -> Value {
     })
 }
 
-/// Each package's `licenseDeclared`, and the `LicenseRef-`s the free-text ones need.
+/// Each package's `licenseDeclared` and `licenseConcluded`, and the `LicenseRef-`s the free-text ones need.
 struct Licenses {
     declared: Vec<String>,
+    concluded: Vec<String>,
     /// `hasExtractedLicensingInfos` entries, one per distinct text, in first-use order.
     extracted: Vec<Value>,
 }
 
 impl Licenses {
     fn of(packages: &[SbomPackage]) -> Licenses {
-        let mut used = HashSet::new();
-        let mut refs: Vec<(&str, String)> = Vec::new();
+        let mut refs = LicenseRefs::default();
         let mut declared = Vec::with_capacity(packages.len());
-        for text in packages
-            .iter()
-            .map(|p| p.license.as_deref().unwrap_or("").trim())
-        {
-            if text.is_empty() {
-                declared.push(NOASSERTION.to_string());
-            } else if let Some(expression) = license::spdx_expression(text) {
-                declared.push(expression);
-            } else if let Some((_, id)) = refs.iter().find(|(t, _)| *t == text) {
-                declared.push(id.clone());
-            } else {
-                let id = unique_id(license_ref(text), &mut used);
-                declared.push(id.clone());
-                refs.push((text, id));
-            }
+        let mut concluded = Vec::with_capacity(packages.len());
+        for package in packages {
+            declared.push(refs.field(package.license.as_deref()));
+            concluded.push(refs.field(package.license_concluded.as_deref()));
         }
         let extracted = refs
+            .texts
             .into_iter()
             .map(|(text, id)| json!({"licenseId": id, "name": text, "extractedText": text}))
             .collect();
         Licenses {
             declared,
+            concluded,
             extracted,
         }
+    }
+}
+
+/// The `LicenseRef-`s made so far, one per distinct text.
+#[derive(Default)]
+struct LicenseRefs<'a> {
+    used: HashSet<String>,
+    texts: Vec<(&'a str, String)>,
+}
+
+impl<'a> LicenseRefs<'a> {
+    /// A license field's value: the SPDX expression, the text's `LicenseRef-`, or NOASSERTION.
+    fn field(&mut self, text: Option<&'a str>) -> String {
+        let text = text.unwrap_or("").trim();
+        if text.is_empty() {
+            return NOASSERTION.to_string();
+        }
+        if let Some(expression) = license::spdx_expression(text) {
+            return expression;
+        }
+        if let Some((_, id)) = self.texts.iter().find(|(t, _)| *t == text) {
+            return id.clone();
+        }
+        let id = unique_id(license_ref(text), &mut self.used);
+        self.texts.push((text, id.clone()));
+        id
     }
 }
 

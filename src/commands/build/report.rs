@@ -119,8 +119,12 @@ pub enum PartReport {
         ecosystem: &'static str,
         /// Its package URL.
         purl: String,
-        /// Its license as its metadata states it; null when none is stated.
+        /// Its license as its metadata states it (an SPDX expression where
+        /// the metadata means one); null when none is stated.
         license: Option<String>,
+        /// The license concluded from its license files (an SPDX
+        /// expression); null when not needed or not found.
+        license_concluded: Option<String>,
         /// Regular files of the package in this layer.
         files: u64,
         /// Bytes of their content.
@@ -369,6 +373,7 @@ fn part_report(plan: &BuildPlan, part: &LayerPart) -> PartReport {
                 ecosystem: p.ecosystem.name(),
                 purl: p.purl.clone(),
                 license: p.license.clone(),
+                license_concluded: p.license_concluded.clone(),
                 files,
                 bytes,
             },
@@ -542,14 +547,16 @@ mod tests {
             version: "23.2.1".into(),
             ecosystem: "pypi",
             purl: "pkg:pypi/pip@23.2.1".into(),
-            license: None,
+            license: Some("MIT".into()),
+            license_concluded: None,
             files: 3,
             bytes: 30,
         };
         assert_eq!(
             to_json(&package),
             json!({"name": "pip", "version": "23.2.1", "ecosystem": "pypi",
-                   "purl": "pkg:pypi/pip@23.2.1", "license": null, "files": 3, "bytes": 30})
+                   "purl": "pkg:pypi/pip@23.2.1", "license": "MIT", "license_concluded": null,
+                   "files": 3, "bytes": 30})
         );
         let unlisted = PartReport::Unlisted {
             name: "pip 23.2.1".into(),

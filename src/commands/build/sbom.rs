@@ -54,6 +54,7 @@ pub fn sbom_input(plan: &BuildPlan, built: &BuiltImage) -> SbomInput {
                 name: p.name.clone(),
                 version: p.version.clone(),
                 license: p.license.clone(),
+                license_concluded: p.license_concluded.clone(),
                 purl: p.purl.clone(),
                 layer,
                 shipped_by: p.shipped_by.and_then(|s| position.get(&s).copied()),

@@ -9,7 +9,7 @@ use super::ArchiveError;
 use crate::digest::{Digest, HashingWriter, hash_sink};
 use crate::image::MAX_JSON_BYTES;
 use crate::store::{Store, StoreError};
-use crate::tar_read::LenientArchive;
+use crate::tar_read::TarReader;
 
 /// What one file in an archive turned out to be, once imported.
 #[derive(Debug, Clone)]
@@ -56,32 +56,28 @@ pub(super) fn scan_tar(path: &Path, store: &Store) -> Result<ScannedTar, Archive
     } else {
         Box::new(file)
     };
-    let mut archive = LenientArchive::new(reader);
+    let mut archive = TarReader::new(reader);
     let mut scanned = ScannedTar {
         metadata: HashMap::new(),
         files: HashMap::new(),
         links: HashMap::new(),
     };
-    let entries = archive
-        .entries()
-        .map_err(|e| invalid(format!("cannot list entries: {e}")))?;
-    for entry in entries {
-        let mut entry =
-            entry.map_err(|e| invalid(format!("the tar is damaged or truncated: {e}")))?;
-        let raw_name = entry.path_bytes().into_owned();
-        let name = safe_member_name(&raw_name).ok_or_else(|| {
+    while let Some(entry) = archive
+        .next_entry()
+        .map_err(|e| invalid(format!("the tar is damaged or truncated: {e}")))?
+    {
+        let name = safe_member_name(&entry.name).ok_or_else(|| {
             invalid(format!(
                 "member `{}` has an absolute path or `..`; refusing to read it",
-                String::from_utf8_lossy(&raw_name)
+                String::from_utf8_lossy(&entry.name)
             ))
         })?;
-        let kind = entry.header().entry_type();
-        if kind.is_symlink() || kind.is_hard_link() {
-            let target = entry
-                .link_name_bytes()
-                .map(|t| t.into_owned())
-                .ok_or_else(|| invalid(format!("link `{name}` has no target")))?;
-            let base = if kind.is_symlink() {
+        if entry.is_symlink() || entry.is_hard_link() {
+            let target = entry.link_name.clone();
+            if target.is_empty() {
+                return Err(invalid(format!("link `{name}` has no target")));
+            }
+            let base = if entry.is_symlink() {
                 Path::new(&name)
                     .parent()
                     .map(|p| p.to_path_buf())
@@ -95,12 +91,12 @@ pub(super) fn scan_tar(path: &Path, store: &Store) -> Result<ScannedTar, Archive
             scanned.links.insert(name, resolved);
             continue;
         }
-        if !kind.is_file() {
+        if !entry.is_file() {
             continue;
         }
         if METADATA_FILES.contains(&name.as_str()) {
             let mut bytes = Vec::new();
-            (&mut entry)
+            (&mut archive)
                 .take(MAX_JSON_BYTES + 1)
                 .read_to_end(&mut bytes)
                 .map_err(|e| invalid(format!("cannot read {name}: {e}")))?;
@@ -112,16 +108,13 @@ pub(super) fn scan_tar(path: &Path, store: &Store) -> Result<ScannedTar, Archive
             scanned.metadata.insert(name, bytes);
             continue;
         }
-        let declared = entry
-            .header()
-            .size()
-            .map_err(|e| invalid(format!("{name}: {e}")))?;
+        let declared = entry.data_size();
         let expected_digest = name
             .strip_prefix("blobs/sha256/")
             .map(|hex| format!("sha256:{hex}").parse::<Digest>())
             .transpose()
             .map_err(|_| invalid(format!("blob name `{name}` is not a sha256 digest")))?;
-        let mut data = EndsAtCut(&mut entry);
+        let mut data = EndsAtCut(&mut archive);
         let imported = import_member(store, &name, &mut data, declared, expected_digest.as_ref())
             .map_err(|source| ArchiveError::Store {
             path: path.to_path_buf(),
@@ -186,7 +179,7 @@ pub(super) fn import_member(
         BlobCompression::Gzip
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         BlobCompression::Zstd
-    } else if head.len() >= 262 && &head[257..262] == b"ustar" {
+    } else if crate::tar_read::starts_like_a_tar(&head) {
         BlobCompression::None
     } else {
         BlobCompression::NotTar

@@ -26,6 +26,8 @@ pub mod python_base;
 /// Real registries (anonymous, htpasswd, token auth, TLS), credentials, and
 /// content for the registry tests.
 pub mod registry;
+/// Test secrets shaped like real ones: random bodies, valid checksums.
+pub mod secret_tokens;
 /// The test token server, which signs the registry's tokens.
 pub mod token;
 

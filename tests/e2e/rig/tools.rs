@@ -133,3 +133,23 @@ impl Drop for PodmanImage {
         let _ = podman().args(["rmi", "-f", &self.0]).output();
     }
 }
+
+/// `umoci unpack`s the layout `dir`'s image `tag` into `bundle` (rootless
+/// unless root; umoci checks every blob against its digest); the rootfs.
+pub fn umoci_unpack(
+    dir: &std::path::Path,
+    tag: &str,
+    bundle: &std::path::Path,
+) -> std::path::PathBuf {
+    let mut cmd = tool("umoci");
+    cmd.arg("unpack");
+    if !super::environment::is_root() {
+        cmd.arg("--rootless");
+    }
+    super::sandbox::run_ok(
+        cmd.arg("--image")
+            .arg(format!("{}:{tag}", dir.display()))
+            .arg(bundle),
+    );
+    bundle.join("rootfs")
+}
