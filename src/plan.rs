@@ -22,7 +22,7 @@ use crate::layer::{
 };
 use crate::reference::{ImageRef, Location};
 use crate::scan::ScanRules;
-use crate::spec::{Spec, SpecError, is_value_key};
+use crate::spec::{Mount, Spec, SpecError, is_value_key};
 
 /// Everything a build is asked to do: the spec and the command line's settings.
 #[derive(Debug, Clone)]
@@ -114,8 +114,9 @@ pub struct BuildPlan {
     pub secret_names: Vec<String>,
     /// What the spec changes in the base's config.
     pub config: ConfigEdit,
-    /// The app library: where it is read from and goes, and what its metadata says it holds.
-    pub library: LibraryPlan,
+    /// The app library: where it is read from and goes, and what its metadata
+    /// says it holds; None for an image of a base plus files.
+    pub library: Option<LibraryPlan>,
     pub destinations: Vec<Location>,
     /// The spec's `image` when it is a registry reference: the tag and name outputs default to.
     pub default_reference: Option<ImageRef>,
@@ -168,7 +169,7 @@ impl BuildPlan {
         self.layers
             .iter()
             .flat_map(|l| &l.warnings)
-            .chain(&self.library.inventory.warnings)
+            .chain(self.library.iter().flat_map(|l| &l.inventory.warnings))
     }
 }
 
@@ -185,6 +186,14 @@ pub struct LibraryPlan {
 }
 
 impl BuildPlan {
+    /// The packages the library's metadata lists (none without a library).
+    pub fn inventory(&self) -> std::borrow::Cow<'_, Inventory> {
+        match &self.library {
+            Some(library) => std::borrow::Cow::Borrowed(&library.inventory),
+            None => std::borrow::Cow::Owned(Inventory::default()),
+        }
+    }
+
     /// The layers that hold the library, with their index among the added layers.
     pub fn library_layers(&self) -> impl Iterator<Item = (usize, &LayerPlan)> {
         self.layers
@@ -208,16 +217,12 @@ impl BuildPlan {
 /// Validates the request and walks the sources (I/O: stats only).
 pub fn plan_build(request: &BuildRequest) -> Result<BuildPlan, Error> {
     let (spec, options) = (&request.spec, &request.options);
-    let spec_dir = spec.path.parent().unwrap_or(Path::new(""));
     let destinations = destinations(request)?;
     let allowed_secrets = allowed_secret_paths(request)?;
     if options.secret_scan {
         spec.check_values(&allowed_secrets)?;
     }
-    let platform = match &options.platform {
-        Some(text) => Platform::parse(text)?,
-        None => spec.platform.clone().unwrap_or_else(Platform::host),
-    };
+    let (base, platform) = base_and_platform(request)?;
     let (mut layers, library) = plan_layers(request)?;
     if options.secret_scan {
         let rules = ScanRules {
@@ -246,7 +251,7 @@ pub fn plan_build(request: &BuildRequest) -> Result<BuildPlan, Error> {
     };
     Ok(BuildPlan {
         spec_path: spec.path.clone(),
-        base: relative_to(spec.base.clone(), spec_dir),
+        base,
         base_text: spec.base_text.clone(),
         platform,
         explicit_platform: options.platform.is_some() || spec.platform.is_some(),
@@ -271,37 +276,30 @@ pub fn plan_build(request: &BuildRequest) -> Result<BuildPlan, Error> {
     })
 }
 
+/// The base as the build reads it (a relative local path resolved against
+/// the spec's folder) and the platform it picks from it.
+pub fn base_and_platform(request: &BuildRequest) -> Result<(Location, Platform), Error> {
+    let (spec, options) = (&request.spec, &request.options);
+    let platform = match &options.platform {
+        Some(text) => Platform::parse(text)?,
+        None => spec.platform.clone().unwrap_or_else(Platform::host),
+    };
+    let spec_dir = spec.path.parent().unwrap_or(Path::new(""));
+    Ok((relative_to(spec.base.clone(), spec_dir), platform))
+}
+
 /// The library (split by package), the extra files, and the workspace, in that order.
-fn plan_layers(request: &BuildRequest) -> Result<(Vec<LayerPlan>, LibraryPlan), Error> {
+fn plan_layers(request: &BuildRequest) -> Result<(Vec<LayerPlan>, Option<LibraryPlan>), Error> {
     let spec = &request.spec;
     let excludes = Excludes::new(&spec.exclude)?;
     let mut known_dirs = KnownDirs::new();
-    let library = layer::plan_layer(
-        LayerRole::Library,
-        &[LayerRoot {
-            source: spec.library.source.clone(),
-            target: spec.library.target.clone(),
-            owner: spec.library.owner,
-            mode: None,
-        }],
-        &excludes,
-        &mut known_dirs,
-    )?;
-    let inventory = Inventory::read(
-        &spec.library.source,
-        &library.walked_under(&spec.library.target),
-    )?;
-    check_editables(spec, &inventory)?;
-    let relocation = relocation(spec, &inventory)?;
-    let mut library = library;
-    if let Some(relocation) = &relocation {
-        library.plan_relocation(&spec.library.target, &inventory, relocation.clone())?;
-    }
-    let mut layers = library.split_by_package(&LibrarySplit {
-        target: &spec.library.target,
-        inventory: &inventory,
-        max_layers: request.options.library_layers,
-    });
+    let (mut layers, library) = match &spec.library {
+        Some(mount) => {
+            let (layers, library) = plan_library(request, mount, &excludes, &mut known_dirs)?;
+            (layers, Some(library))
+        }
+        None => (Vec::new(), None),
+    };
     if !spec.files.is_empty() {
         let roots: Vec<LayerRoot> = spec
             .files
@@ -333,9 +331,42 @@ fn plan_layers(request: &BuildRequest) -> Result<(Vec<LayerPlan>, LibraryPlan), 
             &mut known_dirs,
         )?);
     }
+    Ok((layers, library))
+}
+
+/// The library's layers, split by package, and what its metadata says it holds.
+fn plan_library(
+    request: &BuildRequest,
+    mount: &Mount,
+    excludes: &Excludes,
+    known_dirs: &mut KnownDirs,
+) -> Result<(Vec<LayerPlan>, LibraryPlan), Error> {
+    let spec = &request.spec;
+    let mut library = layer::plan_layer(
+        LayerRole::Library,
+        &[LayerRoot {
+            source: mount.source.clone(),
+            target: mount.target.clone(),
+            owner: mount.owner,
+            mode: None,
+        }],
+        excludes,
+        known_dirs,
+    )?;
+    let inventory = Inventory::read(&mount.source, &library.walked_under(&mount.target))?;
+    check_editables(mount, &inventory)?;
+    let relocation = relocation(spec, mount, &inventory)?;
+    if let Some(relocation) = &relocation {
+        library.plan_relocation(&mount.target, &inventory, relocation.clone())?;
+    }
+    let layers = library.split_by_package(&LibrarySplit {
+        target: &mount.target,
+        inventory: &inventory,
+        max_layers: request.options.library_layers,
+    });
     let library = LibraryPlan {
-        source: spec.library.source.clone(),
-        target: spec.library.target.clone(),
+        source: mount.source.clone(),
+        target: mount.target.clone(),
         inventory,
         relocation,
     };
@@ -345,8 +376,11 @@ fn plan_layers(request: &BuildRequest) -> Result<(Vec<LayerPlan>, LibraryPlan), 
 /// The prefix rewrite the library needs: None when it was installed at its
 /// target or nothing names where it was installed; with `relocate = false`
 /// a different prefix is a spec error.
-fn relocation(spec: &Spec, inventory: &Inventory) -> Result<Option<Relocation>, Error> {
-    let library = &spec.library;
+fn relocation(
+    spec: &Spec,
+    library: &Mount,
+    inventory: &Inventory,
+) -> Result<Option<Relocation>, Error> {
     let Some(from) = &inventory.install_prefix else {
         return Ok(None);
     };
@@ -375,15 +409,15 @@ fn relocation(spec: &Spec, inventory: &Inventory) -> Result<Option<Relocation>, 
 }
 
 /// An editable install whose code lies outside the library would be missing from the image.
-fn check_editables(spec: &Spec, inventory: &Inventory) -> Result<(), Error> {
-    let source = spec.library.source.to_string_lossy();
+fn check_editables(library: &Mount, inventory: &Inventory) -> Result<(), Error> {
+    let source = library.source.to_string_lossy();
     let inside = |location: &str| {
         let under = |root: &str| {
             let root = root.trim_end_matches('/');
             location == root || location.starts_with(&format!("{root}/"))
         };
         under(&source)
-            || under(&spec.library.target)
+            || under(&library.target)
             || inventory.install_prefix.as_deref().is_some_and(under)
     };
     let Some(editable) = inventory
@@ -507,7 +541,10 @@ fn history_entry(spec: &Spec, layer: &LayerPlan) -> String {
         names.push("…");
     }
     if names.is_empty() {
-        return format!("stowage: library {}", spec.library.target);
+        return format!(
+            "stowage: library {}",
+            history_targets(spec, LayerRole::Library)
+        );
     }
     format!("stowage: library — {}", names.join(", "))
 }
@@ -515,7 +552,11 @@ fn history_entry(spec: &Spec, layer: &LayerPlan) -> String {
 /// The image paths a layer's history entry names.
 fn history_targets(spec: &Spec, role: LayerRole) -> String {
     match role {
-        LayerRole::Library => spec.library.target.clone(),
+        LayerRole::Library => spec
+            .library
+            .as_ref()
+            .map(|l| l.target.clone())
+            .unwrap_or_default(),
         LayerRole::Workspace => spec
             .workspace
             .as_ref()
@@ -534,6 +575,12 @@ fn history_targets(spec: &Spec, role: LayerRole) -> String {
 
 /// The config-related parts of the spec.
 fn config_edit(spec: &Spec) -> ConfigEdit {
+    let mut labels = spec.labels.clone();
+    if !spec.secret_names.is_empty() {
+        labels
+            .entry(crate::image::config::DEPLOY_NAMES_LABEL.to_string())
+            .or_insert_with(|| spec.secret_names.join(","));
+    }
     ConfigEdit {
         env: spec.env.clone(),
         entrypoint: spec.entrypoint.clone(),
@@ -541,6 +588,6 @@ fn config_edit(spec: &Spec) -> ConfigEdit {
         ports: spec.ports.clone(),
         workdir: spec.workdir.clone(),
         user: spec.user.clone(),
-        labels: spec.labels.clone(),
+        labels,
     }
 }

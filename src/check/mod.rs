@@ -31,7 +31,7 @@ pub use stack::Stack;
 pub use tree::{Change, Filesystem, Found, Lookup, Node, Source, Tree};
 pub use venv::VenvFix;
 
-use program::{HEAD_BYTES, Kind};
+use program::{BINPRM_BUF_SIZE, HEAD_BYTES, Kind, ShebangFault};
 
 /// docker's PATH when the image's config sets none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -88,6 +88,11 @@ pub enum Why {
     },
     #[error("{program} is neither an ELF program nor a script starting with #!")]
     Format { program: String },
+    #[error("{program}: {}", shebang_text(*.fault))]
+    Shebang {
+        program: String,
+        fault: ShebangFault,
+    },
     #[error("{program}: more than {MAX_NESTING} nested #! interpreters")]
     TooDeep { program: String },
     #[error("the user {user} is not in the image's /etc/passwd")]
@@ -152,11 +157,45 @@ impl CheckError {
             }
             Why::Format { .. } => "start the file with a #! line, or build the program for Linux",
             Why::TooDeep { .. } => "point the #! line at a program, not at another script",
+            Why::Shebang { fault, .. } => shebang_hint(*fault),
             Why::NoUser { .. } | Why::NoGroup { .. } => {
                 "add it to the image's /etc/passwd and /etc/group (e.g. with [[files]]), use a base that has it, or give numbers (`user = \"1000:1000\"`)"
             }
         };
         Some(format!("{hint}{off}"))
+    }
+}
+
+/// What is wrong with a `#!` line, as the kernel sees it.
+fn shebang_text(fault: ShebangFault) -> String {
+    match fault {
+        ShebangFault::CarriageReturn => {
+            "its #! line ends in a carriage return (Windows line endings), which the kernel keeps as part of the interpreter's name".into()
+        }
+        ShebangFault::ByteOrderMark => {
+            "it starts with a UTF-8 byte order mark before #!, so the kernel does not see a #! line".into()
+        }
+        ShebangFault::TooLong { interpreter_cut: true } => format!(
+            "its #! line is longer than the {BINPRM_BUF_SIZE} bytes the kernel reads, and the interpreter's path is cut"
+        ),
+        ShebangFault::TooLong { interpreter_cut: false } => format!(
+            "its #! line is longer than the {BINPRM_BUF_SIZE} bytes the kernel reads, so the interpreter gets its argument cut short"
+        ),
+    }
+}
+
+/// How to mend a `#!` line.
+fn shebang_hint(fault: ShebangFault) -> &'static str {
+    match fault {
+        ShebangFault::CarriageReturn => {
+            "convert the script to Unix line endings before building: `dos2unix FILE` or `sed -i 's/\\r$//' FILE`"
+        }
+        ShebangFault::ByteOrderMark => {
+            "remove the byte order mark (save the file as UTF-8 without BOM, or `sed -i '1s/^\\xEF\\xBB\\xBF//' FILE`)"
+        }
+        ShebangFault::TooLong { .. } => {
+            "shorten the #! line: `#!/usr/bin/env python3` finds the interpreter on PATH, or install it at a shorter path"
+        }
     }
 }
 
@@ -197,7 +236,15 @@ fn docker_said(why: &Why, top: &str) -> String {
         Why::EnvCannotFind { env, name, .. } => {
             format!("{env}: '{name}': No such file or directory")
         }
-        Why::Format { .. } => format!("exec {top}: exec format error"),
+        Why::Format { .. }
+        | Why::Shebang {
+            fault: ShebangFault::ByteOrderMark | ShebangFault::TooLong { .. },
+            ..
+        } => format!("exec {top}: exec format error"),
+        Why::Shebang {
+            fault: ShebangFault::CarriageReturn,
+            ..
+        } => format!("exec {top}: no such file or directory"),
         Why::NoUser { user } => {
             format!("unable to find user {user}: no matching entries in passwd file")
         }
@@ -465,6 +512,10 @@ impl<F: Filesystem, R: ReadHead> Checker<'_, F, R> {
                 interpreter: Some(loader),
             } => self.loader(&label, &loader),
             Kind::Elf { interpreter: None } => Ok(()),
+            Kind::BadShebang(fault) => Err(self.fail(Why::Shebang {
+                program: label,
+                fault,
+            })),
             // A head still too short is a truncated ELF: the kernel refuses it too.
             Kind::NeedBytes(_) | Kind::Unknown => Err(self.fail(Why::Format { program: label })),
         }

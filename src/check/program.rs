@@ -5,9 +5,30 @@
 //! either byte order.
 
 /// How many bytes of an executable the check reads first: a `#!` line is at
-/// most 256 bytes on Linux, and an ELF's program headers and interpreter
+/// most [`BINPRM_BUF_SIZE`] bytes on Linux, and an ELF's program headers and interpreter
 /// name sit in the first page of every linker's output we know.
 pub const HEAD_BYTES: usize = 4096;
+
+/// How much of a file's head the kernel reads for its `#!` line
+/// (`include/uapi/linux/binfmts.h`; 256 since Linux 5.1, 128 before).
+pub const BINPRM_BUF_SIZE: usize = 256;
+
+/// UTF-8's byte order mark, which editors on Windows put before `#!`.
+const BOM: &[u8] = b"\xef\xbb\xbf";
+
+/// A `#!` line the kernel reads differently from what its author meant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShebangFault {
+    /// A `\r` before the newline (Windows line endings): the kernel keeps it
+    /// as part of the last word, so `/bin/bash\r` is not found.
+    CarriageReturn,
+    /// A UTF-8 byte order mark before `#!`: the file does not start with `#!`.
+    ByteOrderMark,
+    /// No newline within the kernel's buffer; `interpreter_cut` when even the
+    /// interpreter's path is cut (the kernel then refuses the file), else
+    /// only its argument is.
+    TooLong { interpreter_cut: bool },
+}
 
 /// What the kernel would do with a file it is asked to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,14 +42,22 @@ pub enum Kind {
     Elf { interpreter: Option<String> },
     /// An ELF whose program headers lie beyond the bytes read: read this many and ask again.
     NeedBytes(usize),
+    /// A `#!` line the kernel would misread.
+    BadShebang(ShebangFault),
     /// Neither: `exec format error`.
     Unknown,
 }
 
 /// What `head`, the first bytes of a file, says it is.
 pub fn kind_of(head: &[u8]) -> Kind {
+    if head.starts_with(BOM) && head[BOM.len()..].starts_with(b"#!") {
+        return Kind::BadShebang(ShebangFault::ByteOrderMark);
+    }
     if let Some(line) = head.strip_prefix(b"#!") {
-        return script(line);
+        return match shebang_fault(head) {
+            Some(fault) => Kind::BadShebang(fault),
+            None => script(line),
+        };
     }
     if head.starts_with(b"\x7fELF") {
         return match elf_interpreter(head) {
@@ -37,6 +66,34 @@ pub fn kind_of(head: &[u8]) -> Kind {
         };
     }
     Kind::Unknown
+}
+
+/// What is wrong with the `#!` line at the start of `head`, read as Linux's
+/// `load_script` reads it: the newline must lie within the buffer, and only
+/// spaces and tabs are stripped from the end of the line.
+fn shebang_fault(head: &[u8]) -> Option<ShebangFault> {
+    let buffer = &head[..head.len().min(BINPRM_BUF_SIZE)];
+    let line = match buffer.iter().position(|b| *b == b'\n') {
+        Some(end) => &buffer[..end],
+        // The file ends within the buffer: the kernel pads it with NULs.
+        None if head.len() < BINPRM_BUF_SIZE => buffer,
+        None => {
+            let last = &buffer[..BINPRM_BUF_SIZE - 1];
+            let start = last[2..]
+                .iter()
+                .position(|b| !matches!(b, b' ' | b'\t'))
+                .map_or(last.len(), |i| i + 2);
+            let interpreter_cut = !last[start..].iter().any(|b| matches!(b, b' ' | b'\t' | 0));
+            return Some(ShebangFault::TooLong { interpreter_cut });
+        }
+    };
+    let line = line.split(|b| *b == 0).next().unwrap_or_default();
+    let kept = line
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | b'\t'))
+        .map_or(&line[..0], |i| &line[..=i]);
+    kept.ends_with(b"\r")
+        .then_some(ShebangFault::CarriageReturn)
 }
 
 /// The `#!` line after its first two bytes: the interpreter, and the rest as one argument (as Linux splits it).

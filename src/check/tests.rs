@@ -600,3 +600,83 @@ fn the_config_gives_entrypoint_command_path_and_user() {
         DEFAULT_PATH
     );
 }
+
+/// An image with bash (static) and a start script whose head is `script`.
+fn with_bash_and_script(script: &[u8]) -> Image {
+    Image::new(vec![vec![
+        file("bin/bash", 0o755),
+        file("opt/app/start.sh", 0o755),
+    ]])
+    .content("bin/bash", &elf64(None))
+    .content("opt/app/start.sh", script)
+}
+
+/// The failure's said text, its reason and its hint.
+fn shebang_failure(script: &[u8]) -> (String, String, String) {
+    match with_bash_and_script(script).check(&entrypoint(&["/opt/app/start.sh"])) {
+        Err(e @ CheckError::WouldNotStart { .. }) => {
+            let hint = e.hint().unwrap_or_default();
+            let CheckError::WouldNotStart { said, why, .. } = e else {
+                unreachable!()
+            };
+            (said, why.to_string(), hint)
+        }
+        other => panic!("expected a failed start check, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_correct_shebang_passes() {
+    for script in [
+        &b"#!/bin/bash\necho hi\n"[..],
+        b"#!/bin/bash -e  \r\n",
+        b"#!/bin/bash",
+        b"#! /bin/bash\t\n",
+    ] {
+        let mut image = with_bash_and_script(script);
+        let result = image.check(&entrypoint(&["/opt/app/start.sh"]));
+        // `-e  \r` keeps its \r inside the argument: still a fault.
+        assert_eq!(
+            result.is_ok(),
+            !script.contains(&b'\r'),
+            "{}",
+            String::from_utf8_lossy(script)
+        );
+    }
+}
+
+#[test]
+fn windows_line_endings_in_the_shebang_are_refused_with_dos2unix() {
+    let (said, why, hint) = shebang_failure(b"#!/bin/bash\r\necho hi\r\n");
+    assert_eq!(said, "exec /opt/app/start.sh: no such file or directory");
+    assert!(why.contains("carriage return"), "{why}");
+    assert!(hint.contains("dos2unix"), "{hint}");
+    assert!(hint.contains(r"sed -i 's/\r$//'"), "{hint}");
+}
+
+#[test]
+fn a_byte_order_mark_before_the_shebang_is_refused() {
+    let (said, why, hint) = shebang_failure(b"\xef\xbb\xbf#!/bin/bash\necho hi\n");
+    assert_eq!(said, "exec /opt/app/start.sh: exec format error");
+    assert!(why.contains("byte order mark"), "{why}");
+    assert!(hint.contains("remove the byte order mark"), "{hint}");
+}
+
+#[test]
+fn a_shebang_longer_than_the_kernel_reads_is_refused() {
+    // A relocated prefix so long the interpreter's path is cut at 255 bytes.
+    let long = format!("#!/{}/bin/python3\nprint()\n", "p".repeat(300));
+    let (said, why, hint) = shebang_failure(long.as_bytes());
+    assert_eq!(said, "exec /opt/app/start.sh: exec format error");
+    assert!(why.contains("interpreter's path is cut"), "{why}");
+    assert!(hint.contains("/usr/bin/env"), "{hint}");
+    // Only the argument cut: still refused, with its own reason.
+    let long = format!("#!/bin/bash {}\n", "-e ".repeat(100));
+    let (_, why, _) = shebang_failure(long.as_bytes());
+    assert!(why.contains("argument cut short"), "{why}");
+    // 255 bytes and a newline fit exactly.
+    let fits = format!("#!/bin/bash {}\n", "x".repeat(BINPRM_BUF_SIZE - 13));
+    assert_eq!(fits.len(), BINPRM_BUF_SIZE);
+    let mut image = with_bash_and_script(fits.as_bytes());
+    assert!(image.check(&entrypoint(&["/opt/app/start.sh"])).is_ok());
+}

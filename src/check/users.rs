@@ -86,3 +86,61 @@ fn lines(bytes: &[u8]) -> impl Iterator<Item = Vec<&str>> {
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
         .map(|line| line.split(':').collect())
 }
+
+/// The part of a `USER[:GROUP]` the image's files lack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnknownName {
+    User(String),
+    Group(String),
+}
+
+/// The uid and gid a runtime gives `user` and `group` (a name or a number
+/// each): a named user's passwd entry, its primary group unless a group is
+/// given; a number stands for itself, with gid 0 when nothing says otherwise.
+pub fn owner_ids(
+    user: &str,
+    group: Option<&str>,
+    passwd: Option<&[u8]>,
+    group_file: Option<&[u8]>,
+) -> Result<(u64, u64), UnknownName> {
+    let entry = passwd.and_then(|p| find_user(p, user));
+    let (uid, primary) = match (entry, user.parse::<u64>()) {
+        (Some(entry), _) => (entry.uid, entry.gid),
+        (None, Ok(uid)) => (uid, 0),
+        (None, Err(_)) => return Err(UnknownName::User(user.to_string())),
+    };
+    let gid = match group {
+        None => primary,
+        Some(group) => match (group_file.and_then(|f| find_group(f, group)), group.parse()) {
+            (Some(entry), _) => entry.gid,
+            (None, Ok(gid)) => gid,
+            (None, Err(_)) => return Err(UnknownName::Group(group.to_string())),
+        },
+    };
+    Ok((uid, gid))
+}
+
+#[cfg(test)]
+mod owner_tests {
+    use super::*;
+
+    #[test]
+    fn names_resolve_as_the_runtime_does() {
+        let passwd = b"root:x:0:0::/root:/bin/sh\nnobody:x:65534:65534::/:/usr/sbin/nologin\n";
+        let group = b"root:x:0:\nusers:x:100:\nnogroup:x:65534:\n";
+        let ids = |u, g| owner_ids(u, g, Some(&passwd[..]), Some(&group[..]));
+        assert_eq!(ids("nobody", None), Ok((65534, 65534)));
+        assert_eq!(ids("nobody", Some("users")), Ok((65534, 100)));
+        assert_eq!(ids("1000", Some("users")), Ok((1000, 100)));
+        assert_eq!(ids("1000", None), Ok((1000, 0)));
+        assert_eq!(ids("jovyan", None), Err(UnknownName::User("jovyan".into())));
+        assert_eq!(
+            ids("nobody", Some("staff")),
+            Err(UnknownName::Group("staff".into()))
+        );
+        assert_eq!(
+            owner_ids("nobody", None, None, None),
+            Err(UnknownName::User("nobody".into()))
+        );
+    }
+}

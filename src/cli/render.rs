@@ -239,7 +239,7 @@ pub fn write_plan(out: &mut dyn Write, plan: &BuildPlan) -> io::Result<()> {
     writeln!(out, "base       {}", plan.base)?;
     writeln!(out, "platform   {}", plan.platform)?;
     writeln!(out, "library    {}", library_summary(plan))?;
-    if let Some(relocation) = &plan.library.relocation {
+    if let Some(relocation) = plan.library.as_ref().and_then(|l| l.relocation.as_ref()) {
         let files = plan.relocated_files();
         writeln!(
             out,
@@ -290,7 +290,10 @@ pub fn write_plan(out: &mut dyn Write, plan: &BuildPlan) -> io::Result<()> {
 
 /// What the inventory found in the library: `87 packages (pypi 85, npm 2)`, and whether it is a venv.
 fn library_summary(plan: &BuildPlan) -> String {
-    let inventory = &plan.library.inventory;
+    let Some(library) = &plan.library else {
+        return "none (a base plus files)".to_string();
+    };
+    let inventory = &library.inventory;
     let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
     for package in &inventory.packages {
         *counts.entry(package.ecosystem.name()).or_default() += 1;
@@ -299,8 +302,8 @@ fn library_summary(plan: &BuildPlan) -> String {
     let n = inventory.packages.len();
     let mut text = format!(
         "{} → {}: {n} package{}",
-        plan.library.source.display(),
-        plan.library.target,
+        library.source.display(),
+        library.target,
         if n == 1 { "" } else { "s" }
     );
     if !by_ecosystem.is_empty() {

@@ -59,7 +59,10 @@ pub fn judge_build(
     let contents = policy
         .map(|p| {
             p.judge_build(Candidate {
-                packages: &plan.library.inventory.packages,
+                packages: plan
+                    .library
+                    .as_ref()
+                    .map_or(&[], |library| library.inventory.packages.as_slice()),
                 layers: &plan.layers,
             })
         })

@@ -82,9 +82,11 @@ pub fn run_command_for_destinations(
     Some(run_command(&image, config, secret_names))
 }
 
-/// `docker run -p P:P … -e NAME="$NAME" … IMAGE`: one `-p` per exposed port of
-/// the image `config`, and one `-e` per secret name, which the shell fills
-/// from the caller's environment so the value never sits in the line itself.
+/// `docker run -p P:P … -e NAME … IMAGE`: one `-p` per exposed port of the
+/// image `config`, and one `-e` per name the image's label lists and per
+/// recorded secret name. `-e NAME` passes the caller's variable through
+/// (docker leaves it unset when the caller has none, where `-e NAME="$NAME"`
+/// would set it empty), and the value never sits in the line itself.
 pub fn run_command(image: &str, config: &Value, secret_names: &[String]) -> String {
     let mut ports: Vec<(u32, String, String)> = config
         .pointer("/config/ExposedPorts")
@@ -108,8 +110,14 @@ pub fn run_command(image: &str, config: &Value, secret_names: &[String]) -> Stri
             line.push_str(&format!("/{proto}"));
         }
     }
+    let mut names = crate::image::config::deploy_names(config);
     for name in secret_names {
-        line.push_str(&format!(" -e {name}=\"${name}\""));
+        if !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    for name in names {
+        line.push_str(&format!(" -e {name}"));
     }
     line.push(' ');
     line.push_str(image);
@@ -129,7 +137,19 @@ mod tests {
                 &config,
                 &["API_TOKEN".to_string()]
             ),
-            "docker run -p 53:53/udp -p 8888:8888 -p 10000:10000 -e API_TOKEN=\"$API_TOKEN\" localhost:5000/app@sha256:abc"
+            "docker run -p 53:53/udp -p 8888:8888 -p 10000:10000 -e API_TOKEN localhost:5000/app@sha256:abc"
+        );
+        // The image's label first (any machine), then the journal's names not in it.
+        let labelled = serde_json::json!({"config": {"Labels": {
+            crate::image::config::DEPLOY_NAMES_LABEL: "NUVLA_API_KEY,NUVLA_API_SECRET"
+        }}});
+        assert_eq!(
+            run_command(
+                "x@sha256:abc",
+                &labelled,
+                &["NUVLA_API_SECRET".into(), "T".into()]
+            ),
+            "docker run -e NUVLA_API_KEY -e NUVLA_API_SECRET -e T x@sha256:abc"
         );
         assert_eq!(
             run_command("x@sha256:abc", &Value::Null, &[]),

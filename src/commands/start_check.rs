@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Digest;
 use crate::store::Cache;
 
-use crate::check::{self, CheckError, Checked, ReadHead, Scope, Source, Stack, StartConfig, Tree};
+use crate::check::{
+    self, CheckError, Checked, Filesystem, ReadHead, Scope, Source, Stack, StartConfig, Tree,
+};
 use crate::error::Error;
 use crate::image::{Artifact, Image};
 use crate::layer::{self, BaseFolders};
@@ -130,7 +132,7 @@ fn run_check(
         image.push(layer);
     }
     let mut heads = Heads {
-        plan,
+        plan: Some(plan),
         base: read_base,
         origin: base.origin,
         access,
@@ -170,9 +172,33 @@ fn base_tree(
     )?)
 }
 
+/// The bytes of `path` in the base image (up to 1 MiB), None when the base
+/// has no such file (I/O: the base's tree and the file's head, each
+/// remembered per base digest; the layers fetched only when they are not).
+pub(super) fn read_base_file(
+    image: &Image,
+    origin: Option<&Origin>,
+    access: &Access<'_>,
+    path: &str,
+) -> Result<Option<Vec<u8>>, Error> {
+    let tree = base_tree(image, origin, access)?;
+    let Ok(check::Found::File { source, .. }) = tree.resolve(path.as_bytes()) else {
+        return Ok(None);
+    };
+    let mut heads = Heads {
+        plan: None,
+        base: Some(image),
+        origin,
+        access,
+        fetched: false,
+    };
+    heads.read_head(&source, 1 << 20).map(Some)
+}
+
 /// File heads for the check: added files from disk, base files from the store's records or layers.
 struct Heads<'a> {
-    plan: &'a BuildPlan,
+    /// None when only base files are read.
+    plan: Option<&'a BuildPlan>,
     base: Option<&'a Image>,
     origin: Option<&'a Origin>,
     access: &'a Access<'a>,
@@ -188,8 +214,7 @@ impl ReadHead for Heads<'_> {
             Source::Added { layer, entry } => {
                 let file = self
                     .plan
-                    .layers
-                    .get(*layer)
+                    .and_then(|plan| plan.layers.get(*layer))
                     .and_then(|l| l.planned_file(*entry));
                 let Some((path, rewrite)) = file else {
                     return Err(CheckError::Internal("an added file the plan does not hold").into());

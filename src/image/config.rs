@@ -9,6 +9,26 @@ use serde_json::{Map, Value, json};
 use super::{ImageError, Platform};
 use crate::digest::Digest;
 
+/// The label that carries the names of the variables an image expects when
+/// it starts (`[secrets] names`; names only, never values, comma-separated),
+/// so `stowage run-command` prints `-e NAME` for each on any machine.
+pub const DEPLOY_NAMES_LABEL: &str = "io.github.stowage.deploy-env";
+
+/// The names the image's config lists in [`DEPLOY_NAMES_LABEL`], in order.
+pub fn deploy_names(config: &Value) -> Vec<String> {
+    let label = config
+        .pointer("/config/Labels")
+        .and_then(|labels| labels.get(DEPLOY_NAMES_LABEL))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    label
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// What a build changes in the base's run config (the spec's `[app]`, `[env]` and `[labels]`).
 #[derive(Debug, Clone, Default)]
 pub struct ConfigEdit {

@@ -20,6 +20,7 @@ use crate::spec::Owner;
 use crate::store::StoreError;
 
 pub mod base_folders;
+mod bytecode;
 pub mod cached;
 mod content;
 mod excludes;
@@ -594,7 +595,7 @@ impl Stamp {
 }
 
 /// Bumped whenever the bytes stowage writes for the same inputs change, so old cache entries stop matching.
-pub const LAYER_FORMAT_VERSION: u32 = 5;
+pub const LAYER_FORMAT_VERSION: u32 = 6;
 
 #[cfg(test)]
 mod tests;

@@ -641,3 +641,72 @@ fn sort_in_halves_orders_as_one_sort_does() {
     let key = |e: &Entry| (paths.get(e.path).to_vec(), e.origin);
     assert!(halves.iter().map(key).eq(entries.iter().map(key)));
 }
+
+/// The bytes of `path` in the layer.
+fn member_bytes(store: &Store, layer: &BuiltLayer, path: &str) -> Vec<u8> {
+    let file = store.open_blob(&layer.digest).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path_bytes().as_ref() == path.as_bytes() {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+            return bytes;
+        }
+    }
+    panic!("no {path} in the layer");
+}
+
+#[test]
+fn a_pyc_matching_its_source_records_the_image_mtime_and_others_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let src = dir.path().join("lib");
+    fs::create_dir_all(src.join("pkg/__pycache__")).unwrap();
+    fs::write(src.join("pkg/fresh.py"), "x = 1\n").unwrap();
+    fs::write(src.join("pkg/stale.py"), "y = 22\n").unwrap();
+    fs::write(src.join("pkg/hashed.py"), "z = 3\n").unwrap();
+    let mtime_of = |name: &str| {
+        let stat = fs::metadata(src.join(name)).unwrap();
+        std::os::unix::fs::MetadataExt::mtime(&stat) as u32
+    };
+    let pyc = super::bytecode::pyc_bytes;
+    let fresh = pyc(0, mtime_of("pkg/fresh.py"), 6);
+    let stale = pyc(0, mtime_of("pkg/stale.py") - 100, 7);
+    let hashed = pyc(1, 0xdead, 0xbeef);
+    fs::write(src.join("pkg/__pycache__/fresh.cpython-311.pyc"), &fresh).unwrap();
+    fs::write(src.join("pkg/__pycache__/stale.cpython-311.pyc"), &stale).unwrap();
+    fs::write(src.join("pkg/__pycache__/hashed.cpython-311.pyc"), &hashed).unwrap();
+    let plan = plan_layer(
+        LayerRole::Library,
+        &[root(&src, "/opt/app")],
+        &Excludes::default(),
+        &mut KnownDirs::new(),
+    )
+    .unwrap();
+    let layer = write_over(&plan, &store, Compression::Gzip, &BaseFolders::new());
+    let read =
+        |name: &str| member_bytes(&store, &layer, &format!("opt/app/pkg/__pycache__/{name}"));
+    let mut expected = fresh.clone();
+    expected[8..12].copy_from_slice(&1u32.to_le_bytes());
+    assert_eq!(
+        read("fresh.cpython-311.pyc"),
+        expected,
+        "the image's mtime, 1"
+    );
+    assert_eq!(
+        read("stale.cpython-311.pyc"),
+        stale,
+        "a stale pyc stays stale"
+    );
+    assert_eq!(
+        read("hashed.cpython-311.pyc"),
+        hashed,
+        "hash-based: untouched"
+    );
+    // The source on disk is never touched.
+    assert_eq!(
+        fs::read(src.join("pkg/__pycache__/fresh.cpython-311.pyc")).unwrap(),
+        fresh
+    );
+}

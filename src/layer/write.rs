@@ -10,6 +10,7 @@ use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use super::bytecode;
 use super::progress::LayerProgress;
 use super::progress::Ticker;
 use super::relocate::{self, Relocation};
@@ -273,6 +274,11 @@ pub(super) fn append_entry<W: Write>(
                     source,
                 })
             })?;
+            let mtime_fix = if entry.path.ends_with(b".pyc") {
+                bytecode_fix(&file, entry, mtime)
+            } else {
+                None
+            };
             let mut reader = ExactReader {
                 inner: file,
                 remaining: size,
@@ -280,6 +286,7 @@ pub(super) fn append_entry<W: Write>(
                 changed: false,
                 marker,
                 ticker,
+                mtime_fix,
             };
             let result = append_scanned(builder, &mut header, entry.path, &mut reader, scanner);
             if reader.changed {
@@ -300,6 +307,15 @@ pub(super) fn append_entry<W: Write>(
         }
     };
     appended.map_err(AppendError::Io)
+}
+
+/// The mtime a `.pyc`'s header should record in the image, when it is a
+/// timestamp-based one that matched its source (I/O: reads its first bytes
+/// without moving the reader, and stats the source).
+fn bytecode_fix(file: &File, entry: &EntryView<'_>, mtime: u64) -> Option<[u8; 4]> {
+    let mut head = [0u8; bytecode::PYC_HEADER_BYTES];
+    let read = std::os::unix::fs::FileExt::read_at(file, &mut head, 0).ok()?;
+    bytecode::fixed_mtime(&entry.disk(), &head[..read], mtime)
 }
 
 /// Appends a file's contents from `reader`, through the secret scan when there is one.
@@ -364,6 +380,8 @@ pub(super) struct ExactReader<'a> {
     pub(super) marker: Option<&'a ContentMarker>,
     /// Counts the bytes read, for the progress display.
     pub(super) ticker: Option<&'a Ticker<'a>>,
+    /// A `.pyc`'s source mtime as the image has it, written over its header's (`bytecode`).
+    pub(super) mtime_fix: Option<[u8; 4]>,
 }
 
 impl Read for ExactReader<'_> {
@@ -395,6 +413,10 @@ impl Read for ExactReader<'_> {
             .inner
             .read(&mut buf[..limit])
             .map_err(|e| wrap_read(&self.entry.disk(), e))?;
+        if let Some(fix) = self.mtime_fix {
+            let start = self.entry_size() - self.remaining;
+            patch(&mut buf[..n], start, bytecode::MTIME_OFFSET, &fix);
+        }
         if n == 0 {
             self.changed = true;
             return Err(io::Error::other(ReadFailure(format!(
@@ -407,6 +429,29 @@ impl Read for ExactReader<'_> {
             ticker.add(n as u64);
         }
         Ok(n)
+    }
+}
+
+impl ExactReader<'_> {
+    /// The size the header announced.
+    fn entry_size(&self) -> u64 {
+        match self.entry.kind {
+            ViewKind::File { size } => size,
+            _ => 0,
+        }
+    }
+}
+
+/// Writes `bytes` at stream offset `at` into `chunk`, which holds the stream from offset `start`.
+fn patch(chunk: &mut [u8], start: u64, at: u64, bytes: &[u8]) {
+    for (i, byte) in bytes.iter().enumerate() {
+        let offset = at + i as u64;
+        if let Some(index) = offset
+            .checked_sub(start)
+            .filter(|o| *o < chunk.len() as u64)
+        {
+            chunk[index as usize] = *byte;
+        }
     }
 }
 

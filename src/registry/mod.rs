@@ -14,6 +14,7 @@
 
 mod answer;
 pub mod auth;
+pub mod blob_locations;
 pub mod cache_repo;
 mod client;
 pub mod credentials;

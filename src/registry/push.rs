@@ -197,14 +197,13 @@ impl Registry {
         if head.status().is_success() {
             self.log(&format!("blob {digest} already in {repo}"));
             self.report_end(TransferEnd::Present, desc);
+            self.remember_location(store, dest, digest);
             return Ok(BlobOutcome::Skipped);
         }
-        let mut session = None;
-        if let Some(origin) = origin.filter(|o| o.registry == *registry && o.repository != *repo) {
-            match self.mount(desc, origin, dest)? {
-                Mount::Mounted => return Ok(BlobOutcome::Mounted),
-                Mount::Declined(location) => session = location,
-            }
+        let (mounted, session) = self.mount_from_known(desc, origin, dest, store)?;
+        if mounted {
+            self.remember_location(store, dest, digest);
+            return Ok(BlobOutcome::Mounted);
         }
         let data = match inline {
             Some(bytes) => BlobData::Bytes(bytes),
@@ -216,6 +215,7 @@ impl Registry {
         }
         self.upload(dest, desc, &data, session)?;
         self.report_end(TransferEnd::Uploaded, desc);
+        self.remember_location(store, dest, digest);
         Ok(BlobOutcome::Uploaded)
     }
 
@@ -434,7 +434,7 @@ impl Registry {
     /// Cancels an upload session a signal stopped (I/O, best effort), so the
     /// registry drops the bytes it got instead of keeping them until it
     /// purges old uploads. One attempt: the process is stopping.
-    fn cancel_upload(&self, dest: &ImageRef, location: &str) {
+    pub(super) fn cancel_upload(&self, dest: &ImageRef, location: &str) {
         let url = self.absolute(&dest.registry, location);
         let cancelled = self.send_with(
             &dest.registry,

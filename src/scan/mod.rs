@@ -272,7 +272,7 @@ impl fmt::Display for SecretsFound {
 impl SecretsFound {
     /// What the user can do about it.
     pub fn hint(&self) -> String {
-        "remove each file or secret (pass secrets at `docker run -e NAME=\"$NAME\"` time instead), or leave it out with `exclude`; \
+        "remove each file or secret (pass secrets at `docker run -e NAME` time instead), or leave it out with `exclude`; \
          if it is meant to be public, allow it by its path in the image with `--allow-secret PATH` or `[secrets] allow = [\"PATH\"]`; \
          `--no-secret-scan` turns the scan off"
             .to_string()

@@ -10,7 +10,7 @@ use toml::Spanned;
 
 use super::raw::{RawFile, RawMount};
 use super::validator::Validator;
-use super::{ExtraFile, Mount, Owner, SpecError};
+use super::{ExtraFile, Mount, Owner, OwnerName, SpecError};
 
 /// The owner of entries that give no `owner` of their own, from `[app] user`.
 pub(super) enum DefaultOwner<'a> {
@@ -52,23 +52,30 @@ impl Validator<'_> {
         })
     }
 
-    /// The entry's own `owner`, else the default one, which must then be numeric.
+    /// The entry's own `owner`, else the default one; a name is resolved
+    /// later, in the base's `/etc/passwd` and `/etc/group`.
     fn entry_owner(
         &self,
         given: Option<&Spanned<String>>,
         default: &DefaultOwner<'_>,
-    ) -> Result<Owner, SpecError> {
+    ) -> Result<(Owner, Option<OwnerName>), SpecError> {
         match (given, default) {
-            (Some(o), _) => self.parse_owner(o),
-            (None, DefaultOwner::Id(owner)) => Ok(*owner),
-            (None, DefaultOwner::NamedUser(user)) => Err(self.error(
-                user.span(),
-                format!(
-                    "user `{}` is a name, so stowage cannot tell which uid and gid should own the added files",
-                    user.get_ref()
-                ),
-                "give numeric owner = \"UID:GID\" on the entry, or a numeric user",
-            )),
+            (Some(o), _) => Ok((self.parse_owner(o)?, None)),
+            (None, DefaultOwner::Id(owner)) => Ok((*owner, None)),
+            (None, DefaultOwner::NamedUser(user)) => {
+                let (name, group) = match user.get_ref().split_once(':') {
+                    Some((name, group)) => (name, Some(group.to_string())),
+                    None => (user.get_ref().as_str(), None),
+                };
+                Ok((
+                    Owner::ROOT,
+                    Some(OwnerName {
+                        user: name.to_string(),
+                        group,
+                        position: super::validator::line_col(self.text, user.span().start),
+                    }),
+                ))
+            }
         }
     }
 
@@ -103,7 +110,7 @@ impl Validator<'_> {
         };
         let source = self.source(source, name, true)?;
         let target = self.target(target, name)?;
-        let owner = self.entry_owner(raw.owner.as_ref(), default_owner)?;
+        let (owner, owner_name) = self.entry_owner(raw.owner.as_ref(), default_owner)?;
         let relocate = match (&raw.relocate, kind) {
             (None, _) => true,
             (Some(relocate), MountKind::Library) => *relocate.get_ref(),
@@ -119,6 +126,7 @@ impl Validator<'_> {
             source,
             target,
             owner,
+            owner_name,
             relocate,
             position: super::validator::line_col(self.text, value.span().start),
         })
@@ -151,12 +159,13 @@ impl Validator<'_> {
             Some(m) => Some(self.mode(m)?),
             None => None,
         };
-        let owner = self.entry_owner(raw.owner.as_ref(), default_owner)?;
+        let (owner, owner_name) = self.entry_owner(raw.owner.as_ref(), default_owner)?;
         Ok(ExtraFile {
             source,
             target,
             mode,
             owner,
+            owner_name,
         })
     }
 

@@ -246,11 +246,11 @@ impl Validator<'_> {
                 format!("[env] sets `{name}`, but {why}; secrets are never baked into an image"),
                 if listed {
                     format!(
-                        "remove it from [env] and pass it when the container starts: `docker run -e {name}=\"${name}\" IMAGE`"
+                        "remove it from [env] and pass it when the container starts: `docker run -e {name} IMAGE`"
                     )
                 } else {
                     format!(
-                        "remove it from [env], list \"{name}\" in `[secrets] names` (so the printed run line asks for it), and pass it when the container starts: `docker run -e {name}=\"${name}\" IMAGE`"
+                        "remove it from [env], list \"{name}\" in `[secrets] names` (so the printed run line asks for it), and pass it when the container starts: `docker run -e {name} IMAGE`"
                     )
                 },
             ));

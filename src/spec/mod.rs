@@ -118,6 +118,17 @@ impl Owner {
     const ROOT: Owner = Owner { uid: 0, gid: 0 };
 }
 
+/// `[app] user` given by name (`nobody`, `jovyan:users`): the owner of the
+/// added files once the base's `/etc/passwd` and `/etc/group` say its ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerName {
+    pub user: String,
+    /// The group after `:`, a name or a number; None: the user's own group.
+    pub group: Option<String>,
+    /// Line and column of the `user` value, where a name the base lacks is reported.
+    pub position: (usize, usize),
+}
+
 /// A folder copied into the image (`library` or `workspace`).
 #[derive(Debug, Clone)]
 pub struct Mount {
@@ -125,7 +136,10 @@ pub struct Mount {
     pub source: PathBuf,
     /// Normalised absolute path in the image.
     pub target: String,
+    /// Root until `owner_name` is resolved (`Spec::with_owners`).
     pub owner: Owner,
+    /// The owner given by name; None when `owner` is numeric.
+    pub owner_name: Option<OwnerName>,
     /// The library: rewrite a different install prefix into `target` while
     /// writing the layer (`relocate = false` makes a mismatch an error).
     pub relocate: bool,
@@ -142,7 +156,10 @@ pub struct ExtraFile {
     pub target: String,
     /// Permission bits to set instead of the file's own.
     pub mode: Option<u32>,
+    /// Root until `owner_name` is resolved (`Spec::with_owners`).
     pub owner: Owner,
+    /// The owner given by name; None when `owner` is numeric.
+    pub owner_name: Option<OwnerName>,
 }
 
 /// A validated spec file.
@@ -159,7 +176,8 @@ pub struct Spec {
     pub image: Option<Location>,
     /// Checked by the one platform grammar, `image::Platform::parse`.
     pub platform: Option<Platform>,
-    pub library: Mount,
+    /// The app library; None for an image of a base plus `[[files]]` (and a workspace).
+    pub library: Option<Mount>,
     pub workspace: Option<Mount>,
     /// `.dockerignore`-style patterns, as written, in order.
     pub exclude: Vec<String>,
@@ -182,6 +200,36 @@ pub struct Spec {
     pub value_findings: Vec<ValueFinding>,
     /// `[attest]`: the attestations the image carries (`--attest` adds to them).
     pub attest: Attestations,
+}
+
+impl Spec {
+    /// The owners given by name, which the base must resolve; empty when all are numeric.
+    pub fn owner_names(&self) -> Vec<&OwnerName> {
+        let mounts = self.library.iter().chain(&self.workspace);
+        mounts
+            .map(|m| &m.owner_name)
+            .chain(self.files.iter().map(|f| &f.owner_name))
+            .flatten()
+            .collect()
+    }
+
+    /// This spec with every owner given by name replaced by the ids `resolve` gives it.
+    pub fn with_owners(
+        mut self,
+        resolve: impl Fn(&OwnerName) -> Result<Owner, SpecError>,
+    ) -> Result<Spec, SpecError> {
+        let mounts = self.library.iter_mut().chain(&mut self.workspace);
+        for (owner, name) in mounts.map(|m| (&mut m.owner, &mut m.owner_name)).chain(
+            self.files
+                .iter_mut()
+                .map(|f| (&mut f.owner, &mut f.owner_name)),
+        ) {
+            if let Some(named) = name.take() {
+                *owner = resolve(&named)?;
+            }
+        }
+        Ok(self)
+    }
 }
 
 /// Reads and validates the spec file (I/O: reads it and checks that sources exist).

@@ -7,6 +7,21 @@ use super::{SPEC_FILE_NAME, SpecError};
 /// Commented starter file for `stowage init`; it parses once its `library` folder exists.
 pub const STARTER_SPEC: &str = r#"# stowage.toml: what goes into the exported image.
 # Relative sources are resolved against this file's folder.
+#
+# Two shapes of image: an app library (a venv, site-packages, node_modules)
+# with its start command, as below; or a base plus a few files and no
+# library, e.g. a start script and a helper over a Python base:
+#
+#   base = "docker.io/library/python:3.12-slim"
+#   [app]
+#   entrypoint = ["/opt/app/start.sh"]
+#   [[files]]
+#   source = "start.sh"
+#   target = "/opt/app/start.sh"
+#   mode = "0755"
+#   [[files]]
+#   source = "helper.py"
+#   target = "/opt/app/helper.py"
 
 # The image to build on: a registry reference, docker-archive:PATH,
 # oci:PATH[:TAG], oci-archive:PATH[:TAG], or "scratch" for an empty image.
@@ -20,7 +35,8 @@ base = "docker.io/library/python:3.12-slim"
 # platform = "linux/amd64"
 
 [app]
-# The app library (installed packages and extensions): always included.
+# The app library (installed packages and extensions). Optional: without it
+# the image is the base plus [[files]] (and the workspace).
 library = { source = "library", target = "/opt/app" }
 
 # The user's files. `stowage build --no-workspace` leaves them out.
@@ -28,15 +44,20 @@ library = { source = "library", target = "/opt/app" }
 
 # .dockerignore semantics, relative to each source's root: a pattern without
 # a leading `**/` matches from the root only; `!pattern` re-includes.
-exclude = ["**/__pycache__", "**/*.pyc", "**/.git"]
+# Keep __pycache__ and *.pyc: stowage writes each .pyc that matched its
+# source with the source's mtime as the image has it, so Python uses it
+# instead of recompiling on every start (a non-root or read-only container
+# cannot write new bytecode, and pays that compile every time).
+exclude = ["**/.git"]
 
 # entrypoint = ["/opt/app/start.sh"]
 command = ["python3", "-m", "http.server", "8888"]
 ports = ["8888/tcp"]
 workdir = "/opt/app"
 
-# Runs as this user; a numeric "UID:GID" also owns the added files.
-# A name (e.g. "jovyan") needs `owner = "UID:GID"` on each entry instead.
+# Runs as this user, who also owns the added files (unless an entry sets
+# `owner`). A name ("nobody", "jovyan:users") is looked up in the base's
+# /etc/passwd and /etc/group, as the runtime does.
 # user = "1000:100"
 
 # Extra files, e.g. a start script; repeat the [[files]] table for more.
@@ -55,7 +76,9 @@ PYTHONUNBUFFERED = "1"
 [secrets]
 # Names that must never be baked into the image, on top of the built-in
 # deny-list (…_SECRET, …_TOKEN, …_PASSWORD, …_API_KEY, NUVLA_API_KEY, …).
-# Pass them when the container starts: docker run -e NAME="$NAME" IMAGE
+# The image carries these names (never values) in a label, so
+# `stowage run-command IMAGE` prints `-e NAME` for each on any machine.
+# Pass them when the container starts: docker run -e NAME IMAGE
 names = []
 # Paths in the image the secret scan may let through (a folder covers
 # everything in it), e.g. test fixtures that only look like keys, and
@@ -152,7 +175,7 @@ mod tests {
             Ok(s) => s,
             Err(e) => panic!("{e}"),
         };
-        assert_eq!(s.library.target, "/opt/app");
+        assert_eq!(s.library.as_ref().unwrap().target, "/opt/app");
         assert!(s.workspace.is_none());
         assert!(
             s.env

@@ -2,7 +2,6 @@
 //! and every problem into a [`SpecError`] at the place in the file it concerns.
 
 use std::collections::BTreeMap;
-use std::ops::Range;
 
 use toml::Spanned;
 
@@ -17,7 +16,7 @@ use crate::reference::Location;
 
 /// `[app]` checked: everything but `user`, which the spec keeps as written.
 struct App {
-    library: Mount,
+    library: Option<Mount>,
     workspace: Option<Mount>,
     exclude: Vec<String>,
     entrypoint: Option<Vec<String>>,
@@ -49,8 +48,15 @@ impl Validator<'_> {
         let app_span = app.span();
         let raw_app = app.into_inner();
         let default_owner = self.default_owner(raw_app.user.as_ref())?;
-        let app = self.app(&raw_app, app_span, &default_owner)?;
+        let app = self.app(&raw_app, &default_owner)?;
         let files = self.files(raw.files.as_deref(), &default_owner)?;
+        if app.library.is_none() && app.workspace.is_none() && files.is_empty() {
+            return Err(self.error(
+                app_span,
+                "the image adds nothing: [app] has no `library` or `workspace`, and there is no [[files]] entry".to_string(),
+                "add `library = { source = \"library\", target = \"/opt/app\" }` under [app], or a [[files]] entry (`source`, `target`, `mode`) for each file the image needs",
+            ));
+        }
         let (secret_names, secret_allow) = self.secrets(raw.secrets.as_ref())?;
         let env = self.env(raw.env.as_ref(), &secret_names)?;
         let labels = self.labels(raw.labels.as_ref())?;
@@ -85,21 +91,13 @@ impl Validator<'_> {
         })
     }
 
-    /// `[app]`; `app_span` points at the table, for a missing `library`.
-    fn app(
-        &self,
-        app: &RawApp,
-        app_span: Range<usize>,
-        default_owner: &DefaultOwner<'_>,
-    ) -> Result<App, SpecError> {
-        let Some(library) = app.library.as_ref() else {
-            return Err(self.error(
-                app_span,
-                "[app] has no `library`".to_string(),
-                "add `library = { source = \"library\", target = \"/opt/app\" }` under [app]",
-            ));
-        };
-        let library = self.mount(library, MountKind::Library, default_owner)?;
+    /// `[app]`.
+    fn app(&self, app: &RawApp, default_owner: &DefaultOwner<'_>) -> Result<App, SpecError> {
+        let library = app
+            .library
+            .as_ref()
+            .map(|l| self.mount(l, MountKind::Library, default_owner))
+            .transpose()?;
         let workspace = app
             .workspace
             .as_ref()

@@ -94,7 +94,7 @@ impl Spec {
             Some(("env", name)) => (
                 format!("[env] `{name}`"),
                 format!(
-                    "remove it from [env], list \"{name}\" in `[secrets] names`, and pass it when the container starts: `docker run -e {name}=\"${name}\" IMAGE`"
+                    "remove it from [env], list \"{name}\" in `[secrets] names`, and pass it when the container starts: `docker run -e {name} IMAGE`"
                 ),
             ),
             Some((_, label)) => (
@@ -108,7 +108,7 @@ impl Spec {
             None => (
                 format!("`{key}`"),
                 format!(
-                    "read it from an environment variable when the container starts instead: list its name in `[secrets] names` and pass it with `docker run -e NAME=\"$NAME\" IMAGE`; remove it from `{key}`"
+                    "read it from an environment variable when the container starts instead: list its name in `[secrets] names` and pass it with `docker run -e NAME IMAGE`; remove it from `{key}`"
                 ),
             ),
         };

@@ -31,17 +31,20 @@ pub enum Cache {
     ContentHints,
     /// A diff-id with the compression settings and layer format → the blob compressing it gave.
     Contents,
+    /// A registry and a blob → the repositories there known to hold it (`registry::blob_locations`).
+    BlobLocations,
 }
 
 impl Cache {
     /// Every cache, for the sweep of temp files when the store opens.
-    pub const ALL: [Cache; 6] = [
+    pub const ALL: [Cache; 7] = [
         Cache::Layers,
         Cache::BaseFolders,
         Cache::BaseFiles,
         Cache::StartChecks,
         Cache::ContentHints,
         Cache::Contents,
+        Cache::BlobLocations,
     ];
 
     /// The cache's name, which is also its folder under `meta/`.
@@ -53,6 +56,7 @@ impl Cache {
             Cache::StartChecks => "start-checks",
             Cache::ContentHints => "content-hints",
             Cache::Contents => "contents",
+            Cache::BlobLocations => "blob-locations",
         }
     }
 }

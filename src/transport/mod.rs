@@ -218,9 +218,17 @@ pub fn ensure_local(
             }
             match origin {
                 Some(origin) => {
+                    let digest = &layer.descriptor.digest;
                     access
                         .registry()?
-                        .fetch_blob(origin, &layer.descriptor, access.store)?
+                        .fetch_blob(origin, &layer.descriptor, access.store)?;
+                    // A later push to another repository there mounts it from here.
+                    crate::registry::blob_locations::remember(
+                        access.store,
+                        &origin.registry,
+                        &origin.repository,
+                        digest,
+                    );
                 }
                 None => {
                     return Err(StoreError::Missing {

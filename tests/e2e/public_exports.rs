@@ -193,7 +193,7 @@ fn each_value_rule_in_env_labels_and_command_is_refused_at_its_place_and_never_s
             assert!(stderr.contains(&format!("--allow-secret {key}")), "{what}");
             if place == "env" {
                 assert!(
-                    stderr.contains("docker run -e APP_SETTING=\"$APP_SETTING\"")
+                    stderr.contains("docker run -e APP_SETTING")
                         && stderr.contains("[secrets] names"),
                     "{what}"
                 );

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::rig::http::http_request;
 use crate::rig::libraries::{conda_env, pip_install, require_pytools};
+use crate::rig::python_base::{LOCKED_DOWN, host_python_base, host_python_usable, stale_bytecode};
 use crate::rig::*;
 
 /// A spec exporting `library` to `target` over `base`, running cowsay.
@@ -161,105 +162,6 @@ fn a_venv_made_elsewhere_is_rewritten_in_the_layer_only() {
     assert!(stderr.contains(&format!("target = \"{old}\"")), "{stderr}");
 }
 
-/// The host libraries that `ldd` says `files` need, as paths under `usr/lib`
-/// (Debian merges /lib into /usr/lib); libraries inside `skip` (a wheel's
-/// bundled ones) are left out: the image has them already.
-fn needed_libraries(files: &[PathBuf], skip: &Path) -> std::collections::BTreeSet<String> {
-    let mut found = std::collections::BTreeSet::new();
-    for chunk in files.chunks(200) {
-        // ldd fails for a file that is not dynamic; its other lines still count.
-        let out = Command::new("ldd").args(chunk).output().unwrap();
-        // Only lines of loaded objects (`name => /path (0x…)`, `/lib64/ld… (0x…)`);
-        // with several files ldd also prints a `file:` line for each.
-        for line in String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| l.contains(" (0x"))
-        {
-            let path = match line.split_once("=> ") {
-                Some((_, rest)) => rest.split(' ').next().unwrap_or_default(),
-                None => line.trim().split(' ').next().unwrap_or_default(),
-            };
-            if !path.starts_with('/') || Path::new(path).starts_with(skip) {
-                continue;
-            }
-            let rel = path.trim_start_matches('/');
-            let rel = rel.strip_prefix("lib/").map(|r| format!("usr/lib/{r}"));
-            found.insert(rel.unwrap_or_else(|| path.trim_start_matches('/').to_owned()));
-        }
-    }
-    found
-}
-
-/// Every `*.so*` file under `dir`.
-fn shared_objects(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        let kind = entry.file_type().unwrap();
-        if kind.is_dir() {
-            shared_objects(&path, out);
-        } else if kind.is_file() && path.to_string_lossy().contains(".so") {
-            out.push(path);
-        }
-    }
-}
-
-/// A base image of the host's own Python (Debian's python3.11, its stdlib,
-/// and every host library it and `venv`'s extension modules link), with
-/// `/tmp` and a root entry in `/etc/passwd`; no registry needed.
-fn host_python_base(sb: &Sandbox, venv: &Path) -> PathBuf {
-    let mut binaries = vec![PathBuf::from("/usr/bin/python3.11")];
-    shared_objects(Path::new("/usr/lib/python3.11/lib-dynload"), &mut binaries);
-    shared_objects(venv, &mut binaries);
-    // A set: tar --dereference would store a path named twice as a hard link to itself.
-    let mut libraries = needed_libraries(&binaries, venv);
-    libraries.insert("lib64/ld-linux-x86-64.so.2".into());
-    let extra = sb.join("base-extra");
-    write_file(
-        &extra.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\n",
-        0o644,
-    );
-    write_file(&extra.join("etc/group"), "root:x:0:\n", 0o644);
-    fs::create_dir_all(extra.join("tmp")).unwrap();
-    set_mode(&extra.join("tmp"), 0o1777);
-    fs::create_dir_all(extra.join("root")).unwrap();
-    let tar = sb.join("python-base.tar");
-    let out = Command::new("tar")
-        .args(["-cf"])
-        .arg(&tar)
-        .args([
-            "-C",
-            "/",
-            "--dereference",
-            "--exclude=__pycache__",
-            "--exclude=usr/lib/python3.11/test",
-            "--exclude=usr/lib/python3.11/site-packages",
-            "--exclude=usr/lib/python3.11/dist-packages",
-            "--exclude=sitecustomize.py",
-            "usr/bin/python3",
-            "usr/lib/python3.11",
-        ])
-        .args(&libraries)
-        .arg("-C")
-        .arg(&extra)
-        .args(["etc", "tmp", "root"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "tar: {}", show(&out.stderr));
-    let layout = sb.join("python-base");
-    let desc = write_oci_image(&layout, "amd64", &fs::read(&tar).unwrap());
-    write_oci_index(&layout, &[desc]);
-    layout
-}
-
-/// Whether this machine can make the host-Python base (Debian 12 on x86_64, as CI is).
-fn host_python_usable() -> bool {
-    if std::env::consts::ARCH != "x86_64" || !Path::new("/usr/bin/python3.11").exists() {
-        return !skip_or_fail("the host-Python base needs /usr/bin/python3.11 on x86_64");
-    }
-    true
-}
-
 #[test]
 fn the_relocated_venv_runs_under_docker_and_podman() {
     if !host_python_usable() || !require_pytools() {
@@ -272,7 +174,7 @@ fn the_relocated_venv_runs_under_docker_and_podman() {
     }
     let sb = Sandbox::new();
     let venv = cowsay_venv(&sb);
-    let base = host_python_base(&sb, &venv);
+    let base = host_python_base(&sb, &venv, &[]);
     let spec = write_spec(
         &sb,
         &venv,
@@ -385,7 +287,7 @@ fn a_relocated_jupyterlab_venv_answers_api_status_under_docker() {
     }
     let sb = Sandbox::new();
     let venv = crate::rig::libraries::jupyterlab_venv_shared();
-    let base = host_python_base(&sb, &venv);
+    let base = host_python_base(&sb, &venv, &[]);
     let port = crate::rig::registry::free_port();
     let spec = sb.join("stowage.toml");
     fs::write(
@@ -439,4 +341,27 @@ fn a_relocated_jupyterlab_venv_answers_api_status_under_docker() {
     };
     let body: Value = serde_json::from_slice(&status.body).unwrap();
     assert!(body.get("started").is_some(), "{body}");
+
+    // pip's bytecode, made at the venv's old path, is valid in the image:
+    // a user who cannot write the venv recompiles nothing.
+    let out = docker()
+        .args(LOCKED_DOWN)
+        .args([
+            &name,
+            "/opt/venv/bin/python",
+            "-v",
+            "-c",
+            "import jupyter_server.serverapp",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out.stderr));
+    let verbose = show(&out.stderr);
+    let stale = stale_bytecode(&verbose);
+    assert!(
+        stale.is_empty(),
+        "{} stale: {:?}",
+        stale.len(),
+        &stale[..stale.len().min(5)]
+    );
 }

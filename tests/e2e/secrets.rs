@@ -432,7 +432,7 @@ fn a_base_images_ordinary_env_is_never_a_secret_but_env_secrets_are() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("docker run -e NUVLA_API_SECRET="),
+        stderr.contains("docker run -e NUVLA_API_SECRET IMAGE"),
         "{stderr}"
     );
 }

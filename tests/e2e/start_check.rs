@@ -197,3 +197,45 @@ fn a_remembered_pass_is_not_reused_for_other_files() {
         &["/opt/app/tool: its interpreter /bin/sh is not in the image"],
     );
 }
+
+/// The mistakes of a script written on Windows or relocated too deep: each
+/// refused with the fix in its hint; the same script written right builds.
+#[test]
+fn shebang_faults_are_refused_with_their_fix() {
+    let faults: [(&[u8], &[&str]); 3] = [
+        (
+            b"#!/opt/app/sh\r\necho hi\r\n",
+            &["carriage return", "dos2unix", "sed -i 's/\\r$//'"],
+        ),
+        (
+            b"\xef\xbb\xbf#!/opt/app/sh\necho hi\n",
+            &[
+                "exec format error",
+                "byte order mark",
+                "remove the byte order mark",
+            ],
+        ),
+        (
+            format!("#!/opt/{}/sh\necho hi\n", "deep/".repeat(60))
+                .leak()
+                .as_bytes(),
+            &["longer than the 256 bytes", "/usr/bin/env"],
+        ),
+    ];
+    for (script, needles) in faults {
+        let sb = Sandbox::new();
+        let spec = write_spec(sb.path(), "entrypoint = [\"/opt/app/start.sh\"]");
+        fs::copy("/bin/busybox", sb.join("lib/sh")).unwrap();
+        set_mode(&sb.join("lib/sh"), 0o755);
+        fs::write(sb.join("lib/start.sh"), script).unwrap();
+        set_mode(&sb.join("lib/start.sh"), 0o755);
+        assert_refused(&sb, &spec, needles);
+        fs::write(sb.join("lib/start.sh"), b"#!/opt/app/sh\necho hi\n").unwrap();
+        let (output, _, _) = build(&sb, &spec, &[]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}

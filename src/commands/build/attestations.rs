@@ -166,19 +166,23 @@ fn source_dependencies(plan: &BuildPlan, built: &BuiltImage, spec_dir: &Path) ->
         .library_layers()
         .map(|(i, _)| layer_digest(i))
         .collect();
-    let mut dependencies = vec![Dependency {
-        name: LayerRole::Library.name().into(),
-        uri: format!("file:{}", relative_text(&plan.library.source, spec_dir)),
-        digest: None,
-        annotations: BTreeMap::from([
-            ("target".to_string(), json!(plan.library.target)),
-            ("layers".to_string(), json!(library_layers)),
-            (
-                "packages".to_string(),
-                json!(plan.library.inventory.packages.len()),
-            ),
-        ]),
-    }];
+    let mut dependencies: Vec<Dependency> = plan
+        .library
+        .iter()
+        .map(|library| Dependency {
+            name: LayerRole::Library.name().into(),
+            uri: format!("file:{}", relative_text(&library.source, spec_dir)),
+            digest: None,
+            annotations: BTreeMap::from([
+                ("target".to_string(), json!(library.target)),
+                ("layers".to_string(), json!(library_layers)),
+                (
+                    "packages".to_string(),
+                    json!(library.inventory.packages.len()),
+                ),
+            ]),
+        })
+        .collect();
     for (index, layer) in plan.layers.iter().enumerate() {
         if layer.role == LayerRole::Library {
             continue;

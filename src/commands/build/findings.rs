@@ -92,7 +92,9 @@ fn published_finding(
     layer_plan: &LayerPlan,
     finding: &Finding,
 ) -> Result<Option<PublishedFinding>, Error> {
-    let library = &plan.library;
+    let Some(library) = plan.library.as_ref() else {
+        return Ok(None);
+    };
     if layer_plan.role != LayerRole::Library {
         return Ok(None);
     }

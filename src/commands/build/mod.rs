@@ -20,6 +20,7 @@ mod dry_run;
 mod events;
 mod findings;
 mod outcome;
+mod owners;
 mod report;
 mod sbom;
 mod shared_contents;
@@ -124,19 +125,10 @@ pub fn run(
     }
     let secret_names = spec.secret_names.clone();
     failed.secret_names = &secret_names;
-    let (request, policy) = match under_policy(command, spec) {
+    let (plan, policy) = match plan_under_policy(session, command, spec) {
         Ok(pair) => pair,
         Err(e) => return failure(session, command, &failed, e),
     };
-    let plan = match plan::plan_build(&request) {
-        Ok(plan) => plan,
-        Err(e) => return failure(session, command, &failed, e),
-    };
-    if command.signer.is_some()
-        && let Err(e) = sign::check_signable(&plan.destinations)
-    {
-        return failure(session, command, &failed, e);
-    }
     events.planned(&plan);
     let admitted = match admit(session, command, policy.as_ref(), &plan, events) {
         Ok(admitted) => admitted,
@@ -213,6 +205,21 @@ pub fn run(
 /// The build's request, and the policy it runs under (read now: a bad
 /// policy file stops the build before it plans); the provenance names the
 /// policy's digest.
+/// The spec's plan, owners resolved in the base, with the policy it runs under (I/O).
+fn plan_under_policy(
+    session: &Session,
+    command: &BuildCommand,
+    spec: spec::Spec,
+) -> Result<(BuildPlan, Option<Policy>), Error> {
+    let (request, policy) = under_policy(command, spec)?;
+    let request = owners::resolve_owner_names(session, request)?;
+    let plan = plan::plan_build(&request)?;
+    if command.signer.is_some() {
+        sign::check_signable(&plan.destinations)?;
+    }
+    Ok((plan, policy))
+}
+
 fn under_policy(
     command: &BuildCommand,
     spec: spec::Spec,

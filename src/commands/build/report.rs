@@ -338,7 +338,7 @@ fn attestations(outcome: &BuildOutcome) -> Option<Vec<AttestationMetadata>> {
 
 /// The library's prefix rewrite and every file it changes; None when there is none.
 fn relocation(plan: &BuildPlan) -> Option<RelocationReport> {
-    let relocation = plan.library.relocation.as_ref()?;
+    let relocation = plan.library.as_ref()?.relocation.as_ref()?;
     let files = plan
         .relocated_files()
         .into_iter()
@@ -366,7 +366,7 @@ fn parts(plan: &BuildPlan, layer: &LayerPlan) -> Vec<PartReport> {
 fn part_report(plan: &BuildPlan, part: &LayerPart) -> PartReport {
     let (files, bytes) = (part.files, part.bytes);
     match &part.key {
-        GroupKey::Package(index) => match plan.library.inventory.packages.get(*index) {
+        GroupKey::Package(index) => match plan.inventory().packages.get(*index) {
             Some(p) => PartReport::Package {
                 name: p.name.clone(),
                 version: p.version.clone(),

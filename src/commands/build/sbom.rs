@@ -18,7 +18,7 @@ pub struct SbomRequest {
 
 /// What the SBOM says of `built`: the image, its base, and each package with the layer that holds its files.
 pub fn sbom_input(plan: &BuildPlan, built: &BuiltImage) -> SbomInput {
-    let inventory = &plan.library.inventory;
+    let inventory = plan.inventory();
     let mut layer_of: BTreeMap<usize, Digest> = BTreeMap::new();
     for (index, layer_plan) in plan.library_layers() {
         let Some(layer) = built.layers.get(index) else {

@@ -29,6 +29,8 @@ use super::{gzip, rig_env, sha256_hex, skip_or_fail};
 /// The top-level PyPI pins; constraints.txt pins everything under them.
 pub const JUPYTERLAB: &str = "jupyterlab==4.6.6";
 pub const COWSAY: &str = "cowsay==6.1";
+/// A package with compiled extensions and hundreds of modules, for the bytecode tests.
+pub const NUMPY: &str = "numpy==2.2.6";
 /// The npm packages of [`node_modules`]: one scoped, and `debug@2` needs
 /// `ms@2.0.0` while the top level has `ms@2.1.3`, so npm nests a
 /// `node_modules/debug/node_modules/ms`.
@@ -193,6 +195,51 @@ pub fn pypi_wheels() -> PathBuf {
                 .args([JUPYTERLAB, COWSAY]),
         );
     })
+}
+
+/// The numpy wheel for CPython 3.11, downloaded once per run into
+/// `$STOWAGE_TEST_DIR/pypi-numpy` (apart from [`pypi_wheels`], whose set
+/// stays as it is).
+pub fn numpy_wheels() -> PathBuf {
+    let key = format!("{RIG_CACHE_VERSION} {NUMPY}");
+    build_once(&test_dir().join("pypi-numpy"), &key, |dir| {
+        run_step(
+            "pip download numpy",
+            Command::new(pytools_python())
+                .args(["-m", "pip", "download", "--quiet", "--dest"])
+                .arg(dir)
+                .args(["--only-binary=:all:", NUMPY]),
+        );
+    })
+}
+
+/// A new venv of Debian's `/usr/bin/python3 -m venv` at `dir` with numpy
+/// installed offline, its bytecode compiled by pip as usual (timestamp-based:
+/// `SOURCE_DATE_EPOCH` unset); returns `dir`.
+pub fn numpy_venv(dir: &Path) -> PathBuf {
+    let wheels = numpy_wheels();
+    run_step(
+        "python3 -m venv",
+        Command::new("/usr/bin/python3")
+            .args(["-m", "venv"])
+            .arg(dir),
+    );
+    run_step(
+        "pip install numpy",
+        Command::new(dir.join("bin/python"))
+            .env_remove("SOURCE_DATE_EPOCH")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-index",
+                "--find-links",
+            ])
+            .arg(wheels)
+            .arg(NUMPY),
+    );
+    dir.to_owned()
 }
 
 /// `<python> -m pip install` offline from [`pypi_wheels`], pinned by the

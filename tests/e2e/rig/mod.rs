@@ -23,6 +23,8 @@ pub mod hub;
 pub mod libraries;
 /// The proxies between stowage and a registry: faults and byte counts.
 pub mod proxy;
+/// A base of the host's own Python, for running Python apps under docker.
+pub mod python_base;
 /// Real registries (anonymous, htpasswd, token auth, TLS), credentials, and
 /// content for the registry tests.
 pub mod registry;
