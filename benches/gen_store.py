@@ -4,7 +4,7 @@
     gen_store.py STORE TOTAL_GIB [BLOBS]
 
 Blob sizes vary from a few KiB to tens of MiB around TOTAL_GIB/BLOBS, like
-configs and layers; each blob's mtime (its last use) is spread over 30
+configs and layers; each blob's atime (its last use; mtime the same) is spread over 30
 days, and each has a content record, as a build leaves them. Prune reads
 only metadata, so sparse files time it as real ones would.
 """

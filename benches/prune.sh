@@ -8,7 +8,7 @@
 # with last uses spread over 30 days, and a content record per blob), then
 # times, with hyperfine:
 #   1. stowage cache prune --max-size 10GiB             target: a few seconds
-#   2. the peer: find | sort by mtime | awk to the bound | xargs rm, the
+#   2. the peer: find | sort by atime | awk to the bound | xargs rm, the
 #      least-recently-used prune a shell script would do (it leaves the
 #      records naming removed blobs behind, which stowage removes too)
 # It checks that stowage leaves at most 10 GiB of blobs and no record naming
@@ -50,7 +50,7 @@ for path in glob.glob(f"{store}/meta/contents/*.json"):
 print(f"bench: {len(blobs)} blobs ({total / 2**30:.2f} GiB) left, every record names one", file=sys.stderr)
 PY
 
-PEER="find $STORE/blobs/sha256 -type f -printf '%T@ %s %p\n' | sort -n \
+PEER="find $STORE/blobs/sha256 -type f -printf '%A@ %s %p\n' | sort -n \
  | awk -v bound=$BOUND '{ total += \$2; size[NR] = \$2; path[NR] = \$3 }
      END { for (i = 1; i <= NR && total > bound; i++) { print path[i]; total -= size[i] } }' \
  | xargs -r rm -f"

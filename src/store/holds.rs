@@ -13,12 +13,13 @@
 //! found missing after the prune (a cache miss, rebuilt), never removed
 //! between a process finding it and using it.
 //!
-//! A hold also records the blob's last use: its modification time is set to
-//! now. A blob's bytes never change after it is named, so its time says
-//! nothing else, and setting it costs one call per blob and process.
+//! A hold also records the blob's last use: its access time is set to now.
+//! Not its modification time: an `oci:` layout hard-links the store's blobs,
+//! and a rebuild that changes nothing must leave the layout's files as they
+//! were (mtimes included). Setting it costs one call per blob and process.
 
 use std::collections::HashSet;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File, FileTimes, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -76,7 +77,7 @@ impl Holds {
                 file.write_all(format!("{digest}\n").as_bytes())?;
             }
             if let Ok(used) = File::open(blob) {
-                let _ = used.set_modified(SystemTime::now());
+                let _ = used.set_times(FileTimes::new().set_accessed(SystemTime::now()));
             }
             Ok(())
         })();
@@ -172,12 +173,19 @@ mod tests {
         let blob = dir.path().join("blob");
         fs::write(&blob, b"x").unwrap();
         let old = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
-        File::open(&blob).unwrap().set_modified(old).unwrap();
+        let times = FileTimes::new().set_accessed(old).set_modified(old);
+        File::open(&blob).unwrap().set_times(times).unwrap();
         let holds = Holds::new(dir.path());
         let digest = Digest::of(b"x");
         holds.hold(&digest, &blob);
         holds.hold(&digest, &blob);
-        assert!(fs::metadata(&blob).unwrap().modified().unwrap() > old);
+        let meta = fs::metadata(&blob).unwrap();
+        assert!(meta.accessed().unwrap() > old);
+        assert_eq!(
+            meta.modified().unwrap(),
+            old,
+            "a hold leaves the mtime alone"
+        );
         let live = live_holds(dir.path());
         assert_eq!(live.processes, 1);
         assert_eq!(live.held, HashSet::from([digest.to_string()]));

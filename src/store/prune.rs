@@ -1,6 +1,6 @@
 //! Bounding the store: `prune` removes least-recently-used blobs (never a held one) and the records that name them; `info` says what the store holds.
 //!
-//! A blob's last use is its modification time, which every hold sets (see
+//! A blob's last use is its access time, which every hold sets (see
 //! `holds`), so pruning reads only metadata: a `stat` per blob, no bytes.
 //! Records are small; those naming a removed blob go with it, so none is
 //! left pointing at nothing (a reader would take it as a miss anyway).
@@ -168,7 +168,7 @@ impl Store {
                 path: entry.path(),
                 digest: format!("sha256:{name}"),
                 size: meta.len(),
-                used: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                used: meta.accessed().unwrap_or(SystemTime::UNIX_EPOCH),
             });
         }
         Ok(blobs)
@@ -244,7 +244,8 @@ mod tests {
         for (age, digest) in digests.iter().rev().enumerate() {
             let used = SystemTime::now() - day * (age as u32 + 1);
             let blob = File::open(writer.blob_path(digest)).unwrap();
-            blob.set_modified(used).unwrap();
+            blob.set_times(fs::FileTimes::new().set_accessed(used))
+                .unwrap();
         }
         drop(writer);
         (Store::open(dir).unwrap(), digests)
