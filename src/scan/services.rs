@@ -93,7 +93,15 @@ pub(super) fn check(service: Service, line: &[u8], at: usize, end: usize) -> Opt
             .then_some("npm-token")
         }
         Service::HuggingFace => body("huggingface-token", is_alpha, 52, 34, 34),
-        Service::Stripe => body("stripe-key", is_alnum, 62, 24, 247),
+        // Stripe's keys carry digits (today's begin with the account's `51…`);
+        // names run together after `sk_live_` in a binary's strings carry none.
+        Service::Stripe => {
+            let len = run(line, end, is_alnum);
+            if !line[end..end + len].iter().any(u8::is_ascii_digit) {
+                return None;
+            }
+            body("stripe-key", is_alnum, 62, 24, 247)
+        }
         Service::GoogleApiKey => body("google-api-key", is_token, 64, 35, 35),
         Service::Anthropic => body("anthropic-key", is_token, 64, 80, 200),
         Service::Shopify => body("shopify-token", is_hex, 16, 32, 32),

@@ -12,19 +12,19 @@ use crate::rig::python_base::{LOCKED_DOWN, host_python_base, host_python_usable,
 use crate::rig::*;
 
 /// Times `import numpy` in fresh processes of the image's venv and of a
-/// compileall'd copy in /tmp, interleaved, and prints both medians.
+/// compileall'd copy in /tmp, interleaved, and prints the fastest of each.
 const TIME_IMPORTS: &str = r#"
-import compileall, shutil, statistics, subprocess
+import compileall, shutil, subprocess
 shutil.copytree('/opt/venv', '/tmp/venv', symlinks=True)
 compileall.compile_dir('/tmp/venv/lib', quiet=1)
 probe = 'import time; t = time.perf_counter(); import numpy; print(time.perf_counter() - t)'
 def once(python):
     return float(subprocess.run([python, '-c', probe], capture_output=True, text=True, check=True).stdout)
 image, compiled = [], []
-for _ in range(7):
+for _ in range(15):
     image.append(once('/opt/venv/bin/python'))
     compiled.append(once('/tmp/venv/bin/python'))
-print(statistics.median(image), statistics.median(compiled))
+print(min(image), min(compiled))
 "#;
 
 /// The spec exporting `venv` to /opt/venv over `base`.
@@ -125,11 +125,13 @@ fn a_relocated_numpy_venv_imports_from_its_bytecode_read_only_and_unprivileged()
             .args(["--tmpfs", "/tmp:exec"])
             .args([&name, "/opt/venv/bin/python", "-c", TIME_IMPORTS]),
     );
-    let medians: Vec<f64> = timed
+    // The fastest of fifteen interleaved runs each: the import's own cost,
+    // with the noise of other tests on the same cores taken out.
+    let fastest: Vec<f64> = timed
         .split_whitespace()
         .map(|t| t.parse().unwrap())
         .collect();
-    let (image, compiled) = (medians[0], medians[1]);
+    let (image, compiled) = (fastest[0], fastest[1]);
     eprintln!("import numpy: image {image:.3} s, after compileall {compiled:.3} s");
     assert!(
         image <= compiled * 1.10,
