@@ -58,7 +58,11 @@ pub fn run(
     let mut options = command.request.clone();
     options.dry_run = true;
     options.policy_digest = Some(policy.digest.clone());
-    let plan = plan::plan_build(&BuildRequest { spec, options })?;
+    let access = session.access().ok();
+    let plan = plan::plan_build_cached(
+        &BuildRequest { spec, options },
+        access.as_ref().map(|a| a.store),
+    )?;
     events.planned(&plan);
     let mut verdict: Verdict =
         export_policy::judge_build(session, &command.policy, Some(&policy), &plan)?;

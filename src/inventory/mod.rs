@@ -24,13 +24,15 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+
 mod published;
 pub use conda::channel_names as conda_channel_names;
 pub use published::Published;
 pub use purl::pep503;
 
 /// Where a package comes from; decides its purl type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Ecosystem {
     /// dist-info / egg-info: `pkg:pypi/…`
     Python,
@@ -60,7 +62,7 @@ impl Ecosystem {
 pub type FileKey = u64;
 
 /// A conda file that embeds its install prefix (`prefix_placeholder`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PrefixedFile {
     pub key: FileKey,
     /// `file_mode` is `binary` (NUL-padded rewrite), else text.
@@ -68,7 +70,7 @@ pub struct PrefixedFile {
 }
 
 /// One installed package.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Package {
     pub ecosystem: Ecosystem,
     /// As the metadata declares it (`Jinja2`, `@jupyterlab/foo`).
@@ -113,7 +115,7 @@ pub struct Package {
 }
 
 /// A venv's `pyvenv.cfg`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VenvConfig {
     /// `home`: the folder of the Python the venv was made from.
     pub home: Option<String>,
@@ -124,7 +126,7 @@ pub struct VenvConfig {
 }
 
 /// An editable install: the package's code is wherever `location` says, not in the library.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Editable {
     /// The package's name, as its metadata or file name gives it.
     pub package: String,
@@ -135,7 +137,7 @@ pub struct Editable {
 }
 
 /// Everything the inventory found in one library source.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Inventory {
     /// Sorted by ecosystem, lowercase name, version, metadata path.
     pub packages: Vec<Package>,
@@ -264,6 +266,29 @@ impl Inventory {
             editables,
             warnings: cx.warnings,
         })
+    }
+
+    /// Maps every file key the packages hold through `map`, and sorts the
+    /// lists by the new keys; false when a key has no image (the inventory
+    /// is then part-mapped, for the caller to drop).
+    pub fn map_file_keys(&mut self, map: impl Fn(FileKey) -> Option<FileKey>) -> bool {
+        for package in &mut self.packages {
+            for key in &mut package.files {
+                let Some(mapped) = map(*key) else {
+                    return false;
+                };
+                *key = mapped;
+            }
+            for file in &mut package.prefixed {
+                let Some(mapped) = map(file.key) else {
+                    return false;
+                };
+                file.key = mapped;
+            }
+            package.files.sort_unstable();
+            package.prefixed.sort_unstable();
+        }
+        true
     }
 
     /// Which package owns each file: the first in sort order that lists it

@@ -152,9 +152,10 @@ impl LayerPlan {
             &mut frames,
             format!("stowage layer v{LAYER_FORMAT_VERSION}").as_bytes(),
         );
-        // Each entry's stat facts go in as a digest (`Stamp::digest`); records
-        // of builds that hashed the fields themselves never match this input.
-        put(&mut frames, b"stamp digests");
+        // Each entry's stat facts and path go in as its stamp (`Stamp::digest_at`),
+        // which holds the path, so the path is not hashed again; records of
+        // builds that hashed either themselves never match this input.
+        put(&mut frames, b"stamp digests with paths");
         put(&mut frames, compression.name().as_bytes());
         put(
             &mut frames,
@@ -186,7 +187,6 @@ impl LayerPlan {
                 let _ = hasher.write_all(&frames);
                 frames.clear();
             }
-            put(&mut frames, entry.path);
             if let Some(kind) = entry.rewrite {
                 put(&mut frames, kind.name().as_bytes());
             }

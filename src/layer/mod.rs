@@ -24,12 +24,14 @@ mod bytecode;
 pub mod cached;
 mod content;
 mod excludes;
+mod listing;
 mod paths;
 pub mod progress;
 mod records;
 mod relocate;
 mod split;
 mod stat;
+mod tree_order;
 mod walk;
 mod write;
 
@@ -37,11 +39,12 @@ pub use base_folders::scan_base_folders;
 pub use cached::write_layers;
 pub use content::{content_hint, content_key};
 pub use excludes::Excludes;
+pub use listing::index_of;
 use paths::{PathArena, Span};
 pub use progress::LayerProgress;
 pub use records::SharedContents;
 pub use relocate::{Relocation, RewriteKind, relocated_head};
-pub use split::{GroupKey, LayerPart, LibrarySplit, OWN_LAYER_BYTES};
+pub use split::{GroupKey, LayerPart, LibrarySplit, OWN_LAYER_BYTES, SplitRecord};
 pub use walk::plan_layer;
 pub use write::{WriteSettings, gzip_stored_layer, write_layer};
 
@@ -563,12 +566,18 @@ impl Stamp {
         }
     }
 
-    /// The first 8 bytes of a SHA-256 of the fields. The stamp only has to
-    /// change when the file may have: stat's own facts (a second's mtime on
-    /// some filesystems, an inode reused) are far coarser than a 2^-64
-    /// chance that a changed stamp keeps its digest. The fields go in as
-    /// fixed-width little-endian words, so no two stamps share an input.
-    fn digest(&self) -> StampDigest {
+    /// The first 8 bytes of a SHA-256 of the fields and the entry's path in
+    /// the image. The stamp only has to change when the file may have:
+    /// stat's own facts (a second's mtime on some filesystems, an inode
+    /// reused) are far coarser than a 2^-64 chance that a changed stamp
+    /// keeps its digest. The fields go in as fixed-width little-endian
+    /// words before the path, so no two stamps share an input. The path
+    /// rides along because it costs no more hashing for most paths (the 56
+    /// bytes already take two SHA-256 blocks, which hold a path of 63 more)
+    /// and it makes the stamps of a listing stand for its paths too: the
+    /// fingerprint need not hash them again, and the sum of a library's
+    /// stamps keys its plan (`listing_digest`).
+    fn digest_at(&self, path: &[u8]) -> StampDigest {
         use sha2::Digest as _;
         let mut words = [0u8; 56];
         let fields = [
@@ -587,7 +596,10 @@ impl Stamp {
         {
             slot.copy_from_slice(&field.to_le_bytes());
         }
-        let full = sha2::Sha256::digest(words);
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(words);
+        hasher.update(path);
+        let full = hasher.finalize();
         let mut digest = [0u8; 8];
         digest.copy_from_slice(&full[..8]);
         digest

@@ -29,7 +29,9 @@ const SHRINK_EVERY: usize = 1 << 14;
 pub const OWN_LAYER_BYTES: u64 = 8 * 1024 * 1024;
 
 /// What one part of a layer is: a package, a folder standing in for one, or the unowned files.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum GroupKey {
     /// Index into the inventory's packages.
     Package(usize),
@@ -40,7 +42,7 @@ pub enum GroupKey {
 }
 
 /// One group of a library layer, for `--dry-run`, the history and records.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LayerPart {
     pub key: GroupKey,
     /// `jinja2 3.1.6`, `site-packages/pkg03`, or `unowned files`.
@@ -49,6 +51,17 @@ pub struct LayerPart {
     pub bytes: u64,
     /// Regular files.
     pub files: u64,
+}
+
+/// How a library plan was split, entry by entry: enough to split the same
+/// entries the same way again without the inventory (a no-op rebuild's
+/// library plan, `plan::library_cache`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SplitRecord {
+    /// Each layer's name and parts, in order.
+    pub layers: Vec<(String, Vec<LayerPart>)>,
+    /// Over the unsplit plan's entries in order: runs of (how many, the mask of the layers they go to).
+    pub runs: Vec<(u32, u64)>,
 }
 
 /// How a library splits: the inventory of its source and the most layers it may take.
@@ -155,6 +168,14 @@ impl LayerPlan {
     /// package (see the module doc). Never returns an empty layer, nor one
     /// without a regular file unless the library has none at all.
     pub fn split_by_package(self, split: &LibrarySplit<'_>) -> Vec<LayerPlan> {
+        self.split_by_package_recorded(split).0
+    }
+
+    /// [`LayerPlan::split_by_package`], and the record of how it split.
+    pub fn split_by_package_recorded(
+        self,
+        split: &LibrarySplit<'_>,
+    ) -> (Vec<LayerPlan>, SplitRecord) {
         // The folders' layer masks are 64 bits wide (`--library-layers` is at most 64).
         let split = &LibrarySplit {
             max_layers: split.max_layers.min(64),
@@ -225,10 +246,50 @@ impl LayerPlan {
                 // Named as a split's only part, so the name says which mode built it.
                 whole.name = format!("{}-1of1", whole.name);
             }
-            return vec![whole];
+            let record = SplitRecord {
+                layers: vec![(whole.name.clone(), whole.parts.clone())],
+                runs: runs_of(std::iter::repeat_n(1, whole.entries.len())),
+            };
+            return (vec![whole], record);
         }
         let slots = assign_slots(split, &parts);
         self.into_slots(entry_groups, &groups, &parts, &slots)
+    }
+
+    /// Whether `record` can split this plan: the same count of entries, and masks naming only its layers.
+    pub fn split_fits(&self, record: &SplitRecord) -> bool {
+        let total = record.layers.len();
+        let covered: u64 = record.runs.iter().map(|(count, _)| u64::from(*count)).sum();
+        total > 0
+            && total <= 64
+            && covered == self.entries.len() as u64
+            && record
+                .runs
+                .iter()
+                .all(|(_, mask)| total == 64 || mask >> total == 0)
+    }
+
+    /// Splits this plan as `record` says, when it fits: the same count of
+    /// entries, and masks naming only its layers. None leaves nothing split
+    /// (the caller still has its plan to split from the inventory).
+    pub fn split_as(self, record: SplitRecord) -> Result<Vec<LayerPlan>, Box<LayerPlan>> {
+        if !self.split_fits(&record) {
+            return Err(Box::new(self));
+        }
+        if let [(name, parts)] = record.layers.as_slice()
+            && record.runs.iter().all(|(_, mask)| *mask == 1)
+        {
+            let mut whole = self;
+            whole.name = name.clone();
+            whole.parts = parts.clone();
+            return Ok(vec![whole]);
+        }
+        let masks: Vec<u64> = record
+            .runs
+            .iter()
+            .flat_map(|(count, mask)| std::iter::repeat_n(*mask, *count as usize))
+            .collect();
+        Ok(self.fill_layers(&masks, record.layers))
     }
 
     /// Builds one layer per slot that holds a regular file; a slot without one joins the last layer.
@@ -238,7 +299,7 @@ impl LayerPlan {
         groups: &[GroupKey],
         parts: &BTreeMap<GroupKey, LayerPart>,
         slots: &BTreeMap<GroupKey, Slot>,
-    ) -> Vec<LayerPlan> {
+    ) -> (Vec<LayerPlan>, SplitRecord) {
         let mut by_slot: BTreeMap<&Slot, Vec<&LayerPart>> = BTreeMap::new();
         for (key, slot) in slots {
             if let Some(part) = parts.get(key) {
@@ -294,13 +355,12 @@ impl LayerPlan {
     ///
     /// One pass over the sorted entries: each folder gets a mask of the layers
     /// that need it (found through a map of folder paths, looked up once per
-    /// new parent), then the entries go out in order — so each layer stays
-    /// sorted and a file is moved, never copied.
+    /// new parent), then the entries go out in order (`fill_layers`).
     fn distribute(
-        mut self,
+        self,
         entry_layer: &[Option<u8>],
         part_lists: Vec<Vec<LayerPart>>,
-    ) -> Vec<LayerPlan> {
+    ) -> (Vec<LayerPlan>, SplitRecord) {
         let total = part_lists.len();
         let needed = self.folder_masks(entry_layer);
         let last = total.saturating_sub(1);
@@ -309,19 +369,44 @@ impl LayerPlan {
             0 => 1u64 << last,
             mask => mask,
         };
-        let mut sizes = vec![0usize; total];
         let mut folder = 0;
-        for (index, entry) in self.entries.iter().enumerate() {
-            match (&entry.kind, entry_layer[index]) {
+        let masks: Vec<u64> = self
+            .entries
+            .iter()
+            .zip(entry_layer)
+            .map(|(entry, layer)| match (&entry.kind, layer) {
                 (EntryKind::Dir, _) => {
-                    let mask = mask_of(folder);
                     folder += 1;
-                    for (layer, size) in sizes.iter_mut().enumerate() {
-                        *size += usize::from(mask & (1 << layer) != 0);
-                    }
+                    mask_of(folder - 1)
                 }
-                (_, Some(layer)) => sizes[usize::from(layer)] += 1,
-                (_, None) => {}
+                (_, Some(layer)) => 1 << layer,
+                (_, None) => 0,
+            })
+            .collect();
+        let layers: Vec<(String, Vec<LayerPart>)> = part_lists
+            .into_iter()
+            .enumerate()
+            .map(|(index, parts)| (format!("{}-{}of{total}", self.name, index + 1), parts))
+            .collect();
+        let record = SplitRecord {
+            layers: layers.clone(),
+            runs: runs_of(masks.iter().copied()),
+        };
+        (self.fill_layers(&masks, layers), record)
+    }
+
+    /// Puts each entry into the layers its mask names (a folder may go to
+    /// several): each layer stays sorted, and a file is moved, never copied.
+    fn fill_layers(
+        mut self,
+        masks: &[u64],
+        layers: Vec<(String, Vec<LayerPart>)>,
+    ) -> Vec<LayerPlan> {
+        let total = layers.len();
+        let mut sizes = vec![0usize; total];
+        for mask in masks {
+            for (layer, size) in sizes.iter_mut().enumerate() {
+                *size += usize::from(mask & (1 << layer) != 0);
             }
         }
         let mut buckets: Vec<Vec<Entry>> = sizes.iter().map(|n| Vec::with_capacity(*n)).collect();
@@ -330,18 +415,15 @@ impl LayerPlan {
         let mut entries = std::mem::take(&mut self.entries);
         while let Some(entry) = entries.pop() {
             let index = entries.len();
-            match (&entry.kind, entry_layer[index]) {
-                (EntryKind::Dir, _) => {
-                    folder -= 1;
-                    let mask = mask_of(folder);
-                    for (layer, bucket) in buckets.iter_mut().enumerate() {
-                        if mask & (1 << layer) != 0 {
-                            bucket.push(entry.clone());
-                        }
+            let mask = masks[index];
+            if mask.count_ones() == 1 {
+                buckets[mask.trailing_zeros() as usize].push(entry);
+            } else {
+                for (layer, bucket) in buckets.iter_mut().enumerate() {
+                    if mask & (1 << layer) != 0 {
+                        bucket.push(entry.clone());
                     }
                 }
-                (_, Some(layer)) => buckets[usize::from(layer)].push(entry),
-                (_, None) => {}
             }
             if index.is_multiple_of(SHRINK_EVERY) {
                 entries.shrink_to_fit();
@@ -352,9 +434,9 @@ impl LayerPlan {
         }
         buckets
             .into_iter()
-            .zip(part_lists)
+            .zip(layers)
             .enumerate()
-            .map(|(index, (bucket, parts))| self.part_plan(index, total, bucket, parts))
+            .map(|(index, (bucket, (name, parts)))| self.part_plan(index, name, bucket, parts))
             .collect()
     }
 
@@ -396,16 +478,17 @@ impl LayerPlan {
         needed
     }
 
+    /// The `index`th layer of the split (the walk's warnings go with the first).
     fn part_plan(
         &self,
         index: usize,
-        total: usize,
+        name: String,
         entries: Vec<Entry>,
         parts: Vec<LayerPart>,
     ) -> LayerPlan {
         let entries_rewritten = entries.iter().any(|e| e.rewrite.is_some());
         LayerPlan {
-            name: format!("{}-{}of{total}", self.name, index + 1),
+            name,
             role: self.role,
             sources: self.sources.clone(),
             paths: Arc::clone(&self.paths),
@@ -470,6 +553,18 @@ fn assign_slots(
         slots.insert(key.clone(), slot);
     }
     slots
+}
+
+/// `masks` as runs of equal masks: entries come a package at a time, so a few runs stand for many entries.
+fn runs_of(masks: impl Iterator<Item = u64>) -> Vec<(u32, u64)> {
+    let mut runs: Vec<(u32, u64)> = Vec::new();
+    for mask in masks {
+        match runs.last_mut() {
+            Some((count, last)) if *last == mask && *count < u32::MAX => *count += 1,
+            _ => runs.push((1, mask)),
+        }
+    }
+    runs
 }
 
 /// The shared layer a name hashes to: depends on the name and the count alone.

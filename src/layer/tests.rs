@@ -624,7 +624,7 @@ fn sort_in_halves_orders_as_one_sort_does() {
             kind: EntryKind::Dir,
             mode: 0o755,
             multi_linked: false,
-            stamp: Stamp::default().digest(),
+            stamp: Stamp::default().digest_at(path.as_bytes()),
             defaulted: false,
             rewrite: None,
         });

@@ -10,6 +10,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use super::excludes::Excludes;
 use super::paths::{PathArena, Span};
 use super::stat::{FolderReader, Stat, open_folder};
+use super::tree_order::{FolderBlock, in_tree_order, sort_folder, sort_subfolders};
 use super::{
     Entry, EntryKind, KnownDir, KnownDirs, LayerError, LayerPlan, LayerRole, LayerRoot, Origin,
     Stamp, disk_path,
@@ -44,6 +45,9 @@ pub fn plan_layer(
     let name = role.name();
     let mut listed = Listed::default();
     let mut origins = Vec::new();
+    // One folder root's paths are unique by construction and its folders
+    // come sorted from the walk; several roots may collide, and are sorted whole.
+    let mut tree_root: Option<Vec<u8>> = None;
     for root in roots {
         let target = root.target.trim_start_matches('/').as_bytes();
         let meta = fs::symlink_metadata(&root.source).map_err(|source| LayerError::Read {
@@ -74,18 +78,22 @@ pub fn plan_layer(
                 rel_dir: Path::new(""),
             };
             walk_folder(&folder, excludes, &mut listed)?;
+            if roots.len() == 1 {
+                tree_root = Some(folder_prefix(target, b""));
+            }
         }
         origins.push(origin.1.clone());
     }
     add_ancestors(roots, known_dirs, &mut listed, &mut origins)?;
     let Listed {
-        mut entries,
+        entries,
         warnings,
         links,
         mut paths,
+        folders,
     } = listed;
     paths.shrink();
-    sort_checked(name, &mut entries, &paths, &origins)?;
+    let mut entries = in_order(name, tree_root, entries, &paths, folders, &origins)?;
     link_hard_links(&mut entries, &paths, links);
     for entry in &entries {
         if matches!(entry.kind, EntryKind::Dir) {
@@ -125,6 +133,31 @@ pub fn plan_layer(
         parts: Vec::new(),
         relocation: None,
     })
+}
+
+/// The entries in path order: one folder root's from its folders' sorted
+/// listings (its paths cannot collide), several roots' by one sort that
+/// also finds collisions.
+fn in_order(
+    name: &str,
+    tree_root: Option<Vec<u8>>,
+    mut entries: Vec<Entry>,
+    paths: &PathArena,
+    folders: Vec<FolderBlock>,
+    origins: &[Origin],
+) -> Result<Vec<Entry>, LayerError> {
+    let Some(root_prefix) = tree_root else {
+        sort_checked(name, &mut entries, paths, origins)?;
+        return Ok(entries);
+    };
+    let entries = in_tree_order(entries, paths, &folders, &root_prefix)?;
+    debug_assert!(
+        entries
+            .windows(2)
+            .all(|pair| paths.get(pair[0].path) < paths.get(pair[1].path)),
+        "a single root's walk is in strict path order"
+    );
+    Ok(entries)
 }
 
 /// Sorts the entries by path; two entries at one path are a collision.
@@ -239,6 +272,7 @@ pub(super) fn add_ancestors(
         });
         let span = keep(&mut listed.paths, &path)?;
         let origin = origin_index(origins)?;
+        let stamp = Stamp::default().digest_at(&path);
         origins.push(Origin {
             source: Arc::from(Path::new("(ancestor folder)")),
             rel_start: u32::MAX,
@@ -250,7 +284,7 @@ pub(super) fn add_ancestors(
             kind: EntryKind::Dir,
             mode: known.mode,
             multi_linked: false,
-            stamp: Stamp::default().digest(),
+            stamp,
             defaulted: known.defaulted,
             rewrite: None,
         });
@@ -364,7 +398,7 @@ impl WalkQueue {
 /// Moves the walkers' findings into `listed` without holding two copies:
 /// the arenas' chunks are taken as they are, the largest list of entries is
 /// grown in place (a large allocation is remapped, not copied), and each
-/// other list is freed once moved.
+/// other list is freed once moved. The folders' ranges move with their entries.
 fn gather(listed: &mut Listed, mut lists: Vec<Listed>) {
     for list in &mut lists {
         let moved = listed.paths.absorb(std::mem::take(&mut list.paths));
@@ -377,19 +411,44 @@ fn gather(listed: &mut Listed, mut lists: Vec<Listed>) {
         listed.warnings.append(&mut list.warnings);
         listed.links.append(&mut list.links);
     }
-    let mut lists: Vec<Vec<Entry>> = lists.into_iter().map(|list| list.entries).collect();
-    lists.sort_by_key(|list| std::cmp::Reverse(list.len()));
+    lists.sort_by_key(|list| std::cmp::Reverse(list.entries.len()));
     let mut lists = lists.into_iter();
-    let Some(mut largest) = lists.next() else {
+    let Some(largest) = lists.next() else {
         return;
     };
-    let rest: usize = lists.as_slice().iter().map(Vec::len).sum();
-    largest.reserve_exact(rest + listed.entries.len());
-    largest.append(&mut listed.entries);
+    let Listed {
+        entries: mut all,
+        folders: mut all_folders,
+        ..
+    } = largest;
+    let rest: usize = lists.as_slice().iter().map(|list| list.entries.len()).sum();
+    all.reserve_exact(rest + listed.entries.len());
+    let mut append = |entries: &mut Vec<Entry>, folders: &mut Vec<FolderBlock>| {
+        let shift = all.len();
+        all.append(entries);
+        for mut folder in folders.drain(..) {
+            folder.range = folder.range.start + shift..folder.range.end + shift;
+            all_folders.push(folder);
+        }
+    };
+    append(&mut listed.entries, &mut listed.folders);
     for mut list in lists {
-        largest.append(&mut list);
+        append(&mut list.entries, &mut list.folders);
     }
-    listed.entries = largest;
+    listed.entries = all;
+    listed.folders = all_folders;
+}
+
+/// The image path of the folder `rel_dir` of a root at `target`, with a `/` after it.
+fn folder_prefix(target: &[u8], rel_dir: &[u8]) -> Vec<u8> {
+    let mut prefix = Vec::with_capacity(target.len() + rel_dir.len() + 2);
+    prefix.extend_from_slice(target);
+    prefix.push(b'/');
+    if !rel_dir.is_empty() {
+        prefix.extend_from_slice(rel_dir);
+        prefix.push(b'/');
+    }
+    prefix
 }
 
 /// Where `path`'s part below its source folder starts, for a path that is `target` plus `/` and that part.
@@ -426,17 +485,12 @@ pub(super) fn list_folder(
         source,
     };
     let open = open_folder(&dir).map_err(read_error)?;
-    let rel_dir = folder.rel_dir.as_os_str().as_bytes();
     // target/rel_dir/ : every path of this folder starts with it.
-    let mut prefix = Vec::with_capacity(folder.target.len() + rel_dir.len() + 2);
-    prefix.extend_from_slice(folder.target);
-    prefix.push(b'/');
-    if !rel_dir.is_empty() {
-        prefix.extend_from_slice(rel_dir);
-        prefix.push(b'/');
-    }
+    let prefix = folder_prefix(folder.target, folder.rel_dir.as_os_str().as_bytes());
     let rel_start = rel_start(folder.target);
     let mut folders = Vec::new();
+    let mut subfolders = Vec::new();
+    let first = listed.entries.len();
     // Reused: the entry keeps its path in the arena, not in an allocation of its own.
     let mut path = Vec::with_capacity(prefix.len() + 64);
     reader.for_each(&open, read_error, |name| {
@@ -452,6 +506,7 @@ pub(super) fn list_folder(
         let excluded = excludes.is_excluded(rel);
         if stat.is_dir() && (!excluded || excludes.may_reinclude()) {
             folders.push(rel.to_path_buf());
+            subfolders.push(Box::from(name));
         }
         if excluded {
             return Ok(());
@@ -471,6 +526,14 @@ pub(super) fn list_folder(
         }
         Ok(())
     })?;
+    // Sorted here, on the walking threads, a folder at a time (see `tree_order`).
+    sort_folder(&mut listed.entries[first..], &listed.paths, prefix.len());
+    sort_subfolders(&mut subfolders);
+    listed.folders.push(FolderBlock {
+        prefix: prefix.into(),
+        range: first..listed.entries.len(),
+        subfolders,
+    });
     Ok(folders)
 }
 
@@ -482,6 +545,8 @@ pub(super) struct Listed {
     pub(super) links: Vec<LinkCandidate>,
     /// The entries' paths and symlink targets.
     pub(super) paths: PathArena,
+    /// The folders listed, each a sorted run of `entries`.
+    pub(super) folders: Vec<FolderBlock>,
 }
 
 /// A file with more than one link, by path, and its (device, inode): kept
@@ -543,7 +608,7 @@ pub(super) fn entry_for(
         origin,
         kind,
         mode: stat.mode & 0o7777,
-        stamp: Stamp::of(stat).digest(),
+        stamp: Stamp::of(stat).digest_at(path),
         multi_linked,
         defaulted: false,
         rewrite: None,

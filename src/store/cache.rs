@@ -33,11 +33,13 @@ pub enum Cache {
     Contents,
     /// A registry and a blob → the repositories there known to hold it (`registry::blob_locations`).
     BlobLocations,
+    /// A library's walked listing and split settings → its inventory and split (`plan::library_cache`).
+    LibraryPlans,
 }
 
 impl Cache {
     /// Every cache, for the sweep of temp files when the store opens.
-    pub const ALL: [Cache; 7] = [
+    pub const ALL: [Cache; 8] = [
         Cache::Layers,
         Cache::BaseFolders,
         Cache::BaseFiles,
@@ -45,6 +47,7 @@ impl Cache {
         Cache::ContentHints,
         Cache::Contents,
         Cache::BlobLocations,
+        Cache::LibraryPlans,
     ];
 
     /// The cache's name, which is also its folder under `meta/`.
@@ -57,6 +60,7 @@ impl Cache {
             Cache::ContentHints => "content-hints",
             Cache::Contents => "contents",
             Cache::BlobLocations => "blob-locations",
+            Cache::LibraryPlans => "library-plans",
         }
     }
 }

@@ -213,7 +213,9 @@ fn plan_under_policy(
 ) -> Result<(BuildPlan, Option<Policy>), Error> {
     let (request, policy) = under_policy(command, spec)?;
     let request = owners::resolve_owner_names(session, request)?;
-    let plan = plan::plan_build(&request)?;
+    // A store that does not open plans without the library cache; the build then says why it failed.
+    let access = session.access().ok();
+    let plan = plan::plan_build_cached(&request, access.as_ref().map(|a| a.store))?;
     if command.signer.is_some() {
         sign::check_signable(&plan.destinations)?;
     }

@@ -23,6 +23,9 @@ use crate::layer::{
 use crate::reference::{ImageRef, Location};
 use crate::scan::ScanRules;
 use crate::spec::{Mount, Spec, SpecError, is_value_key};
+use crate::store::Store;
+
+mod library_cache;
 
 /// Everything a build is asked to do: the spec and the command line's settings.
 #[derive(Debug, Clone)]
@@ -216,6 +219,15 @@ impl BuildPlan {
 
 /// Validates the request and walks the sources (I/O: stats only).
 pub fn plan_build(request: &BuildRequest) -> Result<BuildPlan, Error> {
+    plan_build_cached(request, None)
+}
+
+/// [`plan_build`], with what the steps after the library's walk made of an
+/// unchanged listing taken from, and kept in, `cache` (`library_cache`).
+pub fn plan_build_cached(
+    request: &BuildRequest,
+    cache: Option<&Store>,
+) -> Result<BuildPlan, Error> {
     let (spec, options) = (&request.spec, &request.options);
     let destinations = destinations(request)?;
     let allowed_secrets = allowed_secret_paths(request)?;
@@ -223,7 +235,7 @@ pub fn plan_build(request: &BuildRequest) -> Result<BuildPlan, Error> {
         spec.check_values(&allowed_secrets)?;
     }
     let (base, platform) = base_and_platform(request)?;
-    let (mut layers, library) = plan_layers(request)?;
+    let (mut layers, library) = plan_layers(request, cache)?;
     if options.secret_scan {
         let rules = ScanRules {
             secret_names: spec.secret_names.clone(),
@@ -289,13 +301,17 @@ pub fn base_and_platform(request: &BuildRequest) -> Result<(Location, Platform),
 }
 
 /// The library (split by package), the extra files, and the workspace, in that order.
-fn plan_layers(request: &BuildRequest) -> Result<(Vec<LayerPlan>, Option<LibraryPlan>), Error> {
+fn plan_layers(
+    request: &BuildRequest,
+    cache: Option<&Store>,
+) -> Result<(Vec<LayerPlan>, Option<LibraryPlan>), Error> {
     let spec = &request.spec;
     let excludes = Excludes::new(&spec.exclude)?;
     let mut known_dirs = KnownDirs::new();
     let (mut layers, library) = match &spec.library {
         Some(mount) => {
-            let (layers, library) = plan_library(request, mount, &excludes, &mut known_dirs)?;
+            let (layers, library) =
+                plan_library(request, mount, &excludes, &mut known_dirs, cache)?;
             (layers, Some(library))
         }
         None => (Vec::new(), None),
@@ -340,6 +356,7 @@ fn plan_library(
     mount: &Mount,
     excludes: &Excludes,
     known_dirs: &mut KnownDirs,
+    cache: Option<&Store>,
 ) -> Result<(Vec<LayerPlan>, LibraryPlan), Error> {
     let spec = &request.spec;
     let mut library = layer::plan_layer(
@@ -353,17 +370,57 @@ fn plan_library(
         excludes,
         known_dirs,
     )?;
+    let max_layers = request.options.library_layers;
+    let cached = cache.map(|store| {
+        let key = library_cache::key(mount, max_layers, &library);
+        let record = library_cache::read(store, &key);
+        (store, key, record)
+    });
+    let cached = match cached {
+        Some((store, key, Some(record))) => match library_cache::restore(record, library) {
+            Ok((inventory, layers)) => {
+                // The checks that take the spec run again: it may have changed.
+                check_editables(mount, &inventory)?;
+                let relocation = relocation(spec, mount, &inventory)?;
+                let library = LibraryPlan {
+                    source: mount.source.clone(),
+                    target: mount.target.clone(),
+                    inventory,
+                    relocation,
+                };
+                return Ok((layers, library));
+            }
+            Err(plan) => {
+                library = *plan;
+                Some((store, key))
+            }
+        },
+        Some((store, key, None)) => Some((store, key)),
+        None => None,
+    };
     let inventory = Inventory::read(&mount.source, &library.walked_under(&mount.target))?;
     check_editables(mount, &inventory)?;
     let relocation = relocation(spec, mount, &inventory)?;
     if let Some(relocation) = &relocation {
         library.plan_relocation(&mount.target, &inventory, relocation.clone())?;
     }
-    let layers = library.split_by_package(&LibrarySplit {
+    let split = LibrarySplit {
         target: &mount.target,
         inventory: &inventory,
-        max_layers: request.options.library_layers,
-    });
+        max_layers,
+    };
+    let layers = match cached {
+        Some((store, key)) => {
+            // Taken before the split, which consumes the plan.
+            let unsplit = library_cache::unsplit_record(&library, &inventory);
+            let (layers, split) = library.split_by_package_recorded(&split);
+            if let Some(record) = unsplit {
+                library_cache::write(store, &key, record, split);
+            }
+            layers
+        }
+        None => library.split_by_package(&split),
+    };
     let library = LibraryPlan {
         source: mount.source.clone(),
         target: mount.target.clone(),
