@@ -214,7 +214,7 @@ fn an_unchanged_library_is_planned_from_its_record_as_planning_afresh_plans_it()
     );
     fs::write(&kept[0], &original).unwrap();
 
-    // A changed tree is another listing: planned afresh, and kept beside the first.
+    // A changed tree is another listing: planned afresh, its record replacing the first.
     let site = spec_file
         .parent()
         .unwrap()
@@ -227,7 +227,8 @@ fn an_unchanged_library_is_planned_from_its_record_as_planning_afresh_plans_it()
     let changed_fresh = summary(&plan(&spec_file, None));
     assert!(changed_fresh.contains("beta/added.py"));
     assert_eq!(summary(&plan(&spec_file, Some(&store))), changed_fresh);
-    assert_eq!(records(&store_dir).len(), 2);
+    assert_eq!(records(&store_dir), kept, "one record for the library");
+    assert_ne!(fs::read_to_string(&kept[0]).unwrap(), original);
     assert_eq!(summary(&plan(&spec_file, Some(&store))), changed_fresh);
 }
 

@@ -26,6 +26,8 @@ const LIBRARY_CACHE_VERSION: u32 = 1;
 /// What the steps after the walk made of one listing.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct LibraryRecord {
+    /// The listing it was made from (`LayerPlan::listing_digest`).
+    listing: Digest,
     /// With every package's `files` and `prefixed` emptied: they are in `files` and `prefixed`.
     inventory: Inventory,
     /// Each package's files, as runs (first index, count) of the listing's indices.
@@ -38,31 +40,39 @@ pub(super) struct LibraryRecord {
     split: SplitRecord,
 }
 
-/// The key of `library`'s record: its listing, where it goes, and the most layers it may split into.
-pub(super) fn key(mount: &Mount, max_layers: usize, library: &LayerPlan) -> Digest {
+/// The key of a library's record: where it is read from and goes, and the
+/// most layers it may split into. Not its listing, which the record holds:
+/// one record a library, replaced when the library changes, so records do
+/// not pile up in the store (they name no blob, so a prune would not remove them).
+pub(super) fn key(mount: &Mount, max_layers: usize) -> Digest {
     let text = format!(
-        "stowage library plan v{LIBRARY_CACHE_VERSION}\n{}\n{}\n{}\n{}\n{max_layers}\n{}\n",
+        "stowage library plan v{LIBRARY_CACHE_VERSION}\n{}\n{}\n{}\n{}\n{max_layers}\n",
         env!("CARGO_PKG_VERSION"),
         mount.source.display(),
         mount.target,
         mount.relocate,
-        library.listing_digest(),
     );
     Digest::of(text.as_bytes())
 }
 
-/// The record under `key`, when the store has one that reads.
-pub(super) fn read(store: &Store, key: &Digest) -> Option<LibraryRecord> {
-    store.read_record(Cache::LibraryPlans, key)
+/// The record under `key` when the store has one that reads and was made from `listing`.
+pub(super) fn read(store: &Store, key: &Digest, listing: &Digest) -> Option<LibraryRecord> {
+    let record: LibraryRecord = store.read_record(Cache::LibraryPlans, key)?;
+    (record.listing == *listing).then_some(record)
 }
 
 /// What the steps after the walk made of `library` (the plan before the
 /// split, relocation marked), whose listing `inventory` was read from;
 /// the split is added by `write`. None when a key of the inventory is not
 /// the listing's (nothing is kept then).
-pub(super) fn unsplit_record(library: &LayerPlan, inventory: &Inventory) -> Option<LibraryRecord> {
+pub(super) fn unsplit_record(
+    library: &LayerPlan,
+    listing: Digest,
+    inventory: &Inventory,
+) -> Option<LibraryRecord> {
     let indices = library.indices_by_key();
     let mut record = LibraryRecord {
+        listing,
         inventory: inventory.clone(),
         files: Vec::new(),
         prefixed: Vec::new(),
@@ -102,6 +112,7 @@ pub(super) fn restore(
     mut library: LayerPlan,
 ) -> Result<(Inventory, Vec<LayerPlan>), Box<LayerPlan>> {
     let LibraryRecord {
+        listing: _,
         mut inventory,
         files,
         prefixed,

@@ -372,9 +372,10 @@ fn plan_library(
     )?;
     let max_layers = request.options.library_layers;
     let cached = cache.map(|store| {
-        let key = library_cache::key(mount, max_layers, &library);
-        let record = library_cache::read(store, &key);
-        (store, key, record)
+        let key = library_cache::key(mount, max_layers);
+        let listing = library.listing_digest();
+        let record = library_cache::read(store, &key, &listing);
+        (store, (key, listing), record)
     });
     let cached = match cached {
         Some((store, key, Some(record))) => match library_cache::restore(record, library) {
@@ -410,9 +411,9 @@ fn plan_library(
         max_layers,
     };
     let layers = match cached {
-        Some((store, key)) => {
+        Some((store, (key, listing))) => {
             // Taken before the split, which consumes the plan.
-            let unsplit = library_cache::unsplit_record(&library, &inventory);
+            let unsplit = library_cache::unsplit_record(&library, listing, &inventory);
             let (layers, split) = library.split_by_package_recorded(&split);
             if let Some(record) = unsplit {
                 library_cache::write(store, &key, record, split);
