@@ -710,3 +710,81 @@ fn a_pyc_matching_its_source_records_the_image_mtime_and_others_stay() {
         fresh
     );
 }
+
+/// A single root's walk, put in order a folder at a time, gives the order and the entries one sort of every path gives:
+/// names that sort around a folder's (`a.b`, `a-b`, `a0`, bytes past ASCII), empty folders, and an excluded folder walked for a re-included file.
+#[test]
+fn a_single_roots_tree_order_is_the_order_one_sort_gives() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("lib");
+    let names: [&[u8]; 9] = [
+        b"a",
+        b"a.b",
+        b"a-b",
+        b"a0",
+        b"ab",
+        b"b",
+        b"\xc3\xa9",
+        b"\xff",
+        b"A",
+    ];
+    for first in names {
+        let top = src.join(std::ffi::OsStr::from_bytes(first));
+        fs::create_dir_all(&top).unwrap();
+        for second in names {
+            let path = top.join(std::ffi::OsStr::from_bytes(second));
+            if second.len() % 2 == 0 {
+                fs::create_dir_all(path.join("inner")).unwrap();
+                fs::write(path.join("inner/file"), "x").unwrap();
+            } else {
+                fs::write(&path, "x").unwrap();
+            }
+        }
+    }
+    fs::create_dir_all(src.join("empty/also-empty")).unwrap();
+    fs::create_dir_all(src.join("build/deep")).unwrap();
+    fs::write(src.join("build/out.o"), "o").unwrap();
+    fs::write(src.join("build/deep/keep"), "k").unwrap();
+    let excludes = Excludes::new(&["build/".into(), "!build/deep/keep".into()]).unwrap();
+    let plan = plan_layer(
+        LayerRole::Workspace,
+        &[root(&src, "/srv/app")],
+        &excludes,
+        &mut KnownDirs::new(),
+    )
+    .unwrap();
+    let base = BaseFolders::new();
+    let walked: Vec<Vec<u8>> = plan
+        .planned_entries(&base)
+        .map(|e| e.path.to_vec())
+        .collect();
+    let mut sorted = walked.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(walked, sorted, "in strict path order");
+    // Every path a plain recursive listing finds, but the excluded ones.
+    let mut expected: Vec<Vec<u8>> = vec![b"srv".to_vec(), b"srv/app".to_vec()];
+    let mut pending = vec![src.clone()];
+    while let Some(folder) = pending.pop() {
+        for entry in fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            let rel = path
+                .strip_prefix(&src)
+                .unwrap()
+                .as_os_str()
+                .as_bytes()
+                .to_vec();
+            if path.is_dir() {
+                pending.push(path.clone());
+            }
+            if rel == b"build" || rel == b"build/out.o" || rel == b"build/deep" {
+                continue;
+            }
+            expected.push([b"srv/app/".as_slice(), &rel].concat());
+        }
+    }
+    expected.sort();
+    assert_eq!(walked, expected);
+    assert!(walked.contains(&b"srv/app/build/deep/keep".to_vec()));
+}
