@@ -26,5 +26,6 @@ pub mod spec;
 pub mod store;
 pub mod tar_read;
 pub mod transport;
+pub mod units;
 
 pub use error::Error;

@@ -9,7 +9,6 @@ mod password;
 mod paths;
 mod progress;
 mod render;
-mod units;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::units::human_bytes;
 use crate::digest::Digest;
 use crate::layer::{BuiltLayer, LayerProgress};
 use crate::registry::{TransferEnd, TransferKind, TransferProgress};
+use crate::units::human_bytes;
 
 /// How often plain lines report a running build or transfer: often enough
 /// to show a long one is alive, rarely enough to keep CI logs readable.

@@ -20,7 +20,7 @@ use crate::registry::PushReport;
 use crate::store::{PruneReport, StoreInfo};
 
 use super::progress::Progress;
-use super::units::human_bytes;
+use crate::units::human_bytes;
 
 /// How chatty stderr is.
 pub struct Output {

@@ -371,19 +371,13 @@ fn channel_of(package: &Package) -> Option<String> {
         .flatten()
 }
 
-/// A size in words: `2.1 GiB`, `512 B`.
+/// A size in words, exact where rounded: `2.1 GiB (2254857830 bytes)`, `512 B`.
 fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
+    let words = crate::units::human_bytes(n);
+    if n < 1024 {
+        words
     } else {
-        format!("{value:.1} {} ({n} bytes)", UNITS[unit])
+        format!("{words} ({n} bytes)")
     }
 }
 

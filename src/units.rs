@@ -1,4 +1,4 @@
-//! Quantities as people read them: bytes in binary units.
+//! Quantities as people read them: bytes in binary units (the CLI's output and the policy's verdicts both say sizes this way).
 
 /// `1.5 MiB`: bytes in binary units.
 pub fn human_bytes(bytes: u64) -> String {
