@@ -1,13 +1,15 @@
 //! A package's license as the policy judges it: which text (declared, later
 //! concluded) and how it reads as an SPDX expression.
 //!
-//! The SPDX grammar itself is the `spdx` crate's; this file only turns the
-//! free text packages declare into something it can parse: R's `GPL-2 |
-//! GPL-3` and `MIT + file LICENSE`, and a few names the trove classifiers
-//! and old metadata spell out in words.
+//! The SPDX grammar itself is the `spdx` crate's, and the reading of
+//! declared free text (R's `GPL-2 | GPL-3`, names in words) the inventory's
+//! (`inventory::license`), so a policy and the SBOM never disagree on what a
+//! license text means; this file adds the slack of `/` for OR and of
+//! alternatives joined by ` or `.
 
 use spdx::{Expression, LicenseItem, LicenseReq, ParseMode};
 
+use crate::inventory::license::declared_expression;
 use crate::inventory::{Ecosystem, Package};
 
 /// The license text of `package` the policy judges: the declared one when
@@ -34,51 +36,20 @@ const DECLARED: ParseMode = ParseMode {
     allow_unknown: false,
 };
 
-/// Names written in words (lowercase) and the SPDX id they mean.
-const NAMES: &[(&str, &str)] = &[
-    ("gnu affero gpl 3.0", "AGPL-3.0-only"),
-    ("gnu affero general public license v3", "AGPL-3.0-only"),
-    (
-        "gnu affero general public license v3 or later (agplv3+)",
-        "AGPL-3.0-or-later",
-    ),
-    ("gnu general public license v2 (gplv2)", "GPL-2.0-only"),
-    ("gnu general public license v3 (gplv3)", "GPL-3.0-only"),
-    ("apache software license", "Apache-2.0"),
-    ("apache license 2.0", "Apache-2.0"),
-    ("apache license (== 2.0)", "Apache-2.0"),
-    ("apache license (>= 2.0)", "Apache-2.0"),
-    ("mit license", "MIT"),
-    // R's DESCRIPTION spellings (Writing R Extensions, "Licensing").
-    ("gpl-2", "GPL-2.0-only"),
-    ("gpl-3", "GPL-3.0-only"),
-    ("gpl (>= 2)", "GPL-2.0-or-later"),
-    ("gpl (>= 2.0)", "GPL-2.0-or-later"),
-    ("gpl (>= 3)", "GPL-3.0-or-later"),
-    ("gpl (>= 3.0)", "GPL-3.0-or-later"),
-    ("lgpl-2", "LGPL-2.0-only"),
-    ("lgpl-2.1", "LGPL-2.1-only"),
-    ("lgpl-3", "LGPL-3.0-only"),
-    ("lgpl (>= 2)", "LGPL-2.0-or-later"),
-    ("lgpl (>= 2.1)", "LGPL-2.1-or-later"),
-    ("lgpl (>= 3)", "LGPL-3.0-or-later"),
-    ("agpl-3", "AGPL-3.0-only"),
-    ("agpl (>= 3)", "AGPL-3.0-or-later"),
-    ("bsd_2_clause", "BSD-2-Clause"),
-    ("bsd_3_clause", "BSD-3-Clause"),
-    ("cc0", "CC0-1.0"),
-];
-
-/// `text` as an SPDX expression: parsed as written, else read as alternatives
-/// (`|`, ` or `) of names each in SPDX or in [`NAMES`]; None when any part is
-/// neither, so the license counts as unknown.
+/// `text` as an SPDX expression: parsed as written (with [`DECLARED`]'s
+/// slack), else read as alternatives (`|`, ` or `), each as the inventory
+/// reads declared licenses (`inventory::license::declared_expression`: R's
+/// abbreviations, names in words with one meaning); None when any part is
+/// neither, so the license counts as unknown. A family name (`BSD License`,
+/// `Apache Software License`) is unknown here too: the inventory concludes
+/// those from the package's license files, which `license_of` prefers.
 pub fn expression(ecosystem: Ecosystem, text: &str) -> Option<Expression> {
     let text = text.trim();
     if let Ok(expression) = Expression::parse_mode(text, DECLARED) {
         return Some(expression);
     }
-    if let Some(id) = named(text) {
-        return Expression::parse(id).ok();
+    if let Some(canonical) = declared_expression(ecosystem, text) {
+        return Expression::parse(&canonical).ok();
     }
     let text = text
         .strip_prefix("Dual Licensed - ")
@@ -95,33 +66,21 @@ pub fn expression(ecosystem: Ecosystem, text: &str) -> Option<Expression> {
             .flat_map(|a| a.split(separator))
             .collect();
     }
-    let parts: Option<Vec<String>> = alternatives.iter().map(|a| alternative(a)).collect();
+    let parts: Option<Vec<String>> = alternatives
+        .iter()
+        .map(|a| alternative(ecosystem, a))
+        .collect();
     Expression::parse_mode(&parts?.join(" OR "), DECLARED).ok()
 }
 
-/// One alternative of a declared license: an SPDX expression or a known
-/// name, with R's `+ file LICENSE` (extra terms in a file) dropped.
-fn alternative(text: &str) -> Option<String> {
-    let mut text = text.trim();
-    for suffix in ["+ file LICENSE", "+ file LICENCE"] {
-        if let Some(stripped) = text.strip_suffix(suffix) {
-            text = stripped.trim();
-        }
-    }
-    if let Some(id) = named(text) {
-        return Some(id.to_string());
-    }
-    Expression::parse_mode(text, DECLARED)
-        .ok()
-        .map(|e| format!("({})", e.as_ref()))
-}
-
-fn named(text: &str) -> Option<&'static str> {
-    let lower = text.trim().to_ascii_lowercase();
-    NAMES
-        .iter()
-        .find(|(name, _)| *name == lower)
-        .map(|(_, id)| *id)
+/// One alternative of a declared license, parenthesised for the OR around it.
+fn alternative(ecosystem: Ecosystem, text: &str) -> Option<String> {
+    let text = text.trim();
+    let canonical = match declared_expression(ecosystem, text) {
+        Some(canonical) => canonical,
+        None => Expression::parse_mode(text, DECLARED).ok()?.to_string(),
+    };
+    Some(format!("({canonical})"))
 }
 
 /// A term as policies name it: the canonical id (`GPL-2.0-only`,
@@ -213,6 +172,11 @@ mod tests {
             ["LicenseRef-Acme"]
         );
         assert!(expression(Ecosystem::Python, "BSD").is_none());
+        // A family, as the inventory reads it: the license files decide, not a guess here.
+        assert!(expression(Ecosystem::Python, "Apache Software License").is_none());
+        assert_eq!(terms(Ecosystem::R, "Apache License (>= 2)"), ["Apache-2.0"]);
+        // Terms added in a file are more than the license named: unknown.
+        assert!(expression(Ecosystem::R, "GPL-3 + file LICENSE").is_none());
         assert!(expression(Ecosystem::Python, "Artifex Commercial License").is_none());
     }
 }

@@ -75,8 +75,8 @@ fn an_agpl_package_is_refused_with_its_version_license_and_policy_line() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     for needle in [
         "pkg:pypi/pymupdf@1.24.14",
-        "GNU AFFERO GPL 3.0",
-        "AGPL-3.0-only",
+        // `License: GNU AFFERO GPL 3.0`, which the inventory reads as the one license it names.
+        "license AGPL-3.0-only",
         "licenses.deny",
         "policy line 2",
     ] {

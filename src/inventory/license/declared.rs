@@ -71,6 +71,15 @@ const NAMES: &[(&str, &str)] = &[
     ("lgplv3+", "LGPL-3.0-or-later"),
     ("agplv3", "AGPL-3.0-only"),
     ("agplv3+", "AGPL-3.0-or-later"),
+    // Spelled out, with the version (PyMuPDF's `License:`, classifiers copied into it).
+    ("gnu affero gpl 3.0", "AGPL-3.0-only"),
+    ("gnu affero general public license v3", "AGPL-3.0-only"),
+    (
+        "gnu affero general public license v3 or later (agplv3+)",
+        "AGPL-3.0-or-later",
+    ),
+    ("gnu general public license v2 (gplv2)", "GPL-2.0-only"),
+    ("gnu general public license v3 (gplv3)", "GPL-3.0-only"),
 ];
 
 /// Trove classifiers (the part after the last `::`) that name one SPDX
@@ -247,7 +256,12 @@ fn r_name(name: &str) -> Option<String> {
         "MIT" => "MIT",
         "BSD_2_clause" => "BSD-2-Clause",
         "BSD_3_clause" => "BSD-3-Clause",
-        "Apache License 2.0" | "Apache License (== 2.0)" | "Apache License (== 2)" => "Apache-2.0",
+        // Apache 2.0 is the last version, so "2 or later" is it.
+        "Apache License 2.0"
+        | "Apache License (== 2.0)"
+        | "Apache License (== 2)"
+        | "Apache License (>= 2.0)"
+        | "Apache License (>= 2)" => "Apache-2.0",
         "Artistic-2.0" | "Artistic License 2.0" => "Artistic-2.0",
         "CC0" => "CC0-1.0",
         "CC BY 4.0" => "CC-BY-4.0",

@@ -12,7 +12,18 @@ pub use declared::{is_spdx_expression, spdx_expression};
 pub use matcher::{MARGIN, Matcher, THRESHOLD};
 
 use super::locate::{ReadState, split_last};
-use super::{InventoryError, Package};
+use super::{Ecosystem, InventoryError, Package};
+
+/// Declared license text as the SPDX expression it plainly means, read the
+/// way the ecosystem writes licenses (R's `GPL-2 | GPL-3`, Python's and
+/// npm's names in words); None for a name that stands for several licenses
+/// or none, such as `BSD License` or `Apache Software License`.
+pub fn declared_expression(ecosystem: Ecosystem, text: &str) -> Option<String> {
+    match ecosystem {
+        Ecosystem::R => r_license(text),
+        _ => free_text(text),
+    }
+}
 
 /// License files longer than this are not one license text (GPL-3.0 is 35 KB).
 const LONGEST_LICENSE_FILE: usize = 256 * 1024;
