@@ -66,7 +66,10 @@ pub fn run() -> i32 {
         progress: (!cli.quiet).then(|| Arc::new(progress::Progress::for_stderr())),
         failed_record: Mutex::new(None),
     };
-    let mut journal_paths = paths::from_environment();
+    let mut journal_paths = match paths::from_environment() {
+        Ok(paths) => paths,
+        Err(e) => return render::report_error(&e.into()),
+    };
     if let Some(url) = &cli.journal {
         match crate::exports::JournalLocation::parse(url) {
             Ok(location) => journal_paths.journal = location,

@@ -8,9 +8,54 @@ use crate::commands::SessionPaths;
 use crate::error::Error;
 use crate::exports::JournalLocation;
 
-/// The store and journal folders this process's environment names.
-pub fn from_environment() -> SessionPaths {
-    resolve(|name| std::env::var_os(name), is_writable_folder)
+/// The store and journal folders this process's environment names; when
+/// they fall back to the shared temporary folder, `$TMPDIR/stowage-<uid>`
+/// is claimed first (`claim_private_folder`).
+pub fn from_environment() -> Result<SessionPaths, Error> {
+    let (paths, fallback) = resolve(|name| std::env::var_os(name), is_writable_folder);
+    if let Some(root) = fallback {
+        claim_private_folder(&root).map_err(|problem| {
+            Error::usage(
+                format!(
+                    "{}: {problem}, so stowage will not keep its store or journal there",
+                    root.display()
+                ),
+                "set STOWAGE_CACHE_DIR and STOWAGE_STATE_DIR (or HOME) to folders of your own",
+            )
+        })?;
+    }
+    Ok(paths)
+}
+
+/// Makes `root` a folder only this user can enter (0700), or checks that
+/// it is one: in a shared `/tmp` anyone may create `stowage-<uid>` first,
+/// and a store there would take blobs and cache records from them.
+fn claim_private_folder(root: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    match std::fs::DirBuilder::new().mode(0o700).create(root) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(format!("cannot be created ({e})")),
+    }
+    let meta = std::fs::symlink_metadata(root).map_err(|e| format!("cannot be read ({e})"))?;
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    if !meta.is_dir() {
+        return Err("is not a folder (a symlink or a file)".into());
+    }
+    if meta.uid() != uid {
+        return Err(format!(
+            "belongs to uid {}, not to you (uid {uid})",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "may be written by others (mode {:o})",
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(())
 }
 
 /// True when this process may create files in the folder at `path` (I/O: asks the kernel).
@@ -68,10 +113,12 @@ pub fn cache_max_size() -> Result<Option<u64>, Error> {
 /// under `$TMPDIR/stowage-<uid>/` (`/tmp` without `TMPDIR`), which lasts as
 /// long as the container does; a platform that wants them kept sets
 /// `STOWAGE_CACHE_DIR` and `STOWAGE_STATE_DIR`.
+///
+/// Also returns the temporary folder when either path is under it.
 fn resolve(
     lookup: impl Fn(&str) -> Option<OsString>,
     writable: impl Fn(&Path) -> bool,
-) -> SessionPaths {
+) -> (SessionPaths, Option<PathBuf>) {
     let var = |name: &str| {
         lookup(name)
             .filter(|value| !value.is_empty())
@@ -85,22 +132,28 @@ fn resolve(
             .unwrap_or_else(|| PathBuf::from("/tmp"))
             .join(format!("stowage-{uid}"))
     };
+    let mut used_fallback = false;
+    let mut under_fallback = |folder: &str| {
+        used_fallback = true;
+        fallback().join(folder)
+    };
     let store = var("STOWAGE_CACHE_DIR")
         .or_else(|| var("XDG_CACHE_HOME").map(|dir| dir.join("stowage")))
         .unwrap_or_else(|| match &home {
             Some(home) => home.join(".cache/stowage"),
-            None => fallback().join("cache"),
+            None => under_fallback("cache"),
         });
     let journal = var("STOWAGE_STATE_DIR")
         .or_else(|| var("XDG_STATE_HOME").map(|dir| dir.join("stowage")))
         .unwrap_or_else(|| match &home {
             Some(home) => home.join(".local/state/stowage"),
-            None => fallback().join("state"),
+            None => under_fallback("state"),
         });
-    SessionPaths {
+    let paths = SessionPaths {
         store,
         journal: JournalLocation::default_in(&journal),
-    }
+    };
+    (paths, used_fallback.then(fallback))
 }
 
 #[cfg(test)]
@@ -109,11 +162,11 @@ mod tests {
     use std::ffi::OsString;
     use std::path::Path;
 
-    use super::resolve;
+    use super::{claim_private_folder, resolve};
 
     fn paths_with(vars: &[(&str, &str)]) -> (String, String) {
         let vars: HashMap<&str, OsString> = vars.iter().map(|(k, v)| (*k, (*v).into())).collect();
-        let paths = resolve(
+        let (paths, _) = resolve(
             |name| vars.get(name).cloned(),
             |home| home != Path::new("/"),
         );
@@ -189,5 +242,27 @@ mod tests {
                 format!("sqlite:/tmp/stowage-{uid}/state/exports.sqlite3")
             )
         );
+    }
+
+    #[test]
+    fn the_temporary_folder_is_claimed_only_when_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("stowage-test");
+        claim_private_folder(&root).unwrap();
+        let mode = std::fs::metadata(&root).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        claim_private_folder(&root).unwrap();
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = claim_private_folder(&root).unwrap_err();
+        assert!(err.contains("written by others (mode 777)"), "{err}");
+        let link = dir.path().join("planted");
+        std::os::unix::fs::symlink(&root, &link).unwrap();
+        let err = claim_private_folder(&link).unwrap_err();
+        assert!(err.contains("not a folder"), "{err}");
+        let (_, fallback) = resolve(|_| None, |_| true);
+        assert!(fallback.is_some(), "no HOME: the temporary folder");
+        let home = |name: &str| (name == "HOME").then(|| "/h".into());
+        assert!(resolve(home, |_| true).1.is_none());
     }
 }
