@@ -268,29 +268,6 @@ impl Inventory {
         })
     }
 
-    /// Maps every file key the packages hold through `map`, and sorts the
-    /// lists by the new keys; false when a key has no image (the inventory
-    /// is then part-mapped, for the caller to drop).
-    pub fn map_file_keys(&mut self, map: impl Fn(FileKey) -> Option<FileKey>) -> bool {
-        for package in &mut self.packages {
-            for key in &mut package.files {
-                let Some(mapped) = map(*key) else {
-                    return false;
-                };
-                *key = mapped;
-            }
-            for file in &mut package.prefixed {
-                let Some(mapped) = map(file.key) else {
-                    return false;
-                };
-                file.key = mapped;
-            }
-            package.files.sort_unstable();
-            package.prefixed.sort_unstable();
-        }
-        true
-    }
-
     /// Which package owns each file: the first in sort order that lists it
     /// (a shipped extension's or vendored dist-info's shipper).
     pub fn owners(&self) -> Owners {

@@ -404,9 +404,11 @@ impl LayerPlan {
     ) -> Vec<LayerPlan> {
         let total = layers.len();
         let mut sizes = vec![0usize; total];
-        for mask in masks {
-            for (layer, size) in sizes.iter_mut().enumerate() {
-                *size += usize::from(mask & (1 << layer) != 0);
+        for &mask in masks {
+            let mut rest = mask;
+            while rest != 0 {
+                sizes[rest.trailing_zeros() as usize] += 1;
+                rest &= rest - 1;
             }
         }
         let mut buckets: Vec<Vec<Entry>> = sizes.iter().map(|n| Vec::with_capacity(*n)).collect();

@@ -141,15 +141,14 @@ pub(super) fn restore(
                 })
             })
             .collect();
-        let (Some(keys), Some(listed)) = (keys, listed) else {
+        let (Some(mut keys), Some(mut listed)) = (keys, listed) else {
             return Err(Box::new(library));
         };
+        // Sorted by key, as the inventory keeps them.
+        keys.sort_unstable();
+        listed.sort_unstable();
         package.files = keys;
         package.prefixed = listed;
-    }
-    // Sorted by key, as the inventory keeps them.
-    if !inventory.map_file_keys(Some) {
-        return Err(Box::new(library));
     }
     if !library.mark_rewrites(&rewrites, relocation) {
         return Err(Box::new(library));
